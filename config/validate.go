@@ -1,0 +1,140 @@
+package config
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+)
+
+// Validate checks everything that can be checked without knowing the
+// plugins, and returns every problem at once. Plugin settings are checked
+// by the plugins themselves (see the registry in cmd).
+func (c *Config) Validate() error {
+	var ps Problems
+	if !slices.Contains([]string{"debug", "info", "warn", "error"}, c.Log.Level) {
+		ps.Add("log.level", "must be one of debug, info, warn, error (got %q)", c.Log.Level)
+	}
+	if !slices.Contains([]string{"json", "console"}, c.Log.Format) {
+		ps.Add("log.format", "must be json or console (got %q)", c.Log.Format)
+	}
+	switch c.State.Backend {
+	case "embedded":
+		if c.State.Path == "" {
+			ps.Add("state.path", "is required for the embedded backend")
+		}
+	case "redis":
+		if len(c.State.Redis.Addrs) == 0 {
+			ps.Add("state.redis.addrs", "at least one address is required for the redis backend")
+		}
+		if c.State.Redis.DB < 0 {
+			ps.Add("state.redis.db", "must be >= 0")
+		}
+	default:
+		ps.Add("state.backend", "must be embedded or redis (got %q)", c.State.Backend)
+	}
+	if c.State.JournalSize < 0 {
+		ps.Add("state.journal_size", "must be > 0")
+	}
+	if _, err := time.LoadLocation(c.Schedule.Timezone); err != nil {
+		ps.Add("schedule.timezone", "unknown time zone %q", c.Schedule.Timezone)
+	}
+	if c.Schedule.Incremental < 0 {
+		ps.Add("schedule.incremental", "must be >= 0")
+	}
+	if n := len(strings.Fields(c.Schedule.Full)); n != 5 && n != 6 && !strings.HasPrefix(c.Schedule.Full, "@") {
+		ps.Add("schedule.full", "must be a cron spec with 5 fields or a @descriptor (got %q)", c.Schedule.Full)
+	}
+	l := c.Safety.Limits()
+	if l.MaxSuspend < 0 {
+		ps.Add("safety.max_suspend", "must be >= 0")
+	}
+	if l.MaxDelete < 0 {
+		ps.Add("safety.max_delete", "must be >= 0")
+	}
+	for k, v := range map[string]float64{"max_suspend_percent": l.MaxSuspendPercent, "max_delete_percent": l.MaxDeletePercent, "max_source_shrink_percent": l.MaxSourceShrinkPercent} {
+		if v < 0 || v > 100 {
+			ps.Add("safety."+k, "must be between 0 and 100")
+		}
+	}
+	if !slices.Contains([]string{"email", "username", "key"}, c.JoinKey) {
+		ps.Add("join_key", "must be email, username or key (got %q)", c.JoinKey)
+	}
+	if len(c.Sources) == 0 {
+		ps.Add("sources", "at least one source is required")
+	}
+	srcNames := map[string]bool{}
+	for i, s := range c.Sources {
+		p := fmt.Sprintf("sources[%d]", i)
+		checkName(&ps, p, s.Name, srcNames)
+		if s.Type == "" {
+			ps.Add(p+".type", "is required")
+		}
+	}
+	tgtNames := map[string]bool{}
+	for i, t := range c.Targets {
+		p := fmt.Sprintf("targets[%d]", i)
+		checkName(&ps, p, t.Name, tgtNames)
+		if t.Type == "" {
+			ps.Add(p+".type", "is required")
+		}
+		for j, s := range t.Sources {
+			if !srcNames[s] {
+				ps.Add(fmt.Sprintf("%s.sources[%d]", p, j), "unknown source %q", s)
+			}
+		}
+		for j, r := range t.Roles {
+			if r.Group == "" {
+				ps.Add(fmt.Sprintf("%s.roles[%d].group", p, j), "is required")
+			}
+			if r.Role == "" {
+				ps.Add(fmt.Sprintf("%s.roles[%d].role", p, j), "is required")
+			}
+		}
+		for j, g := range t.Groups {
+			if g.Group == "" {
+				ps.Add(fmt.Sprintf("%s.groups[%d].group", p, j), "is required")
+			}
+		}
+		switch t.Deprovision.Action {
+		case "suspend", "delete", "none":
+		default:
+			ps.Add(p+".deprovision.action", "must be suspend, delete or none (got %q)", t.Deprovision.Action)
+		}
+		if t.Deprovision.DeleteAfter < 0 {
+			ps.Add(p+".deprovision.delete_after", "must be >= 0")
+		}
+		if t.Deprovision.DeleteAfter > 0 && t.Deprovision.Action != "suspend" {
+			ps.Add(p+".deprovision.delete_after", "only applies with action: suspend")
+		}
+		if t.RateLimit != nil && *t.RateLimit <= 0 {
+			ps.Add(p+".rate_limit", "must be > 0")
+		}
+		if t.Concurrency < 1 {
+			ps.Add(p+".concurrency", "must be >= 1")
+		}
+		if t.Timeout <= 0 {
+			ps.Add(p+".timeout", "must be > 0")
+		}
+		if t.MaxAttempts < 1 {
+			ps.Add(p+".max_attempts", "must be >= 1")
+		}
+		u := t.Username
+		if u != "username" && u != "email" && !strings.HasPrefix(u, "attr:") {
+			ps.Add(p+".username", "must be username, email or attr:NAME (got %q)", u)
+		}
+	}
+	return ps.Err()
+}
+
+func checkName(ps *Problems, p, name string, seen map[string]bool) {
+	switch {
+	case name == "":
+		ps.Add(p+".name", "is required")
+	case strings.ContainsAny(name, "/ \t:"):
+		ps.Add(p+".name", "must not contain '/', ':' or spaces (got %q)", name)
+	case seen[name]:
+		ps.Add(p+".name", "duplicate name %q", name)
+	}
+	seen[name] = true
+}

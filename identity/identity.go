@@ -1,0 +1,173 @@
+// Package identity holds dirsync's canonical model: the people and groups read
+// from every source, and the per-application account they are mapped to. It is
+// shared by every other package and imports nothing of ours.
+package identity
+
+import (
+	"sort"
+	"strings"
+	"time"
+)
+
+// Fact names used in User.Facts: the source-side reason behind a field's value,
+// which the engine quotes in decision reasons ("corp-ad: userAccountControl
+// ACCOUNTDISABLE set").
+const (
+	FactActive             = "active"
+	FactExpires            = "expires"
+	FactMustChangePassword = "must_change_password"
+	FactGroups             = "groups"
+)
+
+// User is one person as a source sees them, normalised.
+type User struct {
+	// Key is stable across renames: objectGUID, entryUUID, a SCIM id. Never the username.
+	Key                string            `json:"key"`
+	Source             string            `json:"source"`
+	Username           string            `json:"username"`
+	Email              string            `json:"email,omitempty"`
+	GivenName          string            `json:"given_name,omitempty"`
+	FamilyName         string            `json:"family_name,omitempty"`
+	DisplayName        string            `json:"display_name,omitempty"`
+	Active             bool              `json:"active"`
+	Expires            *time.Time        `json:"expires,omitempty"`
+	MustChangePassword bool              `json:"must_change_password,omitempty"`
+	Groups             []string          `json:"groups,omitempty"`
+	Attributes         map[string]string `json:"attributes,omitempty"`
+	// Facts maps a field name (FactActive, ...) to the source fact that set it,
+	// e.g. "userAccountControl ACCOUNTDISABLE set". Optional; used in reasons.
+	Facts map[string]string `json:"facts,omitempty"`
+}
+
+// Group is a directory group with its resolved (transitive) members, by user Key.
+type Group struct {
+	Key     string   `json:"key"`
+	Name    string   `json:"name"`
+	Members []string `json:"members,omitempty"`
+}
+
+// Snapshot is one complete read of a source. A source returns a Snapshot only
+// when the read was complete; a partial read is an error, never a Snapshot.
+type Snapshot struct {
+	Source  string    `json:"source"`
+	TakenAt time.Time `json:"taken_at"`
+	Users   []User    `json:"users"`
+	Groups  []Group   `json:"groups,omitempty"`
+}
+
+// Normalize returns u with whitespace trimmed, the email lower-cased, groups
+// sorted and de-duplicated, and an empty display name filled from the parts.
+func Normalize(u User) User {
+	u.Key = strings.TrimSpace(u.Key)
+	u.Username = strings.TrimSpace(u.Username)
+	u.Email = strings.ToLower(strings.TrimSpace(u.Email))
+	u.GivenName = strings.TrimSpace(u.GivenName)
+	u.FamilyName = strings.TrimSpace(u.FamilyName)
+	u.DisplayName = strings.TrimSpace(u.DisplayName)
+	if u.DisplayName == "" {
+		u.DisplayName = strings.TrimSpace(u.GivenName + " " + u.FamilyName)
+	}
+	if u.Expires != nil {
+		t := u.Expires.UTC()
+		u.Expires = &t
+	}
+	u.Groups = SortedSet(u.Groups)
+	return u
+}
+
+// SortedSet returns the distinct values of in, sorted; nil for an empty input.
+func SortedSet(in []string) []string {
+	if len(in) == 0 {
+		return nil
+	}
+	out := make([]string, 0, len(in))
+	seen := make(map[string]struct{}, len(in))
+	for _, s := range in {
+		if s == "" {
+			continue
+		}
+		if _, ok := seen[s]; ok {
+			continue
+		}
+		seen[s] = struct{}{}
+		out = append(out, s)
+	}
+	sort.Strings(out)
+	if len(out) == 0 {
+		return nil
+	}
+	return out
+}
+
+// Account is what one application account should look like (desired) or last
+// looked like when dirsync applied it (cached). Fields a target does not
+// support are left empty by the planner.
+type Account struct {
+	// Key is the User.Key it was built from (the join winner's key).
+	Key         string     `json:"key"`
+	Username    string     `json:"username"`
+	Email       string     `json:"email,omitempty"`
+	GivenName   string     `json:"given_name,omitempty"`
+	FamilyName  string     `json:"family_name,omitempty"`
+	DisplayName string     `json:"display_name,omitempty"`
+	Suspended   bool       `json:"suspended,omitempty"`
+	Expires     *time.Time `json:"expires,omitempty"`
+	Role        string     `json:"role,omitempty"`
+	Groups      []string   `json:"groups,omitempty"`
+	// Attributes are extra values a target asked for (computer usernames,
+	// smartcards, enterprise-extension fields), already mapped to its names.
+	Attributes map[string]string `json:"attributes,omitempty"`
+	// MustChangePassword mirrors the source flag. The engine sends
+	// force_password_change only when it turns from false to true.
+	MustChangePassword bool `json:"must_change_password,omitempty"`
+	// Remote holds identifiers the application assigned (uuid, email_id, ...),
+	// written by connectors and kept in the cache.
+	Remote map[string]string `json:"remote,omitempty"`
+	// Exists is false for an account dirsync has not created (or has deleted).
+	Exists bool `json:"exists"`
+	// SuspendedAt is when dirsync deprovisioned the account by suspension; the
+	// two-stage deprovisioning deletes it after the configured delay.
+	SuspendedAt *time.Time `json:"suspended_at,omitempty"`
+	// Deprovisioned is true when the account is suspended or stripped because
+	// the person left the target's scope (as opposed to being disabled).
+	Deprovisioned bool `json:"deprovisioned,omitempty"`
+	// Failures counts consecutive runs in which an action on this account
+	// failed; past the quarantine threshold the engine stops trying.
+	Failures int `json:"failures,omitempty"`
+}
+
+// Clone returns a deep copy of a.
+func (a Account) Clone() Account {
+	b := a
+	if a.Expires != nil {
+		t := *a.Expires
+		b.Expires = &t
+	}
+	if a.SuspendedAt != nil {
+		t := *a.SuspendedAt
+		b.SuspendedAt = &t
+	}
+	b.Groups = append([]string(nil), a.Groups...)
+	if a.Attributes != nil {
+		b.Attributes = make(map[string]string, len(a.Attributes))
+		for k, v := range a.Attributes {
+			b.Attributes[k] = v
+		}
+	}
+	if a.Remote != nil {
+		b.Remote = make(map[string]string, len(a.Remote))
+		for k, v := range a.Remote {
+			b.Remote[k] = v
+		}
+	}
+	return b
+}
+
+// SameDay reports whether two optional expiry times are equal (both nil, or
+// the same instant).
+func SameTime(a, b *time.Time) bool {
+	if a == nil || b == nil {
+		return a == nil && b == nil
+	}
+	return a.Equal(*b)
+}

@@ -1,0 +1,55 @@
+// Package source defines what a directory source is: something that returns a
+// complete snapshot of people and groups, and optionally streams changes.
+package source
+
+import (
+	"context"
+
+	"github.com/dirsync/dirsync/config"
+	"github.com/dirsync/dirsync/identity"
+	"go.uber.org/zap"
+)
+
+// Source reads people and groups from one directory.
+type Source interface {
+	// Name is the configured source name.
+	Name() string
+	// Pull returns a complete snapshot. A partial read (size limit, referral,
+	// closed connection, time limit) is an error, never a short snapshot.
+	Pull(ctx context.Context) (*identity.Snapshot, error)
+}
+
+// Change is what an incremental source reports between full pulls.
+type Change struct {
+	// Upserts are users added or changed (complete records, groups resolved).
+	Upserts []identity.User
+	// Deletes are keys of users that no longer exist.
+	Deletes []string
+	// Full asks the engine for a full pull instead (cursor lost, DC changed).
+	Full bool
+	// Reason says what was seen ("syncrepl: 1 entry modified").
+	Reason string
+}
+
+// Watcher is implemented by sources that can report changes between full
+// pulls (syncrepl, USN polling, SCIM pushes). Watch blocks until ctx ends,
+// calling notify for each batch of changes; cursors it needs to resume are
+// kept through the Cursors it was built with.
+type Watcher interface {
+	Watch(ctx context.Context, notify func(Change)) error
+}
+
+// Cursors is the part of the state store an incremental source needs.
+type Cursors interface {
+	Cursor(ctx context.Context, name string) ([]byte, error)
+	PutCursor(ctx context.Context, name string, v []byte) error
+}
+
+// Deps are what the engine hands every source.
+type Deps struct {
+	Logger  *zap.Logger
+	Cursors Cursors
+}
+
+// Factory builds a source from its config. No network until Pull or Watch.
+type Factory func(cfg config.Source, deps Deps) (Source, error)

@@ -1,0 +1,211 @@
+// Package target defines what a downstream application connector is: a small
+// core interface, optional capability interfaces (one per action), typed error
+// kinds that tell the engine whether to retry, and the factory type the
+// registry in target/all maps type names to.
+package target
+
+import (
+	"context"
+	"net/http"
+	"time"
+
+	"github.com/dirsync/dirsync/config"
+	"github.com/dirsync/dirsync/identity"
+	"go.uber.org/zap"
+)
+
+// Action is one kind of change the engine can ask a connector to make.
+type Action string
+
+// The actions, in the default per-user order the engine applies them:
+// unsuspend before changes so they land on a live account, expiry before
+// suspend (Ezeelogin's set_user_expiry unsuspends), delete last.
+const (
+	ActCreate              Action = "create"
+	ActUnsuspend           Action = "unsuspend"
+	ActUpdate              Action = "update"
+	ActSetRole             Action = "set_role"
+	ActSetGroups           Action = "set_groups"
+	ActSetExpiry           Action = "set_expiry"
+	ActForcePasswordChange Action = "force_password_change"
+	ActSuspend             Action = "suspend"
+	ActDelete              Action = "delete"
+)
+
+// DefaultOrder is the per-user action order unless a target overrides it.
+var DefaultOrder = []Action{ActCreate, ActUnsuspend, ActUpdate, ActSetRole, ActSetGroups, ActSetExpiry, ActForcePasswordChange, ActSuspend, ActDelete}
+
+// Destructive reports whether the safety guard counts a.
+func (a Action) Destructive() bool { return a == ActSuspend || a == ActDelete }
+
+// Target is the core every connector implements. What else it can do is
+// declared by the optional interfaces below; the planner reads them through
+// Supports and never emits an action a target cannot do.
+type Target interface {
+	// Name is the configured target name.
+	Name() string
+	// Type is the connector type ("netmaker").
+	Type() string
+}
+
+// Creator creates (or invites) an account. It may fill a.Remote with the
+// identifiers the application assigned.
+type Creator interface {
+	Create(ctx context.Context, a *identity.Account) error
+}
+
+// Updater changes profile fields (names, email, attributes); before is the
+// cached account.
+type Updater interface {
+	Update(ctx context.Context, before identity.Account, a *identity.Account) error
+}
+
+// Suspender suspends and unsuspends accounts.
+type Suspender interface {
+	Suspend(ctx context.Context, a *identity.Account) error
+	Unsuspend(ctx context.Context, a *identity.Account) error
+}
+
+// ExpirySetter sets (or clears, when a.Expires is nil) an account's expiry.
+type ExpirySetter interface {
+	SetExpiry(ctx context.Context, a *identity.Account) error
+}
+
+// PasswordChangeForcer makes the user change their password at next login.
+type PasswordChangeForcer interface {
+	ForcePasswordChange(ctx context.Context, a *identity.Account) error
+}
+
+// RoleSetter sets the account's role (a.Role).
+type RoleSetter interface {
+	SetRole(ctx context.Context, a *identity.Account) error
+}
+
+// GroupSetter makes the account's application groups exactly a.Groups;
+// before.Groups is what the cache believes they are now.
+type GroupSetter interface {
+	SetGroups(ctx context.Context, before identity.Account, a *identity.Account) error
+}
+
+// Deleter removes an account.
+type Deleter interface {
+	Delete(ctx context.Context, a *identity.Account) error
+}
+
+// Lister lists the application's accounts, for drift detection and for
+// adopting accounts that exist before dirsync first runs. Returned accounts
+// have Exists set.
+type Lister interface {
+	List(ctx context.Context) ([]identity.Account, error)
+}
+
+// Reader re-reads one account (matched by its Remote ids, email or username)
+// before an uncertain action is retried, e.g. after a crash or a timeout. It
+// returns an error of kind NotFound when the account does not exist.
+type Reader interface {
+	Read(ctx context.Context, a identity.Account) (identity.Account, error)
+}
+
+// Gater refuses, at plan time, actions the configured application cannot do
+// for this account (a version gate, a community edition, an account owned by
+// another system). A non-empty reason makes the action a skipped decision.
+type Gater interface {
+	Gate(action Action, a identity.Account) (reason string)
+}
+
+// Orderer overrides the per-user action order.
+type Orderer interface {
+	Order() []Action
+}
+
+// Opener is implemented by connectors that need a network check or discovery
+// before the first action (token exchange, edition detection). The engine
+// calls it once per process before the first run that uses the target.
+type Opener interface {
+	Open(ctx context.Context) error
+}
+
+// Supports reports whether t implements action a.
+func Supports(t Target, a Action) bool {
+	switch a {
+	case ActCreate:
+		_, ok := t.(Creator)
+		return ok
+	case ActUpdate:
+		_, ok := t.(Updater)
+		return ok
+	case ActSuspend, ActUnsuspend:
+		_, ok := t.(Suspender)
+		return ok
+	case ActSetExpiry:
+		_, ok := t.(ExpirySetter)
+		return ok
+	case ActForcePasswordChange:
+		_, ok := t.(PasswordChangeForcer)
+		return ok
+	case ActSetRole:
+		_, ok := t.(RoleSetter)
+		return ok
+	case ActSetGroups:
+		_, ok := t.(GroupSetter)
+		return ok
+	case ActDelete:
+		_, ok := t.(Deleter)
+		return ok
+	}
+	return false
+}
+
+// Capabilities lists the actions t supports, for display.
+func Capabilities(t Target) []Action {
+	var out []Action
+	for _, a := range DefaultOrder {
+		if Supports(t, a) {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+// Do dispatches one action to t. before is the cached account, a the desired
+// one (connectors may write a.Remote).
+func Do(ctx context.Context, t Target, act Action, before identity.Account, a *identity.Account) error {
+	var err error
+	switch act {
+	case ActCreate:
+		err = t.(Creator).Create(ctx, a)
+	case ActUpdate:
+		err = t.(Updater).Update(ctx, before, a)
+	case ActSuspend:
+		err = t.(Suspender).Suspend(ctx, a)
+	case ActUnsuspend:
+		err = t.(Suspender).Unsuspend(ctx, a)
+	case ActSetExpiry:
+		err = t.(ExpirySetter).SetExpiry(ctx, a)
+	case ActForcePasswordChange:
+		err = t.(PasswordChangeForcer).ForcePasswordChange(ctx, a)
+	case ActSetRole:
+		err = t.(RoleSetter).SetRole(ctx, a)
+	case ActSetGroups:
+		err = t.(GroupSetter).SetGroups(ctx, before, a)
+	case ActDelete:
+		err = t.(Deleter).Delete(ctx, a)
+	default:
+		err = Permanent(errUnknownAction(act))
+	}
+	return err
+}
+
+// Deps are what the engine hands every connector.
+type Deps struct {
+	Logger *zap.Logger
+	// Now is the clock; tests pass a fake.
+	Now func() time.Time
+	// HTTPClient is a base client (timeouts set); connectors may wrap its
+	// transport. Nil means build their own.
+	HTTPClient *http.Client
+}
+
+// Factory builds a connector from its config. It must validate and fill
+// defaults only: no network until Open or the first action.
+type Factory func(cfg config.Target, deps Deps) (Target, error)
