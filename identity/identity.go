@@ -134,6 +134,13 @@ type Account struct {
 	// Failures counts consecutive runs in which an action on this account
 	// failed; past the quarantine threshold the engine stops trying.
 	Failures int `json:"failures,omitempty"`
+	// Pending names the action that was sent to the application but not yet
+	// confirmed when this record was written. After a crash the engine
+	// re-reads the account (where the target can) before retrying it.
+	Pending string `json:"pending,omitempty"`
+	// Skipped names an action the application declined (e.g. create on a
+	// target that cannot create); the skip is not logged again every run.
+	Skipped string `json:"skipped,omitempty"`
 }
 
 // Clone returns a deep copy of a.
