@@ -1,0 +1,307 @@
+package filesrc
+
+import (
+	"bytes"
+	"encoding/csv"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+)
+
+// file is a parsed file: records of fields by normalised name.
+type file struct {
+	path   string
+	users  []record
+	groups []record
+	// cols maps every normalised field name seen in users to its spelling
+	// in the file.
+	cols map[string]string
+	// csv is true for a CSV file (every column is in every record).
+	csv bool
+	// groupsSection is true when the file had a groups list (JSON).
+	groupsSection bool
+}
+
+// record is one user or group. Values are string, []string,
+// map[string]string, or kind (a value of a type no field can take).
+type record struct {
+	where string // "hr.csv:5" or "hr.json:12: users[3]"
+	vals  map[string]any
+	// names maps a normalised field name to its spelling (JSON only).
+	names map[string]string
+}
+
+// kind marks a JSON value of an unusable type (object, nested array).
+type kind string
+
+// norm is the canonical spelling of a column or field name: lower case,
+// spaces, dashes and dots as underscores ("Employee ID" → "employee_id").
+func norm(s string) string {
+	s = strings.ToLower(strings.TrimSpace(s))
+	return strings.Map(func(r rune) rune {
+		switch r {
+		case ' ', '-', '.':
+			return '_'
+		}
+		return r
+	}, s)
+}
+
+func parseCSV(path string, data []byte, comma rune) (*file, error) {
+	r := csv.NewReader(bytes.NewReader(data))
+	r.Comma = comma
+	r.TrimLeadingSpace = true
+	header, err := r.Read()
+	if err != nil {
+		return nil, csvErr(path, err)
+	}
+	f := &file{path: path, cols: map[string]string{}, csv: true}
+	idx := make([]string, len(header))
+	for i, h := range header {
+		h = strings.TrimSpace(h)
+		n := norm(h)
+		if n == "" {
+			continue // an unnamed column (a trailing comma in the export)
+		}
+		if prev, ok := f.cols[n]; ok {
+			return nil, fmt.Errorf("%s:1: header: column %q repeats %q", path, h, prev)
+		}
+		f.cols[n] = h
+		idx[i] = n
+	}
+	var errs errList
+	for {
+		row, err := r.Read()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			var pe *csv.ParseError
+			if errors.As(err, &pe) && errors.Is(pe.Err, csv.ErrFieldCount) {
+				line, _ := r.FieldPos(0)
+				errs.add(fmt.Sprintf("%s:%d", path, line), "", "has %d columns, the header has %d", len(row), len(header))
+				continue
+			}
+			return nil, csvErr(path, err)
+		}
+		line, _ := r.FieldPos(0)
+		rec := record{where: fmt.Sprintf("%s:%d", path, line), vals: map[string]any{}}
+		empty := true
+		for i, v := range row {
+			v = strings.TrimSpace(v)
+			if v != "" {
+				empty = false
+			}
+			if idx[i] != "" {
+				rec.vals[idx[i]] = v
+			}
+		}
+		if empty {
+			continue // a row of empty cells (common at the end of spreadsheet exports)
+		}
+		f.users = append(f.users, rec)
+	}
+	return f, errs.err()
+}
+
+func csvErr(path string, err error) error {
+	var pe *csv.ParseError
+	if errors.As(err, &pe) {
+		return fmt.Errorf("%s:%d: %w (at line %d, column %d)", path, pe.StartLine, pe.Err, pe.Line, pe.Column)
+	}
+	if errors.Is(err, io.EOF) {
+		return fmt.Errorf("%s: file is empty", path)
+	}
+	return fmt.Errorf("%s: %w", path, err)
+}
+
+// parseJSON reads {"users":[...],"groups":[...]} or a bare array of users,
+// keeping the line each record starts on.
+func parseJSON(path string, data []byte) (*file, error) {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.UseNumber()
+	f := &file{path: path, cols: map[string]string{}}
+	jerr := func(err error) error {
+		// The streaming decoder's offsets are not absolute: locate the
+		// error by validating the whole file in one go.
+		var v any
+		var se *json.SyntaxError
+		if uerr := json.Unmarshal(data, &v); errors.As(uerr, &se) {
+			l, c := lineCol(data, int(se.Offset)-1)
+			return fmt.Errorf("%s:%d:%d: invalid JSON: %s", path, l, c, se)
+		}
+		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+			return fmt.Errorf("%s: invalid JSON: unexpected end of file", path)
+		}
+		return fmt.Errorf("%s: invalid JSON: %w", path, err)
+	}
+	var errs errList
+	tok, err := dec.Token()
+	if err != nil {
+		return nil, jerr(err)
+	}
+	switch tok {
+	case json.Delim('['):
+		if err := readArray(dec, data, path, "users", &f.users, &errs); err != nil {
+			return nil, jerr(err)
+		}
+	case json.Delim('{'):
+		sawUsers := false
+		for dec.More() {
+			kt, err := dec.Token()
+			if err != nil {
+				return nil, jerr(err)
+			}
+			key, _ := kt.(string)
+			switch key {
+			case "users", "groups":
+				l, c := lineCol(data, skipSpace(data, int(dec.InputOffset())))
+				vt, err := dec.Token()
+				if err != nil {
+					return nil, jerr(err)
+				}
+				if vt != json.Delim('[') {
+					return nil, fmt.Errorf("%s:%d:%d: %s: must be an array", path, l, c, key)
+				}
+				dst := &f.users
+				if key == "groups" {
+					dst, f.groupsSection = &f.groups, true
+				} else {
+					sawUsers = true
+				}
+				if err := readArray(dec, data, path, key, dst, &errs); err != nil {
+					return nil, jerr(err)
+				}
+			default:
+				var skip json.RawMessage
+				if err := dec.Decode(&skip); err != nil {
+					return nil, jerr(err)
+				}
+			}
+		}
+		if _, err := dec.Token(); err != nil { // the closing brace
+			return nil, jerr(err)
+		}
+		if !sawUsers {
+			return nil, fmt.Errorf("%s: no \"users\" array (want {\"users\":[...],\"groups\":[...]} or an array of users)", path)
+		}
+	default:
+		l, c := lineCol(data, 0)
+		return nil, fmt.Errorf("%s:%d:%d: must be an object with \"users\" or an array of users", path, l, c)
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return nil, jerr(err)
+	}
+	if err := errs.err(); err != nil {
+		return nil, err
+	}
+	for _, u := range f.users {
+		for k, name := range u.names {
+			if _, ok := f.cols[k]; !ok {
+				f.cols[k] = name
+			}
+		}
+	}
+	return f, nil
+}
+
+// readArray reads the elements of an array whose '[' was just read.
+func readArray(dec *json.Decoder, data []byte, path, what string, out *[]record, errs *errList) error {
+	for i := 0; dec.More(); i++ {
+		off := skipSpace(data, int(dec.InputOffset()))
+		var v any
+		if err := dec.Decode(&v); err != nil {
+			return err
+		}
+		l, _ := lineCol(data, off)
+		where := fmt.Sprintf("%s:%d: %s[%d]", path, l, what, i)
+		obj, ok := v.(map[string]any)
+		if !ok {
+			errs.add(where, "", "must be an object")
+			continue
+		}
+		rec := record{where: where, vals: make(map[string]any, len(obj)), names: make(map[string]string, len(obj))}
+		keys := make([]string, 0, len(obj))
+		for k := range obj {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			n := norm(k)
+			if prev, ok := rec.names[n]; ok {
+				errs.add(where, k, "repeats field %q", prev)
+				continue
+			}
+			rec.names[n] = k
+			if obj[k] == nil {
+				continue // null is absent
+			}
+			rec.vals[n] = jsonValue(obj[k])
+		}
+		*out = append(*out, rec)
+	}
+	_, err := dec.Token() // the closing bracket
+	return err
+}
+
+// jsonValue turns a decoded JSON value into a record value.
+func jsonValue(v any) any {
+	switch x := v.(type) {
+	case string:
+		return x
+	case json.Number:
+		return x.String()
+	case bool:
+		if x {
+			return "true"
+		}
+		return "false"
+	case []any:
+		out := make([]string, 0, len(x))
+		for _, e := range x {
+			s, ok := jsonValue(e).(string)
+			if !ok {
+				return kind("an array of non-scalar values")
+			}
+			out = append(out, s)
+		}
+		return out
+	case map[string]any:
+		out := make(map[string]string, len(x))
+		for k, e := range x {
+			if e == nil {
+				continue
+			}
+			s, ok := jsonValue(e).(string)
+			if !ok {
+				return kind("an object with non-scalar values")
+			}
+			out[k] = s
+		}
+		return out
+	}
+	return kind(fmt.Sprintf("%T", v))
+}
+
+func skipSpace(data []byte, off int) int {
+	for off < len(data) {
+		switch data[off] {
+		case ' ', '\t', '\r', '\n', ',', ':':
+			off++
+			continue
+		}
+		break
+	}
+	return off
+}
+
+// lineCol turns a byte offset into a 1-based line and column.
+func lineCol(data []byte, off int) (line, col int) {
+	off = min(max(off, 0), len(data))
+	line = 1 + bytes.Count(data[:off], []byte{'\n'})
+	col = off - bytes.LastIndexByte(data[:off], '\n')
+	return line, col
+}
