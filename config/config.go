@@ -43,6 +43,9 @@ type State struct {
 	Redis   Redis  `yaml:"redis"`
 	// JournalSize bounds the decision journal (default 100000 records).
 	JournalSize int `yaml:"journal_size"`
+	// LockTTL is the leader lock's lifetime; a replica that stops renewing
+	// it is replaced after this long (default 15s).
+	LockTTL Duration `yaml:"lock_ttl"`
 }
 
 // Redis configures the Redis backend (standalone, Sentinel or Cluster).
@@ -346,6 +349,9 @@ func (c *Config) applyDefaults() {
 	}
 	if c.State.Redis.KeyPrefix == "" {
 		c.State.Redis.KeyPrefix = "dirsync:"
+	}
+	if c.State.LockTTL == 0 {
+		c.State.LockTTL = Duration(15 * time.Second)
 	}
 	if c.State.JournalSize == 0 {
 		c.State.JournalSize = 100000

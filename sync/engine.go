@@ -1,0 +1,634 @@
+package sync
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	stdsync "sync"
+	"time"
+
+	"github.com/dirsync/dirsync/config"
+	"github.com/dirsync/dirsync/identity"
+	"github.com/dirsync/dirsync/source"
+	"github.com/dirsync/dirsync/state"
+	"github.com/dirsync/dirsync/target"
+	"go.uber.org/zap"
+	"golang.org/x/time/rate"
+)
+
+// TargetSpec is a connector with its common config.
+type TargetSpec struct {
+	Target target.Target
+	Config config.TargetCommon
+}
+
+// Options build an Engine.
+type Options struct {
+	// Sources in config order (the default precedence).
+	Sources []source.Source
+	Targets []TargetSpec
+	Store   state.Store
+	Logger  *zap.Logger
+	// Recorder receives every decision; required.
+	Recorder *Recorder
+	Limits   config.Limits
+	JoinKey  identity.JoinKey
+	// Now is the clock (default time.Now).
+	Now func() time.Time
+	// Sleep waits between retries (default: a timer honouring ctx).
+	Sleep func(ctx context.Context, d time.Duration) error
+	// Fence returns the current leader lease's fence (default: unfenced).
+	Fence func() state.Fence
+	// RetryBase is the first retry delay (default 500ms), doubled each time.
+	RetryBase time.Duration
+	// BreakerThreshold: consecutive failed actions after which a target is
+	// paused for the rest of the run (default 5).
+	BreakerThreshold int
+	// MaxRetryAfter: a Retry-After longer than this trips the breaker
+	// instead of stalling the run (default 2m).
+	MaxRetryAfter time.Duration
+	Metrics       *Metrics
+}
+
+// Engine runs syncs. It is safe for concurrent use, but runs are serialised.
+type Engine struct {
+	o        Options
+	runMu    stdsync.Mutex
+	mu       stdsync.Mutex
+	limiters map[string]*rate.Limiter
+	opened   map[string]bool
+	due      time.Time
+	dueKeys  []string
+}
+
+// New returns an Engine.
+func New(o Options) *Engine {
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Sleep == nil {
+		o.Sleep = func(ctx context.Context, d time.Duration) error {
+			t := time.NewTimer(d)
+			defer t.Stop()
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-t.C:
+				return nil
+			}
+		}
+	}
+	if o.Fence == nil {
+		o.Fence = func() state.Fence { return state.Fence{} }
+	}
+	if o.RetryBase == 0 {
+		o.RetryBase = 500 * time.Millisecond
+	}
+	if o.BreakerThreshold == 0 {
+		o.BreakerThreshold = 5
+	}
+	if o.MaxRetryAfter == 0 {
+		o.MaxRetryAfter = 2 * time.Minute
+	}
+	if o.JoinKey == "" {
+		o.JoinKey = identity.JoinEmail
+	}
+	if o.Logger == nil {
+		o.Logger = zap.NewNop()
+	}
+	return &Engine{o: o, limiters: map[string]*rate.Limiter{}, opened: map[string]bool{}}
+}
+
+// RunOptions shape one run.
+type RunOptions struct {
+	Trigger string
+	DryRun  bool
+	// Keys limits the run to these user keys (targeted run); the stored
+	// snapshots are used instead of pulling the sources.
+	Keys []string
+	// UseStored uses stored snapshots without pulling even when Keys is empty.
+	UseStored        bool
+	AllowMassChange  bool
+	RetryQuarantined bool
+	// Targets limits the run to these target names.
+	Targets []string
+	// NoApply plans only: no decisions, no writes (plan files, explain).
+	NoApply bool
+	// Stop, when closed, makes the run finish the actions in flight and
+	// start no new ones (graceful shutdown).
+	Stop <-chan struct{}
+
+	onPrepared func(*Prepared)
+}
+
+// Result is what a run did.
+type Result struct {
+	RunID  string
+	Status string
+	Plans  []Plan
+	Counts map[string]int
+	Held   bool
+	// Fingerprints of each target's cached accounts at planning time.
+	Fingerprints map[string]string
+	Err          error
+}
+
+// ErrSourceGuard is wrapped by errors from the empty/shrunk source guard.
+var ErrSourceGuard = errors.New("source guard")
+
+// NewRunID returns a sortable, unique run id.
+func NewRunID(now time.Time) string {
+	var b [3]byte
+	_, _ = rand.Read(b[:])
+	return now.UTC().Format("20060102T150405Z") + "-" + hex.EncodeToString(b[:])
+}
+
+// Run performs one run: read sources, build desired, diff, guard, apply,
+// record. It returns an error only when nothing could be done; per-target
+// and per-account problems are in the decisions and the run status.
+func (e *Engine) Run(ctx context.Context, ro RunOptions) (*Result, error) {
+	e.runMu.Lock()
+	defer e.runMu.Unlock()
+	now := e.o.Now()
+	res := &Result{RunID: NewRunID(now), Counts: map[string]int{}, Fingerprints: map[string]string{}}
+	if ro.Trigger == "" {
+		ro.Trigger = "manual"
+	}
+	run := state.Run{ID: res.RunID, Trigger: ro.Trigger, Started: now, Status: "running", Sources: map[string]int{}}
+	if !ro.NoApply {
+		if err := e.o.Store.PutRun(ctx, run); err != nil {
+			return nil, fmt.Errorf("sync: record run start: %w", err)
+		}
+	}
+	rc := &runCtx{e: e, ro: ro, res: res, now: now}
+	err := rc.do(ctx, &run)
+	run.Finished = e.o.Now()
+	run.Counts = res.Counts
+	run.Held = res.Held
+	switch {
+	case err != nil:
+		run.Status, run.Error = "failed", err.Error()
+	case ro.DryRun:
+		run.Status = "dry_run"
+	case res.Counts[OutcomeFailed] > 0 || rc.partial:
+		run.Status = "partial"
+	case res.Held:
+		run.Status = "held"
+	default:
+		run.Status = "ok"
+	}
+	res.Status, res.Err = run.Status, err
+	if !ro.NoApply {
+		_ = e.o.Recorder.Flush(ctx)
+		if perr := e.o.Store.PutRun(context.WithoutCancel(ctx), run); perr != nil && err == nil {
+			err = fmt.Errorf("sync: record run end: %w", perr)
+		}
+	}
+	if e.o.Metrics != nil {
+		e.o.Metrics.observeRun(run)
+	}
+	return res, err
+}
+
+type runCtx struct {
+	e       *Engine
+	ro      RunOptions
+	res     *Result
+	now     time.Time
+	mu      stdsync.Mutex
+	partial bool
+	due     time.Time
+	dueKeys []string
+}
+
+func (rc *runCtx) decide(d state.Decision) {
+	d.RunID, d.Trigger = rc.res.RunID, rc.ro.Trigger
+	if d.Time.IsZero() {
+		d.Time = rc.e.o.Now().UTC()
+	}
+	rc.mu.Lock()
+	rc.res.Counts[d.Outcome]++
+	rc.mu.Unlock()
+	rc.e.o.Recorder.Record(d)
+}
+
+func (rc *runCtx) do(ctx context.Context, run *state.Run) error {
+	e := rc.e
+	specs := e.o.Targets
+	if len(rc.ro.Targets) > 0 {
+		specs = nil
+		for _, s := range e.o.Targets {
+			if slices.Contains(rc.ro.Targets, s.Target.Name()) {
+				specs = append(specs, s)
+			}
+		}
+		if len(specs) == 0 {
+			return fmt.Errorf("sync: no target named %s", strings.Join(rc.ro.Targets, ", "))
+		}
+	}
+	snaps, srcErrs := rc.readSources(ctx, specs)
+	for name, s := range snaps {
+		run.Sources[name] = len(s.Users)
+	}
+	if len(snaps) == 0 && len(srcErrs) > 0 {
+		var msgs []string
+		for _, err := range srcErrs {
+			msgs = append(msgs, err.Error())
+		}
+		slices.Sort(msgs)
+		for _, s := range specs {
+			rc.decide(state.Decision{Target: s.Target.Name(), User: "*", Action: "run", Outcome: OutcomeFailed,
+				Reason: "no target touched: every source failed", Error: strings.Join(msgs, "; ")})
+		}
+		return fmt.Errorf("sync: every source failed: %s", strings.Join(msgs, "; "))
+	}
+	var wg stdsync.WaitGroup
+	for _, spec := range specs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			rc.runTarget(ctx, spec, snaps, srcErrs)
+		}()
+	}
+	wg.Wait()
+	if len(srcErrs) > 0 {
+		rc.partial = true
+	}
+	if rc.ro.Keys == nil && !rc.ro.NoApply && !rc.ro.DryRun {
+		e.mu.Lock()
+		e.due, e.dueKeys = rc.due, rc.dueKeys
+		e.mu.Unlock()
+	}
+	return nil
+}
+
+// Due returns when the next clock-driven change falls (an expiry or a
+// delayed deletion) and the keys concerned, as of the last full run.
+func (e *Engine) Due() (time.Time, []string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.due, slices.Clone(e.dueKeys)
+}
+
+func (rc *runCtx) noteDue(at time.Time, keys []string) {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	switch {
+	case rc.due.IsZero() || at.Before(rc.due):
+		rc.due, rc.dueKeys = at, slices.Clone(keys)
+	case at.Equal(rc.due):
+		rc.dueKeys = identity.SortedSet(append(rc.dueKeys, keys...))
+	}
+}
+
+func (rc *runCtx) sourcesFor(spec TargetSpec) []string {
+	if len(spec.Config.Sources) > 0 {
+		return spec.Config.Sources
+	}
+	var names []string
+	for _, s := range rc.e.o.Sources {
+		names = append(names, s.Name())
+	}
+	return names
+}
+
+// readSources pulls (or loads) every source some target needs and applies
+// the source guard. A failed source is in errs, never an empty snapshot.
+func (rc *runCtx) readSources(ctx context.Context, specs []TargetSpec) (map[string]*identity.Snapshot, map[string]error) {
+	need := map[string]bool{}
+	for _, s := range specs {
+		for _, n := range rc.sourcesFor(s) {
+			need[n] = true
+		}
+	}
+	snaps := map[string]*identity.Snapshot{}
+	errs := map[string]error{}
+	var mu stdsync.Mutex
+	var wg stdsync.WaitGroup
+	for _, src := range rc.e.o.Sources {
+		if !need[src.Name()] {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			snap, err := rc.readSource(ctx, src)
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				errs[src.Name()] = err
+				rc.e.o.Logger.Error("source failed: no target using it is touched in this run", zap.String("source", src.Name()), zap.Error(err))
+				return
+			}
+			snaps[src.Name()] = snap
+		}()
+	}
+	wg.Wait()
+	return snaps, errs
+}
+
+func (rc *runCtx) readSource(ctx context.Context, src source.Source) (*identity.Snapshot, error) {
+	name := src.Name()
+	prev, err := rc.e.o.Store.GetSnapshot(ctx, name)
+	if err != nil && !errors.Is(err, state.ErrNotFound) {
+		return nil, fmt.Errorf("source %s: load last snapshot: %w", name, err)
+	}
+	if rc.ro.Keys != nil || rc.ro.UseStored {
+		if prev != nil {
+			return prev, nil
+		}
+	}
+	start := time.Now()
+	snap, err := src.Pull(ctx)
+	if rc.e.o.Metrics != nil {
+		rc.e.o.Metrics.observePull(name, time.Since(start), snap, err)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("source %s: %w", name, err)
+	}
+	if snap == nil || len(snap.Users) == 0 {
+		return nil, fmt.Errorf("source %s: %w: returned zero users; refusing to treat that as everyone leaving", name, ErrSourceGuard)
+	}
+	if prev != nil && len(prev.Users) > 0 && !rc.ro.AllowMassChange {
+		limit := rc.e.o.Limits.MaxSourceShrinkPercent
+		drop := float64(len(prev.Users)-len(snap.Users)) * 100 / float64(len(prev.Users))
+		if limit > 0 && drop > limit {
+			return nil, fmt.Errorf("source %s: %w: %d users, down from %d (%.0f%% > max_source_shrink_percent %.0f%%); rerun with --allow-mass-change if this is real",
+				name, ErrSourceGuard, len(snap.Users), len(prev.Users), drop, limit)
+		}
+	}
+	if snap.Source == "" {
+		snap.Source = name
+	}
+	if !rc.ro.DryRun && !rc.ro.NoApply {
+		if err := rc.e.o.Store.PutSnapshot(ctx, snap); err != nil {
+			return nil, fmt.Errorf("source %s: store snapshot: %w", name, err)
+		}
+	}
+	return snap, nil
+}
+
+// Prepared is a target's planning input and plan, before the guard.
+type Prepared struct {
+	Spec    TargetSpec
+	Input   PlanInput
+	Plan    Plan
+	Desired map[string]Desired
+}
+
+func (rc *runCtx) prepare(ctx context.Context, spec TargetSpec, snaps map[string]*identity.Snapshot) (*Prepared, error) {
+	e := rc.e
+	name := spec.Target.Name()
+	var ordered []*identity.Snapshot
+	for _, n := range rc.sourcesFor(spec) {
+		ordered = append(ordered, snaps[n])
+	}
+	users := identity.Merge(e.o.JoinKey, ordered...)
+	rules := RulesFrom(spec.Config)
+	desired := BuildDesired(users, rules, rc.now)
+	cached, err := e.o.Store.Accounts(ctx, name)
+	if err != nil {
+		return nil, fmt.Errorf("load cached accounts: %w", err)
+	}
+	if !rc.ro.NoApply {
+		if err := e.open(ctx, spec.Target); err != nil {
+			return nil, err
+		}
+	}
+	if err := rc.reconcile(ctx, spec.Target, desired, cached); err != nil {
+		return nil, err
+	}
+	known := make(map[string]identity.User, len(users))
+	for _, u := range users {
+		known[u.Key] = u
+	}
+	in := PlanInput{Target: name, Cap: CapabilityOf(spec.Target), Rules: rules, Desired: desired, Cached: cached,
+		Known: known, Now: rc.now, QuarantineAfter: e.o.Limits.QuarantineAfter, RetryQuarantined: rc.ro.RetryQuarantined}
+	if rc.ro.Keys != nil {
+		in.Keys = map[string]bool{}
+		for _, k := range rc.ro.Keys {
+			in.Keys[k] = true
+		}
+	}
+	if at, keys, ok := NextExpiry(desired, rc.now); ok {
+		rc.noteDue(at, keys)
+	}
+	if at, ok := NextDeletion(cached, rules); ok {
+		rc.noteDue(at, nil)
+	}
+	return &Prepared{Spec: spec, Input: in, Plan: MakePlan(in), Desired: desired}, nil
+}
+
+func (e *Engine) open(ctx context.Context, t target.Target) error {
+	o, ok := t.(target.Opener)
+	if !ok {
+		return nil
+	}
+	e.mu.Lock()
+	done := e.opened[t.Name()]
+	e.mu.Unlock()
+	if done {
+		return nil
+	}
+	if err := o.Open(ctx); err != nil {
+		return fmt.Errorf("open: %w", err)
+	}
+	e.mu.Lock()
+	e.opened[t.Name()] = true
+	e.mu.Unlock()
+	return nil
+}
+
+// reconcile fixes the cache before planning: accounts with an action in
+// flight at a crash are re-read from the application where it can be read,
+// and on full runs accounts that exist in the application but not in the
+// cache are adopted (matched by email, then username).
+func (rc *runCtx) reconcile(ctx context.Context, t target.Target, desired map[string]Desired, cached map[string]identity.Account) error {
+	if r, ok := t.(target.Reader); ok {
+		for k, c := range cached {
+			if c.Pending == "" || (rc.ro.Keys != nil && !slices.Contains(rc.ro.Keys, k)) {
+				continue
+			}
+			got, err := r.Read(ctx, c)
+			switch {
+			case target.KindOf(err) == target.KindNotFound:
+				cached[k] = rebase(c, identity.Account{Key: k}, target.Action(c.Pending), false)
+			case err != nil:
+				return fmt.Errorf("re-read %q after an interrupted %s: %w", c.Username, c.Pending, err)
+			default:
+				cached[k] = rebase(c, got, target.Action(c.Pending), true)
+			}
+		}
+	}
+	l, ok := t.(target.Lister)
+	if !ok || rc.ro.Keys != nil {
+		return nil
+	}
+	missing := 0
+	for k := range desired {
+		if c, ok := cached[k]; !ok || !c.Exists {
+			missing++
+		}
+	}
+	if missing == 0 {
+		return nil
+	}
+	list, err := l.List(ctx)
+	if err != nil {
+		return fmt.Errorf("list accounts: %w", err)
+	}
+	byEmail := map[string]identity.Account{}
+	byName := map[string]identity.Account{}
+	for _, a := range list {
+		if a.Email != "" {
+			byEmail[strings.ToLower(a.Email)] = a
+		}
+		if a.Username != "" {
+			byName[a.Username] = a
+		}
+	}
+	taken := map[string]bool{}
+	for _, c := range cached {
+		if c.Exists {
+			taken[strings.ToLower(c.Email)] = true
+		}
+	}
+	for k, d := range desired {
+		if c, ok := cached[k]; ok && c.Exists {
+			continue
+		}
+		a, ok := byEmail[strings.ToLower(d.Account.Email)]
+		if !ok || d.Account.Email == "" {
+			a, ok = byName[d.Account.Username]
+		}
+		if !ok || taken[strings.ToLower(a.Email)] {
+			continue
+		}
+		a.Key, a.Exists = k, true
+		cached[k] = a
+		if !rc.ro.DryRun && !rc.ro.NoApply {
+			if err := rc.e.o.Store.PutAccount(ctx, rc.e.o.Fence(), t.Name(), a); err != nil {
+				return fmt.Errorf("adopt %q: %w", a.Username, err)
+			}
+		}
+	}
+	return nil
+}
+
+// rebase takes from the application's account the fields the interrupted
+// action changes, so the plan repeats it only if it did not land.
+func rebase(c, got identity.Account, act target.Action, exists bool) identity.Account {
+	n := c.Clone()
+	n.Pending = ""
+	switch act {
+	case target.ActCreate, target.ActDelete:
+		n.Exists = exists
+		if exists && got.Remote != nil {
+			n.Remote = got.Remote
+		}
+		if !exists {
+			n = identity.Account{Key: c.Key, Failures: c.Failures}
+		}
+	case target.ActSuspend, target.ActUnsuspend:
+		n.Suspended = got.Suspended
+	case target.ActSetRole:
+		n.Role = got.Role
+	case target.ActSetGroups:
+		n.Groups = got.Groups
+	case target.ActSetExpiry:
+		n.Expires = got.Expires
+	case target.ActUpdate:
+		n.Email, n.GivenName, n.FamilyName, n.DisplayName = got.Email, got.GivenName, got.FamilyName, got.DisplayName
+	}
+	if !exists {
+		n.Exists = false
+	}
+	return n
+}
+
+func (rc *runCtx) runTarget(ctx context.Context, spec TargetSpec, snaps map[string]*identity.Snapshot, srcErrs map[string]error) {
+	name := spec.Target.Name()
+	for _, s := range rc.sourcesFor(spec) {
+		if err, bad := srcErrs[s]; bad {
+			rc.decide(state.Decision{Target: name, User: "*", Action: "run", Outcome: OutcomeSkipped,
+				Reason: fmt.Sprintf("source %s failed: nothing changed in %s this run", s, name), Error: err.Error()})
+			return
+		}
+		if snaps[s] == nil {
+			rc.decide(state.Decision{Target: name, User: "*", Action: "run", Outcome: OutcomeSkipped,
+				Reason: fmt.Sprintf("source %s has no snapshot yet", s)})
+			return
+		}
+	}
+	p, err := rc.prepare(ctx, spec, snaps)
+	if err != nil {
+		rc.mu.Lock()
+		rc.partial = true
+		rc.mu.Unlock()
+		rc.decide(state.Decision{Target: name, User: "*", Action: "run", Outcome: OutcomeFailed,
+			Reason: "could not plan this target; nothing changed in it", Error: fmt.Sprintf("%s: %v", name, err)})
+		return
+	}
+	if rc.ro.onPrepared != nil {
+		rc.ro.onPrepared(p)
+	}
+	rc.mu.Lock()
+	rc.res.Plans = append(rc.res.Plans, p.Plan)
+	rc.res.Fingerprints[name] = Fingerprint(p.Input.Cached)
+	rc.mu.Unlock()
+	if rc.ro.NoApply {
+		return
+	}
+	rc.e.execute(ctx, rc, spec, p.Plan)
+}
+
+// Guarded splits a plan's steps into those to apply and those held by the
+// safety guard, with the reason; held is empty when within limits.
+func Guarded(p Plan, l config.Limits) (apply, held []Step, why string) {
+	var sus, del int
+	for _, s := range p.Steps {
+		switch s.Action {
+		case target.ActSuspend:
+			sus++
+		case target.ActDelete:
+			del++
+		}
+	}
+	n := float64(max(p.Accounts, 1))
+	over := func(count, abs int, pct float64, what string) string {
+		switch {
+		case count == 0:
+			return ""
+		case abs > 0 && count > abs:
+			return fmt.Sprintf("%d %s > max %d", count, what, abs)
+		case pct > 0 && float64(count)*100/n > pct:
+			return fmt.Sprintf("%d %s = %.1f%% of %d accounts > max %.1f%%", count, what, float64(count)*100/n, p.Accounts, pct)
+		}
+		return ""
+	}
+	var reasons []string
+	if r := over(sus, l.MaxSuspend, l.MaxSuspendPercent, "suspensions"); r != "" {
+		reasons = append(reasons, r)
+	}
+	if r := over(del, l.MaxDelete, l.MaxDeletePercent, "deletions"); r != "" {
+		reasons = append(reasons, r)
+	}
+	if len(reasons) == 0 {
+		return p.Steps, nil, ""
+	}
+	// Hold every destructive step, and the steps after it for that account.
+	heldKey := map[string]bool{}
+	for _, s := range p.Steps {
+		if s.Action.Destructive() || heldKey[s.Key] {
+			heldKey[s.Key] = true
+			held = append(held, s)
+		} else {
+			apply = append(apply, s)
+		}
+	}
+	return apply, held, strings.Join(reasons, "; ")
+}
