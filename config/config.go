@@ -226,7 +226,6 @@ type Deprovision struct {
 	DeleteAfter Duration `yaml:"delete_after"` // with suspend: delete after this delay
 }
 
-
 // UnmarshalYAML decodes the common keys and keeps the node for the plugin.
 func (t *Target) UnmarshalYAML(n *yaml.Node) error {
 	var p struct {
