@@ -1,0 +1,64 @@
+package sync_test
+
+import (
+	"fmt"
+	"runtime"
+	"testing"
+	"time"
+
+	"github.com/dirsync/dirsync/config"
+	"github.com/dirsync/dirsync/identity"
+	dsync "github.com/dirsync/dirsync/sync"
+	"github.com/dirsync/dirsync/target"
+)
+
+// BenchmarkPlan100k measures desired-state building plus diff and plan for
+// 100,000 users against one target whose cache already matches all but 1%
+// (the daily case), with role and group rules. Run:
+//
+//	go test -run '^$' -bench Plan100k -benchmem ./sync/
+func BenchmarkPlan100k(b *testing.B) {
+	const n = 100000
+	now := time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
+	users := make([]identity.User, n)
+	for i := range users {
+		g := []string{"staff", fmt.Sprintf("team-%d", i%1000), fmt.Sprintf("site-%d", i%50)}
+		if i%100 == 0 {
+			g = append(g, "admins")
+		}
+		users[i] = identity.Normalize(identity.User{Key: fmt.Sprintf("k%06d", i), Source: "ad", Username: fmt.Sprintf("user%06d", i),
+			Email: fmt.Sprintf("user%06d@example.test", i), GivenName: "Given", FamilyName: fmt.Sprint(i), Active: true, Groups: g})
+	}
+	rules := dsync.Rules{Scope: []string{"staff"}, IncludeInactive: true, DefaultRole: "user",
+		Roles:       []config.RoleRule{{Group: "admins", Role: "admin"}},
+		Groups:      []config.GroupRule{{Group: "site-1", As: "site-one"}, {Group: "team-7"}},
+		Username:    "username",
+		Deprovision: config.Deprovision{Action: "suspend"}}
+	cached := map[string]identity.Account{}
+	for k, d := range dsync.BuildDesired(users, rules, now) {
+		cached[k] = d.Account
+	}
+	for i := 0; i < n; i += 100 { // 1% changed since the last run
+		users[i].Active = false
+	}
+	known := map[string]identity.User{}
+	for _, u := range users {
+		known[u.Key] = u
+	}
+	all := func(target.Action) bool { return true }
+	var peak uint64
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		desired := dsync.BuildDesired(users, rules, now)
+		p := dsync.MakePlan(dsync.PlanInput{Target: "t", Cap: dsync.Capability{Supports: all}, Rules: rules,
+			Desired: desired, Cached: cached, Known: known, Now: now})
+		if len(p.Steps) != n/100 {
+			b.Fatalf("%d steps, want %d", len(p.Steps), n/100)
+		}
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		peak = max(peak, ms.HeapInuse)
+	}
+	b.ReportMetric(float64(peak)/1e6, "peak-heap-MB")
+}
