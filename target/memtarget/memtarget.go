@@ -5,7 +5,10 @@ package memtarget
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
+	"os"
 	"slices"
 	"sync"
 	"time"
@@ -36,6 +39,7 @@ type Target struct {
 	// NoList hides the Lister capability when true.
 	NoList bool
 	seq    int
+	path   string
 }
 
 // New returns an empty target.
@@ -43,12 +47,53 @@ func New(name string) *Target {
 	return &Target{name: name, accounts: map[string]identity.Account{}}
 }
 
+// Settings are the memory target's config keys.
+type Settings struct {
+	// Path, when set, keeps the accounts in this JSON file across
+	// processes (CLI tests, demos); otherwise they live in memory only.
+	Path string `yaml:"path"`
+}
+
 // Factory builds a Target from config (type "memory"), for demos and tests.
 func Factory(cfg config.Target, _ target.Deps) (target.Target, error) {
-	if err := cfg.Decode(nil); err != nil {
+	var s Settings
+	if err := cfg.Decode(&s); err != nil {
 		return nil, err
 	}
-	return New(cfg.Name), nil
+	t := New(cfg.Name)
+	t.path = s.Path
+	if s.Path != "" {
+		b, err := os.ReadFile(s.Path)
+		switch {
+		case errors.Is(err, os.ErrNotExist):
+		case err != nil:
+			return nil, fmt.Errorf("memory: %w", err)
+		default:
+			if err := json.Unmarshal(b, &t.accounts); err != nil {
+				return nil, fmt.Errorf("memory: %s: %w", s.Path, err)
+			}
+			if t.accounts == nil {
+				t.accounts = map[string]identity.Account{}
+			}
+		}
+	}
+	return t, nil
+}
+
+// save writes the accounts to the file, if one is configured. Callers hold mu.
+func (t *Target) save() error {
+	if t.path == "" {
+		return nil
+	}
+	b, err := json.Marshal(t.accounts)
+	if err != nil {
+		return err
+	}
+	tmp := t.path + ".tmp"
+	if err := os.WriteFile(tmp, b, 0o600); err != nil {
+		return fmt.Errorf("memory: save: %w", err)
+	}
+	return os.Rename(tmp, t.path)
 }
 
 var (
@@ -105,7 +150,7 @@ func (t *Target) do(ctx context.Context, act target.Action, a *identity.Account,
 	} else {
 		t.accounts[a.Key] = cur
 	}
-	return nil
+	return t.save()
 }
 
 // Create implements target.Creator.
