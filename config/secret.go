@@ -5,7 +5,6 @@ import (
 	"os"
 	"strings"
 
-	"go.uber.org/zap/zapcore"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -13,22 +12,32 @@ import (
 const Redacted = "[REDACTED]"
 
 // Secret holds a credential. Every way of printing it (fmt verbs, JSON, YAML,
-// zap) shows Redacted; only Value returns the real text. In YAML a secret may
-// be a literal, "${ENV_VAR}", or "file:/path" (the file's content, trimmed).
-type Secret struct{ v string }
+// zap.Any and zap.Stringer as a string, zap.Reflect through JSON) shows
+// Redacted; only Value returns the real text. In YAML a secret may be a
+// literal, "${ENV_VAR}", or "file:/path" (the file's content, trimmed).
+//
+// The text is held behind a pointer so that even where fmt cannot call
+// Secret's methods (a Secret in an unexported field printed with %v) only an
+// address is shown.
+type Secret struct{ v *string }
 
 // NewSecret wraps a value.
-func NewSecret(v string) Secret { return Secret{v: v} }
+func NewSecret(v string) Secret { return Secret{v: &v} }
 
 // Value returns the secret text. Call it only where the secret is used.
-func (s Secret) Value() string { return s.v }
+func (s Secret) Value() string {
+	if s.v == nil {
+		return ""
+	}
+	return *s.v
+}
 
 // IsZero reports whether no secret is set.
-func (s Secret) IsZero() bool { return s.v == "" }
+func (s Secret) IsZero() bool { return s.Value() == "" }
 
 // String implements fmt.Stringer.
 func (s Secret) String() string {
-	if s.v == "" {
+	if s.IsZero() {
 		return ""
 	}
 	return Redacted
@@ -49,10 +58,6 @@ func (s Secret) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
 // MarshalYAML implements yaml.Marshaler.
 func (s Secret) MarshalYAML() (any, error) { return s.String(), nil }
 
-// MarshalLogObject-free: zap uses Stringer via zap.Stringer; this method
-// covers zap.Any and reflected encoders.
-func (s Secret) MarshalLogArray(zapcore.ArrayEncoder) error { return nil }
-
 // UnmarshalYAML reads a literal, an expanded env value, or a file: reference.
 func (s *Secret) UnmarshalYAML(n *yaml.Node) error {
 	var raw string
@@ -63,7 +68,7 @@ func (s *Secret) UnmarshalYAML(n *yaml.Node) error {
 	if err != nil {
 		return err
 	}
-	s.v = v
+	*s = NewSecret(v)
 	return nil
 }
 

@@ -83,10 +83,17 @@ func expandEnv(n *yaml.Node, path string, ps *Problems) {
 			ps.Add(path, "environment variable %s is not set", sub[1])
 			return ""
 		})
-		// An expanded value is a string even if it looks like a number.
-		if n.Tag == "" || n.Tag == "!!int" || n.Tag == "!!float" || n.Tag == "!!bool" || n.Tag == "!!null" {
-			n.Tag = "!!str"
-			n.Style = 0
+		// Quoted scalars stay strings. A plain one is typed again from its
+		// new text, so "db: ${REDIS_DB}" fills an int, while a string field
+		// still gets the text as is ("0123" stays "0123"); only a value that
+		// would read as null ("", "null", "~") is forced to be a string so
+		// that it is not dropped.
+		if n.Style&(yaml.DoubleQuotedStyle|yaml.SingleQuotedStyle|yaml.LiteralStyle|yaml.FoldedStyle) == 0 {
+			n.Tag = ""
+			n.Tag = n.ShortTag()
+			if n.Tag == "!!null" {
+				n.Tag = "!!str"
+			}
 		}
 	}
 }
@@ -114,7 +121,11 @@ func decodeStrict(n *yaml.Node, out any, path string, common reflect.Type, allow
 		return nil
 	}
 	unknownKeys(n, reflect.TypeOf(out), path, allow, common, &ps)
-	if err := n.Decode(out); err != nil {
+	var typeProblems Problems
+	checkTypes(n, reflect.TypeOf(out), path, common, &typeProblems)
+	ps = append(ps, typeProblems...)
+	if err := n.Decode(out); err != nil && len(typeProblems) == 0 {
+		// checkTypes located every error it knows of; this is a fallback.
 		if te, ok := err.(*yaml.TypeError); ok {
 			for _, e := range te.Errors {
 				ps.Add(path, "%s", e)
@@ -124,6 +135,140 @@ func decodeStrict(n *yaml.Node, out any, path string, common reflect.Type, allow
 		}
 	}
 	return ps
+}
+
+var (
+	targetType = reflect.TypeOf(Target{})
+	sourceType = reflect.TypeOf(Source{})
+	pluginType = reflect.TypeOf(Plugin{})
+)
+
+// checkTypes reports, at its key path, every value of n that cannot be
+// decoded into the matching field of t, and every error a field's own
+// UnmarshalYAML returns (bad durations, unreadable secret files). Messages
+// name the expected type and never echo the value (it may be a secret).
+// Unknown keys are skipped (unknownKeys reports them).
+func checkTypes(n *yaml.Node, t reflect.Type, path string, common reflect.Type, ps *Problems) {
+	if n.Kind == yaml.DocumentNode {
+		if len(n.Content) == 0 {
+			return
+		}
+		n = n.Content[0]
+	}
+	if n.Kind == yaml.AliasNode && n.Alias != nil {
+		n = n.Alias
+	}
+	if n.Tag == "!!null" {
+		return
+	}
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	switch t {
+	case targetType:
+		// Common keys are ours; the rest belong to the plugin.
+		checkTypes(n, pluginType, path, reflect.TypeOf(TargetCommon{}), ps)
+		return
+	case sourceType:
+		checkTypes(n, pluginType, path, nil, ps)
+		return
+	}
+	if reflect.PointerTo(t).Implements(unmarshalerType) {
+		if err := n.Decode(reflect.New(t).Interface()); err != nil {
+			ps.Add(path, "%s", cleanYAMLError(err, t))
+		}
+		return
+	}
+	switch t.Kind() {
+	case reflect.Struct:
+		if n.Kind != yaml.MappingNode {
+			ps.Add(path, "must be a mapping (key: value), not %s", nodeKind(n))
+			return
+		}
+		fields := map[string]reflect.Type{}
+		collectFields(t, fields)
+		if common != nil {
+			collectFields(common, fields)
+		}
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k := n.Content[i].Value
+			if ft, ok := fields[k]; ok && ft != nil {
+				checkTypes(n.Content[i+1], ft, join(path, k), nil, ps)
+			}
+		}
+	case reflect.Slice, reflect.Array:
+		if n.Kind != yaml.SequenceNode {
+			ps.Add(path, "must be a list, not %s", nodeKind(n))
+			return
+		}
+		for i, c := range n.Content {
+			checkTypes(c, t.Elem(), fmt.Sprintf("%s[%d]", path, i), nil, ps)
+		}
+	case reflect.Map:
+		if n.Kind != yaml.MappingNode {
+			ps.Add(path, "must be a mapping (key: value), not %s", nodeKind(n))
+			return
+		}
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			checkTypes(n.Content[i+1], t.Elem(), join(path, n.Content[i].Value), nil, ps)
+		}
+	case reflect.Interface:
+	default:
+		if err := n.Decode(reflect.New(t).Interface()); err != nil {
+			ps.Add(path, "must be %s, not %s", typeName(t), nodeKind(n))
+		}
+	}
+}
+
+// nodeKind describes a node for an error message without its value.
+func nodeKind(n *yaml.Node) string {
+	switch n.Kind {
+	case yaml.MappingNode:
+		return "a mapping"
+	case yaml.SequenceNode:
+		return "a list"
+	}
+	switch n.ShortTag() {
+	case "!!int":
+		return "an integer"
+	case "!!float":
+		return "a number"
+	case "!!bool":
+		return "a boolean"
+	case "!!str":
+		return "a string"
+	}
+	return "a " + strings.TrimPrefix(n.ShortTag(), "!!")
+}
+
+func typeName(t reflect.Type) string {
+	switch t.Kind() {
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return "an integer"
+	case reflect.Float32, reflect.Float64:
+		return "a number"
+	case reflect.Bool:
+		return "true or false"
+	case reflect.String:
+		return "a string"
+	}
+	return "a " + t.String()
+}
+
+// cleanYAMLError turns an error from a field's UnmarshalYAML into a message
+// without yaml's "line N: cannot unmarshal !!x `value`" form.
+func cleanYAMLError(err error, t reflect.Type) string {
+	if _, ok := err.(*yaml.TypeError); ok {
+		switch t {
+		case reflect.TypeOf(Secret{}):
+			return "must be a string (a literal, ${ENV_VAR} or file:/path)"
+		case reflect.TypeOf(Duration(0)):
+			return "must be a duration (90s, 15m, 30d)"
+		}
+		return "must be a " + t.Name() + " value"
+	}
+	return err.Error()
 }
 
 var unmarshalerType = reflect.TypeOf((*yaml.Unmarshaler)(nil)).Elem()
