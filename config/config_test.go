@@ -33,6 +33,7 @@ func TestBadConfigs(t *testing.T) {
 		{"delete_after_with_delete.yaml", "validate", "targets[0].deprovision.delete_after: only applies with action: suspend"},
 		{"bad_delete_after.yaml", "parse", `targets[0].deprovision.delete_after: invalid duration "soon"`},
 		{"bad_timezone.yaml", "validate", `schedule.timezone: unknown time zone "Europe/Atlantis"`},
+		{"duration_list.yaml", "parse", "targets[0].deprovision.delete_after: must be a duration (90s, 15m, 30d), not a list"},
 		{"bad_duration.yaml", "parse", `schedule.incremental: invalid duration "5 minutes"`},
 		{"bad_cron.yaml", "validate", `schedule.full: must be a cron spec with 5 fields or a @descriptor (got "every hour")`},
 		{"missing_env.yaml", "parse", "state.redis.password: environment variable DIRSYNC_TEST_UNSET_VAR is not set"},

@@ -138,9 +138,10 @@ func decodeStrict(n *yaml.Node, out any, path string, common reflect.Type, allow
 }
 
 var (
-	targetType = reflect.TypeOf(Target{})
-	sourceType = reflect.TypeOf(Source{})
-	pluginType = reflect.TypeOf(Plugin{})
+	targetType   = reflect.TypeOf(Target{})
+	sourceType   = reflect.TypeOf(Source{})
+	pluginType   = reflect.TypeOf(Plugin{})
+	durationType = reflect.TypeOf(Duration(0))
 )
 
 // checkTypes reports, at its key path, every value of n that cannot be
@@ -174,6 +175,10 @@ func checkTypes(n *yaml.Node, t reflect.Type, path string, common reflect.Type, 
 		return
 	}
 	if reflect.PointerTo(t).Implements(unmarshalerType) {
+		if t == durationType && n.Kind != yaml.ScalarNode {
+			ps.Add(path, "must be a duration (90s, 15m, 30d), not %s", nodeKind(n))
+			return
+		}
 		if err := n.Decode(reflect.New(t).Interface()); err != nil {
 			ps.Add(path, "%s", cleanYAMLError(err, t))
 		}
@@ -263,7 +268,7 @@ func cleanYAMLError(err error, t reflect.Type) string {
 		switch t {
 		case reflect.TypeOf(Secret{}):
 			return "must be a string (a literal, ${ENV_VAR} or file:/path)"
-		case reflect.TypeOf(Duration(0)):
+		case durationType:
 			return "must be a duration (90s, 15m, 30d)"
 		}
 		return "must be a " + t.Name() + " value"
