@@ -291,7 +291,9 @@ func (ix *index) directGroups(id string) []groupRef {
 	for g := range ix.memberOf[id] {
 		out = append(out, groupRef{id: g, name: ix.groups[g].name})
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].name < out[j].name || out[i].name == out[j].name && out[i].id < out[j].id })
+	sort.Slice(out, func(i, j int) bool {
+		return out[i].name < out[j].name || out[i].name == out[j].name && out[i].id < out[j].id
+	})
 	return out
 }
 
