@@ -53,3 +53,10 @@ type Deps struct {
 
 // Factory builds a source from its config. No network until Pull or Watch.
 type Factory func(cfg config.Source, deps Deps) (Source, error)
+
+// EmptyAllowed is implemented by push-based sources (SCIM) that are
+// legitimately empty until an identity provider first pushes. The engine
+// still refuses an empty read once the source has had users.
+type EmptyAllowed interface {
+	AllowEmpty() bool
+}

@@ -350,6 +350,17 @@ func (rc *runCtx) readSource(ctx context.Context, src source.Source) (*identity.
 	if err != nil {
 		return nil, fmt.Errorf("source %s: %w", name, err)
 	}
+	if snap != nil && len(snap.Users) == 0 && (prev == nil || len(prev.Users) == 0) {
+		if ea, ok := src.(source.EmptyAllowed); ok && ea.AllowEmpty() {
+			snap.Source = name
+			if !rc.ro.DryRun && !rc.ro.NoApply {
+				if err := rc.e.o.Store.PutSnapshot(ctx, snap); err != nil {
+					return nil, fmt.Errorf("source %s: store snapshot: %w", name, err)
+				}
+			}
+			return snap, nil
+		}
+	}
 	if snap == nil || len(snap.Users) == 0 {
 		return nil, fmt.Errorf("source %s: %w: returned zero users; refusing to treat that as everyone leaving", name, ErrSourceGuard)
 	}
