@@ -112,15 +112,21 @@ func (s *Store) Close() error {
 	return nil
 }
 
-// CheckFence implements the shared fencing rule against the newest token
-// issued per lock name (tokens). It is exported for the other backends'
-// tests and documentation; backends apply the same rule in their own
-// transactions.
+// CheckFence applies the fencing rule shared by every backend (see
+// state/statetest) given the newest token issued per lock name. The error
+// wraps state.ErrStaleFence.
 func CheckFence(f state.Fence, tokens map[string]int64) error {
 	return checkFence(f, func(name string) (int64, bool) {
 		t, ok := tokens[name]
 		return t, ok
 	}, len(tokens) > 0)
+}
+
+// CheckFenceWith is CheckFence for a backend that looks tokens up itself:
+// newest returns the newest token issued for a name (and whether any was),
+// anyIssued whether any lease under any name was ever issued.
+func CheckFenceWith(f state.Fence, newest func(name string) (int64, bool), anyIssued bool) error {
+	return checkFence(f, newest, anyIssued)
 }
 
 func checkFence(f state.Fence, newest func(string) (int64, bool), anyIssued bool) error {
