@@ -338,7 +338,7 @@ func (t *Target) Unsuspend(ctx context.Context, a *identity.Account) error {
 // event (when MustChangePassword turns true), not every run.
 func (t *Target) ForcePasswordChange(ctx context.Context, a *identity.Account) error {
 	if reason := t.Gate(target.ActForcePasswordChange, *a); reason != "" {
-		return target.Skip("%s", reason)
+		return target.Skip("ezeelogin: %s %q: %s", actForceChange, a.Username, reason)
 	}
 	_, err := t.call(ctx, actForceChange, a.Username)
 	return err
@@ -349,7 +349,7 @@ func (t *Target) ForcePasswordChange(ctx context.Context, a *identity.Account) e
 // (a.Suspended) is suspended again right after.
 func (t *Target) SetExpiry(ctx context.Context, a *identity.Account) error {
 	if reason := t.Gate(target.ActSetExpiry, *a); reason != "" {
-		return target.Skip("%s", reason)
+		return target.Skip("ezeelogin: %s %q: %s", actSetExpiry, a.Username, reason)
 	}
 	date := t.s.NeverExpires
 	if a.Expires != nil {

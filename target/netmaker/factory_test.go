@@ -1,0 +1,60 @@
+package netmaker_test
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/dirsync/dirsync/config"
+	"github.com/dirsync/dirsync/identity"
+	"github.com/dirsync/dirsync/target"
+	"github.com/dirsync/dirsync/target/netmaker"
+)
+
+func parseTargets(t *testing.T, yaml string) []config.Target {
+	t.Helper()
+	cfg, err := config.Parse(strings.NewReader("sources: [{name: hr, type: memory}]\ntargets:\n" + yaml))
+	if err != nil {
+		t.Fatalf("parse: %v\n%s", err, yaml)
+	}
+	return cfg.Targets
+}
+
+func TestSampleBuilds(t *testing.T) {
+	t.Setenv("NETMAKER_TOKEN", "header.payload.sig")
+	tgts := parseTargets(t, netmaker.Sample)
+	if len(tgts) != 1 || tgts[0].Type != netmaker.Type {
+		t.Fatalf("sample targets: %+v", tgts)
+	}
+	tg, err := netmaker.Factory(tgts[0], target.Deps{})
+	if err != nil {
+		t.Fatalf("factory: %v", err)
+	}
+	if tg.Name() != "netmaker" || tg.Type() != "netmaker" {
+		t.Fatalf("%s %s", tg.Name(), tg.Type())
+	}
+	// The groups rules' names are managed: before Open nothing is known
+	// about the server, so nothing is refused but bad names.
+	if why := tg.(target.Gater).Gate(target.ActSetGroups, identity.Account{Username: "user1", Groups: []string{"developers"}}); why != "" {
+		t.Fatalf("gate: %q", why)
+	}
+}
+
+func TestFactoryErrorsNameTheKey(t *testing.T) {
+	for _, tc := range []struct{ yaml, want string }{
+		{"  - {name: nm, type: netmaker, token: x}\n", "targets[0].base_url: is required"},
+		{"  - {name: nm, type: netmaker, base_url: 'ftp://x'}\n", "targets[0].base_url: \"ftp://x\" is not an http(s) URL"},
+		{"  - {name: nm, type: netmaker, base_url: 'https://x'}\n", "targets[0].token: is required"},
+		{"  - {name: nm, type: netmaker, base_url: 'https://x', token: t, auth_type: ldap}\n", "targets[0].auth_type:"},
+		{"  - {name: nm, type: netmaker, base_url: 'https://x', token: t, page_size: 500}\n", "targets[0].page_size: must be between 1 and 100"},
+		{"  - {name: nm, type: netmaker, base_url: 'https://x', token: t, edition: enterprise}\n", "targets[0].edition:"},
+		{"  - {name: nm, type: netmaker, base_url: 'https://x', token: t, invalid_username: drop}\n", "targets[0].invalid_username:"},
+		{"  - {name: nm, type: netmaker, base_url: 'https://x', token: t, create_role: super-admin}\n", "targets[0].create_role:"},
+		{"  - {name: nm, type: netmaker, base_url: 'https://x', token: t, tokn: x}\n", "targets[0].tokn: unknown key"},
+	} {
+		tgts := parseTargets(t, tc.yaml)
+		_, err := netmaker.Factory(tgts[0], target.Deps{})
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: error %v, want it to contain %q", strings.TrimSpace(tc.yaml), err, tc.want)
+		}
+	}
+}

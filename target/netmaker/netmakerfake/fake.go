@@ -1,0 +1,1026 @@
+// Package netmakerfake is a stateful stand-in for Netmaker's user API, as
+// the seed document and notes/targets.md describe it, including its traps:
+//
+//   - PUT /api/users/{u} is a full replace: leaving out is_mfa_enabled
+//     turns MFA off and wipes the TOTP secret (and, for any caller but the
+//     master key, is refused with 403 when the user has MFA); leaving out
+//     user_group_ids removes every group; account_disabled is ignored; the
+//     body's username must equal the path. A role or group change revokes
+//     the user's access tokens.
+//   - A missing user is HTTP 500 "record not found", not 404.
+//   - Usernames: at least 4 characters, an email address or only
+//     [A-Za-z0-9.-].
+//   - Lists come bare (GET /api/users) or in the {Code,Message,Response}
+//     envelope with pages (GET /api/v2/users); GET /api/v1/users?username=
+//     returns the user with full group objects in user_group_ids.
+//   - The master key cannot create (400 "record not found") or delete (500
+//     "record not found") users: the server looks the caller up as a user.
+//   - Community edition: no groups (404 on the group routes), roles
+//     super-admin and admin only, every new user forced to admin.
+//   - Users from Netmaker's own IdP sync (external_identity_provider_id)
+//     cannot be changed by PUT nor deleted.
+//
+// Fault injection: a configurable share of requests answers 429 with
+// Retry-After, 500, a slow answer, or a dropped connection, chosen by a
+// seeded generator, before (default) or after the request is applied.
+// Every request is recorded (passwords redacted) for tests to assert on.
+//
+// Use it with httptest.NewServer(srv), or srv.Start(addr) from any Go
+// program (the demo).
+package netmakerfake
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	mrand "math/rand/v2"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/mail"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// MasterUser is the name the server gives callers using the master key.
+const MasterUser = "masteradministrator"
+
+// The platform roles.
+const (
+	RoleSuperAdmin   = "super-admin"
+	RoleAdmin        = "admin"
+	RoleServiceUser  = "service-user"
+	RolePlatformUser = "platform-user"
+	RoleAuditor      = "auditor"
+)
+
+// Default groups every paid-edition server has.
+const (
+	DefaultAdminGroup = "global-network-admin-grp"
+	DefaultUserGroup  = "global-network-user-grp"
+)
+
+// Fault is one kind of injected failure.
+type Fault string
+
+// The faults.
+const (
+	Fault429  Fault = "429"
+	Fault500  Fault = "500"
+	FaultSlow Fault = "slow"
+	FaultDrop Fault = "drop"
+)
+
+// Options configure a Server.
+type Options struct {
+	// MasterKey is the server's master key (default "netmaker-master-key").
+	MasterKey string
+	// Community makes the server a community-edition one.
+	Community bool
+	// LegacyOnly makes GET /api/v2/users answer 404 (an older server).
+	LegacyOnly bool
+	// FaultRate is the share of requests (0..1) that fail.
+	FaultRate float64
+	// Faults are the kinds drawn from (default all four).
+	Faults []Fault
+	// FaultAfterApply applies the request before failing it (the client
+	// cannot tell whether it landed).
+	FaultAfterApply bool
+	// RetryAfter is the Retry-After of a 429, in seconds (default 1).
+	RetryAfter int
+	// SlowDelay is how long a slow answer waits (default 50ms).
+	SlowDelay time.Duration
+	// Seed makes the fault sequence reproducible.
+	Seed uint64
+	// Now is the clock (default time.Now).
+	Now func() time.Time
+}
+
+// User is one Netmaker user as the server keeps it.
+type User struct {
+	Username                   string                         `json:"username"`
+	DisplayName                string                         `json:"display_name"`
+	AuthType                   string                         `json:"auth_type"`
+	PlatformRoleID             string                         `json:"platform_role_id"`
+	IsMFAEnabled               bool                           `json:"is_mfa_enabled"`
+	TOTPSecret                 string                         `json:"-"`
+	AccountDisabled            bool                           `json:"account_disabled"`
+	ExternalIdentityProviderID string                         `json:"external_identity_provider_id"`
+	UserGroups                 map[string]struct{}            `json:"user_group_ids"`
+	NetworkRoles               map[string]map[string]struct{} `json:"network_roles"`
+	LastLoginTime              time.Time                      `json:"last_login_time"`
+	CreatedAt                  time.Time                      `json:"created_at"`
+	// HasPassword says a password is set; the password itself is not kept.
+	HasPassword bool `json:"-"`
+}
+
+func (u *User) clone() User {
+	c := *u
+	if u.UserGroups != nil {
+		c.UserGroups = make(map[string]struct{}, len(u.UserGroups))
+		for k := range u.UserGroups {
+			c.UserGroups[k] = struct{}{}
+		}
+	}
+	if u.NetworkRoles != nil {
+		c.NetworkRoles = make(map[string]map[string]struct{}, len(u.NetworkRoles))
+		for n, rs := range u.NetworkRoles {
+			m := make(map[string]struct{}, len(rs))
+			for r := range rs {
+				m[r] = struct{}{}
+			}
+			c.NetworkRoles[n] = m
+		}
+	}
+	return c
+}
+
+// GroupIDs returns the user's group ids, sorted.
+func (u User) GroupIDs() []string {
+	out := make([]string, 0, len(u.UserGroups))
+	for id := range u.UserGroups {
+		out = append(out, id)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// Group is a user group.
+type Group struct {
+	ID                         string                         `json:"id"`
+	Name                       string                         `json:"name"`
+	Default                    bool                           `json:"default"`
+	NetworkRoles               map[string]map[string]struct{} `json:"network_roles"`
+	MetaData                   string                         `json:"meta_data"`
+	ColorCode                  string                         `json:"color_code"`
+	ExternalIdentityProviderID string                         `json:"external_identity_provider_id"`
+}
+
+// Call is one recorded request.
+type Call struct {
+	Seq    int
+	Method string
+	Path   string
+	Query  string
+	// Body is the request body with any password replaced by "[REDACTED]".
+	Body string
+	// Caller is who the token resolved to ("" when unauthenticated).
+	Caller string
+	Status int
+	// Fault is the injected fault, if any.
+	Fault Fault
+	// Applied is true when the request changed the server's state.
+	Applied bool
+}
+
+// Server is the fake Netmaker server; it implements http.Handler.
+type Server struct {
+	o       Options
+	mu      sync.Mutex
+	users   map[string]*User
+	groups  map[string]*Group // by id
+	tokens  map[string]string // access token → username
+	calls   []Call
+	rng     *mrand.Rand
+	applied map[string]int // "METHOD path" → successful changes
+	srv     *http.Server
+	ln      net.Listener
+}
+
+// New returns a server with one super-admin ("netmaker-admin"), the
+// default roles and, in the paid edition, the two default groups.
+func New(o Options) *Server {
+	if o.MasterKey == "" {
+		o.MasterKey = "netmaker-master-key"
+	}
+	if len(o.Faults) == 0 {
+		o.Faults = []Fault{Fault429, Fault500, FaultSlow, FaultDrop}
+	}
+	if o.RetryAfter == 0 {
+		o.RetryAfter = 1
+	}
+	if o.SlowDelay == 0 {
+		o.SlowDelay = 50 * time.Millisecond
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	s := &Server{o: o, users: map[string]*User{}, groups: map[string]*Group{}, tokens: map[string]string{},
+		rng: mrand.New(mrand.NewPCG(o.Seed, o.Seed^0x9e3779b97f4a7c15)), applied: map[string]int{}}
+	s.users["netmaker-admin"] = &User{Username: "netmaker-admin", DisplayName: "Owner", AuthType: "basic_auth",
+		PlatformRoleID: RoleSuperAdmin, HasPassword: true, CreatedAt: o.Now().UTC()}
+	if !o.Community {
+		s.groups[DefaultAdminGroup] = &Group{ID: DefaultAdminGroup, Name: "Global Network Admins", Default: true}
+		s.groups[DefaultUserGroup] = &Group{ID: DefaultUserGroup, Name: "Global Network Users", Default: true}
+	}
+	return s
+}
+
+// MasterKey returns the master key.
+func (s *Server) MasterKey() string { return s.o.MasterKey }
+
+// Roles returns the platform roles the server has.
+func (s *Server) Roles() []string {
+	if s.o.Community {
+		return []string{RoleSuperAdmin, RoleAdmin}
+	}
+	return []string{RoleSuperAdmin, RoleAdmin, RoleServiceUser, RolePlatformUser, RoleAuditor}
+}
+
+// AdminToken returns a new personal access token of the super-admin.
+func (s *Server) AdminToken() string { return s.CreateToken("netmaker-admin") }
+
+// CreateToken issues a personal access token (JWT-shaped) for username.
+func (s *Server) CreateToken(username string) string {
+	hdr := base64.RawURLEncoding.EncodeToString([]byte(`{"alg":"HS256","typ":"JWT"}`))
+	claims, _ := json.Marshal(map[string]any{"UserName": username, "TokenType": "access_token", "id": randomID()})
+	sig := make([]byte, 32)
+	_, _ = rand.Read(sig)
+	tok := hdr + "." + base64.RawURLEncoding.EncodeToString(claims) + "." + base64.RawURLEncoding.EncodeToString(sig)
+	s.mu.Lock()
+	s.tokens[tok] = username
+	s.mu.Unlock()
+	return tok
+}
+
+// AddUser puts a user straight into the server (no validation).
+func (s *Server) AddUser(u User) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c := u.clone()
+	if c.AuthType == "" {
+		c.AuthType = "basic_auth"
+	}
+	if c.PlatformRoleID == "" {
+		c.PlatformRoleID = RoleServiceUser
+	}
+	if c.CreatedAt.IsZero() {
+		c.CreatedAt = s.o.Now().UTC()
+	}
+	if c.IsMFAEnabled && c.TOTPSecret == "" {
+		c.TOTPSecret = "JBSWY3DPEHPK3PXP"
+	}
+	c.HasPassword = true
+	s.users[c.Username] = &c
+}
+
+// AddGroup creates a group and returns its id.
+func (s *Server) AddGroup(name string) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	id := randomUUID()
+	s.groups[id] = &Group{ID: id, Name: name}
+	return id
+}
+
+// GroupID returns the id of the group named name.
+func (s *Server) GroupID(name string) (string, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, g := range s.groups {
+		if g.Name == name {
+			return g.ID, true
+		}
+	}
+	return "", false
+}
+
+// GroupNames maps group ids to names.
+func (s *Server) GroupNames(ids []string) []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []string
+	for _, id := range ids {
+		if g, ok := s.groups[id]; ok {
+			out = append(out, g.Name)
+		} else {
+			out = append(out, "?"+id)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// Groups returns every group, by name.
+func (s *Server) Groups() []Group {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]Group, 0, len(s.groups))
+	for _, g := range s.groups {
+		out = append(out, *g)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+// User returns one user.
+func (s *Server) User(name string) (User, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	u, ok := s.users[name]
+	if !ok {
+		return User{}, false
+	}
+	return u.clone(), true
+}
+
+// TOTPSecret returns the user's TOTP secret ("" when MFA was wiped).
+func (s *Server) TOTPSecret(name string) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if u, ok := s.users[name]; ok {
+		return u.TOTPSecret
+	}
+	return ""
+}
+
+// Users returns every user, sorted by name.
+func (s *Server) Users() []User {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.sortedUsers()
+}
+
+func (s *Server) sortedUsers() []User {
+	out := make([]User, 0, len(s.users))
+	for _, u := range s.users {
+		out = append(out, u.clone())
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Username < out[j].Username })
+	return out
+}
+
+// Calls returns every recorded request.
+func (s *Server) Calls() []Call {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.calls)
+}
+
+// ResetCalls forgets the recorded requests and applied counts.
+func (s *Server) ResetCalls() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.calls = nil
+	s.applied = map[string]int{}
+}
+
+// Applied returns how many times "METHOD path" changed the server's state.
+func (s *Server) Applied() map[string]int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make(map[string]int, len(s.applied))
+	for k, v := range s.applied {
+		out[k] = v
+	}
+	return out
+}
+
+// SetFaults changes the fault rate and kinds.
+func (s *Server) SetFaults(rate float64, kinds ...Fault) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.o.FaultRate = rate
+	if len(kinds) > 0 {
+		s.o.Faults = kinds
+	}
+}
+
+// Start serves on addr ("127.0.0.1:0" for a free port) and returns the
+// base URL. Close stops it.
+func (s *Server) Start(addr string) (string, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return "", fmt.Errorf("netmakerfake: listen: %w", err)
+	}
+	s.mu.Lock()
+	s.ln = ln
+	s.srv = &http.Server{Handler: s, ReadHeaderTimeout: 10 * time.Second}
+	srv := s.srv
+	s.mu.Unlock()
+	go func() { _ = srv.Serve(ln) }()
+	return "http://" + ln.Addr().String(), nil
+}
+
+// Close stops a server started with Start.
+func (s *Server) Close() error {
+	s.mu.Lock()
+	srv := s.srv
+	s.mu.Unlock()
+	if srv == nil {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	return srv.Shutdown(ctx)
+}
+
+// apiError is Netmaker's error body.
+type apiError struct {
+	Code    int    `json:"Code"`
+	Message string `json:"Message"`
+}
+
+type envelope struct {
+	Code     int    `json:"Code"`
+	Message  string `json:"Message"`
+	Response any    `json:"Response"`
+}
+
+// reply is a handler's answer, written after the fault decision.
+type reply struct {
+	status  int
+	body    any
+	raw     string
+	applied bool
+}
+
+func errReply(status int, msg string) reply {
+	return reply{status: status, body: apiError{Code: status, Message: msg}}
+}
+
+func okEnvelope(msg string, resp any) reply {
+	return reply{status: 200, body: envelope{Code: 200, Message: msg, Response: resp}}
+}
+
+// ServeHTTP implements http.Handler.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	body, _ := io.ReadAll(io.LimitReader(r.Body, 1<<20))
+	s.mu.Lock()
+	fault := Fault("")
+	if s.o.FaultRate > 0 && s.rng.Float64() < s.o.FaultRate {
+		fault = s.o.Faults[s.rng.IntN(len(s.o.Faults))]
+	}
+	after := s.o.FaultAfterApply
+	slow := s.o.SlowDelay
+	retryAfter := s.o.RetryAfter
+	s.mu.Unlock()
+
+	if fault == FaultSlow && !after {
+		if !sleep(r.Context(), slow) {
+			return
+		}
+	}
+	var rep reply
+	caller := ""
+	if fault == "" || fault == FaultSlow || after {
+		s.mu.Lock()
+		caller, rep = s.handle(r, body)
+		s.mu.Unlock()
+	} else {
+		caller = s.callerOf(r)
+	}
+	call := Call{Method: r.Method, Path: r.URL.Path, Query: r.URL.RawQuery, Body: redactPassword(body), Caller: caller,
+		Status: rep.status, Fault: fault, Applied: rep.applied}
+	switch fault {
+	case Fault429:
+		call.Status = 429
+	case Fault500:
+		call.Status = 500
+	case FaultDrop:
+		call.Status = 0
+	}
+	s.mu.Lock()
+	call.Seq = len(s.calls) + 1
+	s.calls = append(s.calls, call)
+	if rep.applied {
+		s.applied[r.Method+" "+r.URL.Path]++
+	}
+	s.mu.Unlock()
+
+	switch fault {
+	case Fault429:
+		w.Header().Set("Retry-After", strconv.Itoa(retryAfter))
+		writeJSON(w, 429, apiError{Code: 429, Message: "too many requests"})
+		return
+	case Fault500:
+		writeJSON(w, 500, apiError{Code: 500, Message: "W1R3: It's not you it's me."})
+		return
+	case FaultDrop:
+		if hj, ok := w.(http.Hijacker); ok {
+			if c, _, err := hj.Hijack(); err == nil {
+				c.Close()
+				return
+			}
+		}
+		panic(http.ErrAbortHandler)
+	case FaultSlow:
+		if after && !sleep(r.Context(), slow) {
+			return
+		}
+	}
+	if rep.raw != "" {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		w.WriteHeader(rep.status)
+		_, _ = io.WriteString(w, rep.raw)
+		return
+	}
+	writeJSON(w, rep.status, rep.body)
+}
+
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+func redactPassword(body []byte) string {
+	if len(body) == 0 {
+		return ""
+	}
+	var m map[string]any
+	if err := json.Unmarshal(body, &m); err != nil {
+		return string(body)
+	}
+	if _, ok := m["password"]; ok {
+		m["password"] = "[REDACTED]"
+		b, _ := json.Marshal(m)
+		return string(b)
+	}
+	return string(body)
+}
+
+func (s *Server) callerOf(r *http.Request) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c, _ := s.auth(r)
+	return c
+}
+
+// auth resolves the bearer token to a caller name; ok is false when the
+// token is unknown or its user is gone.
+func (s *Server) auth(r *http.Request) (string, bool) {
+	tok, found := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	if !found || tok == "" {
+		return "", false
+	}
+	if tok == s.o.MasterKey {
+		return MasterUser, true
+	}
+	name, ok := s.tokens[tok]
+	if !ok {
+		return "", false
+	}
+	if u, ok := s.users[name]; !ok || u.AccountDisabled {
+		return "", false
+	}
+	return name, true
+}
+
+func (s *Server) isAdmin(caller string) bool {
+	if caller == MasterUser {
+		return true
+	}
+	u, ok := s.users[caller]
+	return ok && (u.PlatformRoleID == RoleAdmin || u.PlatformRoleID == RoleSuperAdmin)
+}
+
+func (s *Server) roleOf(caller string) string {
+	if u, ok := s.users[caller]; ok {
+		return u.PlatformRoleID
+	}
+	return ""
+}
+
+const errNotFound = "record not found"
+
+// handle routes one request; s.mu is held.
+func (s *Server) handle(r *http.Request, body []byte) (string, reply) {
+	caller, ok := s.auth(r)
+	if !ok {
+		return "", errReply(401, "W1R3: You are unauthorized to access this endpoint.")
+	}
+	p := r.URL.Path
+	notFound := reply{status: 404, raw: "404 page not found\n"}
+	switch {
+	case p == "/api/users" && r.Method == http.MethodGet:
+		if !s.isAdmin(caller) {
+			return caller, errReply(403, "W1R3: Forbidden")
+		}
+		return caller, reply{status: 200, body: s.sortedUsers()}
+	case p == "/api/v2/users" && r.Method == http.MethodGet:
+		if s.o.LegacyOnly {
+			return caller, notFound
+		}
+		if !s.isAdmin(caller) {
+			return caller, errReply(403, "W1R3: Forbidden")
+		}
+		return caller, s.listV2(r)
+	case p == "/api/v1/users" && r.Method == http.MethodGet:
+		return caller, s.getV1(caller, r.URL.Query().Get("username"))
+	case p == "/api/v1/users/roles" && r.Method == http.MethodGet:
+		if !s.isAdmin(caller) {
+			return caller, errReply(403, "W1R3: Forbidden")
+		}
+		var roles []map[string]any
+		for _, id := range s.Roles() {
+			roles = append(roles, map[string]any{"id": id, "default": true, "full_access": id == RoleSuperAdmin || id == RoleAdmin})
+		}
+		return caller, okEnvelope("successfully fetched user roles permission templates", roles)
+	case p == "/api/v1/users/groups" && r.Method == http.MethodGet:
+		if s.o.Community {
+			return caller, notFound
+		}
+		out := make([]Group, 0, len(s.groups))
+		for _, g := range s.groups {
+			out = append(out, *g)
+		}
+		sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+		return caller, okEnvelope("successfully fetched user groups", out)
+	case p == "/api/v1/users/group" && r.Method == http.MethodPost:
+		if s.o.Community {
+			return caller, notFound
+		}
+		return caller, s.createGroup(caller, body)
+	}
+	rest, ok := strings.CutPrefix(p, "/api/users/")
+	if !ok || rest == "" {
+		return caller, notFound
+	}
+	parts := strings.Split(rest, "/")
+	name := parts[0]
+	switch {
+	case len(parts) == 1 && r.Method == http.MethodPost:
+		return caller, s.create(caller, body)
+	case len(parts) == 1 && r.Method == http.MethodPut:
+		return caller, s.update(caller, name, body)
+	case len(parts) == 1 && r.Method == http.MethodDelete:
+		return caller, s.delete(caller, name)
+	case len(parts) == 1 && r.Method == http.MethodGet:
+		if caller != name {
+			return caller, errReply(403, "W1R3: access denied")
+		}
+		return caller, reply{status: 200, body: s.users[name].clone()}
+	case len(parts) == 2 && r.Method == http.MethodPost && (parts[1] == "disable" || parts[1] == "enable"):
+		return caller, s.setDisabled(caller, name, parts[1] == "disable")
+	}
+	return caller, notFound
+}
+
+func (s *Server) listV2(r *http.Request) reply {
+	q := r.URL.Query()
+	page, _ := strconv.Atoi(q.Get("page"))
+	per, _ := strconv.Atoi(q.Get("per_page"))
+	if page < 1 {
+		page = 1
+	}
+	if per < 1 {
+		per = 10
+	}
+	per = min(per, 100)
+	all := s.sortedUsers()
+	total := len(all)
+	pages := (total + per - 1) / per
+	lo := min((page-1)*per, total)
+	hi := min(lo+per, total)
+	data := all[lo:hi]
+	if data == nil {
+		data = []User{}
+	}
+	return okEnvelope("fetched users", map[string]any{"data": data, "page": page, "per_page": per, "total": total, "total_pages": pages})
+}
+
+func (s *Server) getV1(caller, name string) reply {
+	if name == "" {
+		return errReply(400, "username is required")
+	}
+	if caller != name && !s.isAdmin(caller) {
+		return errReply(403, "W1R3: Forbidden")
+	}
+	u, ok := s.users[name]
+	if !ok {
+		return errReply(500, errNotFound)
+	}
+	groups := map[string]Group{}
+	for id := range u.UserGroups {
+		if g, ok := s.groups[id]; ok {
+			groups[id] = *g
+		}
+	}
+	// ReturnUserWithRolesAndGroups: the user's fields, the role object, and
+	// user_group_ids holding full group objects.
+	b, _ := json.Marshal(u.clone())
+	var m map[string]any
+	_ = json.Unmarshal(b, &m)
+	m["user_group_ids"] = groups
+	m["platform_role"] = map[string]any{"id": u.PlatformRoleID, "default": true}
+	return okEnvelope("fetched user with role info", m)
+}
+
+// userBody is what the server decodes a create or update body into: absent
+// fields are zero values, which is where PUT's traps come from.
+type userBody struct {
+	Username                   string                         `json:"username"`
+	Password                   string                         `json:"password"`
+	DisplayName                string                         `json:"display_name"`
+	AuthType                   string                         `json:"auth_type"`
+	PlatformRoleID             string                         `json:"platform_role_id"`
+	IsMFAEnabled               bool                           `json:"is_mfa_enabled"`
+	AccountDisabled            bool                           `json:"account_disabled"`
+	ExternalIdentityProviderID string                         `json:"external_identity_provider_id"`
+	UserGroups                 map[string]struct{}            `json:"user_group_ids"`
+	NetworkRoles               map[string]map[string]struct{} `json:"network_roles"`
+}
+
+// ValidUsername reports whether Netmaker accepts name: at least 4
+// characters, and an email address or only [A-Za-z0-9.-].
+func ValidUsername(name string) bool {
+	if len([]rune(name)) < 4 {
+		return false
+	}
+	if inCharset(name) {
+		return true
+	}
+	a, err := mail.ParseAddress(name)
+	return err == nil && a.Address == name && a.Name == ""
+}
+
+func inCharset(name string) bool {
+	for _, c := range name {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '.') {
+			return false
+		}
+	}
+	return true
+}
+
+func (s *Server) validRole(id string) bool { return slices.Contains(s.Roles(), id) }
+
+func (s *Server) create(caller string, body []byte) reply {
+	c, ok := s.users[caller]
+	if !ok {
+		// The master key is not a user: GetUser("masteradministrator") fails.
+		return errReply(400, errNotFound)
+	}
+	if !s.isAdmin(caller) {
+		return errReply(403, "W1R3: Forbidden")
+	}
+	var u userBody
+	if err := json.Unmarshal(body, &u); err != nil {
+		return errReply(400, err.Error())
+	}
+	if s.o.Community {
+		u.PlatformRoleID = RoleAdmin
+	}
+	switch {
+	case u.Username == MasterUser:
+		return errReply(400, "username not allowed")
+	case u.PlatformRoleID == "":
+		return errReply(400, "platform role is missing")
+	case !s.validRole(u.PlatformRoleID):
+		return errReply(400, "error fetching role "+u.PlatformRoleID+" "+errNotFound)
+	case u.PlatformRoleID == RoleSuperAdmin:
+		return errReply(403, "additional superadmins cannot be created")
+	case c.PlatformRoleID != RoleSuperAdmin && u.PlatformRoleID == RoleAdmin:
+		return errReply(403, "only superadmin can create admin users")
+	case !ValidUsername(u.Username):
+		return errReply(400, "Key: 'User.UserName' Error:Field validation for 'UserName' failed on the 'in_charset|email' tag")
+	case len(u.Password) < 5:
+		return errReply(400, "Key: 'User.Password' Error:Field validation for 'Password' failed on the 'min' tag")
+	}
+	if _, exists := s.users[u.Username]; exists {
+		return errReply(400, "user exists")
+	}
+	for id := range u.UserGroups {
+		if _, ok := s.groups[id]; !ok || s.o.Community {
+			return errReply(400, "user group "+id+" not found")
+		}
+	}
+	if u.AuthType == "" {
+		u.AuthType = "basic_auth"
+	}
+	nu := &User{Username: u.Username, DisplayName: u.DisplayName, AuthType: u.AuthType, PlatformRoleID: u.PlatformRoleID,
+		IsMFAEnabled: false, UserGroups: u.UserGroups, NetworkRoles: u.NetworkRoles, HasPassword: true, CreatedAt: s.o.Now().UTC()}
+	s.users[u.Username] = nu
+	return reply{status: 200, body: nu.clone(), applied: true}
+}
+
+func (s *Server) update(caller, name string, body []byte) reply {
+	u, ok := s.users[name]
+	if !ok {
+		return errReply(500, errNotFound)
+	}
+	var ch userBody
+	if err := json.Unmarshal(body, &ch); err != nil {
+		return errReply(400, err.Error())
+	}
+	if ch.Username != u.Username {
+		return errReply(400, "user in param and request body not matching")
+	}
+	master := caller == MasterUser
+	if !master {
+		cr := s.roleOf(caller)
+		self := caller == name
+		if !self {
+			switch {
+			case cr == RoleAdmin && u.PlatformRoleID == RoleSuperAdmin:
+				return errReply(403, "cannot update superadmin user")
+			case cr != RoleAdmin && cr != RoleSuperAdmin:
+				return errReply(403, "cannot update superadmin user")
+			case cr == RoleAdmin && u.PlatformRoleID == RoleAdmin:
+				return errReply(403, "an admin user does not have permissions to update another admin user")
+			case cr == RoleAdmin && ch.PlatformRoleID == RoleAdmin:
+				return errReply(403, "an admin user does not have permissions to assign the admin role to another user")
+			}
+		} else if u.PlatformRoleID != ch.PlatformRoleID {
+			return errReply(403, "user not allowed to self assign role")
+		}
+	} else if u.PlatformRoleID != RoleSuperAdmin && ch.PlatformRoleID == RoleSuperAdmin {
+		return errReply(403, "attempted to update user role to superadmin")
+	}
+	if !master && !ch.IsMFAEnabled && u.IsMFAEnabled {
+		return errReply(403, "mfa removal requires the master user key, operation is not permitted for other users")
+	}
+	if u.ExternalIdentityProviderID != "" {
+		return errReply(400, "cannot update a user synced from an external identity provider")
+	}
+	if u.AuthType == "oauth" && ch.Password != "" {
+		return errReply(403, "cannot update user's password for an oauth user "+name)
+	}
+	if ch.PlatformRoleID != "" && !s.validRole(ch.PlatformRoleID) {
+		return errReply(400, "error fetching role "+ch.PlatformRoleID+" "+errNotFound)
+	}
+	if ch.PlatformRoleID == "" {
+		return errReply(400, "platform role is missing")
+	}
+	if !s.o.Community {
+		for id := range ch.UserGroups {
+			if _, ok := s.groups[id]; !ok {
+				return errReply(400, "user group "+id+" not found")
+			}
+		}
+	}
+	if ch.Password != "" && len(ch.Password) < 5 {
+		return errReply(400, "Key: 'User.Password' Error:Field validation for 'Password' failed on the 'min' tag")
+	}
+	roleOrGroupsChanged := ch.PlatformRoleID != u.PlatformRoleID || !sameKeys(u.UserGroups, ch.UserGroups)
+	if roleOrGroupsChanged {
+		for tok, owner := range s.tokens {
+			if owner == name {
+				delete(s.tokens, tok)
+			}
+		}
+	}
+	// The replace: what the body leaves out is lost. account_disabled is
+	// ignored (use /disable and /enable).
+	u.DisplayName = ch.DisplayName
+	if !s.o.Community {
+		u.PlatformRoleID = ch.PlatformRoleID
+		u.UserGroups = ch.UserGroups
+	} else if ch.PlatformRoleID == RoleAdmin || ch.PlatformRoleID == RoleSuperAdmin {
+		u.PlatformRoleID = ch.PlatformRoleID
+	}
+	u.NetworkRoles = ch.NetworkRoles
+	if !ch.IsMFAEnabled {
+		u.IsMFAEnabled = false
+		u.TOTPSecret = ""
+	}
+	if ch.Password != "" {
+		u.HasPassword = true
+	}
+	return reply{status: 200, body: u.clone(), applied: true}
+}
+
+func sameKeys(a, b map[string]struct{}) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k := range a {
+		if _, ok := b[k]; !ok {
+			return false
+		}
+	}
+	return true
+}
+
+func (s *Server) delete(caller, name string) reply {
+	c, ok := s.users[caller]
+	if !ok {
+		return errReply(500, errNotFound)
+	}
+	u, ok := s.users[name]
+	if !ok {
+		return errReply(500, errNotFound)
+	}
+	switch {
+	case u.PlatformRoleID == RoleSuperAdmin:
+		return errReply(500, "superadmin cannot be deleted")
+	case c.PlatformRoleID != RoleSuperAdmin && c.PlatformRoleID == RoleAdmin && u.PlatformRoleID == RoleAdmin:
+		return errReply(500, "admin cannot delete another admin user, including oneself")
+	case !s.isAdmin(caller):
+		return errReply(403, "W1R3: Forbidden")
+	case u.ExternalIdentityProviderID != "":
+		return errReply(400, "cannot delete a user synced from an external identity provider")
+	}
+	delete(s.users, name)
+	for tok, owner := range s.tokens {
+		if owner == name {
+			delete(s.tokens, tok)
+		}
+	}
+	return reply{status: 200, body: name + " deleted.", applied: true}
+}
+
+func (s *Server) setDisabled(caller, name string, disable bool) reply {
+	if !s.isAdmin(caller) {
+		return errReply(403, "W1R3: Forbidden")
+	}
+	u, ok := s.users[name]
+	if !ok {
+		return errReply(500, errNotFound)
+	}
+	if caller == name {
+		return errReply(400, "cannot enable or disable your own account")
+	}
+	if disable && u.PlatformRoleID == RoleSuperAdmin {
+		return errReply(400, "cannot disable super-admin user account")
+	}
+	changed := u.AccountDisabled != disable
+	u.AccountDisabled = disable
+	msg := "user account enabled"
+	if disable {
+		msg = "user account disabled"
+	}
+	rep := okEnvelope(msg, nil)
+	rep.applied = changed
+	return rep
+}
+
+func (s *Server) createGroup(caller string, body []byte) reply {
+	if !s.isAdmin(caller) {
+		return errReply(403, "W1R3: Forbidden")
+	}
+	var req struct {
+		UserGroup Group    `json:"user_group"`
+		Members   []string `json:"members"`
+	}
+	if err := json.Unmarshal(body, &req); err != nil {
+		return errReply(400, err.Error())
+	}
+	if req.UserGroup.Name == "" {
+		return errReply(400, "group name is required")
+	}
+	for _, g := range s.groups {
+		if g.Name == req.UserGroup.Name {
+			return errReply(400, "group with this name already exists")
+		}
+	}
+	g := req.UserGroup
+	g.ID = randomUUID()
+	g.Default = false
+	s.groups[g.ID] = &g
+	for _, m := range req.Members {
+		if u, ok := s.users[m]; ok {
+			if u.UserGroups == nil {
+				u.UserGroups = map[string]struct{}{}
+			}
+			u.UserGroups[g.ID] = struct{}{}
+		}
+	}
+	rep := okEnvelope("created user group", g)
+	rep.applied = true
+	return rep
+}
+
+func randomID() string {
+	b := make([]byte, 8)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+func randomUUID() string {
+	b := make([]byte, 16)
+	_, _ = rand.Read(b)
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	h := hex.EncodeToString(b)
+	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
+}
+
+// NewTestServer starts the fake on an httptest server and returns it with
+// its base URL; both stop when the test ends.
+func NewTestServer(t interface{ Cleanup(func()) }, o Options) (*Server, string) {
+	s := New(o)
+	ts := httptest.NewServer(s)
+	t.Cleanup(ts.Close)
+	return s, ts.URL
+}
