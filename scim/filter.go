@@ -134,7 +134,7 @@ func (p *filterParser) keyword(kw string) bool {
 	}
 	if end < len(p.s) {
 		c := p.s[end]
-		if c != ' ' && c != '\t' && c != '(' && c != '\n' && c != '\r' {
+		if c != ' ' && c != '\t' && c != '(' && c != ')' && c != ']' && c != '\n' && c != '\r' {
 			return false
 		}
 	}
@@ -393,7 +393,7 @@ func (c evalCtx) match(e expr, doc map[string]any) bool {
 	case compareExpr:
 		def := c.rt.lookupPath(e.path)
 		vals := collect(doc, e.path, def, c.rt)
-		return c.compareAny(vals, e, def)
+		return c.compareAny(vals, e, leafDef(def, e.path.sub))
 	case valuePathExpr:
 		def := c.rt.lookupPath(e.path)
 		raw := lookupAttr(doc, e.path, def, c.rt)
@@ -443,10 +443,25 @@ func (c evalCtx) matchElem(e expr, elem map[string]any, parent *attrDef) bool {
 		if e.path.sub != "" {
 			m, _ := v.(map[string]any)
 			v, _ = getFold(m, e.path.sub)
+			def = def.sub(e.path.sub)
 		}
 		return c.compareAny(asList(v), e, def)
 	}
 	return false
+}
+
+// leafDef is the definition of the values a path compares: the
+// sub-attribute's, or for a multi-valued complex attribute its "value".
+func leafDef(def *attrDef, sub string) *attrDef {
+	switch {
+	case def == nil:
+		return nil
+	case sub != "":
+		return def.sub(sub)
+	case def.complex():
+		return def.sub("value")
+	}
+	return def
 }
 
 // lookupAttr returns the raw value a path's attribute has in doc (without

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net/http"
 	"slices"
 	"sort"
@@ -39,7 +40,17 @@ import (
 const staleClaimAfter = 30 * time.Second
 
 // maxCASAttempts bounds retries of a compare-and-set loop under contention.
-const maxCASAttempts = 16
+const maxCASAttempts = 50
+
+// casBackoff waits a little, randomly, before retry number attempt of a
+// compare-and-set that lost to another writer, so that contending writers
+// spread out instead of colliding again.
+func casBackoff(attempt int) {
+	if attempt == 0 {
+		return
+	}
+	time.Sleep(time.Duration(rand.IntN(min(attempt, 10)*50+1)) * time.Microsecond)
+}
 
 // record is a stored SCIM resource.
 type record struct {
@@ -508,7 +519,8 @@ func (s *Server) updateExt(ctx context.Context, ext, id string, add bool) error 
 	if ext == "" {
 		return nil
 	}
-	for range maxCASAttempts {
+	for attempt := range maxCASAttempts {
+		casBackoff(attempt)
 		b, ver, err := s.store.KVGet(ctx, s.extBucket(), ext)
 		var ids []string
 		switch {
@@ -595,7 +607,8 @@ type mutation func(cur *record) (map[string]any, error)
 // another writer got there first. It returns the stored record, its
 // version, and the previous record (nil when nothing changed).
 func (s *Server) update(ctx context.Context, rt *resourceType, id, ifMatch string, mut mutation) (*record, int64, *record, error) {
-	for range maxCASAttempts {
+	for attempt := range maxCASAttempts {
+		casBackoff(attempt)
 		cur, ver, err := s.get(ctx, rt, id)
 		if err != nil {
 			return nil, 0, nil, err
@@ -657,7 +670,8 @@ func (s *Server) update(ctx context.Context, rt *resourceType, id, ifMatch strin
 
 // remove deletes a resource, returning what it was.
 func (s *Server) remove(ctx context.Context, rt *resourceType, id, ifMatch string) (*record, error) {
-	for range maxCASAttempts {
+	for attempt := range maxCASAttempts {
+		casBackoff(attempt)
 		cur, ver, err := s.get(ctx, rt, id)
 		if err != nil {
 			return nil, err
