@@ -42,9 +42,9 @@ func FuzzFilter(f *testing.F) {
 	s := testServer(f)
 	doc := map[string]any{
 		"id": "1", "userName": "bjensen", "active": true, "externalId": "e",
-		"name":   map[string]any{"familyName": "O'Malley"},
-		"emails": []any{map[string]any{"value": "x@y", "type": "work", "primary": true}, "stray string"},
-		"meta":   map[string]any{"created": "2020-01-01T00:00:00Z", "lastModified": "not a date"},
+		"name":            map[string]any{"familyName": "O'Malley"},
+		"emails":          []any{map[string]any{"value": "x@y", "type": "work", "primary": true}, "stray string"},
+		"meta":            map[string]any{"created": "2020-01-01T00:00:00Z", "lastModified": "not a date"},
 		URNEnterpriseUser: map[string]any{"manager": map[string]any{"value": "x"}},
 	}
 	f.Fuzz(func(t *testing.T, filter string) {
