@@ -114,23 +114,37 @@ func (s *Source) build(f *file) ([]identity.User, []identity.Group, error) {
 	wheres := make([]string, 0, len(f.users))
 	byKey := map[string]int{}
 	byName := map[string]int{}
+	byEmail := map[string]int{}
 	for _, rec := range f.users {
 		u, ok := s.user(f, rec, cols, &errs)
 		if !ok {
 			continue
 		}
-		if i, dup := byKey[u.Key]; dup {
-			errs.add(rec.where, f.cols[cols["key"]], "duplicate key %q (also at %s)", u.Key, wheres[i])
+		dup := false
+		if i, ok := byKey[u.Key]; ok {
+			errs.add(rec.where, s.nameOf(f, cols, "key"), "duplicate key %q (also at %s)", u.Key, wheres[i])
+			dup = true
+		}
+		// Two people with one email would be merged into one by the
+		// engine's join (and a disable of one would disable both).
+		email := strings.ToLower(u.Email)
+		if i, ok := byEmail[email]; ok && email != "" && !dup {
+			errs.add(rec.where, s.nameOf(f, cols, "email"), "duplicate email %q (also at %s)", u.Email, wheres[i])
+			dup = true
+		}
+		name := strings.ToLower(u.Username)
+		if i, ok := byName[name]; ok && !dup {
+			errs.add(rec.where, s.nameOf(f, cols, "username"), "duplicate username %q (also at %s)", u.Username, wheres[i])
+			dup = true
+		}
+		if dup {
 			continue
 		}
-		if u.Username != "" {
-			if i, dup := byName[strings.ToLower(u.Username)]; dup {
-				errs.add(rec.where, s.nameOf(f, cols, "username"), "duplicate username %q (also at %s)", u.Username, wheres[i])
-				continue
-			}
-			byName[strings.ToLower(u.Username)] = len(users)
-		}
 		byKey[u.Key] = len(users)
+		byName[name] = len(users)
+		if email != "" {
+			byEmail[email] = len(users)
+		}
 		users = append(users, u)
 		wheres = append(wheres, rec.where)
 	}

@@ -200,6 +200,7 @@ func TestPullErrors(t *testing.T) {
 		{file: "dupgroup.json", want: []string{`testdata/dupgroup.json:2: groups[2]: name: duplicate group "a" (also at testdata/dupgroup.json:2: groups[0])`}},
 		{file: "dupkey.csv", want: []string{`testdata/dupkey.csv:4: employee_id: duplicate key "1" (also at testdata/dupkey.csv:2)`}},
 		{file: "dupuser.csv", want: []string{`testdata/dupuser.csv:3: username: duplicate username "Ann" (also at testdata/dupuser.csv:2)`}},
+		{file: "dupemail.csv", want: []string{`testdata/dupemail.csv:3: email: duplicate email "ANN@example.com" (also at testdata/dupemail.csv:2)`, `testdata/dupemail.csv:5: username: duplicate username "ann" (also at testdata/dupemail.csv:2)`}},
 		{file: "nokey.csv", want: []string{"testdata/nokey.csv:3: employee_id: the key is empty"}},
 		{file: "noname.csv", want: []string{"testdata/noname.csv:2: username: has neither a username nor an email"}},
 		{file: "nokeycol.csv", want: []string{"testdata/nokeycol.csv: key: no key column found (looked for id, employee_id"}},
