@@ -406,7 +406,15 @@ func (t *Target) Edition() string {
 // and delete with the master key, group changes and non-admin roles on a
 // community server, unknown roles, and groups that do not exist when
 // create_groups is false.
+//
+// A create is not refused here but by Create itself (a skip at apply time):
+// the engine then records the account as not creatable and plans nothing
+// else for it, where a create refused at plan time would still be followed
+// by role and group steps on an account that does not exist.
 func (t *Target) Gate(act target.Action, a identity.Account) string {
+	if act == target.ActCreate {
+		return ""
+	}
 	return t.gateFor(act, a, true)
 }
 

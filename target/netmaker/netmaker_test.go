@@ -272,7 +272,7 @@ func TestUsernameMapping(t *testing.T) {
 		}
 	}
 	e := newEnv(t, netmakerfake.Options{})
-	if why := e.tg.Gate(target.ActCreate, identity.Account{Username: "jo_"}); !strings.Contains(why, "not valid in Netmaker") {
+	if why := e.tg.Gate(target.ActSuspend, identity.Account{Username: "jo_"}); !strings.Contains(why, "not valid in Netmaker") {
 		t.Fatalf("gate on an unmappable name: %q", why)
 	}
 	err := e.tg.Create(ctx(t), &identity.Account{Username: "jo_"})
@@ -294,12 +294,15 @@ func TestCommunityEdition(t *testing.T) {
 	for act, want := range map[target.Action]string{
 		target.ActSetGroups: "no user groups",
 		target.ActSetRole:   "only roles are super-admin and admin",
-		target.ActCreate:    "creates every user as admin",
 		target.ActSuspend:   "",
 	} {
 		if got := e.tg.Gate(act, a); (want == "" && got != "") || !strings.Contains(got, want) {
 			t.Errorf("gate %s: %q, want %q", act, got, want)
 		}
+	}
+	// A create is refused by Create itself (see Gate's doc).
+	if err := e.tg.Create(c, &identity.Account{Username: "carol", Role: "platform-user"}); target.KindOf(err) != target.KindSkipped || !strings.Contains(err.Error(), "creates every user as admin") {
+		t.Fatalf("create on community: %v", err)
 	}
 	// Applied anyway: a skip, not an error, and nothing sent.
 	before := len(e.srv.Calls())
@@ -334,10 +337,11 @@ func TestMasterKey(t *testing.T) {
 	e.srv.AddUser(netmakerfake.User{Username: "erin"})
 	tg := e.connect(t, e.srv.MasterKey())
 	a := identity.Account{Username: "frank"}
-	for _, act := range []target.Action{target.ActCreate, target.ActDelete} {
-		if why := tg.Gate(act, a); !strings.Contains(why, "master key") {
-			t.Fatalf("gate %s with the master key: %q", act, why)
-		}
+	if why := tg.Gate(target.ActDelete, a); !strings.Contains(why, "master key") {
+		t.Fatalf("gate delete with the master key: %q", why)
+	}
+	if err := tg.Create(ctx(t), &a); target.KindOf(err) != target.KindSkipped || !strings.Contains(err.Error(), "master key") {
+		t.Fatalf("create with the master key: %v", err)
 	}
 	if why := tg.Gate(target.ActSuspend, a); why != "" {
 		t.Fatalf("suspend with the master key is possible: %q", why)
