@@ -578,3 +578,27 @@ func TestUpdateDisplayName(t *testing.T) {
 		t.Fatal("renamed?")
 	}
 }
+
+// A create whose answer was lost after it landed is uncertain; reading
+// the account shows it landed (what the engine checks before retrying).
+func TestUncertainCreateCanBeRead(t *testing.T) {
+	e := newEnv(t, netmakerfake.Options{FaultAfterApply: true})
+	c := ctx(t)
+	if err := e.tg.Open(c); err != nil {
+		t.Fatal(err)
+	}
+	e.srv.SetFaults(1, netmakerfake.FaultDrop)
+	a := &identity.Account{Key: "s", Username: "sara", Role: "platform-user"}
+	err := e.tg.Create(c, a)
+	if target.KindOf(err) != target.KindUncertain {
+		t.Fatalf("create with the answer lost: %v", err)
+	}
+	e.srv.SetFaults(0)
+	if _, ok := e.srv.User("sara"); !ok {
+		t.Fatal("the create did not land")
+	}
+	got, err := e.tg.Read(c, *a)
+	if err != nil || !got.Exists || got.Remote["username"] != "sara" {
+		t.Fatalf("read after an uncertain create: %+v, %v", got, err)
+	}
+}
