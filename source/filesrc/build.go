@@ -176,7 +176,7 @@ func (s *Source) user(f *file, rec record, cols columns, errs *errList) (identit
 		if n == "" {
 			return ""
 		}
-		switch v := rec.vals[n].(type) {
+		switch v := rec.get(n).(type) {
 		case nil:
 			return ""
 		case string:
@@ -207,7 +207,13 @@ func (s *Source) user(f *file, rec record, cols columns, errs *errList) (identit
 		errs.add(rec.where, s.nameOf(f, cols, "username"), "has neither a username nor an email")
 		ok = false
 	}
-	facts := map[string]string{}
+	var facts map[string]string
+	setFact := func(k, v string) {
+		if facts == nil {
+			facts = make(map[string]string, 3)
+		}
+		facts[k] = v
+	}
 	for _, field := range []string{"active", "status"} {
 		raw := str(field)
 		if cols[field] == "" || !ok {
@@ -229,9 +235,9 @@ func (s *Source) user(f *file, rec record, cols columns, errs *errList) (identit
 		fact := s.nameOf(f, cols, field) + "=" + raw
 		if !active {
 			u.Active = false
-			facts[identity.FactActive] = fact
+			setFact(identity.FactActive, fact)
 		} else if _, set := facts[identity.FactActive]; !set {
-			facts[identity.FactActive] = fact
+			setFact(identity.FactActive, fact)
 		}
 	}
 	if raw := str("expires"); raw != "" {
@@ -241,7 +247,7 @@ func (s *Source) user(f *file, rec record, cols columns, errs *errList) (identit
 			ok = false
 		} else {
 			u.Expires = &t
-			facts[identity.FactExpires] = s.nameOf(f, cols, "expires") + "=" + raw
+			setFact(identity.FactExpires, s.nameOf(f, cols, "expires")+"="+raw)
 		}
 	}
 	if raw := str("must_change_password"); raw != "" {
@@ -251,11 +257,11 @@ func (s *Source) user(f *file, rec record, cols columns, errs *errList) (identit
 			ok = false
 		} else if b {
 			u.MustChangePassword = true
-			facts[identity.FactMustChangePassword] = s.nameOf(f, cols, "must_change_password") + "=" + raw
+			setFact(identity.FactMustChangePassword, s.nameOf(f, cols, "must_change_password")+"="+raw)
 		}
 	}
 	if n := cols["groups"]; n != "" {
-		switch v := rec.vals[n].(type) {
+		switch v := rec.get(n).(type) {
 		case nil:
 		case string:
 			u.Groups = splitList(v, s.s.GroupsSeparator)
@@ -270,12 +276,18 @@ func (s *Source) user(f *file, rec record, cols columns, errs *errList) (identit
 			ok = false
 		}
 	}
-	attrs := map[string]string{}
-	if v, has := rec.vals["attributes"]; has && !f.csv {
+	var attrs map[string]string
+	setAttr := func(k, v string) {
+		if attrs == nil {
+			attrs = make(map[string]string, len(s.s.Attributes))
+		}
+		attrs[k] = v
+	}
+	if v := rec.get("attributes"); v != nil && !f.csv {
 		switch m := v.(type) {
 		case map[string]string:
 			for k, x := range m {
-				attrs[k] = x
+				setAttr(k, x)
 			}
 		default:
 			errs.add(rec.where, rec.names["attributes"], "must be an object of strings, not %s", describe(v))
@@ -283,25 +295,21 @@ func (s *Source) user(f *file, rec record, cols columns, errs *errList) (identit
 		}
 	}
 	for _, a := range s.s.Attributes {
-		switch v := rec.vals[norm(a)].(type) {
+		switch v := rec.get(norm(a)).(type) {
 		case nil:
 		case string:
 			if v = strings.TrimSpace(v); v != "" {
-				attrs[a] = v
+				setAttr(a, v)
 			}
 		case []string:
-			attrs[a] = strings.Join(v, s.s.GroupsSeparator)
+			setAttr(a, strings.Join(v, s.s.GroupsSeparator))
 		default:
 			errs.add(rec.where, a, "must be a string, not %s", describe(v))
 			ok = false
 		}
 	}
-	if len(attrs) > 0 {
-		u.Attributes = attrs
-	}
-	if len(facts) > 0 {
-		u.Facts = facts
-	}
+	u.Attributes = attrs
+	u.Facts = facts
 	return u, ok
 }
 
@@ -373,11 +381,12 @@ func (s *Source) groups(f *file, users []identity.User, byKey, byName map[string
 		}
 	}
 	var errs errList
+	var unknown []string             // "group: member" not found among the users
 	defined := map[string]string{}   // group name → where defined
 	parents := map[string][]string{} // group → groups it is nested in
 	known := map[string]bool{}
 	for _, rec := range f.groups {
-		name, ok := rec.vals["name"].(string)
+		name, ok := rec.get("name").(string)
 		name = strings.TrimSpace(name)
 		if !ok || name == "" {
 			errs.add(rec.where, "name", "is required (a string)")
@@ -389,7 +398,7 @@ func (s *Source) groups(f *file, users []identity.User, byKey, byName map[string
 		}
 		defined[name] = rec.where
 		known[name] = true
-		members, err := strList(rec.vals["members"])
+		members, err := strList(rec.get("members"))
 		if err != "" {
 			errs.add(rec.where, "members", "%s", err)
 		}
@@ -402,13 +411,12 @@ func (s *Source) groups(f *file, users []identity.User, byKey, byName map[string
 				i, found = byEmail[strings.ToLower(m)]
 			}
 			if !found {
-				s.log.Warn("filesrc: group member is not a user in the file; ignored",
-					zap.String("source", s.name), zap.String("at", rec.where), zap.String("group", name), zap.String("member", m))
+				unknown = append(unknown, name+": "+m)
 				continue
 			}
 			users[i].Groups = append(users[i].Groups, name)
 		}
-		nested, err := strList(rec.vals["groups"])
+		nested, err := strList(rec.get("groups"))
 		if err != "" {
 			errs.add(rec.where, "groups", "%s", err)
 		}
@@ -420,13 +428,28 @@ func (s *Source) groups(f *file, users []identity.User, byKey, byName map[string
 	if err := errs.err(); err != nil {
 		return nil, err
 	}
+	if len(unknown) > 0 {
+		s.log.Warn("filesrc: group members that are not users in the file are ignored",
+			zap.String("source", s.name), zap.String("file", f.path), zap.Int("count", len(unknown)),
+			zap.Strings("members", unknown[:min(len(unknown), 20)]))
+	}
 	if cyc := findCycle(parents); cyc != nil {
 		s.log.Warn("filesrc: nested groups form a cycle; every group in it has the same members",
 			zap.String("source", s.name), zap.String("file", f.path), zap.Strings("cycle", cyc))
 	}
 	members := map[string][]string{}
+	anc := map[string][]string{} // group → itself and every group containing it
 	for i := range users {
-		all := closure(users[i].Groups, parents)
+		var all []string
+		for _, g := range users[i].Groups {
+			a, ok := anc[g]
+			if !ok {
+				a = closure([]string{g}, parents)
+				anc[g] = a
+			}
+			all = append(all, a...)
+		}
+		all = identity.SortedSet(all)
 		users[i].Groups = all
 		for _, g := range all {
 			members[g] = append(members[g], users[i].Key)

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"sort"
+	"strconv"
 	"strings"
 )
 
@@ -28,10 +29,28 @@ type file struct {
 // record is one user or group. Values are string, []string,
 // map[string]string, or kind (a value of a type no field can take).
 type record struct {
-	where string // "hr.csv:5" or "hr.json:12: users[3]"
-	vals  map[string]any
+	where string         // "hr.csv:5" or "hr.json:12: users[3]"
+	vals  map[string]any // JSON
+	// row and idx hold a CSV record: its cells, and the column of each
+	// normalised name (shared by every row).
+	row []string
+	idx map[string]int
 	// names maps a normalised field name to its spelling (JSON only).
 	names map[string]string
+}
+
+// get returns the value of a field (by normalised name), nil if absent.
+func (r record) get(n string) any {
+	if r.idx != nil {
+		if i, ok := r.idx[n]; ok && i < len(r.row) {
+			return r.row[i]
+		}
+		return nil
+	}
+	if v, ok := r.vals[n]; ok {
+		return v
+	}
+	return nil
 }
 
 // kind marks a JSON value of an unusable type (object, nested array).
@@ -59,7 +78,7 @@ func parseCSV(path string, data []byte, comma rune) (*file, error) {
 		return nil, csvErr(path, err)
 	}
 	f := &file{path: path, cols: map[string]string{}, csv: true}
-	idx := make([]string, len(header))
+	cols := make(map[string]int, len(header))
 	for i, h := range header {
 		h = strings.TrimSpace(h)
 		n := norm(h)
@@ -70,7 +89,7 @@ func parseCSV(path string, data []byte, comma rune) (*file, error) {
 			return nil, fmt.Errorf("%s:1: header: column %q repeats %q", path, h, prev)
 		}
 		f.cols[n] = h
-		idx[i] = n
+		cols[n] = i
 	}
 	var errs errList
 	for {
@@ -88,20 +107,17 @@ func parseCSV(path string, data []byte, comma rune) (*file, error) {
 			return nil, csvErr(path, err)
 		}
 		line, _ := r.FieldPos(0)
-		rec := record{where: fmt.Sprintf("%s:%d", path, line), vals: map[string]any{}}
 		empty := true
 		for i, v := range row {
-			v = strings.TrimSpace(v)
-			if v != "" {
+			row[i] = strings.TrimSpace(v)
+			if row[i] != "" {
 				empty = false
-			}
-			if idx[i] != "" {
-				rec.vals[idx[i]] = v
 			}
 		}
 		if empty {
 			continue // a row of empty cells (common at the end of spreadsheet exports)
 		}
+		rec := record{where: path + ":" + strconv.Itoa(line), row: row, idx: cols}
 		f.users = append(f.users, rec)
 	}
 	return f, errs.err()
