@@ -598,6 +598,12 @@ func (rc *runCtx) runTarget(ctx context.Context, spec TargetSpec, snaps map[stri
 }
 
 // Guarded splits a plan's steps into those to apply and those held by the
+// safety guard. A target's suspensions (likewise deletions) are held when
+// they exceed the absolute limit, or the percentage of its accounts; a
+// single one is never held by the percentage alone (on a small target one
+// leaver is a large share, not a mass change).
+//
+// Guarded splits a plan's steps into those to apply and those held by the
 // safety guard, with the reason; held is empty when within limits.
 func Guarded(p Plan, l config.Limits) (apply, held []Step, why string) {
 	var sus, del int
@@ -616,7 +622,7 @@ func Guarded(p Plan, l config.Limits) (apply, held []Step, why string) {
 			return ""
 		case abs > 0 && count > abs:
 			return fmt.Sprintf("%d %s > max %d", count, what, abs)
-		case pct > 0 && float64(count)*100/n > pct:
+		case pct > 0 && count > 1 && float64(count)*100/n > pct:
 			return fmt.Sprintf("%d %s = %.1f%% of %d accounts > max %.1f%%", count, what, float64(count)*100/n, p.Accounts, pct)
 		}
 		return ""

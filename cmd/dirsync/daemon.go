@@ -1,0 +1,383 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/dirsync/dirsync/source"
+	"github.com/dirsync/dirsync/state"
+	dsync "github.com/dirsync/dirsync/sync"
+	cron "github.com/netresearch/go-cron"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.uber.org/zap"
+)
+
+func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	var c common
+	fs := newFlags("run", stderr)
+	c.register(fs)
+	if _, err := parseInterleaved(fs, args); err != nil {
+		return usageError{err.Error()}
+	}
+	a, err := openApp(ctx, c, stderr)
+	if err != nil {
+		return err
+	}
+	defer a.close()
+	d := newDaemon(a)
+	return d.serve(ctx, nil)
+}
+
+// trigger asks the daemon for a run.
+type trigger struct {
+	name string
+	keys []string // nil: full run
+	// stored: use stored snapshots (expiry timer) instead of pulling.
+	stored bool
+}
+
+// daemon is the long-running process: HTTP, leader election, scheduler,
+// incremental watchers, the expiry timer, and one run worker.
+type daemon struct {
+	a        *app
+	log      *zap.Logger
+	triggers chan trigger
+	leader   atomic.Bool
+	lease    atomic.Pointer[state.Lease]
+	lastRun  atomic.Pointer[string]
+	mux      *http.ServeMux
+	// Debounce is how long keyed triggers are gathered into one run.
+	Debounce time.Duration
+	// ready is closed when the HTTP listener is up.
+	ready    chan struct{}
+	addr     atomic.Pointer[string]
+	runCount atomic.Int64
+}
+
+func newDaemon(a *app) *daemon {
+	d := &daemon{a: a, log: a.log, triggers: make(chan trigger, 1024), mux: http.NewServeMux(), Debounce: 100 * time.Millisecond, ready: make(chan struct{})}
+	a.fence = func() state.Fence {
+		if l := d.lease.Load(); l != nil {
+			return l.Fence()
+		}
+		return state.Fence{Lock: leaderLock, Token: -1} // never valid: not the leader
+	}
+	return d
+}
+
+// Handle mounts an extra handler (SCIM servers) on the daemon's listener.
+func (d *daemon) Handle(pattern string, h http.Handler) { d.mux.Handle(pattern, h) }
+
+// Trigger enqueues a run without blocking; a full queue drops keyed runs
+// (the next full run catches up) but never a full run request.
+func (d *daemon) Trigger(t trigger) {
+	select {
+	case d.triggers <- t:
+	default:
+		d.log.Warn("run queue full: change left to the next full run", zap.String("trigger", t.name))
+	}
+}
+
+func (d *daemon) routes() {
+	d.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Write([]byte("ok\n"))
+	})
+	d.mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+		defer cancel()
+		var problems []string
+		if err := d.a.store.Ping(ctx); err != nil {
+			problems = append(problems, "state store unreachable: "+err.Error())
+		}
+		if s := d.lastRun.Load(); s != nil && *s == "failed" {
+			problems = append(problems, "last run failed")
+		}
+		role := "standby"
+		if d.leader.Load() {
+			role = "leader"
+		}
+		if len(problems) > 0 {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			fmt.Fprintf(w, "not ready (%s): %s\n", role, strings.Join(problems, "; "))
+			return
+		}
+		fmt.Fprintf(w, "ready (%s)\n", role)
+	})
+	d.mux.Handle("GET /metrics", promhttp.HandlerFor(d.a.reg, promhttp.HandlerOpts{}))
+	for _, s := range d.a.sources {
+		if m, ok := s.(mounter); ok {
+			d.mux.Handle(m.MountPath()+"/", m.Handler())
+			d.mux.Handle(m.MountPath(), m.Handler())
+		}
+	}
+}
+
+// mounter is a source that serves HTTP on the daemon's listener (SCIM).
+type mounter interface {
+	MountPath() string
+	Handler() http.Handler
+}
+
+// serve runs until ctx ends. onReady, if set, is called with the listener's
+// address once it is up.
+func (d *daemon) serve(ctx context.Context, onReady func(addr string)) error {
+	d.routes()
+	ln, err := net.Listen("tcp", d.a.cfg.HTTP.Listen)
+	if err != nil {
+		return fmt.Errorf("http.listen %s: %w", d.a.cfg.HTTP.Listen, err)
+	}
+	addr := ln.Addr().String()
+	d.addr.Store(&addr)
+	srv := &http.Server{Handler: d.mux, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 30 * time.Second, WriteTimeout: 60 * time.Second, IdleTimeout: 120 * time.Second}
+	httpErr := make(chan error, 1)
+	go func() {
+		var err error
+		if t := d.a.cfg.HTTP.TLS; t.CertFile != "" {
+			err = srv.ServeTLS(ln, t.CertFile, t.KeyFile)
+		} else {
+			err = srv.Serve(ln)
+		}
+		if !errors.Is(err, http.ErrServerClosed) {
+			httpErr <- err
+		}
+	}()
+	d.log.Info("dirsync started", zap.String("listen", addr), zap.String("version", version), zap.Strings("targets", d.a.targetNames()))
+	close(d.ready)
+	if onReady != nil {
+		onReady(addr)
+	}
+
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	// Leader election.
+	leadCtx, cancelLead := context.WithCancel(context.WithoutCancel(ctx))
+	wg.Add(1)
+	go func() { defer wg.Done(); d.elect(leadCtx) }()
+	// Scheduler.
+	loc, _ := time.LoadLocation(d.a.cfg.Schedule.Timezone)
+	parser := cron.NewParser(cron.Minute | cron.Hour | cron.Dom | cron.Month | cron.Dow | cron.Descriptor | cron.DowOrDom)
+	cr := cron.New(cron.WithLocation(loc), cron.WithParser(parser), cron.WithLogger(cron.DiscardLogger),
+		cron.WithChain(cron.SkipIfStillRunning(cron.DiscardLogger)))
+	if _, err := cr.AddFunc(d.a.cfg.Schedule.Full, func() { d.Trigger(trigger{name: "schedule"}) }); err != nil {
+		cancelLead()
+		return fmt.Errorf("schedule.full: %w", err)
+	}
+	cr.Start()
+	// Incremental: watchers, and polling of sources that cannot watch.
+	watchCtx, cancelWatch := context.WithCancel(ctx)
+	polled := false
+	for _, s := range d.a.sources {
+		w, ok := s.(source.Watcher)
+		if !ok {
+			polled = true
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			d.watch(watchCtx, s, w)
+		}()
+	}
+	if iv := d.a.cfg.Schedule.Incremental.D(); iv > 0 && polled {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			t := time.NewTicker(iv)
+			defer t.Stop()
+			for {
+				select {
+				case <-watchCtx.Done():
+					return
+				case <-t.C:
+					d.Trigger(trigger{name: "incremental"})
+				}
+			}
+		}()
+	}
+	d.Trigger(trigger{name: "startup"})
+	// Run worker.
+	workerDone := make(chan struct{})
+	go func() { defer close(workerDone); d.worker(ctx, stop) }()
+
+	select {
+	case <-ctx.Done():
+	case err = <-httpErr:
+		d.log.Error("http server failed", zap.Error(err))
+	}
+	d.log.Info("shutting down: finishing the action in flight")
+	close(stop)
+	cancelWatch()
+	cr.Stop()
+	<-workerDone
+	cancelLead()
+	wg.Wait()
+	if l := d.lease.Load(); l != nil {
+		_ = d.a.store.ReleaseLock(context.Background(), *l)
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_ = srv.Shutdown(sctx)
+	d.log.Info("stopped")
+	return err
+}
+
+// elect keeps trying to hold the leader lock, renewing it at a third of its
+// TTL; losing it clears the lease so fenced writes stop at once.
+func (d *daemon) elect(ctx context.Context) {
+	ttl := d.a.cfg.State.LockTTL.D()
+	owner := ownerID("daemon")
+	t := time.NewTimer(0)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if l := d.lease.Load(); l != nil {
+			nl, err := d.a.store.RenewLock(ctx, *l, ttl)
+			if err != nil {
+				d.log.Warn("lost the leader lock: standing by", zap.Error(err))
+				d.lease.Store(nil)
+				d.leader.Store(false)
+			} else {
+				d.lease.Store(&nl)
+			}
+		} else {
+			l, err := d.a.store.AcquireLock(ctx, leaderLock, owner, ttl)
+			switch {
+			case err == nil:
+				d.lease.Store(&l)
+				d.leader.Store(true)
+				d.log.Info("became leader", zap.Int64("fencing_token", l.Token))
+				d.Trigger(trigger{name: "leader"})
+			case !errors.Is(err, state.ErrLockHeld):
+				d.log.Warn("leader lock", zap.Error(err))
+			}
+		}
+		t.Reset(ttl / 3)
+	}
+}
+
+func (d *daemon) watch(ctx context.Context, s source.Source, w source.Watcher) {
+	for ctx.Err() == nil {
+		err := w.Watch(ctx, func(ch source.Change) {
+			if ch.Full {
+				d.Trigger(trigger{name: "incremental:" + s.Name()})
+				return
+			}
+			keys, err := d.a.engine.MergeChange(ctx, s.Name(), ch)
+			if err != nil {
+				d.log.Warn("incremental change not merged: left to the next full run", zap.String("source", s.Name()), zap.Error(err))
+				return
+			}
+			d.Trigger(trigger{name: "incremental:" + s.Name(), keys: keys})
+		})
+		if ctx.Err() != nil {
+			return
+		}
+		d.log.Warn("watch ended: restarting", zap.String("source", s.Name()), zap.Error(err))
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(5 * time.Second):
+		}
+	}
+}
+
+// worker runs one run at a time. Keyed triggers arriving together are
+// merged (debounced) into one targeted run; a full request absorbs them.
+func (d *daemon) worker(ctx context.Context, stop chan struct{}) {
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	for {
+		var t trigger
+		select {
+		case <-stop:
+			return
+		case t = <-d.triggers:
+		case <-timer.C:
+			at, keys := d.a.engine.Due()
+			if at.IsZero() || time.Now().Before(at) {
+				d.armExpiry(timer)
+				continue
+			}
+			t = trigger{name: "expiry", keys: keys, stored: true}
+		}
+		full := t.keys == nil && !t.stored
+		keys := map[string]bool{}
+		for _, k := range t.keys {
+			keys[k] = true
+		}
+		name := t.name
+		if !full {
+			deadline := time.After(d.Debounce)
+		gather:
+			for {
+				select {
+				case more := <-d.triggers:
+					if more.keys == nil && !more.stored {
+						full, name = true, more.name
+					}
+					for _, k := range more.keys {
+						keys[k] = true
+					}
+				case <-deadline:
+					break gather
+				case <-stop:
+					return
+				}
+			}
+		}
+		if !d.leader.Load() {
+			continue // standby: the leader runs; our SCIM writes are in the shared store
+		}
+		ro := dsync.RunOptions{Trigger: name, Stop: stop}
+		if !full {
+			if len(keys) == 0 {
+				ro.UseStored = true
+			} else {
+				ro.Keys = sortedKeys(keys)
+			}
+		}
+		runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+		res, err := d.a.engine.Run(runCtx, ro)
+		cancel()
+		d.runCount.Add(1)
+		status := "failed"
+		if res != nil {
+			status = res.Status
+		}
+		if !full && status == "failed" {
+			status = "partial"
+		}
+		d.lastRun.Store(&status)
+		if err != nil {
+			d.log.Error("run failed", zap.String("trigger", name), zap.Error(err))
+		}
+		d.armExpiry(timer)
+	}
+}
+
+func (d *daemon) armExpiry(timer *time.Timer) {
+	at, _ := d.a.engine.Due()
+	wait := time.Hour
+	if !at.IsZero() {
+		wait = max(time.Until(at), 0)
+	}
+	if !timer.Stop() {
+		select {
+		case <-timer.C:
+		default:
+		}
+	}
+	timer.Reset(wait)
+}

@@ -1,0 +1,62 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"sync/atomic"
+	"time"
+
+	"github.com/dirsync/dirsync/state"
+	"go.uber.org/zap"
+)
+
+const leaderLock = "leader"
+
+func ownerID(kind string) string {
+	h, _ := os.Hostname()
+	return fmt.Sprintf("%s-%s-%d-%d", kind, h, os.Getpid(), time.Now().UnixNano()%1e6)
+}
+
+// leadOnce takes the leader lock for a one-shot command (sync, apply,
+// approve), so it never applies alongside a running daemon, and keeps it
+// renewed until release is called.
+func (a *app) leadOnce(ctx context.Context) (release func(), err error) {
+	ttl := a.cfg.State.LockTTL.D()
+	l, err := a.store.AcquireLock(ctx, leaderLock, ownerID("cli"), ttl)
+	if errors.Is(err, state.ErrLockHeld) {
+		return nil, exitError{code: exitFailed, err: errors.New("another dirsync (a daemon?) holds the leader lock and is applying; stop it, or let it do the run")}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("leader lock: %w", err)
+	}
+	var cur atomic.Pointer[state.Lease]
+	cur.Store(&l)
+	a.fence = func() state.Fence { return cur.Load().Fence() }
+	rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(ttl / 3)
+		defer t.Stop()
+		for {
+			select {
+			case <-rctx.Done():
+				return
+			case <-t.C:
+				nl, err := a.store.RenewLock(rctx, *cur.Load(), ttl)
+				if err != nil {
+					a.log.Warn("leader lock renewal failed", zap.Error(err))
+					continue
+				}
+				cur.Store(&nl)
+			}
+		}
+	}()
+	return func() {
+		cancel()
+		<-done
+		_ = a.store.ReleaseLock(context.Background(), *cur.Load())
+	}, nil
+}

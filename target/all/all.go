@@ -1,0 +1,42 @@
+// Package all is the one map from a target's config `type:` to the factory
+// of its connector. Only cmd imports it.
+package all
+
+import (
+	"fmt"
+	"maps"
+	"slices"
+
+	"github.com/dirsync/dirsync/config"
+	"github.com/dirsync/dirsync/target"
+	"github.com/dirsync/dirsync/target/ezeelogin"
+	"github.com/dirsync/dirsync/target/memtarget"
+)
+
+// Factories maps type names to connector factories.
+func Factories() map[string]target.Factory {
+	return map[string]target.Factory{
+		"memory":    memtarget.Factory,
+		"ezeelogin": ezeelogin.Factory,
+	}
+}
+
+// Samples maps type names to each connector's documented YAML sample.
+func Samples() map[string]string {
+	return map[string]string{
+		"ezeelogin": ezeelogin.Sample,
+	}
+}
+
+// Build builds the connector for cfg.
+func Build(cfg config.Target, deps target.Deps) (target.Target, error) {
+	f, ok := Factories()[cfg.Type]
+	if !ok {
+		return nil, fmt.Errorf("%s.type: unknown target type %q (known: %v)", cfg.Path(), cfg.Type, slices.Sorted(maps.Keys(Factories())))
+	}
+	t, err := f(cfg, deps)
+	if err != nil {
+		return nil, fmt.Errorf("%s (%s): %w", cfg.Path(), cfg.Name, err)
+	}
+	return t, nil
+}
