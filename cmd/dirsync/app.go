@@ -12,6 +12,7 @@ import (
 	"github.com/dirsync/dirsync/identity"
 	"github.com/dirsync/dirsync/source"
 	"github.com/dirsync/dirsync/state"
+	"github.com/dirsync/dirsync/state/backends"
 	dsync "github.com/dirsync/dirsync/sync"
 	"github.com/dirsync/dirsync/target"
 	"github.com/dirsync/dirsync/target/all"
@@ -85,7 +86,7 @@ func newApp(ctx context.Context, cfg *config.Config, o appOptions) (*app, error)
 	}
 	log, declog := newLogger(cfg.Log, o.logOut)
 	a := &app{cfg: cfg, log: log, fence: func() state.Fence { return state.Fence{} }, onDecision: o.onDecision}
-	store, err := openStore(ctx, cfg.State, log)
+	store, err := backends.Open(ctx, cfg.State, log)
 	if err != nil {
 		return nil, err
 	}

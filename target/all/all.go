@@ -11,6 +11,7 @@ import (
 	"github.com/dirsync/dirsync/target"
 	"github.com/dirsync/dirsync/target/ezeelogin"
 	"github.com/dirsync/dirsync/target/memtarget"
+	"github.com/dirsync/dirsync/target/netmaker"
 )
 
 // Factories maps type names to connector factories.
@@ -18,6 +19,7 @@ func Factories() map[string]target.Factory {
 	return map[string]target.Factory{
 		"memory":    memtarget.Factory,
 		"ezeelogin": ezeelogin.Factory,
+		"netmaker":  netmaker.Factory,
 	}
 }
 
@@ -25,6 +27,7 @@ func Factories() map[string]target.Factory {
 func Samples() map[string]string {
 	return map[string]string{
 		"ezeelogin": ezeelogin.Sample,
+		"netmaker":  netmaker.Sample,
 	}
 }
 
