@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"slices"
 	"strings"
@@ -600,5 +601,70 @@ func TestUncertainCreateCanBeRead(t *testing.T) {
 	got, err := e.tg.Read(c, *a)
 	if err != nil || !got.Exists || got.Remote["username"] != "sara" {
 		t.Fatalf("read after an uncertain create: %+v, %v", got, err)
+	}
+}
+
+// bodyRecorder keeps every request body the connector sends.
+type bodyRecorder struct {
+	mu     sync.Mutex
+	bodies []string
+}
+
+func (r *bodyRecorder) RoundTrip(req *http.Request) (*http.Response, error) {
+	if req.Body != nil {
+		b, _ := io.ReadAll(req.Body)
+		req.Body = io.NopCloser(bytes.NewReader(b))
+		r.mu.Lock()
+		r.bodies = append(r.bodies, string(b))
+		r.mu.Unlock()
+	}
+	return http.DefaultTransport.RoundTrip(req)
+}
+
+// The random password of a created user is sent once and appears in no
+// log line and no error, even when the create fails.
+func TestCreatedPasswordNeverLogged(t *testing.T) {
+	srv, url := netmakerfake.NewTestServer(t, netmakerfake.Options{})
+	rec := &bodyRecorder{}
+	log, logs := debugLogger()
+	tg, err := netmaker.New("netmaker", netmaker.Settings{BaseURL: url, Token: config.NewSecret(srv.AdminToken())},
+		target.Deps{Logger: log, HTTPClient: &http.Client{Transport: rec}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := ctx(t)
+	var errs []string
+	for _, name := range []string{"tina", "tina", "ursula"} {
+		if name == "ursula" {
+			srv.SetFaults(1, netmakerfake.Fault500)
+		}
+		if err := tg.Create(c, &identity.Account{Username: name, Role: "platform-user"}); err != nil {
+			errs = append(errs, err.Error())
+		}
+	}
+	if len(errs) != 2 {
+		t.Fatalf("errors %q", errs)
+	}
+	var passwords []string
+	for _, b := range rec.bodies {
+		var m map[string]any
+		if json.Unmarshal([]byte(b), &m) == nil {
+			if p, ok := m["password"].(string); ok {
+				passwords = append(passwords, p)
+			}
+		}
+	}
+	if len(passwords) != 3 || passwords[0] == passwords[1] || len(passwords[0]) < 20 {
+		t.Fatalf("passwords sent: %d (distinct and long?)", len(passwords))
+	}
+	for _, p := range passwords {
+		for _, s := range append(errs, logs.String()) {
+			if strings.Contains(s, p) {
+				t.Fatalf("a generated password leaked: %s", s)
+			}
+		}
+	}
+	if !strings.Contains(logs.String(), "netmaker user created") {
+		t.Fatal("no log line for the create")
 	}
 }

@@ -309,6 +309,11 @@ func TestScenarioFaultInjectionConverges(t *testing.T) {
 				failed++
 			}
 		}
+		for _, d := range sc.h.DecisionsOf(res.RunID) {
+			if d.Outcome == "failed" {
+				t.Logf("run %d: %s %s: %s (%s)", runs+1, d.User, d.Action, d.Error, d.Reason)
+			}
+		}
 		if failed == 0 && res.Status == "ok" {
 			break
 		}
