@@ -50,7 +50,10 @@ return redis.call('HDEL', KEYS[2], ARGV[3])
 `)
 
 // acquireLua: KEYS lock, tokens; ARGV name, owner, ttl ms. Returns the token,
-// or raises errLockHeld.
+// or raises errLockHeld. A new token is the larger of the newest one + 1 and
+// the server's clock in milliseconds, so tokens keep increasing even if
+// Redis loses its data (restart without persistence, failover to a lagging
+// replica) and an old leader's token can never become current again.
 var acquireLua = redis.NewScript(`
 local cur = redis.call('GET', KEYS[1])
 if cur then
@@ -61,9 +64,13 @@ if cur then
   redis.call('PEXPIRE', KEYS[1], ARGV[3])
   return tonumber(string.sub(cur, 1, sp - 1))
 end
-local tok = redis.call('HINCRBY', KEYS[2], ARGV[1], 1)
+local t = redis.call('TIME')
+local ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local newest = tonumber(redis.call('HGET', KEYS[2], ARGV[1]) or '0')
+local tok = string.format('%d', math.max(newest + 1, ms))
+redis.call('HSET', KEYS[2], ARGV[1], tok)
 redis.call('SET', KEYS[1], tok .. ' ' .. ARGV[2], 'PX', ARGV[3])
-return tok
+return tonumber(tok)
 `)
 
 // renewLua: KEYS lock, tokens; ARGV name, owner, token, ttl ms. Returns 1,
