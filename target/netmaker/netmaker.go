@@ -45,10 +45,12 @@
 // edition servers (detected in Open: 404 on /api/v1/users/groups, or
 // edition: community) have no user groups and create every user as admin:
 // group changes are skipped, a role other than admin or super-admin is
-// skipped, and creating a user whose rules give another role is skipped
-// rather than creating an admin. Users owned by Netmaker's own IdP sync
-// (external_identity_provider_id set) are left alone with a skipped
-// decision.
+// skipped, and creating a user is skipped (rather than creating an admin)
+// unless the role a new user gets is admin. That role is create_role
+// (default: the target's default_role, else service-user): the engine
+// creates an account first and sets its role from the rules afterwards.
+// Users owned by Netmaker's own IdP sync (external_identity_provider_id set)
+// are left alone with a skipped decision.
 //
 // The connector makes one attempt per call and classifies the outcome: 429
 // (and 503 with Retry-After) is rate limited, other 5xx and dropped
