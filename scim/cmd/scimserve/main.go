@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	_ "net/http/pprof"
 	"os"
 	"os/signal"
 	"strings"
@@ -28,6 +29,7 @@ import (
 	"github.com/dirsync/dirsync/source"
 	"github.com/dirsync/dirsync/state"
 	"github.com/dirsync/dirsync/state/memstore"
+	"github.com/dirsync/dirsync/state/redisstore"
 )
 
 func main() {
@@ -43,6 +45,7 @@ func run() error {
 	redisAddr := flag.String("redis", "", "Redis address (host:port); empty keeps resources in memory")
 	verbose := flag.Bool("v", false, "log every accepted change")
 	watch := flag.Bool("watch", true, "consume the change feed (as the daemon does)")
+	pprofAddr := flag.String("pprof", "", "serve net/http/pprof on this address (profiling the benchmark)")
 	flag.Parse()
 	token := os.Getenv("SCIM_TOKEN")
 	if token == "" {
@@ -82,6 +85,9 @@ func run() error {
 			})
 		}()
 	}
+	if *pprofAddr != "" {
+		go func() { _ = http.ListenAndServe(*pprofAddr, nil) }() // DefaultServeMux carries net/http/pprof
+	}
 	mux := http.NewServeMux()
 	mux.Handle(srv.MountPath()+"/", srv.Handler())
 	ln, err := net.Listen("tcp", *listen)
@@ -106,5 +112,5 @@ func openStore(redisAddr string) (state.Store, error) {
 	if redisAddr == "" {
 		return memstore.New(memstore.Options{}), nil
 	}
-	return nil, errors.New("redis backend not available yet")
+	return redisstore.New(config.Redis{Addrs: []string{redisAddr}, KeyPrefix: "dirsync:"}, redisstore.Options{})
 }
