@@ -267,7 +267,9 @@ func (e *Engine) applyStep(ctx context.Context, rc *runCtx, spec TargetSpec, s S
 		k := target.KindOf(err)
 		if k == target.KindUncertain {
 			if r, ok := spec.Target.(target.Reader); ok {
-				got, rerr := r.Read(ctx, rec)
+				probe := want.Clone() // the account as it should be: a create leaves rec nearly empty
+				probe.Remote = mergeRemote(rec.Remote, want.Remote)
+				got, rerr := r.Read(ctx, probe)
 				if rerr == nil && landed(s.Action, got, want) {
 					want.Remote = mergeRemote(want.Remote, got.Remote)
 					err = nil

@@ -445,8 +445,22 @@ func (e *Engine) open(ctx context.Context, t target.Target) error {
 	if done {
 		return nil
 	}
-	if err := o.Open(ctx); err != nil {
-		return fmt.Errorf("open: %w", err)
+	var err error
+	for attempt := 1; ; attempt++ {
+		if err = o.Open(ctx); err == nil {
+			break
+		}
+		k := target.KindOf(err)
+		if (k != target.KindRetryable && k != target.KindRateLimited) || attempt >= 4 {
+			return fmt.Errorf("open: %w", err)
+		}
+		wait := e.o.RetryBase << (attempt - 1)
+		if ra := target.RetryAfterOf(err); ra > 0 && ra <= e.o.MaxRetryAfter {
+			wait = ra
+		}
+		if serr := e.o.Sleep(ctx, wait); serr != nil {
+			return fmt.Errorf("open: %w", err)
+		}
 	}
 	e.mu.Lock()
 	e.opened[t.Name()] = true

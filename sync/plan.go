@@ -136,8 +136,11 @@ func (a *acc) step(act target.Action, reason string, mutate func(*identity.Accou
 	if a.in.Cap.Gate != nil {
 		if why := a.in.Cap.Gate(act, next); why != "" {
 			s.Reason = reason + "; skipped: " + why
+			if act == target.ActCreate {
+				s.After = identity.Account{Key: next.Key, Failures: next.Failures, Skipped: string(target.ActCreate)}
+			}
 			a.p.Skips = append(a.p.Skips, s)
-			a.cur = next
+			a.cur = s.After
 			return
 		}
 	}
@@ -276,6 +279,11 @@ func planPresent(p *Plan, in PlanInput, d Desired, c identity.Account, hasC bool
 				*n = applyAction(identity.Account{}, target.ActCreate, want)
 				n.Failures = f
 			})
+			if len(a.steps) == 0 {
+				// The create was refused (a gate): nothing else can be done to
+				// an account that does not exist.
+				return
+			}
 			a.finish()
 			// The remaining fields are diffed against the created account.
 			created := applyAction(identity.Account{}, target.ActCreate, want)

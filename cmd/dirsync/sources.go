@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 
 	"github.com/dirsync/dirsync/config"
 	"github.com/dirsync/dirsync/scim"
@@ -42,6 +43,9 @@ func buildSource(cfg config.Source, deps source.Deps, store state.Store) (source
 	}
 	s, err := f(cfg, deps)
 	if err != nil {
+		if strings.Contains(err.Error(), cfg.Path()) {
+			return nil, err // the message already names the key
+		}
 		return nil, fmt.Errorf("%s (%s): %w", cfg.Path(), cfg.Name, err)
 	}
 	return s, nil

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 
 	"github.com/dirsync/dirsync/config"
 	"github.com/dirsync/dirsync/target"
@@ -39,6 +40,9 @@ func Build(cfg config.Target, deps target.Deps) (target.Target, error) {
 	}
 	t, err := f(cfg, deps)
 	if err != nil {
+		if strings.Contains(err.Error(), cfg.Path()) {
+			return nil, err // the message already names the key
+		}
 		return nil, fmt.Errorf("%s (%s): %w", cfg.Path(), cfg.Name, err)
 	}
 	return t, nil
