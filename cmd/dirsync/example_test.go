@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/dirsync/dirsync/config"
+	"github.com/dirsync/dirsync/ldapsrc"
 	"github.com/dirsync/dirsync/scim"
 	"github.com/dirsync/dirsync/source/filesrc"
 	"github.com/dirsync/dirsync/target/all"
@@ -18,7 +19,7 @@ var update = flag.Bool("update", false, "rewrite config.example.yaml from the sa
 
 // sourceSamples are the documented samples of every source type.
 func sourceSamples() map[string]string {
-	return map[string]string{"file": filesrc.Sample, "scim": scim.Sample}
+	return map[string]string{"file": filesrc.Sample, "ldap": ldapsrc.Sample, "scim": scim.Sample}
 }
 
 // reindent puts a sample's list item at two spaces, whatever its own indent.

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/dirsync/dirsync/config"
+	"github.com/dirsync/dirsync/ldapsrc"
 	"github.com/dirsync/dirsync/scim"
 	"github.com/dirsync/dirsync/source"
 	"github.com/dirsync/dirsync/source/filesrc"
@@ -21,6 +22,7 @@ import (
 func sourceFactories() map[string]source.Factory {
 	return map[string]source.Factory{
 		"file": filesrc.Factory,
+		"ldap": ldapsrc.Factory,
 		// "scim" is built by buildSource: it needs the state store.
 	}
 }
