@@ -876,3 +876,16 @@ func testConcurrentPutAccount(t *testing.T, s state.Store) {
 		}
 	}
 }
+
+// BenchAccount returns a realistic cached account number i, for benchmarks
+// and bulk fixtures.
+func BenchAccount(i int) identity.Account {
+	key := fmt.Sprintf("3f2504e0-4f89-11d3-9a0c-%012d", i)
+	user := fmt.Sprintf("user%06d", i)
+	return identity.Account{
+		Key: key, Username: user, Email: user + "@example.com", GivenName: "Given",
+		FamilyName: fmt.Sprintf("Family%d", i), DisplayName: fmt.Sprintf("Given Family%d", i),
+		Role: "user", Groups: []string{"staff", fmt.Sprintf("team-%d", i%100)},
+		Remote: map[string]string{"uuid": key}, Exists: true,
+	}
+}
