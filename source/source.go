@@ -4,6 +4,7 @@ package source
 
 import (
 	"context"
+	"errors"
 
 	"github.com/dirsync/dirsync/config"
 	"github.com/dirsync/dirsync/identity"
@@ -60,3 +61,8 @@ type Factory func(cfg config.Source, deps Deps) (Source, error)
 type EmptyAllowed interface {
 	AllowEmpty() bool
 }
+
+// ErrWatchUnsupported is returned at once by Watch when the source, as
+// configured, cannot report changes (incremental mode none); the daemon
+// then re-reads it on the schedule's incremental interval instead.
+var ErrWatchUnsupported = errors.New("source: incremental changes not supported by this source's configuration")

@@ -173,20 +173,22 @@ func (d *daemon) serve(ctx context.Context, onReady func(addr string)) error {
 	cr.Start()
 	// Incremental: watchers, and polling of sources that cannot watch.
 	watchCtx, cancelWatch := context.WithCancel(ctx)
-	polled := false
+	var polled atomic.Int32
 	for _, s := range d.a.sources {
 		w, ok := s.(source.Watcher)
 		if !ok {
-			polled = true
+			polled.Add(1)
 			continue
 		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			d.watch(watchCtx, s, w)
+			if !d.watch(watchCtx, s, w) {
+				polled.Add(1)
+			}
 		}()
 	}
-	if iv := d.a.cfg.Schedule.Incremental.D(); iv > 0 && polled {
+	if iv := d.a.cfg.Schedule.Incremental.D(); iv > 0 {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -197,7 +199,9 @@ func (d *daemon) serve(ctx context.Context, onReady func(addr string)) error {
 				case <-watchCtx.Done():
 					return
 				case <-t.C:
-					d.Trigger(trigger{name: "incremental"})
+					if polled.Load() > 0 {
+						d.Trigger(trigger{name: "incremental"})
+					}
 				}
 			}
 		}()
@@ -267,7 +271,10 @@ func (d *daemon) elect(ctx context.Context) {
 	}
 }
 
-func (d *daemon) watch(ctx context.Context, s source.Source, w source.Watcher) {
+// watch runs a source's watcher until ctx ends, restarting it when it
+// fails. It returns false at once when the source cannot watch as
+// configured, so the daemon polls it instead.
+func (d *daemon) watch(ctx context.Context, s source.Source, w source.Watcher) bool {
 	for ctx.Err() == nil {
 		err := w.Watch(ctx, func(ch source.Change) {
 			if ch.Full {
@@ -281,16 +288,20 @@ func (d *daemon) watch(ctx context.Context, s source.Source, w source.Watcher) {
 			}
 			d.Trigger(trigger{name: "incremental:" + s.Name(), keys: keys})
 		})
+		if errors.Is(err, source.ErrWatchUnsupported) {
+			return false
+		}
 		if ctx.Err() != nil {
-			return
+			return true
 		}
 		d.log.Warn("watch ended: restarting", zap.String("source", s.Name()), zap.Error(err))
 		select {
 		case <-ctx.Done():
-			return
+			return true
 		case <-time.After(5 * time.Second):
 		}
 	}
+	return true
 }
 
 // worker runs one run at a time. Keyed triggers arriving together are
