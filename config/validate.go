@@ -119,6 +119,11 @@ func (c *Config) Validate() error {
 		if t.MaxAttempts < 1 {
 			ps.Add(p+".max_attempts", "must be >= 1")
 		}
+		for j, a := range t.Order {
+			if !slices.Contains([]string{"create", "unsuspend", "update", "set_role", "set_groups", "set_expiry", "force_password_change", "suspend", "delete"}, a) {
+				ps.Add(fmt.Sprintf("%s.order[%d]", p, j), "unknown action %q", a)
+			}
+		}
 		u := t.Username
 		if u != "username" && u != "email" && !strings.HasPrefix(u, "attr:") {
 			ps.Add(p+".username", "must be username, email or attr:NAME (got %q)", u)

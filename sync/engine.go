@@ -417,7 +417,14 @@ func (rc *runCtx) prepare(ctx context.Context, spec TargetSpec, snaps map[string
 	for _, u := range users {
 		known[u.Key] = u
 	}
-	in := PlanInput{Target: name, Cap: CapabilityOf(spec.Target), Rules: rules, Desired: desired, Cached: cached,
+	capab := CapabilityOf(spec.Target)
+	if len(spec.Config.Order) > 0 {
+		capab.Order = nil
+		for _, a := range spec.Config.Order {
+			capab.Order = append(capab.Order, target.Action(a))
+		}
+	}
+	in := PlanInput{Target: name, Cap: capab, Rules: rules, Desired: desired, Cached: cached,
 		Known: known, Now: rc.now, QuarantineAfter: e.o.Limits.QuarantineAfter, RetryQuarantined: rc.ro.RetryQuarantined}
 	if rc.ro.Keys != nil {
 		in.Keys = map[string]bool{}

@@ -1,0 +1,26 @@
+package sync_test
+
+import (
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/dirsync/dirsync/config"
+	dsync "github.com/dirsync/dirsync/sync"
+	"github.com/dirsync/dirsync/target"
+)
+
+// A target's configured order replaces the default per-account order.
+func TestConfiguredOrder(t *testing.T) {
+	h, mt := setup(t, func(c *config.TargetCommon) { c.Order = []string{"create", "suspend", "set_expiry"} })
+	us := people(30)
+	h.Source.Set(us...)
+	h.Run(dsync.RunOptions{})
+	e := h.Clock.Now().Add(240 * time.Hour)
+	us[1].Expires, us[1].Active = &e, false
+	h.Source.Set(us...)
+	h.Run(dsync.RunOptions{})
+	if got := mt.CallsFor("u001"); !slices.Equal(got, []target.Action{target.ActCreate, target.ActSuspend, target.ActSetExpiry}) {
+		t.Fatalf("calls = %v, want create, suspend, set_expiry", got)
+	}
+}
