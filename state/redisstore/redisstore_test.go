@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/dirsync/dirsync/config"
 	"github.com/dirsync/dirsync/identity"
 	"github.com/dirsync/dirsync/internal/testsrv/redissrv"
@@ -165,4 +167,24 @@ func TestKeyLayout(t *testing.T) {
 		t.Fatalf("prefix leak: %v", a)
 	}
 	must(other.PutAccount(ctx, state.Fence{}, "netmaker", identity.Account{Key: "k"}))
+}
+
+// TestClusterConformance runs the suite against a 3-master Redis Cluster
+// (UniversalClient picks the cluster client for 2+ addresses): every script
+// and transaction must keep its keys in one slot.
+func TestClusterConformance(t *testing.T) {
+	c := redissrv.StartCluster(t, 3)
+	var n atomic.Int64
+	statetest.Run(t, func(t *testing.T) state.Store {
+		s, err := redisstore.New(config.Redis{Addrs: c.Addrs(), KeyPrefix: fmt.Sprintf("c%d:", n.Add(1))},
+			redisstore.Options{JournalSize: statetest.JournalSize})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = s.Close() })
+		if _, ok := s.Client().(*redis.ClusterClient); !ok {
+			t.Fatalf("client is %T, want a cluster client", s.Client())
+		}
+		return s
+	})
 }

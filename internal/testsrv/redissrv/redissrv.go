@@ -6,6 +6,7 @@ package redissrv
 import (
 	"bufio"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -124,6 +125,48 @@ func (s *Server) start() error {
 	}
 }
 
+// Do sends one command and returns the reply's first line, or a bulk
+// reply's content ("-ERR ..." for errors). For setup steps in tests.
+func (s *Server) Do(args ...string) (string, error) {
+	c, err := net.DialTimeout("tcp", s.Addr(), time.Second)
+	if err != nil {
+		return "", err
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+	r := bufio.NewReader(c)
+	if s.opts.Password != "" {
+		if line, err := roundTrip(c, r, "AUTH", s.opts.Password); err != nil || !strings.HasPrefix(line, "+OK") {
+			return "", fmt.Errorf("auth: %q %v", line, err)
+		}
+	}
+	return roundTrip(c, r, args...)
+}
+
+func roundTrip(c net.Conn, r *bufio.Reader, args ...string) (string, error) {
+	var b strings.Builder
+	fmt.Fprintf(&b, "*%d\r\n", len(args))
+	for _, a := range args {
+		fmt.Fprintf(&b, "$%d\r\n%s\r\n", len(a), a)
+	}
+	if _, err := c.Write([]byte(b.String())); err != nil {
+		return "", err
+	}
+	line, err := r.ReadString('\n')
+	if err != nil {
+		return "", err
+	}
+	line = strings.TrimRight(line, "\r\n")
+	if n, err := strconv.Atoi(strings.TrimPrefix(line, "$")); strings.HasPrefix(line, "$") && err == nil && n >= 0 {
+		buf := make([]byte, n+2)
+		if _, err := io.ReadFull(r, buf); err != nil {
+			return "", err
+		}
+		return string(buf[:n]), nil
+	}
+	return line, nil
+}
+
 // ping sends PING (after AUTH when a password is set) and wants PONG: a
 // server still loading its AOF answers -LOADING.
 func (s *Server) ping() error {
@@ -193,3 +236,64 @@ func (s *Server) Restart() {
 // Stop ends the server (SIGKILL: tests need no shutdown save). It is
 // registered with t.Cleanup by Start.
 func (s *Server) Stop() { s.Kill() }
+
+// Cluster is a throwaway Redis Cluster: masters only, slots split evenly.
+type Cluster struct {
+	Nodes []*Server
+}
+
+// StartCluster runs n (>= 3) cluster-enabled servers, assigns the 16384
+// slots evenly, joins them, and waits until every node reports
+// cluster_state:ok. Stopped in t.Cleanup.
+func StartCluster(t testing.TB, n int) *Cluster {
+	t.Helper()
+	if n < 3 {
+		n = 3
+	}
+	c := &Cluster{}
+	var buses []int
+	for range n {
+		bus := testenv.FreePort(t)
+		buses = append(buses, bus)
+		c.Nodes = append(c.Nodes, Start(t, Options{Args: []string{
+			"--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
+			"--cluster-port", strconv.Itoa(bus), "--cluster-node-timeout", "2000",
+		}}))
+	}
+	const slots = 16384
+	for i, node := range c.Nodes {
+		lo, hi := i*slots/n, (i+1)*slots/n-1
+		if r, err := node.Do("CLUSTER", "ADDSLOTSRANGE", strconv.Itoa(lo), strconv.Itoa(hi)); err != nil || r != "+OK" {
+			t.Fatalf("redissrv: cluster addslots: %q %v", r, err)
+		}
+	}
+	for i, node := range c.Nodes[1:] {
+		r, err := c.Nodes[0].Do("CLUSTER", "MEET", "127.0.0.1", strconv.Itoa(node.Port()), strconv.Itoa(buses[i+1]))
+		if err != nil || r != "+OK" {
+			t.Fatalf("redissrv: cluster meet: %q %v", r, err)
+		}
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for _, node := range c.Nodes {
+		for {
+			info, err := node.Do("CLUSTER", "INFO")
+			if err == nil && strings.Contains(info, "cluster_state:ok") && strings.Contains(info, "cluster_known_nodes:"+strconv.Itoa(n)) {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("redissrv: cluster not ready after 20s: %q %v", info, err)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	return c
+}
+
+// Addrs are the nodes' host:port addresses.
+func (c *Cluster) Addrs() []string {
+	out := make([]string, len(c.Nodes))
+	for i, n := range c.Nodes {
+		out[i] = n.Addr()
+	}
+	return out
+}

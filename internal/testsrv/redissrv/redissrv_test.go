@@ -69,3 +69,16 @@ func TestNoPersistence(t *testing.T) {
 		t.Fatalf("ping after restart: %q", v)
 	}
 }
+
+func TestCluster(t *testing.T) {
+	c := redissrv.StartCluster(t, 3)
+	if len(c.Addrs()) != 3 {
+		t.Fatalf("addrs: %v", c.Addrs())
+	}
+	for _, n := range c.Nodes {
+		info, err := n.Do("CLUSTER", "INFO")
+		if err != nil || !strings.Contains(info, "cluster_slots_assigned:16384") {
+			t.Fatalf("cluster info: %q %v", info, err)
+		}
+	}
+}
