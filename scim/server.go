@@ -601,13 +601,13 @@ func (s *Server) query(ctx context.Context, rt *resourceType, f expr) ([]version
 			if err != nil || !ok {
 				return nil, err
 			}
-			return s.withVersions(ctx, rt, []*record{r})
+			return s.withVersions(ctx, rt, f, []*record{r})
 		case rt == s.users && d != nil && d.name == "externalId":
 			rs, err := s.findUsersByExternalID(ctx, c.value.str)
 			if err != nil {
 				return nil, err
 			}
-			return s.withVersions(ctx, rt, rs)
+			return s.withVersions(ctx, rt, f, rs)
 		}
 	}
 	m, err := s.store.KVList(ctx, s.bucket(rt))
@@ -638,7 +638,7 @@ func (s *Server) query(ctx context.Context, rt *resourceType, f expr) ([]version
 		}
 		out = append(out, versioned{rec: r})
 	}
-	return s.withVersions(ctx, rt, recordsOf(out))
+	return s.withVersions(ctx, rt, f, recordsOf(out))
 }
 
 func recordsOf(vs []versioned) []*record {
@@ -649,25 +649,27 @@ func recordsOf(vs []versioned) []*record {
 	return out
 }
 
-// withVersions attaches each record's version. KVList does not return
-// versions; records in lists carry the version they had when read, which
-// is read again here only for small result sets (lookups). Larger lists
-// report meta.version from the stored record's read.
-func (s *Server) withVersions(ctx context.Context, rt *resourceType, rs []*record) ([]versioned, error) {
+// withVersions attaches each record's version (its ETag). KVList does not
+// return versions, so small result sets (lookups) are read again, record
+// and version together; larger lists are rendered without meta.version.
+func (s *Server) withVersions(ctx context.Context, rt *resourceType, f expr, rs []*record) ([]versioned, error) {
 	out := make([]versioned, 0, len(rs))
 	for _, r := range rs {
-		v := versioned{rec: r}
-		if len(rs) <= 10 {
-			_, ver, err := s.store.KVGet(ctx, s.bucket(rt), r.ID)
-			if err == nil {
-				v.ver = ver
-			} else if !errors.Is(err, state.ErrNotFound) {
-				return nil, fmt.Errorf("scim %s: read %s %q: %w", s.name, rt.name, r.ID, err)
-			} else {
-				continue
-			}
+		if len(rs) > 10 {
+			out = append(out, versioned{rec: r})
+			continue
 		}
-		out = append(out, v)
+		fresh, ver, err := s.get(ctx, rt, r.ID)
+		if isNotFound(err) {
+			continue // deleted meanwhile
+		}
+		if err != nil {
+			return nil, err
+		}
+		if f != nil && !(evalCtx{rt: rt}).match(f, s.filterView(rt, fresh)) {
+			continue // changed meanwhile and no longer matches
+		}
+		out = append(out, versioned{rec: fresh, ver: ver})
 	}
 	return out, nil
 }
