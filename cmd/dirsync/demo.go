@@ -2,15 +2,10 @@ package main
 
 import (
 	"context"
+	"errors"
 	"io"
 )
 
-func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	return exitError{code: exitFailed, err: errNoDemo}
+func cmdDemo(context.Context, []string, io.Writer, io.Writer) error {
+	return exitError{code: exitFailed, err: errors.New("the demo is not built yet")}
 }
-
-var errNoDemo = errorString("the demo is not built yet")
-
-type errorString string
-
-func (e errorString) Error() string { return string(e) }
