@@ -188,3 +188,31 @@ func TestClusterConformance(t *testing.T) {
 		return s
 	})
 }
+
+// TestSentinel reaches the master through a Sentinel when master_name is set.
+func TestSentinel(t *testing.T) {
+	m := redissrv.Start(t, redissrv.Options{Password: "sentinel-pw"})
+	sen := redissrv.StartSentinel(t, m, "mymaster")
+	s, err := redisstore.New(config.Redis{
+		Addrs: []string{sen.Addr()}, MasterName: "mymaster", Password: config.NewSecret("sentinel-pw"), KeyPrefix: "s:",
+	}, redisstore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	ctx := context.Background()
+	if err := s.Ping(ctx); err != nil {
+		t.Fatal(err)
+	}
+	l, err := s.AcquireLock(ctx, "leader", "A", time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.PutAccount(ctx, l.Fence(), "t", identity.Account{Key: "k"}); err != nil {
+		t.Fatal(err)
+	}
+	// The data is on the master.
+	if r, err := m.Do("HEXISTS", "s:{fenced}:acct:t", "k"); err != nil || r != ":1" {
+		t.Fatalf("master: %q %v", r, err)
+	}
+}

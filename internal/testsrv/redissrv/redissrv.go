@@ -39,6 +39,8 @@ type Server struct {
 	dir  string
 	port int
 	opts Options
+	// sentinel runs redis-server --sentinel with dir/sentinel.conf.
+	sentinel bool
 
 	mu   sync.Mutex
 	cmd  *exec.Cmd
@@ -79,6 +81,12 @@ func (s *Server) Dir() string { return s.dir }
 func (s *Server) Password() string { return s.opts.Password }
 
 func (s *Server) args() []string {
+	if s.sentinel {
+		return []string{
+			filepath.Join(s.dir, "sentinel.conf"), "--sentinel", "--port", strconv.Itoa(s.port),
+			"--bind", "127.0.0.1", "--dir", s.dir, "--logfile", filepath.Join(s.dir, "redis.log"), "--daemonize", "no",
+		}
+	}
 	a := []string{
 		"--port", strconv.Itoa(s.port), "--bind", "127.0.0.1", "--dir", s.dir,
 		"--save", "", "--logfile", filepath.Join(s.dir, "redis.log"), "--daemonize", "no",
@@ -296,4 +304,31 @@ func (c *Cluster) Addrs() []string {
 		out[i] = n.Addr()
 	}
 	return out
+}
+
+// StartSentinel runs a Redis Sentinel watching master under the name
+// masterName (quorum 1). Stopped in t.Cleanup.
+func StartSentinel(t testing.TB, master *Server, masterName string) *Server {
+	t.Helper()
+	bin := testenv.NeedBinary(t, "redis-server")
+	s := &Server{t: t, bin: bin, dir: t.TempDir(), sentinel: true}
+	conf := fmt.Sprintf("sentinel monitor %s 127.0.0.1 %d 1\n", masterName, master.Port())
+	if master.opts.Password != "" {
+		conf += fmt.Sprintf("sentinel auth-pass %s %s\n", masterName, master.opts.Password)
+	}
+	if err := os.WriteFile(filepath.Join(s.dir, "sentinel.conf"), []byte(conf), 0o600); err != nil {
+		t.Fatalf("redissrv: %v", err)
+	}
+	var err error
+	for range 3 {
+		s.port = testenv.FreePort(t)
+		if err = s.start(); err == nil {
+			break
+		}
+	}
+	if err != nil {
+		t.Fatalf("redissrv: sentinel: %v", err)
+	}
+	t.Cleanup(s.Stop)
+	return s
 }

@@ -82,3 +82,12 @@ func TestCluster(t *testing.T) {
 		}
 	}
 }
+
+func TestSentinel(t *testing.T) {
+	m := redissrv.Start(t, redissrv.Options{})
+	s := redissrv.StartSentinel(t, m, "mymaster")
+	r, err := s.Do("SENTINEL", "GET-MASTER-ADDR-BY-NAME", "mymaster")
+	if err != nil || !strings.HasPrefix(r, "*2") {
+		t.Fatalf("sentinel: %q %v", r, err)
+	}
+}
