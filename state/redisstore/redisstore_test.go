@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"sort"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -214,5 +215,42 @@ func TestSentinel(t *testing.T) {
 	// The data is on the master.
 	if r, err := m.Do("HEXISTS", "s:{fenced}:acct:t", "k"); err != nil || r != ":1" {
 		t.Fatalf("master: %q %v", r, err)
+	}
+}
+
+// TestTLS connects over TLS, trusting the CA from tls.ca_file, and fails
+// without it.
+func TestTLS(t *testing.T) {
+	srv := redissrv.Start(t, redissrv.Options{TLS: true})
+	ctx := context.Background()
+	cfg := config.Redis{Addrs: []string{srv.Addr()}, KeyPrefix: "tls:",
+		TLS: config.TLS{Enabled: true, CAFile: srv.TLS().CAFile, ServerName: "localhost"}}
+	s, err := redisstore.New(cfg, redisstore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	if err := s.Ping(ctx); err != nil {
+		t.Fatalf("ping over tls: %v", err)
+	}
+	if err := s.PutCursor(ctx, "c", []byte("v")); err != nil {
+		t.Fatal(err)
+	}
+
+	cfg.TLS.CAFile = ""
+	untrusted, err := redisstore.New(cfg, redisstore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = untrusted.Close() })
+	pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	if err := untrusted.Ping(pctx); err == nil {
+		t.Fatal("ping succeeded without trusting the CA")
+	}
+
+	cfg.TLS.CAFile = srv.TLS().CertFile + ".missing"
+	if _, err := redisstore.New(cfg, redisstore.Options{}); err == nil || !strings.Contains(err.Error(), "tls.ca_file") {
+		t.Fatalf("missing ca file: %v", err)
 	}
 }

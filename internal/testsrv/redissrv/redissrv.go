@@ -5,6 +5,8 @@ package redissrv
 
 import (
 	"bufio"
+	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"io"
 	"net"
@@ -18,6 +20,7 @@ import (
 	"time"
 
 	"github.com/dirsync/dirsync/internal/testenv"
+	"github.com/dirsync/dirsync/internal/testsrv/slapd"
 )
 
 // Options shape a throwaway server. The zero value is an in-memory server
@@ -28,6 +31,9 @@ type Options struct {
 	AppendOnly bool
 	// Password sets requirepass.
 	Password string
+	// TLS serves TLS only (a throwaway CA and server certificate for
+	// 127.0.0.1 and localhost; clients need no certificate).
+	TLS bool
 	// Args are extra redis-server arguments, e.g. "--maxmemory", "10mb".
 	Args []string
 }
@@ -41,6 +47,7 @@ type Server struct {
 	opts Options
 	// sentinel runs redis-server --sentinel with dir/sentinel.conf.
 	sentinel bool
+	tls      *slapd.TLSFiles
 
 	mu   sync.Mutex
 	cmd  *exec.Cmd
@@ -55,6 +62,11 @@ func Start(t testing.TB, opts Options) *Server {
 	bin := testenv.NeedBinary(t, "redis-server")
 	s := &Server{t: t, bin: bin, dir: t.TempDir(), opts: opts}
 	var err error
+	if opts.TLS {
+		if s.tls, err = slapd.WriteTLS(s.dir, "localhost", "127.0.0.1"); err != nil {
+			t.Fatalf("redissrv: %v", err)
+		}
+	}
 	for range 3 { // a free port can be taken between FreePort and bind
 		s.port = testenv.FreePort(t)
 		if err = s.start(); err == nil {
@@ -77,6 +89,9 @@ func (s *Server) Port() int { return s.port }
 // Dir is the server's working folder (AOF, log).
 func (s *Server) Dir() string { return s.dir }
 
+// TLS returns the CA and server certificate files (nil without Options.TLS).
+func (s *Server) TLS() *slapd.TLSFiles { return s.tls }
+
 // Password is the requirepass set, if any.
 func (s *Server) Password() string { return s.opts.Password }
 
@@ -87,8 +102,16 @@ func (s *Server) args() []string {
 			"--bind", "127.0.0.1", "--dir", s.dir, "--logfile", filepath.Join(s.dir, "redis.log"), "--daemonize", "no",
 		}
 	}
+	port, tlsArgs := strconv.Itoa(s.port), []string(nil)
+	if s.tls != nil {
+		port = "0"
+		tlsArgs = []string{
+			"--tls-port", strconv.Itoa(s.port), "--tls-cert-file", s.tls.CertFile, "--tls-key-file", s.tls.KeyFile,
+			"--tls-ca-cert-file", s.tls.CAFile, "--tls-auth-clients", "no",
+		}
+	}
 	a := []string{
-		"--port", strconv.Itoa(s.port), "--bind", "127.0.0.1", "--dir", s.dir,
+		"--port", port, "--bind", "127.0.0.1", "--dir", s.dir,
 		"--save", "", "--logfile", filepath.Join(s.dir, "redis.log"), "--daemonize", "no",
 	}
 	if s.opts.AppendOnly {
@@ -99,6 +122,7 @@ func (s *Server) args() []string {
 	if s.opts.Password != "" {
 		a = append(a, "--requirepass", s.opts.Password)
 	}
+	a = append(a, tlsArgs...)
 	return append(a, s.opts.Args...)
 }
 
@@ -136,7 +160,7 @@ func (s *Server) start() error {
 // Do sends one command and returns the reply's first line, or a bulk
 // reply's content ("-ERR ..." for errors). For setup steps in tests.
 func (s *Server) Do(args ...string) (string, error) {
-	c, err := net.DialTimeout("tcp", s.Addr(), time.Second)
+	c, err := s.dial()
 	if err != nil {
 		return "", err
 	}
@@ -175,10 +199,20 @@ func roundTrip(c net.Conn, r *bufio.Reader, args ...string) (string, error) {
 	return line, nil
 }
 
+func (s *Server) dial() (net.Conn, error) {
+	d := &net.Dialer{Timeout: time.Second}
+	if s.tls == nil {
+		return d.Dial("tcp", s.Addr())
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(s.tls.CAPEM)
+	return tls.DialWithDialer(d, "tcp", s.Addr(), &tls.Config{RootCAs: pool, ServerName: "127.0.0.1", MinVersion: tls.VersionTLS12})
+}
+
 // ping sends PING (after AUTH when a password is set) and wants PONG: a
 // server still loading its AOF answers -LOADING.
 func (s *Server) ping() error {
-	c, err := net.DialTimeout("tcp", s.Addr(), time.Second)
+	c, err := s.dial()
 	if err != nil {
 		return err
 	}

@@ -91,3 +91,13 @@ func TestSentinel(t *testing.T) {
 		t.Fatalf("sentinel: %q %v", r, err)
 	}
 }
+
+func TestTLS(t *testing.T) {
+	s := redissrv.Start(t, redissrv.Options{TLS: true})
+	if r, err := s.Do("PING"); err != nil || r != "+PONG" {
+		t.Fatalf("ping over tls: %q %v", r, err)
+	}
+	if _, err := do(t, s.Addr(), "PING"); err == nil {
+		t.Fatal("plain connection answered on the TLS port")
+	}
+}
