@@ -93,23 +93,24 @@ func (d *daemon) routes() {
 	d.mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 		defer cancel()
-		var problems []string
-		if err := d.a.store.Ping(ctx); err != nil {
-			problems = append(problems, "state store unreachable: "+err.Error())
-		}
-		if s := d.lastRun.Load(); s != nil && *s == "failed" {
-			problems = append(problems, "last run failed")
-		}
 		role := "standby"
 		if d.leader.Load() {
 			role = "leader"
 		}
-		if len(problems) > 0 {
+		last := "none yet"
+		if s := d.lastRun.Load(); s != nil {
+			last = *s
+		}
+		// Readiness is about serving (SCIM writes go to the store): an
+		// unreachable store makes the replica unready; a failed run does not
+		// (it is reported, and in metrics), or a directory outage would take
+		// every replica, and with them the SCIM endpoint, out of service.
+		if err := d.a.store.Ping(ctx); err != nil {
 			w.WriteHeader(http.StatusServiceUnavailable)
-			fmt.Fprintf(w, "not ready (%s): %s\n", role, strings.Join(problems, "; "))
+			fmt.Fprintf(w, "not ready (%s): state store unreachable: %v; last run: %s\n", role, err, last)
 			return
 		}
-		fmt.Fprintf(w, "ready (%s)\n", role)
+		fmt.Fprintf(w, "ready (%s); last run: %s\n", role, last)
 	})
 	d.mux.Handle("GET /metrics", promhttp.HandlerFor(d.a.reg, promhttp.HandlerOpts{}))
 	for _, s := range d.a.sources {
