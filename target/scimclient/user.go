@@ -649,4 +649,3 @@ func primaryValue(vals []any, typ string) string {
 	}
 	return first
 }
-
