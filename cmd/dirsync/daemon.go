@@ -7,7 +7,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -310,6 +309,7 @@ func (d *daemon) watch(ctx context.Context, s source.Source, w source.Watcher) b
 func (d *daemon) worker(ctx context.Context, stop chan struct{}) {
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
+	var handled time.Time
 	for {
 		var t trigger
 		select {
@@ -317,12 +317,22 @@ func (d *daemon) worker(ctx context.Context, stop chan struct{}) {
 			return
 		case t = <-d.triggers:
 		case <-timer.C:
-			at, keys := d.a.engine.Due()
+			at, _ := d.a.engine.Due()
 			if at.IsZero() || time.Now().Before(at) {
 				d.armExpiry(timer)
 				continue
 			}
-			t = trigger{name: "expiry", keys: keys, stored: true}
+			if !at.After(handled) {
+				// Already handled and still due (the target failed?): retry
+				// later rather than spin.
+				timer.Reset(30 * time.Second)
+				handled = time.Time{}
+				continue
+			}
+			handled = at
+			// A run over the stored snapshots (no pull): it applies what the
+			// clock made due and recomputes the next due time.
+			t = trigger{name: "expiry", stored: true}
 		}
 		full := t.keys == nil && !t.stored
 		keys := map[string]bool{}

@@ -28,6 +28,7 @@ type hrUser struct {
 	Email    string   `json:"email"`
 	Active   bool     `json:"active"`
 	Groups   []string `json:"groups,omitempty"`
+	Expires  string   `json:"expires,omitempty"`
 }
 
 const knownSecret = "s3cr3t-Value-!@#"
@@ -62,12 +63,19 @@ targets:
 }
 
 // writeUsers writes n staff users; the ones in disabled are inactive.
-func (e *env) writeUsers(n int, disabled map[int]bool) {
+func (e *env) writeUsers(n int, disabled map[int]bool) { e.writeUsersExp(n, disabled, nil) }
+
+// writeUsersExp is writeUsers with expiry times for some users.
+func (e *env) writeUsersExp(n int, disabled map[int]bool, expires map[int]time.Time) {
 	e.t.Helper()
 	var us []hrUser
 	for i := range n {
-		us = append(us, hrUser{ID: fmt.Sprintf("e%03d", i), Username: fmt.Sprintf("user%03d", i), Email: fmt.Sprintf("user%03d@example.test", i),
-			Active: !disabled[i], Groups: []string{"staff"}})
+		u := hrUser{ID: fmt.Sprintf("e%03d", i), Username: fmt.Sprintf("user%03d", i), Email: fmt.Sprintf("user%03d@example.test", i),
+			Active: !disabled[i], Groups: []string{"staff"}}
+		if t, ok := expires[i]; ok {
+			u.Expires = t.UTC().Format(time.RFC3339)
+		}
+		us = append(us, u)
 	}
 	b, _ := json.Marshal(map[string]any{"users": us})
 	if err := os.WriteFile(e.hr, b, 0o600); err != nil {
@@ -252,5 +260,40 @@ func waitFor(t *testing.T, cond func() bool) {
 			t.Fatal("condition not met within 10s")
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// An expiry passing suspends the account within seconds, though nothing
+// changed in the source and no scheduled run is due.
+func TestDaemonSuspendsAtExpiry(t *testing.T) {
+	e := newEnv(t, 30, "")
+	// No polling: only the clock can trigger the suspension.
+	b, _ := os.ReadFile(e.config)
+	os.WriteFile(e.config, []byte(strings.Replace(string(b), "schedule: {incremental: 100ms}", "schedule: {incremental: 0s, full: \"@daily\"}", 1)), 0o600)
+	exp := time.Now().Add(2 * time.Second).Truncate(time.Second) // the file holds whole seconds
+	e.writeUsersExp(30, nil, map[int]time.Time{5: exp})
+	cfg, err := loadConfig(e.config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logs safeBuffer
+	a, err := newApp(context.Background(), cfg, appOptions{logOut: &logs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.close()
+	d := newDaemon(a)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go d.serve(ctx, nil)
+	waitFor(t, func() bool {
+		return strings.Contains(logs.String(), `"trigger":"expiry","target":"app","user":"user005","action":"suspend"`)
+	})
+	if late := time.Since(exp); late > 3*time.Second || late < 0 {
+		t.Fatalf("suspended %v after the expiry", late)
+	}
+	b, _ = os.ReadFile(filepath.Join(e.dir, "app.json"))
+	if !strings.Contains(string(b), `"suspended":true`) {
+		t.Fatal("the application does not show the account suspended")
 	}
 }
