@@ -3,6 +3,7 @@ package scimclient
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -10,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -21,33 +23,44 @@ import (
 	"golang.org/x/oauth2/clientcredentials"
 )
 
-// secrets is the set of credential values scrubbed from every error text.
+// secrets is the set of credential values scrubbed from every error text:
+// the configured ones, and the most recent access tokens issued.
 type secrets struct {
-	mu   sync.Mutex
-	vals []string
+	mu     sync.Mutex
+	fixed  []string
+	tokens []string
 }
 
-func (s *secrets) add(v string) {
+// maxTokens bounds the remembered access tokens (older ones have expired).
+const maxTokens = 8
+
+func (s *secrets) add(v string) { s.put(v, false) }
+
+func (s *secrets) addToken(v string) { s.put(v, true) }
+
+func (s *secrets) put(v string, token bool) {
 	if len(v) < 4 {
 		return // too short to scrub without mangling messages; never a real credential
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for _, x := range s.vals {
-		if x == v {
-			return
-		}
+	if slices.Contains(s.fixed, v) || slices.Contains(s.tokens, v) {
+		return
 	}
-	s.vals = append(s.vals, v)
-	if len(s.vals) > 16 { // keep the newest issued tokens
-		s.vals = append(s.vals[:2], s.vals[len(s.vals)-14:]...)
+	if !token {
+		s.fixed = append(s.fixed, v)
+		return
+	}
+	s.tokens = append(s.tokens, v)
+	if len(s.tokens) > maxTokens {
+		s.tokens = slices.Delete(s.tokens, 0, len(s.tokens)-maxTokens)
 	}
 }
 
 func (s *secrets) scrub(msg string) string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for _, v := range s.vals {
+	for _, v := range slices.Concat(s.fixed, s.tokens) {
 		msg = strings.ReplaceAll(msg, v, "[REDACTED]")
 	}
 	return msg
@@ -91,7 +104,7 @@ type tokenRecorder struct {
 func (r tokenRecorder) Token() (*oauth2.Token, error) {
 	tok, err := r.src.Token()
 	if err == nil && tok != nil {
-		r.secrets.add(tok.AccessToken)
+		r.secrets.addToken(tok.AccessToken)
 	}
 	return tok, err
 }
@@ -120,6 +133,11 @@ func (t *Target) httpClient(base *http.Client) *http.Client {
 	hc := &http.Client{Timeout: base.Timeout, Jar: base.Jar, CheckRedirect: base.CheckRedirect}
 	if o := t.s.Auth.OAuth2; o != nil {
 		t.secrets.add(o.ClientSecret.Value())
+		// The HTTP Basic form of the client credentials is a secret too
+		// (oauth2 escapes both parts before encoding).
+		t.secrets.add(base64.StdEncoding.EncodeToString([]byte(url.QueryEscape(o.ClientID) + ":" + url.QueryEscape(o.ClientSecret.Value()))))
+		t.secrets.add(base64.StdEncoding.EncodeToString([]byte(o.ClientID + ":" + o.ClientSecret.Value())))
+		t.secrets.add(url.QueryEscape(o.ClientSecret.Value()))
 		cc := &clientcredentials.Config{ClientID: o.ClientID, ClientSecret: o.ClientSecret.Value(), TokenURL: o.TokenURL, Scopes: o.Scopes}
 		switch o.AuthStyle {
 		case "header":
@@ -339,11 +357,11 @@ func (t *Target) list(ctx context.Context, subject, path string, q url.Values, f
 			}
 		}
 		n := len(lr.Resources)
+		if n > 0 && fresh == 0 {
+			return target.Permanent(t.wrap(subject, fmt.Errorf("pagination does not advance at startIndex %d (the provider ignores startIndex)", start)))
+		}
 		if n == 0 || start-1+n >= lr.TotalResults {
 			return nil
-		}
-		if fresh == 0 {
-			return target.Permanent(t.wrap(subject, fmt.Errorf("pagination does not advance at startIndex %d (the provider ignores startIndex)", start)))
 		}
 		start += n
 	}

@@ -519,7 +519,7 @@ func (t *Target) Read(ctx context.Context, a identity.Account) (identity.Account
 		}
 	}
 	var managers map[string]string
-	if mid := str(get(obj(get(res, SchemaEnterprise)), "manager.value")); mid != "" {
+	if mid := str(lookupPath(res, SchemaEnterprise+":manager.value")); mid != "" {
 		managers = t.managerNames(ctx, subject, mid)
 	}
 	out := t.toAccount(res, groups, managers)

@@ -172,6 +172,26 @@ func (s *Server) SeedGroup(displayName string, memberIDs ...string) string {
 	return id
 }
 
+// DeleteGroup removes a group directly (as an administrator would).
+func (s *Server) DeleteGroup(id string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.groups, id)
+	s.groupOrder = slices.DeleteFunc(s.groupOrder, func(x string) bool { return x == id })
+}
+
+// GroupByName returns a copy of the group with this displayName.
+func (s *Server) GroupByName(name string) (map[string]any, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, id := range s.groupOrder {
+		if g := s.groups[id]; strings.EqualFold(str(g["displayName"]), name) {
+			return deepCopy(g).(map[string]any), true
+		}
+	}
+	return nil, false
+}
+
 // User returns a copy of the user resource with this id.
 func (s *Server) User(id string) (map[string]any, bool) {
 	s.mu.Lock()
