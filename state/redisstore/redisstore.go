@@ -30,9 +30,11 @@ import (
 	"fmt"
 	"math"
 	"os"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -229,19 +231,38 @@ func (s *Store) GetSnapshot(ctx context.Context, source string) (*identity.Snaps
 	return &snap, nil
 }
 
-// Accounts returns a target's accounts in one HGETALL.
+// Accounts returns a target's accounts: one HVALS (each value carries its
+// key), decoded on every CPU.
 func (s *Store) Accounts(ctx context.Context, target string) (map[string]identity.Account, error) {
-	m, err := s.c.HGetAll(ctx, s.acctKey(target)).Result()
+	vals, err := s.c.HVals(ctx, s.acctKey(target)).Result()
 	if err != nil {
 		return nil, fmt.Errorf("redisstore: accounts of %q: %w", target, err)
 	}
-	out := make(map[string]identity.Account, len(m))
-	for k, v := range m {
-		var a identity.Account
-		if err := json.Unmarshal([]byte(v), &a); err != nil {
-			return nil, fmt.Errorf("redisstore: accounts of %q: account %q: %w", target, k, err)
-		}
-		out[k] = a
+	accts := make([]identity.Account, len(vals))
+	workers := min(runtime.GOMAXPROCS(0), max(1, len(vals)/2000))
+	errs := make([]error, workers)
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Go(func() {
+			for i := w; i < len(vals); i += workers {
+				if err := json.Unmarshal([]byte(vals[i]), &accts[i]); err != nil {
+					errs[w] = fmt.Errorf("account %d: %w", i, err)
+					return
+				}
+				if accts[i].Key == "" {
+					errs[w] = fmt.Errorf("account %d: no key", i)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return nil, fmt.Errorf("redisstore: accounts of %q: %w", target, err)
+	}
+	out := make(map[string]identity.Account, len(accts))
+	for _, a := range accts {
+		out[a.Key] = a
 	}
 	return out, nil
 }
