@@ -270,7 +270,7 @@ func TestDaemonSuspendsAtExpiry(t *testing.T) {
 	// No polling: only the clock can trigger the suspension.
 	b, _ := os.ReadFile(e.config)
 	os.WriteFile(e.config, []byte(strings.Replace(string(b), "schedule: {incremental: 100ms}", "schedule: {incremental: 0s, full: \"@daily\"}", 1)), 0o600)
-	exp := time.Now().Add(2 * time.Second).Truncate(time.Second) // the file holds whole seconds
+	exp := time.Now().Add(3 * time.Second).Truncate(time.Second) // the file holds whole seconds
 	e.writeUsersExp(30, nil, map[int]time.Time{5: exp})
 	cfg, err := loadConfig(e.config)
 	if err != nil {
