@@ -13,6 +13,7 @@ import (
 	"github.com/dirsync/dirsync/target/ezeelogin"
 	"github.com/dirsync/dirsync/target/memtarget"
 	"github.com/dirsync/dirsync/target/netmaker"
+	"github.com/dirsync/dirsync/target/scimclient"
 )
 
 // Factories maps type names to connector factories.
@@ -21,6 +22,7 @@ func Factories() map[string]target.Factory {
 		"memory":    memtarget.Factory,
 		"ezeelogin": ezeelogin.Factory,
 		"netmaker":  netmaker.Factory,
+		"scim":      scimclient.Factory,
 	}
 }
 
@@ -29,6 +31,7 @@ func Samples() map[string]string {
 	return map[string]string{
 		"ezeelogin": ezeelogin.Sample,
 		"netmaker":  netmaker.Sample,
+		"scim":      scimclient.Sample,
 	}
 }
 
