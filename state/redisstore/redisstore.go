@@ -69,7 +69,10 @@ type ConfigError struct {
 	Err error
 }
 
+// Error implements error.
 func (e *ConfigError) Error() string { return "redisstore: " + e.Key + ": " + e.Err.Error() }
+
+// Unwrap returns the cause.
 func (e *ConfigError) Unwrap() error { return e.Err }
 
 // Store is the Redis state.Store.
