@@ -151,3 +151,16 @@ func TestStaleClaimIsTakenOver(t *testing.T) {
 		t.Fatalf("claim %q, %v; want it owned by %s", b, err, id)
 	}
 }
+
+// A server started on a store that already holds resources loads its index
+// before serving, so computed attributes (a user's groups) are right from
+// the first request.
+func TestIndexLoadedBeforeFirstRequest(t *testing.T) {
+	a, b := twoReplicas(t)
+	uid := a.createUser("early", nil)
+	gid := a.createGroup("Early birds", uid)
+	r := b.must(200, b.do("GET", "/Users/"+uid, nil))
+	if r.str("groups.0.value") != gid || r.str("groups.0.display") != "Early birds" {
+		t.Fatalf("groups on a fresh replica: %s", r.body)
+	}
+}

@@ -20,6 +20,8 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	scimerrors "github.com/elimity-com/scim/errors"
@@ -98,6 +100,8 @@ type Server struct {
 	idx          *index
 	hub          *hub
 	prefix       string // default mount path: /scim/<name>/v2
+	loaded       atomic.Bool
+	loadMu       sync.Mutex
 }
 
 var (
@@ -207,7 +211,31 @@ func (s *Server) LoadIndex(ctx context.Context) error {
 	}
 	s.idx.resetUsers(users)
 	s.idx.resetGroups(groups, s.now())
+	s.loaded.Store(true)
 	return nil
+}
+
+// ensureIndex loads the index before the first request is served. The
+// index is only a cache (lookups fall back to the store), so a failure is
+// logged and retried on the next request.
+func (s *Server) ensureIndex(ctx context.Context) {
+	if s.loaded.Load() {
+		return
+	}
+	s.loadMu.Lock()
+	defer s.loadMu.Unlock()
+	if s.loaded.Load() {
+		return
+	}
+	if err := s.LoadIndex(ctx); err != nil {
+		s.log.Warn("scim: index not loaded; lookups read the store", zapErr(err))
+	}
+}
+
+// writeCtx is the context of a write: once a write has begun (claim,
+// record, externalId record), it is finished even if the client goes away.
+func writeCtx(r *http.Request) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(r.Context()), 30*time.Second)
 }
 
 // authorized checks the bearer token against every configured hash in
@@ -257,6 +285,7 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Body != nil {
 		r.Body = http.MaxBytesReader(w, r.Body, s.settings.MaxBodyBytes)
 	}
+	s.ensureIndex(r.Context())
 	segs := splitSegments(rel)
 	if len(segs) == 0 {
 		s.writeError(rc, scimerrors.ScimError{Status: http.StatusNotFound, Detail: "no such endpoint"})
@@ -770,7 +799,9 @@ func (s *Server) serveCreate(rc *reqCtx, rt *resourceType) {
 		s.writeError(rc, err)
 		return
 	}
-	r, ver, err := s.create(rc.r.Context(), rt, attrs)
+	ctx, cancel := writeCtx(rc.r)
+	defer cancel()
+	r, ver, err := s.create(ctx, rt, attrs)
 	if err != nil {
 		s.writeError(rc, err)
 		return
@@ -794,7 +825,9 @@ func (s *Server) serveReplace(rc *reqCtx, rt *resourceType, id string) {
 		s.writeError(rc, err)
 		return
 	}
-	r, ver, prev, err := s.update(rc.r.Context(), rt, id, rc.r.Header.Get("If-Match"), func(*record) (map[string]any, error) {
+	ctx, cancel := writeCtx(rc.r)
+	defer cancel()
+	r, ver, prev, err := s.update(ctx, rt, id, rc.r.Header.Get("If-Match"), func(*record) (map[string]any, error) {
 		return jsonClone(attrs).(map[string]any), nil
 	})
 	if err != nil {
@@ -820,7 +853,9 @@ func (s *Server) servePatch(rc *reqCtx, rt *resourceType, id string) {
 		s.writeError(rc, err)
 		return
 	}
-	r, ver, prev, err := s.update(rc.r.Context(), rt, id, rc.r.Header.Get("If-Match"), func(cur *record) (map[string]any, error) {
+	ctx, cancel := writeCtx(rc.r)
+	defer cancel()
+	r, ver, prev, err := s.update(ctx, rt, id, rc.r.Header.Get("If-Match"), func(cur *record) (map[string]any, error) {
 		return s.patched(rt, cur.Attrs, ops)
 	})
 	if err != nil {
@@ -851,7 +886,9 @@ func (s *Server) patched(rt *resourceType, attrs map[string]any, ops []patchOp) 
 }
 
 func (s *Server) serveDelete(rc *reqCtx, rt *resourceType, id string) {
-	prev, err := s.remove(rc.r.Context(), rt, id, rc.r.Header.Get("If-Match"))
+	ctx, cancel := writeCtx(rc.r)
+	defer cancel()
+	prev, err := s.remove(ctx, rt, id, rc.r.Header.Get("If-Match"))
 	if err != nil {
 		s.writeError(rc, err)
 		return

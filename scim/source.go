@@ -315,6 +315,7 @@ func (s *Server) Pull(ctx context.Context) (*identity.Snapshot, error) {
 	}
 	s.idx.resetUsers(users)
 	s.idx.resetGroups(groups, s.now())
+	s.loaded.Store(true)
 	snap := &identity.Snapshot{Source: s.name, TakenAt: taken, Users: make([]identity.User, 0, len(users))}
 	isUser := make(map[string]struct{}, len(users))
 	for _, u := range users {

@@ -600,7 +600,8 @@ func (s *Server) indexPut(rt *resourceType, r *record) {
 	}
 }
 
-// mutation computes a resource's new attributes from its current ones.
+// mutation computes a resource's new attributes from its current ones. It
+// must not modify cur.
 type mutation func(cur *record) (map[string]any, error)
 
 // update applies mut to a resource with compare-and-set, retrying when
@@ -616,7 +617,7 @@ func (s *Server) update(ctx context.Context, rt *resourceType, id, ifMatch strin
 		if ifMatch != "" && !matchesIfMatch(ifMatch, ver) {
 			return nil, 0, nil, errPrecondition(id)
 		}
-		prev := &record{ID: cur.ID, Created: cur.Created, Modified: cur.Modified, Attrs: jsonClone(cur.Attrs).(map[string]any)}
+		prev := cur
 		attrs, err := mut(cur)
 		if err != nil {
 			return nil, 0, nil, err
