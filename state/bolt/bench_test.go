@@ -66,10 +66,12 @@ func BenchmarkAccounts100k(b *testing.B) {
 		b.Fatal(err)
 	}
 	b.ReportAllocs()
+	cpu := statetest.CPUTime()
 	for b.Loop() {
 		m, err := s.Accounts(ctx, "t")
 		if err != nil || len(m) != n {
 			b.Fatalf("%d accounts, %v", len(m), err)
 		}
 	}
+	b.ReportMetric(float64((statetest.CPUTime()-cpu).Milliseconds())/float64(b.N), "client-cpu-ms/op")
 }
