@@ -54,6 +54,9 @@ type Source struct {
 	now     func() time.Time
 	// afterPage, when set (tests), runs after each page of a search.
 	afterPage func(what string, page int)
+	// watchHook, when set (tests), hears Watch milestones ("ready:...",
+	// "poll").
+	watchHook func(event string)
 }
 
 var (
