@@ -97,6 +97,9 @@ func (t *Target) groupID(ctx context.Context, subject, name string, create bool)
 // cache shows none (a new or adopted account) or an action was pending.
 func (t *Target) setGroups(ctx context.Context, before identity.Account, a *identity.Account) error {
 	subject := subjectOf("set groups", a)
+	if err := t.inheritRemote(ctx, subject, before, a); err != nil {
+		return err
+	}
 	return t.onUser(ctx, subject, a, func(uid string) error {
 		cur := before.Groups
 		if len(cur) == 0 || before.Pending != "" {

@@ -33,7 +33,7 @@ func (e *env) base() string { return e.srv.URL + e.fake.Prefix() }
 
 // start starts a fake with opts (a static token unless OAuth2 is set up)
 // and wraps its handler with wrap when non-nil.
-func startFake(t *testing.T, opts scimfake.Options, wrap func(http.Handler) http.Handler) (*scimfake.Server, *httptest.Server) {
+func startFake(t testing.TB, opts scimfake.Options, wrap func(http.Handler) http.Handler) (*scimfake.Server, *httptest.Server) {
 	t.Helper()
 	if opts.Token == "" && opts.ClientID == "" {
 		opts.Token = testToken
@@ -50,7 +50,7 @@ func startFake(t *testing.T, opts scimfake.Options, wrap func(http.Handler) http
 
 // newEnv starts a fake and builds a connector from the YAML settings
 // (base_url and auth are added when absent).
-func newEnv(t *testing.T, opts scimfake.Options, settings string) *env {
+func newEnv(t testing.TB, opts scimfake.Options, settings string) *env {
 	t.Helper()
 	f, srv := startFake(t, opts, nil)
 	e := &env{fake: f, srv: srv}
@@ -58,7 +58,7 @@ func newEnv(t *testing.T, opts scimfake.Options, settings string) *env {
 	return e
 }
 
-func (e *env) build(t *testing.T, settings string) {
+func (e *env) build(t testing.TB, settings string) {
 	t.Helper()
 	if !strings.Contains(settings, "base_url:") {
 		settings = "base_url: " + e.base() + "\n" + settings
@@ -78,7 +78,7 @@ func (e *env) build(t *testing.T, settings string) {
 }
 
 // build parses settings as one target of type scim and calls Factory.
-func build(t *testing.T, settings string, deps target.Deps) (target.Target, error) {
+func build(t testing.TB, settings string, deps target.Deps) (target.Target, error) {
 	t.Helper()
 	cfg, err := parseTarget(settings)
 	if err != nil {

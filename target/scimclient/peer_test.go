@@ -66,7 +66,7 @@ func (d peerDump) account(userName string) (identity.Account, bool) {
 
 // startScimmy starts the scimmy peer server (node server.mjs) on a free
 // port and stops it when the test ends.
-func startScimmy(t *testing.T) peer {
+func startScimmy(t testing.TB) peer {
 	t.Helper()
 	dir := testenv.ScimmyDir(t)
 	node := testenv.NeedBinary(t, "node")
@@ -122,7 +122,7 @@ func startScimmy(t *testing.T) peer {
 	}}
 }
 
-func peerTarget(t *testing.T, p peer, extra string) target.Target {
+func peerTarget(t testing.TB, p peer, extra string) target.Target {
 	t.Helper()
 	tg, err := build(t, "base_url: "+p.base+"\nauth: {bearer_token: "+peerToken+"}\nrole_attribute: roles\n"+extra, target.Deps{})
 	if err != nil {

@@ -28,6 +28,7 @@ import (
 	"context"
 	_ "embed"
 	"fmt"
+	"maps"
 	"net/http"
 	"net/url"
 	"slices"
@@ -226,6 +227,7 @@ type Target struct {
 	base    string
 	secrets *secrets
 	attrs   map[string]string // SCIM attribute path → Account.Attributes name
+	paths   []string          // the keys of attrs, sorted
 
 	mu            sync.Mutex
 	discovered    bool
@@ -341,6 +343,7 @@ func New(name string, s Settings, deps target.Deps, path string) (*Target, error
 	for p, a := range s.ExtensionAttributes {
 		t.attrs[p] = a
 	}
+	t.paths = slices.Sorted(maps.Keys(t.attrs))
 	t.hc = t.httpClient(deps.HTTPClient)
 	return t, nil
 }

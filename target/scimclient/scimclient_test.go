@@ -696,3 +696,65 @@ func TestSecretsKeepConfiguredValuesAcrossManyTokens(t *testing.T) {
 		t.Fatalf("scrub: %q", got)
 	}
 }
+
+func TestRenameWithoutCachedID(t *testing.T) {
+	e := newEnv(t, scimfake.Options{}, "")
+	id := e.fake.SeedUser(map[string]any{"userName": "jdoe"})
+	before := identity.Account{Key: "k", Username: "jdoe", Exists: true}
+	a := identity.Account{Key: "k", Username: "jane.doe", Exists: true}
+	if err := e.tg.(target.Updater).Update(ctxT(t), before, &a); err != nil {
+		t.Fatalf("Update: %v", err)
+	}
+	if a.Remote["id"] != id {
+		t.Fatalf("Remote %v, want id %s", a.Remote, id)
+	}
+	if u, _ := e.fake.User(id); u["userName"] != "jane.doe" {
+		t.Fatalf("userName %v", u["userName"])
+	}
+	// An id in the cached account is used as is.
+	e.fake.ResetRequests()
+	b := identity.Account{Key: "k", Username: "jane.doe", GivenName: "Jane"}
+	if err := e.tg.(target.Updater).Update(ctxT(t), identity.Account{Username: "jane.doe", Remote: map[string]string{"id": id}}, &b); err != nil {
+		t.Fatalf("Update: %v", err)
+	}
+	wantLines(t, e.fake, "PATCH /Users/"+id)
+}
+
+// TestConcurrentJoinsCreateTheGroupOnce runs many accounts joining one new
+// group at once (the engine applies with concurrency): the group is
+// created once and every account ends up a member.
+func TestConcurrentJoinsCreateTheGroupOnce(t *testing.T) {
+	e := newEnv(t, scimfake.Options{}, "")
+	gs := e.tg.(target.GroupSetter)
+	const n = 12
+	ids := make([]string, n)
+	for i := range ids {
+		ids[i] = e.fake.SeedUser(map[string]any{"userName": fmt.Sprintf("u%d", i)})
+	}
+	errs := make(chan error, n)
+	for i := range n {
+		go func() {
+			a := identity.Account{Username: fmt.Sprintf("u%d", i), Remote: map[string]string{"id": ids[i]}, Groups: []string{"New", "Other"}}
+			errs <- gs.SetGroups(ctxT(t), identity.Account{Groups: []string{"Old"}, Exists: true}, &a)
+		}()
+	}
+	for range n {
+		if err := <-errs; err != nil {
+			t.Fatalf("SetGroups: %v", err)
+		}
+	}
+	posts := 0
+	for _, r := range e.fake.Requests() {
+		if r.Method == "POST" && r.Path == "/Groups" {
+			posts++
+		}
+	}
+	if posts != 2 {
+		t.Fatalf("%d group creations, want 2", posts)
+	}
+	for _, id := range ids {
+		if got := e.fake.MemberOf(id); !slices.Equal(got, []string{"New", "Other"}) {
+			t.Fatalf("%s is in %v", id, got)
+		}
+	}
+}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"maps"
 	"net/http"
 	"net/url"
 	"slices"
@@ -103,6 +102,28 @@ func (t *Target) userID(ctx context.Context, subject string, a *identity.Account
 	}
 	setRemote(a, str(get(m, "id")))
 	return a.Remote["id"], nil
+}
+
+// inheritRemote fills a.Remote["id"] from the cached account, or, when the
+// cache has no id either, by looking the user up under its previous match
+// value (a rename changes the userName dirsync would look for).
+func (t *Target) inheritRemote(ctx context.Context, subject string, before identity.Account, a *identity.Account) error {
+	if a.Remote["id"] != "" {
+		return nil
+	}
+	if id := before.Remote["id"]; id != "" {
+		setRemote(a, id)
+		return nil
+	}
+	if t.matchValue(before) == "" || t.matchValue(before) == t.matchValue(*a) {
+		return nil
+	}
+	m, ok, err := t.findUser(ctx, subject, before)
+	if err != nil || !ok {
+		return err
+	}
+	setRemote(a, str(get(m, "id")))
+	return nil
 }
 
 func setRemote(a *identity.Account, id string) {
@@ -275,7 +296,7 @@ func (t *Target) profileOps(ctx context.Context, before, a identity.Account, all
 	set("name.familyName", before.FamilyName, a.FamilyName, a.FamilyName)
 	set("displayName", before.DisplayName, a.DisplayName, a.DisplayName)
 	set("emails", before.Email, a.Email, emailsValue(a.Email))
-	for _, path := range slices.Sorted(maps.Keys(t.attrs)) {
+	for _, path := range t.paths {
 		name := t.attrs[path]
 		old, cur := before.Attributes[name], a.Attributes[name]
 		var value any = cur
@@ -435,6 +456,9 @@ func (t *Target) adopt(ctx context.Context, subject string, a *identity.Account,
 // differ between before and a (all of them when none seems to differ).
 func (t *Target) Update(ctx context.Context, before identity.Account, a *identity.Account) error {
 	subject := subjectOf("update", a)
+	if err := t.inheritRemote(ctx, subject, before, a); err != nil {
+		return err
+	}
 	return t.onUser(ctx, subject, a, func(id string) error {
 		ops := t.profileOps(ctx, before, *a, false)
 		if len(ops) == 0 {
@@ -593,7 +617,7 @@ func (t *Target) toAccount(m map[string]any, groups []string, managers map[strin
 			a.Role = str(lookupPath(m, ra))
 		}
 	}
-	for _, path := range slices.Sorted(maps.Keys(t.attrs)) {
+	for _, path := range t.paths {
 		v := lookupPath(m, path)
 		s := str(v)
 		if t.isManager(path) {

@@ -640,8 +640,8 @@ func (s *Server) list(isUser bool, q url.Values) (int, any, *apiError) {
 	var all []map[string]any
 	for _, id := range order {
 		r := store[id]
-		if isUser {
-			r = s.renderUser(r)
+		if isUser && s.opts.UserGroups && match != nil {
+			r = s.renderUser(r) // the filter may look at groups
 		}
 		if match == nil || match(r) {
 			all = append(all, r)
