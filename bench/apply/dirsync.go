@@ -26,6 +26,7 @@ import (
 	"github.com/dirsync/dirsync/source"
 	"github.com/dirsync/dirsync/state"
 	"github.com/dirsync/dirsync/state/backends"
+	"github.com/dirsync/dirsync/state/bolt"
 	dsync "github.com/dirsync/dirsync/sync"
 	"github.com/dirsync/dirsync/target"
 	"github.com/dirsync/dirsync/target/netmaker"
@@ -50,6 +51,8 @@ type phase struct {
 	wall     time.Duration // sum of the runs' durations
 	limited  int           // 429 answers
 	requests int           // accepted requests
+	writes   int           // state writes
+	writeDur time.Duration // their total time
 }
 
 // result is one scenario's phases.
@@ -204,11 +207,12 @@ targets:
 	}
 	defer logFile.Close()
 	log, declog := loggers(logFile)
-	store, err := backends.Open(ctx, cfg.State, log)
+	opened, err := backends.Open(ctx, cfg.State, log)
 	if err != nil {
 		return res, err
 	}
-	defer store.Close()
+	defer opened.Close()
+	store := &timedStore{Store: opened}
 	tc := cfg.Targets[0]
 	tgt, err := netmaker.Factory(tc, target.Deps{Logger: log.With(zap.String("target", tc.Name))})
 	if err != nil {
@@ -231,6 +235,7 @@ targets:
 		src.set(benchUsers(o.n, st.active))
 		p := phase{name: st.name, want: o.n}
 		acc0, lim0 := app.Counts()
+		store.take()
 		for p.runs < o.maxRuns {
 			start := time.Now()
 			r, err := eng.Run(ctx, dsync.RunOptions{Trigger: "bench", AllowMassChange: !st.active})
@@ -251,6 +256,7 @@ targets:
 		}
 		acc1, lim1 := app.Counts()
 		p.requests, p.limited = acc1-acc0, lim1-lim0
+		p.writes, p.writeDur = store.take()
 		res.phases = append(res.phases, p)
 		if p.done != o.n {
 			return res, fmt.Errorf("%s: only %d of %d accounts in the wanted state after %d runs", st.name, p.done, o.n, p.runs)
@@ -361,4 +367,32 @@ func pingRedis(addr string) error {
 		return fmt.Errorf("redis: %q", strings.TrimSpace(line))
 	}
 	return nil
+}
+
+// boltCommit is the median time of one account write to a fresh embedded
+// store in dir: every such commit syncs the file twice (pages, then meta),
+// and the engine makes two per action (intent, then outcome), one at a time
+// however many workers run.
+func boltCommit(ctx context.Context, dir string) (time.Duration, error) {
+	d, err := os.MkdirTemp(dir, "bolt-probe-")
+	if err != nil {
+		return 0, err
+	}
+	defer os.RemoveAll(d)
+	st, err := bolt.Open(filepath.Join(d, "probe.db"), bolt.Options{})
+	if err != nil {
+		return 0, err
+	}
+	defer st.Close()
+	ds := make([]time.Duration, 0, 50)
+	for i := range 50 {
+		a := identity.Account{Key: fmt.Sprintf("k%06d", i), Username: benchName(i), Email: benchName(i) + "@example.test", Exists: true}
+		start := time.Now()
+		if err := st.PutAccount(ctx, state.Fence{}, "probe", a); err != nil {
+			return 0, err
+		}
+		ds = append(ds, time.Since(start))
+	}
+	slices.Sort(ds)
+	return ds[len(ds)/2], nil
 }

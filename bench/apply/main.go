@@ -31,6 +31,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -44,6 +45,7 @@ type options struct {
 	concurrency int
 	backends    []string
 	misconfig   float64
+	misBackend  string
 	naive       bool
 	maxRuns     int
 	redisBin    string
@@ -61,7 +63,8 @@ func main() {
 	flag.DurationVar(&o.latency, "latency", 50*time.Millisecond, "the application's answer time")
 	flag.IntVar(&o.concurrency, "concurrency", 0, "the target's concurrency (default: dirsync's default)")
 	flag.StringVar(&backends, "backends", "bolt,redis", "state backends to run: bolt, redis (skipped when redis-server is missing)")
-	flag.Float64Var(&o.misconfig, "misconfig", 2, "also run with rate_limit = this × the application's limit on bolt (0: skip)")
+	flag.Float64Var(&o.misconfig, "misconfig", 2, "also run with rate_limit = this × the application's limit (0: skip)")
+	flag.StringVar(&o.misBackend, "misconfig-backend", "redis", "state backend of that run (bolt when redis-server is missing)")
 	flag.BoolVar(&o.naive, "naive", true, "measure the naive sequential client")
 	flag.IntVar(&o.maxRuns, "max-runs", 5, "runs per phase at most before giving up on convergence")
 	flag.StringVar(&o.redisBin, "redis-server", "redis-server", "redis-server binary")
@@ -90,12 +93,15 @@ func run(ctx context.Context, o options, progress io.Writer) error {
 		return errors.New("-n, -rate and -max-runs must be positive")
 	}
 	rep := &report{o: o, started: time.Now().UTC()}
-	for _, b := range o.backends {
-		switch b {
-		case "bolt", "redis":
-		default:
-			return fmt.Errorf("-backends: unknown backend %q (bolt, redis)", b)
+	if d, err := boltCommit(ctx, os.TempDir()); err == nil {
+		rep.commit = d
+	}
+	for _, b := range append(slices.Clone(o.backends), o.misBackend) {
+		if b != "bolt" && b != "redis" {
+			return fmt.Errorf("unknown state backend %q (bolt, redis)", b)
 		}
+	}
+	for _, b := range o.backends {
 		sc := scenario{backend: b, rateLimit: o.rate}
 		fmt.Fprintf(progress, "apply: dirsync on %s, rate_limit %g\n", b, sc.rateLimit)
 		res, err := runDirsync(ctx, o, sc, progress)
@@ -110,9 +116,14 @@ func run(ctx context.Context, o options, progress io.Writer) error {
 		rep.dirsync = append(rep.dirsync, res)
 	}
 	if o.misconfig > 0 {
-		sc := scenario{backend: "bolt", rateLimit: o.rate * o.misconfig, misconfigured: true}
-		fmt.Fprintf(progress, "apply: dirsync on bolt, rate_limit %g (above the application's %g)\n", sc.rateLimit, o.rate)
+		sc := scenario{backend: o.misBackend, rateLimit: o.rate * o.misconfig, misconfigured: true}
+		fmt.Fprintf(progress, "apply: dirsync on %s, rate_limit %g (above the application's %g)\n", sc.backend, sc.rateLimit, o.rate)
 		res, err := runDirsync(ctx, o, sc, progress)
+		if errors.Is(err, errNoRedis) {
+			fmt.Fprintf(progress, "apply: %v: on bolt instead\n", err)
+			sc.backend = "bolt"
+			res, err = runDirsync(ctx, o, sc, progress)
+		}
 		if err != nil {
 			return fmt.Errorf("dirsync, rate_limit %g: %w", sc.rateLimit, err)
 		}
