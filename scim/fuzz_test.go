@@ -85,7 +85,7 @@ func FuzzPatch(f *testing.F) {
 	for _, s := range patchSeeds {
 		f.Add([]byte(s))
 	}
-	e := newEnv(f, envOpt{})
+	e := newEnv(f, envOpt{quiet: true})
 	h := e.srv.Handler()
 	uid := e.createUser("fuzz.user", map[string]any{"externalId": "fx",
 		URNEnterpriseUser: map[string]any{"department": "D", "manager": map[string]any{"value": "m"}}})
@@ -133,7 +133,7 @@ func FuzzResource(f *testing.F) {
 	for _, s := range resourceSeeds {
 		f.Add([]byte(s))
 	}
-	e := newEnv(f, envOpt{})
+	e := newEnv(f, envOpt{quiet: true})
 	h := e.srv.Handler()
 	uid := e.createUser("put.target", nil)
 	gid := e.createGroup("put group")

@@ -78,6 +78,9 @@ type envOpt struct {
 	store state.Store
 	extra []string
 	name  string
+	// quiet drops log lines instead of keeping them (fuzzing: the
+	// observer would keep every line of millions of writes).
+	quiet bool
 }
 
 func newEnv(t testing.TB, o envOpt) *testEnv {
@@ -92,8 +95,12 @@ func newEnv(t testing.TB, o envOpt) *testEnv {
 		o.extra = []string{fmt.Sprintf("tokens: [%q]", testToken)}
 	}
 	core, logs := observer.New(zapcore.DebugLevel)
+	logger := zap.New(core)
+	if o.quiet {
+		logger = zap.NewNop()
+	}
 	clock := newClock()
-	s, err := New(sourceConfig(t, o.name, o.extra...), o.store, zap.New(core), WithClock(clock.Now))
+	s, err := New(sourceConfig(t, o.name, o.extra...), o.store, logger, WithClock(clock.Now))
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
