@@ -359,10 +359,24 @@ func (r *reader) partFilters() []string {
 	return out
 }
 
+// userPart is what one partition read. Users are kept in fixed-size
+// chunks so that growing the list never copies what was read.
 type userPart struct {
-	users []identity.User
-	dns   []string
-	pgids []uint32
+	chunks [][]identity.User
+	dns    []string
+	pgids  []uint32
+	n      int
+}
+
+const userChunk = 4096
+
+func (p *userPart) add(u identity.User) {
+	if len(p.chunks) == 0 || len(p.chunks[len(p.chunks)-1]) == userChunk {
+		p.chunks = append(p.chunks, make([]identity.User, 0, userChunk))
+	}
+	last := &p.chunks[len(p.chunks)-1]
+	*last = append(*last, u)
+	p.n++
 }
 
 // readUsers streams every user into r.users, in parallel partitions when
@@ -411,12 +425,15 @@ func (r *reader) readUsers(ctx context.Context, c *wire.Conn) error {
 	}
 	n := 0
 	for _, p := range parts {
-		n += len(p.users)
+		n += p.n
 	}
 	r.users = make([]identity.User, 0, n)
 	r.dns = make([]string, 0, n)
 	for i := range parts {
-		r.users = append(r.users, parts[i].users...)
+		for j, c := range parts[i].chunks {
+			r.users = append(r.users, c...)
+			parts[i].chunks[j] = nil
+		}
 		r.dns = append(r.dns, parts[i].dns...)
 		r.pgids = append(r.pgids, parts[i].pgids...)
 		parts[i] = userPart{}
@@ -444,7 +461,7 @@ func (r *reader) readUserPart(ctx context.Context, c *wire.Conn, filter string, 
 		if err != nil {
 			return err
 		}
-		out.users = append(out.users, u)
+		out.add(u)
 		dnBuf = appendNormDN(dnBuf[:0], e.DN)
 		out.dns = append(out.dns, string(dnBuf))
 		if ad {

@@ -234,9 +234,29 @@ func fileTime(v int64) time.Time {
 	return time.Unix(0, 0).UTC().Add(time.Duration(v-epochDiff) * 100)
 }
 
+// atoi parses a decimal integer without allocating.
 func atoi(b []byte) (int64, bool) {
-	v, err := strconv.ParseInt(string(b), 10, 64)
-	return v, err == nil
+	if len(b) == 0 || len(b) > 19 {
+		return 0, false
+	}
+	neg := b[0] == '-'
+	if neg {
+		b = b[1:]
+		if len(b) == 0 {
+			return 0, false
+		}
+	}
+	var v int64
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		v = v*10 + int64(c-'0')
+	}
+	if neg {
+		v = -v
+	}
+	return v, true
 }
 
 func dateFact(attr string, t time.Time) string {

@@ -8,6 +8,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -35,6 +36,8 @@ type Options struct {
 	// LDIF is loaded offline (slapadd) after the base entries, before start.
 	// slapadd bypasses overlays: entries get no memberOf unless the LDIF has it.
 	LDIF string
+	// LDIFFile is a file of entries loaded after LDIF (big data sets).
+	LDIFFile string
 	// TLS creates a CA and a server certificate, enables StartTLS on the
 	// plain port and opens an ldaps:// port too.
 	TLS bool
@@ -145,9 +148,17 @@ ppolicy_default "cn=default,ou=policies,%[1]s"
 	if out, err := exec.Command(binary("slaptest"), "-Q", "-u", "-f", c.ConfFile).CombinedOutput(); err != nil {
 		return nil, fmt.Errorf("slapd: slaptest: %w: %s", err, out)
 	}
-	ldif := BaseLDIF(c.Suffix) + "\n" + opts.LDIF
+	ldif := BaseLDIF(c.Suffix) + "\n" + opts.LDIF + "\n"
 	cmd := exec.Command(binary("slapadd"), "-q", "-w", "-f", c.ConfFile)
 	cmd.Stdin = strings.NewReader(ldif)
+	if opts.LDIFFile != "" {
+		f, err := os.Open(opts.LDIFFile)
+		if err != nil {
+			return nil, fmt.Errorf("slapd: %w", err)
+		}
+		defer f.Close()
+		cmd.Stdin = io.MultiReader(strings.NewReader(ldif), f)
+	}
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return nil, fmt.Errorf("slapd: slapadd: %w: %s", err, out)
 	}
