@@ -105,8 +105,9 @@ type Server struct {
 }
 
 var (
-	_ source.Source  = (*Server)(nil)
-	_ source.Watcher = (*Server)(nil)
+	_ source.Source       = (*Server)(nil)
+	_ source.Watcher      = (*Server)(nil)
+	_ source.EmptyAllowed = (*Server)(nil)
 )
 
 // New builds the SCIM server of a `type: scim` source. Its settings are
