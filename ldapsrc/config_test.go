@@ -148,7 +148,7 @@ func TestAtoi(t *testing.T) {
 
 func TestNormDN(t *testing.T) {
 	for in, want := range map[string]string{
-		"uid=Alice,ou=People,dc=Example,dc=Test":       "uid=alice,ou=people,dc=example,dc=test",
+		"uid=Alice,ou=People,dc=Example,dc=Test":        "uid=alice,ou=people,dc=example,dc=test",
 		"UID=alice , OU=people,  dc=example ,dc=test  ": "uid=alice,ou=people,dc=example,dc=test",
 		`cn=Smith\, John,ou=x`:                          `cn=smith\, john,ou=x`,
 		`cn=trailing\ ,ou=x`:                            `cn=trailing\ ,ou=x`,
