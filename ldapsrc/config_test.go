@@ -191,7 +191,7 @@ func TestParseRange(t *testing.T) {
 }
 
 func TestPartitionsCoverEverything(t *testing.T) {
-	r := &reader{src: &Source{s: Settings{Parallel: 3}}, p: profile{flavour: FlavourOpenLDAP, userFilter: "(objectClass=person)"}, dse: &rootDSE{}}
+	r := &reader{src: &Source{s: Settings{Parallel: 3}}, p: profile{flavour: FlavourOpenLDAP, userFilter: "(objectClass=person)"}, dse: &rootDSE{openLDAP: true}}
 	got := r.partFilters()
 	want := []string{
 		"(&(objectClass=person)(!(entryUUID>=55000000-0000-0000-0000-000000000000)))",
@@ -201,8 +201,13 @@ func TestPartitionsCoverEverything(t *testing.T) {
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Fatalf("partitions:\n%s", strings.Join(got, "\n"))
 	}
-	r.p.flavour, r.dse.highestUSN = FlavourActiveDirectory, 3000
+	r.p.flavour, r.dse.highestUSN, r.dse.ad, r.dse.openLDAP = FlavourActiveDirectory, 3000, true, false
 	if got := r.partFilters(); len(got) != 3 || !strings.Contains(got[0], "(!(uSNCreated>=1000))") || !strings.Contains(got[2], "(uSNCreated>=2000)") {
 		t.Fatalf("AD partitions: %v", got)
+	}
+	r.src.log = zap.NewNop()
+	r.dse.ad = false
+	if got := r.partFilters(); len(got) != 1 {
+		t.Fatalf("an unknown server got partitions: %v", got)
 	}
 }

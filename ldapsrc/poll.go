@@ -14,6 +14,7 @@ import (
 	"github.com/dirsync/dirsync/identity"
 	"github.com/dirsync/dirsync/ldapsrc/internal/wire"
 	"github.com/dirsync/dirsync/source"
+	"github.com/go-ldap/ldap/v3"
 	"go.uber.org/zap"
 )
 
@@ -342,7 +343,7 @@ func (ss *session) pollTimestamp(ctx context.Context, m *mapper, emit func(sourc
 		}
 		return true
 	}
-	since := "(modifyTimestamp>=" + cur.TS + ")"
+	since := "(modifyTimestamp>=" + ldap.EscapeFilter(cur.TS) + ")"
 	groups := 0
 	if !ss.s.s.Groups.Disabled {
 		r := &reader{src: ss.s, p: ss.p}

@@ -146,6 +146,7 @@ func (s *Source) dialOne(ctx context.Context, u string) (*wire.Conn, error) {
 // rootDSE is what the source reads from the server's root entry.
 type rootDSE struct {
 	ad             bool
+	openLDAP       bool
 	namingContexts []string
 	defaultNC      string
 	dsServiceName  string
@@ -157,7 +158,7 @@ func readRootDSE(ctx context.Context, c *wire.Conn) (*rootDSE, error) {
 	d := &rootDSE{controls: map[string]bool{}}
 	_, err := c.Search(ctx, &wire.SearchRequest{Scope: wire.ScopeBase, Filter: "(objectClass=*)",
 		Attributes: []string{"namingContexts", "defaultNamingContext", "supportedCapabilities", "supportedControl",
-			"dsServiceName", "highestCommittedUSN"}},
+			"dsServiceName", "highestCommittedUSN", "objectClass"}},
 		wire.Handlers{Entry: func(e *wire.Entry) error {
 			for _, v := range e.Get("namingContexts") {
 				d.namingContexts = append(d.namingContexts, string(v))
@@ -170,6 +171,11 @@ func readRootDSE(ctx context.Context, c *wire.Conn) (*rootDSE, error) {
 			}
 			for _, v := range e.Get("supportedControl") {
 				d.controls[string(v)] = true
+			}
+			for _, v := range e.Get("objectClass") {
+				if strings.EqualFold(string(v), "OpenLDAProotDSE") {
+					d.openLDAP = true
+				}
 			}
 			d.dsServiceName = string(e.First("dsServiceName"))
 			d.highestUSN, _ = strconv.ParseInt(string(e.First("highestCommittedUSN")), 10, 64)
@@ -207,7 +213,10 @@ func (s *Source) Pull(ctx context.Context) (*identity.Snapshot, error) {
 	snap, err := s.pull(ctx)
 	if err != nil && wire.IsNetwork(err) && ctx.Err() == nil {
 		s.log.Warn("ldap: connection failed during the pull: redialing and starting over", zap.Error(err))
-		snap, err = s.pull(ctx)
+		first := err
+		if snap, err = s.pull(ctx); err != nil {
+			err = fmt.Errorf("%w (retried after: %v)", err, first)
+		}
 	}
 	if err != nil {
 		return nil, fmt.Errorf("ldapsrc: %s: pull: %w", s.name, err)
@@ -327,9 +336,16 @@ func (r *reader) partFilters() []string {
 	if n <= 1 {
 		return []string{f}
 	}
+	if !r.dse.ad && !r.dse.openLDAP {
+		// Partitions rely on OpenLDAP's entryUUID ordering rule or AD's
+		// uSNCreated; elsewhere a filter the server cannot evaluate would
+		// silently match nothing.
+		r.src.log.Warn("ldap: parallel partitions need OpenLDAP or Active Directory: reading in one search")
+		return []string{f}
+	}
 	bounds := make([]string, 0, n-1)
 	attr := ""
-	if r.p.flavour == FlavourActiveDirectory {
+	if r.p.flavour == FlavourActiveDirectory && r.dse.ad {
 		if r.dse.highestUSN <= int64(n) {
 			return []string{f}
 		}
