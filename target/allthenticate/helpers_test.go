@@ -1,0 +1,97 @@
+package allthenticate_test
+
+import (
+	"bytes"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/dirsync/dirsync/config"
+	"github.com/dirsync/dirsync/target"
+	"github.com/dirsync/dirsync/target/allthenticate"
+	"github.com/dirsync/dirsync/target/allthenticate/allthenticatefake"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+)
+
+// syncBuffer is a log sink safe for concurrent writers.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+func debugLogger() (*zap.Logger, *syncBuffer) {
+	buf := &syncBuffer{}
+	return zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig()), zapcore.AddSync(buf), zapcore.DebugLevel)), buf
+}
+
+// env is one fake organisation and a connector wired to it.
+type env struct {
+	srv  *allthenticatefake.Server
+	url  string
+	tg   *allthenticate.Target
+	logs *syncBuffer
+}
+
+func newEnv(t *testing.T, o allthenticatefake.Options, mods ...func(*allthenticate.Settings)) *env {
+	t.Helper()
+	srv, url := allthenticatefake.NewTestServer(t, o)
+	e := &env{srv: srv, url: url}
+	s := allthenticate.Settings{BaseURL: url, APIKey: config.NewSecret(srv.APIKey())}
+	for _, m := range mods {
+		m(&s)
+	}
+	log, buf := debugLogger()
+	e.logs = buf
+	tg, err := allthenticate.New("allthenticate", s, target.Deps{Logger: log, HTTPClient: &http.Client{Timeout: 5 * time.Second}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.tg = tg
+	return e
+}
+
+// writes returns "METHOD path" of every request but reads.
+func writes(calls []allthenticatefake.Call) []string {
+	var out []string
+	for _, c := range calls {
+		if c.Method != http.MethodGet {
+			out = append(out, c.Method+" "+c.Path)
+		}
+	}
+	return out
+}
+
+// toggles counts the toggle requests sent.
+func toggles(calls []allthenticatefake.Call) int {
+	n := 0
+	for _, c := range calls {
+		if c.Path == "/togglesuspension" {
+			n++
+		}
+	}
+	return n
+}
+
+func parseTargets(t *testing.T, yaml string) []config.Target {
+	t.Helper()
+	cfg, err := config.Parse(strings.NewReader("sources: [{name: hr, type: memory}]\ntargets:\n" + yaml))
+	if err != nil {
+		t.Fatalf("parse: %v\n%s", err, yaml)
+	}
+	return cfg.Targets
+}

@@ -1,0 +1,287 @@
+package allthenticate
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/dirsync/dirsync/identity"
+	"github.com/dirsync/dirsync/target"
+	"go.uber.org/zap"
+)
+
+const maxBody = 32 << 20
+
+// param is one request parameter, in order.
+type param struct {
+	k string
+	v any // string, int, or bool
+}
+
+func (p param) text() string {
+	switch v := p.v.(type) {
+	case string:
+		return v
+	case int:
+		return strconv.Itoa(v)
+	case bool:
+		return strconv.FormatBool(v)
+	}
+	return fmt.Sprint(p.v)
+}
+
+// call sends one request and returns the body of a 2xx answer. GET
+// parameters go in the query; others as configured (params). Any other
+// answer, or none, is a classified error; status is the HTTP status (0
+// without an answer). A non-idempotent request that got no answer is
+// Uncertain.
+func (t *Target) call(ctx context.Context, method, path string, ps []param, subject string, idempotent bool) ([]byte, int, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, 0, target.Retryable(fmt.Errorf("%s: %w", subject, err))
+	}
+	u := t.base.String() + path
+	var body io.Reader
+	ctype := ""
+	mode := t.s.Params
+	if method == http.MethodGet {
+		mode = "query"
+	}
+	switch mode {
+	case "query", "form":
+		v := url.Values{}
+		for _, p := range ps {
+			v.Set(p.k, p.text())
+		}
+		if mode == "query" {
+			if len(v) > 0 {
+				u += "?" + v.Encode()
+			}
+		} else {
+			body, ctype = strings.NewReader(v.Encode()), "application/x-www-form-urlencoded"
+		}
+	default:
+		m := make(map[string]any, len(ps))
+		for _, p := range ps {
+			m[p.k] = p.v
+		}
+		b, err := json.Marshal(m)
+		if err != nil {
+			return nil, 0, target.Permanent(fmt.Errorf("%s: encode: %w", subject, err))
+		}
+		body, ctype = bytes.NewReader(b), "application/json"
+	}
+	req, err := http.NewRequestWithContext(ctx, method, u, body)
+	if err != nil {
+		return nil, 0, target.Permanent(fmt.Errorf("%s: %w", subject, err))
+	}
+	req.Header.Set(t.s.Header, t.prefix+t.s.APIKey.Value())
+	req.Header.Set("Accept", "application/json")
+	if ctype != "" {
+		req.Header.Set("Content-Type", ctype)
+	}
+	start := time.Now()
+	resp, err := t.client.Do(req)
+	if err != nil {
+		err = t.transportError(ctx, subject, err, idempotent)
+		t.log.Debug("allthenticate request failed", zap.String("method", method), zap.String("path", path), zap.Duration("duration", time.Since(start)), zap.Error(err))
+		return nil, 0, err
+	}
+	defer resp.Body.Close()
+	b, rerr := io.ReadAll(io.LimitReader(resp.Body, maxBody))
+	t.log.Debug("allthenticate request", zap.String("method", method), zap.String("path", path), zap.Int("status", resp.StatusCode), zap.Duration("duration", time.Since(start)))
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		return nil, resp.StatusCode, t.classify(subject, resp, b, idempotent)
+	}
+	if rerr != nil {
+		if idempotent {
+			return nil, resp.StatusCode, target.Retryable(fmt.Errorf("%s: reading the answer: %s", subject, t.scrub.Replace(rerr.Error())))
+		}
+		return nil, resp.StatusCode, target.Uncertain(fmt.Errorf("%s: applied (%s) but reading the answer failed: %s", subject, resp.Status, t.scrub.Replace(rerr.Error())))
+	}
+	return b, resp.StatusCode, nil
+}
+
+func (t *Target) transportError(ctx context.Context, subject string, err error, idempotent bool) error {
+	if ctx.Err() != nil {
+		if !idempotent {
+			return target.Uncertain(fmt.Errorf("%s: %w (it may have been applied: the next attempt reads first)", subject, ctx.Err()))
+		}
+		return target.Retryable(fmt.Errorf("%s: %w", subject, ctx.Err()))
+	}
+	msg := err.Error()
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		msg = ue.Err.Error()
+	}
+	e := fmt.Errorf("%s: no answer: %s", subject, t.scrub.Replace(msg))
+	if !idempotent {
+		return target.Uncertain(fmt.Errorf("%w (it may have been applied: the next attempt reads first)", e))
+	}
+	return target.Retryable(e)
+}
+
+// apiMessage returns the error of an {"error": "..."} body, or the bounded
+// body text.
+func apiMessage(b []byte) string {
+	var e map[string]any
+	if json.Unmarshal(b, &e) == nil {
+		for _, k := range []string{"error", "message", "success"} {
+			if s, ok := e[k].(string); ok && s != "" {
+				return s
+			}
+		}
+	}
+	s := strings.TrimSpace(string(b))
+	if len(s) > 300 {
+		s = s[:300] + "…"
+	}
+	return s
+}
+
+func notFoundMessage(msg string) bool {
+	m := strings.ToLower(msg)
+	return strings.Contains(m, "not found") || strings.Contains(m, "does not exist") || strings.Contains(m, "no such")
+}
+
+// classify turns a non-2xx answer into a classified error. A 5xx on a
+// non-idempotent request is Uncertain: it may have been applied.
+func (t *Target) classify(subject string, resp *http.Response, body []byte, idempotent bool) error {
+	msg := t.scrub.Replace(apiMessage(body))
+	err := fmt.Errorf("%s: %s: %s", subject, resp.Status, msg)
+	ra := target.ParseRetryAfter(resp.Header.Get("Retry-After"), t.now())
+	switch code := resp.StatusCode; {
+	case code == http.StatusTooManyRequests:
+		return target.RateLimited(err, ra)
+	case code == http.StatusServiceUnavailable && resp.Header.Get("Retry-After") != "":
+		return target.RateLimited(err, ra)
+	case code >= 500 && !idempotent:
+		return target.Uncertain(fmt.Errorf("%w (it may have been applied: the next attempt reads first)", err))
+	case code >= 500 || code == http.StatusRequestTimeout:
+		return target.Retryable(err)
+	case code == http.StatusNotFound || (code == http.StatusBadRequest && notFoundMessage(msg)):
+		return target.NotFound(err)
+	case code == http.StatusUnauthorized || code == http.StatusForbidden:
+		return target.Permanent(fmt.Errorf("%w (check api_key, header and prefix)", err))
+	default:
+		return target.Permanent(err)
+	}
+}
+
+// apiUser is one entry of /multipleusers.
+type apiUser struct {
+	EmailID   int        `json:"email_id"`
+	UserID    int        `json:"user_id"`
+	Email     string     `json:"email"`
+	Username  string     `json:"username"`
+	FirstName string     `json:"first_name"`
+	LastName  string     `json:"last_name"`
+	Groups    [][]string `json:"groups"`
+	fields    map[string]any
+}
+
+func (u apiUser) field(k string) string {
+	switch v := u.fields[k].(type) {
+	case string:
+		return v
+	case nil:
+		return ""
+	default:
+		return fmt.Sprint(v)
+	}
+}
+
+func (t *Target) suspended(u apiUser) bool {
+	return strings.EqualFold(strings.TrimSpace(u.field(t.s.SuspensionField)), t.s.SuspendedValue)
+}
+
+// listUsers reads GET /multipleusers: the full users, or the guests.
+func (t *Target) listUsers(ctx context.Context, guests bool, subject string) ([]apiUser, error) {
+	ps := []param{{"email", "true"}}
+	if guests {
+		ps = append(ps, param{"user_tag", "GUEST"})
+	}
+	b, _, err := t.call(ctx, http.MethodGet, "/multipleusers", ps, subject, true)
+	if err != nil {
+		return nil, err
+	}
+	var raws []json.RawMessage
+	if err := json.Unmarshal(b, &raws); err != nil {
+		return nil, target.Retryable(fmt.Errorf("%s: decode users: %w", subject, err))
+	}
+	out := make([]apiUser, 0, len(raws))
+	for _, raw := range raws {
+		var u apiUser
+		if err := json.Unmarshal(raw, &u); err != nil {
+			return nil, target.Retryable(fmt.Errorf("%s: decode user: %w", subject, err))
+		}
+		if err := json.Unmarshal(raw, &u.fields); err != nil {
+			return nil, target.Retryable(fmt.Errorf("%s: decode user: %w", subject, err))
+		}
+		out = append(out, u)
+	}
+	return out, nil
+}
+
+// match finds a's entry: by cached email_id, else by one of the emails.
+func match(users []apiUser, a identity.Account, emails ...string) (apiUser, bool) {
+	if id := remoteInt(a, RemoteEmailID); id != 0 {
+		for _, u := range users {
+			if u.EmailID == id {
+				return u, true
+			}
+		}
+	}
+	for _, e := range append(emails, a.Email) {
+		if e == "" {
+			continue
+		}
+		for _, u := range users {
+			if strings.EqualFold(u.Email, e) {
+				return u, true
+			}
+		}
+	}
+	return apiUser{}, false
+}
+
+// find reads the user's current entry among the full users.
+func (t *Target) find(ctx context.Context, a identity.Account, subject string, emails ...string) (apiUser, error) {
+	users, err := t.listUsers(ctx, false, subject+": list users")
+	if err != nil {
+		return apiUser{}, err
+	}
+	u, ok := match(users, a, emails...)
+	if !ok {
+		return apiUser{}, target.NotFound(fmt.Errorf("%s: %q is not a user of the Allthenticate organisation", subject, a.Email))
+	}
+	return u, nil
+}
+
+// ids returns the account's email_id and user_id, from the cache or read.
+func (t *Target) ids(ctx context.Context, a *identity.Account, subject string, emails ...string) (emailID, userID int, err error) {
+	emailID, userID = remoteInt(*a, RemoteEmailID), remoteInt(*a, RemoteUserID)
+	if emailID != 0 && userID != 0 {
+		return emailID, userID, nil
+	}
+	u, err := t.find(ctx, *a, subject, emails...)
+	if err != nil {
+		return 0, 0, err
+	}
+	setIDs(a, u)
+	return u.EmailID, u.UserID, nil
+}
+
+func (t *Target) accountOf(u apiUser) identity.Account {
+	a := identity.Account{Username: u.Username, Email: u.Email, GivenName: u.FirstName, FamilyName: u.LastName,
+		DisplayName: strings.TrimSpace(u.FirstName + " " + u.LastName), Suspended: t.suspended(u), Exists: true}
+	setIDs(&a, u)
+	return a
+}
