@@ -305,18 +305,34 @@ func adOtherPartition(raw string) bool {
 	return false
 }
 
-// paged runs req page by page on c, streaming entries to fn.
+// paged runs req page by page on c, streaming entries to fn. A server
+// without the paged results control (it refuses the critical control, or
+// answers without it) gets one unpaged search: its SearchResultDone still
+// says whether the result is complete.
 func (r *reader) paged(ctx context.Context, c *wire.Conn, what string, req wire.SearchRequest, size int, fn func(*wire.Entry) error) error {
 	var cookie []byte
 	base := req.Controls
 	for page := 1; ; page++ {
 		req.Controls = append(base[:len(base):len(base)], wire.Paging(size, cookie))
 		d, err := c.Search(ctx, &req, wire.Handlers{Entry: fn, Reference: r.references()})
+		if page == 1 && wire.IsCode(err, wire.ResultUnavailableCritical) {
+			r.src.log.Warn("ldap: the server does not page results: reading in one search", zap.String("search", what))
+			req.Controls = base
+			d, err = c.Search(ctx, &req, wire.Handlers{Entry: fn, Reference: r.references()})
+			if err != nil {
+				return fmt.Errorf("%s: %w", what, err)
+			}
+			return nil
+		}
 		if err != nil {
 			return fmt.Errorf("%s: %w", what, err)
 		}
 		if r.src.afterPage != nil {
 			r.src.afterPage(what, page)
+		}
+		if d.Control(wire.OIDPaging) == nil {
+			// Answered in full, without paging: complete.
+			return nil
 		}
 		if cookie, err = wire.PagingCookie(d); err != nil {
 			return fmt.Errorf("%s: %w", what, err)

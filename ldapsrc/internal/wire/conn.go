@@ -35,15 +35,16 @@ const MaxMessage = 256 << 20
 
 // Result codes the callers look at.
 const (
-	ResultSuccess           = 0
-	ResultTimeLimitExceeded = 3
-	ResultSizeLimitExceeded = 4
-	ResultReferral          = 10
-	ResultAdminLimit        = 11
-	ResultNoSuchObject      = 32
-	ResultInvalidCreds      = 49
-	ResultUnwillingToPerfom = 53
-	ResultSyncRefresh       = 4096 // e-syncRefreshRequired (RFC 4533)
+	ResultSuccess             = 0
+	ResultTimeLimitExceeded   = 3
+	ResultSizeLimitExceeded   = 4
+	ResultReferral            = 10
+	ResultAdminLimit          = 11
+	ResultUnavailableCritical = 12
+	ResultNoSuchObject        = 32
+	ResultInvalidCreds        = 49
+	ResultUnwillingToPerfom   = 53
+	ResultSyncRefresh         = 4096 // e-syncRefreshRequired (RFC 4533)
 )
 
 // Control is a request or response control. In a response delivered to a
