@@ -22,6 +22,7 @@ LATENCY=${LATENCY:-50ms}
 BACKENDS=${BACKENDS:-bolt,redis}
 MISCONFIG=${MISCONFIG:-2}
 CONCURRENCY=${CONCURRENCY:-0}   # 0: dirsync's default
+STATE_DIR=${STATE_DIR:-${TMPDIR:-/tmp}}  # the embedded store's disk decides its speed
 OUT=${OUT:-$repo/bench/apply/results.md}
 SUMMARY=${SUMMARY:-}
 
@@ -32,7 +33,7 @@ echo "apply: building" >&2
 
 cmd="N=$N RATE=$RATE LATENCY=$LATENCY BACKENDS=$BACKENDS MISCONFIG=$MISCONFIG bench/apply.sh"
 args=(-n "$N" -rate "$RATE" -latency "$LATENCY" -backends "$BACKENDS" -misconfig "$MISCONFIG"
-  -concurrency "$CONCURRENCY" -out "$tmp/results.md" -command "$cmd")
+  -concurrency "$CONCURRENCY" -state-dir "$STATE_DIR" -out "$tmp/results.md" -command "$cmd")
 if [ -n "$SUMMARY" ]; then args+=(-summary "$SUMMARY"); fi
 "$tmp/apply" "${args[@]}" >/dev/null
 mkdir -p "$(dirname "$OUT")"

@@ -150,7 +150,7 @@ func loggers(w io.Writer) (*zap.Logger, *zap.Logger) {
 // runDirsync measures one scenario on a fresh application and state.
 func runDirsync(ctx context.Context, o options, sc scenario, progress io.Writer) (result, error) {
 	res := result{sc: sc}
-	dir, err := os.MkdirTemp("", "dirsync-bench-apply-")
+	dir, err := os.MkdirTemp(o.stateDir, "dirsync-bench-apply-")
 	if err != nil {
 		return res, err
 	}

@@ -49,6 +49,7 @@ type options struct {
 	naive       bool
 	maxRuns     int
 	redisBin    string
+	stateDir    string
 	out         string
 	summary     string
 	command     string
@@ -68,6 +69,7 @@ func main() {
 	flag.BoolVar(&o.naive, "naive", true, "measure the naive sequential client")
 	flag.IntVar(&o.maxRuns, "max-runs", 5, "runs per phase at most before giving up on convergence")
 	flag.StringVar(&o.redisBin, "redis-server", "redis-server", "redis-server binary")
+	flag.StringVar(&o.stateDir, "state-dir", os.TempDir(), "folder for the embedded store and Redis's files (its disk decides the embedded store's speed)")
 	flag.StringVar(&o.out, "out", "", "write the Markdown results here as well as to stdout")
 	flag.StringVar(&o.summary, "summary", "", "write the summary rows (figure | dirsync | reference | value | ratio | goal | pass) here")
 	flag.StringVar(&o.command, "command", "", "the command line to print in the results (default: this one)")
@@ -93,7 +95,7 @@ func run(ctx context.Context, o options, progress io.Writer) error {
 		return errors.New("-n, -rate and -max-runs must be positive")
 	}
 	rep := &report{o: o, started: time.Now().UTC()}
-	if d, err := boltCommit(ctx, os.TempDir()); err == nil {
+	if d, err := boltCommit(ctx, o.stateDir); err == nil {
 		rep.commit = d
 	}
 	for _, b := range append(slices.Clone(o.backends), o.misBackend) {

@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"os"
 	"strings"
 	"time"
 )
@@ -75,7 +74,7 @@ func (r *report) naivePhase(name string) (phase, bool) {
 func stateName(b string) string {
 	switch b {
 	case "bolt":
-		return "bbolt (embedded, on disk)"
+		return "bbolt (embedded)"
 	case "redis":
 		return "Redis (AOF everysec)"
 	}
@@ -93,7 +92,7 @@ func (r *report) markdown() string {
 	fmt.Fprintf(&b, "Machine: %s.\n", machine())
 	if r.commit > 0 {
 		fmt.Fprintf(&b, "Disk: one account write to the embedded store takes %.1f ms here (median of 50, in %s; each commit syncs the file); the engine writes twice per action (intent, then outcome), one commit at a time, so the embedded store alone allows at most %.0f actions/s on this disk.\n",
-			float64(r.commit.Microseconds())/1000, os.TempDir(), 1/(2*r.commit.Seconds()))
+			float64(r.commit.Microseconds())/1000, o.stateDir, 1/(2*r.commit.Seconds()))
 	}
 	fmt.Fprintf(&b, "Application: the Netmaker fake answering every accepted request after %s, behind a token bucket of %g requests/s (burst %d); beyond it, 429 with Retry-After at once.\n",
 		o.latency, o.rate, burst)
