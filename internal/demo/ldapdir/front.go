@@ -25,6 +25,7 @@ type front struct {
 	ln      net.Listener
 	backend string
 	log     *zap.Logger
+	dialed  func() // a connection to the backend was made
 
 	mu     sync.Mutex
 	conns  map[net.Conn]struct{}
@@ -32,8 +33,8 @@ type front struct {
 	wg     sync.WaitGroup
 }
 
-func newFront(ln net.Listener, backend string, log *zap.Logger) *front {
-	f := &front{ln: ln, backend: backend, log: log, conns: map[net.Conn]struct{}{}}
+func newFront(ln net.Listener, backend string, log *zap.Logger, dialed func()) *front {
+	f := &front{ln: ln, backend: backend, log: log, dialed: dialed, conns: map[net.Conn]struct{}{}}
 	f.wg.Add(1)
 	go f.accept()
 	return f
@@ -55,6 +56,7 @@ func (f *front) accept() {
 			c.Close()
 			continue
 		}
+		f.dialed()
 		if !f.track(c, b) {
 			c.Close()
 			b.Close()

@@ -116,6 +116,11 @@ type Dir struct {
 
 	connMu sync.Mutex
 	bound  map[int]string // gldap connection id → normalised bind DN ("" anonymous)
+	// Connections made to gldap and connections it has finished with:
+	// Close waits until they match before stopping it (gldap's Stop must
+	// not run while it accepts a connection).
+	dialed, ended int
+	ended1        chan struct{} // a connection ended
 
 	srv   *gldap.Server
 	runc  chan error
@@ -131,7 +136,7 @@ func Start(opts Options) (*Dir, error) {
 	d := &Dir{
 		bindDN: opts.BindDN, password: opts.BindPassword, now: opts.Now, log: opts.Logger,
 		limit: opts.SizeLimit, anon: opts.AllowAnonymous, schema: knownAttrs(),
-		byDN: map[string]*entry{}, children: map[string]int{}, bound: map[int]string{},
+		byDN: map[string]*entry{}, children: map[string]int{}, bound: map[int]string{}, ended1: make(chan struct{}, 1),
 	}
 	if d.now == nil {
 		d.now = time.Now
@@ -173,7 +178,7 @@ func Start(opts Options) (*Dir, error) {
 		ln.Close()
 		return nil, err
 	}
-	d.front = newFront(ln, backend, d.log)
+	d.front = newFront(ln, backend, d.log, d.noteDial)
 	d.url = "ldap://" + ln.Addr().String()
 	d.log.Info("ldapdir: serving", zap.String("url", d.url), zap.String("base_dn", d.suffixDN),
 		zap.Int("entries", len(d.entries)))
@@ -201,10 +206,13 @@ func (d *Dir) startServer() (string, error) {
 			gldap.WithOnClose(func(id int) {
 				d.connMu.Lock()
 				delete(d.bound, id)
+				d.ended++
 				d.connMu.Unlock()
-				select {
-				case probe <- struct{}{}:
-				default:
+				for _, ch := range []chan struct{}{probe, d.ended1} {
+					select {
+					case ch <- struct{}{}:
+					default:
+					}
 				}
 			}))
 		if err != nil {
@@ -236,6 +244,7 @@ func (d *Dir) startServer() (string, error) {
 			continue
 		case <-probe:
 			d.srv, d.runc = srv, runc
+			d.noteDial()
 			return addr, nil
 		case <-time.After(10 * time.Second):
 			_ = srv.Stop()
@@ -284,12 +293,40 @@ func (d *Dir) NamingContext() string {
 	return d.suffixDN
 }
 
+// noteDial counts a connection made to gldap.
+func (d *Dir) noteDial() {
+	d.connMu.Lock()
+	d.dialed++
+	d.connMu.Unlock()
+}
+
+// drained waits until gldap has ended every connection made to it (all
+// are closed on our side by then), or gives up after a while.
+func (d *Dir) drained() {
+	giveUp := time.After(10 * time.Second)
+	for {
+		d.connMu.Lock()
+		done := d.ended >= d.dialed
+		d.connMu.Unlock()
+		if done {
+			return
+		}
+		select {
+		case <-d.ended1:
+		case <-giveUp:
+			d.log.Warn("ldapdir: stopping with connections the server has not ended")
+			return
+		}
+	}
+}
+
 // Close stops serving: open client connections are closed and Close
 // waits for the server's goroutines to end. Later calls return the
 // first call's result.
 func (d *Dir) Close() error {
 	d.closeOnce.Do(func() {
 		d.front.close()
+		d.drained()
 		if err := d.srv.Stop(); err != nil {
 			d.closeErr = fmt.Errorf("ldapdir: stop: %w", err)
 			return
