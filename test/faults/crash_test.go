@@ -223,103 +223,8 @@ func crashTrial(t *testing.T, rng *mrand.Rand, i int) trialStats {
 		t.Errorf("after restart, the applications differ from the source:\n%s", firstN(problems, 20))
 	}
 
-	// 2. Netmaker: per user and kind of write exactly one write landed,
-	// and nothing else was sent but a request killed before the fake saw
-	// it. A resent create would be answered 400 "user exists", a resent
-	// PUT or disable would land twice: both fail here.
-	calls := w.nm.rec.Calls()
-	type wk struct{ user, kind string }
-	byWrite := map[wk][]httpCall{}
-	for _, c := range calls {
-		if kind, user := nmWrite(c); kind != "" {
-			byWrite[wk{user, kind}] = append(byWrite[wk{user, kind}], c)
-		}
-	}
-	for k, cs := range byWrite {
-		landed, other := 0, 0
-		for _, c := range cs {
-			switch {
-			case c.Killed == string(killBefore):
-			case c.landed():
-				landed++
-			default:
-				other++
-			}
-		}
-		if landed != 1 || other != 0 {
-			var desc []string
-			for _, c := range cs {
-				desc = append(desc, fmt.Sprintf("#%d %s %s → %d %s (pre-kill %v)", c.Seq, c.Method, c.Path, c.Status, c.Killed, c.Seq <= nmKillSeq))
-			}
-			t.Errorf("netmaker %s %s: %d landed, %d other sends, want exactly one landed:\n  %s", k.kind, k.user, landed, other, strings.Join(desc, "\n  "))
-		}
-		// A write the fake applied before the kill whose decision was not
-		// logged was in flight: it was not resent (above), and the restarted
-		// daemon learned that it landed from the application — a read of
-		// that user, or the full run's listing — before writing anything
-		// else for that user.
-		for _, c := range cs {
-			if c.Seq > nmKillSeq || !c.landed() {
-				continue
-			}
-			act := "create"
-			if k.kind == "put" {
-				act = "set_groups"
-			}
-			if before["vpn/"+k.user+"/"+act] {
-				continue
-			}
-			st.inFlightNM++
-			for _, n := range calls[nmKillSeq:] {
-				if kind, user := nmWrite(n); kind != "" && user == k.user {
-					t.Errorf("netmaker: %s %s was in flight at the kill; after the restart the first call about %s was a write (#%d %s %s), not a read", k.kind, k.user, k.user, n.Seq, n.Method, n.Path)
-					break
-				}
-				if nmRead(n) == k.user || (n.Method == http.MethodGet && n.Path == "/api/v2/users") {
-					break
-				}
-			}
-		}
-	}
-	for _, p := range w.people {
-		n := 0
-		if p.Active {
-			n = 2
-		}
-		got := len(byWrite[wk{p.Username, "create"}]) + len(byWrite[wk{p.Username, "put"}])
-		if n == 0 && got > 0 {
-			t.Errorf("netmaker: %s was never active but got %d writes", p.Username, got)
-		}
-	}
-
-	// 3. Ezeelogin: an action whose applied decision was logged before the
-	// kill is never sent again; a resend is allowed only for a call that
-	// was in flight, and only for the state-setting actions.
-	ezc, err := ezCallsOf(w.ez)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for key, cs := range ezc {
-		user, action, _ := strings.Cut(key, "/")
-		if len(cs) == 1 {
-			continue
-		}
-		eng := ezAction(action)
-		if before["ssh/"+user+"/"+eng] {
-			t.Errorf("ezeelogin: %s for %s was applied and logged before the kill, then sent %d times in all", action, user, len(cs))
-			continue
-		}
-		if !slices.Contains([]string{"suspend_user", "reset_user_password", "set_user_expiry", "force_user_password_change", "unsuspend_user"}, action) {
-			t.Errorf("ezeelogin: %s for %s sent %d times", action, user, len(cs))
-		}
-		if len(cs) > 2 {
-			t.Errorf("ezeelogin: %s for %s sent %d times (one crash can leave one call in flight)", action, user, len(cs))
-		}
-		st.resentEz = append(st.resentEz, key)
-	}
-	if n := w.ez.registerPasswords(); n == 0 {
-		t.Error("no reset_user_password answer to scan for: the scan for returned passwords proves nothing")
-	}
+	ws := checkWrites(t, w, before, nmKillSeq)
+	st.inFlightNM, st.resentEz = ws.inFlightNM, ws.resentEz
 	// Decisions after the restart never repeat an applied one.
 	for _, l := range d.decisions(preKill) {
 		k := l.str("target") + "/" + l.str("user") + "/" + l.str("action")
@@ -356,4 +261,118 @@ func ezCallsOf(e *ezeeloginApp) (map[string][]ezeeloginCall, error) {
 type ezeeloginCall struct {
 	Seq    int
 	Status string
+}
+
+// writeStats are what checkWrites counted.
+type writeStats struct {
+	inFlightNM int      // Netmaker writes applied at the fault whose decision was not logged
+	resentEz   []string // Ezeelogin calls sent again after the fault ("user/action")
+}
+
+// checkWrites checks every write the applications received, against the
+// decisions applied (and recorded) before a fault and the Netmaker call
+// sequence number at the fault (nmKillSeq).
+func checkWrites(t *testing.T, w *crashWorld, before map[string]bool, nmKillSeq int) (ws writeStats) {
+	t.Helper()
+	// 2. Netmaker: per user and kind of write exactly one write landed,
+	// and nothing else was sent but a request killed before the fake saw
+	// it. A resent create would be answered 400 "user exists", a resent
+	// PUT or disable would land twice: both fail here.
+	calls := w.nm.rec.Calls()
+	type wk struct{ user, kind string }
+	byWrite := map[wk][]httpCall{}
+	for _, c := range calls {
+		if kind, user := nmWrite(c); kind != "" {
+			byWrite[wk{user, kind}] = append(byWrite[wk{user, kind}], c)
+		}
+	}
+	for k, cs := range byWrite {
+		landed, other := 0, 0
+		for _, c := range cs {
+			switch {
+			case c.Killed == string(killBefore):
+			case c.landed():
+				landed++
+			default:
+				other++
+			}
+		}
+		if landed != 1 || other != 0 {
+			var desc []string
+			for _, c := range cs {
+				desc = append(desc, fmt.Sprintf("#%d %s %s by %s → %d %s (before the fault: %v)", c.Seq, c.Method, c.Path, c.Who, c.Status, c.Killed, c.Seq <= nmKillSeq))
+			}
+			t.Errorf("netmaker %s %s: %d landed, %d other sends, want exactly one landed:\n  %s", k.kind, k.user, landed, other, strings.Join(desc, "\n  "))
+		}
+		// A write the fake applied before the kill whose decision was not
+		// logged was in flight: it was not resent (above), and the restarted
+		// daemon learned that it landed from the application — a read of
+		// that user, or the full run's listing — before writing anything
+		// else for that user.
+		for _, c := range cs {
+			if c.Seq > nmKillSeq || !c.landed() {
+				continue
+			}
+			act := "create"
+			if k.kind == "put" {
+				act = "set_groups"
+			}
+			if before["vpn/"+k.user+"/"+act] {
+				continue
+			}
+			ws.inFlightNM++
+			for _, n := range calls[nmKillSeq:] {
+				if kind, user := nmWrite(n); kind != "" && user == k.user {
+					t.Errorf("netmaker: %s %s was in flight at the kill; after the restart the first call about %s was a write (#%d %s %s), not a read", k.kind, k.user, k.user, n.Seq, n.Method, n.Path)
+					break
+				}
+				if nmRead(n) == k.user || (n.Method == http.MethodGet && n.Path == "/api/v2/users") {
+					break
+				}
+			}
+		}
+	}
+	for _, p := range w.people {
+		n := 0
+		if p.Active {
+			n = 2
+		}
+		got := len(byWrite[wk{p.Username, "create"}]) + len(byWrite[wk{p.Username, "put"}])
+		if n == 0 && got > 0 {
+			t.Errorf("netmaker: %s was never active but got %d writes", p.Username, got)
+		}
+	}
+
+	// 3. Ezeelogin: an action whose applied decision was logged before the
+	// kill is never sent again; a resend is allowed only for a call that
+	// was in flight, and only for the state-setting actions.
+	if w.ez == nil {
+		return ws
+	}
+	ezc, err := ezCallsOf(w.ez)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for key, cs := range ezc {
+		user, action, _ := strings.Cut(key, "/")
+		if len(cs) == 1 {
+			continue
+		}
+		eng := ezAction(action)
+		if before["ssh/"+user+"/"+eng] {
+			t.Errorf("ezeelogin: %s for %s was applied and logged before the kill, then sent %d times in all", action, user, len(cs))
+			continue
+		}
+		if !slices.Contains([]string{"suspend_user", "reset_user_password", "set_user_expiry", "force_user_password_change", "unsuspend_user"}, action) {
+			t.Errorf("ezeelogin: %s for %s sent %d times", action, user, len(cs))
+		}
+		if len(cs) > 2 {
+			t.Errorf("ezeelogin: %s for %s sent %d times (one crash can leave one call in flight)", action, user, len(cs))
+		}
+		ws.resentEz = append(ws.resentEz, key)
+	}
+	if n := w.ez.registerPasswords(); n == 0 {
+		t.Error("no reset_user_password answer to scan for: the scan for returned passwords proves nothing")
+	}
+	return ws
 }

@@ -30,6 +30,8 @@ type httpCall struct {
 	// Status is what the fake answered; 0 when it dropped the connection
 	// or the interceptor killed the daemon before the fake saw it.
 	Status int
+	// Who is the name the bearer token was registered under (whoIs).
+	Who string
 	// Killed says the interceptor killed the daemon while this request
 	// was being handled: "before" (the fake never applied it) or "after"
 	// (the fake applied it; the answer went nowhere).
@@ -56,8 +58,19 @@ type recorder struct {
 
 	mu        sync.Mutex
 	calls     []httpCall
+	who       map[string]string // Authorization header → caller name
 	intercept func(seq int, r *http.Request) phase
 	kill      func()
+}
+
+// whoIs names the caller using token, so calls record who sent them.
+func (rc *recorder) whoIs(token, name string) {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	if rc.who == nil {
+		rc.who = map[string]string{}
+	}
+	rc.who["Bearer "+token] = name
 }
 
 func (rc *recorder) setIntercept(kill func(), f func(seq int, r *http.Request) phase) {
@@ -72,7 +85,7 @@ func (rc *recorder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	r.Body = io.NopCloser(bytes.NewReader(body))
 	rc.mu.Lock()
 	seq := len(rc.calls) + 1
-	c := httpCall{Seq: seq, At: time.Now(), Method: r.Method, Path: r.URL.Path, Query: r.URL.RawQuery}
+	c := httpCall{Seq: seq, At: time.Now(), Method: r.Method, Path: r.URL.Path, Query: r.URL.RawQuery, Who: rc.who[r.Header.Get("Authorization")]}
 	rc.calls = append(rc.calls, c)
 	ph := passOn
 	if rc.intercept != nil {

@@ -308,6 +308,7 @@ type proc struct {
 	cfg     string
 	listen  string
 	logPath string
+	env     []string // extra environment of this process only (wins over the harness's)
 
 	mu   sync.Mutex
 	cmd  *exec.Cmd
@@ -337,7 +338,7 @@ func (p *proc) Start() {
 		t.Fatal(err)
 	}
 	cmd := exec.Command(bins.dirsync, "run", "--config", p.cfg)
-	cmd.Env = append(os.Environ(), p.h.env...)
+	cmd.Env = append(append(os.Environ(), p.h.env...), p.env...)
 	cmd.Stdout, cmd.Stderr = f, f
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
@@ -456,6 +457,12 @@ func (l logLine) str(k string) string {
 	return v
 }
 
+// time is the line's timestamp.
+func (l logLine) time() time.Time {
+	t, _ := time.Parse(time.RFC3339Nano, l.str("time"))
+	return t
+}
+
 // decision reports whether the line is a decision line.
 func (l logLine) decision() bool { return l.str("msg") == "decision" }
 
@@ -528,11 +535,12 @@ func (p *proc) tail(n int) string {
 	return string(b)
 }
 
-// applied is the set of "target/user/action" with an applied decision.
+// applied is the set of "target/user/action" with an applied decision
+// that was recorded in the state store (no error).
 func applied(ds []logLine) map[string]bool {
 	out := map[string]bool{}
 	for _, d := range ds {
-		if d.str("outcome") == "applied" {
+		if d.str("outcome") == "applied" && d.str("error") == "" {
 			out[d.str("target")+"/"+d.str("user")+"/"+d.str("action")] = true
 		}
 	}
