@@ -2,9 +2,9 @@ package faults
 
 import (
 	"fmt"
-	"os"
 	mrand "math/rand/v2"
 	"net/http"
+	"os"
 	"slices"
 	"strings"
 	"syscall"
