@@ -13,8 +13,22 @@
 // and a root DSE that a client in auto flavour detects as OpenLDAP. Writes
 // over LDAP are refused (unwillingToPerform): the demo changes the
 // directory through Dir's methods, which bump modifyTimestamp and entryCSN
-// as slapd would. Neither RFC 4533 (syncrepl) nor StartTLS is offered:
-// clients poll modifyTimestamp.
+// as slapd would. Neither RFC 4533 (syncrepl) nor StartTLS is offered
+// (the syncrepl control, being critical, is refused with
+// unavailableCriticalExtension): clients poll modifyTimestamp. A size
+// limit (the client's or Options.SizeLimit) counts the entries of all the
+// pages of a paged search.
+//
+// How dirsync's ldap source reads it (ldapsrc.Settings, or the YAML keys):
+//
+//	urls:          [Dir.URL()]
+//	flavour:       openldap (auto detects the same)
+//	bind_dn:       Dir.BindDN()
+//	bind_password: Dir.BindPassword()
+//	incremental:   {mode: modify_timestamp, poll_interval: 1s}
+//
+// The base DNs default to the naming context; people and groups are found
+// with ldapsrc's OpenLDAP defaults.
 //
 // The seeded people, and the special cases the demo relies on:
 //

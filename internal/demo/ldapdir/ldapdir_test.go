@@ -703,3 +703,19 @@ func TestStartErrors(t *testing.T) {
 		}
 	}
 }
+
+// An unsupported critical control (syncrepl's) is refused, not ignored;
+// a non-critical one is ignored.
+func TestCriticalControls(t *testing.T) {
+	d, _ := start(t, ldapdir.Options{})
+	c := dial(t, d, true)
+	req := search(ldapdir.PeopleDN, ldap.ScopeSingleLevel, "(uid=*)", "1.1")
+	req.Controls = []ldap.Control{ldap.NewControlString("1.3.6.1.4.1.4203.1.9.1.1", true, "")}
+	if _, err := c.Search(req); !ldap.IsErrorWithCode(err, ldap.LDAPResultUnavailableCriticalExtension) {
+		t.Fatalf("critical syncrepl control: %v", err)
+	}
+	req.Controls = []ldap.Control{ldap.NewControlString("1.3.6.1.4.1.4203.1.9.1.1", false, "")}
+	if es := mustSearch(t, c, req); len(es) != 51 {
+		t.Fatalf("non-critical control: %d entries", len(es))
+	}
+}
