@@ -59,10 +59,12 @@ type mapper struct {
 	nslots  int
 	vals    [][][]byte // slot → values of the current entry
 	lower   []byte
+	facts   map[factSet]map[string]string
 }
 
 func newMapper(source string, p profile, extra []string, lockout bool) *mapper {
-	m := &mapper{source: source, ad: p.flavour == FlavourActiveDirectory, lockout: lockout, slots: map[string]int{}}
+	m := &mapper{source: source, ad: p.flavour == FlavourActiveDirectory, lockout: lockout, slots: map[string]int{},
+		facts: map[factSet]map[string]string{}}
 	slot := func(name string) int {
 		if name == "" {
 			return -1
@@ -282,13 +284,13 @@ func (m *mapper) user(e *wire.Entry) (identity.User, error) {
 	if u.DisplayName == "" && (u.GivenName != "" || u.FamilyName != "") {
 		u.DisplayName = strings.TrimSpace(u.GivenName + " " + u.FamilyName)
 	}
-	facts := make(map[string]string, 2)
+	var fs factSet
 	if m.ad {
-		m.adStatus(&u, facts)
+		m.adStatus(&u, &fs)
 	} else {
-		m.openLDAPStatus(&u, facts)
+		m.openLDAPStatus(&u, &fs)
 	}
-	u.Facts = facts
+	u.Facts = m.factsMap(fs)
 	if len(m.extra) > 0 {
 		u.Attributes = make(map[string]string, len(m.extra))
 		for i, name := range m.extra {
@@ -326,44 +328,73 @@ func joinValues(name string, vs [][]byte) string {
 	return sb.String()
 }
 
-func (m *mapper) adStatus(u *identity.User, facts map[string]string) {
-	facts[identity.FactActive] = factUACEnabled
+func (m *mapper) adStatus(u *identity.User, facts *factSet) {
+	facts.active = factUACEnabled
 	if v, ok := atoi(m.first(fUAC)); ok && v&uacAccountDisable != 0 {
 		u.Active = false
-		facts[identity.FactActive] = factUACDisabled
+		facts.active = factUACDisabled
 	}
 	if m.lockout && u.Active {
 		if v, ok := atoi(m.first(fLockoutTime)); ok && v != 0 {
 			u.Active = false
-			facts[identity.FactActive] = factLockedOut
+			facts.active = factLockedOut
 		}
 	}
 	if v, ok := atoi(m.first(fAccountExpires)); ok && v != 0 && v != neverFileTime {
 		t := fileTime(v)
 		u.Expires = &t
-		facts[identity.FactExpires] = dateFact("accountExpires", t)
+		facts.expires = dateFact("accountExpires", t)
 	}
 	if v, ok := atoi(m.first(fPwdLastSet)); ok && v == 0 {
 		u.MustChangePassword = true
-		facts[identity.FactMustChangePassword] = factPwdLastSet0
+		facts.mustChange = factPwdLastSet0
 	}
 }
 
-func (m *mapper) openLDAPStatus(u *identity.User, facts map[string]string) {
-	facts[identity.FactActive] = factPPUnlocked
+func (m *mapper) openLDAPStatus(u *identity.User, facts *factSet) {
+	facts.active = factPPUnlocked
 	if m.first(fLockedTime) != nil {
 		u.Active = false
-		facts[identity.FactActive] = factPPLocked
+		facts.active = factPPLocked
 	}
 	if v, ok := atoi(m.first(fShadowExpire)); ok && v >= 0 {
 		t := time.Unix(v*86400, 0).UTC()
 		u.Expires = &t
-		facts[identity.FactExpires] = "shadowExpire " + t.Format("2006-01-02")
+		facts.expires = "shadowExpire " + t.Format("2006-01-02")
 	}
 	if strings.EqualFold(string(m.first(fPwdReset)), "TRUE") {
 		u.MustChangePassword = true
-		facts[identity.FactMustChangePassword] = factPwdResetTrue
+		facts.mustChange = factPwdResetTrue
 	}
+}
+
+// factSet is the source facts behind a user's status fields.
+type factSet struct{ active, expires, mustChange string }
+
+// maxSharedFacts bounds the per-mapper cache of Facts maps.
+const maxSharedFacts = 256
+
+// factsMap returns the Facts map for fs. Users with the same facts share
+// one map (most users have identical facts, and a map per user is a fifth
+// of a pull's CPU time): Facts maps from this source are read-only.
+func (m *mapper) factsMap(fs factSet) map[string]string {
+	if f, ok := m.facts[fs]; ok {
+		return f
+	}
+	f := make(map[string]string, 3)
+	if fs.active != "" {
+		f[identity.FactActive] = fs.active
+	}
+	if fs.expires != "" {
+		f[identity.FactExpires] = fs.expires
+	}
+	if fs.mustChange != "" {
+		f[identity.FactMustChangePassword] = fs.mustChange
+	}
+	if len(m.facts) < maxSharedFacts {
+		m.facts[fs] = f
+	}
+	return f
 }
 
 // primaryGroup is the user's AD primaryGroupID (0 when absent).
