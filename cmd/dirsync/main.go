@@ -90,6 +90,7 @@ func runMain(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	cmds := map[string]func(context.Context, []string, io.Writer, io.Writer) error{
 		"run": cmdRun, "sync": cmdSync, "plan": cmdPlan, "apply": cmdApply, "approve": cmdApprove,
 		"explain": cmdExplain, "decisions": cmdDecisions, "validate": cmdValidate, "version": cmdVersion, "demo": cmdDemo,
+		"__ezwapi-fake": cmdEzwapiFake,
 	}
 	f, ok := cmds[args[0]]
 	if !ok {

@@ -10,7 +10,9 @@ import (
 
 	"github.com/dirsync/dirsync/config"
 	"github.com/dirsync/dirsync/target"
+	"github.com/dirsync/dirsync/target/allthenticate"
 	"github.com/dirsync/dirsync/target/ezeelogin"
+	"github.com/dirsync/dirsync/target/ezeep"
 	"github.com/dirsync/dirsync/target/memtarget"
 	"github.com/dirsync/dirsync/target/netmaker"
 	"github.com/dirsync/dirsync/target/scimclient"
@@ -19,19 +21,23 @@ import (
 // Factories maps type names to connector factories.
 func Factories() map[string]target.Factory {
 	return map[string]target.Factory{
-		"memory":    memtarget.Factory,
-		"ezeelogin": ezeelogin.Factory,
-		"netmaker":  netmaker.Factory,
-		"scim":      scimclient.Factory,
+		"memory":        memtarget.Factory,
+		"allthenticate": allthenticate.Factory,
+		"ezeep":         ezeep.Factory,
+		"ezeelogin":     ezeelogin.Factory,
+		"netmaker":      netmaker.Factory,
+		"scim":          scimclient.Factory,
 	}
 }
 
 // Samples maps type names to each connector's documented YAML sample.
 func Samples() map[string]string {
 	return map[string]string{
-		"ezeelogin": ezeelogin.Sample,
-		"netmaker":  netmaker.Sample,
-		"scim":      scimclient.Sample,
+		"allthenticate": allthenticate.Sample,
+		"ezeep":         ezeep.Sample,
+		"ezeelogin":     ezeelogin.Sample,
+		"netmaker":      netmaker.Sample,
+		"scim":          scimclient.Sample,
 	}
 }
 
