@@ -277,7 +277,10 @@ func (m *mapper) user(e *wire.Entry) (identity.User, error) {
 		return u, fmt.Errorf("entry %q has no key attribute %q (is it readable by the bind DN?)", e.DN, m.attrs[m.fields[fKey]])
 	}
 	u.Username = m.str(fUsername)
-	u.Email = strings.ToLower(m.str(fEmail))
+	if b := m.first(fEmail); b != nil {
+		m.lower = appendLower(m.lower[:0], b)
+		u.Email = string(m.lower)
+	}
 	u.GivenName = m.str(fGiven)
 	u.FamilyName = m.str(fFamily)
 	u.DisplayName = m.str(fDisplay)
