@@ -25,6 +25,11 @@ import (
 // failures are retried with a growing delay; Watch returns nil when ctx
 // ends and an error for failures a redial cannot fix.
 func (s *Source) Watch(ctx context.Context, notify func(source.Change)) error {
+	if s.s.Inc.Mode == IncNone {
+		// Full pulls only: the daemon re-reads the source on its
+		// incremental interval instead.
+		return source.ErrWatchUnsupported
+	}
 	var mu sync.Mutex
 	emit := func(ch source.Change) {
 		mu.Lock()

@@ -306,3 +306,16 @@ func TestDirSyncActiveDirectory(t *testing.T) {
 	srv.Modify(t, "dn: CN=staff,OU=Groups,{BASE}\nchangetype: modify\ndelete: member\nmember: CN=Alice Test,OU=Staff,{BASE}\n")
 	w.next("group change", true, isFull)
 }
+
+func TestWatchRedialsAfterServerRestart(t *testing.T) {
+	c := baseCfg()
+	srv := slapd.Start(t, slapd.Options{LDIF: fixtureLDIF(c)})
+	st := adminSettings(srv)
+	w, _ := startWatch(t, st, &memCursors{})
+	w.waitEvent("ready:syncrepl-users")
+	srv.Restart(t)
+	// The watch redials (with a short delay) and resumes from its cookie.
+	w.waitEvent("ready:syncrepl-users")
+	srv.Modify(t, "dn: "+c.UserDN("alice")+"\nchangetype: modify\nreplace: sn\nsn: Restarted\n")
+	w.next("change after the restart", false, upsertOf("alice", func(u identity.User) bool { return u.FamilyName == "Restarted" }))
+}
