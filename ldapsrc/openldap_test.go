@@ -337,3 +337,13 @@ func TestTLS(t *testing.T) {
 // freeClosedPort is a port nobody listens on: FreePort's listener is
 // closed on return.
 func freeClosedPort(t *testing.T) int { return testenv.FreePort(t) }
+
+func TestInChainRefusedOnOpenLDAP(t *testing.T) {
+	srv := slapd.Start(t, slapd.Options{LDIF: fixtureLDIF(baseCfg())})
+	st := adminSettings(srv)
+	st.Groups.Nested = nestedInChain // flavour auto: valid until the server says what it is
+	_, err := newSource(t, st).Pull(context.Background())
+	if err == nil || !strings.Contains(err.Error(), "in_chain needs Active Directory") {
+		t.Fatalf("got %v", err)
+	}
+}

@@ -200,6 +200,9 @@ func (s *Source) profile(d *rootDSE) (profile, error) {
 		}
 	}
 	p := s.s.resolve(fl, d.defaultNC)
+	if s.s.Groups.Nested == nestedInChain && fl != FlavourActiveDirectory {
+		return p, errors.New("groups.nested: in_chain needs Active Directory, and this server is not one")
+	}
 	if p.userBase == "" {
 		return p, errors.New("users.base_dn is not set and the server advertises no naming context")
 	}
