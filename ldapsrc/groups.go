@@ -23,7 +23,7 @@ type groupRec struct {
 	key    string
 	name   string
 	users  []int32  // direct user members (indexes into reader.users)
-	others []string // member DNs that are not users (nested groups, or out of scope)
+	others []string // member DNs (users, nested groups, or out of scope)
 	uids   []string // posixGroup memberUid values
 	rid    uint32   // AD: the RID of objectSid (for primaryGroupID)
 	next   int      // AD: next range start (0: complete)
@@ -63,18 +63,15 @@ func parseRange(name []byte, attr string) (next int, ok bool) {
 	return h + 1, true
 }
 
-// addMembers files member DNs: users by index, the rest for later.
+// addMembers keeps member DNs, normalized, for resolve (users are still
+// being read).
 func (r *reader) addMembers(g *groupRec, vals [][]byte, buf []byte, unique bool) []byte {
 	for _, v := range vals {
 		if unique {
 			v = stripUniqueID(v)
 		}
 		buf = appendNormDN(buf[:0], v)
-		if i, ok := r.byDN[string(buf)]; ok {
-			g.users = append(g.users, i)
-		} else {
-			g.others = append(g.others, string(buf))
-		}
+		g.others = append(g.others, string(buf))
 	}
 	return buf
 }
@@ -168,7 +165,9 @@ func (r *reader) resolve(ctx context.Context, c *wire.Conn) error {
 	var byName map[string]int32
 	for i, g := range r.groups {
 		for _, d := range g.others {
-			if j, ok := byDN[d]; ok && int(j) != i {
+			if u, ok := r.byDN[d]; ok {
+				g.users = append(g.users, u)
+			} else if j, ok := byDN[d]; ok && int(j) != i {
 				subs[i] = append(subs[i], j)
 			}
 		}

@@ -243,13 +243,38 @@ func (s *Source) pull(ctx context.Context) (*identity.Snapshot, error) {
 		return nil, err
 	}
 	r := &reader{src: s, p: p, url: u, dse: dse}
-	if err := r.readUsers(ctx, c); err != nil {
-		return nil, err
-	}
+	// Groups are read at the same time as users, over a second connection;
+	// members are matched to users once both are complete.
+	gctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	var gerr error
 	if !s.s.Groups.Disabled {
-		if err := r.readGroups(ctx, c); err != nil {
+		gc, err := s.dialOne(ctx, u)
+		if err != nil {
 			return nil, err
 		}
+		defer gc.Close()
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if gerr = r.readGroups(gctx, gc); gerr != nil {
+				cancel()
+			}
+		}()
+	}
+	uerr := r.readUsers(gctx, c)
+	if uerr != nil {
+		cancel()
+	}
+	wg.Wait()
+	switch {
+	case uerr != nil && (gerr == nil || !errors.Is(uerr, context.Canceled)):
+		return nil, uerr
+	case gerr != nil:
+		return nil, gerr
+	}
+	if !s.s.Groups.Disabled {
 		if err := r.resolve(ctx, c); err != nil {
 			return nil, err
 		}
