@@ -127,11 +127,15 @@ func (t *Target) printingUserURL(id string) string {
 
 func (t *Target) invitationsURL() string { return t.account.String() + "/v1/userinvitations/" }
 
+// lookupPageSize is per_page when looking for one user: ezeep lists the
+// newest first, and the user looked up is most often a fresh invitee.
+const lookupPageSize = 20
+
 // findByEmail walks the user list until it finds email.
 func (t *Target) findByEmail(ctx context.Context, email, subject string) (apiUser, error) {
 	var found apiUser
 	ok := false
-	err := t.walk(ctx, t.account, "/v1/users/", subject+": list users", func(raw json.RawMessage) (bool, error) {
+	err := t.walk(ctx, t.account, "/v1/users/", min(lookupPageSize, t.s.PageSize), subject+": list users", func(raw json.RawMessage) (bool, error) {
 		var u apiUser
 		if err := json.Unmarshal(raw, &u); err != nil {
 			return false, target.Retryable(fmt.Errorf("%s: decode user: %w", subject, err))
@@ -242,6 +246,42 @@ func (t *Target) adopt(ctx context.Context, a *identity.Account, u apiUser, subj
 	}
 	t.log.Info("ezeep user already invited: invitation resent", zap.String("email", a.Email), zap.String("status", inv.InvitationStatus))
 	return nil
+}
+
+// SetExpiry implements target.ExpirySetter. ezeep has no user expiry, only
+// the invitation's: while the user has not accepted, the pending
+// invitation's expire_date follows the directory expiry (PATCH
+// /v1/userinvitations/<id>/, which ezeep treats as a resend); a cleared
+// expiry gives it invitation_validity from now. For a user who accepted,
+// and for an expiry already past (the engine suspends such a user), there
+// is nothing to send.
+func (t *Target) SetExpiry(ctx context.Context, a *identity.Account) error {
+	subject := fmt.Sprintf("ezeep: set invitation expiry of %q", a.Email)
+	now := t.now()
+	if a.Expires != nil && !a.Expires.After(now) {
+		return nil
+	}
+	id, err := t.uuid(ctx, a, subject)
+	if err != nil {
+		return err
+	}
+	b, _, err := t.call(ctx, http.MethodGet, t.userURL(id), nil, subject, true)
+	if err != nil {
+		return err
+	}
+	var u apiUser
+	if err := json.Unmarshal(b, &u); err != nil {
+		return target.Retryable(fmt.Errorf("%s: decode: %w", subject, err))
+	}
+	inv, ok := u.pending()
+	if !ok {
+		t.log.Debug("ezeep user accepted the invitation: no expiry to set", zap.String("email", a.Email))
+		return nil
+	}
+	setRemote(a, RemoteInvitation, inv.ID)
+	exp := t.expireDate(a).UTC().Format("2006-01-02T15:04:05")
+	_, _, err = t.call(ctx, http.MethodPatch, t.account.String()+"/v1/userinvitations/"+url.PathEscape(inv.ID)+"/", map[string]string{"expire_date": exp}, subject, true)
+	return err
 }
 
 // Update implements target.Updater: first name, last name and email.
@@ -409,7 +449,7 @@ func (t *Target) Delete(ctx context.Context, a *identity.Account) error {
 func (t *Target) List(ctx context.Context) ([]identity.Account, error) {
 	subject := "ezeep: list users"
 	var users []apiUser
-	err := t.walk(ctx, t.account, "/v1/users/", subject, func(raw json.RawMessage) (bool, error) {
+	err := t.walk(ctx, t.account, "/v1/users/", t.s.PageSize, subject, func(raw json.RawMessage) (bool, error) {
 		var u apiUser
 		if err := json.Unmarshal(raw, &u); err != nil {
 			return false, target.Retryable(fmt.Errorf("%s: decode user: %w", subject, err))
@@ -421,7 +461,7 @@ func (t *Target) List(ctx context.Context) ([]identity.Account, error) {
 		return nil, err
 	}
 	groups := map[string][]string{}
-	err = t.walk(ctx, t.printing, "/users/", "ezeep: list printing users", func(raw json.RawMessage) (bool, error) {
+	err = t.walk(ctx, t.printing, "/users/", t.s.PageSize, "ezeep: list printing users", func(raw json.RawMessage) (bool, error) {
 		var p apiPrinting
 		if err := json.Unmarshal(raw, &p); err != nil {
 			return false, target.Retryable(fmt.Errorf("ezeep: list printing users: decode: %w", err))

@@ -2,10 +2,16 @@
 // invitations) and its printing API (group membership), both behind OAuth2
 // client-credential bearer tokens.
 //
-// Capabilities: create (an invitation, POST /v1/userinvitations/, whose
-// expire_date carries the directory expiry, or now + invitation_validity
-// when the user has none; an email that already has an ezeep user is
-// adopted instead, and its invitation resent when it is still pending),
+// Capabilities: create (an invitation, POST /v1/userinvitations/, open for
+// invitation_validity; an email that already has an ezeep user is adopted
+// instead, and its invitation resent when it is still pending), expiry
+// (ezeep has no user expiry, only the invitation's: while the invitation
+// is pending, its expire_date follows the directory expiry through PATCH
+// /v1/userinvitations/<id>/ — the engine creates accounts without their
+// expiry and sets it in the step that follows, so an invitee with a
+// directory expiry gets that PATCH, which ezeep treats as a resend, right
+// after the invitation; once accepted there is nothing to set, and the
+// engine strips the account when the expiry passes),
 // update (PATCH /v1/users/<uuid>/ first_name, last_name, email), role
 // (Account.Role "admin" or "user", written as the string ezeep expects),
 // groups (PATCH /printing/v1/users/<uuid>/), suspend and unsuspend (see
@@ -171,16 +177,17 @@ type Target struct {
 type Suspending struct{ *Target }
 
 var (
-	_ target.Creator     = (*Target)(nil)
-	_ target.Updater     = (*Target)(nil)
-	_ target.RoleSetter  = (*Target)(nil)
-	_ target.GroupSetter = (*Target)(nil)
-	_ target.Deleter     = (*Target)(nil)
-	_ target.Lister      = (*Target)(nil)
-	_ target.Reader      = (*Target)(nil)
-	_ target.Gater       = (*Target)(nil)
-	_ target.Opener      = (*Target)(nil)
-	_ target.Suspender   = (*Suspending)(nil)
+	_ target.Creator      = (*Target)(nil)
+	_ target.Updater      = (*Target)(nil)
+	_ target.RoleSetter   = (*Target)(nil)
+	_ target.GroupSetter  = (*Target)(nil)
+	_ target.Deleter      = (*Target)(nil)
+	_ target.ExpirySetter = (*Target)(nil)
+	_ target.Lister       = (*Target)(nil)
+	_ target.Reader       = (*Target)(nil)
+	_ target.Gater        = (*Target)(nil)
+	_ target.Opener       = (*Target)(nil)
+	_ target.Suspender    = (*Suspending)(nil)
 )
 
 // Factory builds an ezeep target from its config (type "ezeep"). It

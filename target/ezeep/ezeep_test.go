@@ -205,6 +205,41 @@ func TestInviteCarriesTheDirectoryExpiry(t *testing.T) {
 	if inv := e.srv.Invitations("ann@example.test"); len(inv) != 1 || !inv[0].ExpireDate.Equal(exp) {
 		t.Fatalf("invitation %+v", inv)
 	}
+	// The expiry set afterwards (the engine creates without it) moves the
+	// pending invitation's expire_date; a past expiry or an accepted
+	// invitation sends nothing.
+	e.srv.ResetCalls()
+	later := exp.Add(24 * time.Hour)
+	a.Expires = &later
+	if err := e.core.SetExpiry(ctx, &a); err != nil {
+		t.Fatal(err)
+	}
+	inv := a.Remote[ezeep.RemoteInvitation]
+	if w := writes(e.srv.Calls()); !slices.Equal(w, []string{"PATCH /v1/userinvitations/" + inv + "/"}) {
+		t.Fatalf("set expiry writes %q", w)
+	}
+	if m := body(t, lastWrite(t, e.srv.Calls(), http.MethodPatch, "/v1/userinvitations/"+inv+"/")); m["expire_date"] != later.Format("2006-01-02T15:04:05") || len(m) != 1 {
+		t.Fatalf("set expiry body %v", m)
+	}
+	if got := e.srv.Invitations("ann@example.test"); !got[0].ExpireDate.Equal(later) {
+		t.Fatalf("invitation %+v", got)
+	}
+	past := e.clock.Now().Add(-time.Hour)
+	a.Expires = &past
+	e.srv.Accept("bea@example.test")
+	bl := b.Clone()
+	bl.Expires = &later
+	e.srv.ResetCalls()
+	if err := e.core.SetExpiry(ctx, &a); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.core.SetExpiry(ctx, &bl); err != nil {
+		t.Fatal(err)
+	}
+	if w := writes(e.srv.Calls()); len(w) != 0 {
+		t.Fatalf("past expiry / accepted invitation wrote %q", w)
+	}
+
 	// The uuid of a fresh invitee is on the first page (newest first).
 	pages := 0
 	for _, c := range calls {

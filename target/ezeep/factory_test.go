@@ -25,7 +25,7 @@ func TestSampleBuilds(t *testing.T) {
 	if _, ok := tg.(target.Suspender); !ok {
 		t.Fatal("with deprovision suspend the connector strips groups and role as its suspension")
 	}
-	want := []target.Action{target.ActCreate, target.ActUnsuspend, target.ActUpdate, target.ActSetRole, target.ActSetGroups, target.ActSuspend, target.ActDelete}
+	want := []target.Action{target.ActCreate, target.ActUnsuspend, target.ActUpdate, target.ActSetRole, target.ActSetGroups, target.ActSetExpiry, target.ActSuspend, target.ActDelete}
 	if got := target.Capabilities(tg); len(got) != len(want) {
 		t.Fatalf("capabilities %v, want %v", got, want)
 	}

@@ -222,10 +222,11 @@ type page struct {
 	Results []json.RawMessage `json:"results"`
 }
 
-// walk lists base+path page by page, following next until it is null, and
-// calls fn for every item; fn returning true stops the walk.
-func (t *Target) walk(ctx context.Context, base *url.URL, path, subject string, fn func(json.RawMessage) (bool, error)) error {
-	u := base.String() + path + "?" + url.Values{"page": {"1"}, "per_page": {fmt.Sprint(t.s.PageSize)}}.Encode()
+// walk lists base+path page by page (perPage items a page), following next
+// until it is null, and calls fn for every item; fn returning true stops
+// the walk.
+func (t *Target) walk(ctx context.Context, base *url.URL, path string, perPage int, subject string, fn func(json.RawMessage) (bool, error)) error {
+	u := base.String() + path + "?" + url.Values{"page": {"1"}, "per_page": {fmt.Sprint(perPage)}}.Encode()
 	seen := map[string]bool{}
 	for u != "" {
 		if seen[u] {

@@ -18,8 +18,10 @@
 //     seed names both) {email, expire_date}: creates the invitation and an
 //     unverified user with role user and no groups, which appears in both
 //     user lists at once; an email that already has a user is 400.
-//     GET lists invitations; PATCH /v1/userinvitations/<id>/ resends one
-//     (an expired one is reopened for 30 days).
+//     GET lists invitations; PATCH /v1/userinvitations/<id>/ resends one,
+//     with a new expire_date when the body carries one (the seed lists it
+//     among that call's attributes); an expired one is otherwise reopened
+//     for 30 days.
 //   - GET /printing/v1/users/ and /printing/v1/users/<id> show group
 //     membership; PATCH /printing/v1/users/<id>/ with {"groups":[{group_id}]}
 //     REPLACES the user's whole group list. Unknown group ids are 400.
@@ -680,7 +682,7 @@ func (s *Server) handle(r *http.Request, body []byte) (string, reply) {
 		if r.Method != http.MethodPatch {
 			return auth, methodNotAllowed(r)
 		}
-		return auth, s.resend(parts[2])
+		return auth, s.resend(parts[2], body)
 	case len(parts) == 3 && parts[0] == "v1" && parts[1] == "users":
 		u := s.users[parts[2]]
 		if u == nil {
@@ -918,13 +920,36 @@ func (s *Server) invite(body []byte) reply {
 		key: "POST /v1/userinvitations/ " + strings.ToLower(email)}
 }
 
-func (s *Server) resend(id string) reply {
+func (s *Server) resend(id string, body []byte) reply {
 	inv := s.invites[id]
 	if inv == nil {
 		return detail(http.StatusNotFound, "Not found.")
 	}
 	now := s.o.Now().UTC()
-	if s.status(inv) == InvitationExpired {
+	var at time.Time
+	if len(strings.TrimSpace(string(body))) > 0 {
+		m, bad := decodeObject(body)
+		if bad != nil {
+			return *bad
+		}
+		if raw, ok := m["expire_date"]; ok {
+			var v string
+			var ok bool
+			if json.Unmarshal(raw, &v) != nil {
+				return fieldErr("expire_date", "Not a valid string.")
+			}
+			if at, ok = parseExpire(v); !ok {
+				return fieldErr("expire_date", "Datetime has wrong format.")
+			}
+			if !at.After(now) {
+				return fieldErr("expire_date", "The expiry date must be in the future.")
+			}
+		}
+	}
+	switch {
+	case !at.IsZero():
+		inv.ExpireDate = at
+	case s.status(inv) == InvitationExpired:
 		inv.ExpireDate = now.Add(30 * 24 * time.Hour)
 	}
 	inv.Updated = now
