@@ -28,7 +28,7 @@ func (t *Target) Create(ctx context.Context, a *identity.Account) error {
 	if u, ok := match(users, *a); ok {
 		setIDs(a, u)
 		t.log.Info("allthenticate user already a member: adopted", zap.String("email", a.Email))
-		return t.setSuspended(ctx, a, false, subject)
+		return t.complete(ctx, a, subject)
 	}
 	guests, err := t.listUsers(ctx, true, subject+": list guests")
 	if err != nil {
@@ -43,7 +43,19 @@ func (t *Target) Create(ctx context.Context, a *identity.Account) error {
 		return err
 	}
 	t.log.Info("allthenticate guest promoted to a full user", zap.String("email", a.Email))
-	return t.setSuspended(ctx, a, false, subject)
+	return t.complete(ctx, a, subject)
+}
+
+// complete makes a promoted or adopted user what the engine takes a
+// created account to be: active, with the mapped lists.
+func (t *Target) complete(ctx context.Context, a *identity.Account, subject string) error {
+	if err := t.setSuspended(ctx, a, false, subject); err != nil {
+		return err
+	}
+	if !t.mapped[AttrComputerUsernames] && !t.mapped[AttrSmartcards] {
+		return nil
+	}
+	return t.sendLists(ctx, a, t.mapped[AttrComputerUsernames], t.mapped[AttrSmartcards], subject)
 }
 
 // Suspend implements target.Suspender (read, toggle if needed, verify).
@@ -124,15 +136,24 @@ func (t *Target) Update(ctx context.Context, before identity.Account, a *identit
 		t.log.Debug("allthenticate: names and email are not sent (no API for them)", zap.String("email", a.Email))
 		return nil
 	}
+	if _, _, err := t.ids(ctx, a, subject, before.Email); err != nil {
+		return err
+	}
+	return t.sendLists(ctx, a, cuChanged, scChanged, subject)
+}
+
+// sendLists replaces the computer usernames and/or the smartcards with
+// a's (whole lists; an absent attribute clears the list).
+func (t *Target) sendLists(ctx context.Context, a *identity.Account, cu, sc bool, subject string) error {
 	cards, err := parseSmartcards(a.Attributes[AttrSmartcards])
 	if err != nil {
 		return target.Skip("%s: %v", subject, err)
 	}
-	emailID, _, err := t.ids(ctx, a, subject, before.Email)
+	emailID, _, err := t.ids(ctx, a, subject)
 	if err != nil {
 		return err
 	}
-	if cuChanged {
+	if cu {
 		names := []map[string]string{}
 		for _, n := range splitList(a.Attributes[AttrComputerUsernames]) {
 			names = append(names, map[string]string{"computer_username": n})
@@ -142,7 +163,7 @@ func (t *Target) Update(ctx context.Context, before identity.Account, a *identit
 			return err
 		}
 	}
-	if scChanged {
+	if sc {
 		b, _ := json.Marshal(cards)
 		ps := []param{{"email_id", emailID}, {"smartcards", string(b)}}
 		if t.s.AllowDuplicateSmartcards {

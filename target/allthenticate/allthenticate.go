@@ -16,10 +16,12 @@
 // No create: Allthenticate users join by invitation from the portal. When a
 // person comes into scope, Create looks for them: a guest (GET
 // /multipleusers?user_tag=GUEST) is promoted to a full user (POST
-// /promoteguest) and made active; a full user not yet in the cache is
-// adopted; anyone else gets a skipped decision saying they must be invited
-// in Allthenticate first (they are adopted by the engine's list on a later
-// full run once they are members). Guests are not listed: they count as
+// /promoteguest); a full user not yet in the cache is adopted; either is
+// then made active and given the mapped computer usernames and smartcards
+// (the engine takes a created account to have them). Anyone else gets a
+// skipped decision saying they must be invited in Allthenticate first (they
+// are adopted by the engine's list on a later full run once they are
+// members). Guests are not listed: they count as
 // accounts only once promoted. Names and email cannot be changed through
 // the API: the cache keeps them, nothing is sent.
 //
@@ -132,6 +134,7 @@ type Target struct {
 	log    *zap.Logger
 	now    func() time.Time
 	scrub  *strings.Replacer
+	mapped map[string]bool // account attributes the config maps
 
 	locksMu sync.Mutex
 	locks   map[int]*sync.Mutex
@@ -169,7 +172,11 @@ func Factory(cfg config.Target, deps target.Deps) (target.Target, error) {
 			ps.Add(cfg.Path()+".default_role", "%q is not an Allthenticate rank (REGULAR, ADMIN, SUPER)", cfg.DefaultRole)
 		}
 	}
-	t, err := build(cfg.Name, s, deps, cfg.Timeout.D(), cfg.Path())
+	var mapped []string
+	for k := range cfg.Attributes {
+		mapped = append(mapped, k)
+	}
+	t, err := build(cfg.Name, s, deps, cfg.Timeout.D(), cfg.Path(), mapped)
 	if err != nil {
 		if p, ok := err.(config.Problems); ok {
 			ps = append(ps, p...)
@@ -183,12 +190,14 @@ func Factory(cfg config.Target, deps target.Deps) (target.Target, error) {
 	return t, nil
 }
 
-// New builds a Target from decoded settings.
-func New(name string, s Settings, deps target.Deps) (*Target, error) {
-	return build(name, s, deps, 0, "")
+// New builds a Target from decoded settings. attributes are the account
+// attributes the target's attributes key maps (AttrComputerUsernames,
+// AttrSmartcards): a promoted or adopted user gets exactly those lists.
+func New(name string, s Settings, deps target.Deps, attributes ...string) (*Target, error) {
+	return build(name, s, deps, 0, "", attributes)
 }
 
-func build(name string, s Settings, deps target.Deps, timeout time.Duration, path string) (*Target, error) {
+func build(name string, s Settings, deps target.Deps, timeout time.Duration, path string, attributes []string) (*Target, error) {
 	var ps config.Problems
 	bad := func(key, format string, args ...any) {
 		if path != "" {
@@ -259,8 +268,12 @@ func build(name string, s Settings, deps target.Deps, timeout time.Duration, pat
 	if now == nil {
 		now = time.Now
 	}
+	mapped := map[string]bool{}
+	for _, a := range attributes {
+		mapped[a] = true
+	}
 	return &Target{name: name, s: s, prefix: prefix, base: base, client: client, log: log.With(zap.String("target", name)),
-		now: now, scrub: strings.NewReplacer(s.APIKey.Value(), config.Redacted), locks: map[int]*sync.Mutex{}}, nil
+		now: now, scrub: strings.NewReplacer(s.APIKey.Value(), config.Redacted), locks: map[int]*sync.Mutex{}, mapped: mapped}, nil
 }
 
 // Name implements target.Target.
