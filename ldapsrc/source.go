@@ -249,6 +249,7 @@ func (s *Source) pull(ctx context.Context) (*identity.Snapshot, error) {
 	defer cancel()
 	var wg sync.WaitGroup
 	var gerr error
+	var groupsRead time.Time
 	if !s.s.Groups.Disabled {
 		gc, err := s.dialOne(ctx, u)
 		if err != nil {
@@ -261,12 +262,14 @@ func (s *Source) pull(ctx context.Context) (*identity.Snapshot, error) {
 			if gerr = r.readGroups(gctx, gc); gerr != nil {
 				cancel()
 			}
+			groupsRead = s.now()
 		}()
 	}
 	uerr := r.readUsers(gctx, c)
 	if uerr != nil {
 		cancel()
 	}
+	usersRead := s.now()
 	wg.Wait()
 	switch {
 	case uerr != nil && (gerr == nil || !errors.Is(uerr, context.Canceled)):
@@ -281,7 +284,8 @@ func (s *Source) pull(ctx context.Context) (*identity.Snapshot, error) {
 	}
 	snap := &identity.Snapshot{Source: s.name, TakenAt: start.UTC(), Users: r.users, Groups: r.snapGroups}
 	s.log.Info("ldap: pulled", zap.String("url", redactURL(u)), zap.String("flavour", p.flavour),
-		zap.Int("users", len(snap.Users)), zap.Int("groups", len(snap.Groups)), zap.Duration("took", s.now().Sub(start)))
+		zap.Int("users", len(snap.Users)), zap.Int("groups", len(snap.Groups)), zap.Duration("took", s.now().Sub(start)),
+		zap.Duration("users_read_after", usersRead.Sub(start)), zap.Duration("groups_read_after", groupsRead.Sub(start)))
 	return snap, nil
 }
 

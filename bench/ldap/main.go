@@ -125,6 +125,7 @@ func pull(args []string) error {
 	expect := fs.Int("expect-users", 0, "fail unless this many users are read")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile here")
 	memProfile := fs.String("memprofile", "", "write an allocation profile here")
+	verbose := fs.Bool("v", false, "log the source's lines to stderr")
 	_ = fs.Parse(args)
 	if *cpuProfile != "" {
 		f, err := os.Create(*cpuProfile)
@@ -147,7 +148,11 @@ func pull(args []string) error {
 		Users:        ldapsrc.Users{BaseDN: "ou=people," + slapd.DefaultSuffix, ExtraAttributes: []string{"employeeNumber"}},
 		Groups:       ldapsrc.Groups{BaseDN: "ou=groups," + slapd.DefaultSuffix, PageSize: *groupPage},
 	}
-	src, err := ldapsrc.New("bench", st, ldapsrc.Options{Logger: zap.NewNop()})
+	logger := zap.NewNop()
+	if *verbose {
+		logger, _ = zap.NewDevelopment()
+	}
+	src, err := ldapsrc.New("bench", st, ldapsrc.Options{Logger: logger})
 	if err != nil {
 		return err
 	}

@@ -29,6 +29,10 @@ const (
 	ScopeSub  Scope = 2
 )
 
+// readBuffer is the size of the read buffer: big reads mean fewer system
+// calls per entry.
+const readBuffer = 256 << 10
+
 // MaxMessage bounds one received LDAP message (a group with 100,000 members
 // is about 6 MB).
 const MaxMessage = 256 << 20
@@ -232,7 +236,7 @@ func Dial(ctx context.Context, rawURL string, o DialOptions) (*Conn, error) {
 			return nil, err
 		}
 	} else {
-		c.r = bufio.NewReaderSize(nc, 64<<10)
+		c.r = bufio.NewReaderSize(nc, readBuffer)
 		if o.StartTLS {
 			if err := c.startTLS(ctx, tcfg); err != nil {
 				nc.Close()
@@ -249,7 +253,7 @@ func (c *Conn) handshake(ctx context.Context, cfg *tls.Config) error {
 		return &NetError{Op: "tls handshake with " + c.Host, Err: err}
 	}
 	c.nc = tc
-	c.r = bufio.NewReaderSize(tc, 64<<10)
+	c.r = bufio.NewReaderSize(tc, readBuffer)
 	c.TLS = true
 	return nil
 }
