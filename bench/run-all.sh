@@ -9,7 +9,7 @@
 # table) and SUMMARY=bench/results/NAME.summary: a script that writes
 # summary rows there ("| figure | dirsync | reference | reference value |
 # ratio | goal | pass |") has them used as they are; for the others the
-# rows are parsed from their table. The plan benchmark is
+# rows are parsed from their output. The plan benchmark is
 # `go test -run '^$' -bench Plan100k -benchmem ./sync/`. Sizes are the
 # scripts' own defaults; their environment variables (N, USERS, ...) pass
 # through. The table goes to bench/results/summary.md (git-ignored) and
@@ -36,8 +36,9 @@ row() { printf '| %s | %s | %s | %s | %s | %s | %s |\n' "$@" >>"$rows"; }
 # ratio A B: A/B with two decimals, or "–".
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a + 0 > 0 && b + 0 > 0) printf "%.2f", a / b; else printf "–" }'; }
 
-# atleast X MIN: pass when X >= MIN.
+# atleast X MIN: pass when X >= MIN; atmost X MAX: pass when X <= MAX.
 atleast() { awk -v x="$1" -v m="$2" 'BEGIN { if (x != "–" && x + 0 >= m + 0) print "pass"; else print "FAIL" }'; }
+atmost() { awk -v x="$1" -v m="$2" 'BEGIN { if (x != "–" && x + 0 > 0 && x + 0 <= m + 0) print "pass"; else print "FAIL" }'; }
 
 # script NAME: run bench/NAME.sh, keep its table and summary rows.
 script() {
@@ -62,7 +63,13 @@ script() {
     echo
     echo "### bench/$name.sh"
     echo
-    if [ -s "$res/$name.md" ]; then sed 's/^## /#### /' "$res/$name.md"; else cat "$res/$name.log"; fi
+    if [ -s "$res/$name.md" ]; then
+      sed 's/^## /#### /' "$res/$name.md"
+    else
+      echo '```'
+      if grep -q 'benchmark:' "$res/$name.log"; then sed -n '/benchmark:/,$p' "$res/$name.log"; else tail -n 8 "$res/$name.log"; fi
+      echo '```'
+    fi
   } >>"$details"
   if [ -s "$res/$name.summary" ]; then
     cat "$res/$name.summary" >>"$rows"
@@ -72,15 +79,24 @@ script() {
 }
 
 if wanted ldap-pull && script ldap-pull; then
-  # No summary rows: look for a dirsync row and an ldapsearch row with a
-  # seconds column in its table; otherwise point at the table.
-  t=$res/ldap-pull.md
-  d=$(awk -F'|' 'tolower($2) ~ /dirsync|ldapsrc/ { for (i = 3; i <= NF; i++) if ($i ~ /^ *[0-9.]+ *$/) { gsub(/ /, "", $i); print $i; exit } }' "$t")
-  r=$(awk -F'|' 'tolower($2) ~ /ldapsearch/ { for (i = 3; i <= NF; i++) if ($i ~ /^ *[0-9.]+ *$/) { gsub(/ /, "", $i); print $i; exit } }' "$t")
-  if [ -n "$d" ] && [ -n "$r" ]; then
-    row "LDAP pull (first number of the dirsync and ldapsearch rows of bench/results/ldap-pull.md)" "$d" "ldapsearch" "$r" "$(ratio "$d" "$r")" "see bench/ldap-pull.sh" "–"
+  # It prints (stdout, into its log) a summary like
+  #   ldap pull benchmark: 100000 users, 1000 groups, 2 cores, load average ..., median of 3
+  #     ldapsearch wall   1.23 s   cpu   0.50 s   peak RSS   12 MB
+  #     dirsync    wall   1.40 s   cpu   1.10 s   peak RSS  250 MB
+  #     ratio (dirsync / ldapsearch, wall): 1.14   goal: <= 1.5, peak RSS <= 400 MB
+  log=$res/ldap-pull.log
+  read -r lw lc lr < <(awk '$1 == "ldapsearch" && $2 == "wall" { l = $3 " " $6 " " $10 } END { print l }' "$log")
+  read -r dw dc dr < <(awk '$1 == "dirsync" && $2 == "wall" { l = $3 " " $6 " " $10 } END { print l }' "$log")
+  size=$(sed -n 's/^ldap pull benchmark: \([0-9]* users, [0-9]* groups\).*/\1/p' "$log" | tail -n 1)
+  gw=$(sed -n 's/.*goal: <= \([0-9.]*\).*/\1/p' "$log" | tail -n 1)
+  gr=$(sed -n 's/.*peak RSS <= \([0-9.]*\) MB.*/\1/p' "$log" | tail -n 1)
+  if [ -n "${dw:-}" ] && [ -n "${lw:-}" ]; then
+    rw=$(ratio "$dw" "$lw")
+    row "LDAP pull ($size), wall s (median)" "$dw" "ldapsearch, same searches" "$lw" "$rw" "≤ ${gw:-1.5} × ldapsearch" "$(atmost "$rw" "${gw:-1.5}")"
+    row "LDAP pull, CPU s (median)" "$dc" "ldapsearch" "$lc" "$(ratio "$dc" "$lc")" "–" "–"
+    row "LDAP pull, peak RSS MB" "$dr" "ldapsearch" "$lr" "$(ratio "$dr" "$lr")" "≤ ${gr:-400} MB" "$(atmost "$dr" "${gr:-400}")"
   else
-    row "LDAP pull" "see bench/results/ldap-pull.md" "ldapsearch" "" "" "" "–"
+    row "LDAP pull" "no summary found in bench/results/ldap-pull.log" "ldapsearch" "" "" "" "FAIL"
   fi
 fi
 
