@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every benchmark present and writes one results table.
 #
-#   bench/run-all.sh                      # everything (~10 minutes on 2 cores)
+#   bench/run-all.sh                      # everything (~6 minutes on 2 cores)
 #   ONLY="apply plan" bench/run-all.sh    # a subset: ldap-pull scim-load apply plan
 #   STRICT=1 bench/run-all.sh             # exit 1 when a figure misses its goal
 #
