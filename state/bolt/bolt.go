@@ -95,6 +95,10 @@ func Open(path string, opts Options) (*Store, error) {
 		}
 	}
 	db, err := bbolt.Open(path, 0o600, &bbolt.Options{Timeout: opts.OpenTimeout})
+	if err == nil {
+		// A lone writer waits at most this long for company before committing.
+		db.MaxBatchDelay = time.Millisecond
+	}
 	if errors.Is(err, bolterrors.ErrTimeout) {
 		return nil, fmt.Errorf("bolt: open %s: the file is locked by another process (another dirsync?); gave up after %s: %w", path, opts.OpenTimeout, err)
 	}
@@ -242,7 +246,10 @@ func (s *Store) PutAccount(ctx context.Context, f state.Fence, target string, a 
 	if err != nil {
 		return fmt.Errorf("bolt: put account %q in %q: %w", a.Key, target, err)
 	}
-	err = s.db.Update(func(tx *bbolt.Tx) error {
+	// Batch: concurrent writers (the engine's per-target workers) share one
+	// commit and its fsync; each call still returns only once its write is
+	// durable. The function is idempotent, as Batch may run it twice.
+	err = s.db.Batch(func(tx *bbolt.Tx) error {
 		if err := checkFence(tx, f); err != nil {
 			return err
 		}
