@@ -184,10 +184,20 @@ type apiUser struct {
 	FirstName string     `json:"first_name"`
 	LastName  string     `json:"last_name"`
 	Groups    [][]string `json:"groups"`
-	fields    map[string]any
+	// EmailStatus and ADStatus are the documented status fields; any other
+	// suspension_field is read from fields.
+	EmailStatus string `json:"email_status"`
+	ADStatus    string `json:"ad_status"`
+	fields      map[string]any
 }
 
 func (u apiUser) field(k string) string {
+	switch k {
+	case "email_status":
+		return u.EmailStatus
+	case "ad_status":
+		return u.ADStatus
+	}
 	switch v := u.fields[k].(type) {
 	case string:
 		return v
@@ -222,8 +232,10 @@ func (t *Target) listUsers(ctx context.Context, guests bool, subject string) ([]
 		if err := json.Unmarshal(raw, &u); err != nil {
 			return nil, target.Retryable(fmt.Errorf("%s: decode user: %w", subject, err))
 		}
-		if err := json.Unmarshal(raw, &u.fields); err != nil {
-			return nil, target.Retryable(fmt.Errorf("%s: decode user: %w", subject, err))
+		if f := t.s.SuspensionField; f != "email_status" && f != "ad_status" {
+			if err := json.Unmarshal(raw, &u.fields); err != nil {
+				return nil, target.Retryable(fmt.Errorf("%s: decode user: %w", subject, err))
+			}
 		}
 		out = append(out, u)
 	}

@@ -785,13 +785,32 @@ func (s *Server) userParam(p params, key string) (*User, *reply) {
 
 const dateFmt = "2006-01-02 15:04:05"
 
+// listEntry is one element of GET /multipleusers.
+type listEntry struct {
+	ADStatus    string     `json:"ad_status"`
+	ActiveDate  string     `json:"active_date"`
+	Confirmed   *string    `json:"confirmed"`
+	Created     string     `json:"created"`
+	DeviceAdded string     `json:"device_added"`
+	Email       string     `json:"email"`
+	EmailID     int        `json:"email_id"`
+	EmailStatus string     `json:"email_status"`
+	FirstName   string     `json:"first_name"`
+	Groups      [][]string `json:"groups"`
+	LastName    string     `json:"last_name"`
+	Name        string     `json:"name"`
+	UserID      int        `json:"user_id"`
+	Username    string     `json:"username"`
+	UniqueID    string     `json:"unique_id"`
+}
+
 func (s *Server) multipleUsers(p params) reply {
 	tag := TagUser
 	if v, _ := p.get("user_tag"); strings.EqualFold(v, TagGuest) {
 		tag = TagGuest
 	}
 	withEmail, _ := p.get("email")
-	out := []map[string]any{}
+	out := []listEntry{}
 	for _, u := range s.sorted() {
 		if u.Tag != tag {
 			continue
@@ -817,14 +836,13 @@ func (s *Server) multipleUsers(p params) reply {
 			name = strings.TrimSpace(name + " (" + u.Email + ")")
 		}
 		created := u.Created.UTC().Format(dateFmt)
-		var confirmed any
+		var confirmed *string
 		if !u.Unconfirmed {
-			confirmed = created
+			confirmed = &created
 		}
-		out = append(out, map[string]any{"ad_status": ad, "active_date": created, "confirmed": confirmed, "created": created,
-			"device_added": created, "email": u.Email, "email_id": u.EmailID, "email_status": status, "first_name": u.FirstName,
-			"groups": groups, "last_name": u.LastName, "name": name, "user_id": u.UserID, "username": u.Username,
-			"unique_id": fmt.Sprintf("u-%d", u.UserID)})
+		out = append(out, listEntry{ADStatus: ad, ActiveDate: created, Confirmed: confirmed, Created: created, DeviceAdded: created,
+			Email: u.Email, EmailID: u.EmailID, EmailStatus: status, FirstName: u.FirstName, Groups: groups, LastName: u.LastName,
+			Name: name, UserID: u.UserID, Username: u.Username, UniqueID: fmt.Sprintf("u-%d", u.UserID)})
 	}
 	return reply{status: 200, body: out}
 }

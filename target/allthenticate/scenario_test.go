@@ -1,0 +1,367 @@
+package allthenticate_test
+
+import (
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/dirsync/dirsync/config"
+	"github.com/dirsync/dirsync/identity"
+	"github.com/dirsync/dirsync/state"
+	dsync "github.com/dirsync/dirsync/sync"
+	"github.com/dirsync/dirsync/sync/synctest"
+	"github.com/dirsync/dirsync/target"
+	"github.com/dirsync/dirsync/target/allthenticate"
+	"github.com/dirsync/dirsync/target/allthenticate/allthenticatefake"
+)
+
+// The rules: staff are in scope; owners would be SUPER, security-admins
+// ADMIN, everyone else REGULAR; computer usernames from sAMAccountName,
+// smartcards from badge.
+const atRulesYAML = `
+    scope: [staff]
+    roles: [{group: owners, role: SUPER}, {group: security-admins, role: ADMIN}]
+    default_role: REGULAR
+    attributes: {computer_usernames: sAMAccountName, smartcards: badge}
+`
+
+func atRules(c *config.TargetCommon) {
+	c.Scope = []string{"staff"}
+	c.Roles = []config.RoleRule{{Group: "owners", Role: "SUPER"}, {Group: "security-admins", Role: "ADMIN"}}
+	c.DefaultRole = "REGULAR"
+	c.Attributes = map[string]string{"computer_usernames": "sAMAccountName", "smartcards": "badge"}
+}
+
+type atScenario struct {
+	t      *testing.T
+	srv    *allthenticatefake.Server
+	h      *synctest.Harness
+	users  map[string]identity.User
+	logs   *syncBuffer
+	engine *syncBuffer
+}
+
+func newATScenario(t *testing.T, o allthenticatefake.Options, deprovision, extra string, limits *config.Limits, mods ...func(*config.TargetCommon)) *atScenario {
+	t.Helper()
+	srv, url := allthenticatefake.NewTestServer(t, o)
+	t.Setenv("ALLTHENTICATE_TEST_KEY", srv.APIKey())
+	yaml := fmt.Sprintf("  - name: allthenticate\n    type: allthenticate\n    base_url: %s\n    api_key: ${ALLTHENTICATE_TEST_KEY}\n    deprovision: {action: %s}\n", url, deprovision) + atRulesYAML + extra
+	cfg := parseTargets(t, yaml)[0]
+	log, buf := debugLogger()
+	tg, err := allthenticate.Factory(cfg, target.Deps{Logger: log, HTTPClient: &http.Client{Timeout: 10 * time.Second}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	elog, ebuf := debugLogger()
+	common := synctest.Common(append([]func(*config.TargetCommon){atRules, func(c *config.TargetCommon) { c.Deprovision.Action = deprovision }}, mods...)...)
+	if limits == nil {
+		limits = &config.Limits{MaxSourceShrinkPercent: 20, QuarantineAfter: 5}
+	}
+	h := synctest.New(t, []dsync.TargetSpec{synctest.Spec(tg, common)}, synctest.Options{Logger: elog, Limits: limits})
+	return &atScenario{t: t, srv: srv, h: h, users: map[string]identity.User{}, logs: buf, engine: ebuf}
+}
+
+// user is an active staff member with a computer username and a badge.
+func user(key string, groups ...string) identity.User {
+	u := synctest.User(key, append([]string{"staff"}, groups...)...)
+	u.Attributes = map[string]string{"sAMAccountName": key, "badge": "1" + fmt.Sprint(len(key))}
+	return u
+}
+
+func (sc *atScenario) set(us ...identity.User) {
+	for _, u := range us {
+		sc.users[u.Key] = u
+	}
+	var all []identity.User
+	for _, u := range sc.users {
+		all = append(all, u)
+	}
+	slices.SortFunc(all, func(a, b identity.User) int { return strings.Compare(a.Key, b.Key) })
+	sc.h.Source.Set(all...)
+}
+
+func (sc *atScenario) edit(key string, f func(*identity.User)) {
+	u := sc.users[key]
+	f(&u)
+	sc.set(u)
+}
+
+func (sc *atScenario) run() ([]allthenticatefake.Call, []state.Decision) {
+	sc.t.Helper()
+	sc.srv.ResetCalls()
+	res := sc.h.Run(dsync.RunOptions{Trigger: "test"})
+	ds := sc.h.DecisionsOf(res.RunID)
+	for _, d := range ds {
+		if d.Outcome == "failed" {
+			sc.t.Fatalf("failed decision: %+v", d)
+		}
+	}
+	return sc.srv.Calls(), ds
+}
+
+func (sc *atScenario) member(email string) allthenticatefake.User {
+	sc.t.Helper()
+	u, ok := sc.srv.UserByEmail(email)
+	if !ok {
+		sc.t.Fatalf("no member %s", email)
+	}
+	return u
+}
+
+func sortedWrites(calls []allthenticatefake.Call) []string {
+	w := writes(calls)
+	slices.Sort(w)
+	return w
+}
+
+func TestScenarioAllthenticateLifecycle(t *testing.T) {
+	sc := newATScenario(t, allthenticatefake.Options{}, "suspend", "", nil)
+	srv := sc.srv
+	srv.AddUser(allthenticatefake.User{Email: "alice@example.test", FirstName: "Given", LastName: "alice"})
+	srv.AddUser(allthenticatefake.User{Email: "bob@example.test", FirstName: "Given", LastName: "bob", Tag: allthenticatefake.TagGuest})
+	sc.set(user("alice"), user("bob"), user("carl"))
+
+	// alice is adopted (lists and rank sent), bob the guest is promoted
+	// (then his lists and rank), carl is not a member: skipped, once.
+	calls, ds := sc.run()
+	want := []string{"POST /modifyallusernames", "POST /modifyallusernames", "POST /modifyrank", "POST /modifyrank",
+		"POST /modifysmartcard", "POST /modifysmartcard", "POST /promoteguest"}
+	if w := sortedWrites(calls); !slices.Equal(w, want) {
+		t.Fatalf("first run writes %q, want %q\n%+v", w, want, ds)
+	}
+	var skipped []state.Decision
+	for _, d := range ds {
+		if d.Outcome == "skipped" {
+			skipped = append(skipped, d)
+		}
+	}
+	if len(skipped) != 1 || skipped[0].User != "carl" || skipped[0].Action != "create" || !strings.Contains(skipped[0].Reason, "invite them in Allthenticate") {
+		t.Fatalf("decisions %+v", ds)
+	}
+	for _, k := range []string{"alice", "bob"} {
+		u := sc.member(k + "@example.test")
+		if u.Tag != "USER" || u.Rank != "REGULAR" || !slices.Equal(u.ComputerUsernames, []string{k}) || len(u.Smartcards) != 1 || u.Suspended {
+			t.Fatalf("%s after the first run: %+v", k, u)
+		}
+	}
+	alice := sc.member("alice@example.test")
+	if acc := sc.h.Accounts("allthenticate")["alice"]; acc.Remote[allthenticate.RemoteEmailID] != fmt.Sprint(alice.EmailID) || acc.Remote[allthenticate.RemoteUserID] != fmt.Sprint(alice.UserID) {
+		t.Fatalf("cached %+v", acc)
+	}
+
+	// Nothing changed: no write and no decision (carl's skip is not
+	// repeated; the list is read to look for him).
+	calls, ds = sc.run()
+	if len(writes(calls)) != 0 || len(ds) != 0 {
+		t.Fatalf("no-op run: writes %q decisions %+v", writes(calls), ds)
+	}
+
+	// Rank: alice becomes a security admin.
+	sc.edit("alice", func(u *identity.User) { u.Groups = append(u.Groups, "security-admins") })
+	calls, _ = sc.run()
+	if w := writes(calls); !slices.Equal(w, []string{"POST /modifyrank"}) || calls[len(calls)-1].Params["rank"] != "ADMIN" ||
+		calls[len(calls)-1].Params["admin_user_id"] != fmt.Sprint(alice.UserID) {
+		t.Fatalf("rank writes %q %+v", w, calls)
+	}
+	// SUPER is not allowed by this config: a skipped decision, no request.
+	sc.edit("alice", func(u *identity.User) { u.Groups = append(u.Groups, "owners") })
+	calls, ds = sc.run()
+	if len(writes(calls)) != 0 || len(ds) != 1 || ds[0].Outcome != "skipped" || !strings.Contains(ds[0].Reason, "allow_super") {
+		t.Fatalf("SUPER: writes %q decisions %+v", writes(calls), ds)
+	}
+	if sc.member("alice@example.test").Rank != "ADMIN" {
+		t.Fatal("SUPER was granted")
+	}
+	sc.edit("alice", func(u *identity.User) { u.Groups = []string{"staff", "security-admins"} })
+	sc.run()
+
+	// Computer username change: the whole list is replaced.
+	sc.edit("alice", func(u *identity.User) { u.Attributes["sAMAccountName"] = "alice2" })
+	calls, _ = sc.run()
+	if w := writes(calls); !slices.Equal(w, []string{"POST /modifyallusernames"}) || !strings.Contains(calls[len(calls)-1].Body, `[{\"computer_username\":\"alice2\"}]`) {
+		t.Fatalf("attribute change %+v", calls)
+	}
+
+	// Disable: read, one toggle, verify (after the engine's list, which
+	// still looks for carl).
+	sc.edit("alice", func(u *identity.User) { u.Active = false })
+	calls, ds = sc.run()
+	if got := seq(calls); !slices.Equal(got, []string{"GET /multipleusers", "GET /multipleusers", "POST /togglesuspension", "GET /multipleusers"}) {
+		t.Fatalf("disable: %q\n%+v", got, ds)
+	}
+	if !sc.member("alice@example.test").Suspended || srv.Toggles(alice.EmailID) != 1 {
+		t.Fatal("alice not suspended by one toggle")
+	}
+
+	// Stale cache: an admin unsuspends alice by hand; when the directory
+	// re-enables her, the read shows it is done: no toggle. Then an admin
+	// suspends her by hand and the directory disables her: no toggle.
+	srv.SetSuspended(alice.EmailID, false)
+	sc.edit("alice", func(u *identity.User) { u.Active = true })
+	calls, ds = sc.run()
+	if n := toggles(calls); n != 0 || len(ds) != 1 || ds[0].Action != "unsuspend" || ds[0].Outcome != "applied" {
+		t.Fatalf("re-enable with a stale cache: %d toggles, %+v", n, ds)
+	}
+	srv.SetSuspended(alice.EmailID, true)
+	sc.edit("alice", func(u *identity.User) { u.Active = false })
+	calls, _ = sc.run()
+	if n := toggles(calls); n != 0 {
+		t.Fatalf("disable with a stale cache: %d toggles", n)
+	}
+	// And a real re-enable toggles once.
+	sc.edit("alice", func(u *identity.User) { u.Active = true })
+	calls, _ = sc.run()
+	if n := toggles(calls); n != 1 || sc.member("alice@example.test").Suspended {
+		t.Fatalf("re-enable: %d toggles", n)
+	}
+
+	// Removal: bob leaves the scope; deprovision suspend toggles him once.
+	sc.edit("bob", func(u *identity.User) { u.Groups = nil })
+	calls, ds = sc.run()
+	if n := toggles(calls); n != 1 || !sc.member("bob@example.test").Suspended {
+		t.Fatalf("removal: %d toggles\n%+v", n, ds)
+	}
+	if ds[0].Action != "suspend" || !strings.Contains(ds[0].Reason, "no longer in scope") {
+		t.Fatalf("decisions %+v", ds)
+	}
+
+	// carl is invited in Allthenticate: the next run adopts him.
+	srv.AddUser(allthenticatefake.User{Email: "carl@example.test", FirstName: "Given", LastName: "carl"})
+	calls, _ = sc.run()
+	if w := sortedWrites(calls); !slices.Equal(w, []string{"POST /modifyallusernames", "POST /modifyrank", "POST /modifysmartcard"}) {
+		t.Fatalf("carl's adoption writes %q", w)
+	}
+
+	for _, l := range []string{sc.logs.String(), sc.engine.String()} {
+		if strings.Contains(l, srv.APIKey()) {
+			t.Fatal("the API key reached the logs")
+		}
+	}
+}
+
+func TestScenarioAllthenticateDeprovisionDelete(t *testing.T) {
+	sc := newATScenario(t, allthenticatefake.Options{}, "delete", "", nil)
+	id := sc.srv.AddUser(allthenticatefake.User{Email: "dana@example.test", FirstName: "Given", LastName: "dana"})
+	sc.set(user("dana"))
+	sc.run()
+	sc.edit("dana", func(u *identity.User) { u.Groups = nil })
+	calls, ds := sc.run()
+	if w := writes(calls); !slices.Equal(w, []string{"DELETE /user"}) || calls[len(calls)-1].Params["email_id"] != fmt.Sprint(id) {
+		t.Fatalf("writes %q\n%+v", w, ds)
+	}
+	if _, ok := sc.srv.User(id); ok {
+		t.Fatal("dana is still a member")
+	}
+}
+
+// With 20% of requests failing (429 with Retry-After, 500, slow answers,
+// dropped connections — before or after the request is applied), a
+// 500-user initial sync converges: every user ends as desired, every user
+// whose suspension had to change was toggled exactly once, Retry-After is
+// honoured, and one user's failures do not hold up the others.
+func TestScenarioAllthenticateFaultInjectionConverges(t *testing.T) {
+	if testing.Short() {
+		t.Skip("500 users")
+	}
+	for _, after := range []bool{false, true} {
+		t.Run(fmt.Sprintf("fault_after_apply=%v", after), func(t *testing.T) {
+			sc := newATScenario(t, allthenticatefake.Options{Seed: 11, FaultAfterApply: after}, "suspend", "",
+				&config.Limits{MaxSourceShrinkPercent: 20, QuarantineAfter: 10})
+			srv := sc.srv
+			const n = 500
+			var us []identity.User
+			wantSuspended := map[string]bool{}
+			flips := map[string]bool{}
+			for i := range n {
+				key := fmt.Sprintf("user%03d", i)
+				u := user(key)
+				if i%50 == 0 {
+					u.Groups = append(u.Groups, "security-admins")
+				}
+				u.Active = i%20 != 0
+				// Some were suspended by hand before dirsync ran.
+				handSuspended := i%30 == 0
+				srv.AddUser(allthenticatefake.User{Email: u.Email, FirstName: u.GivenName, LastName: u.FamilyName, Suspended: handSuspended})
+				wantSuspended[u.Email] = !u.Active
+				flips[u.Email] = handSuspended != !u.Active
+				us = append(us, u)
+			}
+			sc.set(us...)
+			srv.SetFaults(0.2)
+			runs := 0
+			firstApplied, firstFailed := -1, 0
+			for ; runs < 8; runs++ {
+				res := sc.h.Run(dsync.RunOptions{Trigger: "test"})
+				failed, applied, planned := 0, 0, true
+				for _, d := range sc.h.DecisionsOf(res.RunID) {
+					switch d.Outcome {
+					case "failed":
+						failed++
+						planned = planned && d.User != "*"
+						t.Logf("run %d: %s %s: %s", runs+1, d.User, d.Action, d.Error)
+					case "applied":
+						applied++
+					}
+				}
+				if planned && firstApplied < 0 {
+					firstApplied, firstFailed = applied, failed
+				}
+				if failed == 0 && res.Status == "ok" {
+					break
+				}
+			}
+			srv.SetFaults(0)
+			faults := map[allthenticatefake.Fault]int{}
+			for _, c := range srv.Calls() {
+				if c.Fault != "" {
+					faults[c.Fault]++
+				}
+			}
+			t.Logf("converged after %d run(s); %d requests, injected faults %v; first planned run: %d applied, %d failed", runs+1, len(srv.Calls()), faults, firstApplied, firstFailed)
+			if runs == 8 {
+				t.Fatal("did not converge in 8 runs")
+			}
+			if len(faults) != 4 {
+				t.Fatalf("not every kind of fault was injected: %v", faults)
+			}
+			if firstApplied < n {
+				t.Fatalf("the first planned run applied only %d actions (%d failed)", firstApplied, firstFailed)
+			}
+			honoured := false
+			for _, w := range sc.h.Waits() {
+				honoured = honoured || w == time.Second
+			}
+			if !honoured {
+				t.Fatalf("no retry waited the Retry-After of 1s")
+			}
+			changed := 0
+			for i, u := range us {
+				m := sc.member(u.Email)
+				wantRank := "REGULAR"
+				if i%50 == 0 {
+					wantRank = "ADMIN"
+				}
+				if m.Suspended != wantSuspended[u.Email] || m.Rank != wantRank || !slices.Equal(m.ComputerUsernames, []string{u.Username}) || len(m.Smartcards) != 1 {
+					t.Fatalf("%s: %+v", u.Email, m)
+				}
+				wantToggles := 0
+				if flips[u.Email] {
+					wantToggles = 1
+					changed++
+				}
+				if got := srv.Toggles(m.EmailID); got != wantToggles {
+					t.Fatalf("%s toggled %d times, want %d", u.Email, got, wantToggles)
+				}
+			}
+			t.Logf("%d users needed a suspension change, each toggled once", changed)
+			srv.ResetCalls()
+			res := sc.h.Run(dsync.RunOptions{Trigger: "test"})
+			if w := writes(srv.Calls()); len(w) != 0 || res.Status != "ok" {
+				t.Fatalf("after convergence: writes %q, status %s", w, res.Status)
+			}
+		})
+	}
+}
