@@ -51,6 +51,19 @@
 // (and 503 with Retry-After) is rate limited, other 5xx and dropped
 // connections are retryable (uncertain for a toggle or a promotion), other
 // 4xx are permanent. The API key never appears in logs or errors.
+//
+// Config keys (type allthenticate; see Sample): base_url and api_key
+// (required), header, prefix, params, suspension_field, suspended_value,
+// allow_super, allow_duplicate_smartcards; of the common keys it uses
+// roles/default_role (ranks, checked when the config is loaded),
+// attributes (computer_usernames, smartcards), deprovision.action and
+// timeout. Groups rules have no effect: the API cannot change groups.
+//
+// Assumptions where the seed is silent: GET /multipleusers without
+// user_tag lists full users only, its status field turns SUSPENDED while a
+// user is suspended, list parameters (computer_usernames, smartcards) are
+// serialized JSON arrays sent as strings in every encoding, and a guest
+// cannot be given a rank before it is promoted.
 package allthenticate
 
 import (

@@ -178,6 +178,14 @@ func TestScenarioAllthenticateLifecycle(t *testing.T) {
 	sc.edit("alice", func(u *identity.User) { u.Groups = []string{"staff", "security-admins"} })
 	sc.run()
 
+	// A name change: Allthenticate has no API for names; the decision is
+	// recorded, nothing is sent.
+	sc.edit("alice", func(u *identity.User) { u.FamilyName = "Smith" })
+	calls, ds = sc.run()
+	if len(writes(calls)) != 0 || len(ds) != 1 || ds[0].Action != "update" || ds[0].Outcome != "applied" {
+		t.Fatalf("name change: writes %q decisions %+v", writes(calls), ds)
+	}
+
 	// Computer username change: the whole list is replaced.
 	sc.edit("alice", func(u *identity.User) { u.Attributes["sAMAccountName"] = "alice2" })
 	calls, _ = sc.run()

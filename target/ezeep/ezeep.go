@@ -57,6 +57,21 @@
 // connections are retryable, except that an invitation whose answer was
 // lost is uncertain (the engine re-reads by email before retrying); 404 is
 // not found; other 4xx are permanent.
+//
+// Config keys (type ezeep; see Sample): client_id and client_secret
+// (required), account_url, printing_url, token_url, page_size, group_ids,
+// managed_groups, read_groups_first, invitation_validity; of the common
+// keys it uses roles/default_role (admin or user), groups (their "as" names
+// must have an id in group_ids or be uuids), deprovision.action and
+// timeout.
+//
+// Assumptions where the seed is silent or inconsistent: invitations are
+// posted to /v1/userinvitations/ (the seed also names
+// /v1/users/userinvitations/); an invited user appears in both user lists
+// at once, unverified, with role user and no groups; inviting an email
+// that already has a user is refused with 400; expire_date is sent as UTC
+// without a zone; a PATCH of /v1/userinvitations/<id>/ may carry
+// expire_date; a group id that does not exist is refused with 400.
 package ezeep
 
 import (
