@@ -509,9 +509,23 @@ func (rc *runCtx) reconcile(ctx context.Context, t target.Target, desired map[st
 	if missing == 0 {
 		return nil
 	}
-	list, err := l.List(ctx)
-	if err != nil {
-		return fmt.Errorf("list accounts: %w", err)
+	var list []identity.Account
+	var err error
+	for attempt := 1; ; attempt++ {
+		if list, err = l.List(ctx); err == nil {
+			break
+		}
+		k := target.KindOf(err)
+		if (k != target.KindRetryable && k != target.KindRateLimited) || attempt >= 4 {
+			return fmt.Errorf("list accounts: %w", err)
+		}
+		wait := rc.e.o.RetryBase << (attempt - 1)
+		if ra := target.RetryAfterOf(err); ra > 0 && ra <= rc.e.o.MaxRetryAfter {
+			wait = ra
+		}
+		if serr := rc.e.o.Sleep(ctx, wait); serr != nil {
+			return fmt.Errorf("list accounts: %w", err)
+		}
 	}
 	byEmail := map[string]identity.Account{}
 	byName := map[string]identity.Account{}

@@ -203,8 +203,10 @@ func applyAction(cur identity.Account, act target.Action, want identity.Account)
 	w := want.Clone()
 	switch act {
 	case target.ActCreate:
+		// A create carries the profile and the expiry (an ezeep invitation's
+		// expire_date); role, groups and flags follow as their own steps.
 		n = w
-		n.Suspended, n.Role, n.Groups, n.Expires, n.MustChangePassword = false, "", nil, nil, false
+		n.Suspended, n.Role, n.Groups, n.MustChangePassword = false, "", nil, false
 		n.Exists = true
 	case target.ActUpdate:
 		n.Username, n.Email, n.GivenName, n.FamilyName, n.DisplayName, n.Attributes = w.Username, w.Email, w.GivenName, w.FamilyName, w.DisplayName, w.Attributes
