@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/dirsync/dirsync/state"
+	"github.com/dirsync/dirsync/target/allthenticate/allthenticatefake"
 	"github.com/dirsync/dirsync/target/netmaker/netmakerfake"
 )
 
@@ -35,16 +36,22 @@ type crashWorld struct {
 	people []person
 	nm     *netmakerApp
 	ez     *ezeeloginApp
+	at     *allthenticateApp
 	d      *proc
 }
 
 // crashConfig is the daemon config of the crash, Redis and failover items:
-// the file source, Netmaker and Ezeelogin, no guard limits (the whole
-// population is one mass change), a short lock TTL.
-func crashConfig(h *harness, listen, lockTTL, source string, nm *netmakerApp, ez *ezeeloginApp, rate string) string {
-	targets := netmakerYAML("vpn", nm.url, "NETMAKER_TOKEN", fmt.Sprintf("    rate_limit: %s\n    burst: 20\n    concurrency: 4\n    timeout: 10s\n", rate))
+// the file source, Netmaker, and when given Ezeelogin and Allthenticate,
+// no guard limits (the whole population is one mass change), a short lock
+// TTL.
+func crashConfig(h *harness, listen, lockTTL, source string, nm *netmakerApp, ez *ezeeloginApp, at *allthenticateApp, rate string) string {
+	common := fmt.Sprintf("    rate_limit: %s\n    burst: 20\n    concurrency: 4\n    timeout: 10s\n", rate)
+	targets := netmakerYAML("vpn", nm.url, "NETMAKER_TOKEN", common)
 	if ez != nil {
-		targets += ez.yaml("ssh", "EZEELOGIN_SECRET", fmt.Sprintf("    scope: [ssh]\n    rate_limit: %s\n    burst: 20\n    concurrency: 4\n    timeout: 10s\n", rate))
+		targets += ez.yaml("ssh", "EZEELOGIN_SECRET", "    scope: [ssh]\n"+common)
+	}
+	if at != nil {
+		targets += at.yaml("badge", "ALLTHENTICATE_API_KEY", common)
 	}
 	return h.stateYAML(lockTTL) + fmt.Sprintf(`log: {level: info}
 http: {listen: %q}
@@ -56,7 +63,7 @@ targets:
 %s`, listen, fileSourceYAML("hr", source), targets)
 }
 
-func newCrashWorld(t *testing.T, rng *mrand.Rand, n int, withEz bool, rate string) *crashWorld {
+func newCrashWorld(t *testing.T, rng *mrand.Rand, n int, withEz, withAt bool, rate string) *crashWorld {
 	h := newHarness(t)
 	h.startRedis(false)
 	w := &crashWorld{h: h, people: population(n, rng)}
@@ -64,18 +71,34 @@ func newCrashWorld(t *testing.T, rng *mrand.Rand, n int, withEz bool, rate strin
 	if withEz {
 		w.ez = h.newEzeelogin("EZEELOGIN_SECRET", usernames(w.people))
 	}
+	if withAt {
+		w.at = h.newAllthenticate(allthenticatefake.Options{}, "ALLTHENTICATE_API_KEY", w.people)
+	}
 	src := h.writeSource("hr.json", w.people)
 	listen := listenAddr(t)
-	cfg := h.writeFile("dirsync.yaml", []byte(crashConfig(h, listen, "2s", src, w.nm, w.ez, rate)))
+	cfg := h.writeFile("dirsync.yaml", []byte(crashConfig(h, listen, "2s", src, w.nm, w.ez, w.at, rate)))
 	w.d = h.daemon("dirsync", cfg, listen)
 	return w
 }
 
 // expectedActions counts the engine actions the population needs from an
 // empty cache: Netmaker create, set_role and set_groups per active person;
-// Ezeelogin set_expiry, force_password_change and suspend as due.
+// Ezeelogin set_expiry, force_password_change and suspend as due;
+// Allthenticate (everyone a member already, adopted) rank ADMIN for ssh
+// members and a suspension for the inactive.
 func expectedActions(people []person, withEz bool) (nm, ez int) {
+	nm, ez, _ = expectedActions3(people, withEz, false)
+	return nm, ez
+}
+
+func expectedActions3(people []person, withEz, withAt bool) (nm, ez, at int) {
 	for _, p := range people {
+		if withAt && slices.Contains(p.Groups, "ssh") {
+			at++
+		}
+		if withAt && !p.Active {
+			at++
+		}
 		if p.Active {
 			nm += 3 // create, set_role (a read: the role came with the create), set_groups
 		}
@@ -92,7 +115,7 @@ func expectedActions(people []person, withEz bool) (nm, ez int) {
 			ez++
 		}
 	}
-	return nm, ez
+	return nm, ez, at
 }
 
 // trialStats are one trial's figures.
@@ -103,18 +126,22 @@ type trialStats struct {
 	appliedBefore int
 	inFlightNM    int // Netmaker writes the fake applied whose decision was not logged before the kill
 	resentEz      []string
+	resentAt      []string
+	toggles       int
 	converge      time.Duration
 	firstStatus   string
 }
 
 // TestCrashConsistency is item 1: kill -9 of the daemon at a random moment
-// of a ~1,000-action apply across Netmaker and Ezeelogin, then a restart.
-// After each trial: the applications are as the source says; no write the
-// application applied is ever sent again (Netmaker is re-read — or, for a
-// create, adopted by the full run's listing — before anything is retried);
-// an Ezeelogin call that was in flight at the crash (its applied decision
-// not logged) may be sent again, which is safe because each of its
-// actions sets a state (suspended, expiry date, password-change flag).
+// of a ~1,000-action apply across Netmaker, Ezeelogin and Allthenticate,
+// then a restart. After each trial: the applications are as the source
+// says; no write the application applied is ever sent again (Netmaker is
+// re-read — or, for a create, adopted by the full run's listing — before
+// anything is retried); Allthenticate gets exactly one toggle per
+// suspension; an Ezeelogin call or an Allthenticate rank change that was
+// in flight at the crash (its applied decision not logged) may be sent
+// again, which is safe because each sets a state (suspended, expiry date,
+// password-change flag, rank) rather than toggling one.
 func TestCrashConsistency(t *testing.T) {
 	trials := pick(3, 20)
 	base := seed(t)
@@ -131,33 +158,71 @@ func TestCrashConsistency(t *testing.T) {
 	}
 	var figs []string
 	var maxConv time.Duration
-	inflight, resent, actions := 0, 0, 0
+	inflight, resent, resentAt, toggles, actions := 0, 0, 0, 0, 0
+	modes := map[string]int{}
 	for _, s := range stats {
 		maxConv = max(maxConv, s.converge)
 		inflight += s.inFlightNM
 		resent += len(s.resentEz)
+		resentAt += len(s.resentAt)
+		toggles += s.toggles
 		actions += s.actions
+		modes[s.mode]++
 	}
 	if len(stats) > 0 {
 		figs = append(figs, fmt.Sprintf("%d actions/trial", actions/len(stats)),
 			fmt.Sprintf("Netmaker writes in flight at the kill (applied, unconfirmed): %d, none resent", inflight),
 			fmt.Sprintf("Ezeelogin in-flight calls resent (idempotent): %d", resent),
+			fmt.Sprintf("Allthenticate: %d toggles, one per suspension; in-flight rank changes resent (idempotent): %d", toggles, resentAt),
+			"kill moments: "+summary(modes),
 			fmt.Sprintf("max restart-to-converged %s", maxConv.Round(100*time.Millisecond)))
 	}
 	result(t, "1 crash consistency (kill -9 mid-apply, restart)", trials, figs...)
 }
 
 func crashTrial(t *testing.T, rng *mrand.Rand, i int) trialStats {
-	w := newCrashWorld(t, rng, 360, true, "1000")
+	w := newCrashWorld(t, rng, 360, true, true, "1000")
 	h, d := w.h, w.d
-	nmWant, ezWant := expectedActions(w.people, true)
-	st := trialStats{actions: nmWant + ezWant}
+	nmWant, ezWant, atWant := expectedActions3(w.people, true, true)
+	st := trialStats{actions: nmWant + ezWant + atWant}
 
-	// Choose the moment: half the trials kill inside the Netmaker fake
-	// while the k-th write is in flight (before or after the fake applies
-	// it); the other half kill once k decisions were logged.
+	// Choose the moment: a third of the trials kill inside the Netmaker
+	// fake while its k-th write is in flight (before or after the fake
+	// applies it), a third inside the Allthenticate fake while its k-th
+	// suspension toggle is in flight, a third once k decisions were
+	// logged.
 	killNow := d.Kill
-	if i%2 == 0 {
+	switch i % 3 {
+	case 2:
+		inactive := 0
+		for _, p := range w.people {
+			if !p.Active {
+				inactive++
+			}
+		}
+		st.killAt = 1 + rng.IntN(inactive)
+		ph := killBefore
+		if rng.IntN(2) == 0 {
+			ph = killAfter
+		}
+		st.mode = "allthenticate toggle in flight, " + string(ph)
+		toggles := 0
+		fired := false
+		w.at.rec.setIntercept(killNow, func(seq int, r *http.Request) phase {
+			if r.URL.Path != "/togglesuspension" || fired {
+				return passOn
+			}
+			toggles++
+			if toggles == st.killAt {
+				fired = true
+				return ph
+			}
+			return passOn
+		})
+		d.Start()
+		eventually(t, 120*time.Second, "the kill", func() bool { return !d.Alive() })
+		w.at.rec.setIntercept(nil, nil)
+	case 0:
 		st.killAt = 1 + rng.IntN(nmWant*2/3*9/10) // two writes (POST, PUT) per three actions
 		ph := killBefore
 		if rng.IntN(2) == 0 {
@@ -180,8 +245,8 @@ func crashTrial(t *testing.T, rng *mrand.Rand, i int) trialStats {
 		d.Start()
 		eventually(t, 120*time.Second, "the kill", func() bool { return !d.Alive() })
 		w.nm.rec.setIntercept(nil, nil)
-	} else {
-		st.killAt = 1 + rng.IntN((nmWant+ezWant)*9/10)
+	default:
+		st.killAt = 1 + rng.IntN(st.actions*9/10)
 		st.mode = "after a random number of decisions"
 		d.Start()
 		eventually(t, 120*time.Second, "the kill", func() bool {
@@ -202,6 +267,7 @@ func crashTrial(t *testing.T, rng *mrand.Rand, i int) trialStats {
 	before := applied(d.decisions(0))
 	st.appliedBefore = len(before)
 	nmKillSeq := len(w.nm.rec.Calls())
+	atKillSeq := len(w.at.fake.Calls())
 	t.Logf("trial %d: %s: killed at %d (%d actions applied and logged of %d)", i+1, st.mode, st.killAt, len(before), st.actions)
 	if len(before) >= st.actions {
 		t.Logf("the kill came after the last action: nothing was in flight")
@@ -219,12 +285,14 @@ func crashTrial(t *testing.T, rng *mrand.Rand, i int) trialStats {
 	var problems []string
 	problems = append(problems, checkNetmaker(t, w.nm, w.people, nil)...)
 	problems = append(problems, checkEzeelogin(t, w.ez, w.people)...)
+	problems = append(problems, checkAllthenticate(t, w.at, w.people)...)
 	if len(problems) > 0 {
 		t.Errorf("after restart, the applications differ from the source:\n%s", firstN(problems, 20))
 	}
 
 	ws := checkWrites(t, w, before, nmKillSeq)
 	st.inFlightNM, st.resentEz = ws.inFlightNM, ws.resentEz
+	st.resentAt, st.toggles = checkAllthenticateCalls(t, w.at, before, atKillSeq)
 	// Decisions after the restart never repeat an applied one.
 	for _, l := range d.decisions(preKill) {
 		k := l.str("target") + "/" + l.str("user") + "/" + l.str("action")
@@ -232,8 +300,8 @@ func crashTrial(t *testing.T, rng *mrand.Rand, i int) trialStats {
 			t.Errorf("after the restart, %s was applied again (it was applied and logged before the kill)", k)
 		}
 	}
-	t.Logf("trial %d: first run after restart %s; converged %s after restart; netmaker in flight %d; ezeelogin resent %v",
-		i+1, st.firstStatus, st.converge.Round(time.Millisecond), st.inFlightNM, st.resentEz)
+	t.Logf("trial %d: first run after restart %s; converged %s after restart; netmaker in flight %d; ezeelogin resent %v; allthenticate resent %v",
+		i+1, st.firstStatus, st.converge.Round(time.Millisecond), st.inFlightNM, st.resentEz, st.resentAt)
 
 	// 7. Secrets: explain and plan outputs too.
 	h.cli(d.cfg, "explain", w.people[0].Username)
@@ -375,4 +443,49 @@ func checkWrites(t *testing.T, w *crashWorld, before map[string]bool, nmKillSeq 
 		t.Error("no reset_user_password answer to scan for: the scan for returned passwords proves nothing")
 	}
 	return ws
+}
+
+// checkAllthenticateCalls checks what Allthenticate received: at most one
+// toggle per user (the connector reads before it toggles, so a toggle in
+// flight at the crash is never repeated), and a rank change sent again
+// only when it was in flight (not applied and recorded before the kill);
+// it is idempotent. It returns the resent rank changes and the toggles.
+func checkAllthenticateCalls(t *testing.T, a *allthenticateApp, before map[string]bool, killSeq int) (resent []string, toggles int) {
+	t.Helper()
+	byEmail := map[int]string{}
+	byUser := map[int]string{}
+	for _, u := range a.fake.Users() {
+		byEmail[u.EmailID] = u.Username
+		byUser[u.UserID] = u.Username
+	}
+	toggle := map[string][]allthenticatefake.Call{}
+	rank := map[string][]allthenticatefake.Call{}
+	for _, c := range a.fake.Calls() {
+		switch c.Path {
+		case "/togglesuspension":
+			id, _ := strconv.Atoi(c.Params["email_id"])
+			toggle[byEmail[id]] = append(toggle[byEmail[id]], c)
+			toggles++
+		case "/modifyrank":
+			id, _ := strconv.Atoi(c.Params["admin_user_id"])
+			rank[byUser[id]] = append(rank[byUser[id]], c)
+		}
+	}
+	for user, cs := range toggle {
+		if len(cs) != 1 {
+			t.Errorf("allthenticate: %d suspension toggles sent for %s (one change, one toggle)", len(cs), user)
+		}
+	}
+	for user, cs := range rank {
+		if len(cs) == 1 {
+			continue
+		}
+		if before["badge/"+user+"/set_role"] {
+			t.Errorf("allthenticate: the rank change of %s was applied and recorded before the kill, then sent %d times in all", user, len(cs))
+		} else if len(cs) > 2 || cs[0].Seq > killSeq {
+			t.Errorf("allthenticate: the rank change of %s sent %d times", user, len(cs))
+		}
+		resent = append(resent, user+"/modifyrank")
+	}
+	return resent, toggles
 }

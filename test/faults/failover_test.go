@@ -32,7 +32,7 @@ func newFailoverWorld(t *testing.T, rng *mrand.Rand, ttl time.Duration, rateA, r
 	src := h.writeSource("hr.json", w.people)
 	mk := func(name, rate string) *proc {
 		listen := listenAddr(t)
-		cfg := h.writeFile(name+".yaml", []byte(crashConfig(h, listen, ttl.String(), src, w.nm, nil, rate)))
+		cfg := h.writeFile(name+".yaml", []byte(crashConfig(h, listen, ttl.String(), src, w.nm, nil, nil, rate)))
 		p := h.daemon(name, cfg, listen)
 		tok := w.nm.fake.AdminToken()
 		h.addSecret("netmaker token of "+name, tok)

@@ -14,7 +14,9 @@ import (
 	"sync"
 	"time"
 
+	"github.com/dirsync/dirsync/target/allthenticate/allthenticatefake"
 	"github.com/dirsync/dirsync/target/ezeelogin/ezeeloginfake"
+	"github.com/dirsync/dirsync/target/ezeep/ezeepfake"
 	"github.com/dirsync/dirsync/target/netmaker/netmakerfake"
 )
 
@@ -310,4 +312,89 @@ func ezAction(a string) string {
 		return "force_password_change"
 	}
 	return a
+}
+
+// allthenticateApp is an Allthenticate fake behind a recorder, holding the
+// people as full members of the organisation.
+type allthenticateApp struct {
+	fake *allthenticatefake.Server
+	rec  *recorder
+	url  string
+}
+
+// newAllthenticate starts an Allthenticate fake whose members are people
+// (active, rank REGULAR); its API key is a secret exported as envKey.
+func (h *harness) newAllthenticate(o allthenticatefake.Options, envKey string, people []person) *allthenticateApp {
+	o.APIKey = h.secret("allthenticate api key", envKey)
+	fake := allthenticatefake.New(o)
+	for _, p := range people {
+		fake.AddUser(allthenticatefake.User{Email: p.Email, FirstName: p.Given, LastName: p.Family})
+	}
+	app := &allthenticateApp{fake: fake, rec: &recorder{next: fake}}
+	srv := httptest.NewServer(app.rec)
+	h.t.Cleanup(srv.Close)
+	app.url = srv.URL
+	return app
+}
+
+// yaml is the target entry: rank ADMIN for ssh members, deprovision by
+// suspension (a toggle).
+func (a *allthenticateApp) yaml(name, envKey, extra string) string {
+	return fmt.Sprintf(`  - name: %s
+    type: allthenticate
+    base_url: %s
+    api_key: ${%s}
+    roles:
+      - {group: ssh, role: ADMIN}
+    deprovision: {action: suspend}
+%s`, name, a.url, envKey, extra)
+}
+
+// ezeepApp is an ezeep Blue fake (accounts, OAuth and printing API on one
+// server) behind a recorder; its OAuth client secret is a scanned secret.
+type ezeepApp struct {
+	h     *harness
+	fake  *ezeepfake.Server
+	rec   *recorder
+	url   string
+	group string // the id of printing group "printing-dev"
+}
+
+// newEzeep starts an ezeep fake with the group printing-dev; its client
+// credentials are exported as EZEEP_CLIENT_ID and EZEEP_CLIENT_SECRET.
+func (h *harness) newEzeep(o ezeepfake.Options) *ezeepApp {
+	o.ClientID = "dirsync-client"
+	o.ClientSecret = h.secret("ezeep oauth client secret", "EZEEP_CLIENT_SECRET")
+	h.env = append(h.env, "EZEEP_CLIENT_ID="+o.ClientID)
+	fake := ezeepfake.New(o)
+	app := &ezeepApp{h: h, fake: fake, rec: &recorder{next: fake}, group: fake.AddGroup("printing-dev")}
+	srv := httptest.NewServer(app.rec)
+	h.t.Cleanup(srv.Close)
+	app.url = srv.URL
+	return app
+}
+
+// yaml is the target entry: dev members get printing-dev; leavers are
+// stripped (ezeep cannot suspend).
+func (e *ezeepApp) yaml(name, extra string) string {
+	return fmt.Sprintf(`  - name: %s
+    type: ezeep
+    client_id: ${EZEEP_CLIENT_ID}
+    client_secret: ${EZEEP_CLIENT_SECRET}
+    account_url: %s
+    printing_url: %s/printing/v1
+    group_ids: {printing-dev: %s}
+    groups:
+      - {group: dev, as: printing-dev}
+    default_role: user
+%s`, name, e.url, e.url, e.group, extra)
+}
+
+// registerTokens adds every bearer token the fake issued to the secrets.
+func (e *ezeepApp) registerTokens() int {
+	toks := e.fake.Tokens()
+	for _, tok := range toks {
+		e.h.addSecret("ezeep access token", tok)
+	}
+	return len(toks)
 }

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/dirsync/dirsync/target/allthenticate/allthenticatefake"
 	"github.com/dirsync/dirsync/target/netmaker/netmakerfake"
 )
 
@@ -193,4 +194,64 @@ func firstN(problems []string, n int) string {
 		return strings.Join(problems, "\n")
 	}
 	return strings.Join(problems[:n], "\n") + fmt.Sprintf("\n… and %d more", len(problems)-n)
+}
+
+// checkAllthenticate compares the Allthenticate fake with what people
+// say: suspended exactly when inactive, rank ADMIN for ssh members, and
+// exactly one toggle for each suspension (none for anyone else).
+func checkAllthenticate(t *testing.T, a *allthenticateApp, people []person) (problems []string) {
+	t.Helper()
+	for _, p := range people {
+		u, ok := a.fake.UserByEmail(p.Email)
+		if !ok {
+			problems = append(problems, p.Username+": not an Allthenticate member")
+			continue
+		}
+		if u.Suspended != !p.Active {
+			problems = append(problems, fmt.Sprintf("%s: allthenticate suspended=%v, want %v", p.Username, u.Suspended, !p.Active))
+		}
+		rank := allthenticatefake.RankRegular
+		if slices.Contains(p.Groups, "ssh") {
+			rank = allthenticatefake.RankAdmin
+		}
+		if u.Rank != rank {
+			problems = append(problems, fmt.Sprintf("%s: allthenticate rank %s, want %s", p.Username, u.Rank, rank))
+		}
+		want := 0
+		if !p.Active {
+			want = 1
+		}
+		if n := a.fake.Toggles(u.EmailID); n != want {
+			problems = append(problems, fmt.Sprintf("%s: %d suspension toggles, want %d", p.Username, n, want))
+		}
+	}
+	return problems
+}
+
+// checkEzeep compares the ezeep fake with what people say: every active
+// person was invited (a user exists) with role user and printing-dev when
+// in dev; nobody inactive was invited.
+func checkEzeep(t *testing.T, e *ezeepApp, people []person) (problems []string) {
+	t.Helper()
+	for _, p := range people {
+		u, ok := e.fake.UserByEmail(p.Email)
+		switch {
+		case !p.Active && ok:
+			problems = append(problems, p.Username+": invited to ezeep but never active")
+		case p.Active && !ok:
+			problems = append(problems, p.Username+": not invited to ezeep")
+		case ok:
+			var want []string
+			if slices.Contains(p.Groups, "dev") {
+				want = []string{e.group}
+			}
+			if !slices.Equal(sortedCopy(u.Groups), want) {
+				problems = append(problems, fmt.Sprintf("%s: ezeep groups %v, want %v", p.Username, u.Groups, want))
+			}
+			if u.Role != "user" {
+				problems = append(problems, fmt.Sprintf("%s: ezeep role %s", p.Username, u.Role))
+			}
+		}
+	}
+	return problems
 }

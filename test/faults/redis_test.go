@@ -41,7 +41,7 @@ func redisLossTrial(t *testing.T, rng *mrand.Rand) string {
 	src := h.writeSource("hr.json", w.people)
 	listen := listenAddr(t)
 	// A rate limit stretches the apply to several seconds.
-	cfg := h.writeFile("dirsync.yaml", []byte(crashConfig(h, listen, "2s", src, w.nm, w.ez, "150")))
+	cfg := h.writeFile("dirsync.yaml", []byte(crashConfig(h, listen, "2s", src, w.nm, w.ez, nil, "150")))
 	d := h.daemon("dirsync", cfg, listen)
 
 	nmWant, _ := expectedActions(w.people, true)
