@@ -315,6 +315,7 @@ func TestRetryAfterOnUncertainReRead(t *testing.T) {
 			"RetryAfterOf(rerr)) and read again on the next attempt (trip the breaker past MaxRetryAfter as for the action). " +
 			"DIRSYNC_FAULTS_BUGS=1 runs this test.")
 	}
+	result(t, "5c Retry-After on the re-read after an uncertain create", 1, "a create's connection drops, the re-read gets 429 Retry-After: 2; the next request must wait 2 s")
 	h := newHarness(t)
 	h.startRedis(false)
 	people := []person{{Key: "e1", Username: "alex", Email: "alex@example.test", Given: "Alex", Family: "Wu", Active: true}}

@@ -58,13 +58,13 @@ func TestLeaderFailoverKill(t *testing.T) {
 	trials := pick(1, 5)
 	base := seed(t)
 	t.Logf("seed %d", base)
-	var figs []string
+	var fig tally
 	for i := range trials {
 		t.Run(fmt.Sprintf("trial%d", i+1), func(t *testing.T) {
-			figs = append(figs, failoverTrial(t, mrand.New(mrand.NewPCG(base, uint64(i))), false))
+			failoverTrial(t, mrand.New(mrand.NewPCG(base, uint64(i))), false, &fig)
 		})
 	}
-	result(t, "3a leader failover: kill -9 the leader mid-apply", trials, figs...)
+	result(t, "3a leader failover: kill -9 the leader mid-apply", trials, fig.figures()...)
 }
 
 // TestLeaderFailoverFreeze is item 3, part two: the leader is frozen
@@ -88,19 +88,19 @@ func TestLeaderFailoverFreeze(t *testing.T) {
 	trials := pick(1, 5)
 	base := seed(t)
 	t.Logf("seed %d", base)
-	var figs []string
+	var fig tally
 	for i := range trials {
 		t.Run(fmt.Sprintf("trial%d", i+1), func(t *testing.T) {
-			figs = append(figs, failoverTrial(t, mrand.New(mrand.NewPCG(base, uint64(i))), true))
+			failoverTrial(t, mrand.New(mrand.NewPCG(base, uint64(i))), true, &fig)
 		})
 	}
-	result(t, "3b leader failover: SIGSTOP the leader past the TTL, SIGCONT", trials, figs...)
+	result(t, "3b leader failover: SIGSTOP the leader past the TTL, SIGCONT", trials, fig.figures()...)
 }
 
 // failoverTrial kills (or, with freeze, freezes and later resumes) the
 // leader replica-a in the middle of the initial apply, with replica-b on
 // standby.
-func failoverTrial(t *testing.T, rng *mrand.Rand, freeze bool) string {
+func failoverTrial(t *testing.T, rng *mrand.Rand, freeze bool, fig *tally) {
 	const ttl = 3 * time.Second
 	// Frozen, replica-a should be where a leader spends most of its time:
 	// between recording an action's intent and sending it, waiting for
@@ -161,8 +161,8 @@ func failoverTrial(t *testing.T, rng *mrand.Rand, freeze bool) string {
 	if problems := checkNetmaker(t, w.nm, w.people, nil); len(problems) > 0 {
 		t.Errorf("after failover, Netmaker differs from the source:\n%s", firstN(problems, 20))
 	}
-	fig := fmt.Sprintf("takeover %s after the leader was %s (TTL %s, renewal every %s); converged %s after it",
-		took.Round(100*time.Millisecond), what, ttl, ttl/3, r.Finished.Sub(fault).Round(100*time.Millisecond))
+	fig.dur(fmt.Sprintf("takeover after the leader was %s (TTL %s, renewal every %s)", what, ttl, ttl/3), took)
+	fig.dur("converged after the fault", r.Finished.Sub(fault))
 
 	staleWrites, refusals := 0, 0
 	if freeze {
@@ -200,7 +200,13 @@ func failoverTrial(t *testing.T, rng *mrand.Rand, freeze bool) string {
 		if problems := checkNetmaker(t, w.nm, w.people, nil); len(problems) > 0 {
 			t.Errorf("after the stale leader resumed, Netmaker differs from the source:\n%s", firstN(problems, 20))
 		}
-		fig += fmt.Sprintf("; after SIGCONT: %d state writes refused by the stale fence, %d writes of the stale leader reached the app", refusals, staleWrites)
+		fig.add("after SIGCONT: stale leader's state writes refused by the fence", refusals)
+		fig.add("after SIGCONT: stale leader's writes that reached the application", staleWrites)
+		dup := 0
+		if staleWrites > 0 {
+			dup = 1
+		}
+		fig.add("trials in which the stale leader sent a duplicate", dup)
 	}
 	// Nothing applied twice: per user and kind of write, exactly one
 	// landed write (replica-a's writes after SIGCONT included).
@@ -211,11 +217,9 @@ func failoverTrial(t *testing.T, rng *mrand.Rand, freeze bool) string {
 			t.Errorf("replica-b applied %s again (replica-a had applied and recorded it)", k)
 		}
 	}
-	fig += fmt.Sprintf("; %d writes in flight at the fault not resent", ws.inFlightNM)
+	fig.add("writes applied at the fault but not recorded, not resent by the new leader", ws.inFlightNM)
 	h.cli(b.cfg, "decisions", "--output", "json", "--limit", "300")
 	h.checkSecrets()
-	t.Log(fig)
-	return fig
 }
 
 // flipGroups swaps dev and ops membership (both become dev only).

@@ -29,8 +29,9 @@ type httpCall struct {
 	Method string
 	Path   string
 	Query  string
-	// Status is what the fake answered; 0 when it dropped the connection
-	// or the interceptor killed the daemon before the fake saw it.
+	// Status is what the fake answered; 0 when it dropped the connection,
+	// the client gave up before the answer (a timeout), or the interceptor
+	// killed the daemon before the fake saw it.
 	Status int
 	// Who is the name the bearer token was registered under (whoIs).
 	Who string
@@ -126,9 +127,12 @@ func (rc *recorder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			}()
 			rc.next.ServeHTTP(sw, r)
 		}()
-		if sw.hijacked {
+		switch {
+		case sw.hijacked:
 			sw.status = 0
-		} else if sw.status == 0 {
+		case sw.status == 0 && r.Context().Err() != nil:
+			// Nothing written and the client is gone: it timed out.
+		case sw.status == 0:
 			sw.status = 200
 		}
 	}

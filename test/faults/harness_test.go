@@ -212,11 +212,12 @@ func (h *harness) checkSecrets() {
 	if len(secrets) == 0 {
 		h.t.Fatal("secret scan: no secrets registered")
 	}
-	scanned := 0
+	scanned, leaks := 0, 0
 	for name, text := range blobs {
 		scanned += len(text)
 		for v, what := range secrets {
 			if strings.Contains(text, v) {
+				leaks++
 				i := strings.Index(text, v)
 				lo, hi := max(i-200, 0), min(i+len(v)+100, len(text))
 				h.t.Errorf("SECRET LEAK: the %s appears in %s: …%s…", what, name, text[lo:hi])
@@ -226,7 +227,22 @@ func (h *harness) checkSecrets() {
 	if scanned == 0 {
 		h.t.Fatal("secret scan: nothing to scan")
 	}
-	h.t.Logf("secret scan: %d secrets, %d outputs, %d bytes: clean", len(secrets), len(blobs), scanned)
+	kinds := map[string]int{}
+	for _, what := range secrets {
+		kinds[what]++
+	}
+	names := make([]string, 0, len(blobs))
+	for n := range blobs {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	status := "pass"
+	if leaks > 0 {
+		status = "FAIL"
+	}
+	fig := fmt.Sprintf("%d secrets (%s) in %d outputs (%s), %d bytes: %d leaks", len(secrets), summary(kinds), len(blobs), strings.Join(names, ", "), scanned, leaks)
+	h.t.Logf("secret scan: %s", fig)
+	writeRow(h.t, "7 secrets", h.t.Name(), 1, status, fig)
 }
 
 // dumpRedis renders every key with its value (strings, hashes, streams,
@@ -294,7 +310,7 @@ func (h *harness) cli(cfg string, args ...string) (int, string, string) {
 	case err != nil:
 		h.t.Fatalf("dirsync %s: %v", strings.Join(args, " "), err)
 	}
-	name := "dirsync " + strings.Join(args, " ")
+	name := strings.ReplaceAll("dirsync "+strings.Join(args, " "), h.dir, "DIR")
 	h.capture(name+" stdout", out.String())
 	h.capture(name+" stderr", errb.String())
 	return code, out.String(), errb.String()

@@ -6,9 +6,11 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/dirsync/dirsync/internal/testenv"
 )
@@ -75,8 +77,7 @@ func result(t *testing.T, item string, trials int, figures ...string) {
 	t.Helper()
 	fig := strings.Join(figures, "; ")
 	t.Logf("RESULT %s | trials %d | %s", item, trials, fig)
-	path := os.Getenv("DIRSYNC_FAULTS_RESULTS")
-	if path == "" {
+	if os.Getenv("DIRSYNC_FAULTS_RESULTS") == "" {
 		return
 	}
 	t.Cleanup(func() {
@@ -86,14 +87,83 @@ func result(t *testing.T, item string, trials int, figures ...string) {
 		} else if t.Skipped() {
 			status = "skipped"
 		}
-		resultsMu.Lock()
-		defer resultsMu.Unlock()
-		f, err := os.OpenFile(path, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
-		if err != nil {
-			t.Errorf("results file: %v", err)
-			return
-		}
-		defer f.Close()
-		fmt.Fprintf(f, "%s\t%s\t%d\t%s\t%s\n", item, t.Name(), trials, status, strings.ReplaceAll(fig, "\t", " "))
+		writeRow(t, item, t.Name(), trials, status, fig)
 	})
+}
+
+// writeRow appends one row to the results file, if there is one.
+func writeRow(t *testing.T, item, name string, trials int, status, fig string) {
+	path := os.Getenv("DIRSYNC_FAULTS_RESULTS")
+	if path == "" {
+		return
+	}
+	resultsMu.Lock()
+	defer resultsMu.Unlock()
+	f, err := os.OpenFile(path, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
+	if err != nil {
+		t.Errorf("results file: %v", err)
+		return
+	}
+	defer f.Close()
+	fmt.Fprintf(f, "%s\t%s\t%d\t%s\t%s\n", item, name, trials, status, strings.ReplaceAll(fig, "\t", " "))
+}
+
+// tally gathers figures over trials: durations (shown as min–max) and
+// counts (shown as totals), in the order first added.
+type tally struct {
+	mu     sync.Mutex
+	order  []string
+	durs   map[string][]time.Duration
+	counts map[string]int
+}
+
+func (a *tally) note(name string) {
+	if a.durs == nil {
+		a.durs, a.counts = map[string][]time.Duration{}, map[string]int{}
+	}
+	if _, ok := a.durs[name]; ok {
+		return
+	}
+	if _, ok := a.counts[name]; ok {
+		return
+	}
+	a.order = append(a.order, name)
+}
+
+// dur records one duration.
+func (a *tally) dur(name string, d time.Duration) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.note(name)
+	a.durs[name] = append(a.durs[name], d)
+}
+
+// add adds to a count.
+func (a *tally) add(name string, n int) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.note(name)
+	if _, ok := a.durs[name]; !ok {
+		a.counts[name] += n
+	}
+}
+
+// figures renders each figure.
+func (a *tally) figures() []string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	var out []string
+	for _, n := range a.order {
+		if ds, ok := a.durs[n]; ok {
+			lo, hi := slices.Min(ds), slices.Max(ds)
+			if lo == hi {
+				out = append(out, fmt.Sprintf("%s %s", n, lo.Round(100*time.Millisecond)))
+			} else {
+				out = append(out, fmt.Sprintf("%s %s–%s", n, lo.Round(100*time.Millisecond), hi.Round(100*time.Millisecond)))
+			}
+			continue
+		}
+		out = append(out, fmt.Sprintf("%s: %d", n, a.counts[n]))
+	}
+	return out
 }

@@ -23,16 +23,16 @@ func TestRedisLoss(t *testing.T) {
 	trials := pick(1, 3)
 	base := seed(t)
 	t.Logf("seed %d", base)
-	var figs []string
+	var fig tally
 	for i := range trials {
 		t.Run(fmt.Sprintf("trial%d", i+1), func(t *testing.T) {
-			figs = append(figs, redisLossTrial(t, mrand.New(mrand.NewPCG(base, uint64(i)))))
+			redisLossTrial(t, mrand.New(mrand.NewPCG(base, uint64(i))), &fig)
 		})
 	}
-	result(t, "2 Redis loss (SIGKILL mid-run, restart from AOF)", trials, figs...)
+	result(t, "2 Redis loss (SIGKILL mid-run, restart from AOF)", trials, fig.figures()...)
 }
 
-func redisLossTrial(t *testing.T, rng *mrand.Rand) string {
+func redisLossTrial(t *testing.T, rng *mrand.Rand, fig *tally) {
 	h := newHarness(t)
 	h.startRedis(true)
 	w := &crashWorld{h: h, people: population(360, rng)}
@@ -156,8 +156,13 @@ func redisLossTrial(t *testing.T, rng *mrand.Rand) string {
 	}
 	h.cli(cfg, "decisions", "--output", "json", "--limit", "300")
 	h.checkSecrets()
-	fig := fmt.Sprintf("outage %s: %d writes in flight (intent recorded), %d actions refused with a decision; ready %s after restart, converged %s after restart; Netmaker in-flight writes not resent: %d; Ezeelogin resent (idempotent): %d",
+	t.Logf("outage %s: %d writes in flight (intent recorded), %d actions refused with a decision; ready %s after restart, converged %s after restart; Netmaker in-flight writes not resent: %d; Ezeelogin resent (idempotent): %d",
 		outage.Round(100*time.Millisecond), nmWrites+len(ezOutage), refused, readyAfter.Round(100*time.Millisecond), converge.Round(100*time.Millisecond), ws.inFlightNM, len(ws.resentEz))
-	t.Log(fig)
-	return fig
+	fig.dur("outage", outage)
+	fig.add("application calls during the outage (intent recorded before it)", nmWrites+len(ezOutage))
+	fig.add("actions refused during the outage with a decision (not sent: the state store cannot record it)", refused)
+	fig.dur("ready after Redis restart", readyAfter)
+	fig.dur("converged after Redis restart", converge)
+	fig.add("Netmaker writes applied but not recorded, not resent", ws.inFlightNM)
+	fig.add("Ezeelogin calls resent (idempotent)", len(ws.resentEz))
 }
