@@ -161,9 +161,12 @@ func TestHostileSCIM(t *testing.T) {
 	})
 	id := ids[0]
 	count := 0
+	answers := map[string]int{} // "status scimType" → count
 	check := func(what string, r scimResp, status int, scimType string) {
 		t.Helper()
 		count++
+		st, _ := r.json()["scimType"].(string)
+		answers[strings.TrimSpace(fmt.Sprint(r.status)+" "+st)]++
 		wantError(t, what, r, status, scimType)
 	}
 	patch := func(path, value string) string {
@@ -217,7 +220,7 @@ func TestHostileSCIM(t *testing.T) {
 	if headerClose > 15*time.Second {
 		t.Errorf("a client that never finishes its headers kept the connection %s", headerClose)
 	}
-	figs := []string{fmt.Sprintf("%d hostile requests, each an RFC 7644 error", count), fmt.Sprintf("slow headers closed after %s", headerClose.Round(100*time.Millisecond))}
+	figs := []string{fmt.Sprintf("%d hostile requests, each an RFC 7644 error (%s)", count, summary(answers)), fmt.Sprintf("slow headers closed after %s", headerClose.Round(100*time.Millisecond))}
 	if long() {
 		bodyClose := slowClient(t, w.d.listen, true)
 		t.Logf("slow body: connection closed by the server after %s", bodyClose.Round(100*time.Millisecond))
