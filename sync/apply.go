@@ -256,6 +256,12 @@ func (e *Engine) applyStep(ctx context.Context, rc *runCtx, spec TargetSpec, s S
 		if err = lim.Wait(ctx); err != nil {
 			break
 		}
+		if e.o.Leading != nil && !e.o.Leading() {
+			// The lease ran out (this process was frozen, or cut off from
+			// the store): another replica may be leader. Send nothing.
+			err = fmt.Errorf("not sent: %w", state.ErrStaleFence)
+			break
+		}
 		actx, cancel := context.WithTimeout(ctx, timeout)
 		acct := want.Clone()
 		err = target.Do(actx, spec.Target, s.Action, before, &acct)
@@ -265,6 +271,7 @@ func (e *Engine) applyStep(ctx context.Context, rc *runCtx, spec TargetSpec, s S
 			break
 		}
 		k := target.KindOf(err)
+		retryAfter := target.RetryAfterOf(err)
 		if k == target.KindUncertain {
 			if r, ok := spec.Target.(target.Reader); ok {
 				probe := want.Clone() // the account as it should be: a create leaves rec nearly empty
@@ -275,6 +282,9 @@ func (e *Engine) applyStep(ctx context.Context, rc *runCtx, spec TargetSpec, s S
 					err = nil
 					break
 				}
+				if ra := target.RetryAfterOf(rerr); ra > 0 {
+					retryAfter = ra // the re-read was rate limited: honour it too
+				}
 			}
 		}
 		if k != target.KindRetryable && k != target.KindRateLimited && k != target.KindUncertain {
@@ -284,7 +294,7 @@ func (e *Engine) applyStep(ctx context.Context, rc *runCtx, spec TargetSpec, s S
 			break
 		}
 		wait := e.o.RetryBase << (attempt - 1)
-		if ra := target.RetryAfterOf(err); ra > 0 {
+		if ra := retryAfter; ra > 0 {
 			if ra > e.o.MaxRetryAfter {
 				br.trip(fmt.Sprintf("rate limited with Retry-After %s", ra))
 				break
@@ -344,6 +354,10 @@ func (e *Engine) applyStep(ctx context.Context, rc *runCtx, spec TargetSpec, s S
 		e.countAction(name, s.Action, d.Outcome)
 		_ = e.o.Store.PutAccount(context.WithoutCancel(ctx), fence, name, next)
 		return next, errStop
+	case errors.Is(err, state.ErrStaleFence):
+		d.Outcome, d.Error = OutcomeFailed, "leadership lost: "+err.Error()
+		rc.decide(d)
+		return rec, err
 	default:
 		d.Outcome, d.Error = OutcomeFailed, err.Error()
 		rc.decide(d)

@@ -43,6 +43,11 @@ type Options struct {
 	Sleep func(ctx context.Context, d time.Duration) error
 	// Fence returns the current leader lease's fence (default: unfenced).
 	Fence func() state.Fence
+	// Leading, when set, is asked right before every call to an
+	// application: false (the lease expired by this process's clock) means
+	// send nothing. It closes the window where a frozen leader wakes up
+	// and sends the call it was about to make.
+	Leading func() bool
 	// RetryBase is the first retry delay (default 500ms), doubled each time.
 	RetryBase time.Duration
 	// BreakerThreshold: consecutive failed actions after which a target is

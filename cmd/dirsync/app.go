@@ -35,6 +35,9 @@ type app struct {
 	rec     *dsync.Recorder
 	// fence is the current leader lease's fence (daemon); zero elsewhere.
 	fence func() state.Fence
+	// leading, when set, says whether this process's lease is still valid
+	// by its own clock (daemon); nil means always.
+	leading func() bool
 	// onDecision, when set, sees every decision (demo output).
 	onDecision func(state.Decision)
 	extra      []source.Source // built outside the config (demo)
@@ -131,7 +134,8 @@ func (a *app) build(declog *zap.Logger, extra []source.Source) error {
 	a.engine = dsync.New(dsync.Options{
 		Sources: a.sources, Targets: a.targets, Store: a.store, Logger: a.log, Recorder: a.rec,
 		Limits: a.cfg.Safety.Limits(), JoinKey: identity.JoinKey(a.cfg.JoinKey), Metrics: a.metrics,
-		Fence: func() state.Fence { return a.fence() },
+		Fence:   func() state.Fence { return a.fence() },
+		Leading: func() bool { return a.leading == nil || a.leading() },
 	})
 	return nil
 }

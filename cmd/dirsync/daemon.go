@@ -63,6 +63,10 @@ type daemon struct {
 
 func newDaemon(a *app) *daemon {
 	d := &daemon{a: a, log: a.log, triggers: make(chan trigger, 1024), mux: http.NewServeMux(), Debounce: 100 * time.Millisecond, ready: make(chan struct{})}
+	a.leading = func() bool {
+		l := d.lease.Load()
+		return l != nil && time.Now().Before(l.Expires)
+	}
 	a.fence = func() state.Fence {
 		if l := d.lease.Load(); l != nil {
 			return l.Fence()
