@@ -4,7 +4,6 @@ import (
 	"fmt"
 	mrand "math/rand/v2"
 	"net/http"
-	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -304,17 +303,8 @@ func (s scripted) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // TestRetryAfterOnUncertainReRead: a create whose connection drops is
 // uncertain; the engine re-reads the account before retrying. When that
 // re-read is answered 429 with Retry-After: 2, the next request must wait
-// 2 s. It finds a bug (see the skip message); DIRSYNC_FAULTS_BUGS=1 runs it.
+// 2 s (it found a bug, fixed in sync/apply.go).
 func TestRetryAfterOnUncertainReRead(t *testing.T) {
-	if os.Getenv("DIRSYNC_FAULTS_BUGS") != "1" {
-		t.Skip("BUG: sync/apply.go applyStep, KindUncertain branch (lines ~266-276): the re-read's error is dropped " +
-			"(`got, rerr := r.Read(ctx, probe)`), so a 429 and its Retry-After on that read are ignored — the retry waits " +
-			"RetryBase (500ms) computed from the original error — and the uncertain (non-idempotent) request is then sent " +
-			"again although the re-read did not show whether it had landed. Seen: create dropped, re-read answered 429 " +
-			"Retry-After: 2, create re-sent 502ms later. Fix: when rerr is not nil, do not resend; wait max(wait, " +
-			"RetryAfterOf(rerr)) and read again on the next attempt (trip the breaker past MaxRetryAfter as for the action). " +
-			"DIRSYNC_FAULTS_BUGS=1 runs this test.")
-	}
 	result(t, "5c Retry-After on the re-read after an uncertain create", 1, "a create's connection drops, the re-read gets 429 Retry-After: 2; the next request must wait 2 s")
 	h := newHarness(t)
 	h.startRedis(false)
