@@ -290,6 +290,24 @@ func crashTrial(t *testing.T, rng *mrand.Rand, i int) trialStats {
 		t.Errorf("after restart, the applications differ from the source:\n%s", firstN(problems, 20))
 	}
 
+	// The decisions name users as the applications know them (else the
+	// checks below, keyed by "target/user/action", would prove nothing).
+	ezUsers := w.ez.load().Users
+	for k := range before {
+		parts := strings.SplitN(k, "/", 3)
+		known := false
+		switch parts[0] {
+		case "vpn":
+			_, known = w.nm.fake.User(parts[1])
+		case "ssh":
+			_, known = ezUsers[parts[1]]
+		case "badge":
+			_, known = w.at.fake.UserByEmail(parts[1] + "@example.test")
+		}
+		if !known {
+			t.Errorf("decision %s names a user its application does not know", k)
+		}
+	}
 	ws := checkWrites(t, w, before, nmKillSeq)
 	st.inFlightNM, st.resentEz = ws.inFlightNM, ws.resentEz
 	st.resentAt, st.toggles = checkAllthenticateCalls(t, w.at, before, atKillSeq)
