@@ -89,6 +89,11 @@ type Safety struct {
 	MaxSuspendPercent *float64 `yaml:"max_suspend_percent"` // default 5 (% of the target's accounts)
 	MaxDelete         *int     `yaml:"max_delete"`          // default 10
 	MaxDeletePercent  *float64 `yaml:"max_delete_percent"`  // default 5
+	// MaxAccessRemoval: group removals and role downgrades per target per
+	// run (counted like suspensions: a group read as empty must not strip
+	// everyone). Default 10; MaxAccessRemovalPercent default 5.
+	MaxAccessRemoval        *int     `yaml:"max_access_removal"`
+	MaxAccessRemovalPercent *float64 `yaml:"max_access_removal_percent"`
 	// MaxSourceShrinkPercent: a source whose user count drops by more than
 	// this share since its last snapshot fails the run. Default 20.
 	MaxSourceShrinkPercent *float64 `yaml:"max_source_shrink_percent"`
@@ -101,13 +106,22 @@ type Safety struct {
 type Limits struct {
 	MaxSuspend, MaxDelete               int
 	MaxSuspendPercent, MaxDeletePercent float64
+	MaxAccessRemoval                    int
+	MaxAccessRemovalPercent             float64
 	MaxSourceShrinkPercent              float64
 	QuarantineAfter                     int
 }
 
 // Limits returns s with defaults filled in.
 func (s Safety) Limits() Limits {
-	l := Limits{MaxSuspend: 10, MaxDelete: 10, MaxSuspendPercent: 5, MaxDeletePercent: 5, MaxSourceShrinkPercent: 20, QuarantineAfter: 5}
+	l := Limits{MaxSuspend: 10, MaxDelete: 10, MaxSuspendPercent: 5, MaxDeletePercent: 5,
+		MaxAccessRemoval: 10, MaxAccessRemovalPercent: 5, MaxSourceShrinkPercent: 20, QuarantineAfter: 5}
+	if s.MaxAccessRemoval != nil {
+		l.MaxAccessRemoval = *s.MaxAccessRemoval
+	}
+	if s.MaxAccessRemovalPercent != nil {
+		l.MaxAccessRemovalPercent = *s.MaxAccessRemovalPercent
+	}
 	if s.MaxSuspend != nil {
 		l.MaxSuspend = *s.MaxSuspend
 	}

@@ -52,7 +52,10 @@ func (c *Config) Validate() error {
 	if l.MaxDelete < 0 {
 		ps.Add("safety.max_delete", "must be >= 0")
 	}
-	for k, v := range map[string]float64{"max_suspend_percent": l.MaxSuspendPercent, "max_delete_percent": l.MaxDeletePercent, "max_source_shrink_percent": l.MaxSourceShrinkPercent} {
+	if l.MaxAccessRemoval < 0 {
+		ps.Add("safety.max_access_removal", "must be >= 0")
+	}
+	for k, v := range map[string]float64{"max_suspend_percent": l.MaxSuspendPercent, "max_delete_percent": l.MaxDeletePercent, "max_access_removal_percent": l.MaxAccessRemovalPercent, "max_source_shrink_percent": l.MaxSourceShrinkPercent} {
 		if v < 0 || v > 100 {
 			ps.Add("safety."+k, "must be between 0 and 100")
 		}

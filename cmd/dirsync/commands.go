@@ -261,7 +261,7 @@ func cmdApprove(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return err
 	}
 	defer release()
-	res, err := a.engine.Approve(ctx, pos[0], acts)
+	res, err := a.engine.Approve(ctx, dsync.ApproveRequest{RunID: pos[0], Only: acts, By: approver()})
 	if res != nil {
 		printResult(stdout, c.output, res)
 	}

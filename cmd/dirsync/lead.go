@@ -60,3 +60,14 @@ func (a *app) leadOnce(ctx context.Context) (release func(), err error) {
 		_ = a.store.ReleaseLock(context.Background(), *cur.Load())
 	}, nil
 }
+
+// approver names the person running `dirsync approve` for the decisions:
+// the login name, or "the CLI" when unknown.
+func approver() string {
+	for _, k := range []string{"SUDO_USER", "USER", "LOGNAME"} {
+		if v := os.Getenv(k); v != "" {
+			return v + " (CLI)"
+		}
+	}
+	return "the CLI"
+}

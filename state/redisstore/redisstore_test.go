@@ -145,7 +145,7 @@ func TestKeyLayout(t *testing.T) {
 	}
 	must(s.PutAccount(ctx, f, "netmaker", identity.Account{Key: "k"}))
 	must(s.PutHeld(ctx, f, "run-1", []byte("{}")))
-	must(s.PutSnapshot(ctx, &identity.Snapshot{Source: "ad"}))
+	must(s.PutSnapshot(ctx, state.Fence{}, &identity.Snapshot{Source: "ad"}))
 	must(s.PutCursor(ctx, "ad", []byte("1")))
 	must(s.PutRun(ctx, state.Run{ID: "run-1"}))
 	must(s.AppendDecisions(ctx, []state.Decision{{User: "u"}}))
