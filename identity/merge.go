@@ -42,6 +42,8 @@ type Conflict struct {
 	Record string // RecordID of the record left out
 	With   []string
 	Value  string // the shared join value
+	// Names are the usernames of Record and of With's records, by RecordID.
+	Names map[string]string
 }
 
 // Linked is the outcome of linking: the merged people, the links (existing
@@ -136,17 +138,20 @@ func Link(by JoinKey, links map[string]string, snaps ...*Snapshot) Linked {
 		jv := joinValue(r.u, by)
 		if pid, ok := byValue[jv]; jv != "" && ok {
 			if ps := multi[jv]; len(ps) > 1 {
-				out.Conflicts = append(out.Conflicts, Conflict{Record: r.id, With: slices.Sorted(slices.Values(ps)), Value: jv})
+				out.Conflicts = append(out.Conflicts, Conflict{Record: r.id, With: slices.Sorted(slices.Values(ps)), Value: jv,
+					Names: map[string]string{r.id: r.u.Username}})
 				continue
 			}
 			var same []string
+			names := map[string]string{r.id: r.u.Username}
 			for _, m := range members[pid] {
 				if recs[m].u.Source == r.u.Source {
 					same = append(same, recs[m].id)
+					names[recs[m].id] = recs[m].u.Username
 				}
 			}
 			if len(same) > 0 {
-				out.Conflicts = append(out.Conflicts, Conflict{Record: r.id, With: same, Value: jv})
+				out.Conflicts = append(out.Conflicts, Conflict{Record: r.id, With: same, Value: jv, Names: names})
 				continue
 			}
 			place(i, pid)

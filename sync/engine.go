@@ -534,9 +534,23 @@ func (rc *runCtx) prepare(ctx context.Context, spec TargetSpec, snaps map[string
 		if keys != nil && !keys[c.Record] && !slices.ContainsFunc(c.With, func(w string) bool { return keys[w] }) {
 			continue
 		}
-		plan.Skips = append(plan.Skips, Step{Target: name, Key: c.Record, User: c.Record, Action: "link",
-			Reason: fmt.Sprintf("conflict: %s and %s would join as one person (%s %s); not merged and left out of this target until the directory tells them apart",
-				c.Record, strings.Join(c.With, ", "), e.o.JoinKey, c.Value)})
+		named := func(id string) string {
+			if n := c.Names[id]; n != "" {
+				return fmt.Sprintf("%s (%s)", id, n)
+			}
+			return id
+		}
+		var with []string
+		for _, w := range c.With {
+			with = append(with, named(w))
+		}
+		user := c.Names[c.Record]
+		if user == "" {
+			user = c.Record
+		}
+		plan.Skips = append(plan.Skips, Step{Target: name, Key: c.Record, User: user, Action: "link",
+			Reason: fmt.Sprintf("conflict: %s and %s would join as one person (%s %s); %s is not merged and is left out until the directory tells them apart",
+				named(c.Record), strings.Join(with, ", "), e.o.JoinKey, c.Value, c.Record)})
 	}
 	// The clock: the next expiry or delayed deletion of this target, from
 	// every person (not only a targeted run's).
