@@ -59,7 +59,8 @@ func (e *Engine) execute(ctx context.Context, rc *runCtx, spec TargetSpec, p Pla
 		e.executeApproved(ctx, rc, spec, p, cached)
 		return
 	}
-	newNoted := rc.decideSkips(name, p.Skips, noted)
+	m := rc.memoFor(name, noted)
+	rc.decideSkips(name, p.Skips, m)
 	apply, held, why := Guarded(p, e.o.Limits)
 	if rc.ro.AllowMassChange && len(held) > 0 {
 		apply, held, why = p.Steps, nil, ""
@@ -70,23 +71,60 @@ func (e *Engine) execute(ctx context.Context, rc *runCtx, spec TargetSpec, p Pla
 		}
 		return
 	}
-	if noted != nil && !maps.Equal(noted, newNoted) {
-		e.putNoted(ctx, name, rc.ro.Keys != nil, noted, newNoted)
-	}
 	if len(held) > 0 {
 		e.hold(ctx, rc, name, p.Accounts, held, why)
 	}
 	e.applySteps(ctx, rc, spec, apply, p.Notes, cached)
+	if m != nil && !maps.Equal(m.old, m.now) {
+		e.putNoted(ctx, name, rc.ro.Keys != nil, m.old, m.now)
+	}
+}
+
+// skipMemo remembers which skips were logged, so a skip that stays the same
+// is logged once, not every run. It decides nothing: the step is planned
+// (and, for a skip the application answers at run time, attempted) again
+// every run, so a fixed cause takes effect at once.
+type skipMemo struct {
+	mu       stdsync.Mutex
+	old, now map[string]string
+}
+
+// fresh records a skip and reports whether it must be logged.
+func (m *skipMemo) fresh(id, reason string) bool {
+	if m == nil {
+		return true
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.now[id] = reason
+	return m.old[id] != reason
+}
+
+func (rc *runCtx) memoFor(name string, noted map[string]string) *skipMemo {
+	if noted == nil {
+		return nil
+	}
+	m := &skipMemo{old: noted, now: map[string]string{}}
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	if rc.memos == nil {
+		rc.memos = map[string]*skipMemo{}
+	}
+	rc.memos[name] = m
+	return m
+}
+
+func (rc *runCtx) memo(name string) *skipMemo {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	return rc.memos[name]
 }
 
 // decideSkips logs each skip once: a skip logged with the same reason in an
-// earlier run is not logged again. It returns the skips to remember.
-func (rc *runCtx) decideSkips(name string, skips []Step, noted map[string]string) map[string]string {
-	now := map[string]string{}
+// earlier run is not logged again.
+func (rc *runCtx) decideSkips(name string, skips []Step, m *skipMemo) {
 	for _, s := range skips {
-		id := stepID(s.Key, s.Action)
-		now[id] = s.Reason
-		if noted != nil && noted[id] == s.Reason && !rc.ro.DryRun {
+		if !m.fresh(stepID(s.Key, s.Action), s.Reason) && !rc.ro.DryRun {
 			continue
 		}
 		out := OutcomeSkipped
@@ -95,7 +133,6 @@ func (rc *runCtx) decideSkips(name string, skips []Step, noted map[string]string
 		}
 		rc.decide(state.Decision{Target: name, User: s.User, Action: string(s.Action), Reason: s.Reason, Outcome: out})
 	}
-	return now
 }
 
 // hold stores the held steps of one target under "RUN/TARGET" and makes a
@@ -437,8 +474,10 @@ func (e *Engine) applyStep(ctx context.Context, rc *runCtx, spec TargetSpec, s S
 		return rec, state.ErrStaleFence
 	case k == target.KindSkipped:
 		d.Outcome, d.Reason = OutcomeSkipped, s.Reason+"; skipped: "+err.Error()
-		rc.decide(d)
-		e.countAction(name, s.Action, d.Outcome)
+		if rc.memo(name).fresh(stepID(s.Key, s.Action), d.Reason) {
+			rc.decide(d)
+			e.countAction(name, s.Action, d.Outcome)
+		}
 		if werr := record(rec); werr != nil {
 			return rec, werr
 		}

@@ -225,6 +225,8 @@ type runCtx struct {
 	links map[string]string
 	// refused are sources the source guard refused (name → why).
 	refused map[string]string
+	// memos are the per-target logged-skip memories.
+	memos map[string]*skipMemo
 }
 
 func (rc *runCtx) decide(d state.Decision) {
@@ -611,22 +613,9 @@ func (e *Engine) open(ctx context.Context, t target.Target) error {
 	if done {
 		return nil
 	}
-	var err error
-	for attempt := 1; ; attempt++ {
-		if err = o.Open(ctx); err == nil {
-			break
-		}
-		k := target.KindOf(err)
-		if (k != target.KindRetryable && k != target.KindRateLimited) || attempt >= 4 {
-			return fmt.Errorf("open: %w", err)
-		}
-		wait := e.o.RetryBase << (attempt - 1)
-		if ra := target.RetryAfterOf(err); ra > 0 && ra <= e.o.MaxRetryAfter {
-			wait = ra
-		}
-		if serr := e.o.Sleep(ctx, wait); serr != nil {
-			return fmt.Errorf("open: %w", err)
-		}
+	pol := retryPolicy{attempts: 4, base: e.o.RetryBase, maxRetryAfter: e.o.MaxRetryAfter, sleep: e.o.Sleep}
+	if r := pol.do(ctx, func(int) (error, time.Duration) { return o.Open(ctx), 0 }); r.err != nil {
+		return fmt.Errorf("open: %w", r.err)
 	}
 	e.mu.Lock()
 	e.opened[t.Name()] = true
