@@ -84,7 +84,10 @@ func TestMakePlanTable(t *testing.T) {
 		{name: "disabled new hire is never created", cap: capAll(),
 			users: []identity.User{user("a", func(u *identity.User) { u.Active = false })}},
 		{name: "disable suspends, naming the fact", cap: capAll(),
-			users:  []identity.User{user("a", func(u *identity.User) { u.Active = false; u.Facts = map[string]string{"active": "userAccountControl ACCOUNTDISABLE set"} })},
+			users: []identity.User{user("a", func(u *identity.User) {
+				u.Active = false
+				u.Facts = map[string]string{"active": "userAccountControl ACCOUNTDISABLE set"}
+			})},
 			cached: []identity.Account{cachedAccount("a")},
 			want:   []string{"a suspend: hr: userAccountControl ACCOUNTDISABLE set [reduces]"}},
 		{name: "admin leaves admins: role downgrade is a removal", cap: capAll(),
