@@ -80,6 +80,10 @@ type Schedule struct {
 	Full        string   `yaml:"full"`        // cron spec; default "0 * * * *"
 	Incremental Duration `yaml:"incremental"` // poll interval; default 30s; 0 disables
 	Timezone    string   `yaml:"timezone"`    // IANA name; default UTC
+	// Reconcile is the cron spec of reconcile runs, which read every live
+	// account back from the applications that can list (drift, orphans,
+	// missing accounts). Default daily at 03:00; "off" disables.
+	Reconcile string `yaml:"reconcile"`
 }
 
 // Safety holds the guard's thresholds. A limit of 0 disables that limit;
@@ -220,6 +224,24 @@ type TargetCommon struct {
 	MaxAttempts int               `yaml:"max_attempts"`
 	// Order overrides the per-user action order.
 	Order []string `yaml:"order"`
+	// Reconcile says what a reconcile run does with what it reads back.
+	Reconcile Reconcile `yaml:"reconcile"`
+}
+
+// Reconcile is a target's policy for reconcile runs.
+type Reconcile struct {
+	// Drift is what happens to a change made in the application by hand
+	// that does not add access: fix (default: put it back) or report.
+	// Drift that adds access (re-enabled, role raised, group added) is
+	// always put back.
+	Drift string `yaml:"drift"`
+	// Orphans is what happens to a live account no source knows: report
+	// (default), suspend or delete.
+	Orphans string `yaml:"orphans"`
+	// Allow lists account names (or path.Match patterns such as
+	// "svc-*") that reconcile never reports or touches: service and
+	// break-glass accounts.
+	Allow []string `yaml:"allow"`
 }
 
 // RoleRule maps membership of a group to a role.
@@ -378,6 +400,9 @@ func (c *Config) applyDefaults() {
 	if c.Schedule.Timezone == "" {
 		c.Schedule.Timezone = "UTC"
 	}
+	if c.Schedule.Reconcile == "" {
+		c.Schedule.Reconcile = "0 3 * * *"
+	}
 	if c.JoinKey == "" {
 		c.JoinKey = "email"
 	}
@@ -385,6 +410,12 @@ func (c *Config) applyDefaults() {
 		t := &c.Targets[i].TargetCommon
 		if t.Deprovision.Action == "" {
 			t.Deprovision.Action = "suspend"
+		}
+		if t.Reconcile.Drift == "" {
+			t.Reconcile.Drift = "fix"
+		}
+		if t.Reconcile.Orphans == "" {
+			t.Reconcile.Orphans = "report"
 		}
 		if t.RateLimit == nil {
 			v := 10.0
