@@ -221,8 +221,11 @@ type runCtx struct {
 	now     time.Time
 	mu      stdsync.Mutex
 	partial bool
-	// links is the link table after this run's linking (all sources).
-	links map[string]string
+	// links is the link table after this run's linking (all sources), and
+	// linked the people it made from linkedFrom's snapshots.
+	links      map[string]string
+	linked     identity.Linked
+	linkedFrom []string
 	// refused are sources the source guard refused (name → why).
 	refused map[string]string
 	// memos are the per-target logged-skip memories.
@@ -300,17 +303,20 @@ func (rc *runCtx) link(ctx context.Context, snaps map[string]*identity.Snapshot)
 		return fmt.Errorf("sync: load link table: %w", err)
 	}
 	var all []*identity.Snapshot
+	var names []string
 	for _, src := range e.o.Sources {
-		if s, ok := snaps[src.Name()]; ok {
-			all = append(all, s)
-			continue
+		s, ok := snaps[src.Name()]
+		if !ok {
+			var err error
+			if s, err = e.o.Store.GetSnapshot(ctx, src.Name()); err != nil {
+				continue
+			}
 		}
-		if s, err := e.o.Store.GetSnapshot(ctx, src.Name()); err == nil {
-			all = append(all, s)
-		}
+		all = append(all, s)
+		names = append(names, src.Name())
 	}
 	l := identity.Link(e.o.JoinKey, links, all...)
-	rc.links = l.Links
+	rc.links, rc.linked, rc.linkedFrom = l.Links, l, names
 	if len(l.New) > 0 && !rc.ro.NoApply && !rc.ro.DryRun {
 		if err := e.o.Store.PutLinks(ctx, e.o.Fence(), l.New); err != nil {
 			return fmt.Errorf("sync: store link table: %w", err)
@@ -496,9 +502,13 @@ func (rc *runCtx) prepare(ctx context.Context, spec TargetSpec, snaps map[string
 	for _, n := range rc.sourcesFor(spec) {
 		ordered = append(ordered, snaps[n])
 	}
-	// Every record is linked already (rc.link ran over all sources): this
-	// only gathers this target's sources' records into their people.
-	linked := identity.Link(e.o.JoinKey, rc.links, ordered...)
+	// Every record is linked already (rc.link ran over all sources): a
+	// target of every source takes that result as is; another target only
+	// gathers its sources' records into their people.
+	linked := rc.linked
+	if len(ordered) != len(rc.linkedFrom) || !slices.Equal(rc.sourcesFor(spec), rc.linkedFrom) {
+		linked = identity.Link(e.o.JoinKey, rc.links, ordered...)
+	}
 	users := linked.Users
 	rules := RulesFrom(spec.Config)
 	desired := BuildDesired(users, rules, rc.now)
@@ -513,7 +523,7 @@ func (rc *runCtx) prepare(ctx context.Context, spec TargetSpec, snaps map[string
 	}
 	var keys map[string]bool
 	if rc.ro.Keys != nil {
-		keys = rc.personKeys(linked)
+		keys = rc.personKeys()
 	}
 	if err := rc.reconcile(ctx, spec.Target, desired, cached, keys); err != nil {
 		return nil, err
@@ -570,33 +580,22 @@ func (rc *runCtx) prepare(ctx context.Context, spec TargetSpec, snaps map[string
 }
 
 // personKeys turns a targeted run's keys (source record keys, or person
-// ids) into the person ids they belong to.
-func (rc *runCtx) personKeys(l identity.Linked) map[string]bool {
+// ids) into the person ids they belong to. Keys no source carries any more
+// (a deleted record) still name their linked person, or a cached account.
+func (rc *runCtx) personKeys() map[string]bool {
 	want := map[string]bool{}
 	for _, k := range rc.ro.Keys {
 		want[k] = true
 	}
-	out := map[string]bool{}
-	for pid, recs := range l.Records {
-		if want[pid] {
-			out[pid] = true
-			continue
-		}
-		for _, r := range recs {
-			if i := strings.IndexByte(r, ':'); i >= 0 && want[r[i+1:]] || want[r] {
-				out[pid] = true
-				break
-			}
-		}
-	}
-	// Keys no source carries any more (a deleted record) may still name a
-	// cached account: keep them, and their linked person.
+	out := make(map[string]bool, len(want))
 	for k := range want {
 		out[k] = true
-		for rec, pid := range rc.links {
-			if i := strings.IndexByte(rec, ':'); i >= 0 && rec[i+1:] == k {
-				out[pid] = true
-			}
+	}
+	for rec, pid := range rc.links {
+		if want[pid] || want[rec] {
+			out[pid] = true
+		} else if i := strings.IndexByte(rec, ':'); i >= 0 && want[rec[i+1:]] {
+			out[pid] = true
 		}
 	}
 	return out
