@@ -136,6 +136,9 @@ type RunOptions struct {
 	Targets []string
 	// NoApply plans only: no decisions, no writes (plan files, explain).
 	NoApply bool
+	// Reconcile reads every live account back from the targets that can
+	// list them (drift, orphans, missing accounts) before planning.
+	Reconcile bool
 	// Stop, when closed, makes the run finish the actions in flight and
 	// start no new ones (graceful shutdown).
 	Stop <-chan struct{}
@@ -525,12 +528,22 @@ func (rc *runCtx) prepare(ctx context.Context, spec TargetSpec, snaps map[string
 	if rc.ro.Keys != nil {
 		keys = rc.personKeys()
 	}
-	if err := rc.reconcile(ctx, spec.Target, desired, cached, keys); err != nil {
-		return nil, err
-	}
 	known := make(map[string]identity.User, len(users))
 	for _, u := range users {
 		known[u.Key] = u
+	}
+	var orphans []Step
+	if rc.ro.Reconcile && !rc.ro.NoApply {
+		if l, ok := spec.Target.(target.Lister); ok {
+			if orphans, err = rc.readBack(ctx, spec, l, desired, known, cached); err != nil {
+				return nil, err
+			}
+		} else {
+			rc.cannotReconcile(name)
+		}
+	}
+	if err := rc.reconcile(ctx, spec.Target, desired, cached, keys); err != nil {
+		return nil, err
 	}
 	capab := CapabilityOf(spec.Target)
 	if len(spec.Config.Order) > 0 {
@@ -542,6 +555,7 @@ func (rc *runCtx) prepare(ctx context.Context, spec TargetSpec, snaps map[string
 	in := PlanInput{Target: name, Cap: capab, Rules: rules, Desired: desired, Cached: cached, Keys: keys,
 		Known: known, Now: rc.now, QuarantineAfter: e.o.Limits.QuarantineAfter, RetryQuarantined: rc.ro.RetryQuarantined}
 	plan := MakePlan(in)
+	plan.Steps = append(plan.Steps, orphans...)
 	for _, c := range linked.Conflicts {
 		if keys != nil && !keys[c.Record] && !slices.ContainsFunc(c.With, func(w string) bool { return keys[w] }) {
 			continue
@@ -651,8 +665,8 @@ func (rc *runCtx) reconcile(ctx context.Context, t target.Target, desired map[st
 		}
 	}
 	l, ok := t.(target.Lister)
-	if !ok || rc.ro.Keys != nil {
-		return nil
+	if !ok || rc.ro.Keys != nil || rc.ro.Reconcile {
+		return nil // a reconcile run has read every account already
 	}
 	missing := 0
 	for k := range desired {
