@@ -139,6 +139,9 @@ type RunOptions struct {
 	// Reconcile reads every live account back from the targets that can
 	// list them (drift, orphans, missing accounts) before planning.
 	Reconcile bool
+	// Fallback, when set, says why an incremental change became this full
+	// run (it could not be resolved to people); it is a decision.
+	Fallback string
 	// Stop, when closed, makes the run finish the actions in flight and
 	// start no new ones (graceful shutdown).
 	Stop <-chan struct{}
@@ -188,6 +191,9 @@ func (e *Engine) Run(ctx context.Context, ro RunOptions) (*Result, error) {
 		}
 	}
 	rc := &runCtx{e: e, ro: ro, res: res, now: now}
+	if ro.Fallback != "" && !ro.NoApply {
+		rc.decide(state.Decision{Target: "*", User: "*", Action: "full_run", Outcome: OutcomeApplied, Reason: ro.Fallback})
+	}
 	err := rc.do(ctx, &run)
 	run.Finished = e.o.Now()
 	run.Counts = res.Counts
