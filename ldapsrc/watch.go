@@ -479,9 +479,9 @@ func (st *syncStream) baseline(ctx context.Context) error {
 	d, err := st.conn.Search(ctx, req, wire.Handlers{
 		Entry: func(e *wire.Entry) error {
 			if st.groupsOnly {
-				for _, c := range e.Controls {
-					if c.OID == wire.OIDSyncState {
-						if _, uuid, _, err := wire.SyncState(c.Value); err == nil {
+				for i := range e.Controls {
+					if e.Controls[i].OID == wire.OIDSyncState {
+						if _, uuid, _, err := wire.SyncState(&e.Controls[i]); err == nil {
 							st.cur.Known[formatUUID(uuid)] = true
 						}
 					}
@@ -499,7 +499,7 @@ func (st *syncStream) baseline(ctx context.Context) error {
 		return fmt.Errorf("syncrepl baseline: %w", err)
 	}
 	if c := d.Control(wire.OIDSyncDone); c != nil {
-		ck, _, err := wire.SyncDone(c.Value)
+		ck, _, err := wire.SyncDone(c)
 		if err != nil {
 			return err
 		}
@@ -544,7 +544,7 @@ func (st *syncStream) persist(ctx context.Context) error {
 			if ctl == nil {
 				return fmt.Errorf("syncrepl: entry %q without a sync state control", e.DN)
 			}
-			state, uuid, ck, err := wire.SyncState(ctl.Value)
+			state, uuid, ck, err := wire.SyncState(ctl)
 			if err != nil {
 				return err
 			}
