@@ -388,6 +388,22 @@ func (s *Server) Stop() {
 	}
 }
 
+// Restart stops the server and starts it again on the same address and
+// database: what a client sees when its DC is restarted. meanwhile, when
+// not nil, runs while it is stopped (e.g. AddOffline on s.Dir).
+func (s *Server) Restart(tb testing.TB, meanwhile func() error) {
+	tb.Helper()
+	s.Stop()
+	if meanwhile != nil {
+		if err := meanwhile(); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	if err := s.launch(); err != nil {
+		tb.Fatal(err)
+	}
+}
+
 // Running reports whether the process is alive.
 func (s *Server) Running() bool {
 	if s.done == nil {
