@@ -196,7 +196,6 @@ func last(ds []time.Duration, miss int) string {
 	return ds[len(ds)-1].Round(time.Millisecond).String()
 }
 
-
 // stats is "p50 X, p95 Y, max Z" (and how many trials timed out).
 func stats(ds []time.Duration, miss int, limit time.Duration) string {
 	if len(ds) == 0 {
