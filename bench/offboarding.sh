@@ -25,4 +25,5 @@ trap 'rm -rf "$WORK"' EXIT
 echo "== building" >&2
 go build -o "$WORK/dirsync" ./cmd/dirsync
 go build -o "$WORK/offboarding" ./bench/offboarding
-"$WORK/offboarding" -dirsync "$WORK/dirsync" -trials "${TRIALS:-20}" -timeout "${TIMEOUT:-20s}" -triggers "${TRIGGERS:-}"
+"$WORK/offboarding" -dirsync "$WORK/dirsync" -trials "${TRIALS:-20}" -timeout "${TIMEOUT:-20s}" -triggers "${TRIGGERS:-}" |
+  tee "${OUT:-/dev/null}"
