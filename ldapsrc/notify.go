@@ -28,6 +28,10 @@ import (
 // The cursor only advances through USN polls: a change is reported at
 // least once, sometimes twice, never lost.
 
+// errNotifyRefused is a notification search the DC answered with an error
+// (no right, too many notification searches): a redial does not help.
+var errNotifyRefused = errors.New("the domain controller refused the notification search")
+
 // notifySettle is when the second catch-up poll runs after a connect.
 const notifySettle = 2 * time.Second
 
@@ -191,7 +195,7 @@ func (ss *session) notifySearch(ctx context.Context, c *wire.Conn, nc string, ou
 	}
 	// Refused (not Active Directory, too many notification searches, no
 	// right): not something a redial fixes.
-	return fmt.Errorf("notification search on %s: %w", nc, err)
+	return fmt.Errorf("%w on %s: %w", errNotifyRefused, nc, err)
 }
 
 // notified turns a batch of notifications into one change: users re-read

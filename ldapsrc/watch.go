@@ -50,11 +50,19 @@ func (s *Source) Watch(ctx context.Context, notify func(source.Change)) error {
 		ix = &memberIndex{}
 	}
 	delay := time.Second
+	noNotify := false
 	for {
 		started := s.now()
-		err := s.watchOnce(ctx, ix, emit)
+		err := s.watchOnce(ctx, ix, noNotify, emit)
 		if ctx.Err() != nil {
 			return nil
+		}
+		if errors.Is(err, errNotifyRefused) && s.s.Inc.Mode == IncAuto && !noNotify {
+			// Advertised but refused (rights, limits): auto falls back to
+			// USN polling for the rest of this Watch.
+			s.log.Warn("ldap: change notifications refused: polling uSNChanged instead", zap.Error(err))
+			noNotify = true
+			continue
 		}
 		if !wire.IsNetwork(err) {
 			return fmt.Errorf("ldapsrc: %s: watch: %w", s.name, err)
@@ -132,13 +140,16 @@ func (s *Source) pollEvery(mode string) time.Duration {
 	return defaultPollEvery
 }
 
-func (s *Source) watchOnce(ctx context.Context, ix *memberIndex, emit func(source.Change)) error {
+func (s *Source) watchOnce(ctx context.Context, ix *memberIndex, noNotify bool, emit func(source.Change)) error {
 	ss, err := s.open(ctx)
 	if err != nil {
 		return err
 	}
 	defer ss.c.Close()
 	mode := s.mode(ss.p, ss.dse)
+	if mode == IncNotify && noNotify {
+		mode = IncUSN
+	}
 	s.hook("mode:" + mode)
 	if ix != nil && (mode == IncSyncrepl || mode == IncUSN || mode == IncNotify) {
 		ss.ix = ix
