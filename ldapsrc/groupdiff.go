@@ -130,6 +130,7 @@ func (ss *session) groupChanges(ctx context.Context, ix *memberIndex, m *mapper,
 	type diff struct {
 		key, name      string
 		added, removed map[string]bool
+		deleted        bool
 	}
 	var diffs []diff
 	ix.mu.Lock()
@@ -175,7 +176,7 @@ func (ss *session) groupChanges(ctx context.Context, ix *memberIndex, m *mapper,
 			ix.byKey[cur.key] = normDN(cur.rawDN)
 			ix.usersUnder(normDN(cur.rawDN), nested, map[string]bool{}, after)
 		}
-		d := diff{key: key, added: map[string]bool{}, removed: map[string]bool{}}
+		d := diff{key: key, added: map[string]bool{}, removed: map[string]bool{}, deleted: cur == nil}
 		if cur != nil {
 			d.name = cur.name
 		} else {
@@ -191,7 +192,7 @@ func (ss *session) groupChanges(ctx context.Context, ix *memberIndex, m *mapper,
 				d.removed[u] = true
 			}
 		}
-		if len(d.added)+len(d.removed) > 0 {
+		if len(d.added)+len(d.removed) > 0 || d.deleted {
 			diffs = append(diffs, d)
 		}
 	}
@@ -237,8 +238,8 @@ func (ss *session) groupChanges(ctx context.Context, ix *memberIndex, m *mapper,
 		return identity.SortedSet(out)
 	}
 	for _, d := range diffs {
-		gc := source.GroupChange{Key: d.key, Name: d.name, Added: keys(d.added), Removed: keys(d.removed)}
-		if len(gc.Added)+len(gc.Removed) > 0 {
+		gc := source.GroupChange{Key: d.key, Name: d.name, Added: keys(d.added), Removed: keys(d.removed), Deleted: d.deleted}
+		if len(gc.Added)+len(gc.Removed) > 0 || gc.Deleted {
 			ch.GroupChanges = append(ch.GroupChanges, gc)
 		}
 	}

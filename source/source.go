@@ -48,6 +48,9 @@ type GroupChange struct {
 	// Added and Removed are keys of users (of this source) who gained or
 	// lost membership, directly or through a nested group.
 	Added, Removed []string
+	// Deleted: the group itself is gone (or left the source's scope); its
+	// former members are in Removed.
+	Deleted bool
 }
 
 // Watcher is implemented by sources that can report changes between full
