@@ -206,6 +206,10 @@ type TargetCommon struct {
 	MaxAttempts int               `yaml:"max_attempts"`
 	// Order overrides the per-user action order.
 	Order []string `yaml:"order"`
+	// Protected are account names (usernames or emails, case-insensitive)
+	// dirsync never acts on, whatever the sources say: break-glass and
+	// service accounts. Acting on one is a skipped decision.
+	Protected []string `yaml:"protected"`
 }
 
 // RoleRule maps membership of a group to a role.

@@ -75,6 +75,7 @@ import (
 	"github.com/dirsync/dirsync/config"
 	"github.com/dirsync/dirsync/identity"
 	"github.com/dirsync/dirsync/target"
+	"github.com/dirsync/dirsync/target/internal/httpapi"
 	"go.uber.org/zap"
 )
 
@@ -121,6 +122,9 @@ type Settings struct {
 	InvalidUsername string `yaml:"invalid_username"`
 	// Edition: auto (default: detected), pro, community.
 	Edition string `yaml:"edition"`
+	// Protected are further account names never acted on (New only; a
+	// configured target uses the common protected key).
+	Protected []string `yaml:"-"`
 }
 
 // Target is the Netmaker connector.
@@ -128,13 +132,13 @@ type Target struct {
 	name    string
 	s       Settings
 	base    *url.URL
-	client  *http.Client
+	http    *httpapi.Client
 	log     *zap.Logger
 	now     func() time.Time
 	master  bool
 	owner   string
 	managed map[string]bool // group names dirsync manages by config
-	scrub   *strings.Replacer
+	protect *target.Protected
 
 	mu        sync.Mutex
 	edition   string // "", "pro", "community"
@@ -179,16 +183,16 @@ func Factory(cfg config.Target, deps target.Deps) (target.Target, error) {
 	if cfg.DefaultRole != "" && s.CreateRole == "" {
 		role = cfg.DefaultRole
 	}
-	return newTarget(cfg.Name, s, deps, cfg.Timeout.D(), managed, role, cfg.Path())
+	return newTarget(cfg.Name, s, deps, cfg.Timeout.D(), managed, role, cfg.Path(), cfg.Protected)
 }
 
 // New builds a Target from decoded settings. ruleGroups are the
 // application group names of the target's groups rules (managed groups).
 func New(name string, s Settings, deps target.Deps, ruleGroups ...string) (*Target, error) {
-	return newTarget(name, s, deps, 0, ruleGroups, "", "")
+	return newTarget(name, s, deps, 0, ruleGroups, "", "", s.Protected)
 }
 
-func newTarget(name string, s Settings, deps target.Deps, timeout time.Duration, ruleGroups []string, defaultRole, path string) (*Target, error) {
+func newTarget(name string, s Settings, deps target.Deps, timeout time.Duration, ruleGroups []string, defaultRole, path string, protected []string) (*Target, error) {
 	var ps config.Problems
 	bad := func(key, format string, args ...any) {
 		if path != "" {
@@ -304,9 +308,18 @@ func newTarget(name string, s Settings, deps target.Deps, timeout time.Duration,
 		managed[g] = true
 	}
 	tok := s.Token.Value()
-	t := &Target{name: name, s: s, base: base, client: client, log: log.With(zap.String("target", name)), now: now,
-		master: master, owner: owner, managed: managed, edition: edition, listAPI: s.ListAPI,
-		scrub: strings.NewReplacer(tok, config.Redacted)}
+	log = log.With(zap.String("target", name))
+	hc := &httpapi.Client{App: Type, HTTP: client, Log: log, Now: now, Secrets: httpapi.NewSecrets(tok), Leading: deps.Leading, Rules: rules,
+		Authorize: func(_ context.Context, r *http.Request) error {
+			r.Header.Set("Authorization", "Bearer "+tok)
+			return nil
+		}}
+	protect := target.NewProtected(protected...)
+	if owner != "" {
+		protect.Add(owner, "it is the account dirsync's Netmaker token belongs to: changing it would revoke or lock out that token")
+	}
+	t := &Target{name: name, s: s, base: base, http: hc, log: log, now: now,
+		master: master, owner: owner, managed: managed, edition: edition, listAPI: s.ListAPI, protect: protect}
 	return t, nil
 }
 
