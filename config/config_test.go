@@ -51,6 +51,7 @@ func TestBadConfigs(t *testing.T) {
 		{"bad_log_level.yaml", "validate", `log.level: must be one of debug, info, warn, error (got "verbose")`},
 		{"role_without_role.yaml", "validate", "targets[0].roles[0].role: is required"},
 		{"negative_timeout.yaml", "validate", "targets[0].timeout: must be > 0"},
+		{"empty_protected.yaml", "validate", "targets[0].protected[1]: is empty"},
 		{"empty.yaml", "parse", "config: file is empty"},
 		{"syntax_error.yaml", "parse", "config: yaml: line 1: did not find expected ',' or '}'"},
 	}

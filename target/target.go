@@ -114,6 +114,12 @@ type Gater interface {
 	Gate(action Action, a identity.Account) (reason string)
 }
 
+// Warner reports settings that are valid but probably not what the
+// operator wants (dirsync validate prints them).
+type Warner interface {
+	Warnings() []string
+}
+
 // Orderer overrides the per-user action order.
 type Orderer interface {
 	Order() []Action
