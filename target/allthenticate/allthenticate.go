@@ -21,8 +21,10 @@
 // (the engine takes a created account to have them). Anyone else gets a
 // skipped decision saying they must be invited in Allthenticate first (they
 // are adopted by the engine's list on a later full run once they are
-// members). Guests are not listed: they count as
-// accounts only once promoted. Names and email cannot be changed through
+// members). Guests are listed (GET /multipleusers?user_tag=GUEST, marked
+// Remote["tag"] GUEST) and suspended like full users: a guest can sign in,
+// so a person disabled in the directory who is only a guest loses access
+// too. A guest whom the rules give a rank is promoted first. Names and email cannot be changed through
 // the API: the cache keeps them, nothing is sent.
 //
 // Users are matched by email (case-insensitive); their email_id and user_id
@@ -113,7 +115,12 @@ const (
 const (
 	RemoteEmailID = "email_id"
 	RemoteUserID  = "user_id"
+	// RemoteTag is "GUEST" for a guest (absent for a full user).
+	RemoteTag = "tag"
 )
+
+// TagGuest marks a guest in Remote[RemoteTag].
+const TagGuest = "GUEST"
 
 // Settings are the type-specific keys of an allthenticate target.
 type Settings struct {

@@ -470,7 +470,7 @@ func TestErrorsClassifiedAndKeyNeverShown(t *testing.T) {
 	}
 }
 
-func TestListsFullUsersOnly(t *testing.T) {
+func TestListsGuestsToo(t *testing.T) {
 	e := newEnv(t, allthenticatefake.Options{})
 	seed(e, "nia@example.test", func(u *allthenticatefake.User) { u.Groups = []string{"Employees"} })
 	seed(e, "oz@example.test", func(u *allthenticatefake.User) { u.Suspended = true })
@@ -479,8 +479,9 @@ func TestListsFullUsersOnly(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(list) != 2 || list[0].Email != "nia@example.test" || list[0].Suspended || !list[1].Suspended || list[1].Username != "oz" ||
-		list[0].Remote[allthenticate.RemoteUserID] == "" || !list[0].Exists || list[0].DisplayName != "Given nia" {
+	if len(list) != 3 || list[0].Email != "nia@example.test" || list[0].Suspended || !list[1].Suspended || list[1].Username != "oz" ||
+		list[0].Remote[allthenticate.RemoteUserID] == "" || !list[0].Exists || list[0].DisplayName != "Given nia" ||
+		list[0].Remote[allthenticate.RemoteTag] != "" || list[2].Email != "guest@example.test" || list[2].Remote[allthenticate.RemoteTag] != allthenticate.TagGuest {
 		t.Fatalf("list %+v", list)
 	}
 }

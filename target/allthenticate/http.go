@@ -126,6 +126,8 @@ type apiUser struct {
 	EmailStatus string `json:"email_status"`
 	ADStatus    string `json:"ad_status"`
 	fields      map[string]any
+	// guest is set for entries of the guest list (user_tag=GUEST).
+	guest bool
 }
 
 func (u apiUser) field(k string) string {
@@ -174,9 +176,24 @@ func (t *Target) listUsers(ctx context.Context, guests bool, subject string) ([]
 				return nil, target.Retryable(fmt.Errorf("%s: decode user: %w", subject, err))
 			}
 		}
+		u.guest = guests
 		out = append(out, u)
 	}
 	return out, nil
+}
+
+// listAll reads the full users, then the guests: a guest is an account
+// too (it can sign in), so it is listed and suspended like a full user.
+func (t *Target) listAll(ctx context.Context, subject string) ([]apiUser, error) {
+	users, err := t.listUsers(ctx, false, subject+": list users")
+	if err != nil {
+		return nil, err
+	}
+	guests, err := t.listUsers(ctx, true, subject+": list guests")
+	if err != nil {
+		return nil, err
+	}
+	return append(users, guests...), nil
 }
 
 // match finds a's entry: by cached email_id, else by one of the emails.
@@ -201,13 +218,21 @@ func match(users []apiUser, a identity.Account, emails ...string) (apiUser, bool
 	return apiUser{}, false
 }
 
-// find reads the user's current entry among the full users.
+// find reads the user's current entry among the full users, then among
+// the guests.
 func (t *Target) find(ctx context.Context, a identity.Account, subject string, emails ...string) (apiUser, error) {
 	users, err := t.listUsers(ctx, false, subject+": list users")
 	if err != nil {
 		return apiUser{}, err
 	}
 	u, ok := match(users, a, emails...)
+	if !ok {
+		guests, err := t.listUsers(ctx, true, subject+": list guests")
+		if err != nil {
+			return apiUser{}, err
+		}
+		u, ok = match(guests, a, emails...)
+	}
 	if !ok {
 		return apiUser{}, target.NotFound(fmt.Errorf("%s: %q is not a user of the Allthenticate organisation", subject, a.Email))
 	}
@@ -232,5 +257,8 @@ func (t *Target) accountOf(u apiUser) identity.Account {
 	a := identity.Account{Username: u.Username, Email: u.Email, GivenName: u.FirstName, FamilyName: u.LastName,
 		DisplayName: strings.TrimSpace(u.FirstName + " " + u.LastName), Suspended: t.suspended(u), Exists: true}
 	setIDs(&a, u)
+	if u.guest {
+		a.Remote[RemoteTag] = TagGuest
+	}
 	return a
 }

@@ -193,11 +193,11 @@ func TestScenarioAllthenticateLifecycle(t *testing.T) {
 		t.Fatalf("attribute change %+v", calls)
 	}
 
-	// Disable: read, one toggle, verify (after the engine's list, which
-	// still looks for carl).
+	// Disable: read, one toggle, verify (after the engine's list of users
+	// and guests, which still looks for carl).
 	sc.edit("alice", func(u *identity.User) { u.Active = false })
 	calls, ds = sc.run()
-	if got := seq(calls); !slices.Equal(got, []string{"GET /multipleusers", "GET /multipleusers", "POST /togglesuspension", "GET /multipleusers"}) {
+	if got := seq(calls); !slices.Equal(got, []string{"GET /multipleusers", "GET /multipleusers", "GET /multipleusers", "POST /togglesuspension", "GET /multipleusers"}) {
 		t.Fatalf("disable: %q\n%+v", got, ds)
 	}
 	if !sc.member("alice@example.test").Suspended || srv.Toggles(alice.EmailID) != 1 {
@@ -371,5 +371,47 @@ func TestScenarioAllthenticateFaultInjectionConverges(t *testing.T) {
 				t.Fatalf("after convergence: writes %q, status %s", w, res.Status)
 			}
 		})
+	}
+}
+
+// A person disabled in the directory who is only a guest in Allthenticate
+// is suspended like a full user: the engine's list reads the guests too,
+// and the suspension reads, toggles once and verifies. Exact requests.
+func TestScenarioDisabledGuestSuspended(t *testing.T) {
+	sc := newATScenario(t, allthenticatefake.Options{}, "suspend", "", nil, func(c *config.TargetCommon) {
+		c.Roles, c.DefaultRole, c.Attributes = nil, "", nil
+	})
+	gid := sc.srv.AddUser(allthenticatefake.User{Email: "gus@example.test", FirstName: "Given", LastName: "gus", Tag: allthenticatefake.TagGuest})
+	gus := user("gus")
+	gus.Active = false
+	sc.set(gus)
+	calls, ds := sc.run()
+	type req struct{ method, path, query, body string }
+	var got []req
+	for _, c := range calls {
+		got = append(got, req{c.Method, c.Path, c.Query, c.Body})
+	}
+	toggle := fmt.Sprintf(`{"email_id":%d}`, gid)
+	want := []req{
+		{"GET", "/multipleusers", "email=true", ""},                // the engine's list: full users
+		{"GET", "/multipleusers", "email=true&user_tag=GUEST", ""}, // and guests
+		{"GET", "/multipleusers", "email=true", ""},                // suspend: read
+		{"GET", "/multipleusers", "email=true&user_tag=GUEST", ""},
+		{"POST", "/togglesuspension", "", toggle}, // one toggle
+		{"GET", "/multipleusers", "email=true", ""}, // verify
+		{"GET", "/multipleusers", "email=true&user_tag=GUEST", ""},
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("requests\n%q\nwant\n%q\ndecisions %+v", got, want, ds)
+	}
+	if len(ds) != 1 || ds[0].Action != "suspend" || ds[0].Outcome != "applied" {
+		t.Fatalf("decisions %+v", ds)
+	}
+	if u, _ := sc.srv.UserByEmail("gus@example.test"); !u.Suspended || u.Tag != allthenticatefake.TagGuest {
+		t.Fatalf("gus %+v", u)
+	}
+	// Nothing more on the next run.
+	if calls, ds := sc.run(); len(writes(calls)) != 0 || len(ds) != 0 {
+		t.Fatalf("second run: %+v %+v", calls, ds)
 	}
 }
