@@ -397,7 +397,7 @@ func TestScenarioDisabledGuestSuspended(t *testing.T) {
 		{"GET", "/multipleusers", "email=true&user_tag=GUEST", ""}, // and guests
 		{"GET", "/multipleusers", "email=true", ""},                // suspend: read
 		{"GET", "/multipleusers", "email=true&user_tag=GUEST", ""},
-		{"POST", "/togglesuspension", "", toggle}, // one toggle
+		{"POST", "/togglesuspension", "", toggle},   // one toggle
 		{"GET", "/multipleusers", "email=true", ""}, // verify
 		{"GET", "/multipleusers", "email=true&user_tag=GUEST", ""},
 	}
