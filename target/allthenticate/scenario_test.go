@@ -2,6 +2,8 @@ package allthenticate_test
 
 import (
 	"fmt"
+	"github.com/dirsync/dirsync/target/fakekit"
+	"github.com/dirsync/dirsync/target/targettest"
 	"net/http"
 	"slices"
 	"strings"
@@ -276,7 +278,7 @@ func TestScenarioAllthenticateFaultInjectionConverges(t *testing.T) {
 	}
 	for _, after := range []bool{false, true} {
 		t.Run(fmt.Sprintf("fault_after_apply=%v", after), func(t *testing.T) {
-			sc := newATScenario(t, allthenticatefake.Options{Seed: 11, FaultAfterApply: after}, "suspend", "",
+			sc := newATScenario(t, allthenticatefake.Options{FaultOptions: fakekit.FaultOptions{Seed: 11, FaultAfterApply: after}}, "suspend", "",
 				&config.Limits{MaxSourceShrinkPercent: 20, QuarantineAfter: 10})
 			srv := sc.srv
 			const n = 500
@@ -299,52 +301,13 @@ func TestScenarioAllthenticateFaultInjectionConverges(t *testing.T) {
 			}
 			sc.set(us...)
 			srv.SetFaults(0.2)
-			runs := 0
-			firstApplied, firstFailed := -1, 0
-			for ; runs < 8; runs++ {
-				res := sc.h.Run(dsync.RunOptions{Trigger: "test"})
-				failed, applied, planned := 0, 0, true
-				for _, d := range sc.h.DecisionsOf(res.RunID) {
-					switch d.Outcome {
-					case "failed":
-						failed++
-						planned = planned && d.User != "*"
-						t.Logf("run %d: %s %s: %s", runs+1, d.User, d.Action, d.Error)
-					case "applied":
-						applied++
-					}
+			targettest.Converge(t, sc.h, n, func() { srv.SetFaults(0) }, func() []fakekit.Fault {
+				var fs []fakekit.Fault
+				for _, c := range srv.Calls() {
+					fs = append(fs, c.Fault)
 				}
-				if planned && firstApplied < 0 {
-					firstApplied, firstFailed = applied, failed
-				}
-				if failed == 0 && res.Status == "ok" {
-					break
-				}
-			}
-			srv.SetFaults(0)
-			faults := map[allthenticatefake.Fault]int{}
-			for _, c := range srv.Calls() {
-				if c.Fault != "" {
-					faults[c.Fault]++
-				}
-			}
-			t.Logf("converged after %d run(s); %d requests, injected faults %v; first planned run: %d applied, %d failed", runs+1, len(srv.Calls()), faults, firstApplied, firstFailed)
-			if runs == 8 {
-				t.Fatal("did not converge in 8 runs")
-			}
-			if len(faults) != 4 {
-				t.Fatalf("not every kind of fault was injected: %v", faults)
-			}
-			if firstApplied < n {
-				t.Fatalf("the first planned run applied only %d actions (%d failed)", firstApplied, firstFailed)
-			}
-			honoured := false
-			for _, w := range sc.h.Waits() {
-				honoured = honoured || w == time.Second
-			}
-			if !honoured {
-				t.Fatalf("no retry waited the Retry-After of 1s")
-			}
+				return fs
+			})
 			changed := 0
 			for i, u := range us {
 				m := sc.member(u.Email)

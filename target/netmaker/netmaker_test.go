@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/dirsync/dirsync/target/fakekit"
 	"io"
 	"net/http"
 	"slices"
@@ -550,7 +551,7 @@ func TestGroups(t *testing.T) {
 }
 
 func TestErrorsClassified(t *testing.T) {
-	e := newEnv(t, netmakerfake.Options{RetryAfter: 7})
+	e := newEnv(t, netmakerfake.Options{FaultOptions: fakekit.FaultOptions{RetryAfter: 7}})
 	e.srv.AddUser(netmakerfake.User{Username: "judy"})
 	c := ctx(t)
 	if err := e.tg.Open(c); err != nil {
@@ -568,15 +569,15 @@ func TestErrorsClassified(t *testing.T) {
 		}
 	}
 	check("missing user", e.tg.Suspend(c, &identity.Account{Username: "nobody"}), target.KindNotFound)
-	e.srv.SetFaults(1, netmakerfake.Fault429)
+	e.srv.SetFaults(1, fakekit.Fault429)
 	err := e.tg.Suspend(c, &identity.Account{Username: "judy"})
 	check("429", err, target.KindRateLimited)
 	if target.RetryAfterOf(err) != 7*time.Second {
 		t.Errorf("Retry-After %v", target.RetryAfterOf(err))
 	}
-	e.srv.SetFaults(1, netmakerfake.Fault500)
+	e.srv.SetFaults(1, fakekit.Fault500)
 	check("500", e.tg.Suspend(c, &identity.Account{Username: "judy"}), target.KindRetryable)
-	e.srv.SetFaults(1, netmakerfake.FaultDrop)
+	e.srv.SetFaults(1, fakekit.FaultDrop)
 	check("dropped disable", e.tg.Suspend(c, &identity.Account{Username: "judy"}), target.KindRetryable)
 	check("dropped create", e.tg.Create(c, &identity.Account{Username: "kate"}), target.KindUncertain)
 	e.srv.SetFaults(0)
@@ -637,12 +638,12 @@ func TestUpdateDisplayName(t *testing.T) {
 // A create whose answer was lost after it landed is uncertain; reading
 // the account shows it landed (what the engine checks before retrying).
 func TestUncertainCreateCanBeRead(t *testing.T) {
-	e := newEnv(t, netmakerfake.Options{FaultAfterApply: true})
+	e := newEnv(t, netmakerfake.Options{FaultOptions: fakekit.FaultOptions{FaultAfterApply: true}})
 	c := ctx(t)
 	if err := e.tg.Open(c); err != nil {
 		t.Fatal(err)
 	}
-	e.srv.SetFaults(1, netmakerfake.FaultDrop)
+	e.srv.SetFaults(1, fakekit.FaultDrop)
 	a := &identity.Account{Key: "s", Username: "sara", Role: "platform-user"}
 	err := e.tg.Create(c, a)
 	if target.KindOf(err) != target.KindUncertain {
@@ -690,7 +691,7 @@ func TestCreatedPasswordNeverLogged(t *testing.T) {
 	var errs []string
 	for _, name := range []string{"tina", "tina", "ursula"} {
 		if name == "ursula" {
-			srv.SetFaults(1, netmakerfake.Fault500)
+			srv.SetFaults(1, fakekit.Fault500)
 		}
 		if err := tg.Create(c, &identity.Account{Username: name, Role: "platform-user"}); err != nil {
 			errs = append(errs, err.Error())

@@ -3,6 +3,7 @@ package netmaker_test
 import (
 	"encoding/json"
 	"fmt"
+	"github.com/dirsync/dirsync/target/fakekit"
 	"net/http"
 	"slices"
 	"strings"
@@ -289,7 +290,7 @@ func TestScenarioFaultInjectionConverges(t *testing.T) {
 	if testing.Short() {
 		t.Skip("500 users")
 	}
-	sc := newNMScenario(t, netmakerfake.Options{FaultRate: 0.2, Seed: 42}, "")
+	sc := newNMScenario(t, netmakerfake.Options{FaultOptions: fakekit.FaultOptions{FaultRate: 0.2, Seed: 42}}, "")
 	srv := sc.e.srv
 	srv.SetFaults(0)
 	srv.AddGroup("dev")
@@ -327,7 +328,7 @@ func TestScenarioFaultInjectionConverges(t *testing.T) {
 		}
 	}
 	srv.SetFaults(0)
-	faults := map[netmakerfake.Fault]int{}
+	faults := map[fakekit.Fault]int{}
 	for _, c := range srv.Calls() {
 		if c.Fault != "" {
 			faults[c.Fault]++

@@ -1,46 +1,46 @@
-// Package netmakerfake is a stateful stand-in for Netmaker's user API, as
-// the seed document and notes/targets.md describe it, including its traps:
+// Package netmakerfake is a stateful stand-in for Netmaker's user API that
+// follows what a real Netmaker v1.5.1 server does (status codes and bodies
+// measured), including its traps:
 //
-//   - PUT /api/users/{u} is a full replace: leaving out is_mfa_enabled
-//     turns MFA off and wipes the TOTP secret (and, for any caller but the
-//     master key, is refused with 403 when the user has MFA); leaving out
-//     user_group_ids removes every group; account_disabled is ignored; the
-//     body's username must equal the path. A role or group change revokes
-//     the user's access tokens.
-//   - A missing user is HTTP 500 "record not found", not 404.
+//   - PUT /api/users/{u} replaces: an absent is_mfa_enabled turns MFA off
+//     and wipes the TOTP secret (200, not refused), absent user_group_ids
+//     removes every group, an absent display_name or platform_role_id is
+//     kept; account_disabled is ignored; the body's username must equal
+//     the path. A role or group change revokes the user's access tokens
+//     (401 "token revoked" afterwards).
+//   - POST /api/users/{u} ignores auth_type: every created user is
+//     basic_auth. IdP users (auth_type oauth): DELETE → 400 "cannot delete
+//     idp user X"; a PUT changing the display name → 400 "display name
+//     cannot be updated for external user".
+//   - Permissions: the master key lists, updates, disables and enables
+//     (the super-admin too, whose tokens then get 401 "user account
+//     disabled") but cannot create or delete; an admin cannot disable an
+//     admin (403) nor delete one (500 "admin cannot delete another admin
+//     user, including oneself"); nobody disables or enables themself
+//     (403 "cannot disable self"); super-admin is assigned only by
+//     transfer (403); the community edition refuses other roles (400
+//     "invalid user role X").
+//   - A missing user is HTTP 500 "record not found", not 404. Routing comes
+//     before authentication: an unknown route is a 404 whatever the token.
 //   - Usernames: at least 4 characters, an email address or only
-//     [A-Za-z0-9.-].
-//   - Lists come bare (GET /api/users) or in the {Code,Message,Response}
-//     envelope with pages (GET /api/v2/users); GET /api/v1/users?username=
-//     returns the user with full group objects in user_group_ids.
-//   - The master key cannot create (400 "record not found") or delete (500
-//     "record not found") users: the server looks the caller up as a user.
-//   - Community edition: no groups (404 on the group routes), roles
-//     super-admin and admin only, every new user forced to admin.
-//   - Users from Netmaker's own IdP sync (external_identity_provider_id)
-//     cannot be changed by PUT nor deleted.
+//     [A-Za-z0-9.-]. per_page over 100 falls back to 10.
+//   - Community edition: no groups (404 on the group routes; user_group_ids
+//     stored but unused), roles super-admin and admin only, every new user
+//     forced to admin.
 //
-// Fault injection: a configurable share of requests answers 429 with
-// Retry-After, 500, a slow answer, or a dropped connection, chosen by a
-// seeded generator, before (default) or after the request is applied.
-// Every request is recorded (passwords redacted) for tests to assert on.
-//
-// Use it with httptest.NewServer(srv), or srv.Start(addr) from any Go
-// program (the demo).
+// Faults, call recording (passwords redacted), out-of-band edits and
+// start/stop come from the shared fake toolkit (target/fakekit).
+// Use it with NewTestServer, or srv.Start(addr) from any Go program (the
+// demo).
 package netmakerfake
 
 import (
-	"context"
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
-	"fmt"
 	"io"
-	mrand "math/rand/v2"
-	"net"
 	"net/http"
-	"net/http/httptest"
 	"net/mail"
 	"slices"
 	"sort"
@@ -48,6 +48,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/dirsync/dirsync/target/fakekit"
 )
 
 // MasterUser is the name the server gives callers using the master key.
@@ -68,17 +70,6 @@ const (
 	DefaultUserGroup  = "global-network-user-grp"
 )
 
-// Fault is one kind of injected failure.
-type Fault string
-
-// The faults.
-const (
-	Fault429  Fault = "429"
-	Fault500  Fault = "500"
-	FaultSlow Fault = "slow"
-	FaultDrop Fault = "drop"
-)
-
 // Options configure a Server.
 type Options struct {
 	// MasterKey is the server's master key (default "netmaker-master-key").
@@ -87,19 +78,9 @@ type Options struct {
 	Community bool
 	// LegacyOnly makes GET /api/v2/users answer 404 (an older server).
 	LegacyOnly bool
-	// FaultRate is the share of requests (0..1) that fail.
-	FaultRate float64
-	// Faults are the kinds drawn from (default all four).
-	Faults []Fault
-	// FaultAfterApply applies the request before failing it (the client
-	// cannot tell whether it landed).
-	FaultAfterApply bool
-	// RetryAfter is the Retry-After of a 429, in seconds (default 1).
-	RetryAfter int
-	// SlowDelay is how long a slow answer waits (default 50ms).
-	SlowDelay time.Duration
-	// Seed makes the fault sequence reproducible.
-	Seed uint64
+	// FaultOptions configure the shared fault model (rate, kinds,
+	// before or after applying, Retry-After, slow delay, seed).
+	fakekit.FaultOptions
 	// Now is the clock (default time.Now).
 	Now func() time.Time
 }
@@ -184,7 +165,7 @@ type Call struct {
 	Caller string
 	Status int
 	// Fault is the injected fault, if any.
-	Fault Fault
+	Fault fakekit.Fault
 	// Applied is true when the request changed the server's state.
 	Applied bool
 }
@@ -197,11 +178,7 @@ type Server struct {
 	groups  map[string]*Group // by id
 	tokens  map[string]string // access token → username
 	revoked map[string]bool   // tokens revoked by a role or group change
-	calls   []Call
-	rng     *mrand.Rand
-	applied map[string]int // "METHOD path" → successful changes
-	srv     *http.Server
-	ln      net.Listener
+	fakekit.Kit[Call]
 }
 
 // New returns a server with one super-admin ("netmaker-admin"), the
@@ -210,20 +187,11 @@ func New(o Options) *Server {
 	if o.MasterKey == "" {
 		o.MasterKey = "netmaker-master-key"
 	}
-	if len(o.Faults) == 0 {
-		o.Faults = []Fault{Fault429, Fault500, FaultSlow, FaultDrop}
-	}
-	if o.RetryAfter == 0 {
-		o.RetryAfter = 1
-	}
-	if o.SlowDelay == 0 {
-		o.SlowDelay = 50 * time.Millisecond
-	}
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	s := &Server{o: o, users: map[string]*User{}, groups: map[string]*Group{}, tokens: map[string]string{}, revoked: map[string]bool{},
-		rng: mrand.New(mrand.NewPCG(o.Seed, o.Seed^0x9e3779b97f4a7c15)), applied: map[string]int{}}
+	s := &Server{o: o, users: map[string]*User{}, groups: map[string]*Group{}, tokens: map[string]string{}, revoked: map[string]bool{}}
+	s.Init("netmakerfake", s, o.FaultOptions)
 	s.users["netmaker-admin"] = &User{Username: "netmaker-admin", DisplayName: "Owner", AuthType: "basic_auth",
 		PlatformRoleID: RoleSuperAdmin, HasPassword: true, CreatedAt: o.Now().UTC()}
 	if !o.Community {
@@ -367,69 +335,20 @@ func (s *Server) sortedUsers() []User {
 	return out
 }
 
-// Calls returns every recorded request.
-func (s *Server) Calls() []Call {
+// Edit changes a user the way an administrator does in Netmaker's UI, out
+// of band: no request is recorded, the edit is. It reports whether the user
+// exists.
+func (s *Server) Edit(name, what string, f func(*User)) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return slices.Clone(s.calls)
-}
-
-// ResetCalls forgets the recorded requests and applied counts.
-func (s *Server) ResetCalls() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.calls = nil
-	s.applied = map[string]int{}
-}
-
-// Applied returns how many times "METHOD path" changed the server's state.
-func (s *Server) Applied() map[string]int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	out := make(map[string]int, len(s.applied))
-	for k, v := range s.applied {
-		out[k] = v
+	u, ok := s.users[name]
+	if !ok {
+		return false
 	}
-	return out
-}
-
-// SetFaults changes the fault rate and kinds.
-func (s *Server) SetFaults(rate float64, kinds ...Fault) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.o.FaultRate = rate
-	if len(kinds) > 0 {
-		s.o.Faults = kinds
-	}
-}
-
-// Start serves on addr ("127.0.0.1:0" for a free port) and returns the
-// base URL. Close stops it.
-func (s *Server) Start(addr string) (string, error) {
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return "", fmt.Errorf("netmakerfake: listen: %w", err)
-	}
-	s.mu.Lock()
-	s.ln = ln
-	s.srv = &http.Server{Handler: s, ReadHeaderTimeout: 10 * time.Second}
-	srv := s.srv
-	s.mu.Unlock()
-	go func() { _ = srv.Serve(ln) }()
-	return "http://" + ln.Addr().String(), nil
-}
-
-// Close stops a server started with Start.
-func (s *Server) Close() error {
-	s.mu.Lock()
-	srv := s.srv
-	s.mu.Unlock()
-	if srv == nil {
-		return nil
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	return srv.Shutdown(ctx)
+	f(u)
+	u.UpdatedAt = s.o.Now().UTC()
+	s.Note(name + ": " + what)
+	return true
 }
 
 // apiError is Netmaker's error body.
@@ -462,88 +381,45 @@ func okEnvelope(msg string, resp any) reply {
 
 // ServeHTTP implements http.Handler.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	body, _ := io.ReadAll(io.LimitReader(r.Body, 1<<20))
-	s.mu.Lock()
-	fault := Fault("")
-	if s.o.FaultRate > 0 && s.rng.Float64() < s.o.FaultRate {
-		fault = s.o.Faults[s.rng.IntN(len(s.o.Faults))]
-	}
-	after := s.o.FaultAfterApply
-	slow := s.o.SlowDelay
-	retryAfter := s.o.RetryAfter
-	s.mu.Unlock()
-
-	if fault == FaultSlow && !after {
-		if !sleep(r.Context(), slow) {
-			return
-		}
-	}
+	body := fakekit.ReadBody(r)
 	var rep reply
 	caller := ""
-	if fault == "" || fault == FaultSlow || after {
-		s.mu.Lock()
-		caller, rep = s.handle(r, body)
-		s.mu.Unlock()
-	} else {
-		caller = s.callerOf(r)
-	}
-	call := Call{Method: r.Method, Path: r.URL.Path, Query: r.URL.RawQuery, Body: redactPassword(body), Caller: caller,
-		Status: rep.status, Fault: fault, Applied: rep.applied}
-	switch fault {
-	case Fault429:
-		call.Status = 429
-	case Fault500:
-		call.Status = 500
-	case FaultDrop:
-		call.Status = 0
-	}
-	s.mu.Lock()
-	call.Seq = len(s.calls) + 1
-	s.calls = append(s.calls, call)
-	if rep.applied {
-		s.applied[r.Method+" "+r.URL.Path]++
-	}
-	s.mu.Unlock()
-
-	switch fault {
-	case Fault429:
-		w.Header().Set("Retry-After", strconv.Itoa(retryAfter))
-		writeJSON(w, 429, apiError{Code: 429, Message: "too many requests"})
-		return
-	case Fault500:
-		writeJSON(w, 500, apiError{Code: 500, Message: "W1R3: It's not you it's me."})
-		return
-	case FaultDrop:
-		if hj, ok := w.(http.Hijacker); ok {
-			if c, _, err := hj.Hijack(); err == nil {
-				c.Close()
+	s.Serve(w, r, fakekit.Exchange{
+		Apply: func() int {
+			s.mu.Lock()
+			defer s.mu.Unlock()
+			caller, rep = s.handle(r, body)
+			return rep.status
+		},
+		Record: func(status int, fault fakekit.Fault) {
+			if caller == "" {
+				caller = s.callerOf(r)
+			}
+			key := ""
+			if rep.applied {
+				key = r.Method + " " + r.URL.Path
+			}
+			s.Record(func(seq int) Call {
+				return Call{Seq: seq, Method: r.Method, Path: r.URL.Path, Query: r.URL.RawQuery, Body: redactPassword(body), Caller: caller,
+					Status: status, Fault: fault, Applied: rep.applied}
+			}, key)
+		},
+		TooMany: func(w http.ResponseWriter, _ int) {
+			writeJSON(w, 429, apiError{Code: 429, Message: "too many requests"})
+		},
+		Failed: func(w http.ResponseWriter) {
+			writeJSON(w, 500, apiError{Code: 500, Message: "W1R3: It's not you it's me."})
+		},
+		Write: func() {
+			if rep.raw != "" {
+				w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+				w.WriteHeader(rep.status)
+				_, _ = io.WriteString(w, rep.raw)
 				return
 			}
-		}
-		panic(http.ErrAbortHandler)
-	case FaultSlow:
-		if after && !sleep(r.Context(), slow) {
-			return
-		}
-	}
-	if rep.raw != "" {
-		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		w.WriteHeader(rep.status)
-		_, _ = io.WriteString(w, rep.raw)
-		return
-	}
-	writeJSON(w, rep.status, rep.body)
-}
-
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
+			writeJSON(w, rep.status, rep.body)
+		},
+	})
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
@@ -1119,7 +995,5 @@ func randomUUID() string {
 // its base URL; both stop when the test ends.
 func NewTestServer(t interface{ Cleanup(func()) }, o Options) (*Server, string) {
 	s := New(o)
-	ts := httptest.NewServer(s)
-	t.Cleanup(ts.Close)
-	return s, ts.URL
+	return s, fakekit.TestServer(t, s)
 }

@@ -3,6 +3,7 @@ package netmakerfake_test
 import (
 	"encoding/json"
 	"fmt"
+	"github.com/dirsync/dirsync/target/fakekit"
 	"io"
 	"net/http"
 	"strings"
@@ -134,7 +135,7 @@ func TestCommunityMode(t *testing.T) {
 }
 
 func TestFaults(t *testing.T) {
-	srv, url := netmakerfake.NewTestServer(t, netmakerfake.Options{FaultRate: 1, Faults: []netmakerfake.Fault{netmakerfake.Fault429}, RetryAfter: 3})
+	srv, url := netmakerfake.NewTestServer(t, netmakerfake.Options{FaultOptions: fakekit.FaultOptions{FaultRate: 1, Faults: []fakekit.Fault{fakekit.Fault429}, RetryAfter: 3}})
 	req, _ := http.NewRequest("GET", url+"/api/users", nil)
 	req.Header.Set("Authorization", "Bearer "+srv.AdminToken())
 	resp, err := http.DefaultClient.Do(req)
@@ -146,7 +147,7 @@ func TestFaults(t *testing.T) {
 		t.Fatalf("429: %d %q", resp.StatusCode, resp.Header.Get("Retry-After"))
 	}
 	// A connection dropped after the create was applied.
-	srv2, url2 := netmakerfake.NewTestServer(t, netmakerfake.Options{FaultRate: 1, Faults: []netmakerfake.Fault{netmakerfake.FaultDrop}, FaultAfterApply: true})
+	srv2, url2 := netmakerfake.NewTestServer(t, netmakerfake.Options{FaultOptions: fakekit.FaultOptions{FaultRate: 1, Faults: []fakekit.Fault{fakekit.FaultDrop}, FaultAfterApply: true}})
 	req, _ = http.NewRequest("POST", url2+"/api/users/rita", strings.NewReader(`{"username":"rita","password":"secret1","platform_role_id":"service-user"}`))
 	req.Header.Set("Authorization", "Bearer "+srv2.AdminToken())
 	if _, err := http.DefaultClient.Do(req); err == nil {
@@ -156,7 +157,7 @@ func TestFaults(t *testing.T) {
 		t.Fatal("not applied before the drop")
 	}
 	calls := srv2.Calls()
-	if len(calls) != 1 || calls[0].Fault != netmakerfake.FaultDrop || !calls[0].Applied {
+	if len(calls) != 1 || calls[0].Fault != fakekit.FaultDrop || !calls[0].Applied {
 		t.Fatalf("calls %+v", calls)
 	}
 }
