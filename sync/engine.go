@@ -692,6 +692,13 @@ func (rc *runCtx) reconcile(ctx context.Context, t target.Target, desired map[st
 		default:
 			cached[k] = rebase(c, got)
 		}
+		// What was read is confirmed by the application: record it, so the
+		// account is not read again next run.
+		if !rc.ro.DryRun && !rc.ro.NoApply {
+			if err := rc.e.o.Store.PutAccount(ctx, rc.e.o.Fence(), t.Name(), cached[k]); err != nil {
+				return fmt.Errorf("record %q as re-read: %w", c.Username, err)
+			}
+		}
 	}
 	l, ok := t.(target.Lister)
 	if !ok || rc.ro.Keys != nil || rc.ro.Reconcile {
