@@ -584,7 +584,19 @@ func (rc *runCtx) prepare(ctx context.Context, spec TargetSpec, snaps map[string
 	in := PlanInput{Target: name, Cap: capab, Rules: rules, Desired: desired, Cached: cached, Keys: keys,
 		Known: known, Now: rc.now, QuarantineAfter: e.o.Limits.QuarantineAfter, RetryQuarantined: rc.ro.RetryQuarantined}
 	plan := MakePlan(in)
-	plan.Steps = append(plan.Steps, orphans...)
+	for _, s := range orphans {
+		// Orphans pass the connector's gate like any step: the owner of
+		// dirsync's token, the super-admin and protected accounts are
+		// never acted on.
+		if capab.Gate != nil {
+			if why := capab.Gate(s.Action, s.Before); why != "" {
+				s.Reason += "; skipped: " + why
+				plan.Skips = append(plan.Skips, s)
+				continue
+			}
+		}
+		plan.Steps = append(plan.Steps, s)
+	}
 	for _, c := range linked.Conflicts {
 		if keys != nil && !keys[c.Record] && !slices.ContainsFunc(c.With, func(w string) bool { return keys[w] }) {
 			continue
