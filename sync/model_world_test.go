@@ -1,0 +1,909 @@
+package sync_test
+
+// The system under test of the model-based test: two sources, three
+// targets, one shared store, two replicas, fault injection, and the checks
+// made on every call and after every activity.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"maps"
+	"math/rand/v2"
+	"reflect"
+	"slices"
+	"sort"
+	stdsync "sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/dirsync/dirsync/config"
+	"github.com/dirsync/dirsync/identity"
+	"github.com/dirsync/dirsync/source"
+	"github.com/dirsync/dirsync/state"
+	"github.com/dirsync/dirsync/state/memstore"
+	dsync "github.com/dirsync/dirsync/sync"
+	"github.com/dirsync/dirsync/sync/synctest"
+	"github.com/dirsync/dirsync/target"
+	"github.com/dirsync/dirsync/target/memtarget"
+)
+
+// guardLimit is every threshold of the model's guard: more than this many
+// suspensions, deletions or access removals in one target and run is held.
+const guardLimit = 3
+
+// The model's targets. app: a full application (creates, lists, reads),
+// scoped to staff, with roles and groups, suspending leavers and deleting
+// them a week later. ezeelogin: write-only, every person, roles, suspends.
+// vpn: scoped to vpn, disabled people excluded, deletes leavers.
+var modelTargets = []targetModel{
+	{name: "app", scope: "staff", includeInactive: true, roles: true, groups: true, creates: true},
+	{name: "ezeelogin", includeInactive: true, roles: true, byUsername: true},
+	{name: "vpn", scope: "vpn", deleteGone: true, creates: true},
+}
+
+func (tm targetModel) config() config.TargetCommon {
+	return synctest.Common(func(c *config.TargetCommon) {
+		c.Concurrency = 1 // calls in a fixed order: a seed replays the same run
+		inc := tm.includeInactive
+		c.IncludeInactive = &inc
+		if tm.scope != "" {
+			c.Scope = []string{tm.scope}
+		}
+		if tm.roles {
+			c.Roles = []config.RoleRule{{Group: "admins", Role: "admin"}}
+			c.DefaultRole = "user"
+		}
+		if tm.groups {
+			c.Groups = []config.GroupRule{{Group: "vpn"}, {Group: "ops"}}
+		}
+		c.Deprovision = config.Deprovision{Action: "suspend", DeleteAfter: config.Duration(7 * 24 * time.Hour)}
+		if tm.deleteGone {
+			c.Deprovision = config.Deprovision{Action: "delete"}
+		}
+	})
+}
+
+// modelLimits are the guard thresholds: guardLimit for every count (the
+// planned access-removal limits too, when the engine has them), no
+// percentages, a 30% source shrink.
+func modelLimits() config.Limits {
+	l := config.Limits{MaxSuspend: guardLimit, MaxDelete: guardLimit, MaxSourceShrinkPercent: 30, QuarantineAfter: 3}
+	v := reflect.ValueOf(&l).Elem()
+	if f := v.FieldByName("MaxAccessRemoval"); f.IsValid() && f.CanSet() && f.Kind() == reflect.Int {
+		f.SetInt(guardLimit)
+	}
+	return l
+}
+
+// violation is one broken invariant; code names its class, so shrinking
+// keeps to the same bug.
+type violation struct {
+	code string
+	msg  string
+	step int
+}
+
+func (v violation) String() string { return fmt.Sprintf("step %d: %s: %s", v.step, v.code, v.msg) }
+
+// faults are armed for the next activity only.
+type faults struct {
+	callRate    int
+	call        callFault
+	crashAt     int
+	crashTarget string
+	crashLanded bool
+	storeDown   bool
+	storeFlaky  int
+	sourceFail  string
+	zeroUsers   bool
+	groupEmpty  string
+	staleLeader bool
+}
+
+// activity is the engine work in progress, and what faults do to it.
+type activity struct {
+	name    string
+	faults  faults
+	cancel  context.CancelFunc
+	calls   map[string]int // per target: calls within one target come in a fixed order
+	crashID string
+	dead    bool
+	// short is true while a source reads short: reductions the guard lets
+	// through (up to guardLimit per target and kind) are not violations.
+	short    bool
+	stored   map[string]bool // sources whose snapshot the engine tried to store
+	budget   map[string]int
+	attempts map[string]int
+	lost     map[string]bool
+	standby  bool
+}
+
+// replica is one daemon process: an engine, its lease, and whether it
+// believes it leads.
+type replica struct {
+	name     string
+	lease    atomic.Pointer[state.Lease]
+	believes atomic.Bool
+	engine   *dsync.Engine
+}
+
+// world is one sequence's system under test and its reference model.
+type world struct {
+	seed    uint64
+	h       *synctest.Harness
+	mem     *memstore.Store
+	store   *synctest.FaultStore
+	targets map[string]*memtarget.Target
+	reps    [2]*replica
+	leader  int
+	former  int // the replica that led before the last leader change, or -1
+	ref     *reference
+	people  int // changing people; more people never change
+	total   int
+	held    []string // held run ids in the order they appeared
+	plan    *dsync.PlanFile
+	step    int
+
+	mu         stdsync.Mutex
+	cur        *activity
+	next       faults
+	uncertain  map[string]map[string]bool // target → usernames whose last call's outcome the engine cannot know
+	creates    map[string]map[int]int
+	pwdCalls   map[string]map[int]int
+	violations []violation
+}
+
+var errDead = errors.New("the process is dead")
+
+// newWorld builds the world for seed: its people, the targets seeded with
+// the accounts a write-only application has, and a first full run.
+func newWorld(t testing.TB, seed uint64, people, static int) *world {
+	w := &world{seed: seed, people: people, total: people + static, former: -1, targets: map[string]*memtarget.Target{},
+		uncertain: map[string]map[string]bool{}, creates: map[string]map[int]int{}, pwdCalls: map[string]map[int]int{}}
+	r := rand.New(rand.NewPCG(seed, 0x5eed))
+	ad, idp := version{}, version{}
+	start := time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
+	for p := range w.total {
+		rec := record{active: true, groups: []string{"staff"}, given: "Given"}
+		if p < people {
+			rec = randomRecord(r, start)
+			if r.IntN(10) < 3 {
+				idp[p] = rec.clone()
+			}
+		}
+		ad[p] = rec
+	}
+	w.ref = newReference(ad, idp)
+	var specs []dsync.TargetSpec
+	for _, tm := range modelTargets {
+		mt := memtarget.New(tm.name)
+		name := tm.name
+		mt.Hook = func(act target.Action, a identity.Account) error { return w.onCall(name, act, a) }
+		mt.After = func(act target.Action, a identity.Account) error { return w.afterCall(name, act, a) }
+		w.targets[name] = mt
+		w.uncertain[name], w.creates[name], w.pwdCalls[name] = map[string]bool{}, map[int]int{}, map[int]int{}
+		var tg target.Target = mt
+		if tm.byUsername {
+			tg = memtarget.NewWriteOnly(mt)
+			for p := range w.total {
+				mt.Seed(identity.Account{Key: username(p), Username: username(p), Email: username(p) + "@example.test",
+					GivenName: "Given", FamilyName: "Person", DisplayName: "Given Person"})
+			}
+		}
+		specs = append(specs, synctest.Spec(tg, tm.config()))
+	}
+	var h *synctest.Harness
+	w.mem = memstore.New(memstore.Options{JournalSize: 1000, Now: func() time.Time { return h.Clock.Now() }})
+	w.store = synctest.NewFaultStore(w.mem)
+	w.store.SetHook(w.onStore)
+	limits := modelLimits()
+	h = synctest.New(t, specs, synctest.Options{Store: w.store, Limits: &limits, Now: start, MaxSleep: time.Nanosecond,
+		Sources: []string{srcIdP, srcAD}})
+	w.h = h
+	h.Src(srcIdP).SetAllowEmpty(true) // a SCIM server nobody pushed to yet
+	for i := range w.reps {
+		w.reps[i] = &replica{name: fmt.Sprintf("replica-%d", i)}
+		w.reps[i].engine = w.newEngine(w.reps[i])
+	}
+	w.takeLead(0)
+	w.setSources()
+	w.do(event{kind: evFullRun})
+	return w
+}
+
+func randomRecord(r *rand.Rand, now time.Time) record {
+	rec := record{active: r.IntN(10) < 9, given: "Given"}
+	for i, pct := range []int{85, 40, 20, 30} { // modelGroups in order
+		if r.IntN(100) < pct {
+			rec.groups = append(rec.groups, modelGroups[i])
+		}
+	}
+	rec.groups = identity.SortedSet(rec.groups)
+	if r.IntN(5) == 0 {
+		e := now.Add(time.Duration(1+r.IntN(240)) * time.Hour)
+		rec.expires = &e
+	}
+	rec.mustChange = r.IntN(7) == 0
+	return rec
+}
+
+func (w *world) newEngine(rep *replica) *dsync.Engine {
+	return w.h.NewEngine(func(o *dsync.Options) {
+		o.Store = w.store
+		o.Fence = func() state.Fence {
+			if l := rep.lease.Load(); l != nil {
+				return l.Fence()
+			}
+			return state.Fence{}
+		}
+		o.Leading = rep.believes.Load
+	})
+}
+
+// takeLead makes replica i the leader: the other loses its lease.
+func (w *world) takeLead(i int) {
+	ctx := context.Background()
+	if old := w.reps[w.leader].lease.Load(); old != nil {
+		_ = w.mem.ReleaseLock(ctx, *old)
+		w.reps[w.leader].believes.Store(false)
+		w.former = w.leader
+	}
+	l, err := w.mem.AcquireLock(ctx, "leader", w.reps[i].name, 365*24*time.Hour)
+	if err != nil {
+		panic(fmt.Sprintf("model: take the lead: %v", err))
+	}
+	w.reps[i].lease.Store(&l)
+	w.reps[i].believes.Store(true)
+	w.leader = i
+}
+
+// setSources makes the sources return the truth.
+func (w *world) setSources() {
+	for _, src := range []string{srcAD, srcIdP} {
+		s := w.h.Src(src)
+		s.Fail(nil)
+		s.Set(w.ref.users(src, w.ref.truth[src])...)
+	}
+}
+
+func (w *world) violate(code, format string, args ...any) {
+	w.violations = append(w.violations, violation{code: code, msg: fmt.Sprintf(format, args...), step: w.step})
+}
+
+// chance returns a deterministic number in [0,100) for one fault decision.
+func (w *world) chance(parts ...any) int {
+	h := fnv.New64a()
+	fmt.Fprint(h, w.seed, w.step, parts)
+	return int(h.Sum64() % 100)
+}
+
+// onStore is the shared store's fault hook.
+func (w *world) onStore(op synctest.Op, detail string) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	c := w.cur
+	switch {
+	case c == nil:
+		return nil
+	case op == synctest.OpPutSnapshot:
+		c.stored[detail] = true
+	}
+	switch {
+	case c.dead || c.faults.storeDown:
+		return errors.New("store unreachable")
+	case c.faults.storeFlaky > 0 && op != synctest.OpAccounts && op != synctest.OpGetSnapshot && op != synctest.OpGetHeld && op != synctest.OpPutRun:
+		if op == synctest.OpPutHeld || op == synctest.OpDeleteHeld {
+			detail = "" // a run id: random, so no part of a replayable decision
+		}
+		c.attempts[string(op)+detail]++
+		if w.chance(op, detail, c.attempts[string(op)+detail]) < c.faults.storeFlaky {
+			return errors.New("store write timed out")
+		}
+	}
+	return nil
+}
+
+// onCall runs before each call reaches an application: it injects the
+// armed faults, then judges the call against the reference model.
+func (w *world) onCall(tgt string, act target.Action, a identity.Account) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	c := w.cur
+	if c == nil {
+		w.violate("call outside any activity", "%s %s in %s", act, a.Username, tgt)
+		return nil
+	}
+	if c.dead {
+		return target.Retryable(errDead)
+	}
+	c.calls[tgt]++
+	id := tgt + "/" + a.Key + "/" + string(act)
+	if c.faults.crashAt == c.calls[tgt] && tgt == c.faults.crashTarget {
+		if !c.faults.crashLanded {
+			w.die(c)
+			return target.Retryable(errDead)
+		}
+		c.crashID = id
+	}
+	c.attempts[id]++
+	if c.faults.callRate > 0 && w.chance(id, c.attempts[id]) < c.faults.callRate {
+		kind := c.faults.call
+		if kind == faultMixed {
+			kind = callFault(w.chance(id, c.attempts[id], "kind") % int(numCallFaultKinds))
+		}
+		switch kind {
+		case fault4xx:
+			return target.Permanent(errors.New("400 bad request"))
+		case fault5xx:
+			return target.Retryable(errors.New("503 service unavailable"))
+		case faultLost:
+			return target.Uncertain(errors.New("timeout: request not sent"))
+		case faultSkip:
+			return target.Skip("declined by the application at run time")
+		case faultLanded:
+			c.lost[id] = true
+		}
+	}
+	if c.standby {
+		w.violate("standby call", "a replica without the lease sent %s for %s to %s", act, a.Username, tgt)
+	}
+	w.judge(c, tgt, act, a)
+	return nil
+}
+
+// afterCall runs after a call landed: the answer may be lost, or the
+// process may die before it hears it.
+func (w *world) afterCall(tgt string, act target.Action, a identity.Account) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	c := w.cur
+	if c == nil {
+		return nil
+	}
+	id := tgt + "/" + a.Key + "/" + string(act)
+	switch {
+	case c.crashID == id:
+		c.crashID = ""
+		w.uncertain[tgt][a.Username] = true
+		w.die(c)
+		return target.Retryable(errDead)
+	case c.lost[id]:
+		delete(c.lost, id)
+		w.uncertain[tgt][a.Username] = true
+		return target.Uncertain(errors.New("timeout: the answer never came"))
+	}
+	return nil
+}
+
+// die kills the process running the activity: nothing reaches the store
+// or an application any more, and its context ends.
+func (w *world) die(c *activity) {
+	c.dead = true
+	c.cancel()
+}
+
+// judge checks one call, before it lands, against what the sources say
+// (any version the engine may know): no reduction of access the sources do
+// not call for, no grant they do not call for, one-shot actions once.
+func (w *world) judge(c *activity, tgt string, act target.Action, a identity.Account) {
+	p, dup, ok := personOf(a.Username)
+	if !ok || dup {
+		return // the duplicate record's own account is not judged
+	}
+	tm := targetModelOf(tgt)
+	now := w.h.Clock.Now()
+	cur, _ := w.targets[tgt].Get(a.Key)
+	j := func(ok func(want) bool) bool { return w.ref.justified(tm, p, now, ok) }
+	kind, allowed := "", true
+	switch act {
+	case target.ActCreate:
+		if n := w.accountsNamed(tgt, a.Username); n > 0 {
+			w.violate("second account", "%s: create %s although it has %d account(s) with that username", tgt, a.Username, n)
+		}
+		w.creates[tgt][p]++
+		allowed = j(func(x want) bool { return x.present && !x.suspended })
+	case target.ActUnsuspend:
+		allowed = j(func(x want) bool { return x.present && !x.suspended })
+	case target.ActSuspend:
+		kind, allowed = "suspend", j(func(x want) bool { return !x.present || x.suspended })
+	case target.ActDelete:
+		kind, allowed = "delete", j(func(x want) bool { return !x.present })
+	case target.ActSetRole:
+		if cur.Role == "admin" && a.Role != "admin" {
+			kind = "access removal"
+		}
+		allowed = j(func(x want) bool { return x.present && x.role == a.Role })
+	case target.ActSetGroups:
+		for _, g := range cur.Groups {
+			if !slices.Contains(a.Groups, g) {
+				kind = "access removal"
+				allowed = allowed && j(func(x want) bool { return !slices.Contains(x.groups, g) })
+			}
+		}
+		for _, g := range a.Groups {
+			if !slices.Contains(cur.Groups, g) {
+				allowed = allowed && j(func(x want) bool { return x.present && slices.Contains(x.groups, g) })
+			}
+		}
+	case target.ActSetExpiry:
+		if a.Expires != nil && (cur.Expires == nil || a.Expires.Before(*cur.Expires)) {
+			kind = "expiry"
+		}
+		allowed = j(func(x want) bool { return x.present && identity.SameTime(x.expires, a.Expires) })
+	case target.ActForcePasswordChange:
+		w.pwdCalls[tgt][p]++
+		if n, max := w.pwdCalls[tgt][p], w.ref.pwdEvents[p]+w.creates[tgt][p]; n > max {
+			w.violate("one-shot repeated", "%s: force_password_change for %s sent %d times for %d password event(s) and %d account creation(s)",
+				tgt, a.Username, n, w.ref.pwdEvents[p], w.creates[tgt][p])
+		}
+	}
+	if allowed {
+		return
+	}
+	if kind != "" && c.short {
+		c.budget[tgt+"/"+kind]++
+		if c.budget[tgt+"/"+kind] <= guardLimit {
+			return // within what the guard lets through: a short read cannot be told from the truth
+		}
+	}
+	code := "unjustified " + string(act)
+	if kind != "" {
+		code = "collateral " + string(act)
+	}
+	w.violate(code, "%s: %s %s (now %+v) is not what any version of the sources known to the engine says: %s",
+		tgt, act, a.Username, accountSummary(a), w.describe(tm, p, now))
+}
+
+// describe shows what the truth says about p in tm, for violation reports.
+func (w *world) describe(tm targetModel, p int, now time.Time) string {
+	x := w.ref.wantNow(tm, p, now)
+	if !x.present {
+		return "truth: no account"
+	}
+	return fmt.Sprintf("truth: suspended=%v role=%q groups=%v expires=%s", x.suspended, x.role, x.groups, fmtTime(x.expires))
+}
+
+func accountSummary(a identity.Account) string {
+	return fmt.Sprintf("suspended=%v role=%q groups=%v expires=%s", a.Suspended, a.Role, a.Groups, fmtTime(a.Expires))
+}
+
+func targetModelOf(name string) targetModel {
+	for _, tm := range modelTargets {
+		if tm.name == name {
+			return tm
+		}
+	}
+	panic("model: no target " + name)
+}
+
+// accountsNamed counts the application's accounts with username u.
+func (w *world) accountsNamed(tgt, u string) int {
+	list, _ := w.targets[tgt].List(context.Background())
+	n := 0
+	for _, a := range list {
+		if a.Username == u {
+			n++
+		}
+	}
+	return n
+}
+
+// do applies one event.
+func (w *world) do(e event) {
+	switch e.kind {
+	case evCallFaults:
+		w.next.callRate, w.next.call = e.rate, e.fault
+	case evCrash:
+		w.next.crashAt, w.next.crashLanded = e.n, e.landed
+		w.next.crashTarget = modelTargets[e.n%len(modelTargets)].name
+	case evStoreDown:
+		w.next.storeDown = true
+	case evStoreFlaky:
+		w.next.storeFlaky = e.rate
+	case evSourceFail:
+		w.next.sourceFail = e.src
+	case evZeroUsers:
+		w.next.zeroUsers = true
+	case evGroupEmpty:
+		w.next.groupEmpty = e.group
+	case evLeaderChange:
+		w.takeLead(1 - w.leader)
+	case evStaleLeader:
+		w.next.staleLeader = true
+	case evClock:
+		w.h.Clock.Advance(e.dur)
+	case evFullRun, evMassRun:
+		ro := dsync.RunOptions{Trigger: "schedule", AllowMassChange: e.kind == evMassRun}
+		if e.kind == evMassRun {
+			w.next.zeroUsers, w.next.groupEmpty = false, "" // an operator vouches for what the sources say
+		}
+		w.activity("full run", func(ctx context.Context, en *dsync.Engine) (*dsync.Result, error) { return en.Run(ctx, ro) })
+	case evTick:
+		at, _ := w.reps[w.leader].engine.Due()
+		if at.IsZero() || w.h.Clock.Now().Before(at) {
+			return
+		}
+		w.activity("expiry", func(ctx context.Context, en *dsync.Engine) (*dsync.Result, error) {
+			return en.Run(ctx, dsync.RunOptions{Trigger: "expiry", UseStored: true})
+		})
+	case evApprove:
+		live := w.heldRuns()
+		if len(live) == 0 {
+			return
+		}
+		id := live[e.n%len(live)]
+		var only []target.Action
+		if e.only {
+			only = []target.Action{target.ActSuspend}
+		}
+		w.activity("approve", func(_ context.Context, en *dsync.Engine) (*dsync.Result, error) {
+			return nil, approve(en, id, only...)
+		})
+	case evMakePlanFile:
+		w.activity("plan", func(ctx context.Context, en *dsync.Engine) (*dsync.Result, error) {
+			pf, err := en.MakePlanFile(ctx, dsync.RunOptions{})
+			w.plan = pf
+			return nil, err
+		})
+	case evApplyPlanFile:
+		if w.plan == nil {
+			return
+		}
+		pf := w.plan
+		w.plan = nil
+		w.activity("apply plan file", func(ctx context.Context, en *dsync.Engine) (*dsync.Result, error) {
+			return en.ApplyPlanFile(ctx, pf, dsync.RunOptions{})
+		})
+	default:
+		w.directory(e)
+	}
+}
+
+// directory applies a directory event to the truth and, for the IdP,
+// delivers the push.
+func (w *world) directory(e event) {
+	p := e.person
+	switch e.kind {
+	case evDupAdd, evDupRemove:
+		_, inAD := w.ref.truth[srcAD][p]
+		w.ref.dups[p] = e.kind == evDupAdd && inAD
+		w.ref.change(srcAD, p, func(r *record) *record { return r })
+		w.setSources()
+		return
+	}
+	w.ref.change(e.src, p, func(r *record) *record {
+		if e.kind == evComeBack {
+			if r != nil {
+				return r
+			}
+			base := w.ref.truth[srcAD][p]
+			if e.src == srcAD {
+				base = record{active: true, groups: []string{"staff"}, given: "Given"}
+			}
+			return &base
+		}
+		if r == nil {
+			return nil
+		}
+		switch e.kind {
+		case evDisable:
+			r.active = false
+		case evEnable:
+			r.active = true
+		case evSetExpiry:
+			t := w.h.Clock.Now().Add(e.dur)
+			r.expires = &t
+		case evClearExpiry:
+			r.expires = nil
+		case evGroupAdd:
+			r.groups = identity.SortedSet(append(r.groups, e.group))
+		case evGroupRemove:
+			r.groups = slices.DeleteFunc(r.groups, func(g string) bool { return g == e.group })
+		case evLeave:
+			return nil
+		case evPasswordReset:
+			r.mustChange = true
+		case evPasswordChanged:
+			r.mustChange = false
+		case evRename:
+			r.given += "x"
+		}
+		return r
+	})
+	w.setSources()
+	if e.src != srcIdP || e.via == viaNone {
+		return
+	}
+	ch := source.Change{Deletes: []string{sourceKey(srcIdP, p)}}
+	if rec, ok := w.ref.truth[srcIdP][p]; ok {
+		ch = source.Change{Upserts: []identity.User{rec.user(srcIdP, p)}}
+	}
+	if e.via == viaStandby {
+		w.activity("push to the standby", func(ctx context.Context, _ *dsync.Engine) (*dsync.Result, error) {
+			_, err := w.reps[1-w.leader].engine.MergeChange(ctx, srcIdP, ch)
+			return nil, err
+		})
+		return
+	}
+	w.activity("push", func(ctx context.Context, en *dsync.Engine) (*dsync.Result, error) {
+		keys, err := en.MergeChange(ctx, srcIdP, ch)
+		if err != nil {
+			return nil, err
+		}
+		return en.Run(ctx, dsync.RunOptions{Trigger: "scim", Keys: keys})
+	})
+}
+
+// heldRuns returns the held runs still stored, oldest first.
+func (w *world) heldRuns() []string {
+	ids, _ := w.mem.HeldRuns(context.Background())
+	var out []string
+	for _, id := range w.held {
+		if slices.Contains(ids, id) {
+			out = append(out, id)
+		}
+	}
+	return out
+}
+
+// activity runs fn on the acting replica with the armed faults, then
+// checks what it left behind.
+func (w *world) activity(name string, fn func(context.Context, *dsync.Engine) (*dsync.Result, error)) {
+	f := w.next
+	w.next = faults{}
+	rep := w.reps[w.leader]
+	standby := name == "push to the standby"
+	if f.staleLeader && w.former >= 0 && w.former != w.leader {
+		rep = w.reps[w.former]
+		rep.believes.Store(true)
+		standby = true
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	c := &activity{name: name, faults: f, cancel: cancel, standby: standby,
+		calls: map[string]int{}, stored: map[string]bool{}, budget: map[string]int{}, attempts: map[string]int{}, lost: map[string]bool{}}
+	var short version
+	if f.sourceFail != "" {
+		w.h.Src(f.sourceFail).Fail(errors.New(f.sourceFail + ": connection reset"))
+	}
+	if f.zeroUsers {
+		w.h.Src(srcAD).Set()
+		c.short = true
+	}
+	if f.groupEmpty != "" {
+		short = w.ref.truth[srcAD].clone()
+		for p, r := range short {
+			r.groups = slices.DeleteFunc(r.groups, func(g string) bool { return g == f.groupEmpty })
+			short[p] = r
+		}
+		w.h.Src(srcAD).Set(w.ref.users(srcAD, short)...)
+		c.short = true
+	}
+	var before string
+	if standby {
+		before = w.storedSnapshots()
+	}
+	w.mu.Lock()
+	w.cur = c
+	w.mu.Unlock()
+	res, err := fn(ctx, rep.engine)
+	cancel()
+	w.mu.Lock()
+	w.cur = nil
+	w.mu.Unlock()
+	w.setSources()
+	if c.dead {
+		rep.engine = w.newEngine(rep) // the process restarts on the same store
+	}
+	if standby {
+		if after := w.storedSnapshots(); after != before {
+			w.violate("standby wrote shared state", "%s: a replica without the lease changed the stored snapshots", name)
+		}
+		if rep != w.reps[w.leader] {
+			rep.believes.Store(false)
+		}
+	}
+	w.noteHeld()
+	w.noteStored(c, short)
+	w.checkCache()
+	healthy := f == faults{} && !standby && err == nil && res != nil && name == "full run"
+	if healthy {
+		w.checkAfterHealthyRun(res)
+	}
+}
+
+// storedSnapshots fingerprints every stored snapshot.
+func (w *world) storedSnapshots() string {
+	var out string
+	for _, src := range []string{srcAD, srcIdP} {
+		if snap, err := w.mem.GetSnapshot(context.Background(), src); err == nil {
+			out += src + ":" + fingerprint(snap.Users) + "\n"
+		}
+	}
+	return out
+}
+
+// noteHeld records held runs that appeared, in order.
+func (w *world) noteHeld() {
+	ids, _ := w.mem.HeldRuns(context.Background())
+	sort.Strings(ids)
+	for _, id := range ids {
+		if !slices.Contains(w.held, id) {
+			w.held = append(w.held, id)
+		}
+	}
+}
+
+// noteStored tells the reference what the engine stored.
+func (w *world) noteStored(c *activity, short version) {
+	for _, src := range []string{srcAD, srcIdP} {
+		if !c.stored[src] {
+			continue
+		}
+		snap, err := w.mem.GetSnapshot(context.Background(), src)
+		if err != nil {
+			continue
+		}
+		fp := fingerprint(snap.Users)
+		switch {
+		case fp == fingerprint(w.ref.users(src, w.ref.truth[src])):
+			w.ref.stored(src, nil, true)
+		case src == srcAD && short != nil && fp == fingerprint(w.ref.users(src, short)):
+			w.ref.stored(src, short, false)
+		}
+	}
+}
+
+// checkCache checks that no cache record claims what its application did
+// not confirm: for every record without a pending intent, the access
+// fields equal the application's (unless the last call's outcome on that
+// account could not be known).
+func (w *world) checkCache() {
+	for _, tm := range modelTargets {
+		recs, err := w.mem.Accounts(context.Background(), tm.name)
+		if err != nil {
+			continue
+		}
+		mt := w.targets[tm.name]
+		for _, k := range slices.Sorted(maps.Keys(recs)) {
+			rec := recs[k]
+			if rec.Pending != "" {
+				continue
+			}
+			key := rec.Key
+			if tm.byUsername {
+				key = rec.Username
+			}
+			got, ok := mt.Get(key)
+			diff := ""
+			switch {
+			case rec.Exists != ok && !tm.byUsername:
+				diff = fmt.Sprintf("exists=%v, application: %v", rec.Exists, ok)
+			case rec.Exists && ok && rec.Suspended != got.Suspended:
+				diff = fmt.Sprintf("suspended=%v, application: %v", rec.Suspended, got.Suspended)
+			case rec.Exists && ok && rec.Role != got.Role:
+				diff = fmt.Sprintf("role=%q, application: %q", rec.Role, got.Role)
+			case rec.Exists && ok && !slices.Equal(identity.SortedSet(rec.Groups), identity.SortedSet(got.Groups)):
+				diff = fmt.Sprintf("groups=%v, application: %v", rec.Groups, got.Groups)
+			case rec.Exists && ok && !identity.SameTime(rec.Expires, got.Expires):
+				diff = fmt.Sprintf("expires=%s, application: %s", fmtTime(rec.Expires), fmtTime(got.Expires))
+			}
+			switch {
+			case diff == "":
+				delete(w.uncertain[tm.name], rec.Username)
+			case !w.uncertain[tm.name][rec.Username]:
+				w.violate("cache claims unconfirmed", "%s: cache record %s (%s) says %s", tm.name, k, rec.Username, diff)
+			}
+		}
+	}
+}
+
+// checkAfterHealthyRun checks what a full run without faults must leave:
+// no leaver with access (unless the guard held the run), and an expiry
+// timer armed for the next expiry, never in the past.
+func (w *world) checkAfterHealthyRun(res *dsync.Result) {
+	now := w.h.Clock.Now()
+	at, _ := w.reps[w.leader].engine.Due()
+	if !at.IsZero() && !at.After(now) {
+		w.violate("due in the past", "after a full run Due() = %s, not after now %s: the timer would fire again at once", fmtTime(&at), fmtTime(&now))
+	}
+	var next *time.Time
+	for p := range w.total {
+		for _, tm := range modelTargets {
+			x := w.ref.wantNow(tm, p, now)
+			if x.present && !x.suspended && x.expires != nil && x.expires.After(now) && (next == nil || x.expires.Before(*next)) {
+				next = x.expires
+			}
+		}
+	}
+	if next != nil && (at.IsZero() || at.After(*next)) {
+		w.violate("due not armed", "after a full run Due() = %s, but the next expiry is %s", fmtTime(&at), fmtTime(next))
+	}
+	if res.Held {
+		return
+	}
+	for p := range w.people {
+		if w.ref.dups[p] {
+			continue
+		}
+		for _, tm := range modelTargets {
+			x := w.ref.wantNow(tm, p, now)
+			if x.present && !x.suspended {
+				continue
+			}
+			for _, a := range w.accountsOf(tm, p) {
+				if !a.Suspended {
+					w.violate("missed leaver", "%s: %s keeps an active account after a healthy full run: %s", tm.name, username(p), w.describe(tm, p, now))
+				}
+			}
+		}
+	}
+}
+
+// accountsOf returns the application's accounts of person p.
+func (w *world) accountsOf(tm targetModel, p int) []identity.Account {
+	list, _ := w.targets[tm.name].List(context.Background())
+	var out []identity.Account
+	for _, a := range list {
+		if a.Username == username(p) {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+// finish stops the faults, runs once healthy, approves what is held, and
+// checks every account against the model.
+func (w *world) finish() {
+	w.step++
+	w.next = faults{}
+	w.activity("final run", func(ctx context.Context, en *dsync.Engine) (*dsync.Result, error) {
+		return en.Run(ctx, dsync.RunOptions{Trigger: "final", RetryQuarantined: true})
+	})
+	for _, id := range w.heldRuns() {
+		w.activity("final approval", func(_ context.Context, en *dsync.Engine) (*dsync.Result, error) {
+			return nil, approve(en, id)
+		})
+	}
+	now := w.h.Clock.Now()
+	for p := range w.total {
+		if w.ref.dups[p] {
+			continue
+		}
+		for _, tm := range modelTargets {
+			x := w.ref.wantNow(tm, p, now)
+			accts := w.accountsOf(tm, p)
+			if len(accts) > 1 {
+				w.violate("final mismatch", "%s: %s has %d accounts", tm.name, username(p), len(accts))
+				continue
+			}
+			var got *identity.Account
+			if len(accts) == 1 {
+				got = &accts[0]
+			}
+			if why := mismatch(tm, x, got); why != "" {
+				w.violate("final mismatch", "%s: %s %s; %s", tm.name, username(p), why, w.describe(tm, p, now))
+			}
+		}
+	}
+}
+
+// mismatch says how an application account differs from the model's.
+func mismatch(tm targetModel, x want, got *identity.Account) string {
+	switch {
+	case !x.present && got != nil && (tm.deleteGone || !got.Suspended):
+		return "still has an account: " + accountSummary(*got)
+	case !x.present:
+		return ""
+	case got == nil && x.suspended:
+		return "" // never created, or deleted: no access either way
+	case got == nil:
+		return "has no account"
+	case got.Suspended != x.suspended || got.Role != x.role || !slices.Equal(identity.SortedSet(got.Groups), x.groups) ||
+		!identity.SameTime(got.Expires, x.expires):
+		return "account is " + accountSummary(*got)
+	}
+	return ""
+}
