@@ -10,11 +10,11 @@ package sync_test
 // A failing sequence is shrunk to the shortest one that still fails the
 // same way and printed with its seed.
 //
-// Sizing: DIRSYNC_MODEL_SEQS sequences (default 2000) within
-// DIRSYNC_MODEL_TIME (default 45s), whichever ends first;
-// DIRSYNC_MODEL_SEED sets the first seed ("random" for a fresh one);
-// DIRSYNC_MODEL_LEN the events per sequence (default 30). scripts/model-long.sh
-// runs it for ten minutes.
+// Sizing: DIRSYNC_MODEL_SEQS sequences (default 3000) within
+// DIRSYNC_MODEL_TIME (default 40s), whichever ends first; shrinking the
+// failures found takes at most 15s more. DIRSYNC_MODEL_SEED sets the first
+// seed ("random" for a fresh one), DIRSYNC_MODEL_LEN the events per
+// sequence (default 24). scripts/model-long.sh runs it for ten minutes.
 
 import (
 	"cmp"
@@ -36,7 +36,7 @@ import (
 // guard a realistic denominator and must never be touched).
 const (
 	modelPeople = 8
-	modelStatic = 16
+	modelStatic = 10
 )
 
 type modelConfig struct {
@@ -47,7 +47,7 @@ type modelConfig struct {
 }
 
 func modelConfigFromEnv(t *testing.T) modelConfig {
-	c := modelConfig{seqs: 2000, limit: 45 * time.Second, seed: 1, length: 30}
+	c := modelConfig{seqs: 3000, limit: 40 * time.Second, seed: 1, length: 24}
 	if v := os.Getenv("DIRSYNC_MODEL_SEQS"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n <= 0 {
@@ -187,7 +187,7 @@ func TestModel(t *testing.T) {
 	if len(failures) == 0 {
 		return
 	}
-	shrinkBudget := max(5*time.Second, min(cfg.limit/10, time.Minute)/time.Duration(len(failures)))
+	shrinkBudget := max(15*time.Second, min(cfg.limit/10, time.Minute)) / time.Duration(len(failures))
 	for _, f := range sortedFailures(failures) {
 		events, v := shrink(t, f, shrinkBudget)
 		t.Errorf("%s\n%s", v.code, report(f.seed, len(f.events), events, v))

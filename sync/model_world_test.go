@@ -260,9 +260,12 @@ func (w *world) takeLead(i int) {
 	w.leader = i
 }
 
-// setSources makes the sources return the truth.
-func (w *world) setSources() {
+// setSources makes the sources return the truth (only src when given).
+func (w *world) setSources(only ...string) {
 	for _, src := range []string{srcAD, srcIdP} {
+		if len(only) > 0 && !slices.Contains(only, src) {
+			continue
+		}
 		s := w.h.Src(src)
 		s.Fail(nil)
 		s.Set(w.ref.users(src, w.ref.truth[src])...)
@@ -453,8 +456,12 @@ func (w *world) judge(c *activity, tgt string, act target.Action, a identity.Acc
 	if kind != "" {
 		code = "collateral " + string(act)
 	}
-	w.violate(code, "%s: %s %s (now %+v) is not what any version of the sources known to the engine says: %s",
-		tgt, act, a.Username, accountSummary(a), w.describe(tm, p, now))
+	short := ""
+	if c.short {
+		short = fmt.Sprintf(" (during a short read: unjustified %s #%d in this target, past the guard's %d)", kind, c.budget[tgt+"/"+kind], guardLimit)
+	}
+	w.violate(code, "%s: %s %s (now %s) is not what any version of the sources known to the engine says: %s%s",
+		tgt, act, a.Username, accountSummary(a), w.describe(tm, p, now), short)
 }
 
 // describe shows what the truth says about p in tm, for violation reports.
@@ -571,7 +578,7 @@ func (w *world) directory(e event) {
 		_, inAD := w.ref.truth[srcAD][p]
 		w.ref.dups[p] = e.kind == evDupAdd && inAD
 		w.ref.change(srcAD, p, func(r *record) *record { return r })
-		w.setSources()
+		w.setSources(srcAD)
 		return
 	}
 	w.ref.change(e.src, p, func(r *record) *record {
@@ -613,7 +620,7 @@ func (w *world) directory(e event) {
 		}
 		return r
 	})
-	w.setSources()
+	w.setSources(e.src)
 	if e.src != srcIdP || e.via == viaNone {
 		return
 	}
@@ -693,7 +700,9 @@ func (w *world) activity(name string, fn func(context.Context, *dsync.Engine) (*
 	w.mu.Lock()
 	w.cur = nil
 	w.mu.Unlock()
-	w.setSources()
+	if f.sourceFail != "" || c.short {
+		w.setSources()
+	}
 	if c.dead {
 		rep.engine = w.newEngine(rep) // the process restarts on the same store
 	}
@@ -824,16 +833,14 @@ func (w *world) checkAfterHealthyRun(res *dsync.Result) {
 	if res.Held {
 		return
 	}
-	for p := range w.people {
-		if w.ref.dups[p] {
-			continue
-		}
-		for _, tm := range modelTargets {
+	for _, tm := range modelTargets {
+		accounts := w.accountsByName(tm)
+		for p := range w.people {
 			x := w.ref.wantNow(tm, p, now)
-			if x.present && !x.suspended {
+			if w.ref.dups[p] || (x.present && !x.suspended) {
 				continue
 			}
-			for _, a := range w.accountsOf(tm, p) {
+			for _, a := range accounts[username(p)] {
 				if !a.Suspended {
 					w.violate("missed leaver", "%s: %s keeps an active account after a healthy full run: %s", tm.name, username(p), w.describe(tm, p, now))
 				}
@@ -842,14 +849,12 @@ func (w *world) checkAfterHealthyRun(res *dsync.Result) {
 	}
 }
 
-// accountsOf returns the application's accounts of person p.
-func (w *world) accountsOf(tm targetModel, p int) []identity.Account {
+// accountsByName returns the application's accounts by username.
+func (w *world) accountsByName(tm targetModel) map[string][]identity.Account {
 	list, _ := w.targets[tm.name].List(context.Background())
-	var out []identity.Account
+	out := make(map[string][]identity.Account, len(list))
 	for _, a := range list {
-		if a.Username == username(p) {
-			out = append(out, a)
-		}
+		out[a.Username] = append(out[a.Username], a)
 	}
 	return out
 }
@@ -868,13 +873,14 @@ func (w *world) finish() {
 		})
 	}
 	now := w.h.Clock.Now()
-	for p := range w.total {
-		if w.ref.dups[p] {
-			continue
-		}
-		for _, tm := range modelTargets {
+	for _, tm := range modelTargets {
+		accounts := w.accountsByName(tm)
+		for p := range w.total {
+			if w.ref.dups[p] {
+				continue
+			}
 			x := w.ref.wantNow(tm, p, now)
-			accts := w.accountsOf(tm, p)
+			accts := accounts[username(p)]
 			if len(accts) > 1 {
 				w.violate("final mismatch", "%s: %s has %d accounts", tm.name, username(p), len(accts))
 				continue
