@@ -131,16 +131,56 @@ type Account struct {
 	// Deprovisioned is true when the account is suspended or stripped because
 	// the person left the target's scope (as opposed to being disabled).
 	Deprovisioned bool `json:"deprovisioned,omitempty"`
-	// Failures counts consecutive runs in which an action on this account
-	// failed; past the quarantine threshold the engine stops trying.
-	Failures int `json:"failures,omitempty"`
+	// Failing counts, per action, the consecutive runs in which that action
+	// failed on this account. Past the quarantine threshold the engine stops
+	// retrying that action (never an access-reducing one: a leaver's
+	// suspension is retried until it is confirmed).
+	Failing map[string]int `json:"failing,omitempty"`
 	// Pending names the action that was sent to the application but not yet
 	// confirmed when this record was written. After a crash the engine
 	// re-reads the account (where the target can) before retrying it.
 	Pending string `json:"pending,omitempty"`
-	// Skipped names an action the application declined (e.g. create on a
-	// target that cannot create); the skip is not logged again every run.
-	Skipped string `json:"skipped,omitempty"`
+	// Unknown lists fields (FieldSuspended, FieldRole, ...) whose value in the
+	// application is not known: a call that changes them was interrupted and
+	// the application could not be read back. The planner re-sends whatever
+	// the desired value is, so an uncertain unsuspend can never leave a
+	// later suspension unsent.
+	Unknown []string `json:"unknown,omitempty"`
+}
+
+// Fields of an account that an uncertain call can leave unknown.
+const (
+	FieldSuspended = "suspended"
+	FieldRole      = "role"
+	FieldGroups    = "groups"
+	FieldExpires   = "expires"
+	FieldProfile   = "profile"
+)
+
+// IsUnknown reports whether field f of a is marked unknown.
+func (a Account) IsUnknown(f string) bool {
+	for _, u := range a.Unknown {
+		if u == f {
+			return true
+		}
+	}
+	return false
+}
+
+// WithUnknown returns a's unknown list with f added (sorted, distinct).
+func (a Account) WithUnknown(f ...string) []string {
+	return SortedSet(append(append([]string(nil), a.Unknown...), f...))
+}
+
+// WithoutUnknown returns a's unknown list without f.
+func (a Account) WithoutUnknown(f string) []string {
+	var out []string
+	for _, u := range a.Unknown {
+		if u != f {
+			out = append(out, u)
+		}
+	}
+	return out
 }
 
 // Clone returns a deep copy of a.
@@ -155,6 +195,19 @@ func (a Account) Clone() Account {
 		b.SuspendedAt = &t
 	}
 	b.Groups = append([]string(nil), a.Groups...)
+	if a.Groups == nil {
+		b.Groups = nil
+	}
+	b.Unknown = append([]string(nil), a.Unknown...)
+	if a.Unknown == nil {
+		b.Unknown = nil
+	}
+	if a.Failing != nil {
+		b.Failing = make(map[string]int, len(a.Failing))
+		for k, v := range a.Failing {
+			b.Failing[k] = v
+		}
+	}
 	if a.Attributes != nil {
 		b.Attributes = make(map[string]string, len(a.Attributes))
 		for k, v := range a.Attributes {

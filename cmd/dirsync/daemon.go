@@ -187,11 +187,17 @@ func (d *daemon) serve(ctx context.Context, onReady func(addr string)) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if !d.watch(watchCtx, s, w) {
+			// A SCIM server receives pushes on every replica (standbys
+			// forward them); a directory watcher keeps cursors in shared
+			// state, so it runs on the leader only.
+			_, everywhere := s.(mounter)
+			if !d.watch(watchCtx, s, w, !everywhere) {
 				polled.Add(1)
 			}
 		}()
 	}
+	wg.Add(1)
+	go func() { defer wg.Done(); d.relay(watchCtx) }()
 	if iv := d.a.cfg.Schedule.Incremental.D(); iv > 0 {
 		wg.Add(1)
 		go func() {
@@ -276,27 +282,48 @@ func (d *daemon) elect(ctx context.Context) {
 }
 
 // watch runs a source's watcher until ctx ends, restarting it when it
-// fails. It returns false at once when the source cannot watch as
-// configured, so the daemon polls it instead.
-func (d *daemon) watch(ctx context.Context, s source.Source, w source.Watcher) bool {
+// fails. With leaderOnly it runs only while this replica leads, and stops
+// when it loses the lease. It returns false at once when the source cannot
+// watch as configured, so the daemon polls it instead.
+func (d *daemon) watch(ctx context.Context, s source.Source, w source.Watcher, leaderOnly bool) bool {
 	for ctx.Err() == nil {
-		err := w.Watch(ctx, func(ch source.Change) {
-			if ch.Full {
-				d.Trigger(trigger{name: "incremental:" + s.Name()})
+		if leaderOnly && !d.leader.Load() {
+			select {
+			case <-ctx.Done():
+				return true
+			case <-time.After(relayInterval):
+			}
+			continue
+		}
+		wctx, cancel := context.WithCancel(ctx)
+		if leaderOnly {
+			go func() {
+				for wctx.Err() == nil && d.leader.Load() {
+					select {
+					case <-wctx.Done():
+					case <-time.After(relayInterval):
+					}
+				}
+				cancel()
+			}()
+		}
+		err := w.Watch(wctx, func(ch source.Change) {
+			if !d.leader.Load() {
+				d.forward(ctx, s.Name(), ch)
 				return
 			}
-			keys, err := d.a.engine.MergeChange(ctx, s.Name(), ch)
-			if err != nil {
-				d.log.Warn("incremental change not merged: left to the next full run", zap.String("source", s.Name()), zap.Error(err))
-				return
-			}
-			d.Trigger(trigger{name: "incremental:" + s.Name(), keys: keys})
+			d.mergeAndTrigger(ctx, s.Name(), ch, "watch")
 		})
+		lost := wctx.Err() != nil && ctx.Err() == nil
+		cancel()
 		if errors.Is(err, source.ErrWatchUnsupported) {
 			return false
 		}
 		if ctx.Err() != nil {
 			return true
+		}
+		if lost {
+			continue // leadership lost: wait to lead again
 		}
 		d.log.Warn("watch ended: restarting", zap.String("source", s.Name()), zap.Error(err))
 		select {

@@ -62,11 +62,19 @@ func (f *FaultStore) before(op Op, detail string) error {
 }
 
 // PutSnapshot implements state.Store.
-func (f *FaultStore) PutSnapshot(ctx context.Context, snap *identity.Snapshot) error {
+func (f *FaultStore) PutSnapshot(ctx context.Context, fence state.Fence, snap *identity.Snapshot) error {
 	if err := f.before(OpPutSnapshot, snap.Source); err != nil {
 		return err
 	}
-	return f.Store.PutSnapshot(ctx, snap)
+	return f.Store.PutSnapshot(ctx, fence, snap)
+}
+
+// PutLinks implements state.Store.
+func (f *FaultStore) PutLinks(ctx context.Context, fence state.Fence, links map[string]string) error {
+	if err := f.before(OpPutSnapshot, "links"); err != nil {
+		return err
+	}
+	return f.Store.PutLinks(ctx, fence, links)
 }
 
 // GetSnapshot implements state.Store.
