@@ -239,6 +239,11 @@ func (r *reference) stored(src string, v version, equalsTruth bool) {
 	r.history[src] = append(r.history[src], v.clone())
 }
 
+// settled reports whether the engine stored the truth of every source.
+func (r *reference) settled() bool {
+	return len(r.history[srcAD]) == 1 && len(r.history[srcIdP]) == 1
+}
+
 // justified reports whether some combination of the versions the engine
 // may know gives an account of target tm for person p that satisfies ok.
 func (r *reference) justified(tm targetModel, p int, now time.Time, ok func(want) bool) bool {

@@ -11,7 +11,6 @@ import (
 	"hash/fnv"
 	"maps"
 	"math/rand/v2"
-	"reflect"
 	"slices"
 	"sort"
 	stdsync "sync"
@@ -66,16 +65,11 @@ func (tm targetModel) config() config.TargetCommon {
 	})
 }
 
-// modelLimits are the guard thresholds: guardLimit for every count (the
-// planned access-removal limits too, when the engine has them), no
+// modelLimits are the guard thresholds: guardLimit for every count, no
 // percentages, a 30% source shrink.
 func modelLimits() config.Limits {
-	l := config.Limits{MaxSuspend: guardLimit, MaxDelete: guardLimit, MaxSourceShrinkPercent: 30, QuarantineAfter: 3}
-	v := reflect.ValueOf(&l).Elem()
-	if f := v.FieldByName("MaxAccessRemoval"); f.IsValid() && f.CanSet() && f.Kind() == reflect.Int {
-		f.SetInt(guardLimit)
-	}
-	return l
+	return config.Limits{MaxSuspend: guardLimit, MaxDelete: guardLimit, MaxAccessRemoval: guardLimit,
+		MaxSourceShrinkPercent: 30, QuarantineAfter: 3}
 }
 
 // violation is one broken invariant; code names its class, so shrinking
@@ -112,12 +106,14 @@ type activity struct {
 	crashID string
 	dead    bool
 	// short is true while a source reads short: reductions the guard lets
-	// through (up to guardLimit per target and kind) are not violations.
+	// through (up to guardLimit people per target and kind, in budget) are
+	// not violations.
 	short    bool
+	budget   map[string]map[string]bool
 	stored   map[string]bool // sources whose snapshot the engine tried to store
-	budget   map[string]int
 	attempts map[string]int
 	lost     map[string]bool
+	names    map[string]string // call → username, for calls that do not carry it
 	standby  bool
 }
 
@@ -312,6 +308,7 @@ func (w *world) onStore(op synctest.Op, detail string) error {
 // onCall runs before each call reaches an application: it injects the
 // armed faults, then judges the call against the reference model.
 func (w *world) onCall(tgt string, act target.Action, a identity.Account) error {
+	a.Username = w.nameOf(tgt, a)
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	c := w.cur
@@ -332,6 +329,7 @@ func (w *world) onCall(tgt string, act target.Action, a identity.Account) error 
 		c.crashID = id
 	}
 	c.attempts[id]++
+	c.names[id] = a.Username
 	if c.faults.callRate > 0 && w.chance(id, c.attempts[id]) < c.faults.callRate {
 		kind := c.faults.call
 		if kind == faultMixed {
@@ -367,6 +365,9 @@ func (w *world) afterCall(tgt string, act target.Action, a identity.Account) err
 		return nil
 	}
 	id := tgt + "/" + a.Key + "/" + string(act)
+	if a.Username == "" {
+		a.Username = c.names[id] // a delete: the account is gone now
+	}
 	switch {
 	case c.crashID == id:
 		c.crashID = ""
@@ -379,6 +380,18 @@ func (w *world) afterCall(tgt string, act target.Action, a identity.Account) err
 		return target.Uncertain(errors.New("timeout: the answer never came"))
 	}
 	return nil
+}
+
+// nameOf returns the username of the account a call is about: a delete
+// carries only the key and the application's ids.
+func (w *world) nameOf(tgt string, a identity.Account) string {
+	if a.Username != "" {
+		return a.Username
+	}
+	if cur, ok := w.targets[tgt].Get(a.Key); ok {
+		return cur.Username
+	}
+	return ""
 }
 
 // die kills the process running the activity: nothing reaches the store
@@ -415,8 +428,8 @@ func (w *world) judge(c *activity, tgt string, act target.Action, a identity.Acc
 	case target.ActDelete:
 		kind, allowed = "delete", j(func(x want) bool { return !x.present })
 	case target.ActSetRole:
-		if cur.Role == "admin" && a.Role != "admin" {
-			kind = "access removal"
+		if a.Role != "admin" {
+			kind = "access removal" // a retry may find the downgrade already landed
 		}
 		allowed = j(func(x want) bool { return x.present && x.role == a.Role })
 	case target.ActSetGroups:
@@ -446,9 +459,13 @@ func (w *world) judge(c *activity, tgt string, act target.Action, a identity.Acc
 	if allowed {
 		return
 	}
+	budget := tgt + "/" + kind
 	if kind != "" && c.short {
-		c.budget[tgt+"/"+kind]++
-		if c.budget[tgt+"/"+kind] <= guardLimit {
+		if c.budget[budget] == nil {
+			c.budget[budget] = map[string]bool{}
+		}
+		c.budget[budget][a.Username] = true
+		if len(c.budget[budget]) <= guardLimit {
 			return // within what the guard lets through: a short read cannot be told from the truth
 		}
 	}
@@ -458,7 +475,7 @@ func (w *world) judge(c *activity, tgt string, act target.Action, a identity.Acc
 	}
 	short := ""
 	if c.short {
-		short = fmt.Sprintf(" (during a short read: unjustified %s #%d in this target, past the guard's %d)", kind, c.budget[tgt+"/"+kind], guardLimit)
+		short = fmt.Sprintf(" (during a short read: unjustified %s of %d people in this target, past the guard's %d)", kind, len(c.budget[budget]), guardLimit)
 	}
 	w.violate(code, "%s: %s %s (now %s) is not what any version of the sources known to the engine says: %s%s",
 		tgt, act, a.Username, accountSummary(a), w.describe(tm, p, now), short)
@@ -537,6 +554,7 @@ func (w *world) do(e event) {
 			return en.Run(ctx, dsync.RunOptions{Trigger: "expiry", UseStored: true})
 		})
 	case evApprove:
+		w.next.zeroUsers, w.next.groupEmpty = false, "" // an approver vouches for what the sources say
 		live := w.heldRuns()
 		if len(live) == 0 {
 			return
@@ -670,7 +688,7 @@ func (w *world) activity(name string, fn func(context.Context, *dsync.Engine) (*
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	c := &activity{name: name, faults: f, cancel: cancel, standby: standby,
-		calls: map[string]int{}, stored: map[string]bool{}, budget: map[string]int{}, attempts: map[string]int{}, lost: map[string]bool{}}
+		calls: map[string]int{}, stored: map[string]bool{}, budget: map[string]map[string]bool{}, attempts: map[string]int{}, lost: map[string]bool{}, names: map[string]string{}}
 	var short version
 	if f.sourceFail != "" {
 		w.h.Src(f.sourceFail).Fail(errors.New(f.sourceFail + ": connection reset"))
@@ -814,8 +832,42 @@ func (w *world) checkCache() {
 // timer armed for the next expiry, never in the past.
 func (w *world) checkAfterHealthyRun(res *dsync.Result) {
 	now := w.h.Clock.Now()
+	refused := false // a source was refused, so targets were left alone
+	for _, d := range w.h.DecisionsOf(res.RunID) {
+		refused = refused || (d.User == "*" && d.Action == "run")
+	}
+	if w.ref.settled() {
+		w.checkDue(now, !refused)
+	}
+	if res.Held {
+		return
+	}
+	code := "missed leaver"
+	if refused {
+		code = "missed leaver while another source is refused"
+	}
+	for _, tm := range modelTargets {
+		accounts := w.accountsByName(tm)
+		for p := range w.people {
+			keeps := w.ref.justified(tm, p, now, func(x want) bool { return x.present && !x.suspended })
+			if w.ref.dups[p] || keeps {
+				continue
+			}
+			for _, a := range accounts[username(p)] {
+				if !a.Suspended {
+					w.violate(code, "%s: %s keeps an active account after a full run without faults: %s", tm.name, username(p), w.describe(tm, p, now))
+				}
+			}
+		}
+	}
+}
+
+// checkDue checks the expiry timer after a full run that stored the truth:
+// armed no later than the next expiry, and (when the run reached every
+// target) not in the past.
+func (w *world) checkDue(now time.Time, reachedAll bool) {
 	at, _ := w.reps[w.leader].engine.Due()
-	if !at.IsZero() && !at.After(now) {
+	if reachedAll && !at.IsZero() && !at.After(now) {
 		w.violate("due in the past", "after a full run Due() = %s, not after now %s: the timer would fire again at once", fmtTime(&at), fmtTime(&now))
 	}
 	var next *time.Time
@@ -829,23 +881,6 @@ func (w *world) checkAfterHealthyRun(res *dsync.Result) {
 	}
 	if next != nil && (at.IsZero() || at.After(*next)) {
 		w.violate("due not armed", "after a full run Due() = %s, but the next expiry is %s", fmtTime(&at), fmtTime(next))
-	}
-	if res.Held {
-		return
-	}
-	for _, tm := range modelTargets {
-		accounts := w.accountsByName(tm)
-		for p := range w.people {
-			x := w.ref.wantNow(tm, p, now)
-			if w.ref.dups[p] || (x.present && !x.suspended) {
-				continue
-			}
-			for _, a := range accounts[username(p)] {
-				if !a.Suspended {
-					w.violate("missed leaver", "%s: %s keeps an active account after a healthy full run: %s", tm.name, username(p), w.describe(tm, p, now))
-				}
-			}
-		}
 	}
 }
 

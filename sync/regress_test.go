@@ -8,7 +8,6 @@ package sync_test
 import (
 	"context"
 	"errors"
-	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -25,29 +24,10 @@ import (
 	"github.com/dirsync/dirsync/target/memtarget"
 )
 
-// approve releases a held run through Engine.Approve, whichever of its two
-// signatures the engine has: Approve(ctx, runID, only) today, or the planned
-// Approve(ctx, ApproveRequest{RunID, Only, By}). Remove the first branch
-// once the planned one has landed.
+// approve releases a held run as `dirsync approve RUN` does.
 func approve(e *dsync.Engine, runID string, only ...target.Action) error {
-	m := reflect.ValueOf(e).MethodByName("Approve")
-	args := []reflect.Value{reflect.ValueOf(context.Background())}
-	if m.Type().NumIn() == 3 {
-		args = append(args, reflect.ValueOf(runID), reflect.ValueOf(only))
-	} else {
-		req := reflect.New(m.Type().In(1)).Elem()
-		req.FieldByName("RunID").SetString(runID)
-		req.FieldByName("Only").Set(reflect.ValueOf(only))
-		if by := req.FieldByName("By"); by.IsValid() {
-			by.SetString("regression-test")
-		}
-		args = append(args, req)
-	}
-	out := m.Call(args)
-	if err, _ := out[len(out)-1].Interface().(error); err != nil {
-		return err
-	}
-	return nil
+	_, err := e.Approve(context.Background(), dsync.ApproveRequest{RunID: runID, Only: only, By: "test-operator"})
+	return err
 }
 
 // count returns how many calls of act the target received, for key when
