@@ -14,7 +14,9 @@ package sync_test
 // DIRSYNC_MODEL_TIME (default 40s), whichever ends first; shrinking the
 // failures found takes at most 15s more. DIRSYNC_MODEL_SEED sets the first
 // seed ("random" for a fresh one), DIRSYNC_MODEL_LEN the events per
-// sequence (default 24). scripts/model-long.sh runs it for ten minutes.
+// sequence (default 24). DIRSYNC_MODEL_TRACE=1 adds each step's decisions
+// to the report of a shrunk sequence. scripts/model-long.sh runs it for ten
+// minutes.
 
 import (
 	"cmp"
@@ -190,7 +192,11 @@ func TestModel(t *testing.T) {
 	shrinkBudget := max(15*time.Second, min(cfg.limit/10, time.Minute)) / time.Duration(len(failures))
 	for _, f := range sortedFailures(failures) {
 		events, v := shrink(t, f, shrinkBudget)
-		t.Errorf("%s\n%s", v.code, report(f.seed, len(f.events), events, v))
+		msg := report(f.seed, len(f.events), events, v)
+		if os.Getenv("DIRSYNC_MODEL_TRACE") != "" {
+			msg += trace(t, f.seed, events)
+		}
+		t.Errorf("%s\n%s", v.code, msg)
 	}
 }
 
@@ -212,5 +218,28 @@ func report(seed uint64, original int, events []event, v violation) string {
 	}
 	fmt.Fprintf(&b, "  violation at %s\n", v)
 	fmt.Fprintf(&b, "  replay: DIRSYNC_MODEL_SEED=%d DIRSYNC_MODEL_SEQS=1 go test ./sync -run 'TestModel$' -v\n", seed)
+	return b.String()
+}
+
+// trace replays events and lists the decisions each step made.
+func trace(t testing.TB, seed uint64, events []event) string {
+	var b strings.Builder
+	w := newWorld(t, seed, modelPeople, modelStatic)
+	seen := len(w.h.Decisions())
+	step := func(title string) {
+		fmt.Fprintf(&b, "  trace: %s\n", title)
+		ds := w.h.Decisions()
+		for _, d := range ds[seen:] {
+			fmt.Fprintf(&b, "         %s %s %s: %s (%s) %s\n", d.Target, d.User, d.Action, d.Outcome, d.Reason, d.Error)
+		}
+		seen = len(ds)
+	}
+	for i, e := range events {
+		w.step = i + 1
+		w.do(e)
+		step(fmt.Sprintf("%d. %s", i+1, e))
+	}
+	w.finish()
+	step("final run and approvals")
 	return b.String()
 }
