@@ -140,8 +140,10 @@ type world struct {
 	people  int // changing people; more people never change
 	total   int
 	held    []string // held run ids in the order they appeared
-	plan    *dsync.PlanFile
-	step    int
+	// forwarded are pushes a standby received, for the leader to merge.
+	forwarded []source.Change
+	plan      *dsync.PlanFile
+	step      int
 
 	mu         stdsync.Mutex
 	cur        *activity
@@ -517,6 +519,9 @@ func (w *world) accountsNamed(tgt, u string) int {
 
 // do applies one event.
 func (w *world) do(e event) {
+	if e.activity() && len(w.forwarded) > 0 {
+		w.relay()
+	}
 	switch e.kind {
 	case evCallFaults:
 		w.next.callRate, w.next.call = e.rate, e.fault
@@ -649,6 +654,9 @@ func (w *world) directory(e event) {
 	if e.via == viaStandby {
 		w.activity("push to the standby", func(ctx context.Context, _ *dsync.Engine) (*dsync.Result, error) {
 			_, err := w.reps[1-w.leader].engine.MergeChange(ctx, srcIdP, ch)
+			if errors.Is(err, dsync.ErrNotLeader) {
+				w.forwarded = append(w.forwarded, ch) // the daemon's change log
+			}
 			return nil, err
 		})
 		return
@@ -659,6 +667,26 @@ func (w *world) directory(e event) {
 			return nil, err
 		}
 		return en.Run(ctx, dsync.RunOptions{Trigger: "scim", Keys: keys})
+	})
+}
+
+// relay delivers the pushes standbys forwarded, in order, as the daemon's
+// leader does when it consumes the change log: merge, then a targeted run.
+// A change the leader cannot merge stays queued.
+func (w *world) relay() {
+	w.activity("change log", func(ctx context.Context, en *dsync.Engine) (*dsync.Result, error) {
+		var res *dsync.Result
+		for len(w.forwarded) > 0 {
+			keys, err := en.MergeChange(ctx, srcIdP, w.forwarded[0])
+			if err != nil {
+				return res, err
+			}
+			w.forwarded = w.forwarded[1:]
+			if res, err = en.Run(ctx, dsync.RunOptions{Trigger: "scim", Keys: keys}); err != nil {
+				return res, err
+			}
+		}
+		return res, nil
 	})
 }
 
