@@ -14,7 +14,7 @@ package sync_test
 // DIRSYNC_MODEL_TIME (default 40s), whichever ends first; shrinking the
 // failures found takes at most 15s more. DIRSYNC_MODEL_SEED sets the first
 // seed ("random" for a fresh one), DIRSYNC_MODEL_LEN the events per
-// sequence (default 24). DIRSYNC_MODEL_TRACE=1 adds each step's decisions
+// sequence (default 16). DIRSYNC_MODEL_TRACE=1 adds each step's decisions
 // to the report of a shrunk sequence. scripts/model-long.sh runs it for ten
 // minutes.
 
@@ -38,7 +38,7 @@ import (
 // guard a realistic denominator and must never be touched).
 const (
 	modelPeople = 8
-	modelStatic = 10
+	modelStatic = 8
 )
 
 type modelConfig struct {
@@ -49,7 +49,7 @@ type modelConfig struct {
 }
 
 func modelConfigFromEnv(t *testing.T) modelConfig {
-	c := modelConfig{seqs: 3000, limit: 40 * time.Second, seed: 1, length: 24}
+	c := modelConfig{seqs: 3000, limit: 40 * time.Second, seed: 1, length: 16}
 	if v := os.Getenv("DIRSYNC_MODEL_SEQS"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n <= 0 {
