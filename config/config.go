@@ -226,6 +226,9 @@ type TargetCommon struct {
 	Order []string `yaml:"order"`
 	// Reconcile says what a reconcile run does with what it reads back.
 	Reconcile Reconcile `yaml:"reconcile"`
+	// PrivilegedRoles are the roles `dirsync report access --privileged`
+	// lists (names or path.Match patterns); default: admin-like names.
+	PrivilegedRoles []string `yaml:"privileged_roles"`
 }
 
 // Reconcile is a target's policy for reconcile runs.

@@ -75,10 +75,14 @@ func Normalize(u User) User {
 	return u
 }
 
-// SortedSet returns the distinct values of in, sorted; nil for an empty input.
+// SortedSet returns the distinct values of in, sorted; nil for an empty
+// input. When in already is such a set it is returned as is (not copied).
 func SortedSet(in []string) []string {
 	if len(in) == 0 {
 		return nil
+	}
+	if sortedDistinct(in) {
+		return in // already a set: no copy (the common case on every run)
 	}
 	out := make([]string, 0, len(in))
 	seen := make(map[string]struct{}, len(in))
@@ -97,6 +101,15 @@ func SortedSet(in []string) []string {
 		return nil
 	}
 	return out
+}
+
+func sortedDistinct(in []string) bool {
+	for i, s := range in {
+		if s == "" || (i > 0 && in[i-1] >= s) {
+			return false
+		}
+	}
+	return true
 }
 
 // Account is what one application account should look like (desired) or last

@@ -54,9 +54,7 @@ type Linked struct {
 	// Links maps every placed record (RecordID) to its person id.
 	Links map[string]string
 	// New are the links this call added (to be stored).
-	New map[string]string
-	// Records maps a person id to its records' RecordIDs, in precedence order.
-	Records   map[string][]string
+	New       map[string]string
 	Conflicts []Conflict
 }
 
@@ -78,7 +76,7 @@ func Link(by JoinKey, links map[string]string, snaps ...*Snapshot) Linked {
 		id   string
 		prec int
 	}
-	out := Linked{Links: make(map[string]string, len(links)), New: map[string]string{}, Records: map[string][]string{}}
+	out := Linked{Links: make(map[string]string, len(links)), New: map[string]string{}}
 	taken := make(map[string]bool, len(links))
 	for _, p := range links {
 		taken[p] = true
@@ -172,15 +170,11 @@ func Link(by JoinKey, links map[string]string, snaps ...*Snapshot) Linked {
 		ms := members[pid]
 		sort.SliceStable(ms, func(i, j int) bool { return recs[ms[i]].prec < recs[ms[j]].prec })
 		u := recs[ms[0]].u
-		ids := make([]string, 0, len(ms))
-		ids = append(ids, recs[ms[0]].id)
 		for _, m := range ms[1:] {
 			u = mergeInto(u, recs[m].u)
-			ids = append(ids, recs[m].id)
 		}
 		u.Key = pid
 		out.Users = append(out.Users, u)
-		out.Records[pid] = ids
 	}
 	return out
 }

@@ -136,6 +136,9 @@ type RunOptions struct {
 	Targets []string
 	// NoApply plans only: no decisions, no writes (plan files, explain).
 	NoApply bool
+	// Reconcile reads every live account back from the targets that can
+	// list them (drift, orphans, missing accounts) before planning.
+	Reconcile bool
 	// Stop, when closed, makes the run finish the actions in flight and
 	// start no new ones (graceful shutdown).
 	Stop <-chan struct{}
@@ -221,8 +224,11 @@ type runCtx struct {
 	now     time.Time
 	mu      stdsync.Mutex
 	partial bool
-	// links is the link table after this run's linking (all sources).
-	links map[string]string
+	// links is the link table after this run's linking (all sources), and
+	// linked the people it made from linkedFrom's snapshots.
+	links      map[string]string
+	linked     identity.Linked
+	linkedFrom []string
 	// refused are sources the source guard refused (name → why).
 	refused map[string]string
 	// memos are the per-target logged-skip memories.
@@ -300,17 +306,20 @@ func (rc *runCtx) link(ctx context.Context, snaps map[string]*identity.Snapshot)
 		return fmt.Errorf("sync: load link table: %w", err)
 	}
 	var all []*identity.Snapshot
+	var names []string
 	for _, src := range e.o.Sources {
-		if s, ok := snaps[src.Name()]; ok {
-			all = append(all, s)
-			continue
+		s, ok := snaps[src.Name()]
+		if !ok {
+			var err error
+			if s, err = e.o.Store.GetSnapshot(ctx, src.Name()); err != nil {
+				continue
+			}
 		}
-		if s, err := e.o.Store.GetSnapshot(ctx, src.Name()); err == nil {
-			all = append(all, s)
-		}
+		all = append(all, s)
+		names = append(names, src.Name())
 	}
 	l := identity.Link(e.o.JoinKey, links, all...)
-	rc.links = l.Links
+	rc.links, rc.linked, rc.linkedFrom = l.Links, l, names
 	if len(l.New) > 0 && !rc.ro.NoApply && !rc.ro.DryRun {
 		if err := e.o.Store.PutLinks(ctx, e.o.Fence(), l.New); err != nil {
 			return fmt.Errorf("sync: store link table: %w", err)
@@ -496,9 +505,13 @@ func (rc *runCtx) prepare(ctx context.Context, spec TargetSpec, snaps map[string
 	for _, n := range rc.sourcesFor(spec) {
 		ordered = append(ordered, snaps[n])
 	}
-	// Every record is linked already (rc.link ran over all sources): this
-	// only gathers this target's sources' records into their people.
-	linked := identity.Link(e.o.JoinKey, rc.links, ordered...)
+	// Every record is linked already (rc.link ran over all sources): a
+	// target of every source takes that result as is; another target only
+	// gathers its sources' records into their people.
+	linked := rc.linked
+	if len(ordered) != len(rc.linkedFrom) || !slices.Equal(rc.sourcesFor(spec), rc.linkedFrom) {
+		linked = identity.Link(e.o.JoinKey, rc.links, ordered...)
+	}
 	users := linked.Users
 	rules := RulesFrom(spec.Config)
 	desired := BuildDesired(users, rules, rc.now)
@@ -513,14 +526,24 @@ func (rc *runCtx) prepare(ctx context.Context, spec TargetSpec, snaps map[string
 	}
 	var keys map[string]bool
 	if rc.ro.Keys != nil {
-		keys = rc.personKeys(linked)
-	}
-	if err := rc.reconcile(ctx, spec.Target, desired, cached, keys); err != nil {
-		return nil, err
+		keys = rc.personKeys()
 	}
 	known := make(map[string]identity.User, len(users))
 	for _, u := range users {
 		known[u.Key] = u
+	}
+	var orphans []Step
+	if rc.ro.Reconcile && !rc.ro.NoApply {
+		if l, ok := spec.Target.(target.Lister); ok {
+			if orphans, err = rc.readBack(ctx, spec, l, desired, known, cached); err != nil {
+				return nil, err
+			}
+		} else {
+			rc.cannotReconcile(name)
+		}
+	}
+	if err := rc.reconcile(ctx, spec.Target, desired, cached, keys); err != nil {
+		return nil, err
 	}
 	capab := CapabilityOf(spec.Target)
 	if len(spec.Config.Order) > 0 {
@@ -532,6 +555,7 @@ func (rc *runCtx) prepare(ctx context.Context, spec TargetSpec, snaps map[string
 	in := PlanInput{Target: name, Cap: capab, Rules: rules, Desired: desired, Cached: cached, Keys: keys,
 		Known: known, Now: rc.now, QuarantineAfter: e.o.Limits.QuarantineAfter, RetryQuarantined: rc.ro.RetryQuarantined}
 	plan := MakePlan(in)
+	plan.Steps = append(plan.Steps, orphans...)
 	for _, c := range linked.Conflicts {
 		if keys != nil && !keys[c.Record] && !slices.ContainsFunc(c.With, func(w string) bool { return keys[w] }) {
 			continue
@@ -570,33 +594,22 @@ func (rc *runCtx) prepare(ctx context.Context, spec TargetSpec, snaps map[string
 }
 
 // personKeys turns a targeted run's keys (source record keys, or person
-// ids) into the person ids they belong to.
-func (rc *runCtx) personKeys(l identity.Linked) map[string]bool {
+// ids) into the person ids they belong to. Keys no source carries any more
+// (a deleted record) still name their linked person, or a cached account.
+func (rc *runCtx) personKeys() map[string]bool {
 	want := map[string]bool{}
 	for _, k := range rc.ro.Keys {
 		want[k] = true
 	}
-	out := map[string]bool{}
-	for pid, recs := range l.Records {
-		if want[pid] {
-			out[pid] = true
-			continue
-		}
-		for _, r := range recs {
-			if i := strings.IndexByte(r, ':'); i >= 0 && want[r[i+1:]] || want[r] {
-				out[pid] = true
-				break
-			}
-		}
-	}
-	// Keys no source carries any more (a deleted record) may still name a
-	// cached account: keep them, and their linked person.
+	out := make(map[string]bool, len(want))
 	for k := range want {
 		out[k] = true
-		for rec, pid := range rc.links {
-			if i := strings.IndexByte(rec, ':'); i >= 0 && rec[i+1:] == k {
-				out[pid] = true
-			}
+	}
+	for rec, pid := range rc.links {
+		if want[pid] || want[rec] {
+			out[pid] = true
+		} else if i := strings.IndexByte(rec, ':'); i >= 0 && want[rec[i+1:]] {
+			out[pid] = true
 		}
 	}
 	return out
@@ -652,8 +665,8 @@ func (rc *runCtx) reconcile(ctx context.Context, t target.Target, desired map[st
 		}
 	}
 	l, ok := t.(target.Lister)
-	if !ok || rc.ro.Keys != nil {
-		return nil
+	if !ok || rc.ro.Keys != nil || rc.ro.Reconcile {
+		return nil // a reconcile run has read every account already
 	}
 	missing := 0
 	for k := range desired {

@@ -41,6 +41,9 @@ type trigger struct {
 	keys []string // nil: full run
 	// stored: use stored snapshots (expiry timer) instead of pulling.
 	stored bool
+	// reconcile: read every live account back (a full run that also
+	// checks the applications).
+	reconcile bool
 }
 
 // daemon is the long-running process: HTTP, leader election, scheduler,
@@ -173,6 +176,12 @@ func (d *daemon) serve(ctx context.Context, onReady func(addr string)) error {
 	if _, err := cr.AddFunc(d.a.cfg.Schedule.Full, func() { d.Trigger(trigger{name: "schedule"}) }); err != nil {
 		cancelLead()
 		return fmt.Errorf("schedule.full: %w", err)
+	}
+	if spec := d.a.cfg.Schedule.Reconcile; spec != "" && spec != "off" {
+		if _, err := cr.AddFunc(spec, func() { d.Trigger(trigger{name: "reconcile", reconcile: true}) }); err != nil {
+			cancelLead()
+			return fmt.Errorf("schedule.reconcile: %w", err)
+		}
 	}
 	cr.Start()
 	// Incremental: watchers, and polling of sources that cannot watch.
@@ -366,6 +375,7 @@ func (d *daemon) worker(ctx context.Context, stop chan struct{}) {
 			t = trigger{name: "expiry", stored: true}
 		}
 		full := t.keys == nil && !t.stored
+		reconcile := t.reconcile
 		keys := map[string]bool{}
 		for _, k := range t.keys {
 			keys[k] = true
@@ -380,6 +390,7 @@ func (d *daemon) worker(ctx context.Context, stop chan struct{}) {
 					if more.keys == nil && !more.stored {
 						full, name = true, more.name
 					}
+					reconcile = reconcile || more.reconcile
 					for _, k := range more.keys {
 						keys[k] = true
 					}
@@ -393,7 +404,7 @@ func (d *daemon) worker(ctx context.Context, stop chan struct{}) {
 		if !d.leader.Load() {
 			continue // standby: the leader runs; our SCIM writes are in the shared store
 		}
-		ro := dsync.RunOptions{Trigger: name, Stop: stop}
+		ro := dsync.RunOptions{Trigger: name, Stop: stop, Reconcile: reconcile && full}
 		if !full {
 			if len(keys) == 0 {
 				ro.UseStored = true

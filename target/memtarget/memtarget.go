@@ -367,3 +367,29 @@ func (w *WriteOnly) SetGroups(ctx context.Context, before identity.Account, a *i
 
 // Gate implements target.Gater.
 func (w *WriteOnly) Gate(action target.Action, a identity.Account) string { return w.t.Gate(action, a) }
+
+// LiveFields implements target.LiveFielder: List reports every field.
+func (t *Target) LiveFields() []string {
+	return []string{identity.FieldSuspended, identity.FieldRole, identity.FieldGroups, identity.FieldExpires, identity.FieldProfile}
+}
+
+// Edit changes an account in the application out of band, as an
+// administrator would by hand; it reports whether the account exists.
+func (t *Target) Edit(key string, change func(*identity.Account)) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	a, ok := t.accounts[key]
+	if !ok {
+		return false
+	}
+	change(&a)
+	t.accounts[key] = a
+	return true
+}
+
+// Remove deletes an account out of band.
+func (t *Target) Remove(key string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	delete(t.accounts, key)
+}
