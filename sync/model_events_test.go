@@ -34,6 +34,9 @@ const (
 	evApprove
 	evMakePlanFile
 	evApplyPlanFile
+	evDryRun
+	evDiscard
+	evRetryQuarantined
 	// Faults: each applies to the next activity only.
 	evCallFaults
 	evCrash
@@ -81,6 +84,9 @@ type event struct {
 	n      int // crash point (call number), approve pick
 	landed bool
 	only   bool // approve only suspensions
+	// id is the event's place in the generated sequence: fault decisions
+	// hash it, so a shrunk sequence keeps the faults of the events it keeps.
+	id int
 }
 
 func (e event) String() string {
@@ -132,6 +138,12 @@ func (e event) String() string {
 			return fmt.Sprintf("approve held run #%d, suspensions only", e.n)
 		}
 		return fmt.Sprintf("approve held run #%d", e.n)
+	case evDryRun:
+		return "dry run"
+	case evDiscard:
+		return fmt.Sprintf("discard held run #%d", e.n)
+	case evRetryQuarantined:
+		return "full run with --retry-quarantined"
 	case evMakePlanFile:
 		return "make a plan file"
 	case evApplyPlanFile:
@@ -165,7 +177,7 @@ func (e event) String() string {
 // activity reports whether the event makes the engine act.
 func (e event) activity() bool {
 	switch e.kind {
-	case evFullRun, evMassRun, evTick, evApprove, evMakePlanFile, evApplyPlanFile:
+	case evFullRun, evMassRun, evTick, evApprove, evMakePlanFile, evApplyPlanFile, evDryRun, evDiscard, evRetryQuarantined:
 		return true
 	}
 	return e.src == srcIdP && e.via != viaNone && e.kind <= evRename
@@ -195,8 +207,10 @@ func (g *generator) weighted(ws ...int) int {
 
 func (g *generator) sequence(n int) []event {
 	out := make([]event, 0, n)
-	for range n {
-		out = append(out, g.event())
+	for i := range n {
+		e := g.event()
+		e.id = i + 1
+		out = append(out, e)
 	}
 	return out
 }
@@ -234,7 +248,7 @@ func (g *generator) directory() event {
 }
 
 func (g *generator) operator() event {
-	switch g.weighted(45, 10, 15, 15, 6, 9) {
+	switch g.weighted(42, 8, 14, 14, 6, 8, 3, 2, 3) {
 	case 0:
 		return event{kind: evFullRun}
 	case 1:
@@ -245,8 +259,14 @@ func (g *generator) operator() event {
 		return event{kind: evApprove, n: g.r.IntN(3), only: g.r.IntN(3) == 0}
 	case 4:
 		return event{kind: evMakePlanFile}
-	default:
+	case 5:
 		return event{kind: evApplyPlanFile}
+	case 6:
+		return event{kind: evDryRun}
+	case 7:
+		return event{kind: evDiscard, n: g.r.IntN(3)}
+	default:
+		return event{kind: evRetryQuarantined}
 	}
 }
 

@@ -12,6 +12,7 @@ import (
 	"math/rand/v2"
 	"slices"
 	"sort"
+	"strings"
 	stdsync "sync"
 	"sync/atomic"
 	"testing"
@@ -83,6 +84,7 @@ func (v violation) String() string { return fmt.Sprintf("step %d: %s: %s", v.ste
 
 // faults are armed for the next activity only.
 type faults struct {
+	armedBy     []int // ids of the events that armed them
 	callRate    int
 	call        callFault
 	crashAt     int
@@ -273,10 +275,11 @@ func (w *world) violate(code, format string, args ...any) {
 	w.violations = append(w.violations, violation{code: code, msg: fmt.Sprintf(format, args...), step: w.step})
 }
 
-// chance returns a deterministic number in [0,100) for one fault decision.
-func (w *world) chance(parts ...any) int {
+// chance returns a deterministic number in [0,100) for one fault decision
+// of the armed faults.
+func (w *world) chance(f faults, parts ...any) int {
 	h := fnv.New64a()
-	fmt.Fprint(h, w.seed, w.step, parts)
+	fmt.Fprint(h, w.seed, f.armedBy, parts)
 	return int(h.Sum64() % 100)
 }
 
@@ -299,7 +302,7 @@ func (w *world) onStore(op synctest.Op, detail string) error {
 			detail = "" // a run id: random, so no part of a replayable decision
 		}
 		c.attempts[string(op)+detail]++
-		if w.chance(op, detail, c.attempts[string(op)+detail]) < c.faults.storeFlaky {
+		if w.chance(c.faults, op, detail, c.attempts[string(op)+detail]) < c.faults.storeFlaky {
 			return errors.New("store write timed out")
 		}
 	}
@@ -331,10 +334,10 @@ func (w *world) onCall(tgt string, act target.Action, a identity.Account) error 
 	}
 	c.attempts[id]++
 	c.names[id] = a.Username
-	if c.faults.callRate > 0 && w.chance(id, c.attempts[id]) < c.faults.callRate {
+	if c.faults.callRate > 0 && w.chance(c.faults, id, c.attempts[id]) < c.faults.callRate {
 		kind := c.faults.call
 		if kind == faultMixed {
-			kind = callFault(w.chance(id, c.attempts[id], "kind") % int(numCallFaultKinds))
+			kind = callFault(w.chance(c.faults, id, c.attempts[id], "kind") % int(numCallFaultKinds))
 		}
 		switch kind {
 		case fault4xx:
@@ -348,6 +351,9 @@ func (w *world) onCall(tgt string, act target.Action, a identity.Account) error 
 		case faultLanded:
 			c.lost[id] = true
 		}
+	}
+	if c.name == "dry run" || c.name == "plan" {
+		w.violate("read-only run sent a call", "a %s sent %s for %s to %s", c.name, act, a.Username, tgt)
 	}
 	if c.standby {
 		w.violate("standby call", "a replica without the lease sent %s for %s to %s", act, a.Username, tgt)
@@ -407,6 +413,9 @@ func (w *world) do(e event) {
 	if e.activity() && len(w.forwarded) > 0 {
 		w.relay()
 	}
+	if e.kind >= evCallFaults {
+		w.next.armedBy = append(w.next.armedBy, e.id)
+	}
 	switch e.kind {
 	case evCallFaults:
 		w.next.callRate, w.next.call = e.rate, e.fault
@@ -457,6 +466,21 @@ func (w *world) do(e event) {
 		w.activity("approve", func(_ context.Context, en *dsync.Engine) (*dsync.Result, error) {
 			return nil, approve(en, id, only...)
 		})
+	case evRetryQuarantined:
+		w.activity("full run", func(ctx context.Context, en *dsync.Engine) (*dsync.Result, error) {
+			return en.Run(ctx, dsync.RunOptions{Trigger: "schedule", RetryQuarantined: true})
+		})
+	case evDryRun:
+		w.activity("dry run", func(ctx context.Context, en *dsync.Engine) (*dsync.Result, error) {
+			return en.Run(ctx, dsync.RunOptions{Trigger: "cli", DryRun: true})
+		})
+	case evDiscard:
+		if live := w.heldRuns(); len(live) > 0 {
+			id := live[e.n%len(live)]
+			w.activity("discard", func(ctx context.Context, en *dsync.Engine) (*dsync.Result, error) {
+				return nil, en.Discard(ctx, id, "test-operator")
+			})
+		}
 	case evMakePlanFile:
 		w.activity("plan", func(ctx context.Context, en *dsync.Engine) (*dsync.Result, error) {
 			pf, err := en.MakePlanFile(ctx, dsync.RunOptions{})
@@ -619,9 +643,10 @@ func (w *world) activity(name string, fn func(context.Context, *dsync.Engine) (*
 		w.h.Src(srcAD).Set(w.ref.users(srcAD, short)...)
 		c.short = true
 	}
+	readOnly := name == "dry run" || name == "plan"
 	var before string
-	if standby {
-		before = w.storedSnapshots()
+	if standby || readOnly {
+		before = w.storedState()
 	}
 	w.mu.Lock()
 	w.cur = c
@@ -637,9 +662,12 @@ func (w *world) activity(name string, fn func(context.Context, *dsync.Engine) (*
 	if c.dead {
 		rep.engine = w.newEngine(rep) // the process restarts on the same store
 	}
+	if readOnly && w.storedState() != before {
+		w.violate("read-only run wrote state", "a %s changed stored snapshots, accounts or held plans", name)
+	}
 	if standby {
-		if after := w.storedSnapshots(); after != before {
-			w.violate("standby wrote shared state", "%s: a replica without the lease changed the stored snapshots", name)
+		if after := w.storedState(); after != before {
+			w.violate("standby wrote shared state", "%s: a replica without the lease changed stored snapshots, accounts or held plans", name)
 		}
 		if rep != w.reps[w.leader] {
 			rep.believes.Store(false)
@@ -648,21 +676,29 @@ func (w *world) activity(name string, fn func(context.Context, *dsync.Engine) (*
 	w.noteHeld()
 	w.noteStored(c, short)
 	w.checkCache()
-	healthy := f == faults{} && !standby && err == nil && res != nil && name == "full run"
+	healthy := len(f.armedBy) == 0 && !standby && err == nil && res != nil && name == "full run"
 	if healthy {
 		w.checkAfterHealthyRun(res)
 	}
 }
 
-// storedSnapshots fingerprints every stored snapshot.
-func (w *world) storedSnapshots() string {
-	var out string
+// storedState fingerprints the shared state only the leader may change:
+// snapshots, accounts, held plans.
+func (w *world) storedState() string {
+	ctx := context.Background()
+	var b strings.Builder
 	for _, src := range []string{srcAD, srcIdP} {
-		if snap, err := w.mem.GetSnapshot(context.Background(), src); err == nil {
-			out += src + ":" + fingerprint(snap.Users) + "\n"
+		if snap, err := w.mem.GetSnapshot(ctx, src); err == nil {
+			fmt.Fprintf(&b, "%s: %s\n", src, fingerprint(snap.Users))
 		}
 	}
-	return out
+	for _, tm := range modelTargets {
+		accts, _ := w.mem.Accounts(ctx, tm.name)
+		fmt.Fprintf(&b, "%s: %s\n", tm.name, dsync.Fingerprint(accts))
+	}
+	held, _ := w.mem.HeldRuns(ctx)
+	fmt.Fprintln(&b, held)
+	return b.String()
 }
 
 // noteHeld records held runs that appeared, in order.
