@@ -352,6 +352,9 @@ func (w *world) onCall(tgt string, act target.Action, a identity.Account) error 
 			c.lost[id] = true
 		}
 	}
+	if !w.intentRecorded(tgt, act, a) {
+		w.violate("call without intent", "%s: %s for %s sent with no pending intent in its cache record", tgt, act, a.Username)
+	}
 	if c.name == "dry run" || c.name == "plan" {
 		w.violate("read-only run sent a call", "a %s sent %s for %s to %s", c.name, act, a.Username, tgt)
 	}
@@ -399,6 +402,24 @@ func (w *world) nameOf(tgt string, a identity.Account) string {
 		return cur.Username
 	}
 	return ""
+}
+
+// intentRecorded reports whether the account's cache record holds the
+// intent of the call about to land, as it must: a crash then leaves a trace.
+func (w *world) intentRecorded(tgt string, act target.Action, a identity.Account) bool {
+	recs, err := w.mem.Accounts(context.Background(), tgt)
+	if err != nil {
+		return false
+	}
+	if rec, ok := recs[a.Key]; ok && !targetModelOf(tgt).byUsername {
+		return rec.Pending == string(act)
+	}
+	for _, rec := range recs {
+		if rec.Username == a.Username && rec.Pending == string(act) {
+			return true
+		}
+	}
+	return false
 }
 
 // die kills the process running the activity: nothing reaches the store
