@@ -604,6 +604,9 @@ func (w *world) directory(e event) {
 // leader does when it consumes the change log: merge, then a targeted run.
 // A change the leader cannot merge stays queued.
 func (w *world) relay() {
+	stale := w.next.staleLeader
+	w.next.staleLeader = false // the change log is the leader's: a former leader does not consume it
+	defer func() { w.next.staleLeader = stale }()
 	w.activity("change log", func(ctx context.Context, en *dsync.Engine) (*dsync.Result, error) {
 		var res *dsync.Result
 		for len(w.forwarded) > 0 {
