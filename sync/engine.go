@@ -139,6 +139,9 @@ type RunOptions struct {
 	// Reconcile reads every live account back from the targets that can
 	// list them (drift, orphans, missing accounts) before planning.
 	Reconcile bool
+	// Fallback, when set, says why an incremental change became this full
+	// run (it could not be resolved to people); it is a decision.
+	Fallback string
 	// Stop, when closed, makes the run finish the actions in flight and
 	// start no new ones (graceful shutdown).
 	Stop <-chan struct{}
@@ -188,6 +191,9 @@ func (e *Engine) Run(ctx context.Context, ro RunOptions) (*Result, error) {
 		}
 	}
 	rc := &runCtx{e: e, ro: ro, res: res, now: now}
+	if ro.Fallback != "" && !ro.NoApply {
+		rc.decide(state.Decision{Target: "*", User: "*", Action: "full_run", Outcome: OutcomeApplied, Reason: ro.Fallback})
+	}
 	err := rc.do(ctx, &run)
 	run.Finished = e.o.Now()
 	run.Counts = res.Counts
@@ -462,6 +468,18 @@ func (rc *runCtx) readSource(ctx context.Context, src source.Source) (*identity.
 	return snap, nil
 }
 
+func sameKeys(a, b map[string]string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k := range a {
+		if _, ok := b[k]; !ok {
+			return false
+		}
+	}
+	return true
+}
+
 // refuse notes a source the source guard refused in this run.
 func (rc *runCtx) refuse(name, why string) {
 	rc.mu.Lock()
@@ -487,6 +505,17 @@ func (rc *runCtx) holdRefusedSources(ctx context.Context) {
 	b, _ := json.Marshal(hp)
 	if err := rc.e.o.Store.PutHeld(ctx, rc.e.o.Fence(), rc.res.RunID+"/sources", b); err != nil {
 		rc.e.o.Logger.Warn("store the refused sources for approval", zap.Error(err))
+		return
+	}
+	// Runs refused for the same sources replace each other: the newest
+	// one is what an operator approves, and the list does not grow with
+	// every scheduled retry.
+	if old, err := rc.e.HeldPlans(ctx); err == nil {
+		for _, o := range old {
+			if o.ID != rc.res.RunID+"/sources" && len(o.Sources) > 0 && sameKeys(o.Sources, rc.refused) {
+				_ = rc.e.o.Store.DeleteHeld(ctx, rc.e.o.Fence(), o.ID)
+			}
+		}
 	}
 }
 

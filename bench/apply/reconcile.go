@@ -81,6 +81,10 @@ targets:
 		return err
 	}
 	users := benchUsers(ro.n, true)
+	for i := range users {
+		// What a Netmaker user carries: a username and a display name.
+		users[i].Email, users[i].GivenName, users[i].FamilyName = "", "", ""
+	}
 	for _, u := range users {
 		fake.AddUser(netmakerfake.User{Username: u.Username, DisplayName: u.DisplayName, PlatformRoleID: netmakerfake.RolePlatformUser})
 	}
@@ -93,8 +97,8 @@ targets:
 	})
 	// Adopt every account, then suspend the leavers.
 	src.set(users)
-	if _, err := eng.Run(ctx, dsync.RunOptions{Trigger: "setup"}); err != nil {
-		return fmt.Errorf("adoption run: %w", err)
+	if r, err := eng.Run(ctx, dsync.RunOptions{Trigger: "setup"}); err != nil || r.Counts[dsync.OutcomeApplied] != 0 {
+		return fmt.Errorf("adoption run: %v (%v): the set-up must adopt without writes", err, r.Counts)
 	}
 	for i := range ro.reenabled {
 		users[i].Active = false

@@ -132,7 +132,11 @@ func (d *daemon) consumeChanges(ctx context.Context) {
 // targeted run of the people it touches.
 func (d *daemon) mergeAndTrigger(ctx context.Context, src string, ch source.Change, how string) {
 	if ch.Full {
-		d.Trigger(trigger{name: "incremental:" + src})
+		why := ch.Reason
+		if why == "" {
+			why = "the change could not be resolved to people"
+		}
+		d.Trigger(trigger{name: "incremental:" + src, fallback: src + ": " + why + ": full run instead of a targeted one"})
 		return
 	}
 	keys, err := d.a.engine.MergeChange(ctx, src, ch)
