@@ -139,6 +139,7 @@ func shrink(t testing.TB, f failure, budget time.Duration) ([]event, violation) 
 	return best, bestV
 }
 
+// failure is a failing sequence and the violation it ended with.
 type failure struct {
 	seed   uint64
 	events []event
@@ -152,7 +153,7 @@ func TestModel(t *testing.T) {
 	var (
 		next, done, steps atomic.Int64
 		mu                stdsync.Mutex
-		failures          = map[string]failure{} // first failure per code
+		failures          = map[string]failure{} // per violation code
 		failedSeqs        int
 	)
 	var wg stdsync.WaitGroup
@@ -175,7 +176,7 @@ func TestModel(t *testing.T) {
 				}
 				mu.Lock()
 				failedSeqs++
-				if _, seen := failures[v.code]; !seen {
+				if f, seen := failures[v.code]; !seen || seed < f.seed { // the lowest seed: the same report every time
 					failures[v.code] = failure{seed: seed, events: events, v: *v}
 				}
 				mu.Unlock()
