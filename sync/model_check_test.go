@@ -67,7 +67,7 @@ func (w *world) judge(c *activity, tgt string, act target.Action, a identity.Acc
 		allowed = j(func(x want) bool { return x.present && identity.SameTime(x.expires, a.Expires) })
 	case target.ActForcePasswordChange:
 		w.pwdCalls[tgt][p]++
-		if n, max := w.pwdCalls[tgt][p], w.ref.pwdEvents[p]+w.creates[tgt][p]; n > max {
+		if n, allowance := w.pwdCalls[tgt][p], w.ref.pwdEvents[p]+w.creates[tgt][p]; n > allowance {
 			w.violate("one-shot repeated", "%s: force_password_change for %s sent %d times for %d password event(s) and %d account creation(s)",
 				tgt, a.Username, n, w.ref.pwdEvents[p], w.creates[tgt][p])
 		}
@@ -93,7 +93,7 @@ func (w *world) judge(c *activity, tgt string, act target.Action, a identity.Acc
 	if c.short {
 		short = fmt.Sprintf(" (during a short read: unjustified %s of %d people in this target, past the guard's %d)", kind, len(c.budget[budget]), guardLimit)
 	}
-	w.violate(code, "%s: %s %s (now %s) is not what any version of the sources known to the engine says: %s%s",
+	w.violate(code, "%s: %s %s (to %s) is not what any version of the sources known to the engine says: %s%s",
 		tgt, act, a.Username, accountSummary(a), w.describe(tm, p, now), short)
 }
 
@@ -106,10 +106,12 @@ func (w *world) describe(tm targetModel, p int, now time.Time) string {
 	return fmt.Sprintf("truth: suspended=%v role=%q groups=%v expires=%s", x.suspended, x.role, x.groups, fmtTime(x.expires))
 }
 
+// accountSummary shows the access fields of an account.
 func accountSummary(a identity.Account) string {
 	return fmt.Sprintf("suspended=%v role=%q groups=%v expires=%s", a.Suspended, a.Role, a.Groups, fmtTime(a.Expires))
 }
 
+// targetModelOf returns the model of the target named name.
 func targetModelOf(name string) targetModel {
 	for _, tm := range modelTargets {
 		if tm.name == name {
@@ -132,9 +134,9 @@ func (w *world) accountsNamed(tgt, u string) int {
 }
 
 // checkCache checks that no cache record claims what its application did
-// not confirm: for every record without a pending intent, the access
-// fields equal the application's (unless the last call's outcome on that
-// account could not be known).
+// not confirm: for every record without a pending intent, each access field
+// not marked unknown equals the application's. (A lost answer must leave
+// an intent, a re-read value or an unknown field, never the old value.)
 func (w *world) checkCache() {
 	for _, tm := range modelTargets {
 		recs, err := w.mem.Accounts(context.Background(), tm.name)
@@ -152,23 +154,22 @@ func (w *world) checkCache() {
 				key = rec.Username
 			}
 			got, ok := mt.Get(key)
+			both := rec.Exists && ok
+			claims := func(f string) bool { return both && !rec.IsUnknown(f) } // an unknown field claims nothing
 			diff := ""
 			switch {
 			case rec.Exists != ok && !tm.byUsername:
 				diff = fmt.Sprintf("exists=%v, application: %v", rec.Exists, ok)
-			case rec.Exists && ok && rec.Suspended != got.Suspended:
+			case claims(identity.FieldSuspended) && rec.Suspended != got.Suspended:
 				diff = fmt.Sprintf("suspended=%v, application: %v", rec.Suspended, got.Suspended)
-			case rec.Exists && ok && rec.Role != got.Role:
+			case claims(identity.FieldRole) && rec.Role != got.Role:
 				diff = fmt.Sprintf("role=%q, application: %q", rec.Role, got.Role)
-			case rec.Exists && ok && !slices.Equal(identity.SortedSet(rec.Groups), identity.SortedSet(got.Groups)):
+			case claims(identity.FieldGroups) && !slices.Equal(identity.SortedSet(rec.Groups), identity.SortedSet(got.Groups)):
 				diff = fmt.Sprintf("groups=%v, application: %v", rec.Groups, got.Groups)
-			case rec.Exists && ok && !identity.SameTime(rec.Expires, got.Expires):
+			case claims(identity.FieldExpires) && !identity.SameTime(rec.Expires, got.Expires):
 				diff = fmt.Sprintf("expires=%s, application: %s", fmtTime(rec.Expires), fmtTime(got.Expires))
 			}
-			switch {
-			case diff == "":
-				delete(w.uncertain[tm.name], rec.Username)
-			case !w.uncertain[tm.name][rec.Username]:
+			if diff != "" {
 				w.violate("cache claims unconfirmed", "%s: cache record %s (%s) says %s", tm.name, k, rec.Username, diff)
 			}
 		}

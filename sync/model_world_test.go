@@ -100,22 +100,29 @@ type faults struct {
 
 // activity is the engine work in progress, and what faults do to it.
 type activity struct {
-	name    string
-	faults  faults
-	cancel  context.CancelFunc
-	calls   map[string]int // per target: calls within one target come in a fixed order
+	name   string
+	faults faults
+	cancel context.CancelFunc
+	// standby is true when a replica without the lease acts: it must send
+	// nothing and write nothing.
+	standby bool
+	// calls counts calls per target (within one target they come in a
+	// fixed order); crashID is the call after which the process dies; dead
+	// is true once it has.
+	calls   map[string]int
 	crashID string
 	dead    bool
 	// short is true while a source reads short: reductions the guard lets
 	// through (up to guardLimit people per target and kind, in budget) are
 	// not violations.
-	short    bool
-	budget   map[string]map[string]bool
-	stored   map[string]bool // sources whose snapshot the engine tried to store
+	short  bool
+	budget map[string]map[string]bool
+	// stored lists the sources whose snapshot the engine tried to store.
+	stored map[string]bool
+	// attempts counts attempts per call or store write, for fault
+	// decisions; lost marks calls whose answer will be lost.
 	attempts map[string]int
 	lost     map[string]bool
-	names    map[string]string // call → username, for calls that do not carry it
-	standby  bool
 }
 
 // replica is one daemon process: an engine, its lease, and whether it
@@ -149,7 +156,6 @@ type world struct {
 	mu         stdsync.Mutex
 	cur        *activity
 	next       faults
-	uncertain  map[string]map[string]bool // target → usernames whose last call's outcome the engine cannot know
 	creates    map[string]map[int]int
 	pwdCalls   map[string]map[int]int
 	violations []violation
@@ -161,7 +167,7 @@ var errDead = errors.New("the process is dead")
 // the accounts a write-only application has, and a first full run.
 func newWorld(t testing.TB, seed uint64, people, static int) *world {
 	w := &world{seed: seed, people: people, total: people + static, former: -1, targets: map[string]*memtarget.Target{},
-		uncertain: map[string]map[string]bool{}, creates: map[string]map[int]int{}, pwdCalls: map[string]map[int]int{}}
+		creates: map[string]map[int]int{}, pwdCalls: map[string]map[int]int{}}
 	r := rand.New(rand.NewPCG(seed, 0x5eed))
 	ad, idp := version{}, version{}
 	start := time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
@@ -183,7 +189,7 @@ func newWorld(t testing.TB, seed uint64, people, static int) *world {
 		mt.Hook = func(act target.Action, a identity.Account) error { return w.onCall(name, act, a) }
 		mt.After = func(act target.Action, a identity.Account) error { return w.afterCall(name, act, a) }
 		w.targets[name] = mt
-		w.uncertain[name], w.creates[name], w.pwdCalls[name] = map[string]bool{}, map[int]int{}, map[int]int{}
+		w.creates[name], w.pwdCalls[name] = map[int]int{}, map[int]int{}
 		var tg target.Target = mt
 		if tm.byUsername {
 			tg = memtarget.NewWriteOnly(mt)
@@ -333,7 +339,6 @@ func (w *world) onCall(tgt string, act target.Action, a identity.Account) error 
 		c.crashID = id
 	}
 	c.attempts[id]++
-	c.names[id] = a.Username
 	if c.faults.callRate > 0 && w.chance(c.faults, id, c.attempts[id]) < c.faults.callRate {
 		kind := c.faults.call
 		if kind == faultMixed {
@@ -375,18 +380,13 @@ func (w *world) afterCall(tgt string, act target.Action, a identity.Account) err
 		return nil
 	}
 	id := tgt + "/" + a.Key + "/" + string(act)
-	if a.Username == "" {
-		a.Username = c.names[id] // a delete: the account is gone now
-	}
 	switch {
 	case c.crashID == id:
 		c.crashID = ""
-		w.uncertain[tgt][a.Username] = true
 		w.die(c)
 		return target.Retryable(errDead)
 	case c.lost[id]:
 		delete(c.lost, id)
-		w.uncertain[tgt][a.Username] = true
 		return target.Uncertain(errors.New("timeout: the answer never came"))
 	}
 	return nil
@@ -649,7 +649,7 @@ func (w *world) activity(name string, fn func(context.Context, *dsync.Engine) (*
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	c := &activity{name: name, faults: f, cancel: cancel, standby: standby,
-		calls: map[string]int{}, stored: map[string]bool{}, budget: map[string]map[string]bool{}, attempts: map[string]int{}, lost: map[string]bool{}, names: map[string]string{}}
+		calls: map[string]int{}, stored: map[string]bool{}, budget: map[string]map[string]bool{}, attempts: map[string]int{}, lost: map[string]bool{}}
 	var short version
 	if f.sourceFail != "" {
 		w.h.Src(f.sourceFail).Fail(errors.New(f.sourceFail + ": connection reset"))
