@@ -84,17 +84,25 @@ func (v violation) String() string { return fmt.Sprintf("step %d: %s: %s", v.ste
 
 // faults are armed for the next activity only.
 type faults struct {
-	armedBy     []int // ids of the events that armed them
-	callRate    int
-	call        callFault
+	armedBy []int // ids of the events that armed them
+	// callRate percent of calls fail with call (a callFault).
+	callRate int
+	call     callFault
+	// The process dies at call crashAt to crashTarget, before it is sent
+	// or, with crashLanded, right after it landed.
 	crashAt     int
 	crashTarget string
 	crashLanded bool
-	storeDown   bool
-	storeFlaky  int
-	sourceFail  string
-	zeroUsers   bool
-	groupEmpty  string
+	// The store is unreachable, or storeFlaky percent of writes fail.
+	storeDown  bool
+	storeFlaky int
+	// sourceFail names a source that fails to answer; zeroUsers makes the
+	// directory return nobody; groupEmpty names a group it reads as empty.
+	sourceFail string
+	zeroUsers  bool
+	groupEmpty string
+	// staleLeader runs the activity on the former leader, which still
+	// believes it leads.
 	staleLeader bool
 }
 
