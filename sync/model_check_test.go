@@ -176,9 +176,9 @@ func (w *world) checkCache() {
 	}
 }
 
-// checkAfterHealthyRun checks what a full run without faults must leave:
-// no leaver with access (unless the guard held the run), and an expiry
-// timer armed for the next expiry, never in the past.
+// checkAfterHealthyRun checks what a full or expiry run without faults must
+// leave: no leaver with access (unless the guard held the run), and an
+// expiry timer armed for the next expiry, never in the past.
 func (w *world) checkAfterHealthyRun(res *dsync.Result) {
 	now := w.h.Clock.Now()
 	refused := false // a source was refused, so targets were left alone
@@ -204,20 +204,20 @@ func (w *world) checkAfterHealthyRun(res *dsync.Result) {
 			}
 			for _, a := range accounts[username(p)] {
 				if !a.Suspended {
-					w.violate(code, "%s: %s keeps an active account after a full run without faults: %s", tm.name, username(p), w.describe(tm, p, now))
+					w.violate(code, "%s: %s keeps an active account after a run without faults: %s", tm.name, username(p), w.describe(tm, p, now))
 				}
 			}
 		}
 	}
 }
 
-// checkDue checks the expiry timer after a full run that stored the truth:
-// armed no later than the next expiry, and (when the run reached every
-// target) not in the past.
+// checkDue checks the expiry timer after a run, when the engine stored the
+// truth: armed no later than the next expiry, and (when the run reached
+// every target) not in the past.
 func (w *world) checkDue(now time.Time, reachedAll bool) {
 	at, _ := w.reps[w.leader].engine.Due()
 	if reachedAll && !at.IsZero() && !at.After(now) {
-		w.violate("due in the past", "after a full run Due() = %s, not after now %s: the timer would fire again at once", fmtTime(&at), fmtTime(&now))
+		w.violate("due in the past", "after a run Due() = %s, not after now %s: the timer would fire again at once", fmtTime(&at), fmtTime(&now))
 	}
 	var next *time.Time
 	for p := range w.total {
@@ -229,7 +229,7 @@ func (w *world) checkDue(now time.Time, reachedAll bool) {
 		}
 	}
 	if next != nil && (at.IsZero() || at.After(*next)) {
-		w.violate("due not armed", "after a full run Due() = %s, but the next expiry is %s", fmtTime(&at), fmtTime(next))
+		w.violate("due not armed", "after a run Due() = %s, but the next expiry is %s", fmtTime(&at), fmtTime(next))
 	}
 }
 

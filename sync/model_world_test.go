@@ -708,7 +708,7 @@ func (w *world) activity(name string, fn func(context.Context, *dsync.Engine) (*
 	w.noteHeld()
 	w.noteStored(c, short)
 	w.checkCache()
-	healthy := len(f.armedBy) == 0 && !standby && err == nil && res != nil && name == "full run"
+	healthy := len(f.armedBy) == 0 && !standby && err == nil && res != nil && (name == "full run" || name == "expiry")
 	if healthy {
 		w.checkAfterHealthyRun(res)
 	}
