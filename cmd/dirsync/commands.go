@@ -56,7 +56,7 @@ func cmdValidate(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		return usageError{err.Error()}
 	}
 	cfg, err := config.Load(c.config)
-	var problems []string
+	var problems, warnings []string
 	if err != nil {
 		problems = append(problems, err.Error())
 	} else {
@@ -75,8 +75,13 @@ func cmdValidate(ctx context.Context, args []string, stdout, stderr io.Writer) e
 			if tc.Type == "" {
 				continue
 			}
-			if _, err := buildTargetNop(tc); err != nil {
+			t, err := buildTargetNop(tc)
+			if err != nil {
 				problems = append(problems, err.Error())
+				continue
+			}
+			if w, ok := t.(target.Warner); ok {
+				warnings = append(warnings, w.Warnings()...)
 			}
 		}
 	}
@@ -88,6 +93,9 @@ func cmdValidate(ctx context.Context, args []string, stdout, stderr io.Writer) e
 			}
 		}
 		return exitError{code: exitFailed}
+	}
+	for _, w := range warnings {
+		fmt.Fprintf(stderr, "warning: %s\n", w)
 	}
 	fmt.Fprintf(stdout, "%s: ok (%d sources, %d targets)\n", c.config, len(cfg.Sources), len(cfg.Targets))
 	return nil
