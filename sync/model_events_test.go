@@ -83,7 +83,9 @@ type event struct {
 	rate   int // percent, for call faults and a flaky store
 	n      int // crash point (call number), approve pick
 	landed bool
-	only   bool // approve only suspensions
+	// graceful makes a crash event a SIGTERM instead.
+	graceful bool
+	only     bool // approve only suspensions
 	// id is the event's place in the generated sequence: fault decisions
 	// hash it, so a shrunk sequence keeps the faults of the events it keeps.
 	id int
@@ -152,6 +154,9 @@ func (e event) String() string {
 		return fmt.Sprintf("next activity: %d%% of calls fail with %s", e.rate, callFaultNames[e.fault])
 	case evCrash:
 		tgt := modelTargets[e.n%len(modelTargets)].name
+		if e.graceful {
+			return fmt.Sprintf("next activity: SIGTERM at call %d to %s (calls in flight finish, no new one starts)", e.n, tgt)
+		}
 		if e.landed {
 			return fmt.Sprintf("next activity: the process dies right after call %d to %s lands", e.n, tgt)
 		}
@@ -275,7 +280,7 @@ func (g *generator) fault() event {
 	case 0:
 		return event{kind: evCallFaults, fault: callFault(g.r.IntN(int(numCallFaultKinds) + 1)), rate: []int{20, 50, 100}[g.r.IntN(3)]}
 	case 1:
-		return event{kind: evCrash, n: 1 + g.r.IntN(9), landed: g.r.IntN(2) == 0}
+		return event{kind: evCrash, n: 1 + g.r.IntN(9), landed: g.r.IntN(2) == 0, graceful: g.r.IntN(3) == 0}
 	case 2:
 		return event{kind: evStoreDown}
 	case 3:

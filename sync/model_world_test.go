@@ -93,6 +93,9 @@ type faults struct {
 	crashAt     int
 	crashTarget string
 	crashLanded bool
+	// At call stopAt to crashTarget the process is asked to stop (SIGTERM):
+	// calls in flight finish, no new one starts.
+	stopAt int
 	// The store is unreachable, or storeFlaky percent of writes fail.
 	storeDown  bool
 	storeFlaky int
@@ -120,6 +123,7 @@ type activity struct {
 	calls   map[string]int
 	crashID string
 	dead    bool
+	stop    chan struct{} // closed on a graceful stop
 	// short is true while a source reads short: reductions the guard lets
 	// through (up to guardLimit people per target and kind, in budget) are
 	// not violations.
@@ -339,6 +343,9 @@ func (w *world) onCall(tgt string, act target.Action, a identity.Account) error 
 	}
 	c.calls[tgt]++
 	id := tgt + "/" + a.Key + "/" + string(act)
+	if c.faults.stopAt == c.calls[tgt] && tgt == c.faults.crashTarget {
+		close(c.stop)
+	}
 	if c.faults.crashAt == c.calls[tgt] && tgt == c.faults.crashTarget {
 		if !c.faults.crashLanded {
 			w.die(c)
@@ -449,8 +456,12 @@ func (w *world) do(e event) {
 	case evCallFaults:
 		w.next.callRate, w.next.call = e.rate, e.fault
 	case evCrash:
-		w.next.crashAt, w.next.crashLanded = e.n, e.landed
 		w.next.crashTarget = modelTargets[e.n%len(modelTargets)].name
+		if e.graceful {
+			w.next.stopAt = e.n
+		} else {
+			w.next.crashAt, w.next.crashLanded = e.n, e.landed
+		}
 	case evStoreDown:
 		w.next.storeDown = true
 	case evStoreFlaky:
@@ -472,14 +483,14 @@ func (w *world) do(e event) {
 		if e.kind == evMassRun {
 			w.next.zeroUsers, w.next.groupEmpty = false, "" // an operator vouches for what the sources say
 		}
-		w.activity("full run", func(ctx context.Context, en *dsync.Engine) (*dsync.Result, error) { return en.Run(ctx, ro) })
+		w.activity("full run", func(ctx context.Context, en *dsync.Engine) (*dsync.Result, error) { return w.run(ctx, en, ro) })
 	case evTick:
 		at, _ := w.reps[w.leader].engine.Due()
 		if at.IsZero() || w.h.Clock.Now().Before(at) {
 			return
 		}
 		w.activity("expiry", func(ctx context.Context, en *dsync.Engine) (*dsync.Result, error) {
-			return en.Run(ctx, dsync.RunOptions{Trigger: "expiry", UseStored: true})
+			return w.run(ctx, en, dsync.RunOptions{Trigger: "expiry", UseStored: true})
 		})
 	case evApprove:
 		w.next.zeroUsers, w.next.groupEmpty = false, "" // an approver vouches for what the sources say
@@ -497,11 +508,11 @@ func (w *world) do(e event) {
 		})
 	case evRetryQuarantined:
 		w.activity("full run", func(ctx context.Context, en *dsync.Engine) (*dsync.Result, error) {
-			return en.Run(ctx, dsync.RunOptions{Trigger: "schedule", RetryQuarantined: true})
+			return w.run(ctx, en, dsync.RunOptions{Trigger: "schedule", RetryQuarantined: true})
 		})
 	case evDryRun:
 		w.activity("dry run", func(ctx context.Context, en *dsync.Engine) (*dsync.Result, error) {
-			return en.Run(ctx, dsync.RunOptions{Trigger: "cli", DryRun: true})
+			return w.run(ctx, en, dsync.RunOptions{Trigger: "cli", DryRun: true})
 		})
 	case evDiscard:
 		if live := w.heldRuns(); len(live) > 0 {
@@ -604,8 +615,16 @@ func (w *world) directory(e event) {
 		if err != nil {
 			return nil, err
 		}
-		return en.Run(ctx, dsync.RunOptions{Trigger: "scim", Keys: keys})
+		return w.run(ctx, en, dsync.RunOptions{Trigger: "scim", Keys: keys})
 	})
+}
+
+// run runs the engine once, stoppable by a graceful-stop fault.
+func (w *world) run(ctx context.Context, en *dsync.Engine, ro dsync.RunOptions) (*dsync.Result, error) {
+	w.mu.Lock()
+	ro.Stop = w.cur.stop
+	w.mu.Unlock()
+	return en.Run(ctx, ro)
 }
 
 // relay delivers the pushes standbys forwarded, in order, as the daemon's
@@ -623,7 +642,7 @@ func (w *world) relay() {
 				return res, err
 			}
 			w.forwarded = w.forwarded[1:]
-			if res, err = en.Run(ctx, dsync.RunOptions{Trigger: "scim", Keys: keys}); err != nil {
+			if res, err = w.run(ctx, en, dsync.RunOptions{Trigger: "scim", Keys: keys}); err != nil {
 				return res, err
 			}
 		}
@@ -657,7 +676,7 @@ func (w *world) activity(name string, fn func(context.Context, *dsync.Engine) (*
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	c := &activity{name: name, faults: f, cancel: cancel, standby: standby,
-		calls: map[string]int{}, stored: map[string]bool{}, budget: map[string]map[string]bool{}, attempts: map[string]int{}, lost: map[string]bool{}}
+		stop: make(chan struct{}), calls: map[string]int{}, stored: map[string]bool{}, budget: map[string]map[string]bool{}, attempts: map[string]int{}, lost: map[string]bool{}}
 	var short version
 	if f.sourceFail != "" {
 		w.h.Src(f.sourceFail).Fail(errors.New(f.sourceFail + ": connection reset"))
