@@ -558,9 +558,11 @@ func (w *world) directory(e event) {
 			if r != nil {
 				return r
 			}
-			base := w.ref.truth[srcAD][p]
-			if e.src == srcAD {
-				base = record{active: true, groups: []string{"staff"}, given: "Given"}
+			// A new record: active staff, or for the IdP a copy of what
+			// the directory says (an IdP starting to carry someone).
+			base := record{active: true, groups: []string{"staff"}, given: "Given"}
+			if ad, ok := w.ref.truth[srcAD][p]; ok && e.src == srcIdP {
+				base = ad.clone()
 			}
 			return &base
 		}
