@@ -1,6 +1,6 @@
 // Package ezeepfake is a stateful stand-in for ezeep Blue's account,
-// invitation, OAuth and printing-group APIs, as the seed document
-// (ezeep-blue-users-api.txt) and notes/targets.md describe them:
+// invitation, OAuth and printing-group APIs, as ezeep Blue's API
+// documents describe them:
 //
 //   - POST /oauth/access_token/ issues bearer tokens for client
 //     credentials sent with HTTP Basic auth (form-encoded
