@@ -1,10 +1,9 @@
 package allthenticate_test
 
 import (
-	"bytes"
+	"github.com/dirsync/dirsync/target/targettest"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -13,31 +12,12 @@ import (
 	"github.com/dirsync/dirsync/target/allthenticate"
 	"github.com/dirsync/dirsync/target/allthenticate/allthenticatefake"
 	"go.uber.org/zap"
-	"go.uber.org/zap/zapcore"
 )
 
 // syncBuffer is a log sink safe for concurrent writers.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
+type syncBuffer = targettest.LogBuffer
 
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-func debugLogger() (*zap.Logger, *syncBuffer) {
-	buf := &syncBuffer{}
-	return zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig()), zapcore.AddSync(buf), zapcore.DebugLevel)), buf
-}
+func debugLogger() (*zap.Logger, *syncBuffer) { return targettest.DebugLogger() }
 
 // env is one fake organisation and a connector wired to it.
 type env struct {

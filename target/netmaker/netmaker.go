@@ -376,21 +376,7 @@ func newTarget(name string, s Settings, deps target.Deps, timeout time.Duration,
 		}
 		return nil, fmt.Errorf("netmaker: %w", ps)
 	}
-	if timeout <= 0 {
-		timeout = 30 * time.Second
-	}
-	client := deps.HTTPClient
-	if client == nil {
-		client = &http.Client{Timeout: timeout}
-	}
-	log := deps.Logger
-	if log == nil {
-		log = zap.NewNop()
-	}
-	now := deps.Now
-	if now == nil {
-		now = time.Now
-	}
+	client, log, now := httpapi.Base(deps, timeout)
 	managed := map[string]bool{}
 	for _, g := range append(slices.Clone(ruleGroups), s.ManagedGroups...) {
 		managed[g] = true
@@ -623,8 +609,11 @@ func (t *Target) gateFor(act target.Action, a identity.Account, checkGroups bool
 				return fmt.Sprintf("this Netmaker server is the community edition, whose only roles are super-admin and admin: %q cannot be set", role)
 			}
 		case target.ActCreate:
-			if role != roleAdmin {
-				return fmt.Sprintf("this Netmaker server is the community edition, which creates every user as admin, but %q would get the role %q", name, role)
+			switch {
+			case a.Role != "" && role != roleAdmin:
+				return fmt.Sprintf("this Netmaker server is the community edition, which creates every user as admin, but the rules give %q the role %q", name, role)
+			case role != roleAdmin:
+				return fmt.Sprintf("this Netmaker server is the community edition, which creates every user as admin; a new user's role is not known when it is created, and create_role (default: default_role) is %q: set create_role: admin if everyone in scope may be an admin", role)
 			}
 		}
 		return ""

@@ -21,7 +21,6 @@ import (
 	"github.com/dirsync/dirsync/target/netmaker/netmakerfake"
 	"github.com/dirsync/dirsync/target/targettest"
 	"go.uber.org/zap"
-	"go.uber.org/zap/zapcore"
 )
 
 // env is one fake server and a connector wired to it.
@@ -30,23 +29,14 @@ type env struct {
 	url   string
 	token string
 	tg    *netmaker.Target
-	logs  *bytes.Buffer
+	logs  *targettest.LogBuffer
 }
 
 type writerFunc func([]byte) (int, error)
 
 func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
 
-func debugLogger() (*zap.Logger, *bytes.Buffer) {
-	buf := &bytes.Buffer{}
-	var mu sync.Mutex
-	ws := zapcore.AddSync(writerFunc(func(p []byte) (int, error) {
-		mu.Lock()
-		defer mu.Unlock()
-		return buf.Write(p)
-	}))
-	return zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig()), ws, zapcore.DebugLevel)), buf
-}
+func debugLogger() (*zap.Logger, *targettest.LogBuffer) { return targettest.DebugLogger() }
 
 func newEnv(t *testing.T, o netmakerfake.Options, mods ...func(*netmaker.Settings)) *env {
 	t.Helper()
