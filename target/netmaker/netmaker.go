@@ -540,6 +540,9 @@ func (t *Target) Edition() string {
 // super-admin) on first use, so that a plan made without a sync refuses
 // exactly what the sync would.
 func (t *Target) Gate(act target.Action, a identity.Account) string {
+	if why := t.protect.Reason(a); why != "" {
+		return why
+	}
 	if !t.discovered() && t.tryDiscover() {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		if err := t.discover(ctx, false); err != nil {
