@@ -396,7 +396,7 @@ func (t *Target) List(ctx context.Context) ([]identity.Account, error) {
 	}
 	t.mu.Lock()
 	users := t.fresh
-	if t.now().Sub(t.freshAt) > 5*time.Second {
+	if t.now().Sub(t.freshAt) > time.Minute {
 		users = nil
 	}
 	t.fresh = nil

@@ -141,8 +141,9 @@ type Target struct {
 
 	mu     sync.Mutex
 	supers map[string]bool // super-admins seen in lists and reads
-	// fresh is the user list discover read, kept for a List that follows
-	// at once (freshAt) so a first run does not list twice.
+	// fresh is the user list discover read (to find the super-admin), kept
+	// for the first List within a minute and dropped by any write, so a
+	// first run does not list twice.
 	fresh     []apiUser
 	freshAt   time.Time
 	gateTried time.Time // when Gate last tried to discover
