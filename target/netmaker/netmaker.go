@@ -139,15 +139,11 @@ type Target struct {
 	managed map[string]bool // group names dirsync manages by config
 	protect *target.Protected
 
-	mu     sync.Mutex
-	supers map[string]bool // super-admins seen in lists and reads
-	// fresh is the user list discover read (to find the super-admin), kept
-	// for the first List within a minute and dropped by any write, so a
-	// first run does not list twice.
-	fresh     []apiUser
-	freshAt   time.Time
-	gateTried time.Time // when Gate last tried to discover
-	edition   string    // "", "pro", "community"
+	mu        sync.Mutex
+	supers    map[string]bool // super-admins seen in lists and reads
+	listed    bool            // a full list was read: supers covers everyone
+	gateTried time.Time       // when Gate last tried to discover
+	edition   string          // "", "pro", "community"
 	roles     map[string]bool
 	groupByNm map[string]string // name → id
 	groupByID map[string]string // id → name
@@ -422,7 +418,8 @@ func (t *Target) Warnings() []string {
 
 // Open implements target.Opener: it detects the edition (a 404 on
 // /api/v1/users/groups means community), loads the groups and the platform
-// roles, finds the super-admin, and warns when the token is the master key.
+// roles, and warns when the token is the master key. The super-admin is
+// learnt from every list and read (see gateFor and status).
 func (t *Target) Open(ctx context.Context) error {
 	if t.master {
 		t.log.Warn("the netmaker token looks like the master key: it cannot create or delete users, so those actions are skipped; use a personal access token (POST /api/v1/users/access_token)")
@@ -437,8 +434,7 @@ func (t *Target) discovered() bool {
 	return t.roles != nil && (t.edition == "community" || t.groupByNm != nil)
 }
 
-// discover loads the edition, roles, groups and the super-admin once (or
-// again with force).
+// discover loads the edition, roles and groups once (or again with force).
 func (t *Target) discover(ctx context.Context, force bool) error {
 	t.discoverMu.Lock()
 	defer t.discoverMu.Unlock()
@@ -480,14 +476,8 @@ func (t *Target) discover(ctx context.Context, force bool) error {
 			return target.Retryable(fmt.Errorf("netmaker: list roles: %w", err))
 		}
 	}
-	// The super-admin is never touched: find it.
-	users, err := t.listUsers(ctx)
-	if err != nil {
-		return err
-	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	t.fresh, t.freshAt = users, t.now()
 	t.edition = edition
 	t.roles = map[string]bool{}
 	for _, r := range roles {
@@ -505,7 +495,7 @@ func (t *Target) discover(ctx context.Context, force bool) error {
 func (t *Target) noteUser(u apiUser) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if u.IsSuperAdmin || u.PlatformRoleID == roleSuperAdmin {
+	if u.super() {
 		t.supers[u.Username] = true
 	} else {
 		delete(t.supers, u.Username)
@@ -537,9 +527,11 @@ func (t *Target) Edition() string {
 // community server, unknown roles, and groups that do not exist when
 // create_groups is false.
 //
-// Gate reads what the server supports (edition, roles, groups, the
-// super-admin) on first use, so that a plan made without a sync refuses
-// exactly what the sync would.
+// Gate reads what the server supports (edition, roles, groups) on first
+// use, so that a plan made without a sync refuses exactly what the sync
+// would. The super-admin is known from the lists and reads made so far
+// and from the cached role; at apply time every change reads the user
+// first, so a super-admin is never changed even when Gate could not tell.
 func (t *Target) Gate(act target.Action, a identity.Account) string {
 	if why := t.protect.Reason(a); why != "" {
 		return why
@@ -582,7 +574,7 @@ func (t *Target) gateFor(act target.Action, a identity.Account, checkGroups bool
 	edition, roles := t.edition, t.roles
 	groupByNm := t.groupByNm
 	t.mu.Unlock()
-	if super {
+	if super || (a.Role == roleSuperAdmin && act != target.ActSetRole && act != target.ActCreate) {
 		return fmt.Sprintf("%q is Netmaker's super-admin, the application's owner: dirsync never disables, demotes, changes or deletes it", name)
 	}
 	if idp := a.Remote["auth_type"] == "oauth" || a.Remote["idp"] != ""; idp && (act == target.ActDelete || act == target.ActUpdate) {

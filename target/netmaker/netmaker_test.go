@@ -431,14 +431,25 @@ func TestOwnersNeverTouched(t *testing.T) {
 				t.Fatal(err)
 			}
 			c := ctx(t)
+			acts := []target.Action{target.ActSuspend, target.ActUnsuspend, target.ActSetRole, target.ActDelete, target.ActUpdate, target.ActSetGroups}
+			// Before anything was listed, the apply-time read refuses.
 			for _, name := range []string{"netmaker-admin", "dirsync-svc"} {
-				for _, act := range []target.Action{target.ActSuspend, target.ActUnsuspend, target.ActSetRole, target.ActDelete, target.ActUpdate, target.ActSetGroups} {
+				for _, act := range acts {
+					a := identity.Account{Username: name, Role: "admin"}
+					if err := target.Do(c, tg, act, a, &a); target.KindOf(err) != target.KindSkipped {
+						t.Fatalf("%s %s: %v", act, name, err)
+					}
+				}
+			}
+			// Once listed (the engine lists to adopt), Gate refuses too.
+			if _, err := tg.List(c); err != nil {
+				t.Fatal(err)
+			}
+			for _, name := range []string{"netmaker-admin", "dirsync-svc"} {
+				for _, act := range acts {
 					a := identity.Account{Username: name, Role: "admin"}
 					if why := tg.Gate(act, a); why == "" || !strings.Contains(why, "never") {
 						t.Fatalf("gate %s %s: %q", act, name, why)
-					}
-					if err := target.Do(c, tg, act, a, &a); target.KindOf(err) != target.KindSkipped {
-						t.Fatalf("%s %s: %v", act, name, err)
 					}
 				}
 			}
