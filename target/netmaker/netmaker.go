@@ -13,10 +13,11 @@
 // change in Netmaker.
 //
 // Never touched (a skipped decision, at plan time and again before
-// sending): the super-admin (found when the connector first reads the
-// server), the account the token belongs to (token_user, or the UserName
-// claim of the token: Netmaker revokes a user's tokens when its role or
-// groups change), and the target's protected list. IdP (SSO) users are
+// sending): the super-admin (known from every list and read, and from the
+// cached role; a change reads the user first), the account the token
+// belongs to (token_user, or the UserName claim of the token: Netmaker
+// revokes a user's tokens when its role or groups change), and the
+// target's protected list. IdP (SSO) users are
 // managed for status, role and groups but never deleted or renamed:
 // Netmaker refuses both.
 //
