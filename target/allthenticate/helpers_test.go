@@ -3,7 +3,6 @@ package allthenticate_test
 import (
 	"github.com/dirsync/dirsync/target/targettest"
 	"net/http"
-	"strings"
 	"testing"
 	"time"
 
@@ -67,11 +66,4 @@ func toggles(calls []allthenticatefake.Call) int {
 	return n
 }
 
-func parseTargets(t *testing.T, yaml string) []config.Target {
-	t.Helper()
-	cfg, err := config.Parse(strings.NewReader("sources: [{name: hr, type: memory}]\ntargets:\n" + yaml))
-	if err != nil {
-		t.Fatalf("parse: %v\n%s", err, yaml)
-	}
-	return cfg.Targets
-}
+func parseTargets(t *testing.T, yaml string) []config.Target { return targettest.ParseTargets(t, yaml) }
