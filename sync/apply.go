@@ -464,6 +464,9 @@ func (e *Engine) applyStep(ctx context.Context, rc *runCtx, spec TargetSpec, s S
 		}
 		actx, cancel := context.WithTimeout(ctx, timeout)
 		acct := want.Clone()
+		if s.Action == target.ActCreate && s.Role != "" {
+			acct.Role = s.Role // what the person will be: some applications decide at create
+		}
 		err := target.Do(actx, spec.Target, s.Action, before, &acct)
 		cancel()
 		if err == nil {
@@ -515,7 +518,7 @@ func (e *Engine) applyStep(ctx context.Context, rc *runCtx, spec TargetSpec, s S
 			return next, werr
 		}
 		return next, errStopAccount
-	case errors.Is(err, state.ErrStaleFence):
+	case errors.Is(err, state.ErrStaleFence) || errors.Is(err, target.ErrNotLeading):
 		d.Outcome, d.Error = OutcomeFailed, "leadership lost: "+err.Error()
 		rc.decide(d)
 		_ = record(rec) // clears the intent where the fence still allows

@@ -727,7 +727,13 @@ func (rc *runCtx) reconcile(ctx context.Context, t target.Target, desired map[st
 			cached[k] = assumeUncertain(withoutPending(c), target.Action(c.Pending), c)
 			continue
 		}
-		got, err := r.Read(ctx, c)
+		var got identity.Account
+		pol := retryPolicy{attempts: 4, base: rc.e.o.RetryBase, maxRetryAfter: rc.e.o.MaxRetryAfter, sleep: rc.e.o.Sleep}
+		err := pol.do(ctx, func(int) (error, time.Duration) {
+			var rerr error
+			got, rerr = r.Read(ctx, c)
+			return rerr, 0
+		}).err
 		switch {
 		case target.KindOf(err) == target.KindNotFound:
 			cached[k] = identity.Account{Key: k, Failing: c.Failing}
@@ -749,8 +755,14 @@ func (rc *runCtx) reconcile(ctx context.Context, t target.Target, desired map[st
 		return nil // a reconcile run has read every account already
 	}
 	missing := 0
-	for k := range desired {
+	gate, _ := t.(target.Gater)
+	for k, d := range desired {
 		if c, ok := cached[k]; !ok || !c.Exists {
+			// A person the target refuses to create (a name it cannot
+			// take) is no reason to read the whole list every run.
+			if gate != nil && gate.Gate(target.ActCreate, d.Account) != "" {
+				continue
+			}
 			missing++
 		}
 	}

@@ -28,6 +28,11 @@ type Step struct {
 	// Removal marks a set_groups that removes a group or a set_role that
 	// lowers the role: access removals, counted by the guard.
 	Removal bool `json:"removal,omitempty"`
+	// Role, on a create, is the role the person will get (set by its own
+	// step after the create): some applications decide at create time
+	// what an account can be (Netmaker's community edition makes every
+	// user an admin).
+	Role string `json:"role,omitempty"`
 }
 
 // Reduces reports whether the step takes access away: suspend, delete, a
@@ -202,6 +207,11 @@ type acc struct {
 }
 
 func (a *acc) step(act target.Action, reason string, removal bool, mutate func(*identity.Account)) {
+	a.stepAs(act, reason, removal, "", mutate)
+}
+
+// stepAs is step with, for a create, the role the person will get.
+func (a *acc) stepAs(act target.Action, reason string, removal bool, role string, mutate func(*identity.Account)) {
 	next := a.cur.Clone()
 	mutate(&next)
 	s := Step{Target: a.in.Target, Key: next.Key, User: displayUser(next), Action: act, Reason: reason,
@@ -213,8 +223,12 @@ func (a *acc) step(act target.Action, reason string, removal bool, mutate func(*
 		}
 		return
 	}
+	gated := next
+	if act == target.ActCreate {
+		s.Role, gated.Role = role, role
+	}
 	if a.in.Cap.Gate != nil {
-		if why := a.in.Cap.Gate(act, next); why != "" {
+		if why := a.in.Cap.Gate(act, gated); why != "" {
 			s.Reason = reason + "; skipped: " + why
 			a.p.Skips = append(a.p.Skips, s)
 			return
@@ -399,7 +413,7 @@ func planPresent(p *Plan, in PlanInput, d Desired, c identity.Account, hasC bool
 				return // never create an account only to suspend it
 			}
 			a.cur = identity.Account{Key: want.Key, Failing: c.Failing}
-			a.step(target.ActCreate, fmt.Sprintf("in scope (%s, %s)", d.Why, src), false, func(n *identity.Account) {
+			a.stepAs(target.ActCreate, fmt.Sprintf("in scope (%s, %s)", d.Why, src), false, want.Role, func(n *identity.Account) {
 				*n = ApplyAction(*n, target.ActCreate, want)
 			})
 			if len(a.steps) == 0 {

@@ -2,6 +2,7 @@ package sync
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/dirsync/dirsync/target"
@@ -43,8 +44,8 @@ func (p retryPolicy) do(ctx context.Context, fn func(attempt int) (error, time.D
 		if err == nil {
 			return r
 		}
-		if p.final != nil && p.final(err) {
-			return r
+		if (p.final != nil && p.final(err)) || errors.Is(err, target.ErrNotLeading) {
+			return r // a process without the lease sends nothing more
 		}
 		k := target.KindOf(err)
 		transient := k == target.KindRetryable || k == target.KindRateLimited || (p.uncertain && k == target.KindUncertain)

@@ -170,6 +170,10 @@ func (t *Target) apply(act target.Action, a *identity.Account, mutate func(cur *
 		}
 		t.seq++
 		cur = a.Clone()
+		// Created with the application's defaults: role, groups and flags
+		// are set by their own calls (the role a create carries only says
+		// what the person will be).
+		cur.Role, cur.Groups, cur.Suspended, cur.MustChangePassword = "", nil, false, false
 		cur.Exists = true
 		cur.Remote = map[string]string{"id": fmt.Sprint(t.seq)}
 		a.Remote = cur.Remote
