@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"go.yaml.in/yaml/v3"
 	"net/url"
 	"slices"
 	"strings"
@@ -136,4 +137,40 @@ func (c *Config) validateConsole(ps *Problems) {
 			ps.Add(p+".attempts", "must be >= 1")
 		}
 	}
+}
+
+// secretKeyWords mark a plugin setting whose value is a credential.
+var secretKeyWords = []string{"password", "secret", "token", "api_key", "apikey", "credential"}
+
+// SecretValues returns the values of the plugin's settings whose key names
+// a credential (password, secret, token, api key), resolved as a Secret
+// would be. It is a safety net for output filters (the console refuses a
+// page containing one); the plugin's own Secret fields remain the rule.
+func (p Plugin) SecretValues() []string {
+	var out []string
+	var walk func(n *yaml.Node)
+	walk = func(n *yaml.Node) {
+		if n == nil {
+			return
+		}
+		switch n.Kind {
+		case yaml.DocumentNode, yaml.SequenceNode:
+			for _, c := range n.Content {
+				walk(c)
+			}
+		case yaml.MappingNode:
+			for i := 0; i+1 < len(n.Content); i += 2 {
+				k, v := strings.ToLower(n.Content[i].Value), n.Content[i+1]
+				if v.Kind == yaml.ScalarNode && slices.ContainsFunc(secretKeyWords, func(w string) bool { return strings.Contains(k, w) }) {
+					if s, err := ResolveSecret(v.Value); err == nil && s != "" {
+						out = append(out, s)
+					}
+					continue
+				}
+				walk(v)
+			}
+		}
+	}
+	walk(p.node)
+	return out
 }

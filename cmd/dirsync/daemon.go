@@ -41,6 +41,8 @@ type trigger struct {
 	keys []string // nil: full run
 	// stored: use stored snapshots (expiry timer) instead of pulling.
 	stored bool
+	// observed is when the change behind it was seen (zero: when the run starts).
+	observed time.Time
 }
 
 // daemon is the long-running process: HTTP, leader election, scheduler,
@@ -59,10 +61,12 @@ type daemon struct {
 	ready    chan struct{}
 	addr     atomic.Pointer[string]
 	runCount atomic.Int64
+	// refresh asks the monitor to reload held plans and accounts now.
+	refresh chan struct{}
 }
 
 func newDaemon(a *app) *daemon {
-	d := &daemon{a: a, log: a.log, triggers: make(chan trigger, 1024), mux: http.NewServeMux(), Debounce: 100 * time.Millisecond, ready: make(chan struct{})}
+	d := &daemon{a: a, log: a.log, triggers: make(chan trigger, 1024), mux: http.NewServeMux(), Debounce: 100 * time.Millisecond, ready: make(chan struct{}), refresh: make(chan struct{}, 1)}
 	a.leading = func() bool {
 		l := d.lease.Load()
 		return l != nil && time.Now().Before(l.Expires)
@@ -134,6 +138,9 @@ type mounter interface {
 // address once it is up.
 func (d *daemon) serve(ctx context.Context, onReady func(addr string)) error {
 	d.routes()
+	if err := d.mountConsole(ctx); err != nil {
+		return err
+	}
 	ln, err := net.Listen("tcp", d.a.cfg.HTTP.Listen)
 	if err != nil {
 		return fmt.Errorf("http.listen %s: %w", d.a.cfg.HTTP.Listen, err)
@@ -281,8 +288,9 @@ func (d *daemon) elect(ctx context.Context) {
 func (d *daemon) watch(ctx context.Context, s source.Source, w source.Watcher) bool {
 	for ctx.Err() == nil {
 		err := w.Watch(ctx, func(ch source.Change) {
+			seen := time.Now()
 			if ch.Full {
-				d.Trigger(trigger{name: "incremental:" + s.Name()})
+				d.Trigger(trigger{name: "incremental:" + s.Name(), observed: seen})
 				return
 			}
 			keys, err := d.a.engine.MergeChange(ctx, s.Name(), ch)
@@ -290,7 +298,7 @@ func (d *daemon) watch(ctx context.Context, s source.Source, w source.Watcher) b
 				d.log.Warn("incremental change not merged: left to the next full run", zap.String("source", s.Name()), zap.Error(err))
 				return
 			}
-			d.Trigger(trigger{name: "incremental:" + s.Name(), keys: keys})
+			d.Trigger(trigger{name: "incremental:" + s.Name(), keys: keys, observed: seen})
 		})
 		if errors.Is(err, source.ErrWatchUnsupported) {
 			return false
@@ -336,7 +344,7 @@ func (d *daemon) worker(ctx context.Context, stop chan struct{}) {
 			handled = at
 			// A run over the stored snapshots (no pull): it applies what the
 			// clock made due and recomputes the next due time.
-			t = trigger{name: "expiry", stored: true}
+			t = trigger{name: "expiry", stored: true, observed: at}
 		}
 		full := t.keys == nil && !t.stored
 		keys := map[string]bool{}
@@ -344,6 +352,7 @@ func (d *daemon) worker(ctx context.Context, stop chan struct{}) {
 			keys[k] = true
 		}
 		name := t.name
+		observed := t.observed
 		if !full {
 			deadline := time.After(d.Debounce)
 		gather:
@@ -355,6 +364,9 @@ func (d *daemon) worker(ctx context.Context, stop chan struct{}) {
 					}
 					for _, k := range more.keys {
 						keys[k] = true
+					}
+					if !more.observed.IsZero() && (observed.IsZero() || more.observed.Before(observed)) {
+						observed = more.observed
 					}
 				case <-deadline:
 					break gather
@@ -375,8 +387,19 @@ func (d *daemon) worker(ctx context.Context, stop chan struct{}) {
 			}
 		}
 		runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+		if full || observed.IsZero() {
+			observed = time.Now()
+		}
+		d.a.mon.RunStarting(name, observed)
 		res, err := d.a.engine.Run(runCtx, ro)
+		if res != nil {
+			d.a.runFinished(runCtx, res.RunID)
+		}
 		cancel()
+		select {
+		case d.refresh <- struct{}{}:
+		default:
+		}
 		d.runCount.Add(1)
 		status := "failed"
 		if res != nil {
