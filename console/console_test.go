@@ -33,7 +33,9 @@ func (f *fakeBackend) Overview(context.Context) (Overview, error) {
 func (f *fakeBackend) Runs(context.Context, int) ([]state.Run, error) {
 	return []state.Run{{ID: "R1", Trigger: "schedule", Status: "held"}}, nil
 }
-func (f *fakeBackend) Run(context.Context, string) (state.Run, error) { return state.Run{ID: "R1"}, nil }
+func (f *fakeBackend) Run(context.Context, string) (state.Run, error) {
+	return state.Run{ID: "R1"}, nil
+}
 func (f *fakeBackend) Decisions(context.Context, state.DecisionQuery) ([]state.Decision, error) {
 	return []state.Decision{{RunID: "R1", Target: "netmaker", User: "jo", Action: "suspend", Outcome: "held"}}, nil
 }

@@ -65,7 +65,7 @@ type page struct {
 	Data    any
 }
 
-func (p page) Approver() bool { return p.User.Role >= roleApprover }
+func (p page) Approver() bool   { return p.User.Role >= roleApprover }
 func (p page) RoleName() string { return roleName(p.User.Role) }
 
 // render writes a page, refusing (500) any page that would contain a
