@@ -237,5 +237,15 @@ func (c *consoleAPI) Explain(ctx context.Context, who string) ([]console.Explana
 }
 
 func (c *consoleAPI) Overview(ctx context.Context) (console.Overview, error) {
-	return overviewOf(c.a.mon, c.a.cfg, c.leader()), nil
+	ids, err := c.a.store.HeldRuns(ctx)
+	if err != nil {
+		return console.Overview{}, err
+	}
+	var held []monitor.HeldInfo
+	for _, id := range ids {
+		if h, err := c.heldInfo(ctx, id); err == nil {
+			held = append(held, h)
+		}
+	}
+	return overviewOf(c.a.mon, c.a.cfg, c.leader(), held), nil
 }

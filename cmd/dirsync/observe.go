@@ -96,15 +96,29 @@ func (a *app) closeObservers() {
 }
 
 // overviewOf turns the monitor's state into the console's traffic lights.
-func overviewOf(m *monitor.Tracker, cfg *config.Config, leader string) console.Overview {
-	srcs, tgts, held, _ := m.Snapshot()
+// held is read from the store at each view (the monitor's copy may be a few
+// seconds old).
+func overviewOf(m *monitor.Tracker, cfg *config.Config, leader string, held []monitor.HeldInfo) console.Overview {
+	srcs, tgts, _, _ := m.Snapshot()
+	modes := map[string]string{}
+	for _, sc := range cfg.Sources {
+		switch sc.Type {
+		case scim.Type:
+			modes[sc.Name] = "SCIM push"
+		case "ldap":
+			modes[sc.Name] = "directory changes (syncrepl / USN)"
+		default:
+			modes[sc.Name] = "full runs"
+		}
+	}
 	now := time.Now()
 	stale := 2 * fullInterval(cfg.Schedule)
 	ov := console.Overview{Leader: leader, Now: now}
 	for _, s := range srcs {
 		h := console.SourceHealth{Name: s.Name, LastPull: s.LastSuccess, Users: s.Users, LastError: s.LastError}
+		h.Incremental = modes[s.Name]
 		if !s.LastChange.IsZero() {
-			h.Incremental = "last change " + now.Sub(s.LastChange).Round(time.Second).String() + " ago"
+			h.Incremental += "; last change " + now.Sub(s.LastChange).Round(time.Second).String() + " ago"
 		}
 		switch {
 		case s.Failures > 0:
