@@ -123,7 +123,9 @@ func cmdSync(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	ro.Targets = splitList(targets)
 	ro.Trigger = "cli"
-	a, err := openApp(ctx, c, stderr)
+	prog := newProgress(stderr)
+	defer prog.Close()
+	a, err := openAppWithProgress(ctx, c, prog)
 	if err != nil {
 		return err
 	}
@@ -199,11 +201,16 @@ func cmdApply(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err := json.Unmarshal(b, &pf); err != nil {
 		return fmt.Errorf("read plan %s: %w", pos[0], err)
 	}
-	a, err := openApp(ctx, c, stderr)
+	prog := newProgress(stderr)
+	defer prog.Close()
+	a, err := openAppWithProgress(ctx, c, prog)
 	if err != nil {
 		return err
 	}
 	defer a.close()
+	for _, p := range pf.Plans {
+		prog.Planned(p.Target, len(p.Steps))
+	}
 	release, err := a.leadOnce(ctx)
 	if err != nil {
 		return err
@@ -229,7 +236,9 @@ func cmdApprove(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err != nil {
 		return usageError{err.Error()}
 	}
-	a, err := openApp(ctx, c, stderr)
+	prog := newProgress(stderr)
+	defer prog.Close()
+	a, err := openAppWithProgress(ctx, c, prog)
 	if err != nil {
 		return err
 	}
@@ -261,6 +270,7 @@ func cmdApprove(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return err
 	}
 	defer release()
+	plannedFromHeld(ctx, a, prog, pos[0], acts)
 	res, err := a.engine.Approve(ctx, pos[0], acts)
 	if res != nil {
 		printResult(stdout, c.output, res)
