@@ -262,21 +262,13 @@ func (t *Tracker) RunFinished(r state.Run) {
 	t.curBreaker, t.curFailed, t.curTrigger, t.curObserved = map[string]string{}, map[string]string{}, "", time.Time{}
 }
 
-// Refresh reloads what lives in the store: held plans, account counts and
-// quarantined accounts. heldInfo reads a held plan's creation time and
-// targets (the engine's format).
-func (t *Tracker) Refresh(ctx context.Context, st state.Store, heldInfo func(ctx context.Context, runID string) (HeldInfo, error)) error {
-	ids, err := st.HeldRuns(ctx)
+// Refresh reloads what lives in the store: held plans (through held, which
+// reads them in the engine's format), account counts and quarantined
+// accounts.
+func (t *Tracker) Refresh(ctx context.Context, st state.Store, held func(ctx context.Context) ([]HeldInfo, error)) error {
+	hs, err := held(ctx)
 	if err != nil {
 		return fmt.Errorf("monitor: held plans: %w", err)
-	}
-	var held []HeldInfo
-	for _, id := range ids {
-		h, err := heldInfo(ctx, id)
-		if err != nil {
-			continue
-		}
-		held = append(held, h)
 	}
 	counts := map[string][2]int{}
 	for _, name := range t.o.Targets {
@@ -289,7 +281,7 @@ func (t *Tracker) Refresh(ctx context.Context, st state.Store, heldInfo func(ctx
 			if a.Exists {
 				n++
 			}
-			if t.o.QuarantineAfter > 0 && a.Failures >= t.o.QuarantineAfter {
+			if quarantined(a.Failing, t.o.QuarantineAfter) {
 				q++
 			}
 		}
@@ -307,7 +299,7 @@ func (t *Tracker) Refresh(ctx context.Context, st state.Store, heldInfo func(ctx
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	t.held = held
+	t.held = hs
 	for name, c := range counts {
 		if tg := t.targets[name]; tg != nil {
 			tg.Accounts, tg.Quarantined = c[0], c[1]
@@ -349,4 +341,18 @@ func (t *Tracker) Snapshot() ([]SourceState, []TargetState, []HeldInfo, time.Tim
 		ts = append(ts, *t.targets[n])
 	}
 	return ss, ts, slices.Clone(t.held), t.lastFull
+}
+
+// quarantined reports whether any action of an account failed in limit runs
+// in a row (the engine then stops retrying that action).
+func quarantined(failing map[string]int, limit int) bool {
+	if limit <= 0 {
+		return false
+	}
+	for _, n := range failing {
+		if n >= limit {
+			return true
+		}
+	}
+	return false
 }

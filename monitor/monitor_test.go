@@ -90,16 +90,13 @@ func TestRefreshCountsHeldAndQuarantined(t *testing.T) {
 	st := memstore.New(memstore.Options{})
 	ctx := context.Background()
 	for i, f := range []int{0, 5, 7} {
-		a := identity.Account{Key: string(rune('a' + i)), Username: "u", Exists: true, Failures: f}
+		a := identity.Account{Key: string(rune('a' + i)), Username: "u", Exists: true, Failing: map[string]int{"set_groups": f}}
 		if err := st.PutAccount(ctx, state.Fence{}, "ezeep", a); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if err := st.PutHeld(ctx, state.Fence{}, "R9", []byte("{}")); err != nil {
-		t.Fatal(err)
-	}
-	info := func(_ context.Context, id string) (HeldInfo, error) {
-		return HeldInfo{RunID: id, Created: now.Add(-20 * time.Minute), Targets: []string{"ezeep"}}, nil
+	info := func(context.Context) ([]HeldInfo, error) {
+		return []HeldInfo{{RunID: "R9", Created: now.Add(-20 * time.Minute), Targets: []string{"ezeep"}}}, nil
 	}
 	if err := tr.Refresh(ctx, st, info); err != nil {
 		t.Fatal(err)

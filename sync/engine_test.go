@@ -349,7 +349,7 @@ func TestGuardHoldsAndApproveApplies(t *testing.T) {
 	if len(held) != 12 || !strings.Contains(h.DecisionsOf(res.RunID)[0].Reason, "dirsync approve "+res.RunID) {
 		t.Fatalf("held decisions = %v", held)
 	}
-	if _, err := h.Engine.Approve(context.Background(), res.RunID, nil); err != nil {
+	if _, err := h.Engine.Approve(context.Background(), dsync.ApproveRequest{RunID: res.RunID}); err != nil {
 		t.Fatal(err)
 	}
 	if n := len(mt.Calls()); n != 12 {
@@ -380,7 +380,7 @@ func TestPartialApproval(t *testing.T) {
 	if !res.Held {
 		t.Fatal("not held")
 	}
-	if _, err := h.Engine.Approve(context.Background(), res.RunID, []target.Action{target.ActSuspend}); err != nil {
+	if _, err := h.Engine.Approve(context.Background(), dsync.ApproveRequest{RunID: res.RunID, Only: []target.Action{target.ActSuspend}}); err != nil {
 		t.Fatal(err)
 	}
 	var sus, del int
@@ -395,10 +395,10 @@ func TestPartialApproval(t *testing.T) {
 	if sus != 12 || del != 0 {
 		t.Fatalf("suspend %d delete %d, want 12 and 0", sus, del)
 	}
-	if _, err := h.Store.GetHeld(context.Background(), res.RunID); err != nil {
+	if _, err := h.Store.GetHeld(context.Background(), res.RunID+"/app"); err != nil {
 		t.Fatalf("deletions no longer held: %v", err)
 	}
-	if _, err := h.Engine.Approve(context.Background(), res.RunID, nil); err != nil {
+	if _, err := h.Engine.Approve(context.Background(), dsync.ApproveRequest{RunID: res.RunID}); err != nil {
 		t.Fatal(err)
 	}
 	if _, ok := mt.Get("u050"); ok {

@@ -7,10 +7,10 @@ package sync
 // (after the guard); an implementation must be safe for concurrent use and
 // must not block.
 //
-// To wire it: add `Progress Progress` to Options and, in execute, right
-// after Guarded splits the plan, call
-// `if e.o.Progress != nil { e.o.Progress.Planned(name, len(apply)) }`
-// (and in Approve/ApplyPlanFile with the steps about to be applied).
+// To wire it: add `Progress Progress` to Options and, at the top of
+// applySteps (which execute and executeApproved call with the steps that
+// passed the guard), call
+// `if e.o.Progress != nil { e.o.Progress.Planned(spec.Target.Name(), len(steps)) }`.
 type Progress interface {
 	Planned(target string, steps int)
 }

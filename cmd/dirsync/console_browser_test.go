@@ -154,7 +154,7 @@ func (ce *consoleEnv) holdTwelve(users int) string {
 	waitFor(t, func() bool {
 		ids, _ := ce.d.a.store.HeldRuns(context.Background())
 		if len(ids) > 0 {
-			runID = ids[0]
+			runID, _, _ = strings.Cut(ids[0], "/") // stored as RUN/TARGET
 		}
 		return runID != ""
 	})

@@ -1,14 +1,11 @@
 package main
 
 // The console's adapter to the engine: the only file that knows both
-// console.Backend and the engine's API. It is kept thin so that switching
-// to the engine's re-validated approve (ApproveRequest{RunID, Only, By},
-// Recheck, Discard, HeldPlans) changes this file alone.
+// console.Backend and the engine's API (HeldPlans, Recheck, the re-validated
+// Approve with its approver, Discard, Explain).
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -43,176 +40,139 @@ func (c *consoleAPI) Decisions(ctx context.Context, q state.DecisionQuery) ([]st
 	return c.a.store.Decisions(ctx, q)
 }
 
-func (c *consoleAPI) heldPlan(ctx context.Context, runID string) (dsync.HeldPlan, error) {
-	var hp dsync.HeldPlan
-	raw, err := c.a.store.GetHeld(ctx, runID)
-	if errors.Is(err, state.ErrNotFound) {
-		return hp, fmt.Errorf("no held plan for run %s (approved or discarded already?)", runID)
-	}
+// heldOfRun returns a run's held plans (one per target, or its refused
+// sources). id is a run id, or a stored "RUN/TARGET" key.
+func (c *consoleAPI) heldOfRun(ctx context.Context, id string) ([]dsync.HeldPlan, error) {
+	all, err := c.a.engine.HeldPlans(ctx)
 	if err != nil {
-		return hp, err
+		return nil, err
 	}
-	if err := json.Unmarshal(raw, &hp); err != nil {
-		return hp, fmt.Errorf("held plan %s: %w", runID, err)
-	}
-	return hp, nil
-}
-
-func heldView(hp dsync.HeldPlan) console.Held {
-	h := console.Held{RunID: hp.RunID, Reason: hp.Reason, Created: hp.Created}
-	for _, p := range hp.Plans {
-		h.Targets = append(h.Targets, p.Target)
-		for _, s := range p.Steps {
-			h.Steps = append(h.Steps, console.Step{Target: s.Target, User: s.User, Action: string(s.Action), Reason: s.Reason})
+	var out []dsync.HeldPlan
+	for _, hp := range all {
+		if hp.RunID == id || hp.ID == id {
+			out = append(out, hp)
 		}
 	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("no held plan for run %s (approved or discarded already?)", id)
+	}
+	return out, nil
+}
+
+// heldView merges one run's held plans into the console's view; wanted,
+// when set, marks the steps a plan made now still wants.
+func heldView(hps []dsync.HeldPlan, wanted map[string]bool) console.Held {
+	h := console.Held{RunID: hps[0].RunID, Created: hps[0].Created, Rechecked: wanted != nil}
+	var reasons []string
+	for _, hp := range hps {
+		if hp.Created.Before(h.Created) {
+			h.Created = hp.Created
+		}
+		if hp.Reason != "" && !slices.Contains(reasons, hp.Reason) {
+			reasons = append(reasons, hp.Reason)
+		}
+		for src, why := range hp.Sources {
+			h.Targets = append(h.Targets, "source "+src)
+			reasons = append(reasons, why)
+		}
+		for _, p := range hp.Plans {
+			h.Targets = append(h.Targets, p.Target)
+			for _, s := range p.Steps {
+				h.Steps = append(h.Steps, console.Step{Target: p.Target, User: s.User, Action: string(s.Action), Reason: s.Reason,
+					Wanted: wanted[p.Target+"\x00"+s.Key+"/"+string(s.Action)]})
+			}
+		}
+	}
+	h.Reason = strings.Join(reasons, "; ")
 	return h
 }
 
-// heldInfo is what the monitor needs of a held plan.
-func (c *consoleAPI) heldInfo(ctx context.Context, runID string) (monitor.HeldInfo, error) {
-	hp, err := c.heldPlan(ctx, runID)
-	if err != nil {
-		return monitor.HeldInfo{}, err
+// byRun groups held plans by run, newest run first.
+func byRun(all []dsync.HeldPlan) [][]dsync.HeldPlan {
+	idx := map[string]int{}
+	var out [][]dsync.HeldPlan
+	for _, hp := range all {
+		i, ok := idx[hp.RunID]
+		if !ok {
+			i = len(out)
+			idx[hp.RunID] = i
+			out = append(out, nil)
+		}
+		out[i] = append(out[i], hp)
 	}
-	h := heldView(hp)
-	return monitor.HeldInfo{RunID: runID, Created: hp.Created, Targets: h.Targets}, nil
+	slices.SortFunc(out, func(a, b []dsync.HeldPlan) int { return strings.Compare(b[0].RunID, a[0].RunID) })
+	return out
 }
 
 func (c *consoleAPI) HeldPlans(ctx context.Context) ([]console.Held, error) {
-	ids, err := c.a.store.HeldRuns(ctx)
+	all, err := c.a.engine.HeldPlans(ctx)
 	if err != nil {
 		return nil, err
 	}
 	var out []console.Held
-	for _, id := range ids {
-		hp, err := c.heldPlan(ctx, id)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, heldView(hp))
+	for _, hps := range byRun(all) {
+		out = append(out, heldView(hps, nil))
 	}
-	slices.SortFunc(out, func(a, b console.Held) int { return b.Created.Compare(a.Created) })
 	return out, nil
 }
 
-type stepKey struct{ target, key, action string }
-
-// wantedNow plans (nothing applied or recorded) the held plan's targets from
-// the current sources and cache and returns the steps that plan wants.
-// Engine API to switch to: Engine.Recheck(ctx, runID).
-func (c *consoleAPI) wantedNow(ctx context.Context, hp dsync.HeldPlan) (map[stepKey]bool, error) {
-	var targets []string
-	for _, p := range hp.Plans {
-		targets = append(targets, p.Target)
-	}
-	pf, err := c.a.engine.MakePlanFile(ctx, dsync.RunOptions{Targets: targets, Trigger: "recheck:" + hp.RunID})
+// heldInfos is what the monitor needs of the held plans.
+func (c *consoleAPI) heldInfos(ctx context.Context) ([]monitor.HeldInfo, error) {
+	all, err := c.a.engine.HeldPlans(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("re-check %s: %w", hp.RunID, err)
+		return nil, err
 	}
-	want := map[stepKey]bool{}
-	for _, p := range pf.Plans {
-		for _, s := range p.Steps {
-			want[stepKey{p.Target, s.Key, string(s.Action)}] = true
-		}
+	var out []monitor.HeldInfo
+	for _, hps := range byRun(all) {
+		h := heldView(hps, nil)
+		out = append(out, monitor.HeldInfo{RunID: h.RunID, Created: h.Created, Targets: h.Targets})
 	}
-	return want, nil
+	return out, nil
 }
 
 func (c *consoleAPI) Recheck(ctx context.Context, runID string) (console.Held, error) {
-	hp, err := c.heldPlan(ctx, runID)
+	hps, err := c.heldOfRun(ctx, runID)
 	if err != nil {
 		return console.Held{}, err
 	}
-	want, err := c.wantedNow(ctx, hp)
+	checks, err := c.a.engine.Recheck(ctx, runID)
 	if err != nil {
 		return console.Held{}, err
 	}
-	h := heldView(hp)
-	h.Rechecked = true
-	i := 0
-	for _, p := range hp.Plans {
-		for _, s := range p.Steps {
-			h.Steps[i].Wanted = want[stepKey{p.Target, s.Key, string(s.Action)}]
-			i++
+	wanted := map[string]bool{}
+	for _, hc := range checks {
+		for _, p := range hc.Held.Plans {
+			for k, w := range hc.Wanted {
+				wanted[p.Target+"\x00"+k] = w
+			}
 		}
 	}
-	return h, nil
+	return heldView(hps, wanted), nil
 }
 
-// Approve re-checks the held plan, drops the selected steps a fresh plan no
-// longer wants (each a skipped decision), then releases the rest through the
-// engine, and records who approved it. Engine API to switch to:
-// Engine.Approve(ctx, sync.ApproveRequest{RunID, Only, By}), which does the
-// re-check itself, atomically with the apply.
+// Approve releases a held run through the engine, which re-plans now and
+// applies only the held steps still wanted; its decisions name by.
 func (c *consoleAPI) Approve(ctx context.Context, runID string, only []string, by string) (console.ApproveResult, error) {
-	if !c.leading() {
+	if c.leading != nil && !c.leading() {
 		return console.ApproveResult{}, fmt.Errorf("this replica is not the leader (%s): approve on the leader", c.leader())
 	}
 	var acts []target.Action
 	for _, o := range only {
 		acts = append(acts, target.Action(o))
 	}
-	hp, err := c.heldPlan(ctx, runID)
+	res, err := c.a.engine.Approve(ctx, dsync.ApproveRequest{RunID: runID, Only: acts, By: by})
 	if err != nil {
 		return console.ApproveResult{}, err
 	}
-	want, err := c.wantedNow(ctx, hp)
-	if err != nil {
-		return console.ApproveResult{}, err
-	}
-	var dropped []dsync.Step
-	for i, p := range hp.Plans {
-		var keep []dsync.Step
-		for _, s := range p.Steps {
-			selected := len(acts) == 0 || slices.Contains(acts, s.Action)
-			if selected && !want[stepKey{p.Target, s.Key, string(s.Action)}] {
-				dropped = append(dropped, s)
-				continue
-			}
-			keep = append(keep, s)
-		}
-		hp.Plans[i].Steps = keep
-	}
-	if len(dropped) > 0 {
-		b, _ := json.Marshal(hp)
-		if err := c.a.store.PutHeld(ctx, c.a.fence(), runID, b); err != nil {
-			return console.ApproveResult{}, fmt.Errorf("approve %s: %w", runID, err)
-		}
-	}
-	trigger := "approve:" + runID
-	for _, s := range dropped {
-		c.a.rec.Record(state.Decision{RunID: runID, Trigger: trigger, Target: s.Target, User: s.User, Action: string(s.Action), Outcome: dsync.OutcomeSkipped,
-			Reason: s.Reason + "; not applied on approval by " + by + ": a plan made now no longer wants it"})
-	}
-	res, err := c.a.engine.Approve(ctx, runID, acts)
-	if err != nil {
-		return console.ApproveResult{}, err
-	}
-	what := "all held steps"
-	if len(only) > 0 {
-		what = "held " + strings.Join(only, ", ") + " steps"
-	}
-	c.a.rec.Record(state.Decision{RunID: res.RunID, Trigger: trigger, Target: "*", User: "*", Action: "approve", Outcome: dsync.OutcomeApplied,
-		Reason: fmt.Sprintf("%s of run %s approved by %s in the console (%d no longer wanted, skipped)", what, runID, by, len(dropped))})
-	_ = c.a.rec.Flush(ctx)
 	return console.ApproveResult{RunID: res.RunID, Status: res.Status, Counts: res.Counts}, nil
 }
 
-// Discard drops a held plan. Engine API to switch to: Engine.Discard(ctx, runID, by).
+// Discard drops a held run; a decision names by.
 func (c *consoleAPI) Discard(ctx context.Context, runID, by string) error {
-	if !c.leading() {
+	if c.leading != nil && !c.leading() {
 		return fmt.Errorf("this replica is not the leader (%s): discard on the leader", c.leader())
 	}
-	if _, err := c.heldPlan(ctx, runID); err != nil {
-		return err
-	}
-	if err := c.a.store.DeleteHeld(ctx, c.a.fence(), runID); err != nil {
-		return fmt.Errorf("discard %s: %w", runID, err)
-	}
-	c.a.rec.Record(state.Decision{RunID: runID, Trigger: "discard:" + runID, Target: "*", User: "*", Action: "discard", Outcome: dsync.OutcomeSkipped,
-		Reason: fmt.Sprintf("held plan of run %s discarded by %s in the console", runID, by)})
-	return c.a.rec.Flush(ctx)
+	return c.a.engine.Discard(ctx, runID, by)
 }
 
 func (c *consoleAPI) Explain(ctx context.Context, who string) ([]console.Explanation, error) {
@@ -237,15 +197,9 @@ func (c *consoleAPI) Explain(ctx context.Context, who string) ([]console.Explana
 }
 
 func (c *consoleAPI) Overview(ctx context.Context) (console.Overview, error) {
-	ids, err := c.a.store.HeldRuns(ctx)
+	held, err := c.heldInfos(ctx)
 	if err != nil {
 		return console.Overview{}, err
-	}
-	var held []monitor.HeldInfo
-	for _, id := range ids {
-		if h, err := c.heldInfo(ctx, id); err == nil {
-			held = append(held, h)
-		}
 	}
 	return overviewOf(c.a.mon, c.a.cfg, c.leader(), held), nil
 }

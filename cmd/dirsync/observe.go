@@ -183,7 +183,7 @@ func (d *daemon) mountConsole(ctx context.Context) error {
 		t := time.NewTicker(30 * time.Second)
 		defer t.Stop()
 		for {
-			if err := d.a.mon.Refresh(ctx, d.a.store, api.heldInfo); err != nil {
+			if err := d.a.mon.Refresh(ctx, d.a.store, api.heldInfos); err != nil {
 				d.log.Debug("monitor refresh", zap.Error(err))
 			}
 			select {

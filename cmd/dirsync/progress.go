@@ -40,18 +40,19 @@ func openAppWithProgress(ctx context.Context, c common, prog *progress.Reporter)
 // plannedFromHeld tells the reporter how many held steps an approval may
 // apply, per target (an upper bound: steps no longer wanted are skipped).
 func plannedFromHeld(ctx context.Context, a *app, prog *progress.Reporter, runID string, only []target.Action) {
-	api := &consoleAPI{a: a}
-	hp, err := api.heldPlan(ctx, runID)
+	hps, err := (&consoleAPI{a: a}).heldOfRun(ctx, runID)
 	if err != nil {
 		return
 	}
-	for _, p := range hp.Plans {
-		n := 0
-		for _, s := range p.Steps {
-			if len(only) == 0 || slices.Contains(only, s.Action) {
-				n++
+	for _, hp := range hps {
+		for _, p := range hp.Plans {
+			n := 0
+			for _, s := range p.Steps {
+				if len(only) == 0 || slices.Contains(only, s.Action) {
+					n++
+				}
 			}
+			prog.Planned(p.Target, n)
 		}
-		prog.Planned(p.Target, n)
 	}
 }
