@@ -70,6 +70,9 @@ type TargetState struct {
 	Failed      int    // failed actions in the last run
 	Accounts    int
 	Quarantined int
+	// LastReconcile is when a reconcile run (live accounts read back)
+	// last finished for it.
+	LastReconcile time.Time
 }
 
 // HeldInfo is one held plan as the store lists it.
@@ -254,6 +257,9 @@ func (t *Tracker) RunFinished(r state.Run) {
 		}
 		fail, failed := t.curFailed[name]
 		tg.RunError = fail
+		if r.Trigger == "reconcile" && !failed && r.Status != "failed" {
+			tg.LastReconcile = now
+		}
 		if !failed && r.Status != "failed" {
 			tg.LastSuccess = now
 			t.m.tgtSuccess.WithLabelValues(name).Set(float64(now.Unix()))

@@ -16,6 +16,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"regexp"
 	"slices"
 	"strings"
 	stdsync "sync"
@@ -237,14 +238,17 @@ func (n *Notifier) Decision(d state.Decision) {
 	var evs []Event
 	n.mu.Lock()
 	switch {
-	case d.Outcome == "held" && !n.heldSent[d.RunID]:
-		n.heldSent[d.RunID] = true
+	case d.Outcome == "held" && !n.heldSent[heldRun(d)]:
+		// A later run that holds the same steps points at the first held
+		// run: one notification per held plan, not per run.
+		run := heldRun(d)
+		n.heldSent[run] = true
 		reason := d.Reason
 		if i := strings.Index(reason, "held by the safety guard"); i >= 0 {
 			reason = strings.TrimSuffix(strings.SplitN(reason[i:], ": run", 2)[0], ")") + ")"
 		}
-		evs = append(evs, Event{Kind: EventHeld, RunID: d.RunID, Target: d.Target, Reason: reason, Link: n.link("held", d.RunID),
-			Summary: fmt.Sprintf("dirsync held a plan on %s for approval (run %s): %s", d.Target, d.RunID, reason)})
+		evs = append(evs, Event{Kind: EventHeld, RunID: run, Target: d.Target, Reason: reason, Link: n.link("held", run),
+			Summary: fmt.Sprintf("dirsync held a plan on %s for approval (run %s): %s", d.Target, run, reason)})
 	case d.Action == "circuit_open" && n.breakerRun[d.Target] != d.RunID:
 		n.breakerRun[d.Target] = d.RunID
 		evs = append(evs, Event{Kind: EventBreakerOpen, RunID: d.RunID, Target: d.Target, Reason: d.Reason, Link: n.link("runs", d.RunID),
@@ -287,6 +291,16 @@ func (n *Notifier) SourceOK(src string) {
 	defer n.mu.Unlock()
 	delete(n.srcFails, src)
 	delete(n.srcSent, src)
+}
+
+var approveRe = regexp.MustCompile("dirsync approve ([^`\\s]+)`")
+
+// heldRun is the run whose held plan a held decision points at.
+func heldRun(d state.Decision) string {
+	if m := approveRe.FindStringSubmatch(d.Reason); m != nil {
+		return m[1]
+	}
+	return d.RunID
 }
 
 // sourcesIn extracts the source names from "source NAME: ..." errors.

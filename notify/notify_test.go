@@ -66,6 +66,10 @@ func TestHeldPlanOneNotificationWithLink(t *testing.T) {
 	for i := range 12 {
 		n.Decision(held("R1", "u"+string(rune('a'+i))))
 	}
+	// A later run holding the same steps points at R1: no second message.
+	later := held("R1", "ua")
+	later.RunID = "R7"
+	n.Decision(later)
 	n.Close(context.Background())
 	bodies, _ := rc.got()
 	if len(bodies) != 1 {

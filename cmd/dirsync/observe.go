@@ -65,6 +65,12 @@ func (a *app) newObservers() func(state.Decision) {
 		a.notifier.Start(context.Background())
 	}
 	return func(d state.Decision) {
+		// Plan-only runs (the console's re-check and explain, plan files)
+		// still record run-level skips today; they are no run's outcome.
+		switch d.Trigger {
+		case "manual", "explain", "plan":
+			return
+		}
 		a.mon.Decision(d)
 		if a.notifier != nil {
 			a.notifier.Decision(d)
@@ -134,7 +140,7 @@ func overviewOf(m *monitor.Tracker, cfg *config.Config, leader string, held []mo
 		ov.Sources = append(ov.Sources, h)
 	}
 	for _, t := range tgts {
-		h := console.TargetHealth{Name: t.Name, Accounts: t.Accounts, LastRun: t.LastRun, Quarantined: t.Quarantined, Breaker: "closed"}
+		h := console.TargetHealth{Name: t.Name, Accounts: t.Accounts, LastRun: t.LastRun, Quarantined: t.Quarantined, Breaker: "closed", Reconcile: t.LastReconcile}
 		for _, hp := range held {
 			for _, n := range hp.Targets {
 				if n == t.Name {
