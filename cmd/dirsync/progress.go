@@ -10,14 +10,18 @@ import (
 	"github.com/dirsync/dirsync/progress"
 	"github.com/dirsync/dirsync/target"
 	"github.com/mattn/go-isatty"
+	"golang.org/x/sys/unix"
 )
 
 // newProgress returns the progress reporter of a one-shot command: bars
 // when stderr is a terminal, periodic log lines otherwise.
 func newProgress(stderr io.Writer) *progress.Reporter {
 	term := false
-	if f, ok := stderr.(*os.File); ok {
-		term = isatty.IsTerminal(f.Fd()) || isatty.IsCygwinTerminal(f.Fd())
+	if f, ok := stderr.(*os.File); ok && (isatty.IsTerminal(f.Fd()) || isatty.IsCygwinTerminal(f.Fd())) {
+		// A terminal that reports no width (a pty nobody sized) would show
+		// no bar at all: log lines instead.
+		ws, err := unix.IoctlGetWinsize(int(f.Fd()), unix.TIOCGWINSZ)
+		term = err != nil || ws.Col > 0
 	}
 	return progress.New(progress.Options{Out: stderr, Terminal: term})
 }
