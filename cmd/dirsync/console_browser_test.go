@@ -103,7 +103,7 @@ sources:
   - {name: hr, type: file, path: %[1]s/hr.json}
   - {name: payroll, type: file, path: %[1]s/payroll-export-missing.json}
 targets:
-  - {name: app, type: memory, sources: [hr], scope: [staff]}
+  - {name: app, type: memory, sources: [hr], scope: [staff], rate_limit: 1000}
   - {name: ledger, type: memory, sources: [payroll]}
 `, dir, port, ce.base, ce.idp.Issuer)
 	if err := os.WriteFile(e.config, []byte(cfg), 0o600); err != nil {

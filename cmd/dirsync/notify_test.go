@@ -19,7 +19,7 @@ import (
 func TestHeldNotificationRetriedWhileReceiverDown(t *testing.T) {
 	port := testenv.FreePort(t)
 	t.Setenv("TEST_WEBHOOK_URL", fmt.Sprintf("http://127.0.0.1:%d/hooks/secretPath123", port))
-	e := newEnv(t, 100, `notify:
+	e := newEnv(t, 20, `notify:
   webhooks:
     - {name: ops, type: webhook, url: "${TEST_WEBHOOK_URL}", attempts: 6}
 `)
@@ -30,7 +30,7 @@ func TestHeldNotificationRetriedWhileReceiverDown(t *testing.T) {
 	for i := range 12 {
 		dis[i] = true
 	}
-	e.writeUsers(100, dis)
+	e.writeUsers(20, dis)
 	hooks := &hookReceiver{}
 	srv := &http.Server{Handler: hooks, ReadHeaderTimeout: time.Second}
 	defer srv.Close()
