@@ -84,6 +84,8 @@ func (c *Config) validateConsole(ps *Problems) {
 			ps.Add("http.console.base_url", "is required when the console is enabled (the address browsers use, e.g. https://dirsync.example/ui/)")
 		} else if u, err := url.Parse(con.BaseURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
 			ps.Add("http.console.base_url", "must be an absolute http(s) URL (got %q)", con.BaseURL)
+		} else if h := u.Hostname(); u.Scheme == "http" && h != "localhost" && h != "127.0.0.1" && h != "::1" {
+			ps.Add("http.console.base_url", "must be https (the session cookies are Secure; browsers drop them over plain http except on localhost) (got %q)", con.BaseURL)
 		}
 		o := con.OIDC
 		if o.Issuer == "" && con.AdminToken.IsZero() {

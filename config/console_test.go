@@ -42,6 +42,18 @@ sources: [{name: hr, type: file}]
 	}
 }
 
+func TestConsoleNeedsHTTPSExceptOnLoopback(t *testing.T) {
+	for url, ok := range map[string]bool{"https://dirsync.corp.example/ui/": true, "http://localhost:8080/ui/": true,
+		"http://127.0.0.1:8080/ui/": true, "http://dirsync.corp.example/ui/": false} {
+		c := &Config{HTTP: HTTP{Console: Console{Enabled: true, BaseURL: url, AdminToken: NewSecret("0123456789abcdef")}}}
+		var ps Problems
+		c.validateConsole(&ps)
+		if (ps.Err() == nil) != ok {
+			t.Errorf("%s: problems %v, want ok=%v", url, ps.Err(), ok)
+		}
+	}
+}
+
 func TestPluginSecretValues(t *testing.T) {
 	p := filepath.Join(t.TempDir(), "c.yaml")
 	t.Setenv("NM_TOKEN", "nm-token-value")
