@@ -5,7 +5,10 @@
 #   - ldapsearch paging through the same users and groups with the same
 #     attributes (output discarded): the reference;
 #   - dirsync (bench/ldap, using ldapsrc) pulling them into the canonical
-#     model, groups resolved.
+#     model, groups resolved;
+#   - go-ldap: the same searches, attributes and page sizes as ldapsearch
+#     through go-ldap's paged search, page by page, entries counted and
+#     dropped (the reason dirsync has its own reader, measured each time).
 # Reports the median wall time, CPU time and peak RSS (/usr/bin/time -v) of
 # each and the wall-time ratio. Goal: dirsync <= 1.5x ldapsearch, peak RSS
 # <= 400 MB.
@@ -62,6 +65,7 @@ ldapsearch -x -H "$URL" -D "cn=admin,dc=example,dc=test" -w admin-secret -b "ou=
   cn entryUUID member uniqueMember memberUid >/dev/null
 SCRIPT
 PULL=("$WORK/ldapbench" pull -url "$URL" -parallel "$PARALLEL" -page "$PAGE" -group-page "$GROUP_PAGE" -expect-users "$NUSERS")
+GOLDAP=("$WORK/ldapbench" goldap -url "$URL" -page "$PAGE" -group-page "$GROUP_PAGE" -expect-users "$NUSERS")
 
 # measure NAME CMD...: records wall seconds, user+sys CPU seconds, peak RSS (MB).
 measure() {
@@ -79,11 +83,13 @@ measure() {
 echo "== warm-up" >&2
 bash "$WORK/ldapsearch.sh"
 "${PULL[@]}" >/dev/null
+"${GOLDAP[@]}" >/dev/null
 : >"$WORK/results.txt"
 echo "== $RUNS runs each, interleaved (parallel=$PARALLEL, page=$PAGE, group page=$GROUP_PAGE)" >&2
 for _ in $(seq "$RUNS"); do
   measure ldapsearch bash "$WORK/ldapsearch.sh"
   measure dirsync "${PULL[@]}"
+  measure go-ldap "${GOLDAP[@]}"
 done
 
 median() {
@@ -93,8 +99,11 @@ median() {
 LW=$(median ldapsearch 2) DW=$(median dirsync 2)
 LC=$(median ldapsearch 3) DC=$(median dirsync 3)
 LR=$(median ldapsearch 4) DR=$(median dirsync 4)
+GW=$(median go-ldap 2) GC=$(median go-ldap 3) GR=$(median go-ldap 4)
 echo
 echo "ldap pull benchmark: $NUSERS users, $NGROUPS groups, $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg), median of $RUNS"
 printf '  %-10s wall %6.2f s   cpu %6.2f s   peak RSS %4s MB\n' ldapsearch "$LW" "$LC" "$LR"
 printf '  %-10s wall %6.2f s   cpu %6.2f s   peak RSS %4s MB\n' dirsync "$DW" "$DC" "$DR"
+printf '  %-10s wall %6.2f s   cpu %6.2f s   peak RSS %4s MB   (reads only: no model, no group resolution)\n' go-ldap "$GW" "$GC" "$GR"
 awk -v d="$DW" -v l="$LW" 'BEGIN {printf "  ratio (dirsync / ldapsearch, wall): %.2f   goal: <= 1.5, peak RSS <= 400 MB\n", d/l}'
+awk -v g="$GW" -v l="$LW" 'BEGIN {printf "  ratio (go-ldap / ldapsearch, wall): %.2f\n", g/l}'

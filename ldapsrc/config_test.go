@@ -211,3 +211,37 @@ func TestPartitionsCoverEverything(t *testing.T) {
 		t.Fatalf("an unknown server got partitions: %v", got)
 	}
 }
+
+// auto picks notify only where the root DSE offers the control; the poll
+// interval defaults per mode.
+func TestIncrementalModeAuto(t *testing.T) {
+	src := &Source{s: Settings{Inc: Incremental{Mode: IncAuto}}}
+	ad := profile{flavour: FlavourActiveDirectory}
+	withNotify := &rootDSE{controls: map[string]bool{"1.2.840.113556.1.4.528": true}}
+	for _, tc := range []struct {
+		p    profile
+		d    *rootDSE
+		want string
+	}{
+		{ad, withNotify, IncNotify},
+		{ad, &rootDSE{controls: map[string]bool{}}, IncUSN},
+		{profile{flavour: FlavourOpenLDAP}, withNotify, IncSyncrepl},
+	} {
+		if got := src.mode(tc.p, tc.d); got != tc.want {
+			t.Errorf("%s with %v: %s, want %s", tc.p.flavour, tc.d.controls, got, tc.want)
+		}
+	}
+	for mode, want := range map[string]time.Duration{IncUSN: 4 * time.Second, IncNotify: 5 * time.Minute, IncModifyTimestamp: 15 * time.Second} {
+		if got := src.pollEvery(mode); got != want {
+			t.Errorf("%s: poll every %v, want %v", mode, got, want)
+		}
+	}
+	src.s.Inc.PollInterval = config.Duration(time.Second)
+	if got := src.pollEvery(IncNotify); got != time.Second {
+		t.Errorf("set poll_interval: %v", got)
+	}
+	st := Settings{URLs: []string{"ldap://x"}, Flavour: FlavourOpenLDAP, Inc: Incremental{Mode: IncNotify}}
+	if ps := st.validate("s"); len(ps) == 0 {
+		t.Error("notify on openldap accepted")
+	}
+}

@@ -20,7 +20,7 @@ import (
 
 // poll runs one polling mode every poll_interval until ctx ends.
 func (ss *session) poll(ctx context.Context, mode string, emit func(source.Change)) error {
-	t := time.NewTicker(ss.s.s.Inc.PollInterval.D())
+	t := time.NewTicker(ss.s.pollEvery(mode))
 	defer t.Stop()
 	m := newMapper(ss.s.name, ss.p, ss.s.s.Users.ExtraAttributes, ss.s.s.Users.Lockout == lockoutInactive)
 	for {
@@ -141,53 +141,95 @@ func (ss *session) pollUSN(ctx context.Context, m *mapper, emit func(source.Chan
 	case now.USN == cur.USN:
 		return nil
 	}
-	since := "(uSNChanged>=" + strconv.FormatInt(cur.USN+1, 10) + ")"
-	groups := 0
-	if !ss.s.s.Groups.Disabled {
-		if groups, err = ss.count(ctx, ss.p.groupBase, ss.p.groupScope, "(&"+ss.p.groupFilter+since+")"); err != nil {
-			return err
-		}
+	if err := ss.ensureIndex(ctx); err != nil {
+		return err
 	}
-	if groups > 0 {
-		emit(source.Change{Full: true, Reason: fmt.Sprintf("usn: %d groups changed since USN %d", groups, cur.USN)})
-		return save()
+	ch, err := ss.usnChanges(ctx, m, cur.USN, dse.defaultNC)
+	if err != nil {
+		return err
+	}
+	if ch.Full || len(ch.Upserts)+len(ch.Deletes)+len(ch.GroupChanges) > 0 {
+		if !ch.Full {
+			ch.Reason = fmt.Sprintf("usn: %d users changed, %d deleted, %d groups changed since USN %d on %s",
+				len(ch.Upserts), len(ch.Deletes), len(ch.GroupChanges), cur.USN, now.DSA)
+		}
+		emit(ch)
+	}
+	return save()
+}
+
+// usnChanges reads what changed after USN from: users (complete records),
+// deleted users (through the Show Deleted control) and groups (resolved to
+// their members' changes through the member index, else a full pull).
+func (ss *session) usnChanges(ctx context.Context, m *mapper, from int64, nc string) (source.Change, error) {
+	var ch source.Change
+	since := "(uSNChanged>=" + strconv.FormatInt(from+1, 10) + ")"
+	r := &reader{src: ss.s, p: ss.p}
+	if !ss.s.s.Groups.Disabled {
+		var refs []groupRef
+		req := wire.SearchRequest{BaseDN: ss.p.groupBase, Scope: wire.Scope(ss.p.groupScope), Filter: "(&" + ss.p.groupFilter + since + ")", Attributes: []string{"objectGUID"}}
+		err := r.paged(ctx, ss.c, "groups", req, ss.s.s.Groups.PageSize, func(e *wire.Entry) error {
+			refs = append(refs, groupRef{base: string(e.DN)})
+			return nil
+		})
+		if err != nil {
+			return ch, err
+		}
+		delReq := wire.SearchRequest{BaseDN: nc, Scope: wire.ScopeSub, Filter: "(&(objectClass=group)(isDeleted=TRUE)" + since + ")",
+			Attributes: []string{"objectGUID"}, Controls: []wire.Control{wire.ShowDeleted()}}
+		err = r.paged(ctx, ss.c, "deleted groups", delReq, ss.s.s.Groups.PageSize, func(e *wire.Entry) error {
+			if g := e.First("objectGUID"); len(g) == 16 {
+				refs = append(refs, groupRef{key: formatGUID(g), deleted: true})
+			}
+			return nil
+		})
+		if err != nil {
+			return ch, err
+		}
+		if len(refs) > 0 {
+			ix := ss.ix
+			if ix != nil && from < ix.usn {
+				ix = nil // changes from before the index was read: no "before"
+			}
+			gc, ok, err := ss.groupChanges(ctx, ix, m, refs)
+			if err != nil {
+				return ch, err
+			}
+			if !ok {
+				return source.Change{Full: true, Reason: fmt.Sprintf("usn: %d groups changed since USN %d", len(refs), from)}, nil
+			}
+			ch = gc
+		}
 	}
 	ps, err := ss.collect(ctx, m, "users", wire.SearchRequest{BaseDN: ss.p.userBase, Scope: wire.Scope(ss.p.userScope),
 		Filter: "(&" + ss.p.userFilter + since + ")", Attributes: ss.userAttrs(m)}, nil)
 	if err != nil {
-		return err
+		return ch, err
 	}
 	// Deleted users, through the Show Deleted control.
-	var deletes []string
 	full := false
-	r := &reader{src: ss.s, p: ss.p}
-	delReq := wire.SearchRequest{BaseDN: dse.defaultNC, Scope: wire.ScopeSub, Filter: "(&(objectClass=user)(isDeleted=TRUE)" + since + ")",
+	delReq := wire.SearchRequest{BaseDN: nc, Scope: wire.ScopeSub, Filter: "(&(objectClass=user)(isDeleted=TRUE)" + since + ")",
 		Attributes: []string{ss.p.m.Key}, Controls: []wire.Control{wire.ShowDeleted()}}
 	err = r.paged(ctx, ss.c, "deleted users", delReq, ss.s.s.PageSize, func(e *wire.Entry) error {
 		if k := e.First(ss.p.m.Key); k != nil {
-			deletes = append(deletes, formatKey(k, true))
+			ch.Deletes = append(ch.Deletes, formatKey(k, true))
 		} else {
 			full = true
 		}
 		return nil
 	})
 	if err != nil {
-		return err
+		return ch, err
 	}
 	if full {
-		emit(source.Change{Full: true, Reason: fmt.Sprintf("usn: users deleted since USN %d whose key %s is gone", cur.USN, ss.p.m.Key)})
-		return save()
-	}
-	if len(ps) == 0 && len(deletes) == 0 {
-		return save()
+		return source.Change{Full: true, Reason: fmt.Sprintf("usn: users deleted since USN %d whose key %s is gone", from, ss.p.m.Key)}, nil
 	}
 	users, err := ss.complete(ctx, ss.c, ps)
 	if err != nil {
-		return err
+		return ch, err
 	}
-	emit(source.Change{Upserts: users, Deletes: deletes,
-		Reason: fmt.Sprintf("usn: %d users changed, %d deleted since USN %d on %s", len(users), len(deletes), cur.USN, now.DSA)})
-	return save()
+	merge(&ch, source.Change{Upserts: users})
+	return ch, nil
 }
 
 // ---- Active Directory: DirSync ----

@@ -1,9 +1,31 @@
 // Package ldapsrc is dirsync's LDAP and Active Directory source: a streaming
 // paged read of people and groups (nested membership and AD range retrieval
 // resolved) into the canonical model, and incremental change detection
-// (RFC 4533 syncrepl on OpenLDAP, uSNChanged or DirSync on Active
-// Directory, modifyTimestamp polling elsewhere). A partial read is always
-// an error, never a short snapshot.
+// (RFC 4533 syncrepl on OpenLDAP; change notifications, uSNChanged or
+// DirSync on Active Directory; modifyTimestamp polling elsewhere). A
+// partial read is always an error, never a short snapshot.
+//
+// What each Active Directory mode costs the domain controller, and buys:
+//
+//   - notify (the default when the DC offers LDAP_SERVER_NOTIFICATION_OID,
+//     1.2.840.113556.1.4.528): one registered asynchronous search per
+//     naming context, held open; per change, one entry sent to us and our
+//     re-read of that object (a base search by GUID, plus the user's group
+//     lookups). Idle, no searches at all, except the safety-net USN poll
+//     (default every 5 minutes) and a catch-up poll on each reconnect.
+//     A change reaches the engine in tens of milliseconds.
+//   - usn (when notifications are not allowed): every poll_interval
+//     (default 4 s) two base-object reads (root DSE, invocationId); when
+//     something changed, four searches on the indexed uSNChanged
+//     (changed and deleted users and groups) and the group lookups of
+//     each changed user. A change waits up to one interval: p95 about 4 s.
+//     At 1 s, p95 is under 1 s for four times the idle reads.
+//   - dirsync: one DirSync search per poll; needs the replication right.
+//
+// Group membership changes are resolved to the members added and removed
+// (source.Change.GroupChanges, with those members' complete records in
+// Upserts) by syncrepl, notify and usn, against a member index read once
+// per Watch start; anything it cannot resolve asks for a full pull.
 package ldapsrc
 
 import (

@@ -19,7 +19,7 @@ import (
 )
 
 // Watch reports changes between full pulls until ctx ends: syncrepl on
-// OpenLDAP, uSNChanged polling (or DirSync) on Active Directory,
+// OpenLDAP, change notifications, uSNChanged polling (or DirSync) on Active Directory,
 // modifyTimestamp polling elsewhere, as configured. Cursors are kept
 // through Options.Cursors so a restart resumes where it stopped. Network
 // failures are retried with a growing delay; Watch returns nil when ctx
@@ -43,12 +43,26 @@ func (s *Source) Watch(ctx context.Context, notify func(source.Change)) error {
 			zap.Int("deletes", len(ch.Deletes)), zap.Bool("full", ch.Full))
 		notify(ch)
 	}
+	// The member index outlives reconnects: a catch-up after one diffs
+	// groups against what was known before it.
+	var ix *memberIndex
+	if !s.s.Groups.Disabled {
+		ix = &memberIndex{}
+	}
 	delay := time.Second
+	noNotify := false
 	for {
 		started := s.now()
-		err := s.watchOnce(ctx, emit)
+		err := s.watchOnce(ctx, ix, noNotify, emit)
 		if ctx.Err() != nil {
 			return nil
+		}
+		if errors.Is(err, errNotifyRefused) && s.s.Inc.Mode == IncAuto && !noNotify {
+			// Advertised but refused (rights, limits): auto falls back to
+			// USN polling for the rest of this Watch.
+			s.log.Warn("ldap: change notifications refused: polling uSNChanged instead", zap.Error(err))
+			noNotify = true
+			continue
 		}
 		if !wire.IsNetwork(err) {
 			return fmt.Errorf("ldapsrc: %s: watch: %w", s.name, err)
@@ -73,6 +87,7 @@ type session struct {
 	url string
 	dse *rootDSE
 	p   profile
+	ix  *memberIndex // nil when groups are disabled
 }
 
 func (s *Source) open(ctx context.Context) (*session, error) {
@@ -93,11 +108,16 @@ func (s *Source) open(ctx context.Context) (*session, error) {
 	return &session{s: s, c: c, url: u, dse: dse, p: p}, nil
 }
 
-// mode resolves the incremental mode for the server's flavour.
-func (s *Source) mode(p profile) string {
+// mode resolves the incremental mode for the server's flavour: auto is
+// notify on an Active Directory whose root DSE lists the change
+// notification control, usn on one that does not, syncrepl elsewhere.
+func (s *Source) mode(p profile, d *rootDSE) string {
 	m := s.s.Inc.Mode
 	if m == IncAuto {
 		if p.flavour == FlavourActiveDirectory {
+			if d.controls[wire.OIDNotification] {
+				return IncNotify
+			}
 			return IncUSN
 		}
 		return IncSyncrepl
@@ -105,15 +125,48 @@ func (s *Source) mode(p profile) string {
 	return m
 }
 
-func (s *Source) watchOnce(ctx context.Context, emit func(source.Change)) error {
+// pollEvery is the polling interval of mode: poll_interval when set, else
+// the mode's default (the safety-net poll for notify).
+func (s *Source) pollEvery(mode string) time.Duration {
+	if d := s.s.Inc.PollInterval.D(); d > 0 {
+		return d
+	}
+	switch mode {
+	case IncNotify:
+		return defaultNotifyPoll
+	case IncUSN:
+		return defaultUSNPoll
+	}
+	return defaultPollEvery
+}
+
+func (s *Source) watchOnce(ctx context.Context, ix *memberIndex, noNotify bool, emit func(source.Change)) error {
 	ss, err := s.open(ctx)
 	if err != nil {
 		return err
 	}
 	defer ss.c.Close()
-	switch mode := s.mode(ss.p); mode {
+	mode := s.mode(ss.p, ss.dse)
+	if mode == IncNotify && noNotify {
+		mode = IncUSN
+	}
+	s.hook("mode:" + mode)
+	if ix != nil && (mode == IncSyncrepl || mode == IncUSN || mode == IncNotify) {
+		ss.ix = ix
+		if !ix.built {
+			if err := ix.build(ctx, ss, ss.dse.highestUSN); err != nil {
+				return err
+			}
+		}
+	}
+	switch mode {
 	case IncSyncrepl:
 		return ss.syncrepl(ctx, emit)
+	case IncNotify:
+		if ss.p.flavour != FlavourActiveDirectory {
+			return errors.New("incremental.mode notify needs Active Directory, and this server is not one")
+		}
+		return ss.notify(ctx, emit)
 	case IncUSN, IncDirSync, IncModifyTimestamp:
 		return ss.poll(ctx, mode, emit)
 	default:
@@ -330,13 +383,52 @@ func (ss *session) syncrepl(ctx context.Context, emit func(source.Change)) error
 	wg.Add(1)
 	go func() { defer wg.Done(); errs <- users.run(ctx) }()
 	if g != nil {
+		// Group changes are diffed with the member index on their own
+		// connection (the users' stream uses q at the same time).
+		gq, err := ss.s.dialOne(ctx, ss.url)
+		if err != nil {
+			return err
+		}
+		defer gq.Close()
+		gs := *ss
+		gs.c = gq
 		groups := &syncStream{ss: ss, kind: "syncrepl-groups", conn: g, base: ss.p.groupBase, scope: ss.p.groupScope,
 			filter: ss.p.groupFilter, attrs: []string{"1.1"}, emit: emit, groupsOnly: true}
-		groups.onEntry = func(_ context.Context, state int, _ []byte, e *wire.Entry) (*source.Change, error) {
+		diff := func(ctx context.Context, refs []groupRef, what string) (*source.Change, error) {
+			if !groups.refreshed {
+				// Changes from before this connection's index: no "before".
+				return &source.Change{Full: true, Reason: "syncrepl: " + what}, nil
+			}
+			if err := gs.ensureIndex(ctx); err != nil {
+				return nil, err
+			}
+			ch, ok, err := gs.groupChanges(ctx, gs.ix, m, refs)
+			if err != nil {
+				return nil, err
+			}
+			if !ok {
+				return &source.Change{Full: true, Reason: "syncrepl: " + what + " (not resolvable to members)"}, nil
+			}
+			if len(ch.GroupChanges) == 0 && len(ch.Upserts) == 0 {
+				return nil, nil
+			}
+			ch.Reason = fmt.Sprintf("syncrepl: %s: %d users' groups changed", what, len(ch.Upserts))
+			return &ch, nil
+		}
+		groups.onEntry = func(ctx context.Context, state int, uuid []byte, e *wire.Entry) (*source.Change, error) {
 			if state == wire.SyncPresent {
 				return nil, nil
 			}
-			return &source.Change{Full: true, Reason: fmt.Sprintf("syncrepl: group %s %s", e.DN, stateName(state))}, nil
+			return diff(ctx, []groupRef{{base: string(e.DN), key: formatUUID(uuid)}}, fmt.Sprintf("group %s %s", e.DN, stateName(state)))
+		}
+		if strings.EqualFold(ss.p.m.Key, "entryUUID") {
+			groups.groupsDeleted = func(ctx context.Context, keys []string) (*source.Change, error) {
+				var refs []groupRef
+				for _, k := range keys {
+					refs = append(refs, groupRef{key: k, deleted: true})
+				}
+				return diff(ctx, refs, fmt.Sprintf("%d groups deleted", len(keys)))
+			}
 		}
 		wg.Add(1)
 		go func() { defer wg.Done(); errs <- groups.run(ctx) }()
@@ -371,7 +463,12 @@ type syncStream struct {
 	emit       func(source.Change)
 	groupsOnly bool
 	onEntry    func(ctx context.Context, state int, uuid []byte, e *wire.Entry) (*source.Change, error)
-	cur        syncCursor
+	// groupsDeleted, when set, reports known groups deleted (after the
+	// refresh phase); without it a deletion asks for a full pull.
+	groupsDeleted func(ctx context.Context, keys []string) (*source.Change, error)
+	// refreshed is set once this connection's refresh phase is over.
+	refreshed bool
+	cur       syncCursor
 }
 
 // syncCursor is what a stream keeps between runs: the cookie and, for the
@@ -417,23 +514,32 @@ func (st *syncStream) deleteChange(uuids [][]byte) *source.Change {
 	return ch
 }
 
-// deleted handles deleted entryUUIDs: users become deletes; a known group
-// asks for a full pull.
-func (st *syncStream) deleted(uuids [][]byte) {
+// deleted handles deleted entryUUIDs: users become deletes; known groups
+// are diffed (or ask for a full pull).
+func (st *syncStream) deleted(ctx context.Context, uuids [][]byte) error {
 	if !st.groupsOnly {
 		st.emit(*st.deleteChange(uuids))
-		return
+		return nil
 	}
-	n := 0
+	var keys []string
 	for _, u := range uuids {
 		if k := formatUUID(u); st.cur.Known[k] {
 			delete(st.cur.Known, k)
-			n++
+			keys = append(keys, k)
 		}
 	}
-	if n > 0 {
-		st.emit(source.Change{Full: true, Reason: fmt.Sprintf("syncrepl: %d groups deleted", n)})
+	if len(keys) == 0 {
+		return nil
 	}
+	if st.groupsDeleted != nil {
+		ch, err := st.groupsDeleted(ctx, keys)
+		if ch != nil {
+			st.emit(*ch)
+		}
+		return err
+	}
+	st.emit(source.Change{Full: true, Reason: fmt.Sprintf("syncrepl: %d groups deleted", len(keys))})
+	return nil
 }
 
 func (st *syncStream) run(ctx context.Context) error {
@@ -479,9 +585,9 @@ func (st *syncStream) baseline(ctx context.Context) error {
 	d, err := st.conn.Search(ctx, req, wire.Handlers{
 		Entry: func(e *wire.Entry) error {
 			if st.groupsOnly {
-				for _, c := range e.Controls {
-					if c.OID == wire.OIDSyncState {
-						if _, uuid, _, err := wire.SyncState(c.Value); err == nil {
+				for i := range e.Controls {
+					if e.Controls[i].OID == wire.OIDSyncState {
+						if _, uuid, _, err := wire.SyncState(&e.Controls[i]); err == nil {
 							st.cur.Known[formatUUID(uuid)] = true
 						}
 					}
@@ -499,7 +605,7 @@ func (st *syncStream) baseline(ctx context.Context) error {
 		return fmt.Errorf("syncrepl baseline: %w", err)
 	}
 	if c := d.Control(wire.OIDSyncDone); c != nil {
-		ck, _, err := wire.SyncDone(c.Value)
+		ck, _, err := wire.SyncDone(c)
 		if err != nil {
 			return err
 		}
@@ -518,6 +624,7 @@ func (st *syncStream) persist(ctx context.Context) error {
 	req := &wire.SearchRequest{BaseDN: st.base, Scope: wire.Scope(st.scope), Filter: st.filter, Attributes: st.attrs, Persist: true,
 		Controls: []wire.Control{wire.SyncRequest(wire.SyncRefreshAndPersist, st.cur.Cookie, false)}}
 	presents := 0
+	st.refreshed = false
 	save := func(ck []byte) error {
 		if ck != nil {
 			st.cur.Cookie = append([]byte(nil), ck...)
@@ -531,6 +638,7 @@ func (st *syncStream) persist(ctx context.Context) error {
 			st.emit(source.Change{Full: true, Reason: fmt.Sprintf("syncrepl: %s resynchronised by a present phase", st.kind)})
 		}
 		presents = 0
+		st.refreshed = true
 		s.hook("ready:" + st.kind)
 	}
 	_, err := st.conn.Search(ctx, req, wire.Handlers{
@@ -544,7 +652,7 @@ func (st *syncStream) persist(ctx context.Context) error {
 			if ctl == nil {
 				return fmt.Errorf("syncrepl: entry %q without a sync state control", e.DN)
 			}
-			state, uuid, ck, err := wire.SyncState(ctl.Value)
+			state, uuid, ck, err := wire.SyncState(ctl)
 			if err != nil {
 				return err
 			}
@@ -553,7 +661,9 @@ func (st *syncStream) persist(ctx context.Context) error {
 				presents++
 				return nil
 			case wire.SyncDelete:
-				st.deleted([][]byte{uuid})
+				if err := st.deleted(ctx, [][]byte{uuid}); err != nil {
+					return err
+				}
 			default:
 				if st.groupsOnly {
 					st.cur.Known[formatUUID(uuid)] = true
@@ -579,7 +689,9 @@ func (st *syncStream) persist(ctx context.Context) error {
 			switch si.Kind {
 			case wire.InfoIDSet:
 				if si.RefreshDeletes {
-					st.deleted(si.UUIDs)
+					if err := st.deleted(ctx, si.UUIDs); err != nil {
+						return err
+					}
 				} else {
 					presents += len(si.UUIDs)
 				}

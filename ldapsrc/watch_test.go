@@ -151,6 +151,18 @@ func deleteOf(key string) func(source.Change) bool {
 
 func isFull(ch source.Change) bool { return ch.Full }
 
+// groupChangeOf matches a change with exactly one group change, of group
+// name, adding and removing exactly these user keys.
+func groupChangeOf(name string, added, removed []string) func(source.Change) bool {
+	return func(ch source.Change) bool {
+		if ch.Full || len(ch.GroupChanges) != 1 {
+			return false
+		}
+		gc := ch.GroupChanges[0]
+		return gc.Name == name && slices.Equal(gc.Added, added) && slices.Equal(gc.Removed, removed)
+	}
+}
+
 func TestSyncreplOpenLDAP(t *testing.T) {
 	c := baseCfg()
 	srv := slapd.Start(t, slapd.Options{LDIF: fixtureLDIF(c)})
@@ -177,13 +189,23 @@ func TestSyncreplOpenLDAP(t *testing.T) {
 	}
 	// A new user.
 	srv.Modify(t, "dn: "+c.UserDN("frank")+"\nchangetype: add\nobjectClass: inetOrgPerson\nuid: frank\ncn: Frank Test\nsn: Test\nmail: frank@example.test\n")
-	w.next("added user", true, upsertOf("frank", func(u identity.User) bool { return u.Active && len(u.Groups) == 0 }))
+	frank := w.next("added user", true, upsertOf("frank", func(u identity.User) bool { return u.Active && len(u.Groups) == 0 })).Upserts[0]
 	// A deleted user.
 	srv.Modify(t, "dn: "+c.UserDN("eve")+"\nchangetype: delete\n")
 	w.next("deleted user", true, deleteOf(keys["eve"]))
-	// A membership change asks for a full pull.
+	// A membership change is resolved to the members it adds or removes:
+	// frank joins ops (and, through nesting, eng and staff); alice leaves
+	// staff, and nobody else is touched.
 	srv.Modify(t, "dn: "+c.GroupDN("ops")+"\nchangetype: modify\nadd: member\nmember: "+c.UserDN("frank")+"\n")
-	w.next("group change", false, isFull)
+	ch = w.next("member added", true, groupChangeOf("ops", []string{frank.Key}, nil))
+	if len(ch.Upserts) != 1 || !slices.Equal(ch.Upserts[0].Groups, []string{"eng", "ops", "staff"}) {
+		t.Fatalf("member added: upserts %+v", ch.Upserts)
+	}
+	srv.Modify(t, "dn: "+c.GroupDN("staff")+"\nchangetype: modify\ndelete: member\nmember: "+c.UserDN("alice")+"\n")
+	ch = w.next("member removed", true, groupChangeOf("staff", nil, []string{keys["alice"]}))
+	if len(ch.Upserts) != 1 || ch.Upserts[0].Key != keys["alice"] || len(ch.Upserts[0].Groups) != 0 {
+		t.Fatalf("member removed: upserts %+v", ch.Upserts)
+	}
 
 	// Stopped, then resumed from the stored cookie: only what changed
 	// meanwhile is reported.
@@ -248,6 +270,7 @@ func adKeys(t *testing.T, st Settings) map[string]string {
 func TestUSNPollingActiveDirectory(t *testing.T) {
 	srv := sambaFixtures.Start(t)
 	st := adSettings(srv)
+	st.Inc.Mode = IncUSN
 	st.Inc.PollInterval = 50 * 1e6
 	keys := adKeys(t, st)
 	cursors := &memCursors{}
@@ -263,7 +286,10 @@ func TestUSNPollingActiveDirectory(t *testing.T) {
 	srv.Modify(t, "dn: CN=Dave Test,OU=Staff,{BASE}\nchangetype: delete\n")
 	w.next("deleted user", true, deleteOf(keys["dave"]))
 	srv.Modify(t, "dn: CN=ops,OU=Groups,{BASE}\nchangetype: modify\nadd: member\nmember: CN=Erin Test,OU=Staff,{BASE}\n")
-	w.next("group change", true, isFull)
+	ch = w.next("group change", true, groupChangeOf("ops", []string{keys["erin"]}, nil))
+	if len(ch.Upserts) != 1 || !slices.Equal(ch.Upserts[0].Groups, []string{"eng", "ops", "staff"}) {
+		t.Fatalf("group change: upserts %+v", ch.Upserts)
+	}
 	w.stop()
 
 	// Another domain controller, or a restored one: a full pull.

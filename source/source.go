@@ -30,6 +30,27 @@ type Change struct {
 	Full bool
 	// Reason says what was seen ("syncrepl: 1 entry modified").
 	Reason string
+	// GroupChanges are group membership changes the source could resolve
+	// to users (it knew the group's member list before and after). Every
+	// user key in Added or Removed that still exists in the source's scope
+	// also has its complete record (all groups resolved) in Upserts of the
+	// same Change; a key in neither Upserts nor Deletes left the scope.
+	// Additive: a change carrying GroupChanges never also sets Full.
+	GroupChanges []GroupChange
+}
+
+// GroupChange is one group's membership change, resolved to users.
+type GroupChange struct {
+	// Key is the group's key in the source (objectGUID, entryUUID).
+	Key string
+	// Name is the group's name as users' Groups carry it.
+	Name string
+	// Added and Removed are keys of users (of this source) who gained or
+	// lost membership, directly or through a nested group.
+	Added, Removed []string
+	// Deleted: the group itself is gone (or left the source's scope); its
+	// former members are in Removed.
+	Deleted bool
 }
 
 // Watcher is implemented by sources that can report changes between full

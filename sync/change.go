@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/dirsync/dirsync/identity"
 	"github.com/dirsync/dirsync/source"
@@ -46,9 +47,25 @@ func (e *Engine) MergeChange(ctx context.Context, src string, ch source.Change) 
 		}
 		keys = append(keys, u.Key)
 	}
-	if len(ch.Deletes) > 0 {
+	// A group membership change touches the members added and removed:
+	// those still in the source's scope come with their complete record in
+	// Upserts; the others left the scope and are dropped from the snapshot.
+	upserted := map[string]bool{}
+	for _, u := range ch.Upserts {
+		upserted[u.Key] = true
+	}
+	deletes := slices.Clone(ch.Deletes)
+	for _, g := range ch.GroupChanges {
+		for _, k := range append(slices.Clone(g.Added), g.Removed...) {
+			keys = append(keys, k)
+			if !upserted[k] {
+				deletes = append(deletes, k)
+			}
+		}
+	}
+	if len(deletes) > 0 {
 		del := map[string]bool{}
-		for _, k := range ch.Deletes {
+		for _, k := range deletes {
 			del[k] = true
 			keys = append(keys, k)
 		}

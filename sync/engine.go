@@ -139,6 +139,9 @@ type RunOptions struct {
 	// Reconcile reads every live account back from the targets that can
 	// list them (drift, orphans, missing accounts) before planning.
 	Reconcile bool
+	// Fallback, when set, says why an incremental change became this full
+	// run (it could not be resolved to people); it is a decision.
+	Fallback string
 	// Stop, when closed, makes the run finish the actions in flight and
 	// start no new ones (graceful shutdown).
 	Stop <-chan struct{}
@@ -188,6 +191,9 @@ func (e *Engine) Run(ctx context.Context, ro RunOptions) (*Result, error) {
 		}
 	}
 	rc := &runCtx{e: e, ro: ro, res: res, now: now}
+	if ro.Fallback != "" && !ro.NoApply {
+		rc.decide(state.Decision{Target: "*", User: "*", Action: "full_run", Outcome: OutcomeApplied, Reason: ro.Fallback})
+	}
 	err := rc.do(ctx, &run)
 	run.Finished = e.o.Now()
 	run.Counts = res.Counts
@@ -462,6 +468,18 @@ func (rc *runCtx) readSource(ctx context.Context, src source.Source) (*identity.
 	return snap, nil
 }
 
+func sameKeys(a, b map[string]string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k := range a {
+		if _, ok := b[k]; !ok {
+			return false
+		}
+	}
+	return true
+}
+
 // refuse notes a source the source guard refused in this run.
 func (rc *runCtx) refuse(name, why string) {
 	rc.mu.Lock()
@@ -487,6 +505,17 @@ func (rc *runCtx) holdRefusedSources(ctx context.Context) {
 	b, _ := json.Marshal(hp)
 	if err := rc.e.o.Store.PutHeld(ctx, rc.e.o.Fence(), rc.res.RunID+"/sources", b); err != nil {
 		rc.e.o.Logger.Warn("store the refused sources for approval", zap.Error(err))
+		return
+	}
+	// Runs refused for the same sources replace each other: the newest
+	// one is what an operator approves, and the list does not grow with
+	// every scheduled retry.
+	if old, err := rc.e.HeldPlans(ctx); err == nil {
+		for _, o := range old {
+			if o.ID != rc.res.RunID+"/sources" && len(o.Sources) > 0 && sameKeys(o.Sources, rc.refused) {
+				_ = rc.e.o.Store.DeleteHeld(ctx, rc.e.o.Fence(), o.ID)
+			}
+		}
 	}
 }
 
@@ -555,7 +584,19 @@ func (rc *runCtx) prepare(ctx context.Context, spec TargetSpec, snaps map[string
 	in := PlanInput{Target: name, Cap: capab, Rules: rules, Desired: desired, Cached: cached, Keys: keys,
 		Known: known, Now: rc.now, QuarantineAfter: e.o.Limits.QuarantineAfter, RetryQuarantined: rc.ro.RetryQuarantined}
 	plan := MakePlan(in)
-	plan.Steps = append(plan.Steps, orphans...)
+	for _, s := range orphans {
+		// Orphans pass the connector's gate like any step: the owner of
+		// dirsync's token, the super-admin and protected accounts are
+		// never acted on.
+		if capab.Gate != nil {
+			if why := capab.Gate(s.Action, s.Before); why != "" {
+				s.Reason += "; skipped: " + why
+				plan.Skips = append(plan.Skips, s)
+				continue
+			}
+		}
+		plan.Steps = append(plan.Steps, s)
+	}
 	for _, c := range linked.Conflicts {
 		if keys != nil && !keys[c.Record] && !slices.ContainsFunc(c.With, func(w string) bool { return keys[w] }) {
 			continue
@@ -662,6 +703,13 @@ func (rc *runCtx) reconcile(ctx context.Context, t target.Target, desired map[st
 			return fmt.Errorf("re-read %q after an interrupted %s: %w", c.Username, c.Pending, err)
 		default:
 			cached[k] = rebase(c, got)
+		}
+		// What was read is confirmed by the application: record it, so the
+		// account is not read again next run.
+		if !rc.ro.DryRun && !rc.ro.NoApply {
+			if err := rc.e.o.Store.PutAccount(ctx, rc.e.o.Fence(), t.Name(), cached[k]); err != nil {
+				return fmt.Errorf("record %q as re-read: %w", c.Username, err)
+			}
 		}
 	}
 	l, ok := t.(target.Lister)

@@ -12,6 +12,7 @@ import (
 
 	"github.com/dirsync/dirsync/config"
 	"github.com/dirsync/dirsync/identity"
+	"github.com/dirsync/dirsync/source"
 	"github.com/dirsync/dirsync/state"
 	dsync "github.com/dirsync/dirsync/sync"
 	"github.com/dirsync/dirsync/sync/synctest"
@@ -551,5 +552,36 @@ func TestDryRunChangesNothing(t *testing.T) {
 	}
 	if got := len(actionsOf(h.DecisionsOf(res.RunID), "dry_run")); got != 10 {
 		t.Fatalf("%d dry_run decisions", got)
+	}
+}
+
+// A group membership change is a targeted run for the members it adds and
+// removes: the removed member leaves the scope and is deprovisioned, and no
+// one else is looked at.
+func TestGroupChangeIsATargetedRunForItsMembers(t *testing.T) {
+	h, mt := setup(t, func(c *config.TargetCommon) { c.Scope = []string{"vpn"} })
+	us := people(20)
+	for i := range us {
+		us[i].Groups = []string{"staff", "vpn"}
+	}
+	h.Source.Set(us...)
+	h.Run(dsync.RunOptions{})
+	mt.Reset()
+	pulls := h.Source.Pulls()
+	moved := us[4]
+	moved.Groups = []string{"staff"}
+	keys, err := h.Engine.MergeChange(context.Background(), "hr", source.Change{
+		Upserts:      []identity.User{moved},
+		GroupChanges: []source.GroupChange{{Key: "g-vpn", Name: "vpn", Removed: []string{"u004"}}},
+	})
+	if err != nil || !slices.Equal(keys, []string{"u004"}) {
+		t.Fatalf("keys %v, err %v; want [u004]", keys, err)
+	}
+	res := h.Run(dsync.RunOptions{Trigger: "incremental:hr", Keys: keys})
+	if h.Source.Pulls() != pulls {
+		t.Fatal("a group change pulled the whole source")
+	}
+	if got := actionsOf(h.DecisionsOf(res.RunID), ""); !slices.Equal(got, []string{"u004:suspend"}) {
+		t.Fatalf("decisions %v, want [u004:suspend]", got)
 	}
 }

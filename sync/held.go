@@ -155,7 +155,7 @@ func (e *Engine) executeApproved(ctx context.Context, rc *runCtx, spec TargetSpe
 			Reason: s.Reason + "; not applied: no longer wanted when re-checked now (the sources or the account changed since " + ap.from + ")"})
 	}
 	ap.mu <- struct{}{}
-	ap.seen[name] = seen
+	ap.seen[name] = seen // evaluated: its released steps are done with
 	<-ap.mu
 	if ap.guard && !rc.ro.AllowMassChange {
 		var held []Step
@@ -233,14 +233,17 @@ func (e *Engine) Approve(ctx context.Context, req ApproveRequest) (*Result, erro
 	if err != nil {
 		return res, err
 	}
-	// Drop what was released (applied, or no longer wanted); keep the rest.
+	// Drop what was released and evaluated (applied, or no longer wanted);
+	// keep the rest, and everything of a target the run could not plan (a
+	// source failed): it stays held for a later approval.
 	fence := e.o.Fence()
 	for _, hp := range hps {
 		var keep []Plan
 		for _, p := range hp.Plans {
 			var rest []Step
 			for _, s := range p.Steps {
-				if _, released := ap.steps[p.Target][stepID(s.Key, s.Action)]; !released {
+				_, released := ap.steps[p.Target][stepID(s.Key, s.Action)]
+				if !released || ap.seen[p.Target] == nil {
 					rest = append(rest, s)
 				}
 			}

@@ -8,8 +8,8 @@ import (
 	"github.com/dirsync/dirsync/config"
 	"github.com/dirsync/dirsync/identity"
 	"github.com/dirsync/dirsync/state"
-	"github.com/dirsync/dirsync/sync/synctest"
 	dsync "github.com/dirsync/dirsync/sync"
+	"github.com/dirsync/dirsync/sync/synctest"
 	"github.com/dirsync/dirsync/target"
 	"github.com/dirsync/dirsync/target/memtarget"
 )

@@ -6,6 +6,7 @@
 //	ldapbench gen -users 100000 -groups 1000 -per-user 3 > data.ldif
 //	ldapbench setup -dir DIR -ldif data.ldif
 //	ldapbench pull -url ldap://127.0.0.1:PORT -parallel 2
+//	ldapbench goldap -url ldap://127.0.0.1:PORT   # go-ldap's paged search, for reference
 package main
 
 import (
@@ -22,6 +23,7 @@ import (
 	"github.com/dirsync/dirsync/config"
 	"github.com/dirsync/dirsync/internal/testsrv/slapd"
 	"github.com/dirsync/dirsync/ldapsrc"
+	"github.com/go-ldap/ldap/v3"
 	"go.uber.org/zap"
 )
 
@@ -38,6 +40,8 @@ func main() {
 		err = setup(os.Args[2:])
 	case "pull":
 		err = pull(os.Args[2:])
+	case "goldap":
+		err = goldapPull(os.Args[2:])
 	default:
 		err = fmt.Errorf("unknown command %q", os.Args[1])
 	}
@@ -191,5 +195,64 @@ func pull(args []string) error {
 		return fmt.Errorf("read %d users, want %d", len(snap.Users), *expect)
 	}
 	runtime.KeepAlive(snap)
+	return nil
+}
+
+// goldapPull reads the same users and groups, with the same attributes and
+// page sizes as the ldapsearch reference, with go-ldap's paged search, one
+// page at a time (its SearchWithPaging keeps every page in memory), and
+// counts entries and values: the reader dirsync would have without its own.
+func goldapPull(args []string) error {
+	fs := flag.NewFlagSet("goldap", flag.ExitOnError)
+	url := fs.String("url", "", "ldap:// URL")
+	page := fs.Int("page", 1000, "user page size")
+	groupPage := fs.Int("group-page", 100, "group page size")
+	expect := fs.Int("expect-users", 0, "fail unless this many users are read")
+	_ = fs.Parse(args)
+	c, err := ldap.DialURL(*url)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	if err := c.Bind("cn=admin,"+slapd.DefaultSuffix, slapd.AdminPassword); err != nil {
+		return err
+	}
+	start := time.Now()
+	read := func(base, filter string, attrs []string, size int) (entries, values int, err error) {
+		paging := ldap.NewControlPaging(uint32(size))
+		for {
+			req := ldap.NewSearchRequest(base, ldap.ScopeWholeSubtree, ldap.NeverDerefAliases, 0, 0, false, filter, attrs, []ldap.Control{paging})
+			res, err := c.Search(req)
+			if err != nil {
+				return entries, values, err
+			}
+			for _, e := range res.Entries {
+				entries++
+				for _, a := range e.Attributes {
+					values += len(a.ByteValues)
+				}
+			}
+			p, ok := ldap.FindControl(res.Controls, ldap.ControlTypePaging).(*ldap.ControlPaging)
+			if !ok || len(p.Cookie) == 0 {
+				return entries, values, nil
+			}
+			paging.SetCookie(p.Cookie)
+		}
+	}
+	users, uvals, err := read("ou=people,"+slapd.DefaultSuffix, "(|(objectClass=inetOrgPerson)(objectClass=posixAccount))",
+		[]string{"entryUUID", "uid", "mail", "givenName", "sn", "cn", "employeeNumber", "pwdAccountLockedTime", "shadowExpire", "pwdReset"}, *page)
+	if err != nil {
+		return fmt.Errorf("users: %w", err)
+	}
+	groups, gvals, err := read("ou=groups,"+slapd.DefaultSuffix, "(|(objectClass=groupOfNames)(objectClass=groupOfUniqueNames)(objectClass=posixGroup))",
+		[]string{"cn", "entryUUID", "member", "uniqueMember", "memberUid"}, *groupPage)
+	if err != nil {
+		return fmt.Errorf("groups: %w", err)
+	}
+	b, _ := json.Marshal(map[string]any{"users": users, "groups": groups, "values": uvals + gvals, "seconds": time.Since(start).Seconds()})
+	fmt.Println(string(b))
+	if *expect > 0 && users != *expect {
+		return fmt.Errorf("read %d users, want %d", users, *expect)
+	}
 	return nil
 }

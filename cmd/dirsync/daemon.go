@@ -46,6 +46,8 @@ type trigger struct {
 	// reconcile: read every live account back (a full run that also
 	// checks the applications).
 	reconcile bool
+	// fallback says why a change became a full run.
+	fallback string
 }
 
 // daemon is the long-running process: HTTP, leader election, scheduler,
@@ -382,7 +384,7 @@ func (d *daemon) worker(ctx context.Context, stop chan struct{}) {
 			t = trigger{name: "expiry", stored: true, observed: at}
 		}
 		full := t.keys == nil && !t.stored
-		reconcile := t.reconcile
+		reconcile, fallback := t.reconcile, t.fallback
 		keys := map[string]bool{}
 		for _, k := range t.keys {
 			keys[k] = true
@@ -397,6 +399,7 @@ func (d *daemon) worker(ctx context.Context, stop chan struct{}) {
 				case more := <-d.triggers:
 					if more.keys == nil && !more.stored {
 						full, name = true, more.name
+						fallback = more.fallback
 					}
 					reconcile = reconcile || more.reconcile
 					for _, k := range more.keys {
@@ -415,7 +418,7 @@ func (d *daemon) worker(ctx context.Context, stop chan struct{}) {
 		if !d.leader.Load() {
 			continue // standby: the leader runs; our SCIM writes are in the shared store
 		}
-		ro := dsync.RunOptions{Trigger: name, Stop: stop, Reconcile: reconcile && full}
+		ro := dsync.RunOptions{Trigger: name, Stop: stop, Reconcile: reconcile && full, Fallback: fallback}
 		if !full {
 			if len(keys) == 0 {
 				ro.UseStored = true

@@ -133,7 +133,11 @@ func (d *daemon) consumeChanges(ctx context.Context) {
 func (d *daemon) mergeAndTrigger(ctx context.Context, src string, ch source.Change, how string) {
 	seen := time.Now() // when the change reached this leader (propagation metric)
 	if ch.Full {
-		d.Trigger(trigger{name: "incremental:" + src, observed: seen})
+		why := ch.Reason
+		if why == "" {
+			why = "the change could not be resolved to people"
+		}
+		d.Trigger(trigger{name: "incremental:" + src, fallback: src + ": " + why + ": full run instead of a targeted one", observed: seen})
 		return
 	}
 	keys, err := d.a.engine.MergeChange(ctx, src, ch)

@@ -284,6 +284,27 @@ func (t *Template) Start(tb testing.TB) *Server {
 	return s
 }
 
+// Launch is Start for programs (benchmarks): the server runs from a copy
+// of the template in dir, and the caller stops it.
+func (t *Template) Launch(dir string) (*Server, error) {
+	tdir, err := t.Dir()
+	if err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("samba: %w", err)
+	}
+	dir = filepath.Join(dir, "dc")
+	if err := copyDir(tdir, dir); err != nil {
+		return nil, err
+	}
+	s := &Server{Dir: dir, ipMu: t.ipMu}
+	if err := s.start(); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
 // pickIP returns the first 127.0.0.N (N ≥ 2) whose LDAP ports are free.
 func pickIP() (string, error) {
 	for n := 2; n < 255; n++ {
@@ -385,6 +406,22 @@ func (s *Server) Stop() {
 	case <-s.done:
 	case <-time.After(5 * time.Second):
 		s.Kill()
+	}
+}
+
+// Restart stops the server and starts it again on the same address and
+// database: what a client sees when its DC is restarted. meanwhile, when
+// not nil, runs while it is stopped (e.g. AddOffline on s.Dir).
+func (s *Server) Restart(tb testing.TB, meanwhile func() error) {
+	tb.Helper()
+	s.Stop()
+	if meanwhile != nil {
+		if err := meanwhile(); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	if err := s.launch(); err != nil {
+		tb.Fatal(err)
 	}
 }
 

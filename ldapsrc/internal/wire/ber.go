@@ -31,8 +31,40 @@ const (
 
 var errTruncated = errors.New("wire: malformed BER: truncated")
 
+// maxLength bounds any BER length read from the wire: nothing LDAP sends
+// us is bigger than one message.
+const maxLength = MaxMessage
+
+// readLength decodes a BER length whose first octet is first and whose
+// long-form octets, if any, are the next first&0x7f bytes of more. It
+// returns the length and how many bytes of more it used. Lengths are
+// definite only (LDAP forbids the indefinite form), at most 4 octets long,
+// and never above maxLength, so they cannot overflow or go negative.
+func readLength(first byte, more []byte) (l, used int, err error) {
+	if first&0x80 == 0 {
+		return int(first), 0, nil
+	}
+	n := int(first & 0x7f)
+	if n == 0 {
+		return 0, 0, errors.New("wire: malformed BER: indefinite length")
+	}
+	if n > 4 {
+		return 0, 0, fmt.Errorf("wire: malformed BER: length of %d bytes", n)
+	}
+	if len(more) < n {
+		return 0, 0, errTruncated
+	}
+	var v uint64
+	for _, c := range more[:n] {
+		v = v<<8 | uint64(c)
+	}
+	if v > maxLength {
+		return 0, 0, fmt.Errorf("wire: malformed BER: length %d exceeds the %d byte limit", v, maxLength)
+	}
+	return int(v), n, nil
+}
+
 // tlv splits the first element off b: its tag, its content and what follows.
-// It reads definite lengths only (LDAP forbids the indefinite form).
 func tlv(b []byte) (tag byte, content, rest []byte, err error) {
 	if len(b) < 2 {
 		return 0, nil, nil, errTruncated
@@ -41,26 +73,15 @@ func tlv(b []byte) (tag byte, content, rest []byte, err error) {
 	if tag&0x1f == 0x1f {
 		return 0, nil, nil, fmt.Errorf("wire: malformed BER: multi-byte tag %#x", tag)
 	}
-	l := int(b[1])
-	b = b[2:]
-	if l&0x80 != 0 {
-		n := l & 0x7f
-		if n == 0 || n > 4 || len(b) < n {
-			return 0, nil, nil, fmt.Errorf("wire: malformed BER: length of %d bytes", n)
-		}
-		l = 0
-		for i := 0; i < n; i++ {
-			l = l<<8 | int(b[i])
-		}
-		b = b[n:]
-		if l < 0 {
-			return 0, nil, nil, errTruncated
-		}
+	l, n, err := readLength(b[1], b[2:])
+	if err != nil {
+		return 0, nil, nil, err
 	}
+	b = b[2+n:]
 	if l > len(b) {
 		return 0, nil, nil, errTruncated
 	}
-	return tag, b[:l], b[l:], nil
+	return tag, b[:l:l], b[l:], nil
 }
 
 // expect is tlv that checks the tag.

@@ -387,28 +387,21 @@ func (c *Conn) readMessage() (id int64, op byte, content, controls []byte, err e
 	if hdr[0] != tagSequence {
 		return fail(fmt.Errorf("malformed message: tag %#x", hdr[0]))
 	}
-	l := int(hdr[1])
-	if l&0x80 != 0 {
-		n := l & 0x7f
+	n := 0
+	if hdr[1]&0x80 != 0 {
+		n = int(hdr[1] & 0x7f)
 		if n == 0 || n > 4 {
 			return fail(fmt.Errorf("malformed message: length of %d bytes", n))
 		}
 		if _, err := io.ReadFull(c.r, hdr[2:2+n]); err != nil {
 			return fail(err)
 		}
-		l = 0
-		for _, b := range hdr[2 : 2+n] {
-			l = l<<8 | int(b)
-		}
 	}
-	if l > MaxMessage {
-		return fail(fmt.Errorf("message of %d bytes exceeds the %d byte limit", l, MaxMessage))
+	l, _, err := readLength(hdr[1], hdr[2:2+n])
+	if err != nil {
+		return fail(fmt.Errorf("malformed message: %w", err))
 	}
-	if cap(c.buf) < l {
-		c.buf = make([]byte, l, l+l/4)
-	}
-	c.buf = c.buf[:l]
-	if _, err := io.ReadFull(c.r, c.buf); err != nil {
+	if err := c.readBody(l); err != nil {
 		return fail(err)
 	}
 	idb, rest, err := expect(c.buf, tagInteger, "message id")
@@ -417,6 +410,9 @@ func (c *Conn) readMessage() (id int64, op byte, content, controls []byte, err e
 	}
 	if id, err = parseInt(idb); err != nil {
 		return fail(err)
+	}
+	if id < 0 || id > maxMessageID {
+		return fail(fmt.Errorf("malformed message: message id %d out of range", id))
 	}
 	op, content, rest, err = tlv(rest)
 	if err != nil {
@@ -432,6 +428,33 @@ func (c *Conn) readMessage() (id int64, op byte, content, controls []byte, err e
 		}
 	}
 	return id, op, content, controls, nil
+}
+
+// maxMessageID is the largest LDAP MessageID (RFC 4511: 0..2^31-1).
+const maxMessageID = 1<<31 - 1
+
+// readBody reads l bytes into c.buf. The buffer grows with the bytes that
+// actually arrive, never ahead of them: a length header alone cannot make
+// us allocate MaxMessage bytes.
+func (c *Conn) readBody(l int) error {
+	if cap(c.buf) >= l {
+		c.buf = c.buf[:l]
+		_, err := io.ReadFull(c.r, c.buf)
+		return err
+	}
+	c.buf = c.buf[:0]
+	for len(c.buf) < l {
+		chunk := min(l-len(c.buf), max(len(c.buf), readBuffer))
+		if cap(c.buf)-len(c.buf) < chunk {
+			c.buf = append(c.buf[:cap(c.buf)], make([]byte, chunk)...)[:len(c.buf)]
+		}
+		start := len(c.buf)
+		c.buf = c.buf[:start+chunk]
+		if _, err := io.ReadFull(c.r, c.buf[start:]); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // deadline arms the read deadline for one operation and makes ctx

@@ -1,23 +1,88 @@
 package wire
 
-import "fmt"
+import (
+	"errors"
+	"fmt"
+
+	ber "github.com/go-asn1-ber/asn1-ber"
+	"github.com/go-ldap/ldap/v3"
+)
+
+// Controls are encoded and decoded by go-ldap (which fuzzes its decoders);
+// this package only frames them. Our own BER code is kept for the hot path
+// (messages and entries).
 
 // Control OIDs used by the source.
 const (
-	OIDPaging      = "1.2.840.113556.1.4.319"
-	OIDShowDeleted = "1.2.840.113556.1.4.417"
-	OIDDirSync     = "1.2.840.113556.1.4.841"
-	OIDSyncRequest = "1.3.6.1.4.1.4203.1.9.1.1"
-	OIDSyncState   = "1.3.6.1.4.1.4203.1.9.1.2"
-	OIDSyncDone    = "1.3.6.1.4.1.4203.1.9.1.3"
-	OIDSyncInfo    = "1.3.6.1.4.1.4203.1.9.1.4"
-	OIDManageDsaIT = "2.16.840.1.113730.3.4.2"
+	OIDPaging       = ldap.ControlTypePaging
+	OIDShowDeleted  = ldap.ControlTypeMicrosoftShowDeleted
+	OIDNotification = ldap.ControlTypeMicrosoftNotification
+	OIDDirSync      = ldap.ControlTypeDirSync
+	OIDSyncRequest  = ldap.ControlTypeSyncRequest
+	OIDSyncState    = ldap.ControlTypeSyncState
+	OIDSyncDone     = ldap.ControlTypeSyncDone
+	OIDSyncInfo     = ldap.ControlTypeSyncInfo
+	OIDManageDsaIT  = ldap.ControlTypeManageDsaIT
 )
+
+// fromLDAP turns a go-ldap request control into a Control.
+func fromLDAP(c ldap.Control) Control {
+	cs, err := parseControls(nil, c.Encode().Bytes())
+	if err != nil || len(cs) != 1 {
+		// go-ldap's encoders are fixed code: a failure here is a bug.
+		panic(fmt.Sprintf("wire: go-ldap encoded control %s unreadably: %v", c.GetControlType(), err))
+	}
+	return cs[0]
+}
+
+// decode decodes a response control with go-ldap. A panic in the decoder
+// (bytes from the network) becomes an error.
+func decode(c *Control) (ctl ldap.Control, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			ctl, err = nil, fmt.Errorf("control %s: malformed (decoder panic: %v)", c.OID, r)
+		}
+	}()
+	parts := [][]byte{berString(tagOctetString, c.OID)}
+	if c.Critical {
+		parts = append(parts, berBool(true))
+	}
+	if c.Value != nil {
+		parts = append(parts, tlvBytes(tagOctetString, c.Value))
+	}
+	pkt, err := ber.DecodePacketErr(tlvBytes(tagSequence, parts...))
+	if err != nil {
+		return nil, fmt.Errorf("control %s: %w", c.OID, err)
+	}
+	ctl, err = ldap.DecodeControl(pkt)
+	if err != nil {
+		return nil, fmt.Errorf("control %s: %w", c.OID, err)
+	}
+	return ctl, nil
+}
+
+// decodeAs decodes c and checks the decoded type.
+func decodeAs[T ldap.Control](c *Control) (T, error) {
+	var zero T
+	ctl, err := decode(c)
+	if err != nil {
+		return zero, err
+	}
+	t, ok := ctl.(T)
+	if !ok {
+		return zero, fmt.Errorf("control %s: decoded as %T", c.OID, ctl)
+	}
+	return t, nil
+}
 
 // Paging is the simple paged results control (RFC 2696) asking for size
 // entries after cookie.
 func Paging(size int, cookie []byte) Control {
-	return Control{OID: OIDPaging, Critical: true, Value: tlvBytes(tagSequence, berInt(tagInteger, int64(size)), tlvBytes(tagOctetString, cookie))}
+	p := ldap.NewControlPaging(uint32(max(size, 0)))
+	p.SetCookie(cookie)
+	c := fromLDAP(p)
+	c.Critical = true
+	return c
 }
 
 // PagingCookie reads the cookie of a paged results response control; an
@@ -25,93 +90,69 @@ func Paging(size int, cookie []byte) Control {
 func PagingCookie(d *Done) ([]byte, error) {
 	c := d.Control(OIDPaging)
 	if c == nil {
-		return nil, fmt.Errorf("search: the server did not return the paged results control")
+		return nil, errors.New("search: the server did not return the paged results control")
 	}
-	seq, _, err := expect(c.Value, tagSequence, "paging control")
+	p, err := decodeAs[*ldap.ControlPaging](c)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("paging: %w", err)
 	}
-	_, rest, err := expect(seq, tagInteger, "paging size")
-	if err != nil {
-		return nil, err
-	}
-	cookie, _, err := expect(rest, tagOctetString, "paging cookie")
-	return cookie, err
+	return p.Cookie, nil
 }
 
 // ShowDeleted is Active Directory's show deleted objects control.
-func ShowDeleted() Control { return Control{OID: OIDShowDeleted, Critical: true} }
+func ShowDeleted() Control {
+	c := fromLDAP(ldap.NewControlMicrosoftShowDeleted())
+	c.Critical = true
+	return c
+}
+
+// Notification is Active Directory's change notification control
+// (LDAP_SERVER_NOTIFICATION_OID): the search never ends and returns each
+// object in scope when it changes. It must be critical.
+func Notification() Control {
+	c := fromLDAP(ldap.NewControlMicrosoftNotification())
+	c.Critical = true
+	return c
+}
 
 // Sync request modes (RFC 4533).
 const (
-	SyncRefreshOnly       = 1
-	SyncRefreshAndPersist = 3
+	SyncRefreshOnly       = int(ldap.SyncRequestModeRefreshOnly)
+	SyncRefreshAndPersist = int(ldap.SyncRequestModeRefreshAndPersist)
 )
 
 // SyncRequest is the RFC 4533 sync request control.
 func SyncRequest(mode int, cookie []byte, reloadHint bool) Control {
-	parts := [][]byte{berInt(tagEnumerated, int64(mode))}
-	if cookie != nil {
-		parts = append(parts, tlvBytes(tagOctetString, cookie))
-	}
-	if reloadHint {
-		parts = append(parts, berBool(true))
-	}
-	return Control{OID: OIDSyncRequest, Critical: true, Value: tlvBytes(tagSequence, parts...)}
+	return fromLDAP(ldap.NewControlSyncRequest(ldap.ControlSyncRequestMode(mode), cookie, reloadHint))
 }
 
 // Sync states of an entry (RFC 4533 syncStateValue).
 const (
-	SyncPresent = 0
-	SyncAdd     = 1
-	SyncModify  = 2
-	SyncDelete  = 3
+	SyncPresent = int(ldap.SyncStatePresent)
+	SyncAdd     = int(ldap.SyncStateAdd)
+	SyncModify  = int(ldap.SyncStateModify)
+	SyncDelete  = int(ldap.SyncStateDelete)
 )
 
-// SyncState decodes an entry's syncStateValue. uuid and cookie alias value.
-func SyncState(value []byte) (state int, uuid, cookie []byte, err error) {
-	seq, _, err := expect(value, tagSequence, "sync state")
+// SyncState decodes an entry's Sync State control.
+func SyncState(c *Control) (state int, uuid, cookie []byte, err error) {
+	s, err := decodeAs[*ldap.ControlSyncState](c)
 	if err != nil {
-		return 0, nil, nil, err
+		return 0, nil, nil, fmt.Errorf("sync state: %w", err)
 	}
-	sb, rest, err := expect(seq, tagEnumerated, "sync state value")
-	if err != nil {
-		return 0, nil, nil, err
+	if s.State < ldap.SyncStatePresent || s.State > ldap.SyncStateDelete {
+		return 0, nil, nil, fmt.Errorf("sync state: unknown state %d", s.State)
 	}
-	st, err := parseInt(sb)
-	if err != nil {
-		return 0, nil, nil, err
-	}
-	uuid, rest, err = expect(rest, tagOctetString, "sync state uuid")
-	if err != nil {
-		return 0, nil, nil, err
-	}
-	if len(rest) > 0 {
-		cookie, _, err = expect(rest, tagOctetString, "sync state cookie")
-	}
-	return int(st), uuid, cookie, err
+	return int(s.State), s.EntryUUID[:], s.Cookie, nil
 }
 
-// SyncDone decodes a syncDoneValue (from the SearchResultDone controls).
-func SyncDone(value []byte) (cookie []byte, refreshDeletes bool, err error) {
-	seq, _, err := expect(value, tagSequence, "sync done")
+// SyncDone decodes a Sync Done control (from the SearchResultDone).
+func SyncDone(c *Control) (cookie []byte, refreshDeletes bool, err error) {
+	s, err := decodeAs[*ldap.ControlSyncDone](c)
 	if err != nil {
-		return nil, false, err
+		return nil, false, fmt.Errorf("sync done: %w", err)
 	}
-	for len(seq) > 0 {
-		tag, v, r, err := tlv(seq)
-		if err != nil {
-			return nil, false, err
-		}
-		seq = r
-		switch tag {
-		case tagOctetString:
-			cookie = v
-		case tagBoolean:
-			refreshDeletes = len(v) == 1 && v[0] != 0
-		}
-	}
-	return cookie, refreshDeletes, nil
+	return s.Cookie, s.RefreshDeletes, nil
 }
 
 // SyncInfoKind says which syncInfoValue choice arrived.
@@ -119,13 +160,13 @@ type SyncInfoKind int
 
 // syncInfoValue choices (RFC 4533).
 const (
-	InfoNewCookie      SyncInfoKind = 0
-	InfoRefreshDelete  SyncInfoKind = 1
-	InfoRefreshPresent SyncInfoKind = 2
-	InfoIDSet          SyncInfoKind = 3
+	InfoNewCookie      = SyncInfoKind(ldap.SyncInfoNewcookie)
+	InfoRefreshDelete  = SyncInfoKind(ldap.SyncInfoRefreshDelete)
+	InfoRefreshPresent = SyncInfoKind(ldap.SyncInfoRefreshPresent)
+	InfoIDSet          = SyncInfoKind(ldap.SyncInfoSyncIdSet)
 )
 
-// SyncInfo is a decoded syncInfoValue. Slices alias the input.
+// SyncInfo is a decoded syncInfoValue.
 type SyncInfo struct {
 	Kind SyncInfoKind
 	// Cookie is the new cookie, if any.
@@ -138,73 +179,59 @@ type SyncInfo struct {
 }
 
 // ParseSyncInfo decodes the value of a syncInfo intermediate response.
-func ParseSyncInfo(value []byte) (*SyncInfo, error) {
-	tag, content, _, err := tlv(value)
+func ParseSyncInfo(value []byte) (si *SyncInfo, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			si, err = nil, fmt.Errorf("sync info: malformed (decoder panic: %v)", r)
+		}
+	}()
+	pkt, err := ber.DecodePacketErr(value)
 	if err != nil {
 		return nil, fmt.Errorf("sync info: %w", err)
 	}
-	si := &SyncInfo{Kind: SyncInfoKind(tag & 0x1f), RefreshDone: true}
-	switch tag {
-	case 0x80: // newcookie [0] syncCookie
-		si.Cookie = content
-		return si, nil
-	case 0xa1, 0xa2: // refreshDelete / refreshPresent SEQUENCE
-		for len(content) > 0 {
-			t, v, r, err := tlv(content)
-			if err != nil {
-				return nil, err
-			}
-			content = r
-			switch t {
-			case tagOctetString:
-				si.Cookie = v
-			case tagBoolean:
-				si.RefreshDone = len(v) == 1 && v[0] != 0
-			}
-		}
-		return si, nil
-	case 0xa3: // syncIdSet
-		si.RefreshDone = false
-		for len(content) > 0 {
-			t, v, r, err := tlv(content)
-			if err != nil {
-				return nil, err
-			}
-			content = r
-			switch t {
-			case tagOctetString:
-				si.Cookie = v
-			case tagBoolean:
-				si.RefreshDeletes = len(v) == 1 && v[0] != 0
-			case tagSet:
-				for len(v) > 0 {
-					var u []byte
-					if u, v, err = expect(v, tagOctetString, "sync uuid"); err != nil {
-						return nil, err
-					}
-					si.UUIDs = append(si.UUIDs, u)
-				}
-			}
-		}
-		return si, nil
+	if pkt.ClassType != ber.ClassContext {
+		return nil, fmt.Errorf("sync info: unexpected tag %#x", value[0])
 	}
-	return nil, fmt.Errorf("sync info: unknown choice %#x", tag)
+	c, err := ldap.NewControlSyncInfo(pkt)
+	if err != nil {
+		return nil, fmt.Errorf("sync info: %w", err)
+	}
+	si = &SyncInfo{Kind: SyncInfoKind(c.Value)}
+	switch {
+	case c.NewCookie != nil:
+		// go-ldap reads ByteValue, which asn1-ber leaves empty for a
+		// context-class primitive: the cookie is in Data.
+		si.Cookie, si.RefreshDone = pkt.Data.Bytes(), true
+		if pkt.TagType != ber.TypePrimitive {
+			return nil, errors.New("sync info: newcookie is not primitive")
+		}
+	case c.RefreshDelete != nil:
+		si.Cookie, si.RefreshDone = c.RefreshDelete.Cookie, c.RefreshDelete.RefreshDone
+	case c.RefreshPresent != nil:
+		si.Cookie, si.RefreshDone = c.RefreshPresent.Cookie, c.RefreshPresent.RefreshDone
+	case c.SyncIdSet != nil:
+		si.Cookie, si.RefreshDeletes = c.SyncIdSet.Cookie, c.SyncIdSet.RefreshDeletes
+		for _, u := range c.SyncIdSet.SyncUUIDs {
+			si.UUIDs = append(si.UUIDs, append([]byte(nil), u[:]...))
+		}
+	default:
+		return nil, errors.New("sync info: empty")
+	}
+	return si, nil
 }
 
 // DirSync flags (MS-ADTS 3.1.1.3.4.1.3).
 const (
-	DirSyncObjectSecurity       = 0x1
-	DirSyncAncestorsFirstOrder  = 0x800
-	DirSyncPublicDataOnly       = 0x2000
-	DirSyncIncrementalValues    = 0x80000000
-	DirSyncDefaultMaxBytes      = 1 << 20
-	DirSyncMoreDataFlagInResult = 1
+	DirSyncObjectSecurity      = ldap.DirSyncObjectSecurity
+	DirSyncAncestorsFirstOrder = ldap.DirSyncAncestorsFirstOrder
+	DirSyncPublicDataOnly      = ldap.DirSyncPublicDataOnly
+	DirSyncIncrementalValues   = ldap.DirSyncIncrementalValues
+	DirSyncDefaultMaxBytes     = 1 << 20
 )
 
 // DirSync is Active Directory's DirSync request control.
 func DirSync(flags int64, maxBytes int, cookie []byte) Control {
-	return Control{OID: OIDDirSync, Critical: true, Value: tlvBytes(tagSequence,
-		berInt(tagInteger, flags), berInt(tagInteger, int64(maxBytes)), tlvBytes(tagOctetString, cookie))}
+	return fromLDAP(ldap.NewRequestControlDirSync(flags, int64(maxBytes), cookie))
 }
 
 // DirSyncResponse decodes the DirSync response control: more is true when
@@ -212,24 +239,11 @@ func DirSync(flags int64, maxBytes int, cookie []byte) Control {
 func DirSyncResponse(d *Done) (more bool, cookie []byte, err error) {
 	c := d.Control(OIDDirSync)
 	if c == nil {
-		return false, nil, fmt.Errorf("search: the server did not return the DirSync control")
+		return false, nil, errors.New("search: the server did not return the DirSync control")
 	}
-	seq, _, err := expect(c.Value, tagSequence, "dirsync control")
+	ds, err := decodeAs[*ldap.ControlDirSync](c)
 	if err != nil {
-		return false, nil, err
+		return false, nil, fmt.Errorf("dirsync: %w", err)
 	}
-	fb, rest, err := expect(seq, tagInteger, "dirsync flag")
-	if err != nil {
-		return false, nil, err
-	}
-	f, err := parseInt(fb)
-	if err != nil {
-		return false, nil, err
-	}
-	_, rest, err = expect(rest, tagInteger, "dirsync max length")
-	if err != nil {
-		return false, nil, err
-	}
-	cookie, _, err = expect(rest, tagOctetString, "dirsync cookie")
-	return f != 0, cookie, err
+	return ds.Flags != 0, ds.Cookie, nil
 }

@@ -2,6 +2,7 @@ package wire
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/go-ldap/ldap/v3"
@@ -93,8 +94,7 @@ func (c *Conn) Search(ctx context.Context, req *SearchRequest, h Handlers) (*Don
 			}
 			e := &c.entry
 			if err := e.parse(content, controls); err != nil {
-				c.broken = err
-				return nil, &NetError{Op: "search " + req.BaseDN, Err: err}
+				return nil, c.malformed(req, err)
 			}
 			if err := h.Entry(e); err != nil {
 				c.abandon(id)
@@ -106,7 +106,7 @@ func (c *Conn) Search(ctx context.Context, req *SearchRequest, h Handlers) (*Don
 			for len(b) > 0 {
 				var u []byte
 				if u, b, err = expect(b, tagOctetString, "reference"); err != nil {
-					return nil, err
+					return nil, c.malformed(req, err)
 				}
 				urls = append(urls, string(u))
 			}
@@ -128,7 +128,7 @@ func (c *Conn) Search(ctx context.Context, req *SearchRequest, h Handlers) (*Don
 			for len(b) > 0 {
 				tag, v, r, err := tlv(b)
 				if err != nil {
-					return nil, err
+					return nil, c.malformed(req, err)
 				}
 				b = r
 				switch tag {
@@ -147,7 +147,7 @@ func (c *Conn) Search(ctx context.Context, req *SearchRequest, h Handlers) (*Don
 			if controls != nil {
 				cs, err := parseControls(nil, controls)
 				if err != nil {
-					return nil, err
+					return nil, c.malformed(req, err)
 				}
 				for _, ct := range cs {
 					if ct.Value != nil {
@@ -156,15 +156,24 @@ func (c *Conn) Search(ctx context.Context, req *SearchRequest, h Handlers) (*Don
 					d.Controls = append(d.Controls, ct)
 				}
 			}
-			if err := parseResult("search "+req.BaseDN, content); err != nil {
-				return d, err
+			err := parseResult("search "+req.BaseDN, content)
+			var re *ResultError
+			if err != nil && !errors.As(err, &re) {
+				return nil, c.malformed(req, err)
 			}
-			return d, nil
+			return d, err
 		default:
-			c.broken = fmt.Errorf("unexpected response tag %#x", op)
-			return nil, &NetError{Op: "search " + req.BaseDN, Err: c.broken}
+			return nil, c.malformed(req, fmt.Errorf("unexpected response tag %#x", op))
 		}
 	}
+}
+
+// malformed marks the connection broken after a message it cannot read:
+// the server does not speak LDAP as we understand it, and a redial is the
+// only way on.
+func (c *Conn) malformed(req *SearchRequest, err error) error {
+	c.broken = err
+	return &NetError{Op: "search " + req.BaseDN, Err: err}
 }
 
 // parse decodes a SearchResultEntry's content into e, reusing its slices.

@@ -115,3 +115,66 @@ func TestSearchAgainstSlapd(t *testing.T) {
 		t.Fatal("untrusted starttls succeeded")
 	}
 }
+
+// The controls decoded with go-ldap give the values the source relies on.
+func TestDecodeControls(t *testing.T) {
+	vals := syncInfoValues()
+	for i, want := range []SyncInfo{
+		{Kind: InfoNewCookie, Cookie: []byte("rid=000,csn=20260101000000.000000Z#000000#000#000000"), RefreshDone: true},
+		{Kind: InfoRefreshDelete, Cookie: []byte("cookie-1"), RefreshDone: true},
+		{Kind: InfoRefreshPresent, Cookie: []byte("cookie-2"), RefreshDone: false},
+		{Kind: InfoRefreshPresent, RefreshDone: true},
+		{Kind: InfoIDSet, Cookie: []byte("cookie-3"), RefreshDeletes: true, UUIDs: [][]byte{[]byte(uuid16), []byte(uuid16)}},
+		{Kind: InfoIDSet},
+	} {
+		got, err := ParseSyncInfo(vals[i])
+		if err != nil {
+			t.Fatalf("%d: %v", i, err)
+		}
+		if fmt.Sprint(*got) != fmt.Sprint(want) {
+			t.Errorf("%d: %+v, want %+v", i, *got, want)
+		}
+	}
+	ss := syncStateCtl(int64(SyncModify), "ck")
+	st, uuid, ck, err := SyncState(&ss)
+	if err != nil || st != SyncModify || string(uuid) != uuid16 || string(ck) != "ck" {
+		t.Errorf("sync state: %d %x %q %v", st, uuid, ck, err)
+	}
+	bad := Control{OID: OIDSyncState, Value: seq(berInt(tagEnumerated, 7), octets(uuid16))}
+	if _, _, _, err := SyncState(&bad); err == nil {
+		t.Error("sync state 7 accepted")
+	}
+	d := &Done{Controls: []Control{
+		{OID: OIDPaging, Value: seq(berInt(tagInteger, 0), octets("next"))},
+		{OID: OIDDirSync, Value: seq(berInt(tagInteger, 1), berInt(tagInteger, 0), octets("ds"))},
+		{OID: OIDSyncDone, Value: seq(octets("done"), berBool(true))},
+	}}
+	if c, err := PagingCookie(d); err != nil || string(c) != "next" {
+		t.Errorf("paging: %q %v", c, err)
+	}
+	if more, c, err := DirSyncResponse(d); err != nil || !more || string(c) != "ds" {
+		t.Errorf("dirsync: %v %q %v", more, c, err)
+	}
+	if c, del, err := SyncDone(d.Control(OIDSyncDone)); err != nil || !del || string(c) != "done" {
+		t.Errorf("sync done: %q %v %v", c, del, err)
+	}
+}
+
+// Lengths from the wire are bounded before anything is allocated.
+func TestReadBoundsLengths(t *testing.T) {
+	for _, b := range [][]byte{
+		{0x30, 0x84, 0x7f, 0xff, 0xff, 0xff},       // 2 GB
+		{0x30, 0x84, 0xff, 0xff, 0xff, 0xff},       // would be negative in 32 bits
+		{0x30, 0x85, 0x01, 0x00, 0x00, 0x00, 0x00}, // 5 length bytes
+		{0x30, 0x80}, // indefinite
+	} {
+		if _, _, _, _, err := replay(b).readMessage(); err == nil {
+			t.Errorf("%x: no error", b)
+		}
+	}
+	// A plausible length whose bytes never come: no 200 MB buffer.
+	c := replay([]byte{0x30, 0x84, 0x0c, 0x80, 0x00, 0x00, 0x02, 0x01, 0x01})
+	if _, _, _, _, err := c.readMessage(); err == nil || cap(c.buf) > 2*readBuffer {
+		t.Errorf("truncated 200 MB message: %v, buffer %d", err, cap(c.buf))
+	}
+}

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Offboarding benchmark: how long until a leaver has lost all four
+# applications, measured as a user would see it. `dirsync run` runs as its
+# own process against a real slapd (syncrepl) and a real Samba AD DC
+# (change notifications, then USN polling at its default interval), with the
+# SCIM source for the IdP and the fakes of Ezeelogin, Netmaker, ezeep Blue
+# and Allthenticate. For each trigger, TRIALS times: make the change, wait
+# until every application shows it (p50/p95/max), undo it, wait again (the
+# re-enable column). Prints a Markdown table.
+#
+#   bench/offboarding.sh                       # 20 trials per trigger
+#   TRIALS=5 TRIGGERS=ldap-disable,ad-notify-disable bench/offboarding.sh
+#
+# Triggers: ldap-disable, scim-idp-only, scim-merged, ldap-group-removal,
+# ad-notify-disable, ad-expiry, ad-usn-disable. Needs slapd, Samba (root)
+# and Go; scripts/test.sh installs them.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH="$PATH:/usr/sbin"
+for bin in slapd samba samba-tool go; do
+  command -v "$bin" >/dev/null 2>&1 || { echo "offboarding.sh: $bin is not installed (scripts/test.sh installs it)" >&2; exit 1; }
+done
+WORK=$(mktemp -d /tmp/dirsync-offboarding.XXXXXX)
+trap 'rm -rf "$WORK"' EXIT
+echo "== building" >&2
+go build -o "$WORK/dirsync" ./cmd/dirsync
+go build -o "$WORK/offboarding" ./bench/offboarding
+"$WORK/offboarding" -dirsync "$WORK/dirsync" -trials "${TRIALS:-20}" -timeout "${TIMEOUT:-20s}" -triggers "${TRIGGERS:-}" |
+  tee "${OUT:-/dev/null}"
