@@ -37,7 +37,9 @@ func (f *fakeBackend) Run(context.Context, string) (state.Run, error) {
 	return state.Run{ID: "R1"}, nil
 }
 func (f *fakeBackend) Decisions(context.Context, state.DecisionQuery) ([]state.Decision, error) {
-	return []state.Decision{{RunID: "R1", Target: "netmaker", User: "jo", Action: "suspend", Outcome: "held"}}, nil
+	return []state.Decision{{RunID: "R1", Target: "netmaker", User: "jo", Action: "suspend", Outcome: "held"},
+		{RunID: "R1", Target: "ezeep", User: "ann", Action: "create", Outcome: "applied"},
+		{RunID: "R1", Target: "ezeep", User: "bob", Action: "create", Outcome: "failed", Error: "ezeep: 503"}}, nil
 }
 func (f *fakeBackend) HeldPlans(context.Context) ([]Held, error) {
 	return []Held{{RunID: "R1", Targets: []string{"netmaker"}, Steps: []Step{{Target: "netmaker", User: "jo", Action: "suspend"}}}}, nil
@@ -278,5 +280,28 @@ func TestPageWithASecretIsRefused(t *testing.T) {
 	code, body := f.get(c, "/ui/")
 	if code != http.StatusInternalServerError || strings.Contains(body, "redis-password-xyz") {
 		t.Fatalf("page with a secret: %d\n%s", code, body)
+	}
+}
+
+func TestRunPageFilters(t *testing.T) {
+	f := newFixture(t)
+	c, _, _ := f.signIn(viewer)
+	for q, want := range map[string][]string{
+		"":                                {"jo", "ann", "bob"},
+		"?target=ezeep":                   {"ann", "bob"},
+		"?outcome=failed":                 {"bob"},
+		"?action=suspend&target=netmaker": {"jo"},
+		"?user=AN":                        {"ann"},
+		"?target=ezeep&outcome=held":      {},
+	} {
+		_, body := f.get(c, "/ui/runs/R1"+q)
+		rows := regexp.MustCompile(`<tr class="out-[a-z_]+"><td>[^<]*</td><td>[^<]*</td><td>([^<]*)</td>`).FindAllStringSubmatch(body, -1)
+		var got []string
+		for _, r := range rows {
+			got = append(got, r[1])
+		}
+		if strings.Join(got, ",") != strings.Join(want, ",") {
+			t.Errorf("run page %q shows %v, want %v", q, got, want)
+		}
 	}
 }

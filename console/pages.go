@@ -180,7 +180,12 @@ type runView struct {
 	Targets   []string
 	Actions   []string
 	Outcomes  []string
+	// Matched counts the decisions the filter matched; at most maxRows are shown.
+	Matched int
 }
+
+// maxRows bounds a run page: a first sync can decide for every account.
+const maxRows = 2000
 
 func (s *Server) run(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
@@ -212,7 +217,10 @@ func (s *Server) run(w http.ResponseWriter, r *http.Request) {
 		if f := v.Filter["user"]; f != "" && !strings.Contains(strings.ToLower(d.User), strings.ToLower(f)) {
 			continue
 		}
-		v.Decisions = append(v.Decisions, d)
+		v.Matched++
+		if len(v.Decisions) < maxRows {
+			v.Decisions = append(v.Decisions, d)
+		}
 	}
 	slices.Sort(v.Targets)
 	slices.Sort(v.Actions)
