@@ -23,11 +23,12 @@ import (
 
 // Source is an in-memory source whose users a test sets.
 type Source struct {
-	name  string
-	mu    stdsync.Mutex
-	users []identity.User
-	err   error
-	pulls int
+	name       string
+	mu         stdsync.Mutex
+	users      []identity.User
+	err        error
+	pulls      int
+	allowEmpty bool
 }
 
 // NewSource returns an empty source.
@@ -48,6 +49,21 @@ func (s *Source) Fail(err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.err = err
+}
+
+// SetAllowEmpty makes the source one that may legitimately hold no users
+// before it held any (a SCIM server nobody pushed to yet).
+func (s *Source) SetAllowEmpty(v bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.allowEmpty = v
+}
+
+// AllowEmpty implements source.EmptyAllowed.
+func (s *Source) AllowEmpty() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.allowEmpty
 }
 
 // Pulls returns how many times Pull was called.

@@ -299,8 +299,9 @@ func (t *Target) Reset() {
 
 // WriteOnly is a view of a Target that can change accounts but neither
 // create, delete, list nor read them, as Ezeelogin's API: the engine must
-// rely on its cache alone. Accounts the application has are Seeded into the
-// underlying Target.
+// rely on its cache alone. Like Ezeelogin it addresses accounts by
+// username: the underlying Target keeps them under Key = Username, and the
+// accounts the application has are Seeded there.
 type WriteOnly struct{ t *Target }
 
 // NewWriteOnly returns the write-only view of t.
@@ -316,6 +317,13 @@ var (
 	_ target.Gater                = (*WriteOnly)(nil)
 )
 
+// byName returns the account as the application addresses it.
+func byName(a *identity.Account) *identity.Account {
+	c := a.Clone()
+	c.Key = c.Username
+	return &c
+}
+
 // Name implements target.Target.
 func (w *WriteOnly) Name() string { return w.t.Name() }
 
@@ -324,37 +332,37 @@ func (w *WriteOnly) Type() string { return "memory-write-only" }
 
 // Update implements target.Updater.
 func (w *WriteOnly) Update(ctx context.Context, before identity.Account, a *identity.Account) error {
-	return w.t.Update(ctx, before, a)
+	return w.t.Update(ctx, *byName(&before), byName(a))
 }
 
 // Suspend implements target.Suspender.
 func (w *WriteOnly) Suspend(ctx context.Context, a *identity.Account) error {
-	return w.t.Suspend(ctx, a)
+	return w.t.Suspend(ctx, byName(a))
 }
 
 // Unsuspend implements target.Suspender.
 func (w *WriteOnly) Unsuspend(ctx context.Context, a *identity.Account) error {
-	return w.t.Unsuspend(ctx, a)
+	return w.t.Unsuspend(ctx, byName(a))
 }
 
 // SetExpiry implements target.ExpirySetter.
 func (w *WriteOnly) SetExpiry(ctx context.Context, a *identity.Account) error {
-	return w.t.SetExpiry(ctx, a)
+	return w.t.SetExpiry(ctx, byName(a))
 }
 
 // ForcePasswordChange implements target.PasswordChangeForcer.
 func (w *WriteOnly) ForcePasswordChange(ctx context.Context, a *identity.Account) error {
-	return w.t.ForcePasswordChange(ctx, a)
+	return w.t.ForcePasswordChange(ctx, byName(a))
 }
 
 // SetRole implements target.RoleSetter.
 func (w *WriteOnly) SetRole(ctx context.Context, a *identity.Account) error {
-	return w.t.SetRole(ctx, a)
+	return w.t.SetRole(ctx, byName(a))
 }
 
 // SetGroups implements target.GroupSetter.
 func (w *WriteOnly) SetGroups(ctx context.Context, before identity.Account, a *identity.Account) error {
-	return w.t.SetGroups(ctx, before, a)
+	return w.t.SetGroups(ctx, *byName(&before), byName(a))
 }
 
 // Gate implements target.Gater.

@@ -1,0 +1,246 @@
+package sync_test
+
+// TestModel is the model-based test of the engine invariants (DESIGN.md,
+// "Engine invariants"): seeded random sequences of directory events,
+// operator actions and faults run against the engine and a reference model
+// of what every application account must be. Every call an application
+// receives is judged when it is made, the cache is compared with the
+// applications after every activity, and after the faults stop, one healthy
+// run and the approval of what is held, every account must equal the model.
+// A failing sequence is shrunk to the shortest one that still fails the
+// same way and printed with its seed.
+//
+// Sizing: DIRSYNC_MODEL_SEQS sequences (default 3000) within
+// DIRSYNC_MODEL_TIME (default 40s), whichever ends first; shrinking the
+// failures found takes at most 15s more. DIRSYNC_MODEL_SEED sets the first
+// seed ("random" for a fresh one), DIRSYNC_MODEL_LEN the events per
+// sequence (default 16). DIRSYNC_MODEL_TRACE=1 adds each step's decisions
+// to the report of a shrunk sequence. scripts/model-long.sh runs it for ten
+// minutes.
+
+import (
+	"cmp"
+	"fmt"
+	"maps"
+	"math/rand/v2"
+	"os"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	stdsync "sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// modelPeople change during a sequence; modelStatic never do (they give the
+// guard a realistic denominator and must never be touched).
+const (
+	modelPeople = 8
+	modelStatic = 8
+)
+
+type modelConfig struct {
+	seqs   int
+	limit  time.Duration
+	seed   uint64
+	length int
+}
+
+func modelConfigFromEnv(t *testing.T) modelConfig {
+	c := modelConfig{seqs: 3000, limit: 40 * time.Second, seed: 1, length: 16}
+	if v := os.Getenv("DIRSYNC_MODEL_SEQS"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n <= 0 {
+			t.Fatalf("DIRSYNC_MODEL_SEQS=%q: want a positive number", v)
+		}
+		c.seqs = n
+		c.limit = time.Duration(1<<63 - 1)
+	}
+	if v := os.Getenv("DIRSYNC_MODEL_TIME"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d <= 0 {
+			t.Fatalf("DIRSYNC_MODEL_TIME=%q: want a duration such as 10m", v)
+		}
+		c.limit = d
+		if os.Getenv("DIRSYNC_MODEL_SEQS") == "" {
+			c.seqs = 1 << 40
+		}
+	}
+	switch v := os.Getenv("DIRSYNC_MODEL_SEED"); v {
+	case "":
+	case "random":
+		c.seed = rand.Uint64() >> 1
+	default:
+		n, err := strconv.ParseUint(v, 10, 64)
+		if err != nil {
+			t.Fatalf("DIRSYNC_MODEL_SEED=%q: want a number or random", v)
+		}
+		c.seed = n
+	}
+	if v := os.Getenv("DIRSYNC_MODEL_LEN"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n <= 0 {
+			t.Fatalf("DIRSYNC_MODEL_LEN=%q: want a positive number", v)
+		}
+		c.length = n
+	}
+	if testing.Short() {
+		c.seqs = min(c.seqs, 100)
+	}
+	return c
+}
+
+// sequenceFor returns the events of seed's sequence.
+func sequenceFor(seed uint64, length int) []event {
+	g := &generator{r: rand.New(rand.NewPCG(seed, 0xe7e7)), people: modelPeople}
+	return g.sequence(length)
+}
+
+// play runs events in a fresh world for seed and returns the first
+// violation, if any (of the first step that has one, the least by code and
+// text: targets run in parallel, so their order within a step is not fixed).
+func play(t testing.TB, seed uint64, events []event) *violation {
+	w := newWorld(t, seed, modelPeople, modelStatic)
+	for i := 0; i <= len(events) && len(w.violations) == 0; i++ {
+		if i == len(events) {
+			w.finish()
+			break
+		}
+		w.step = i + 1
+		w.do(events[i])
+	}
+	if len(w.violations) == 0 {
+		return nil
+	}
+	v := slices.MinFunc(w.violations, func(a, b violation) int {
+		return cmp.Or(cmp.Compare(a.code, b.code), cmp.Compare(a.msg, b.msg))
+	})
+	return &v
+}
+
+// shrink drops events while the sequence still fails with the same code,
+// trying chunks from half the sequence down to single events, within budget.
+func shrink(t testing.TB, f failure, budget time.Duration) ([]event, violation) {
+	deadline := time.Now().Add(budget)
+	seed, code := f.seed, f.v.code
+	best, bestV := f.events, f.v
+	for chunk := len(best) / 2; chunk >= 1; chunk /= 2 {
+		for i := 0; i+chunk <= len(best) && time.Now().Before(deadline); {
+			try := append(append([]event(nil), best[:i]...), best[i+chunk:]...)
+			if v := play(t, seed, try); v != nil && v.code == code {
+				best, bestV = try, *v
+				continue
+			}
+			i += chunk
+		}
+	}
+	return best, bestV
+}
+
+// failure is a failing sequence and the violation it ended with.
+type failure struct {
+	seed   uint64
+	events []event
+	v      violation
+}
+
+func TestModel(t *testing.T) {
+	cfg := modelConfigFromEnv(t)
+	start := time.Now()
+	deadline := start.Add(cfg.limit)
+	var (
+		next, done, steps atomic.Int64
+		mu                stdsync.Mutex
+		failures          = map[string]failure{} // per violation code
+		failedSeqs        int
+	)
+	var wg stdsync.WaitGroup
+	for range runtime.GOMAXPROCS(0) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for time.Now().Before(deadline) {
+				i := next.Add(1) - 1
+				if i >= int64(cfg.seqs) {
+					return
+				}
+				seed := cfg.seed + uint64(i)
+				events := sequenceFor(seed, cfg.length)
+				v := play(t, seed, events)
+				done.Add(1)
+				steps.Add(int64(len(events)))
+				if v == nil {
+					continue
+				}
+				mu.Lock()
+				failedSeqs++
+				if f, seen := failures[v.code]; !seen || seed < f.seed { // the lowest seed: the same report every time
+					failures[v.code] = failure{seed: seed, events: events, v: *v}
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	t.Logf("model: %d sequences, %d steps, %s (first seed %d, %d events each); %d failed",
+		done.Load(), steps.Load(), elapsed.Round(time.Millisecond), cfg.seed, cfg.length, failedSeqs)
+	if len(failures) == 0 {
+		return
+	}
+	shrinkBudget := max(15*time.Second, min(cfg.limit/10, time.Minute)) / time.Duration(len(failures))
+	for _, f := range sortedFailures(failures) {
+		events, v := shrink(t, f, shrinkBudget)
+		msg := report(f.seed, len(f.events), events, v)
+		if os.Getenv("DIRSYNC_MODEL_TRACE") != "" {
+			msg += trace(t, f.seed, events)
+		}
+		t.Errorf("%s\n%s", v.code, msg)
+	}
+}
+
+func sortedFailures(m map[string]failure) []failure {
+	out := slices.Collect(maps.Values(m))
+	slices.SortFunc(out, func(a, b failure) int { return cmp.Compare(a.v.code, b.v.code) })
+	return out
+}
+
+// report prints a failing sequence so it can be read and replayed.
+func report(seed uint64, original int, events []event, v violation) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "seed %d: shortest failing sequence found: %d of %d events (after the first full run)\n", seed, len(events), original)
+	for i, e := range events {
+		fmt.Fprintf(&b, "  %2d. %s\n", i+1, e)
+	}
+	if v.step > len(events) {
+		fmt.Fprintf(&b, "  then: faults stop, one healthy full run, every held run approved\n")
+	}
+	fmt.Fprintf(&b, "  violation at %s\n", v)
+	fmt.Fprintf(&b, "  replay: DIRSYNC_MODEL_SEED=%d DIRSYNC_MODEL_SEQS=1 go test ./sync -run 'TestModel$' -v\n", seed)
+	return b.String()
+}
+
+// trace replays events and lists the decisions each step made.
+func trace(t testing.TB, seed uint64, events []event) string {
+	var b strings.Builder
+	w := newWorld(t, seed, modelPeople, modelStatic)
+	seen := len(w.h.Decisions())
+	step := func(title string) {
+		fmt.Fprintf(&b, "  trace: %s\n", title)
+		ds := w.h.Decisions()
+		for _, d := range ds[seen:] {
+			fmt.Fprintf(&b, "         %s %s %s: %s (%s) %s\n", d.Target, d.User, d.Action, d.Outcome, d.Reason, d.Error)
+		}
+		seen = len(ds)
+	}
+	for i, e := range events {
+		w.step = i + 1
+		w.do(e)
+		step(fmt.Sprintf("%d. %s", i+1, e))
+	}
+	w.finish()
+	step("final run and approvals")
+	return b.String()
+}

@@ -1,0 +1,786 @@
+package sync_test
+
+// The system under test of the model-based test: two sources, three
+// targets, one shared store, two replicas, fault injection, and the checks
+// made on every call and after every activity.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"math/rand/v2"
+	"slices"
+	"sort"
+	"strings"
+	stdsync "sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/dirsync/dirsync/config"
+	"github.com/dirsync/dirsync/identity"
+	"github.com/dirsync/dirsync/source"
+	"github.com/dirsync/dirsync/state"
+	"github.com/dirsync/dirsync/state/memstore"
+	dsync "github.com/dirsync/dirsync/sync"
+	"github.com/dirsync/dirsync/sync/synctest"
+	"github.com/dirsync/dirsync/target"
+	"github.com/dirsync/dirsync/target/memtarget"
+)
+
+// guardLimit is every threshold of the model's guard: more than this many
+// suspensions, deletions or access removals in one target and run is held.
+const guardLimit = 3
+
+// The model's targets. app: a full application (creates, lists, reads),
+// scoped to staff, with roles and groups, suspending leavers and deleting
+// them a week later. ezeelogin: write-only, every person, roles, suspends.
+// vpn: scoped to vpn, disabled people excluded, deletes leavers.
+var modelTargets = []targetModel{
+	{name: "app", scope: "staff", includeInactive: true, roles: true, groups: true, creates: true},
+	{name: "ezeelogin", includeInactive: true, roles: true, byUsername: true},
+	{name: "vpn", scope: "vpn", deleteGone: true, creates: true},
+}
+
+func (tm targetModel) config() config.TargetCommon {
+	return synctest.Common(func(c *config.TargetCommon) {
+		c.Concurrency = 1 // calls in a fixed order: a seed replays the same run
+		inc := tm.includeInactive
+		c.IncludeInactive = &inc
+		if tm.scope != "" {
+			c.Scope = []string{tm.scope}
+		}
+		if tm.roles {
+			c.Roles = []config.RoleRule{{Group: "admins", Role: "admin"}}
+			c.DefaultRole = "user"
+		}
+		if tm.groups {
+			c.Groups = []config.GroupRule{{Group: "vpn"}, {Group: "ops"}}
+		}
+		c.Deprovision = config.Deprovision{Action: "suspend", DeleteAfter: config.Duration(7 * 24 * time.Hour)}
+		if tm.deleteGone {
+			c.Deprovision = config.Deprovision{Action: "delete"}
+		}
+	})
+}
+
+// modelLimits are the guard thresholds: guardLimit for every count, no
+// percentages, a 30% source shrink.
+func modelLimits() config.Limits {
+	return config.Limits{MaxSuspend: guardLimit, MaxDelete: guardLimit, MaxAccessRemoval: guardLimit,
+		MaxSourceShrinkPercent: 30, QuarantineAfter: 3}
+}
+
+// violation is one broken invariant; code names its class, so shrinking
+// keeps to the same bug.
+type violation struct {
+	code string
+	msg  string
+	step int
+}
+
+func (v violation) String() string { return fmt.Sprintf("step %d: %s: %s", v.step, v.code, v.msg) }
+
+// faults are armed for the next activity only.
+type faults struct {
+	armedBy []int // ids of the events that armed them
+	// callRate percent of calls fail with call (a callFault).
+	callRate int
+	call     callFault
+	// The process dies at call crashAt to crashTarget, before it is sent
+	// or, with crashLanded, right after it landed.
+	crashAt     int
+	crashTarget string
+	crashLanded bool
+	// At call stopAt to crashTarget the process is asked to stop (SIGTERM):
+	// calls in flight finish, no new one starts.
+	stopAt int
+	// The store is unreachable, or storeFlaky percent of writes fail.
+	storeDown  bool
+	storeFlaky int
+	// sourceFail names a source that fails to answer; zeroUsers makes the
+	// directory return nobody; groupEmpty names a group it reads as empty.
+	sourceFail string
+	zeroUsers  bool
+	groupEmpty string
+	// staleLeader runs the activity on the former leader, which still
+	// believes it leads.
+	staleLeader bool
+}
+
+// activity is the engine work in progress, and what faults do to it.
+type activity struct {
+	name   string
+	faults faults
+	cancel context.CancelFunc
+	// standby is true when a replica without the lease acts: it must send
+	// nothing and write nothing.
+	standby bool
+	// calls counts calls per target (within one target they come in a
+	// fixed order); crashID is the call after which the process dies; dead
+	// is true once it has.
+	calls   map[string]int
+	crashID string
+	dead    bool
+	stop    chan struct{} // closed on a graceful stop
+	// short is true while a source reads short: reductions the guard lets
+	// through (up to guardLimit people per target and kind, in budget) are
+	// not violations.
+	short  bool
+	budget map[string]map[string]bool
+	// stored lists the sources whose snapshot the engine tried to store.
+	stored map[string]bool
+	// attempts counts attempts per call or store write, for fault
+	// decisions; lost marks calls whose answer will be lost.
+	attempts map[string]int
+	lost     map[string]bool
+}
+
+// replica is one daemon process: an engine, its lease, and whether it
+// believes it leads.
+type replica struct {
+	name     string
+	lease    atomic.Pointer[state.Lease]
+	believes atomic.Bool
+	engine   *dsync.Engine
+}
+
+// world is one sequence's system under test and its reference model.
+type world struct {
+	seed    uint64
+	h       *synctest.Harness
+	mem     *memstore.Store
+	store   *synctest.FaultStore
+	targets map[string]*memtarget.Target
+	reps    [2]*replica
+	leader  int
+	former  int // the replica that led before the last leader change, or -1
+	ref     *reference
+	people  int // changing people; more people never change
+	total   int
+	held    []string // held run ids in the order they appeared
+	// forwarded are pushes a standby received, for the leader to merge.
+	forwarded []source.Change
+	plan      *dsync.PlanFile
+	step      int
+
+	mu         stdsync.Mutex
+	cur        *activity
+	next       faults
+	creates    map[string]map[int]int
+	pwdCalls   map[string]map[int]int
+	violations []violation
+}
+
+var errDead = errors.New("the process is dead")
+
+// newWorld builds the world for seed: its people, the targets seeded with
+// the accounts a write-only application has, and a first full run.
+func newWorld(t testing.TB, seed uint64, people, static int) *world {
+	w := &world{seed: seed, people: people, total: people + static, former: -1, targets: map[string]*memtarget.Target{},
+		creates: map[string]map[int]int{}, pwdCalls: map[string]map[int]int{}}
+	r := rand.New(rand.NewPCG(seed, 0x5eed))
+	ad, idp := version{}, version{}
+	start := time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
+	for p := range w.total {
+		rec := record{active: true, groups: []string{"staff"}, given: "Given"}
+		if p < people {
+			rec = randomRecord(r, start)
+			if r.IntN(10) < 3 {
+				idp[p] = rec.clone()
+			}
+		}
+		ad[p] = rec
+	}
+	w.ref = newReference(ad, idp)
+	var specs []dsync.TargetSpec
+	for _, tm := range modelTargets {
+		mt := memtarget.New(tm.name)
+		name := tm.name
+		mt.Hook = func(act target.Action, a identity.Account) error { return w.onCall(name, act, a) }
+		mt.After = func(act target.Action, a identity.Account) error { return w.afterCall(name, act, a) }
+		w.targets[name] = mt
+		w.creates[name], w.pwdCalls[name] = map[int]int{}, map[int]int{}
+		var tg target.Target = mt
+		if tm.byUsername {
+			tg = memtarget.NewWriteOnly(mt)
+			for p := range w.total {
+				mt.Seed(identity.Account{Key: username(p), Username: username(p), Email: username(p) + "@example.test",
+					GivenName: "Given", FamilyName: "Person", DisplayName: "Given Person"})
+			}
+		}
+		specs = append(specs, synctest.Spec(tg, tm.config()))
+	}
+	var h *synctest.Harness
+	w.mem = memstore.New(memstore.Options{JournalSize: 1000, Now: func() time.Time { return h.Clock.Now() }})
+	w.store = synctest.NewFaultStore(w.mem)
+	w.store.SetHook(w.onStore)
+	limits := modelLimits()
+	h = synctest.New(t, specs, synctest.Options{Store: w.store, Limits: &limits, Now: start, MaxSleep: time.Nanosecond,
+		Sources: []string{srcIdP, srcAD}})
+	w.h = h
+	h.Src(srcIdP).SetAllowEmpty(true) // a SCIM server nobody pushed to yet
+	for i := range w.reps {
+		w.reps[i] = &replica{name: fmt.Sprintf("replica-%d", i)}
+		w.reps[i].engine = w.newEngine(w.reps[i])
+	}
+	w.takeLead(0)
+	w.setSources()
+	w.do(event{kind: evFullRun})
+	return w
+}
+
+func randomRecord(r *rand.Rand, now time.Time) record {
+	rec := record{active: r.IntN(10) < 9, given: "Given"}
+	for i, pct := range []int{85, 40, 20, 30} { // modelGroups in order
+		if r.IntN(100) < pct {
+			rec.groups = append(rec.groups, modelGroups[i])
+		}
+	}
+	rec.groups = identity.SortedSet(rec.groups)
+	if r.IntN(5) == 0 {
+		e := now.Add(time.Duration(1+r.IntN(240)) * time.Hour)
+		rec.expires = &e
+	}
+	rec.mustChange = r.IntN(7) == 0
+	return rec
+}
+
+func (w *world) newEngine(rep *replica) *dsync.Engine {
+	return w.h.NewEngine(func(o *dsync.Options) {
+		o.Store = w.store
+		o.Fence = func() state.Fence {
+			if l := rep.lease.Load(); l != nil {
+				return l.Fence()
+			}
+			return state.Fence{}
+		}
+		o.Leading = rep.believes.Load
+	})
+}
+
+// takeLead makes replica i the leader: the other loses its lease.
+func (w *world) takeLead(i int) {
+	ctx := context.Background()
+	if old := w.reps[w.leader].lease.Load(); old != nil {
+		_ = w.mem.ReleaseLock(ctx, *old)
+		w.reps[w.leader].believes.Store(false)
+		w.former = w.leader
+	}
+	l, err := w.mem.AcquireLock(ctx, "leader", w.reps[i].name, 365*24*time.Hour)
+	if err != nil {
+		panic(fmt.Sprintf("model: take the lead: %v", err))
+	}
+	w.reps[i].lease.Store(&l)
+	w.reps[i].believes.Store(true)
+	w.leader = i
+}
+
+// setSources makes the sources return the truth (only src when given).
+func (w *world) setSources(only ...string) {
+	for _, src := range []string{srcAD, srcIdP} {
+		if len(only) > 0 && !slices.Contains(only, src) {
+			continue
+		}
+		s := w.h.Src(src)
+		s.Fail(nil)
+		s.Set(w.ref.users(src, w.ref.truth[src])...)
+	}
+}
+
+func (w *world) violate(code, format string, args ...any) {
+	w.violations = append(w.violations, violation{code: code, msg: fmt.Sprintf(format, args...), step: w.step})
+}
+
+// chance returns a deterministic number in [0,100) for one fault decision
+// of the armed faults.
+func (w *world) chance(f faults, parts ...any) int {
+	h := fnv.New64a()
+	fmt.Fprint(h, w.seed, f.armedBy, parts)
+	return int(h.Sum64() % 100)
+}
+
+// onStore is the shared store's fault hook.
+func (w *world) onStore(op synctest.Op, detail string) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	c := w.cur
+	switch {
+	case c == nil:
+		return nil
+	case op == synctest.OpPutSnapshot:
+		c.stored[detail] = true
+	}
+	switch {
+	case c.dead || c.faults.storeDown:
+		return errors.New("store unreachable")
+	case c.faults.storeFlaky > 0 && op != synctest.OpAccounts && op != synctest.OpGetSnapshot && op != synctest.OpGetHeld && op != synctest.OpPutRun:
+		if op == synctest.OpPutHeld || op == synctest.OpDeleteHeld {
+			detail = "" // a run id: random, so no part of a replayable decision
+		}
+		c.attempts[string(op)+detail]++
+		if w.chance(c.faults, op, detail, c.attempts[string(op)+detail]) < c.faults.storeFlaky {
+			return errors.New("store write timed out")
+		}
+	}
+	return nil
+}
+
+// onCall runs before each call reaches an application: it injects the
+// armed faults, then judges the call against the reference model.
+func (w *world) onCall(tgt string, act target.Action, a identity.Account) error {
+	a.Username = w.nameOf(tgt, a)
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	c := w.cur
+	if c == nil {
+		w.violate("call outside any activity", "%s %s in %s", act, a.Username, tgt)
+		return nil
+	}
+	if c.dead {
+		return target.Retryable(errDead)
+	}
+	c.calls[tgt]++
+	id := tgt + "/" + a.Key + "/" + string(act)
+	if c.faults.stopAt == c.calls[tgt] && tgt == c.faults.crashTarget {
+		close(c.stop)
+	}
+	if c.faults.crashAt == c.calls[tgt] && tgt == c.faults.crashTarget {
+		if !c.faults.crashLanded {
+			w.die(c)
+			return target.Retryable(errDead)
+		}
+		c.crashID = id
+	}
+	c.attempts[id]++
+	if c.faults.callRate > 0 && w.chance(c.faults, id, c.attempts[id]) < c.faults.callRate {
+		kind := c.faults.call
+		if kind == faultMixed {
+			kind = callFault(w.chance(c.faults, id, c.attempts[id], "kind") % int(numCallFaultKinds))
+		}
+		switch kind {
+		case fault4xx:
+			return target.Permanent(errors.New("400 bad request"))
+		case fault5xx:
+			return target.Retryable(errors.New("503 service unavailable"))
+		case faultLost:
+			return target.Uncertain(errors.New("timeout: request not sent"))
+		case faultSkip:
+			return target.Skip("declined by the application at run time")
+		case faultLanded:
+			c.lost[id] = true
+		}
+	}
+	if !w.intentRecorded(tgt, act, a) {
+		w.violate("call without intent", "%s: %s for %s sent with no pending intent in its cache record", tgt, act, a.Username)
+	}
+	if c.name == "dry run" || c.name == "plan" {
+		w.violate("read-only run sent a call", "a %s sent %s for %s to %s", c.name, act, a.Username, tgt)
+	}
+	if c.standby {
+		w.violate("standby call", "a replica without the lease sent %s for %s to %s", act, a.Username, tgt)
+	}
+	w.judge(c, tgt, act, a)
+	return nil
+}
+
+// afterCall runs after a call landed: the answer may be lost, or the
+// process may die before it hears it.
+func (w *world) afterCall(tgt string, act target.Action, a identity.Account) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	c := w.cur
+	if c == nil {
+		return nil
+	}
+	id := tgt + "/" + a.Key + "/" + string(act)
+	switch {
+	case c.crashID == id:
+		c.crashID = ""
+		w.die(c)
+		return target.Retryable(errDead)
+	case c.lost[id]:
+		delete(c.lost, id)
+		return target.Uncertain(errors.New("timeout: the answer never came"))
+	}
+	return nil
+}
+
+// nameOf returns the username of the account a call is about: a delete
+// carries only the key and the application's ids.
+func (w *world) nameOf(tgt string, a identity.Account) string {
+	if a.Username != "" {
+		return a.Username
+	}
+	if cur, ok := w.targets[tgt].Get(a.Key); ok {
+		return cur.Username
+	}
+	return ""
+}
+
+// intentRecorded reports whether the account's cache record holds the
+// intent of the call about to land, as it must: a crash then leaves a trace.
+func (w *world) intentRecorded(tgt string, act target.Action, a identity.Account) bool {
+	recs, err := w.mem.Accounts(context.Background(), tgt)
+	if err != nil {
+		return false
+	}
+	if rec, ok := recs[a.Key]; ok && !targetModelOf(tgt).byUsername {
+		return rec.Pending == string(act)
+	}
+	for _, rec := range recs {
+		if rec.Username == a.Username && rec.Pending == string(act) {
+			return true
+		}
+	}
+	return false
+}
+
+// die kills the process running the activity: nothing reaches the store
+// or an application any more, and its context ends.
+func (w *world) die(c *activity) {
+	c.dead = true
+	c.cancel()
+}
+
+// do applies one event.
+func (w *world) do(e event) {
+	if e.activity() && len(w.forwarded) > 0 {
+		w.relay()
+	}
+	if e.kind >= evCallFaults {
+		w.next.armedBy = append(w.next.armedBy, e.id)
+	}
+	switch e.kind {
+	case evCallFaults:
+		w.next.callRate, w.next.call = e.rate, e.fault
+	case evCrash:
+		w.next.crashTarget = modelTargets[e.n%len(modelTargets)].name
+		if e.graceful {
+			w.next.stopAt = e.n
+		} else {
+			w.next.crashAt, w.next.crashLanded = e.n, e.landed
+		}
+	case evStoreDown:
+		w.next.storeDown = true
+	case evStoreFlaky:
+		w.next.storeFlaky = e.rate
+	case evSourceFail:
+		w.next.sourceFail = e.src
+	case evZeroUsers:
+		w.next.zeroUsers = true
+	case evGroupEmpty:
+		w.next.groupEmpty = e.group
+	case evLeaderChange:
+		w.takeLead(1 - w.leader)
+	case evStaleLeader:
+		w.next.staleLeader = true
+	case evClock:
+		w.h.Clock.Advance(e.dur)
+	case evFullRun, evMassRun:
+		ro := dsync.RunOptions{Trigger: "schedule", AllowMassChange: e.kind == evMassRun}
+		if e.kind == evMassRun {
+			w.next.zeroUsers, w.next.groupEmpty = false, "" // an operator vouches for what the sources say
+		}
+		w.activity("full run", func(ctx context.Context, en *dsync.Engine) (*dsync.Result, error) { return w.run(ctx, en, ro) })
+	case evTick:
+		at, _ := w.reps[w.leader].engine.Due()
+		if at.IsZero() || w.h.Clock.Now().Before(at) {
+			return
+		}
+		w.activity("expiry", func(ctx context.Context, en *dsync.Engine) (*dsync.Result, error) {
+			return w.run(ctx, en, dsync.RunOptions{Trigger: "expiry", UseStored: true})
+		})
+	case evApprove:
+		w.next.zeroUsers, w.next.groupEmpty = false, "" // an approver vouches for what the sources say
+		live := w.heldRuns()
+		if len(live) == 0 {
+			return
+		}
+		id := live[e.n%len(live)]
+		var only []target.Action
+		if e.only {
+			only = []target.Action{target.ActSuspend}
+		}
+		w.activity("approve", func(_ context.Context, en *dsync.Engine) (*dsync.Result, error) {
+			return nil, approve(en, id, only...)
+		})
+	case evRetryQuarantined:
+		w.activity("full run", func(ctx context.Context, en *dsync.Engine) (*dsync.Result, error) {
+			return w.run(ctx, en, dsync.RunOptions{Trigger: "schedule", RetryQuarantined: true})
+		})
+	case evDryRun:
+		w.activity("dry run", func(ctx context.Context, en *dsync.Engine) (*dsync.Result, error) {
+			return w.run(ctx, en, dsync.RunOptions{Trigger: "cli", DryRun: true})
+		})
+	case evDiscard:
+		if live := w.heldRuns(); len(live) > 0 {
+			id := live[e.n%len(live)]
+			w.activity("discard", func(ctx context.Context, en *dsync.Engine) (*dsync.Result, error) {
+				return nil, en.Discard(ctx, id, "test-operator")
+			})
+		}
+	case evMakePlanFile:
+		w.activity("plan", func(ctx context.Context, en *dsync.Engine) (*dsync.Result, error) {
+			pf, err := en.MakePlanFile(ctx, dsync.RunOptions{})
+			w.plan = pf
+			return nil, err
+		})
+	case evApplyPlanFile:
+		if w.plan == nil {
+			return
+		}
+		pf := w.plan
+		w.plan = nil
+		w.activity("apply plan file", func(ctx context.Context, en *dsync.Engine) (*dsync.Result, error) {
+			return en.ApplyPlanFile(ctx, pf, dsync.RunOptions{})
+		})
+	default:
+		w.directory(e)
+	}
+}
+
+// directory applies a directory event to the truth and, for the IdP,
+// delivers the push.
+func (w *world) directory(e event) {
+	p := e.person
+	switch e.kind {
+	case evDupAdd, evDupRemove:
+		_, inAD := w.ref.truth[srcAD][p]
+		w.ref.dups[p] = e.kind == evDupAdd && inAD
+		w.ref.change(srcAD, p, func(r *record) *record { return r })
+		w.setSources(srcAD)
+		return
+	}
+	w.ref.change(e.src, p, func(r *record) *record {
+		if e.kind == evComeBack {
+			if r != nil {
+				return r
+			}
+			// A new record: active staff, or for the IdP a copy of what
+			// the directory says (an IdP starting to carry someone).
+			base := record{active: true, groups: []string{"staff"}, given: "Given"}
+			if ad, ok := w.ref.truth[srcAD][p]; ok && e.src == srcIdP {
+				base = ad.clone()
+			}
+			return &base
+		}
+		if r == nil {
+			return nil
+		}
+		switch e.kind {
+		case evDisable:
+			r.active = false
+		case evEnable:
+			r.active = true
+		case evSetExpiry:
+			t := w.h.Clock.Now().Add(e.dur)
+			r.expires = &t
+		case evClearExpiry:
+			r.expires = nil
+		case evGroupAdd:
+			r.groups = identity.SortedSet(append(r.groups, e.group))
+		case evGroupRemove:
+			r.groups = slices.DeleteFunc(r.groups, func(g string) bool { return g == e.group })
+		case evLeave:
+			return nil
+		case evPasswordReset:
+			r.mustChange = true
+		case evPasswordChanged:
+			r.mustChange = false
+		case evRename:
+			r.given += "x"
+		}
+		return r
+	})
+	w.setSources(e.src)
+	if e.src != srcIdP || e.via == viaNone {
+		return
+	}
+	ch := source.Change{Deletes: []string{sourceKey(srcIdP, p)}}
+	if rec, ok := w.ref.truth[srcIdP][p]; ok {
+		ch = source.Change{Upserts: []identity.User{rec.user(srcIdP, p)}}
+	}
+	if e.via == viaStandby {
+		w.activity("push to the standby", func(ctx context.Context, _ *dsync.Engine) (*dsync.Result, error) {
+			_, err := w.reps[1-w.leader].engine.MergeChange(ctx, srcIdP, ch)
+			if errors.Is(err, dsync.ErrNotLeader) {
+				w.forwarded = append(w.forwarded, ch) // the daemon's change log
+			}
+			return nil, err
+		})
+		return
+	}
+	w.activity("push", func(ctx context.Context, en *dsync.Engine) (*dsync.Result, error) {
+		keys, err := en.MergeChange(ctx, srcIdP, ch)
+		if err != nil {
+			return nil, err
+		}
+		return w.run(ctx, en, dsync.RunOptions{Trigger: "scim", Keys: keys})
+	})
+}
+
+// run runs the engine once, stoppable by a graceful-stop fault.
+func (w *world) run(ctx context.Context, en *dsync.Engine, ro dsync.RunOptions) (*dsync.Result, error) {
+	w.mu.Lock()
+	ro.Stop = w.cur.stop
+	w.mu.Unlock()
+	return en.Run(ctx, ro)
+}
+
+// relay delivers the pushes standbys forwarded, in order, as the daemon's
+// leader does when it consumes the change log: merge, then a targeted run.
+// A change the leader cannot merge stays queued.
+func (w *world) relay() {
+	stale := w.next.staleLeader
+	w.next.staleLeader = false // the change log is the leader's: a former leader does not consume it
+	defer func() { w.next.staleLeader = stale }()
+	w.activity("change log", func(ctx context.Context, en *dsync.Engine) (*dsync.Result, error) {
+		var res *dsync.Result
+		for len(w.forwarded) > 0 {
+			keys, err := en.MergeChange(ctx, srcIdP, w.forwarded[0])
+			if err != nil {
+				return res, err
+			}
+			w.forwarded = w.forwarded[1:]
+			if res, err = w.run(ctx, en, dsync.RunOptions{Trigger: "scim", Keys: keys}); err != nil {
+				return res, err
+			}
+		}
+		return res, nil
+	})
+}
+
+// heldRuns returns the held runs still stored, oldest first.
+func (w *world) heldRuns() []string {
+	ids, _ := w.mem.HeldRuns(context.Background())
+	var out []string
+	for _, id := range w.held {
+		if slices.Contains(ids, id) {
+			out = append(out, id)
+		}
+	}
+	return out
+}
+
+// activity runs fn on the acting replica with the armed faults, then
+// checks what it left behind.
+func (w *world) activity(name string, fn func(context.Context, *dsync.Engine) (*dsync.Result, error)) {
+	f := w.next
+	w.next = faults{}
+	rep := w.reps[w.leader]
+	standby := name == "push to the standby"
+	if f.staleLeader && w.former >= 0 && w.former != w.leader {
+		rep = w.reps[w.former]
+		rep.believes.Store(true)
+		standby = true
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	c := &activity{name: name, faults: f, cancel: cancel, standby: standby,
+		stop: make(chan struct{}), calls: map[string]int{}, stored: map[string]bool{}, budget: map[string]map[string]bool{}, attempts: map[string]int{}, lost: map[string]bool{}}
+	var short version
+	if f.sourceFail != "" {
+		w.h.Src(f.sourceFail).Fail(errors.New(f.sourceFail + ": connection reset"))
+	}
+	if f.zeroUsers {
+		w.h.Src(srcAD).Set()
+		c.short = true
+	}
+	if f.groupEmpty != "" {
+		short = w.ref.truth[srcAD].clone()
+		for p, r := range short {
+			r.groups = slices.DeleteFunc(r.groups, func(g string) bool { return g == f.groupEmpty })
+			short[p] = r
+		}
+		w.h.Src(srcAD).Set(w.ref.users(srcAD, short)...)
+		c.short = true
+	}
+	readOnly := name == "dry run" || name == "plan"
+	var before string
+	if standby || readOnly {
+		before = w.storedState()
+	}
+	w.mu.Lock()
+	w.cur = c
+	w.mu.Unlock()
+	res, err := fn(ctx, rep.engine)
+	cancel()
+	w.mu.Lock()
+	w.cur = nil
+	w.mu.Unlock()
+	if f.sourceFail != "" || c.short {
+		w.setSources()
+	}
+	if c.dead {
+		rep.engine = w.newEngine(rep) // the process restarts on the same store
+	}
+	if readOnly && w.storedState() != before {
+		w.violate("read-only run wrote state", "a %s changed stored snapshots, accounts or held plans", name)
+	}
+	if standby {
+		if after := w.storedState(); after != before {
+			w.violate("standby wrote shared state", "%s: a replica without the lease changed stored snapshots, accounts or held plans", name)
+		}
+		if rep != w.reps[w.leader] {
+			rep.believes.Store(false)
+		}
+	}
+	w.noteHeld()
+	w.noteStored(c, short)
+	w.checkCache()
+	healthy := len(f.armedBy) == 0 && !standby && err == nil && res != nil && (name == "full run" || name == "expiry")
+	if healthy {
+		w.checkAfterHealthyRun(res)
+	}
+}
+
+// storedState fingerprints the shared state only the leader may change:
+// snapshots, accounts, held plans.
+func (w *world) storedState() string {
+	ctx := context.Background()
+	var b strings.Builder
+	for _, src := range []string{srcAD, srcIdP} {
+		if snap, err := w.mem.GetSnapshot(ctx, src); err == nil {
+			fmt.Fprintf(&b, "%s: %s\n", src, fingerprint(snap.Users))
+		}
+	}
+	for _, tm := range modelTargets {
+		accts, _ := w.mem.Accounts(ctx, tm.name)
+		fmt.Fprintf(&b, "%s: %s\n", tm.name, dsync.Fingerprint(accts))
+	}
+	held, _ := w.mem.HeldRuns(ctx)
+	fmt.Fprintln(&b, held)
+	return b.String()
+}
+
+// noteHeld records held runs that appeared, in order.
+func (w *world) noteHeld() {
+	ids, _ := w.mem.HeldRuns(context.Background())
+	sort.Strings(ids)
+	for _, id := range ids {
+		if !slices.Contains(w.held, id) {
+			w.held = append(w.held, id)
+		}
+	}
+}
+
+// noteStored tells the reference what the engine stored.
+func (w *world) noteStored(c *activity, short version) {
+	for _, src := range []string{srcAD, srcIdP} {
+		if !c.stored[src] {
+			continue
+		}
+		snap, err := w.mem.GetSnapshot(context.Background(), src)
+		if err != nil {
+			continue
+		}
+		fp := fingerprint(snap.Users)
+		switch {
+		case fp == fingerprint(w.ref.users(src, w.ref.truth[src])):
+			w.ref.stored(src, nil, true)
+		case src == srcAD && short != nil && fp == fingerprint(w.ref.users(src, short)):
+			w.ref.stored(src, short, false)
+		}
+	}
+}
