@@ -235,6 +235,18 @@ func TestViewerCannotApproveAndCSRFIsRequired(t *testing.T) {
 	if code, _ := f.post(ac, "/ui/held/R1/approve", url.Values{"csrf": {"forged"}}); code != http.StatusForbidden {
 		t.Fatalf("approve with a forged CSRF token: %d, want 403", code)
 	}
+	// The right token, but posted from another site's page.
+	req, _ := http.NewRequest(http.MethodPost, f.srv.URL+"/ui/held/R1/approve", strings.NewReader(url.Values{"csrf": {csrfOf(t, held)}}.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Origin", "https://evil.example")
+	resp, err := ac.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("cross-site post: %d, want 403", resp.StatusCode)
+	}
 	if len(f.be.approved) != 0 {
 		t.Fatalf("refused posts reached the backend: %v", f.be.approved)
 	}
