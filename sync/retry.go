@@ -18,6 +18,9 @@ type retryPolicy struct {
 	sleep         func(ctx context.Context, d time.Duration) error
 	// uncertain retries KindUncertain too (the caller re-reads before).
 	uncertain bool
+	// final, when set, ends the loop on errors it accepts whatever their
+	// kind (a one-shot action whose answer was lost).
+	final func(error) bool
 }
 
 // retryResult is what the loop ended with.
@@ -38,6 +41,9 @@ func (p retryPolicy) do(ctx context.Context, fn func(attempt int) (error, time.D
 		err, extraWait := fn(attempt)
 		r.err = err
 		if err == nil {
+			return r
+		}
+		if p.final != nil && p.final(err) {
 			return r
 		}
 		k := target.KindOf(err)
