@@ -10,6 +10,8 @@ import (
 
 	"github.com/dirsync/dirsync/config"
 	"github.com/dirsync/dirsync/identity"
+	"github.com/dirsync/dirsync/monitor"
+	"github.com/dirsync/dirsync/notify"
 	"github.com/dirsync/dirsync/source"
 	"github.com/dirsync/dirsync/state"
 	"github.com/dirsync/dirsync/state/backends"
@@ -41,6 +43,10 @@ type app struct {
 	// onDecision, when set, sees every decision (demo output).
 	onDecision func(state.Decision)
 	extra      []source.Source // built outside the config (demo)
+	// mon follows health and exports the console's metrics; notifier
+	// (nil without webhooks) tells people what needs them.
+	mon      *monitor.Tracker
+	notifier *notify.Notifier
 }
 
 // loadConfig loads and validates, returning every problem at once.
@@ -128,7 +134,9 @@ func (a *app) build(declog *zap.Logger, extra []source.Source) error {
 	a.reg = prometheus.NewRegistry()
 	a.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	a.metrics = dsync.NewMetrics(a.reg)
+	observe := a.newObservers()
 	a.rec = dsync.NewRecorder(declog, a.store, func(d state.Decision) {
+		observe(d)
 		if a.onDecision != nil {
 			a.onDecision(d)
 		}
@@ -143,6 +151,7 @@ func (a *app) build(declog *zap.Logger, extra []source.Source) error {
 }
 
 func (a *app) close() {
+	a.closeObservers()
 	_ = a.rec.Flush(context.Background())
 	_ = a.store.Close()
 	_ = a.log.Sync()

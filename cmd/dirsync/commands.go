@@ -131,7 +131,9 @@ func cmdSync(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	ro.Targets = splitList(targets)
 	ro.Trigger = "cli"
-	a, err := openApp(ctx, c, stderr)
+	prog := newProgress(stderr)
+	defer prog.Close()
+	a, err := openAppWithProgress(ctx, c, prog)
 	if err != nil {
 		return err
 	}
@@ -207,11 +209,16 @@ func cmdApply(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err := json.Unmarshal(b, &pf); err != nil {
 		return fmt.Errorf("read plan %s: %w", pos[0], err)
 	}
-	a, err := openApp(ctx, c, stderr)
+	prog := newProgress(stderr)
+	defer prog.Close()
+	a, err := openAppWithProgress(ctx, c, prog)
 	if err != nil {
 		return err
 	}
 	defer a.close()
+	for _, p := range pf.Plans {
+		prog.Planned(p.Target, len(p.Steps))
+	}
 	release, err := a.leadOnce(ctx)
 	if err != nil {
 		return err
@@ -237,7 +244,9 @@ func cmdApprove(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err != nil {
 		return usageError{err.Error()}
 	}
-	a, err := openApp(ctx, c, stderr)
+	prog := newProgress(stderr)
+	defer prog.Close()
+	a, err := openAppWithProgress(ctx, c, prog)
 	if err != nil {
 		return err
 	}
@@ -277,6 +286,7 @@ func cmdApprove(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	switch {
 	case err == nil:
 		defer release()
+		plannedFromHeld(ctx, a, prog, pos[0], acts)
 		res, err = a.engine.Approve(ctx, dsync.ApproveRequest{RunID: pos[0], Only: acts, By: approver()})
 	case errors.Is(err, errDaemonLeads):
 		// A daemon leads: ask it, rather than apply beside it.
