@@ -296,11 +296,14 @@ func groupByAccount(steps []Step, notes []identity.Account) []account {
 }
 
 func (e *Engine) applySteps(ctx context.Context, rc *runCtx, spec TargetSpec, steps []Step, notes []identity.Account, cached map[string]identity.Account) {
+	name := spec.Target.Name()
+	if e.o.Progress != nil {
+		e.o.Progress.Planned(name, len(steps))
+	}
 	accts := groupByAccount(steps, notes)
 	if len(accts) == 0 {
 		return
 	}
-	name := spec.Target.Name()
 	br := &breaker{threshold: e.o.BreakerThreshold}
 	work := make(chan account)
 	ctx, cancel := context.WithCancel(ctx)

@@ -59,6 +59,8 @@ type Options struct {
 	// instead of stalling the run (default 2m).
 	MaxRetryAfter time.Duration
 	Metrics       *Metrics
+	// Progress, when set, is told how many steps each target will apply.
+	Progress Progress
 }
 
 // Engine runs syncs. It is safe for concurrent use, but runs are serialised.
@@ -245,6 +247,9 @@ type runCtx struct {
 }
 
 func (rc *runCtx) decide(d state.Decision) {
+	if rc.ro.NoApply {
+		return // plan-only runs (plan, explain, re-checks) decide nothing
+	}
 	d.RunID, d.Trigger = rc.res.RunID, rc.ro.Trigger
 	if d.Time.IsZero() {
 		d.Time = rc.e.o.Now().UTC()

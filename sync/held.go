@@ -312,7 +312,7 @@ func (e *Engine) Recheck(ctx context.Context, runID string) ([]HeldCheck, error)
 	}
 	planned := map[string]bool{}
 	var mu chan struct{} = make(chan struct{}, 1)
-	ro := RunOptions{NoApply: true, onPrepared: func(p *Prepared) {
+	ro := RunOptions{NoApply: true, Trigger: "recheck", onPrepared: func(p *Prepared) {
 		mu <- struct{}{}
 		for _, s := range p.Plan.Steps {
 			planned[p.Spec.Target.Name()+"\x00"+stepID(s.Key, s.Action)] = true

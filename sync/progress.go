@@ -6,11 +6,6 @@ package sync
 // per target, from the target's goroutine, when the steps to apply are known
 // (after the guard); an implementation must be safe for concurrent use and
 // must not block.
-//
-// To wire it: add `Progress Progress` to Options and, at the top of
-// applySteps (which execute and executeApproved call with the steps that
-// passed the guard), call
-// `if e.o.Progress != nil { e.o.Progress.Planned(spec.Target.Name(), len(steps)) }`.
 type Progress interface {
 	Planned(target string, steps int)
 }

@@ -47,6 +47,7 @@ type app struct {
 	// (nil without webhooks) tells people what needs them.
 	mon      *monitor.Tracker
 	notifier *notify.Notifier
+	progress dsync.Progress
 }
 
 // loadConfig loads and validates, returning every problem at once.
@@ -85,6 +86,8 @@ type appOptions struct {
 	extraSources []source.Source
 	onDecision   func(state.Decision)
 	noStore      bool
+	// progress is told each target's number of steps (one-shot commands).
+	progress dsync.Progress
 }
 
 // newApp opens the store and builds sources, targets and the engine. No
@@ -94,7 +97,7 @@ func newApp(ctx context.Context, cfg *config.Config, o appOptions) (*app, error)
 		o.logOut = os.Stderr
 	}
 	log, declog := newLogger(cfg.Log, o.logOut)
-	a := &app{cfg: cfg, log: log, fence: func() state.Fence { return state.Fence{} }, onDecision: o.onDecision}
+	a := &app{cfg: cfg, log: log, fence: func() state.Fence { return state.Fence{} }, onDecision: o.onDecision, progress: o.progress}
 	store, err := backends.Open(ctx, cfg.State, log)
 	if err != nil {
 		return nil, err
@@ -144,8 +147,9 @@ func (a *app) build(declog *zap.Logger, extra []source.Source) error {
 	a.engine = dsync.New(dsync.Options{
 		Sources: a.sources, Targets: a.targets, Store: a.store, Logger: a.log, Recorder: a.rec,
 		Limits: a.cfg.Safety.Limits(), JoinKey: identity.JoinKey(a.cfg.JoinKey), Metrics: a.metrics,
-		Fence:   func() state.Fence { return a.fence() },
-		Leading: func() bool { return a.leading == nil || a.leading() },
+		Fence:    func() state.Fence { return a.fence() },
+		Leading:  func() bool { return a.leading == nil || a.leading() },
+		Progress: a.progress,
 	})
 	return nil
 }

@@ -33,7 +33,7 @@ func openAppWithProgress(ctx context.Context, c common, prog *progress.Reporter)
 	if err != nil {
 		return nil, exitError{code: exitFailed, err: fmt.Errorf("%s:\n%w", c.config, err)}
 	}
-	a, err := newApp(ctx, cfg, appOptions{logOut: prog.Writer(), onDecision: prog.Decision})
+	a, err := newApp(ctx, cfg, appOptions{logOut: prog.Writer(), onDecision: prog.Decision, progress: prog})
 	if err != nil {
 		return nil, err
 	}
