@@ -68,7 +68,7 @@ func (a *app) newObservers() func(state.Decision) {
 		// Plan-only runs (the console's re-check and explain, plan files)
 		// still record run-level skips today; they are no run's outcome.
 		switch d.Trigger {
-		case "manual", "explain", "plan":
+		case "manual", "explain", "plan", "recheck":
 			return
 		}
 		a.mon.Decision(d)
