@@ -158,7 +158,7 @@ func (w *world) checkCache() {
 			claims := func(f string) bool { return both && !rec.IsUnknown(f) } // an unknown field claims nothing
 			diff := ""
 			switch {
-			case rec.Exists != ok && !tm.byUsername:
+			case rec.Exists != ok && !tm.byUsername && len(rec.Unknown) == 0: // an uncertain create is assumed, its fields unknown
 				diff = fmt.Sprintf("exists=%v, application: %v", rec.Exists, ok)
 			case claims(identity.FieldSuspended) && rec.Suspended != got.Suspended:
 				diff = fmt.Sprintf("suspended=%v, application: %v", rec.Suspended, got.Suspended)
