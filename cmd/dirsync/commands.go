@@ -243,17 +243,25 @@ func cmdApprove(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 	defer a.close()
 	if len(pos) == 0 {
-		ids, err := a.store.HeldRuns(ctx)
+		hps, err := a.engine.HeldPlans(ctx)
 		if err != nil {
 			return err
 		}
-		if len(ids) == 0 {
+		if len(hps) == 0 {
 			fmt.Fprintln(stdout, "no held plans")
 			return nil
 		}
-		fmt.Fprintln(stdout, "held plans (approve one with `dirsync approve RUN`):")
-		for _, id := range ids {
-			fmt.Fprintln(stdout, " ", id)
+		fmt.Fprintln(stdout, "held plans (approve a run with `dirsync approve RUN`, or one target's part with `dirsync approve RUN/TARGET`):")
+		for _, hp := range hps {
+			n := 0
+			for _, p := range hp.Plans {
+				n += len(p.Steps)
+			}
+			what := fmt.Sprintf("%d steps", n)
+			if len(hp.Sources) > 0 {
+				what = "sources refused by the guard"
+			}
+			fmt.Fprintf(stdout, "  %s  %s: %s\n", hp.ID, what, hp.Reason)
 		}
 		return nil
 	}

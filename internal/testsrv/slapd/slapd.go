@@ -14,6 +14,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -202,10 +203,20 @@ type Server struct {
 	LDAPSURL string // ldaps://127.0.0.1:PORT, with Options.TLS
 	port     int
 	tlsPort  int
-	cmd      *exec.Cmd
-	done     chan struct{}
-	waitErr  error
-	log      *bytes.Buffer
+	// mu guards cmd and done: Kill may come from another goroutine (a
+	// test's fault proxy) while the test restarts the server.
+	mu      sync.Mutex
+	cmd     *exec.Cmd
+	done    chan struct{}
+	waitErr error
+	log     *bytes.Buffer
+}
+
+// proc returns the current process and its exit channel.
+func (s *Server) proc() (*exec.Cmd, chan struct{}) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.cmd, s.done
 }
 
 // Start writes a server into t.TempDir(), starts it on a free loopback port
@@ -247,16 +258,25 @@ func (s *Server) launch() error {
 		s.LDAPSURL = fmt.Sprintf("ldaps://127.0.0.1:%d/", s.tlsPort)
 		urls += " " + s.LDAPSURL
 	}
-	s.log = &bytes.Buffer{}
-	s.cmd = exec.Command(binary("slapd"), "-d", "0", "-h", urls, "-f", s.ConfFile)
-	s.cmd.Stdout = s.log
-	s.cmd.Stderr = s.log
-	s.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := s.cmd.Start(); err != nil {
+	logBuf := &bytes.Buffer{}
+	cmd := exec.Command(binary("slapd"), "-d", "0", "-h", urls, "-f", s.ConfFile)
+	cmd.Stdout = logBuf
+	cmd.Stderr = logBuf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("slapd: start: %w", err)
 	}
-	s.done = make(chan struct{})
-	go func() { s.waitErr = s.cmd.Wait(); close(s.done) }()
+	done := make(chan struct{})
+	s.mu.Lock()
+	s.log, s.cmd, s.done = logBuf, cmd, done
+	s.mu.Unlock()
+	go func() {
+		err := cmd.Wait()
+		s.mu.Lock()
+		s.waitErr = err
+		s.mu.Unlock()
+		close(done)
+	}()
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
 	for {
@@ -266,11 +286,14 @@ func (s *Server) launch() error {
 			return nil
 		}
 		select {
-		case <-s.done:
-			return fmt.Errorf("slapd: exited at start (%v): %s", s.waitErr, s.log.String())
+		case <-done:
+			s.mu.Lock()
+			werr := s.waitErr
+			s.mu.Unlock()
+			return fmt.Errorf("slapd: exited at start (%v): %s", werr, logBuf.String())
 		case <-ctx.Done():
 			s.Kill()
-			return fmt.Errorf("slapd: not listening on %d after 15s: %s", s.port, s.log.String())
+			return fmt.Errorf("slapd: not listening on %d after 15s: %s", s.port, logBuf.String())
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
@@ -279,31 +302,33 @@ func (s *Server) launch() error {
 // Kill stops the server abruptly (SIGKILL), as a crash would, and waits for
 // it to exit.
 func (s *Server) Kill() {
-	if s.cmd == nil || s.cmd.Process == nil {
+	cmd, done := s.proc()
+	if cmd == nil || cmd.Process == nil {
 		return
 	}
 	select {
-	case <-s.done:
+	case <-done:
 		return
 	default:
 	}
-	_ = s.cmd.Process.Kill()
-	<-s.done
+	_ = cmd.Process.Kill()
+	<-done
 }
 
 // Stop stops the server cleanly (SIGTERM, SIGKILL after 5 s).
 func (s *Server) Stop() {
-	if s.cmd == nil || s.cmd.Process == nil {
+	cmd, done := s.proc()
+	if cmd == nil || cmd.Process == nil {
 		return
 	}
 	select {
-	case <-s.done:
+	case <-done:
 		return
 	default:
 	}
-	_ = s.cmd.Process.Signal(syscall.SIGTERM)
+	_ = cmd.Process.Signal(syscall.SIGTERM)
 	select {
-	case <-s.done:
+	case <-done:
 	case <-time.After(5 * time.Second):
 		s.Kill()
 	}
@@ -397,19 +422,21 @@ func binary(name string) string {
 
 // PID is the server's process id, or 0 when it is not running.
 func (s *Server) PID() int {
-	if s.cmd == nil || s.cmd.Process == nil {
+	cmd, _ := s.proc()
+	if cmd == nil || cmd.Process == nil {
 		return 0
 	}
-	return s.cmd.Process.Pid
+	return cmd.Process.Pid
 }
 
 // Running reports whether the process is alive.
 func (s *Server) Running() bool {
-	if s.done == nil {
+	_, done := s.proc()
+	if done == nil {
 		return false
 	}
 	select {
-	case <-s.done:
+	case <-done:
 		return false
 	default:
 		return true
