@@ -157,6 +157,42 @@ func TestFindingRecordMovingToAnotherSourceKeepsPerson(t *testing.T) {
 	}
 }
 
+// A person who left the directory and later appears in the IdP (same
+// email) is the same person: the suspended account comes back, no second
+// one is made, and the write-only target is not assumed active (model seed
+// 5000000+: ezeelogin cache said active while the account stayed suspended).
+func TestFindingReturningPersonKeepsAccount(t *testing.T) {
+	app, ezee := memtarget.New("app"), memtarget.New("ezeelogin")
+	us := people(10)
+	for _, u := range us {
+		ezee.Seed(identity.Account{Key: u.Username, Username: u.Username, Email: u.Email})
+	}
+	h := synctest.New(t, []dsync.TargetSpec{
+		synctest.Spec(app, synctest.Common()), synctest.Spec(memtarget.NewWriteOnly(ezee), synctest.Common()),
+	}, synctest.Options{Sources: []string{"idp", "ad"}})
+	h.Src("idp").Set(synctest.User("idp-x", "staff"))
+	h.Src("ad").Set(us...)
+	h.Run(dsync.RunOptions{})
+	h.Src("ad").Set(slices.Delete(slices.Clone(us), 3, 4)...)
+	h.Run(dsync.RunOptions{AllowMassChange: true}) // u003 left: suspended everywhere
+	back := us[3]
+	back.Key = "idp-" + back.Key
+	h.Src("idp").Set(synctest.User("idp-x", "staff"), back)
+	app.Reset()
+	h.Run(dsync.RunOptions{})
+	if n := count(app, target.ActCreate, ""); n != 0 {
+		t.Fatalf("app received %d creates: a second account for the returning person", n)
+	}
+	for name, mt := range map[string]*memtarget.Target{"app": app, "ezeelogin": ezee} {
+		list, _ := mt.List(t.Context())
+		for _, a := range list {
+			if a.Username == "u003" && a.Suspended {
+				t.Fatalf("%s: u003 is back in the IdP but their account stays suspended", name)
+			}
+		}
+	}
+}
+
 // A leaver in a source that was read completely is suspended even when
 // another source of the same target is refused by the guard (model seed
 // 2000262). The README says a refused source leaves every target using it
