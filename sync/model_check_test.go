@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/dirsync/dirsync/identity"
+	"github.com/dirsync/dirsync/state"
 	dsync "github.com/dirsync/dirsync/sync"
 	"github.com/dirsync/dirsync/target"
 )
@@ -131,6 +132,20 @@ func (w *world) accountsNamed(tgt, u string) int {
 		}
 	}
 	return n
+}
+
+// checkDecided checks that every call an application applied has its
+// decision in the journal (a process that died may not have told).
+func (w *world) checkDecided(c *activity, ds []state.Decision) {
+	told := map[string]bool{}
+	for _, d := range ds {
+		told[d.Target+"/"+d.User+"/"+d.Action] = true
+	}
+	for _, call := range c.landed {
+		if !told[call] {
+			w.violate("call without decision", "%s landed in %s but no decision names it", call, c.name)
+		}
+	}
 }
 
 // checkCache checks that no cache record claims what its application did

@@ -135,6 +135,10 @@ type activity struct {
 	// decisions; lost marks calls whose answer will be lost.
 	attempts map[string]int
 	lost     map[string]bool
+	// landed lists the calls the applications applied, as "target/user/
+	// action"; names maps a call to its username (a delete carries none).
+	landed []string
+	names  map[string]string
 }
 
 // replica is one daemon process: an engine, its lease, and whether it
@@ -354,6 +358,7 @@ func (w *world) onCall(tgt string, act target.Action, a identity.Account) error 
 		c.crashID = id
 	}
 	c.attempts[id]++
+	c.names[id] = a.Username
 	if c.faults.callRate > 0 && w.chance(c.faults, id, c.attempts[id]) < c.faults.callRate {
 		kind := c.faults.call
 		if kind == faultMixed {
@@ -395,6 +400,7 @@ func (w *world) afterCall(tgt string, act target.Action, a identity.Account) err
 		return nil
 	}
 	id := tgt + "/" + a.Key + "/" + string(act)
+	c.landed = append(c.landed, tgt+"/"+c.names[id]+"/"+string(act))
 	switch {
 	case c.crashID == id:
 		c.crashID = ""
@@ -678,7 +684,7 @@ func (w *world) activity(name string, fn func(context.Context, *dsync.Engine) (*
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	c := &activity{name: name, faults: f, cancel: cancel, standby: standby,
-		stop: make(chan struct{}), calls: map[string]int{}, stored: map[string]bool{}, budget: map[string]map[string]bool{}, attempts: map[string]int{}, lost: map[string]bool{}}
+		stop: make(chan struct{}), calls: map[string]int{}, stored: map[string]bool{}, budget: map[string]map[string]bool{}, attempts: map[string]int{}, lost: map[string]bool{}, names: map[string]string{}}
 	var short version
 	if f.sourceFail != "" {
 		w.h.Src(f.sourceFail).Fail(errors.New(f.sourceFail + ": connection reset"))
@@ -701,6 +707,7 @@ func (w *world) activity(name string, fn func(context.Context, *dsync.Engine) (*
 	if standby || readOnly {
 		before = w.storedState()
 	}
+	journal := len(w.h.Decisions())
 	w.mu.Lock()
 	w.cur = c
 	w.mu.Unlock()
@@ -725,6 +732,9 @@ func (w *world) activity(name string, fn func(context.Context, *dsync.Engine) (*
 		if rep != w.reps[w.leader] {
 			rep.believes.Store(false)
 		}
+	}
+	if !c.dead {
+		w.checkDecided(c, w.h.Decisions()[journal:])
 	}
 	w.noteHeld()
 	w.noteStored(c, short)
