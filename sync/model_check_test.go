@@ -258,18 +258,27 @@ func (w *world) accountsByName(tm targetModel) map[string][]identity.Account {
 	return out
 }
 
-// finish stops the faults, runs once healthy, approves what is held, and
-// checks every account against the model.
+// finish stops the faults, runs once healthy, approves what is held (and
+// what those approvals hold), and checks every account against the model.
 func (w *world) finish() {
 	w.step++
 	w.next = faults{}
 	w.activity("final run", func(ctx context.Context, en *dsync.Engine) (*dsync.Result, error) {
 		return en.Run(ctx, dsync.RunOptions{Trigger: "final", RetryQuarantined: true})
 	})
-	for _, id := range w.heldRuns() {
-		w.activity("final approval", func(_ context.Context, en *dsync.Engine) (*dsync.Result, error) {
-			return nil, approve(en, id)
-		})
+	// An approval may itself be held (an accepted source brings more than
+	// the guard lets through): approve until nothing new is held.
+	approved := map[string]bool{}
+	for range 3 {
+		for _, id := range w.heldRuns() {
+			if approved[id] {
+				continue
+			}
+			approved[id] = true
+			w.activity("final approval", func(_ context.Context, en *dsync.Engine) (*dsync.Result, error) {
+				return nil, approve(en, id)
+			})
+		}
 	}
 	now := w.h.Clock.Now()
 	for _, tm := range modelTargets {

@@ -236,7 +236,7 @@ func newWorld(t testing.TB, seed uint64, people, static int) *world {
 }
 
 func randomRecord(r *rand.Rand, now time.Time) record {
-	rec := record{active: r.IntN(10) < 9, given: "Given"}
+	rec := record{active: r.IntN(4) > 0, given: "Given"}
 	for i, pct := range []int{85, 40, 20, 30} { // modelGroups in order
 		if r.IntN(100) < pct {
 			rec.groups = append(rec.groups, modelGroups[i])
