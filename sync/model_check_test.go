@@ -185,7 +185,11 @@ func (w *world) checkCache() {
 				diff = fmt.Sprintf("expires=%s, application: %s", fmtTime(rec.Expires), fmtTime(got.Expires))
 			}
 			if diff != "" {
-				w.violate("cache claims unconfirmed", "%s: cache record %s (%s) says %s", tm.name, k, rec.Username, diff)
+				code := "cache claims unconfirmed"
+				if tm.byUsername {
+					code += " (write-only target)"
+				}
+				w.violate(code, "%s: cache record %s (%s) says %s", tm.name, k, rec.Username, diff)
 			}
 		}
 	}
