@@ -213,3 +213,37 @@ func TestFindingLeaverNotBlockedByAnotherRefusedSource(t *testing.T) {
 		t.Fatal("u004, disabled in ad (read completely), is still active because idp was refused")
 	}
 }
+
+// An approval applies only the held steps; the record it writes must not
+// carry other steps of the fresh plan that it did not send (model seed
+// 4202274774327142699: approving a held suspension recorded role admin,
+// which nobody sent, and the next run never sends it).
+func TestFindingApprovalRecordsOnlyWhatItSent(t *testing.T) {
+	h, mt := setup(t, staffScope, func(c *config.TargetCommon) {
+		c.Roles = []config.RoleRule{{Group: "admins", Role: "admin"}}
+		c.DefaultRole = "user"
+	})
+	us := people(100)
+	h.Source.Set(us...)
+	h.Run(dsync.RunOptions{})
+	for i := range 12 {
+		us[i].Active = false
+	}
+	h.Source.Set(us...)
+	res := h.Run(dsync.RunOptions{})
+	if !res.Held {
+		t.Fatal("12 suspensions were not held")
+	}
+	us[0].Groups = []string{"staff", "admins"} // a change no run has applied yet
+	h.Source.Set(us...)
+	if err := approve(h.Engine, res.RunID); err != nil {
+		t.Fatal(err)
+	}
+	if c, a := h.Accounts("app")["u000"], must(mt.Get("u000")); c.Role != a.Role && !c.IsUnknown(identity.FieldRole) {
+		t.Fatalf("cache role %q, application %q: the approval recorded a step it did not send", c.Role, a.Role)
+	}
+	h.Run(dsync.RunOptions{})
+	if a, _ := mt.Get("u000"); a.Role != "admin" {
+		t.Fatalf("role = %q after the next run, want admin", a.Role)
+	}
+}
