@@ -168,6 +168,8 @@ const (
 	FieldGroups    = "groups"
 	FieldExpires   = "expires"
 	FieldProfile   = "profile"
+	// FieldExists: a create or delete whose answer was lost.
+	FieldExists = "exists"
 )
 
 // IsUnknown reports whether field f of a is marked unknown.

@@ -71,6 +71,15 @@ type Linked struct {
 //
 // Each person's fields are merged as Merge does. Link is a pure function.
 func Link(by JoinKey, links map[string]string, snaps ...*Snapshot) Linked {
+	return LinkWith(by, links, nil, snaps...)
+}
+
+// LinkWith is Link with ghosts: linked records that the snapshots no longer
+// carry but the previous read did (a record that moved from one source to
+// another between two reads). A ghost makes no person, but its join value
+// still leads to its person, so the record that replaces it joins that
+// person instead of starting a new one.
+func LinkWith(by JoinKey, links map[string]string, ghosts []User, snaps ...*Snapshot) Linked {
 	type rec struct {
 		u    User
 		id   string
@@ -126,6 +135,18 @@ func Link(by JoinKey, links map[string]string, snaps ...*Snapshot) Linked {
 	for i := range recs {
 		if pid, ok := links[recs[i].id]; ok {
 			place(i, pid)
+		}
+	}
+	for _, g := range ghosts {
+		g = Normalize(g)
+		pid, ok := links[RecordID(g.Source, g.Key)]
+		if _, placed := out.Links[RecordID(g.Source, g.Key)]; !ok || placed {
+			continue
+		}
+		if jv := joinValue(g, by); jv != "" {
+			if _, taken := byValue[jv]; !taken {
+				byValue[jv] = pid
+			}
 		}
 	}
 	for i := range recs {

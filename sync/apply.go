@@ -74,10 +74,38 @@ func (e *Engine) execute(ctx context.Context, rc *runCtx, spec TargetSpec, p Pla
 	if len(held) > 0 {
 		e.hold(ctx, rc, name, p.Accounts, held, why)
 	}
+	if len(p.Takeovers) > 0 {
+		cached = e.takeOver(ctx, name, p.Takeovers, cached)
+	}
 	e.applySteps(ctx, rc, spec, apply, p.Notes, cached)
 	if m != nil && !maps.Equal(m.old, m.now) {
 		e.putNoted(ctx, name, rc.ro.Keys != nil, m.old, m.now)
 	}
+}
+
+// takeOver moves the cache records of accounts taken over by a returning
+// person to that person's key, before their steps run; it returns the cache
+// as the steps see it.
+func (e *Engine) takeOver(ctx context.Context, name string, to map[string]string, cached map[string]identity.Account) map[string]identity.Account {
+	out := maps.Clone(cached)
+	for k, old := range to {
+		rec, ok := cached[old]
+		if !ok {
+			continue
+		}
+		rec = withoutPending(rec)
+		rec.Key = k
+		if err := e.o.Store.PutAccount(ctx, e.o.Fence(), name, rec); err != nil {
+			e.o.Logger.Warn("take over an account", zap.String("target", name), zap.Error(err))
+			continue
+		}
+		if err := e.o.Store.DeleteAccount(ctx, e.o.Fence(), name, old); err != nil {
+			e.o.Logger.Warn("take over an account", zap.String("target", name), zap.Error(err))
+		}
+		out[k] = rec
+		delete(out, old)
+	}
+	return out
 }
 
 // skipMemo remembers which skips were logged, so a skip that stays the same
@@ -315,9 +343,14 @@ func (e *Engine) applySteps(ctx context.Context, rc *runCtx, spec TargetSpec, st
 // found gone, a lost lease or a store that cannot record stop the rest.
 func (e *Engine) applyAccount(ctx context.Context, rc *runCtx, spec TargetSpec, a account, cached map[string]identity.Account, br *breaker) error {
 	name := spec.Target.Name()
-	rec := cached[a.key].Clone()
-	if len(a.steps) > 0 {
-		rec = a.steps[0].Before.Clone()
+	// Steps apply to the record as it stands, not to the Before the plan
+	// chained for them: when an earlier step of the account is held, skipped
+	// or filtered out (an approval), the later ones must not claim it.
+	rec, ok := cached[a.key]
+	if ok {
+		rec = withoutPending(rec)
+	} else if len(a.steps) > 0 {
+		rec = a.steps[0].Before.Clone() // a write-only application's account, or a create
 	}
 	var failed []Step
 	stop := false
@@ -411,6 +444,15 @@ func (e *Engine) applyStep(ctx context.Context, rc *runCtx, spec TargetSpec, s S
 		pol.attempts = 1
 	}
 	reader, canRead := spec.Target.(target.Reader)
+	// A one-shot action (force password change) is sent at most once per
+	// source event: an answer lost after sending (a timeout, a dropped
+	// connection, a 5xx) is not retried; it counts as fired.
+	if s.Action == target.ActForcePasswordChange {
+		pol.final = func(err error) bool { return uncertainKind(target.KindOf(err)) }
+	}
+	// mayHaveLanded: some attempt's answer was lost after sending; whatever
+	// a later attempt answers, the action may have happened.
+	mayHaveLanded := false
 	r := pol.do(ctx, func(int) (error, time.Duration) {
 		if err := lim.Wait(ctx); err != nil {
 			return target.Retryable(err), 0
@@ -422,15 +464,24 @@ func (e *Engine) applyStep(ctx context.Context, rc *runCtx, spec TargetSpec, s S
 		}
 		actx, cancel := context.WithTimeout(ctx, timeout)
 		acct := want.Clone()
+		if s.Action == target.ActCreate && s.Role != "" {
+			acct.Role = s.Role // what the person will be: some applications decide at create
+		}
 		err := target.Do(actx, spec.Target, s.Action, before, &acct)
 		cancel()
 		if err == nil {
 			want.Remote = mergeRemote(want.Remote, acct.Remote)
 			return nil, 0
 		}
+		if uncertainKind(target.KindOf(err)) {
+			mayHaveLanded = true
+		}
 		if target.KindOf(err) == target.KindUncertain && canRead {
 			probe := want.Clone() // the account as it should be: a create leaves rec nearly empty
 			got, rerr := reader.Read(ctx, probe)
+			if s.Action == target.ActDelete && target.KindOf(rerr) == target.KindNotFound {
+				return nil, 0 // the delete landed
+			}
 			if rerr == nil && landed(s.Action, got, want) {
 				want.Remote = mergeRemote(want.Remote, got.Remote)
 				return nil, 0
@@ -467,7 +518,7 @@ func (e *Engine) applyStep(ctx context.Context, rc *runCtx, spec TargetSpec, s S
 			return next, werr
 		}
 		return next, errStopAccount
-	case errors.Is(err, state.ErrStaleFence):
+	case errors.Is(err, state.ErrStaleFence) || errors.Is(err, target.ErrNotLeading):
 		d.Outcome, d.Error = OutcomeFailed, "leadership lost: "+err.Error()
 		rc.decide(d)
 		_ = record(rec) // clears the intent where the fence still allows
@@ -477,6 +528,9 @@ func (e *Engine) applyStep(ctx context.Context, rc *runCtx, spec TargetSpec, s S
 		if rc.memo(name).fresh(stepID(s.Key, s.Action), d.Reason) {
 			rc.decide(d)
 			e.countAction(name, s.Action, d.Outcome)
+		}
+		if mayHaveLanded { // an earlier attempt may have landed
+			rec = assumeUncertain(withoutPending(rec), s.Action, want)
 		}
 		if werr := record(rec); werr != nil {
 			return rec, werr
@@ -502,7 +556,7 @@ func (e *Engine) applyStep(ctx context.Context, rc *runCtx, spec TargetSpec, s S
 	default:
 		next := rec.Clone()
 		next.Pending = ""
-		if uncertainKind(k) {
+		if uncertainKind(k) || mayHaveLanded {
 			next = assumeUncertain(next, s.Action, want)
 		}
 		d.Outcome, d.Error = OutcomeFailed, err.Error()
@@ -527,10 +581,12 @@ func assumeUncertain(rec identity.Account, act target.Action, want identity.Acco
 		rec.MustChangePassword = true
 	case target.ActCreate:
 		created := ApplyAction(rec, target.ActCreate, want)
-		created.Unknown = created.WithUnknown(identity.FieldSuspended, identity.FieldRole, identity.FieldGroups, identity.FieldExpires)
+		created.Unknown = created.WithUnknown(identity.FieldExists, identity.FieldSuspended, identity.FieldRole, identity.FieldGroups, identity.FieldExpires)
 		return created
 	case target.ActDelete:
-		// Still there, as far as we know: the delete is sent again.
+		// Still there, as far as we know (the safe side: the delete is sent
+		// again), but unknown.
+		rec.Unknown = rec.WithUnknown(identity.FieldExists)
 	default:
 		if f := fieldOf(act); f != "" {
 			rec.Unknown = rec.WithUnknown(f)

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	stdsync "sync"
@@ -239,6 +240,8 @@ type runCtx struct {
 	refused map[string]string
 	// memos are the per-target logged-skip memories.
 	memos map[string]*skipMemo
+	// prev are the sources' snapshots before this run's read.
+	prev map[string]*identity.Snapshot
 }
 
 func (rc *runCtx) decide(d state.Decision) {
@@ -324,7 +327,28 @@ func (rc *runCtx) link(ctx context.Context, snaps map[string]*identity.Snapshot)
 		all = append(all, s)
 		names = append(names, src.Name())
 	}
-	l := identity.Link(e.o.JoinKey, links, all...)
+	// Records the previous reads had and these do not: a record that moved
+	// to another source in between keeps its person.
+	var ghosts []identity.User
+	present := map[string]bool{}
+	for _, sn := range all {
+		for _, u := range sn.Users {
+			present[identity.RecordID(sn.Source, u.Key)] = true
+		}
+	}
+	rc.mu.Lock()
+	for _, prev := range rc.prev {
+		for _, u := range prev.Users {
+			if u.Source == "" {
+				u.Source = prev.Source
+			}
+			if id := identity.RecordID(u.Source, u.Key); !present[id] && links[id] != "" {
+				ghosts = append(ghosts, u)
+			}
+		}
+	}
+	rc.mu.Unlock()
+	l := identity.LinkWith(e.o.JoinKey, links, ghosts, all...)
 	rc.links, rc.linked, rc.linkedFrom = l.Links, l, names
 	if len(l.New) > 0 && !rc.ro.NoApply && !rc.ro.DryRun {
 		if err := e.o.Store.PutLinks(ctx, e.o.Fence(), l.New); err != nil {
@@ -417,6 +441,14 @@ func (rc *runCtx) readSource(ctx context.Context, src source.Source) (*identity.
 		if prev != nil {
 			return prev, nil
 		}
+	}
+	if prev != nil {
+		rc.mu.Lock()
+		if rc.prev == nil {
+			rc.prev = map[string]*identity.Snapshot{}
+		}
+		rc.prev[name] = prev
+		rc.mu.Unlock()
 	}
 	start := time.Now()
 	snap, err := src.Pull(ctx)
@@ -695,7 +727,13 @@ func (rc *runCtx) reconcile(ctx context.Context, t target.Target, desired map[st
 			cached[k] = assumeUncertain(withoutPending(c), target.Action(c.Pending), c)
 			continue
 		}
-		got, err := r.Read(ctx, c)
+		var got identity.Account
+		pol := retryPolicy{attempts: 4, base: rc.e.o.RetryBase, maxRetryAfter: rc.e.o.MaxRetryAfter, sleep: rc.e.o.Sleep}
+		err := pol.do(ctx, func(int) (error, time.Duration) {
+			var rerr error
+			got, rerr = r.Read(ctx, c)
+			return rerr, 0
+		}).err
 		switch {
 		case target.KindOf(err) == target.KindNotFound:
 			cached[k] = identity.Account{Key: k, Failing: c.Failing}
@@ -717,8 +755,14 @@ func (rc *runCtx) reconcile(ctx context.Context, t target.Target, desired map[st
 		return nil // a reconcile run has read every account already
 	}
 	missing := 0
-	for k := range desired {
+	gate, _ := t.(target.Gater)
+	for k, d := range desired {
 		if c, ok := cached[k]; !ok || !c.Exists {
+			// A person the target refuses to create (a name it cannot
+			// take) is no reason to read the whole list every run.
+			if gate != nil && gate.Gate(target.ActCreate, d.Account) != "" {
+				continue
+			}
 			missing++
 		}
 	}
@@ -830,9 +874,27 @@ func (rc *runCtx) runTarget(ctx context.Context, spec TargetSpec, snaps map[stri
 	name := spec.Target.Name()
 	for _, s := range rc.sourcesFor(spec) {
 		if err, bad := srcErrs[s]; bad {
+			// A failed or refused source decides nothing new: its last good
+			// read stands in for it, so what the target's other sources say
+			// (a leaver) is still applied. Without one, nothing is done.
+			stored, gerr := rc.e.o.Store.GetSnapshot(ctx, s)
+			if gerr != nil || stored == nil {
+				rc.decide(state.Decision{Target: name, User: "*", Action: "run", Outcome: OutcomeSkipped,
+					Reason: fmt.Sprintf("source %s failed and has no earlier good read: nothing changed in %s this run", s, name), Error: err.Error()})
+				return
+			}
+			if len(rc.sourcesFor(spec)) == 1 {
+				rc.decide(state.Decision{Target: name, User: "*", Action: "run", Outcome: OutcomeSkipped,
+					Reason: fmt.Sprintf("source %s failed: nothing changed in %s this run", s, name), Error: err.Error()})
+				return
+			}
+			own := maps.Clone(snaps)
+			own[s] = stored
+			snaps = own
 			rc.decide(state.Decision{Target: name, User: "*", Action: "run", Outcome: OutcomeSkipped,
-				Reason: fmt.Sprintf("source %s failed: nothing changed in %s this run", s, name), Error: err.Error()})
-			return
+				Reason: fmt.Sprintf("source %s failed: its last good read (%s) stands in for it; what the other sources say is applied to %s",
+					s, stored.TakenAt.UTC().Format(time.RFC3339), name), Error: err.Error()})
+			continue
 		}
 		if snaps[s] == nil {
 			rc.decide(state.Decision{Target: name, User: "*", Action: "run", Outcome: OutcomeSkipped,

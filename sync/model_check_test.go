@@ -169,11 +169,21 @@ func (w *world) checkCache() {
 				key = rec.Username
 			}
 			got, ok := mt.Get(key)
+			if !ok && rec.Remote["id"] != "" && !tm.byUsername {
+				// The account was taken over by a returning person: the
+				// application still knows it by its own id.
+				all, _ := mt.List(context.Background())
+				for _, a := range all {
+					if a.Remote["id"] == rec.Remote["id"] {
+						got, ok = a, true
+					}
+				}
+			}
 			both := rec.Exists && ok
 			claims := func(f string) bool { return both && !rec.IsUnknown(f) } // an unknown field claims nothing
 			diff := ""
 			switch {
-			case rec.Exists != ok && !tm.byUsername && len(rec.Unknown) == 0: // an uncertain create is assumed, its fields unknown
+			case rec.Exists != ok && !tm.byUsername && !rec.IsUnknown(identity.FieldExists):
 				diff = fmt.Sprintf("exists=%v, application: %v", rec.Exists, ok)
 			case claims(identity.FieldSuspended) && rec.Suspended != got.Suspended:
 				diff = fmt.Sprintf("suspended=%v, application: %v", rec.Suspended, got.Suspended)

@@ -28,6 +28,11 @@ type Step struct {
 	// Removal marks a set_groups that removes a group or a set_role that
 	// lowers the role: access removals, counted by the guard.
 	Removal bool `json:"removal,omitempty"`
+	// Role, on a create, is the role the person will get (set by its own
+	// step after the create): some applications decide at create time
+	// what an account can be (Netmaker's community edition makes every
+	// user an admin).
+	Role string `json:"role,omitempty"`
 }
 
 // Reduces reports whether the step takes access away: suspend, delete, a
@@ -63,6 +68,12 @@ type Plan struct {
 	// Accounts is the number of accounts the target has or will have, the
 	// guard's denominator.
 	Accounts int `json:"accounts"`
+	// Takeovers map a person to the cache record (by key) of an account
+	// they take over: a person who left every source and comes back under a
+	// new identity (another source, a new record) has the same username or
+	// email, and the application has one account for that name. The record
+	// moves to the new person; no second account is made.
+	Takeovers map[string]string `json:"takeovers,omitempty"`
 }
 
 // Capability is what the planner needs to know about a target.
@@ -123,6 +134,48 @@ func MakePlan(in PlanInput) Plan {
 		}
 	}
 	p.Accounts = max(existing, len(in.Desired))
+	taken := map[string]bool{}
+	// Accounts of people no source knows any more, by username and email.
+	gone := map[string]string{}
+	for k, c := range in.Cached {
+		if _, known := in.Known[k]; known || !c.Exists {
+			continue
+		}
+		for _, v := range []string{c.Username, c.Email} {
+			if v != "" {
+				gone[strings.ToLower(v)] = k
+			}
+		}
+	}
+	if len(gone) > 0 {
+		for _, k := range slices.Sorted(maps.Keys(in.Desired)) {
+			d := in.Desired[k]
+			if c, ok := in.Cached[k]; (ok && c.Exists) || (in.Keys != nil && !in.Keys[k]) {
+				continue
+			}
+			old := gone[strings.ToLower(d.Account.Username)]
+			if old == "" && d.Account.Email != "" {
+				old = gone[strings.ToLower(d.Account.Email)]
+			}
+			if old == "" || taken[old] {
+				continue
+			}
+			taken[old] = true
+			if p.Takeovers == nil {
+				p.Takeovers = map[string]string{}
+			}
+			p.Takeovers[k] = old
+			rec := in.Cached[old].Clone()
+			rec.Key, rec.Pending = k, ""
+			if in.Cached == nil {
+				in.Cached = map[string]identity.Account{}
+			}
+			// Plan the person from the account they take over.
+			cached := maps.Clone(in.Cached)
+			cached[k] = rec
+			in.Cached = cached
+		}
+	}
 	sorted := slices.Collect(maps.Keys(keys))
 	sort.Strings(sorted)
 	for _, k := range sorted {
@@ -131,6 +184,9 @@ func MakePlan(in PlanInput) Plan {
 		}
 		d, hasD := in.Desired[k]
 		c, hasC := in.Cached[k]
+		if taken[k] {
+			continue // handed over to the person who took the username
+		}
 		if hasD {
 			planPresent(&p, in, d, c, hasC)
 		} else if hasC {
@@ -151,6 +207,11 @@ type acc struct {
 }
 
 func (a *acc) step(act target.Action, reason string, removal bool, mutate func(*identity.Account)) {
+	a.stepAs(act, reason, removal, "", mutate)
+}
+
+// stepAs is step with, for a create, the role the person will get.
+func (a *acc) stepAs(act target.Action, reason string, removal bool, role string, mutate func(*identity.Account)) {
 	next := a.cur.Clone()
 	mutate(&next)
 	s := Step{Target: a.in.Target, Key: next.Key, User: displayUser(next), Action: act, Reason: reason,
@@ -162,8 +223,12 @@ func (a *acc) step(act target.Action, reason string, removal bool, mutate func(*
 		}
 		return
 	}
+	gated := next
+	if act == target.ActCreate {
+		s.Role, gated.Role = role, role
+	}
 	if a.in.Cap.Gate != nil {
-		if why := a.in.Cap.Gate(act, next); why != "" {
+		if why := a.in.Cap.Gate(act, gated); why != "" {
 			s.Reason = reason + "; skipped: " + why
 			a.p.Skips = append(a.p.Skips, s)
 			return
@@ -244,6 +309,9 @@ func ApplyAction(cur identity.Account, act target.Action, want identity.Account)
 		n.MustChangePassword = true
 	case target.ActDelete:
 		n = identity.Account{Key: cur.Key, Failing: n.Failing}
+	}
+	if act == target.ActCreate || act == target.ActDelete {
+		n.Unknown = n.WithoutUnknown(identity.FieldExists)
 	}
 	if f := fieldOf(act); f != "" {
 		n.Unknown = n.WithoutUnknown(f)
@@ -345,7 +413,7 @@ func planPresent(p *Plan, in PlanInput, d Desired, c identity.Account, hasC bool
 				return // never create an account only to suspend it
 			}
 			a.cur = identity.Account{Key: want.Key, Failing: c.Failing}
-			a.step(target.ActCreate, fmt.Sprintf("in scope (%s, %s)", d.Why, src), false, func(n *identity.Account) {
+			a.stepAs(target.ActCreate, fmt.Sprintf("in scope (%s, %s)", d.Why, src), false, want.Role, func(n *identity.Account) {
 				*n = ApplyAction(*n, target.ActCreate, want)
 			})
 			if len(a.steps) == 0 {

@@ -2,6 +2,7 @@ package sync
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/dirsync/dirsync/target"
@@ -18,6 +19,9 @@ type retryPolicy struct {
 	sleep         func(ctx context.Context, d time.Duration) error
 	// uncertain retries KindUncertain too (the caller re-reads before).
 	uncertain bool
+	// final, when set, ends the loop on errors it accepts whatever their
+	// kind (a one-shot action whose answer was lost).
+	final func(error) bool
 }
 
 // retryResult is what the loop ended with.
@@ -39,6 +43,9 @@ func (p retryPolicy) do(ctx context.Context, fn func(attempt int) (error, time.D
 		r.err = err
 		if err == nil {
 			return r
+		}
+		if (p.final != nil && p.final(err)) || errors.Is(err, target.ErrNotLeading) {
+			return r // a process without the lease sends nothing more
 		}
 		k := target.KindOf(err)
 		transient := k == target.KindRetryable || k == target.KindRateLimited || (p.uncertain && k == target.KindUncertain)

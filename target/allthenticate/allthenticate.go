@@ -279,21 +279,7 @@ func build(name string, s Settings, deps target.Deps, timeout time.Duration, pat
 		}
 		return nil, fmt.Errorf("allthenticate: %w", ps)
 	}
-	if timeout <= 0 {
-		timeout = 30 * time.Second
-	}
-	client := deps.HTTPClient
-	if client == nil {
-		client = &http.Client{Timeout: timeout}
-	}
-	log := deps.Logger
-	if log == nil {
-		log = zap.NewNop()
-	}
-	now := deps.Now
-	if now == nil {
-		now = time.Now
-	}
+	client, log, now := httpapi.Base(deps, timeout)
 	mapped := map[string]bool{}
 	for _, a := range attributes {
 		mapped[a] = true

@@ -1,10 +1,8 @@
 package allthenticate_test
 
 import (
-	"bytes"
+	"github.com/dirsync/dirsync/target/targettest"
 	"net/http"
-	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -13,31 +11,12 @@ import (
 	"github.com/dirsync/dirsync/target/allthenticate"
 	"github.com/dirsync/dirsync/target/allthenticate/allthenticatefake"
 	"go.uber.org/zap"
-	"go.uber.org/zap/zapcore"
 )
 
 // syncBuffer is a log sink safe for concurrent writers.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
+type syncBuffer = targettest.LogBuffer
 
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-func debugLogger() (*zap.Logger, *syncBuffer) {
-	buf := &syncBuffer{}
-	return zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig()), zapcore.AddSync(buf), zapcore.DebugLevel)), buf
-}
+func debugLogger() (*zap.Logger, *syncBuffer) { return targettest.DebugLogger() }
 
 // env is one fake organisation and a connector wired to it.
 type env struct {
@@ -87,11 +66,4 @@ func toggles(calls []allthenticatefake.Call) int {
 	return n
 }
 
-func parseTargets(t *testing.T, yaml string) []config.Target {
-	t.Helper()
-	cfg, err := config.Parse(strings.NewReader("sources: [{name: hr, type: memory}]\ntargets:\n" + yaml))
-	if err != nil {
-		t.Fatalf("parse: %v\n%s", err, yaml)
-	}
-	return cfg.Targets
-}
+func parseTargets(t *testing.T, yaml string) []config.Target { return targettest.ParseTargets(t, yaml) }

@@ -24,16 +24,11 @@ func TestHTTPOutcomes(t *testing.T) {
 			}
 			return tg
 		},
-		Idempotent: targettest.HTTPOp{Name: "list",
-			Call: func(ctx context.Context, tg target.Target) error {
-				_, err := tg.(target.Lister).List(ctx)
-				return err
-			},
-			Match: func(r *http.Request) bool { return r.Method == http.MethodGet && r.URL.Path == "/multipleusers" }},
+		Idempotent: targettest.ListOp(targettest.Is(http.MethodGet, "/multipleusers")),
 		NonIdempotent: targettest.HTTPOp{Name: "toggle suspension",
 			Call: func(ctx context.Context, tg target.Target) error {
 				return tg.(target.Suspender).Suspend(ctx, &identity.Account{Key: "k1", Email: "jo@example.test"})
 			},
-			Match: func(r *http.Request) bool { return r.Method == http.MethodPost && r.URL.Path == "/togglesuspension" }},
+			Match: targettest.Is(http.MethodPost, "/togglesuspension")},
 	})
 }

@@ -41,7 +41,7 @@ type atScenario struct {
 	t      *testing.T
 	srv    *allthenticatefake.Server
 	h      *synctest.Harness
-	users  map[string]identity.User
+	users  targettest.People
 	logs   *syncBuffer
 	engine *syncBuffer
 }
@@ -63,7 +63,7 @@ func newATScenario(t *testing.T, o allthenticatefake.Options, deprovision, extra
 		limits = &config.Limits{MaxSourceShrinkPercent: 20, QuarantineAfter: 5}
 	}
 	h := synctest.New(t, []dsync.TargetSpec{synctest.Spec(tg, common)}, synctest.Options{Logger: elog, Limits: limits})
-	return &atScenario{t: t, srv: srv, h: h, users: map[string]identity.User{}, logs: buf, engine: ebuf}
+	return &atScenario{t: t, srv: srv, h: h, users: targettest.People{}, logs: buf, engine: ebuf}
 }
 
 // user is an active staff member with a computer username and a badge.
@@ -73,34 +73,14 @@ func user(key string, groups ...string) identity.User {
 	return u
 }
 
-func (sc *atScenario) set(us ...identity.User) {
-	for _, u := range us {
-		sc.users[u.Key] = u
-	}
-	var all []identity.User
-	for _, u := range sc.users {
-		all = append(all, u)
-	}
-	slices.SortFunc(all, func(a, b identity.User) int { return strings.Compare(a.Key, b.Key) })
-	sc.h.Source.Set(all...)
-}
+func (sc *atScenario) set(us ...identity.User) { sc.users.Set(sc.h, us...) }
 
-func (sc *atScenario) edit(key string, f func(*identity.User)) {
-	u := sc.users[key]
-	f(&u)
-	sc.set(u)
-}
+func (sc *atScenario) edit(key string, f func(*identity.User)) { sc.users.Edit(sc.h, key, f) }
 
 func (sc *atScenario) run() ([]allthenticatefake.Call, []state.Decision) {
 	sc.t.Helper()
 	sc.srv.ResetCalls()
-	res := sc.h.Run(dsync.RunOptions{Trigger: "test"})
-	ds := sc.h.DecisionsOf(res.RunID)
-	for _, d := range ds {
-		if d.Outcome == "failed" {
-			sc.t.Fatalf("failed decision: %+v", d)
-		}
-	}
+	ds := targettest.RunOK(sc.t, sc.h)
 	return sc.srv.Calls(), ds
 }
 
@@ -197,7 +177,8 @@ func TestScenarioAllthenticateLifecycle(t *testing.T) {
 		t.Fatalf("attribute change %+v", calls)
 	}
 
-	// Disable: read, one toggle, verify (after the engine's list, which
+	// Disable: read, one toggle, verify (after the engine's list of users
+	// and guests, which
 	// still looks for carl; leavers go first, then carl's create is tried
 	// again: two reads that find he is still not a member).
 	sc.edit("alice", func(u *identity.User) { u.Active = false })

@@ -113,6 +113,9 @@ type Settings struct {
 	CallTimeout config.Duration `yaml:"call_timeout"`
 	// ResetPassword: off (default) or on_suspend.
 	ResetPassword string `yaml:"reset_password"`
+	// Protected are further usernames never acted on (New only; a
+	// configured target uses the common protected key).
+	Protected []string `yaml:"-"`
 }
 
 // RunFunc runs one command (argv[0] is the program) and returns its output
@@ -123,6 +126,8 @@ type RunFunc func(ctx context.Context, argv []string) (stdout, stderr []byte, ex
 type Target struct {
 	name     string
 	s        Settings
+	protect  *target.Protected
+	leading  func() bool // deps.Leading: asked right before each call
 	version  []int
 	loc      *time.Location
 	timeout  time.Duration
@@ -158,6 +163,7 @@ func Factory(cfg config.Target, deps target.Deps) (target.Target, error) {
 	if s.CallTimeout == 0 {
 		s.CallTimeout = cfg.Timeout
 	}
+	s.Protected = append(s.Protected, cfg.Protected...)
 	return newTarget(cfg.Name, s, deps, cfg.Path())
 }
 
@@ -261,7 +267,7 @@ func newTarget(name string, s Settings, deps target.Deps, path string, opts ...O
 	}
 	secret := s.Secret.Value()
 	t := &Target{name: name, s: s, version: version, loc: loc, timeout: timeout, quote: quote, run: execRun,
-		log:      log.With(zap.String("target", name)),
+		log: log.With(zap.String("target", name)), protect: target.NewProtected(s.Protected...), leading: deps.Leading,
 		scrubber: strings.NewReplacer(shellQuote(secret), config.Redacted, secret, config.Redacted)}
 	for _, o := range opts {
 		o(t)
@@ -293,6 +299,9 @@ func (t *Target) Open(context.Context) error {
 // Gate implements target.Gater: actions the configured Ezeelogin version
 // lacks, and clearing an expiry without never_expires, are skipped.
 func (t *Target) Gate(act target.Action, a identity.Account) string {
+	if why := t.protect.Reason(a); why != "" {
+		return why
+	}
 	if a.Username == "" && (act == target.ActSuspend || act == target.ActUnsuspend || act == target.ActSetExpiry || act == target.ActForcePasswordChange) {
 		return "the account has no username to give Ezeelogin"
 	}
@@ -394,6 +403,14 @@ func (t *Target) call(ctx context.Context, action, user string, extra ...string)
 	}
 	if err := ctx.Err(); err != nil {
 		return answer{}, target.Retryable(fmt.Errorf("%s: %w", subject, err))
+	}
+	if why := t.protect.Reason(identity.Account{Username: user}); why != "" {
+		return answer{}, target.Skip("%s: %s", subject, why)
+	}
+	if t.leading != nil && !t.leading() {
+		// This process lost the leader lease: another replica may be
+		// sending now. Run nothing.
+		return answer{}, target.Retryable(fmt.Errorf("%s: %w", subject, target.ErrNotLeading))
 	}
 	args := append([]string{action, "-api_url", t.s.APIURL, "-secret", t.s.Secret.Value(), "-user", user}, extra...)
 	if t.quote {

@@ -625,3 +625,35 @@ func TestCapabilities(t *testing.T) {
 		t.Fatal("set_expiry must come before suspend")
 	}
 }
+
+// A process that lost the leader lease runs nothing; a protected account
+// is refused before anything runs.
+func TestLeaseAndProtected(t *testing.T) {
+	ran := 0
+	runner := ezeelogin.WithRunner(func(context.Context, []string) ([]byte, []byte, int, error) {
+		ran++
+		return []byte(`200: {"status":"success","data":""}`), nil, 0, nil
+	})
+	leading := true
+	s := settings("unused")
+	s.Protected = []string{"root-admin"}
+	tg, err := ezeelogin.New("gw", s, target.Deps{Leading: func() bool { return leading }}, runner)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := context.Background()
+	if err := tg.Suspend(c, &identity.Account{Username: "Root-Admin"}); target.KindOf(err) != target.KindSkipped || ran != 0 {
+		t.Fatalf("protected: %v (ran %d)", err, ran)
+	}
+	if why := tg.Gate(target.ActSuspend, identity.Account{Username: "root-admin"}); why == "" {
+		t.Fatal("gate lets a protected account through")
+	}
+	leading = false
+	if err := tg.Suspend(c, &identity.Account{Username: "jo"}); !errors.Is(err, target.ErrNotLeading) || target.KindOf(err) != target.KindRetryable || ran != 0 {
+		t.Fatalf("without the lease: %v (ran %d)", err, ran)
+	}
+	leading = true
+	if err := tg.Suspend(c, &identity.Account{Username: "jo"}); err != nil || ran != 1 {
+		t.Fatalf("with the lease: %v (ran %d)", err, ran)
+	}
+}

@@ -1,6 +1,7 @@
 package ezeelogin_test
 
 import (
+	"github.com/dirsync/dirsync/target/targettest"
 	"strings"
 	"testing"
 
@@ -9,14 +10,7 @@ import (
 	"github.com/dirsync/dirsync/target/ezeelogin"
 )
 
-func parseTargets(t *testing.T, yaml string) []config.Target {
-	t.Helper()
-	cfg, err := config.Parse(strings.NewReader("sources: [{name: hr, type: memory}]\ntargets:\n" + yaml))
-	if err != nil {
-		t.Fatalf("parse: %v\n%s", err, yaml)
-	}
-	return cfg.Targets
-}
+func parseTargets(t *testing.T, yaml string) []config.Target { return targettest.ParseTargets(t, yaml) }
 
 // The documented sample parses, passes the factory, and its secret comes
 // from the environment.

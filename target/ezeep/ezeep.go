@@ -344,22 +344,7 @@ func build(name string, s Settings, deps target.Deps, c Common, path string) (ta
 		}
 		return nil, fmt.Errorf("ezeep: %w", ps)
 	}
-	timeout := c.Timeout
-	if timeout <= 0 {
-		timeout = 30 * time.Second
-	}
-	client := deps.HTTPClient
-	if client == nil {
-		client = &http.Client{Timeout: timeout}
-	}
-	log := deps.Logger
-	if log == nil {
-		log = zap.NewNop()
-	}
-	now := deps.Now
-	if now == nil {
-		now = time.Now
-	}
+	client, log, now := httpapi.Base(deps, c.Timeout)
 	t := &Target{name: name, s: s, common: c, account: account, printing: printing, client: client,
 		log: log.With(zap.String("target", name)), now: now, managed: managed, byName: byName, byID: byID,
 		cc: &clientcredentials.Config{ClientID: s.ClientID, ClientSecret: s.ClientSecret.Value(), TokenURL: s.TokenURL,

@@ -1,7 +1,7 @@
 package ezeep_test
 
 import (
-	"bytes"
+	"github.com/dirsync/dirsync/target/targettest"
 	"net/http"
 	"strings"
 	"sync"
@@ -13,7 +13,6 @@ import (
 	"github.com/dirsync/dirsync/target/ezeep"
 	"github.com/dirsync/dirsync/target/ezeep/ezeepfake"
 	"go.uber.org/zap"
-	"go.uber.org/zap/zapcore"
 )
 
 type writerFunc func([]byte) (int, error)
@@ -21,27 +20,9 @@ type writerFunc func([]byte) (int, error)
 func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
 
 // syncBuffer is a log sink safe for concurrent writers.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
+type syncBuffer = targettest.LogBuffer
 
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-func debugLogger() (*zap.Logger, *syncBuffer) {
-	buf := &syncBuffer{}
-	return zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig()), zapcore.AddSync(buf), zapcore.DebugLevel)), buf
-}
+func debugLogger() (*zap.Logger, *syncBuffer) { return targettest.DebugLogger() }
 
 // clock is a settable clock shared by the fake and the connector.
 type clock struct {
@@ -120,11 +101,4 @@ func writes(calls []ezeepfake.Call) []string {
 	return out
 }
 
-func parseTargets(t *testing.T, yaml string) []config.Target {
-	t.Helper()
-	cfg, err := config.Parse(strings.NewReader("sources: [{name: hr, type: memory}]\ntargets:\n" + yaml))
-	if err != nil {
-		t.Fatalf("parse: %v\n%s", err, yaml)
-	}
-	return cfg.Targets
-}
+func parseTargets(t *testing.T, yaml string) []config.Target { return targettest.ParseTargets(t, yaml) }

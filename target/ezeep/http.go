@@ -57,18 +57,8 @@ func (t *Target) tokenError(ctx context.Context, err error) error {
 	if ctx.Err() != nil {
 		return target.Retryable(fmt.Errorf("ezeep: oauth token: %w", ctx.Err()))
 	}
-	var re *oauth2.RetrieveError
-	if errors.As(err, &re) && re.Response != nil {
-		code := re.Response.StatusCode
-		e := fmt.Errorf("ezeep: oauth token: %s %s", re.Response.Status, t.clean(re.ErrorCode))
-		switch {
-		case code == http.StatusTooManyRequests || (code == http.StatusServiceUnavailable && re.Response.Header.Get("Retry-After") != ""):
-			return target.RateLimited(e, target.ParseRetryAfter(re.Response.Header.Get("Retry-After"), t.now()))
-		case code >= 500 || code == http.StatusRequestTimeout:
-			return target.Retryable(e)
-		default:
-			return target.Permanent(fmt.Errorf("%w (check client_id and client_secret)", e))
-		}
+	if terr := t.http.TokenError("ezeep", err, "check client_id and client_secret"); terr != nil {
+		return terr
 	}
 	msg := err.Error()
 	var ue *url.Error

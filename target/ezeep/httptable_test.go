@@ -1,7 +1,6 @@
 package ezeep_test
 
 import (
-	"context"
 	"net/http"
 	"strings"
 	"testing"
@@ -25,21 +24,13 @@ func TestHTTPOutcomes(t *testing.T) {
 			}
 			return tg
 		},
-		Idempotent: targettest.HTTPOp{Name: "list",
-			Call: func(ctx context.Context, tg target.Target) error {
-				_, err := tg.(target.Lister).List(ctx)
-				return err
-			},
-			Match: func(r *http.Request) bool {
-				return r.Method == http.MethodGet && strings.Contains(r.URL.Path, "/users/")
-			}},
-		NonIdempotent: targettest.HTTPOp{Name: "invite",
-			Call: func(ctx context.Context, tg target.Target) error {
-				return tg.(target.Creator).Create(ctx, &identity.Account{Key: "k1", Email: "jo@example.test"})
-			},
-			Match: func(r *http.Request) bool {
+		Idempotent: targettest.ListOp(func(r *http.Request) bool {
+			return r.Method == http.MethodGet && strings.Contains(r.URL.Path, "/users/")
+		}),
+		NonIdempotent: targettest.CreateOp(identity.Account{Key: "k1", Email: "jo@example.test"},
+			func(r *http.Request) bool {
 				return r.Method == http.MethodPost && strings.Contains(r.URL.Path, "invitations")
-			}},
+			}),
 		Denied: []targettest.Answer{{Status: 403, Body: `{"detail":"You do not have permission to perform this action."}`}},
 	})
 }

@@ -43,7 +43,7 @@ type ezScenario struct {
 	h       *synctest.Harness
 	tg      target.Target
 	groups  map[string]string
-	users   map[string]identity.User
+	users   targettest.People
 	logs    *syncBuffer // the connector's
 	engine  *syncBuffer // the engine's decision lines
 	secrets []string
@@ -82,40 +82,20 @@ func newEZScenario(t *testing.T, o ezeepfake.Options, deprovision, extra string,
 	}}, mods...)...)
 	h = synctest.New(t, []dsync.TargetSpec{synctest.Spec(tg, common)}, synctest.Options{Logger: elog,
 		Limits: &config.Limits{MaxSourceShrinkPercent: 20, QuarantineAfter: 5}})
-	return &ezScenario{t: t, srv: srv, h: h, tg: tg, groups: groups, users: map[string]identity.User{}, logs: buf, engine: ebuf,
+	return &ezScenario{t: t, srv: srv, h: h, tg: tg, groups: groups, users: targettest.People{}, logs: buf, engine: ebuf,
 		secrets: []string{srv.ClientSecret()}}
 }
 
-func (sc *ezScenario) set(us ...identity.User) {
-	for _, u := range us {
-		sc.users[u.Key] = u
-	}
-	var all []identity.User
-	for _, u := range sc.users {
-		all = append(all, u)
-	}
-	slices.SortFunc(all, func(a, b identity.User) int { return strings.Compare(a.Key, b.Key) })
-	sc.h.Source.Set(all...)
-}
+func (sc *ezScenario) set(us ...identity.User) { sc.users.Set(sc.h, us...) }
 
-func (sc *ezScenario) edit(key string, f func(*identity.User)) {
-	u := sc.users[key]
-	f(&u)
-	sc.set(u)
-}
+func (sc *ezScenario) edit(key string, f func(*identity.User)) { sc.users.Edit(sc.h, key, f) }
 
 // run runs the engine once and returns the requests the fake received and
 // the decisions; a failed decision fails the test.
 func (sc *ezScenario) run() ([]ezeepfake.Call, []state.Decision) {
 	sc.t.Helper()
 	sc.srv.ResetCalls()
-	res := sc.h.Run(dsync.RunOptions{Trigger: "test"})
-	ds := sc.h.DecisionsOf(res.RunID)
-	for _, d := range ds {
-		if d.Outcome == "failed" {
-			sc.t.Fatalf("failed decision: %+v", d)
-		}
-	}
+	ds := targettest.RunOK(sc.t, sc.h)
 	return sc.srv.Calls(), ds
 }
 

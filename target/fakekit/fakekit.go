@@ -421,3 +421,29 @@ func (k *Kit[C]) Start(addr string) (string, error) { return k.lis.Start(k.name,
 
 // Close stops a fake started with Start.
 func (k *Kit[C]) Close() error { return k.lis.Close() }
+
+// IDByName returns the id (key) of the object in objs whose name is name:
+// how applications look groups up.
+func IDByName[T any](objs map[string]*T, name string, nameOf func(*T) string) (string, bool) {
+	for id, o := range objs {
+		if nameOf(o) == name {
+			return id, true
+		}
+	}
+	return "", false
+}
+
+// NamesOf maps ids to the names of their objects, sorted; an unknown id
+// shows as "?id".
+func NamesOf[T any](objs map[string]*T, ids []string, nameOf func(*T) string) []string {
+	out := make([]string, 0, len(ids))
+	for _, id := range ids {
+		if o, ok := objs[id]; ok {
+			out = append(out, nameOf(o))
+		} else {
+			out = append(out, "?"+id)
+		}
+	}
+	slices.Sort(out)
+	return out
+}

@@ -159,7 +159,8 @@ func (t *Target) do(ctx context.Context, act target.Action, a *identity.Account,
 func (t *Target) apply(act target.Action, a *identity.Account, mutate func(cur *identity.Account)) error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	cur, ok := t.accounts[a.Key]
+	key := t.keyOf(*a)
+	cur, ok := t.accounts[key]
 	if act != target.ActCreate && !ok {
 		return target.NotFound(fmt.Errorf("memory: %s %q: no such account", act, a.Username))
 	}
@@ -169,18 +170,38 @@ func (t *Target) apply(act target.Action, a *identity.Account, mutate func(cur *
 		}
 		t.seq++
 		cur = a.Clone()
+		// Created with the application's defaults: role, groups and flags
+		// are set by their own calls (the role a create carries only says
+		// what the person will be).
+		cur.Role, cur.Groups, cur.Suspended, cur.MustChangePassword = "", nil, false, false
 		cur.Exists = true
 		cur.Remote = map[string]string{"id": fmt.Sprint(t.seq)}
 		a.Remote = cur.Remote
 	}
 	mutate(&cur)
-	t.calls = append(t.calls, Call{Action: act, Key: a.Key, Account: a.Clone(), Time: time.Now()})
+	t.calls = append(t.calls, Call{Action: act, Key: key, Account: a.Clone(), Time: time.Now()})
 	if act == target.ActDelete {
-		delete(t.accounts, a.Key)
+		delete(t.accounts, key)
 	} else {
-		t.accounts[a.Key] = cur
+		t.accounts[key] = cur
 	}
 	return t.save()
+}
+
+// keyOf finds the account a call is about: by key, or — like a real
+// application, which knows its accounts by its own ids — by the id it
+// assigned (Remote["id"]) when the engine's key for it changed. Callers
+// hold mu.
+func (t *Target) keyOf(a identity.Account) string {
+	if _, ok := t.accounts[a.Key]; ok || a.Remote["id"] == "" {
+		return a.Key
+	}
+	for k, c := range t.accounts {
+		if c.Remote["id"] == a.Remote["id"] {
+			return k
+		}
+	}
+	return a.Key
 }
 
 // Create implements target.Creator.
@@ -246,7 +267,7 @@ func (t *Target) List(ctx context.Context) ([]identity.Account, error) {
 func (t *Target) Read(ctx context.Context, a identity.Account) (identity.Account, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	cur, ok := t.accounts[a.Key]
+	cur, ok := t.accounts[t.keyOf(a)]
 	if !ok {
 		return identity.Account{}, target.NotFound(fmt.Errorf("memory: read %q: no such account", a.Username))
 	}

@@ -12,7 +12,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/dirsync/dirsync/identity"
 	"github.com/dirsync/dirsync/target"
@@ -115,6 +114,18 @@ func (t *Target) status(ctx context.Context, act target.Action, a *identity.Acco
 		return err
 	}
 	subject := fmt.Sprintf("netmaker: %s %q", verb, name)
+	t.mu.Lock()
+	known := t.listed
+	t.mu.Unlock()
+	if !known {
+		// Nothing listed yet in this process: read the user, so the
+		// super-admin is never disabled (the master key could).
+		if _, cur, err := t.getUser(ctx, name, subject); err != nil {
+			return err
+		} else if cur.super() {
+			return target.Skip("%s: %q is Netmaker's super-admin, the application's owner: never disabled or enabled", subject, name)
+		}
+	}
 	if _, _, err := t.raw(ctx, http.MethodPost, userPath(name)+"/"+verb, nil, nil, subject, true); err != nil {
 		return err
 	}
@@ -394,18 +405,9 @@ func (t *Target) List(ctx context.Context) ([]identity.Account, error) {
 	if err := t.discover(ctx, false); err != nil {
 		return nil, err
 	}
-	t.mu.Lock()
-	users := t.fresh
-	if t.now().Sub(t.freshAt) > 5*time.Second {
-		users = nil
-	}
-	t.fresh = nil
-	t.mu.Unlock()
-	if users == nil {
-		var err error
-		if users, err = t.listUsers(ctx); err != nil {
-			return nil, err
-		}
+	users, err := t.listUsers(ctx)
+	if err != nil {
+		return nil, err
 	}
 	out := make([]identity.Account, 0, len(users))
 	for _, u := range users {
@@ -448,6 +450,9 @@ func (t *Target) listUsers(ctx context.Context) ([]apiUser, error) {
 	for _, u := range users {
 		t.noteUser(u)
 	}
+	t.mu.Lock()
+	t.listed = true
+	t.mu.Unlock()
 	return users, nil
 }
 

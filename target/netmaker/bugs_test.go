@@ -135,9 +135,7 @@ func TestCommunityAdminsCreatedAndRecovery(t *testing.T) {
 	h.Source.Set(synctest.User("anna", "vpn-admins"), synctest.User("bert", "vpn-users"))
 	res := h.Run(dsync.RunOptions{Trigger: "test"})
 	if u, ok := srv.User("anna"); !ok || u.PlatformRoleID != "admin" {
-		t.Skipf("ENGINE: the engine strips the role from a create step, so the connector cannot tell an admin's create from a "+
-			"platform-user's (issue 11/12, bug A; the lead's engine change passes the desired role on create). anna: %+v %v; decisions %+v",
-			u, ok, h.DecisionsOf(res.RunID))
+		t.Fatalf("anna (admin) was not created as an admin on community edition: %+v %v; decisions %+v", u, ok, h.DecisionsOf(res.RunID))
 	}
 	if _, ok := srv.User("bert"); ok {
 		t.Fatal("bert (platform-user) was created: community edition would make him an admin")

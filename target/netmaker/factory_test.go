@@ -2,6 +2,7 @@ package netmaker_test
 
 import (
 	"errors"
+	"github.com/dirsync/dirsync/target/targettest"
 	"net/http"
 	"strings"
 	"testing"
@@ -12,14 +13,7 @@ import (
 	"github.com/dirsync/dirsync/target/netmaker"
 )
 
-func parseTargets(t *testing.T, yaml string) []config.Target {
-	t.Helper()
-	cfg, err := config.Parse(strings.NewReader("sources: [{name: hr, type: memory}]\ntargets:\n" + yaml))
-	if err != nil {
-		t.Fatalf("parse: %v\n%s", err, yaml)
-	}
-	return cfg.Targets
-}
+func parseTargets(t *testing.T, yaml string) []config.Target { return targettest.ParseTargets(t, yaml) }
 
 func TestSampleBuilds(t *testing.T) {
 	t.Setenv("NETMAKER_TOKEN", "header.payload.sig")

@@ -26,11 +26,6 @@ func (t *Target) raw(ctx context.Context, method, path string, q url.Values, bod
 			return nil, 0, target.Permanent(t.http.Wrap(subject+": encode", err))
 		}
 	}
-	if method != http.MethodGet {
-		t.mu.Lock()
-		t.fresh = nil // a write: the list discover kept is stale
-		t.mu.Unlock()
-	}
 	resp, err := t.http.Do(ctx, httpapi.Request{Method: method, URL: u, Body: b, Idempotent: idempotent, Subject: subject})
 	return resp.Body, resp.Status, err
 }

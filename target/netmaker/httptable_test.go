@@ -1,9 +1,7 @@
 package netmaker_test
 
 import (
-	"context"
 	"net/http"
-	"strings"
 	"testing"
 
 	"github.com/dirsync/dirsync/config"
@@ -24,19 +22,8 @@ func TestHTTPOutcomes(t *testing.T) {
 			}
 			return tg
 		},
-		Idempotent: targettest.HTTPOp{Name: "list",
-			Call: func(ctx context.Context, tg target.Target) error {
-				_, err := tg.(target.Lister).List(ctx)
-				return err
-			},
-			Match: func(r *http.Request) bool { return r.Method == http.MethodGet && r.URL.Path == "/api/v2/users" }},
-		NonIdempotent: targettest.HTTPOp{Name: "create",
-			Call: func(ctx context.Context, tg target.Target) error {
-				return tg.(target.Creator).Create(ctx, &identity.Account{Key: "k1", Username: "new.user", DisplayName: "New"})
-			},
-			Match: func(r *http.Request) bool {
-				return r.Method == http.MethodPost && strings.HasPrefix(r.URL.Path, "/api/users/")
-			}},
+		Idempotent:    targettest.ListOp(targettest.Is(http.MethodGet, "/api/v2/users")),
+		NonIdempotent: targettest.CreateOp(identity.Account{Key: "k1", Username: "new.user", DisplayName: "New"}, targettest.Is(http.MethodPost, "/api/users/")),
 		// Netmaker v1.5.1's refusals, with the status codes it really uses.
 		Denied: []targettest.Answer{
 			{Status: 500, Body: `{"Code":500,"Message":"admin cannot delete another admin user, including oneself","Response":null}`},

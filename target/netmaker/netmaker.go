@@ -13,10 +13,11 @@
 // change in Netmaker.
 //
 // Never touched (a skipped decision, at plan time and again before
-// sending): the super-admin (found when the connector first reads the
-// server), the account the token belongs to (token_user, or the UserName
-// claim of the token: Netmaker revokes a user's tokens when its role or
-// groups change), and the target's protected list. IdP (SSO) users are
+// sending): the super-admin (known from every list and read, and from the
+// cached role; a change reads the user first), the account the token
+// belongs to (token_user, or the UserName claim of the token: Netmaker
+// revokes a user's tokens when its role or groups change), and the
+// target's protected list. IdP (SSO) users are
 // managed for status, role and groups but never deleted or renamed:
 // Netmaker refuses both.
 //
@@ -139,14 +140,11 @@ type Target struct {
 	managed map[string]bool // group names dirsync manages by config
 	protect *target.Protected
 
-	mu     sync.Mutex
-	supers map[string]bool // super-admins seen in lists and reads
-	// fresh is the user list discover read, kept for a List that follows
-	// at once (freshAt) so a first run does not list twice.
-	fresh     []apiUser
-	freshAt   time.Time
-	gateTried time.Time // when Gate last tried to discover
-	edition   string    // "", "pro", "community"
+	mu        sync.Mutex
+	supers    map[string]bool // super-admins seen in lists and reads
+	listed    bool            // a full list was read: supers covers everyone
+	gateTried time.Time       // when Gate last tried to discover
+	edition   string          // "", "pro", "community"
 	roles     map[string]bool
 	groupByNm map[string]string // name → id
 	groupByID map[string]string // id → name
@@ -376,21 +374,7 @@ func newTarget(name string, s Settings, deps target.Deps, timeout time.Duration,
 		}
 		return nil, fmt.Errorf("netmaker: %w", ps)
 	}
-	if timeout <= 0 {
-		timeout = 30 * time.Second
-	}
-	client := deps.HTTPClient
-	if client == nil {
-		client = &http.Client{Timeout: timeout}
-	}
-	log := deps.Logger
-	if log == nil {
-		log = zap.NewNop()
-	}
-	now := deps.Now
-	if now == nil {
-		now = time.Now
-	}
+	client, log, now := httpapi.Base(deps, timeout)
 	managed := map[string]bool{}
 	for _, g := range append(slices.Clone(ruleGroups), s.ManagedGroups...) {
 		managed[g] = true
@@ -435,7 +419,8 @@ func (t *Target) Warnings() []string {
 
 // Open implements target.Opener: it detects the edition (a 404 on
 // /api/v1/users/groups means community), loads the groups and the platform
-// roles, finds the super-admin, and warns when the token is the master key.
+// roles, and warns when the token is the master key. The super-admin is
+// learnt from every list and read (see gateFor and status).
 func (t *Target) Open(ctx context.Context) error {
 	if t.master {
 		t.log.Warn("the netmaker token looks like the master key: it cannot create or delete users, so those actions are skipped; use a personal access token (POST /api/v1/users/access_token)")
@@ -450,8 +435,7 @@ func (t *Target) discovered() bool {
 	return t.roles != nil && (t.edition == "community" || t.groupByNm != nil)
 }
 
-// discover loads the edition, roles, groups and the super-admin once (or
-// again with force).
+// discover loads the edition, roles and groups once (or again with force).
 func (t *Target) discover(ctx context.Context, force bool) error {
 	t.discoverMu.Lock()
 	defer t.discoverMu.Unlock()
@@ -493,14 +477,8 @@ func (t *Target) discover(ctx context.Context, force bool) error {
 			return target.Retryable(fmt.Errorf("netmaker: list roles: %w", err))
 		}
 	}
-	// The super-admin is never touched: find it.
-	users, err := t.listUsers(ctx)
-	if err != nil {
-		return err
-	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	t.fresh, t.freshAt = users, t.now()
 	t.edition = edition
 	t.roles = map[string]bool{}
 	for _, r := range roles {
@@ -518,7 +496,7 @@ func (t *Target) discover(ctx context.Context, force bool) error {
 func (t *Target) noteUser(u apiUser) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if u.IsSuperAdmin || u.PlatformRoleID == roleSuperAdmin {
+	if u.super() {
 		t.supers[u.Username] = true
 	} else {
 		delete(t.supers, u.Username)
@@ -550,10 +528,15 @@ func (t *Target) Edition() string {
 // community server, unknown roles, and groups that do not exist when
 // create_groups is false.
 //
-// Gate reads what the server supports (edition, roles, groups, the
-// super-admin) on first use, so that a plan made without a sync refuses
-// exactly what the sync would.
+// Gate reads what the server supports (edition, roles, groups) on first
+// use, so that a plan made without a sync refuses exactly what the sync
+// would. The super-admin is known from the lists and reads made so far
+// and from the cached role; at apply time every change reads the user
+// first, so a super-admin is never changed even when Gate could not tell.
 func (t *Target) Gate(act target.Action, a identity.Account) string {
+	if why := t.protect.Reason(a); why != "" {
+		return why
+	}
 	if !t.discovered() && t.tryDiscover() {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		if err := t.discover(ctx, false); err != nil {
@@ -592,7 +575,7 @@ func (t *Target) gateFor(act target.Action, a identity.Account, checkGroups bool
 	edition, roles := t.edition, t.roles
 	groupByNm := t.groupByNm
 	t.mu.Unlock()
-	if super {
+	if super || (a.Role == roleSuperAdmin && act != target.ActSetRole && act != target.ActCreate) {
 		return fmt.Sprintf("%q is Netmaker's super-admin, the application's owner: dirsync never disables, demotes, changes or deletes it", name)
 	}
 	if idp := a.Remote["auth_type"] == "oauth" || a.Remote["idp"] != ""; idp && (act == target.ActDelete || act == target.ActUpdate) {
@@ -623,8 +606,11 @@ func (t *Target) gateFor(act target.Action, a identity.Account, checkGroups bool
 				return fmt.Sprintf("this Netmaker server is the community edition, whose only roles are super-admin and admin: %q cannot be set", role)
 			}
 		case target.ActCreate:
-			if role != roleAdmin {
-				return fmt.Sprintf("this Netmaker server is the community edition, which creates every user as admin, but %q would get the role %q", name, role)
+			switch {
+			case a.Role != "" && role != roleAdmin:
+				return fmt.Sprintf("this Netmaker server is the community edition, which creates every user as admin, but the rules give %q the role %q", name, role)
+			case role != roleAdmin:
+				return fmt.Sprintf("this Netmaker server is the community edition, which creates every user as admin; a new user's role is not known when it is created, and create_role (default: default_role) is %q: set create_role: admin if everyone in scope may be an admin", role)
 			}
 		}
 		return ""

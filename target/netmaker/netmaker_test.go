@@ -21,7 +21,6 @@ import (
 	"github.com/dirsync/dirsync/target/netmaker/netmakerfake"
 	"github.com/dirsync/dirsync/target/targettest"
 	"go.uber.org/zap"
-	"go.uber.org/zap/zapcore"
 )
 
 // env is one fake server and a connector wired to it.
@@ -30,23 +29,14 @@ type env struct {
 	url   string
 	token string
 	tg    *netmaker.Target
-	logs  *bytes.Buffer
+	logs  *targettest.LogBuffer
 }
 
 type writerFunc func([]byte) (int, error)
 
 func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
 
-func debugLogger() (*zap.Logger, *bytes.Buffer) {
-	buf := &bytes.Buffer{}
-	var mu sync.Mutex
-	ws := zapcore.AddSync(writerFunc(func(p []byte) (int, error) {
-		mu.Lock()
-		defer mu.Unlock()
-		return buf.Write(p)
-	}))
-	return zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig()), ws, zapcore.DebugLevel)), buf
-}
+func debugLogger() (*zap.Logger, *targettest.LogBuffer) { return targettest.DebugLogger() }
 
 func newEnv(t *testing.T, o netmakerfake.Options, mods ...func(*netmaker.Settings)) *env {
 	t.Helper()
@@ -441,14 +431,25 @@ func TestOwnersNeverTouched(t *testing.T) {
 				t.Fatal(err)
 			}
 			c := ctx(t)
+			acts := []target.Action{target.ActSuspend, target.ActUnsuspend, target.ActSetRole, target.ActDelete, target.ActUpdate, target.ActSetGroups}
+			// Before anything was listed, the apply-time read refuses.
 			for _, name := range []string{"netmaker-admin", "dirsync-svc"} {
-				for _, act := range []target.Action{target.ActSuspend, target.ActUnsuspend, target.ActSetRole, target.ActDelete, target.ActUpdate, target.ActSetGroups} {
+				for _, act := range acts {
+					a := identity.Account{Username: name, Role: "admin"}
+					if err := target.Do(c, tg, act, a, &a); target.KindOf(err) != target.KindSkipped {
+						t.Fatalf("%s %s: %v", act, name, err)
+					}
+				}
+			}
+			// Once listed (the engine lists to adopt), Gate refuses too.
+			if _, err := tg.List(c); err != nil {
+				t.Fatal(err)
+			}
+			for _, name := range []string{"netmaker-admin", "dirsync-svc"} {
+				for _, act := range acts {
 					a := identity.Account{Username: name, Role: "admin"}
 					if why := tg.Gate(act, a); why == "" || !strings.Contains(why, "never") {
 						t.Fatalf("gate %s %s: %q", act, name, why)
-					}
-					if err := target.Do(c, tg, act, a, &a); target.KindOf(err) != target.KindSkipped {
-						t.Fatalf("%s %s: %v", act, name, err)
 					}
 				}
 			}

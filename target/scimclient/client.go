@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -144,23 +143,9 @@ func marshal(v any) ([]byte, error) {
 func (t *Target) wrap(subject string, err error) error { return t.http.Wrap(subject, err) }
 
 // tokenError classifies a token endpoint's refusal (no SCIM request was
-// sent): rate limited, retryable for 5xx and 408, else permanent. It
-// returns nil when err is not one.
+// sent), or returns nil when err is not one.
 func (t *Target) tokenError(subject string, err error) error {
-	var re *oauth2.RetrieveError
-	if !errors.As(err, &re) || re.Response == nil {
-		return nil
-	}
-	st := re.Response.StatusCode
-	werr := t.wrap(subject, fmt.Errorf("oauth2 token: %s", strings.TrimSpace(re.Response.Status+" "+re.ErrorCode)))
-	switch {
-	case st == http.StatusTooManyRequests:
-		return target.RateLimited(werr, target.ParseRetryAfter(re.Response.Header.Get("Retry-After"), t.now()))
-	case st >= 500 || st == http.StatusRequestTimeout:
-		return target.Retryable(werr)
-	default:
-		return target.Permanent(werr)
-	}
+	return t.http.TokenError(subject, err, "")
 }
 
 // scimErrorBody is RFC 7644's error response.

@@ -1,7 +1,6 @@
 package scimclient
 
 import (
-	"context"
 	"net/http"
 	"strings"
 	"testing"
@@ -22,21 +21,13 @@ func TestHTTPOutcomes(t *testing.T) {
 			}
 			return tg
 		},
-		Idempotent: targettest.HTTPOp{Name: "list",
-			Call: func(ctx context.Context, tg target.Target) error {
-				_, err := tg.(target.Lister).List(ctx)
-				return err
-			},
-			Match: func(r *http.Request) bool {
-				return r.Method == http.MethodGet && strings.HasSuffix(r.URL.Path, "/Users")
-			}},
-		NonIdempotent: targettest.HTTPOp{Name: "create",
-			Call: func(ctx context.Context, tg target.Target) error {
-				return tg.(target.Creator).Create(ctx, &identity.Account{Key: "k1", Username: "jo", Email: "jo@example.test"})
-			},
-			Match: func(r *http.Request) bool {
+		Idempotent: targettest.ListOp(func(r *http.Request) bool {
+			return r.Method == http.MethodGet && strings.HasSuffix(r.URL.Path, "/Users")
+		}),
+		NonIdempotent: targettest.CreateOp(identity.Account{Key: "k1", Username: "jo", Email: "jo@example.test"},
+			func(r *http.Request) bool {
 				return r.Method == http.MethodPost && strings.HasSuffix(r.URL.Path, "/Users")
-			}},
+			}),
 		Denied: []targettest.Answer{{Status: 403, Body: `{"schemas":["urn:ietf:params:scim:api:messages:2.0:Error"],"status":"403","detail":"insufficient scope"}`}},
 	})
 }

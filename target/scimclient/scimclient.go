@@ -93,6 +93,9 @@ type Settings struct {
 	// PageSize is the count asked for per list page (default 100, capped by
 	// the provider's filter.maxResults).
 	PageSize int `yaml:"page_size"`
+	// Protected are further account names never acted on (New only; a
+	// configured target uses the common protected key).
+	Protected []string `yaml:"-"`
 }
 
 // Auth is either a static bearer token or OAuth2 client credentials.
@@ -220,6 +223,7 @@ func (s *Settings) enterpriseMap() map[string]string {
 // Target is the SCIM connector. Build it with Factory (which adds the role
 // and group capabilities when configured) or New.
 type Target struct {
+	protect *target.Protected
 	name    string
 	s       Settings
 	log     *zap.Logger
@@ -291,6 +295,7 @@ func Factory(cfg config.Target, deps target.Deps) (target.Target, error) {
 	if err := cfg.Decode(&s); err != nil {
 		return nil, err
 	}
+	s.Protected = append(s.Protected, cfg.Protected...)
 	t, err := New(cfg.Name, s, deps, cfg.Path())
 	if err != nil {
 		return nil, err
@@ -328,6 +333,7 @@ func New(name string, s Settings, deps target.Deps, path string) (*Target, error
 		now = time.Now
 	}
 	t := &Target{
+		protect:    target.NewProtected(s.Protected...),
 		name:       name,
 		s:          s,
 		log:        log.With(zap.String("target", name), zap.String("type", Type)),
@@ -351,6 +357,12 @@ func New(name string, s Settings, deps target.Deps, path string) (*Target, error
 		Accept: "application/scim+json, application/json", Rules: rules}
 	return t, nil
 }
+
+// Gate implements target.Gater: accounts in the protected list are never
+// acted on.
+func (t *Target) Gate(_ target.Action, a identity.Account) string { return t.protect.Reason(a) }
+
+var _ target.Gater = (*Target)(nil)
 
 // Name implements target.Target.
 func (t *Target) Name() string { return t.name }

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dirsync/dirsync/identity"
 	"github.com/dirsync/dirsync/target"
 )
 
@@ -181,4 +182,34 @@ func (ic *interceptor) RoundTrip(r *http.Request) (*http.Response, error) {
 	}
 	return &http.Response{StatusCode: a.Status, Status: fmt.Sprintf("%d %s", a.Status, http.StatusText(a.Status)), Header: hdr,
 		Body: io.NopCloser(strings.NewReader(a.Body)), Request: r, ProtoMajor: 1, ProtoMinor: 1}, nil
+}
+
+// ListOp is the idempotent operation most connectors have: List, carried
+// by the requests match picks.
+func ListOp(match func(*http.Request) bool) HTTPOp {
+	return HTTPOp{Name: "list", Match: match, Call: func(ctx context.Context, tg target.Target) error {
+		l, ok := tg.(target.Lister)
+		if !ok {
+			return target.Permanent(errors.New("not a Lister"))
+		}
+		_, err := l.List(ctx)
+		return err
+	}}
+}
+
+// CreateOp is Create of a, carried by the requests match picks.
+func CreateOp(a identity.Account, match func(*http.Request) bool) HTTPOp {
+	return HTTPOp{Name: "create", Match: match, Call: func(ctx context.Context, tg target.Target) error {
+		c, ok := tg.(target.Creator)
+		if !ok {
+			return target.Permanent(errors.New("not a Creator"))
+		}
+		acc := a.Clone()
+		return c.Create(ctx, &acc)
+	}}
+}
+
+// Is matches requests by method and path prefix.
+func Is(method, pathPrefix string) func(*http.Request) bool {
+	return func(r *http.Request) bool { return r.Method == method && strings.HasPrefix(r.URL.Path, pathPrefix) }
 }

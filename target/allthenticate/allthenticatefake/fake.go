@@ -1,6 +1,7 @@
 // Package allthenticatefake is a stateful stand-in for Allthenticate's
-// organisation user API, as the seed document
-// (allthenticate-users-api.txt) and notes/targets.md describe it:
+// organisation user API, as Allthenticate's user API document describes
+// it (see the allthenticate connector's package doc for what it leaves
+// open):
 //
 //   - GET /multipleusers lists the organisation's full users (user_tag=GUEST
 //     lists the guests instead), unpaginated, with email_id, user_id,

@@ -1,6 +1,6 @@
 // Package ezeepfake is a stateful stand-in for ezeep Blue's account,
-// invitation, OAuth and printing-group APIs, as the seed document
-// (ezeep-blue-users-api.txt) and notes/targets.md describe them:
+// invitation, OAuth and printing-group APIs, as ezeep Blue's API
+// documents describe them:
 //
 //   - POST /oauth/access_token/ issues bearer tokens for client
 //     credentials sent with HTTP Basic auth (form-encoded
@@ -42,7 +42,6 @@ package ezeepfake
 import (
 	"crypto/rand"
 	"encoding/base64"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -57,6 +56,7 @@ import (
 	"time"
 
 	"github.com/dirsync/dirsync/target/fakekit"
+	"github.com/google/uuid"
 )
 
 // Roles.
@@ -215,7 +215,7 @@ func (s *Server) ExpireTokens() {
 func (s *Server) AddGroup(name string) string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	id := randomUUID()
+	id := uuid.NewString()
 	s.groups[id] = &Group{ID: id, Name: name}
 	return id
 }
@@ -224,29 +224,17 @@ func (s *Server) AddGroup(name string) string {
 func (s *Server) GroupID(name string) (string, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for _, g := range s.groups {
-		if g.Name == name {
-			return g.ID, true
-		}
-	}
-	return "", false
+	return fakekit.IDByName(s.groups, name, groupName)
 }
 
 // GroupNames maps group ids to names, sorted ("?id" for unknown ids).
 func (s *Server) GroupNames(ids []string) []string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	out := []string{}
-	for _, id := range ids {
-		if g, ok := s.groups[id]; ok {
-			out = append(out, g.Name)
-		} else {
-			out = append(out, "?"+id)
-		}
-	}
-	sort.Strings(out)
-	return out
+	return fakekit.NamesOf(s.groups, ids, groupName)
 }
+
+func groupName(g *Group) string { return g.Name }
 
 // AddUser puts a user straight into the server and returns its id. Empty
 // fields get defaults: a new id, role user, verified, now as date joined.
@@ -255,7 +243,7 @@ func (s *Server) AddUser(u User) string {
 	defer s.mu.Unlock()
 	c := u
 	if c.ID == "" {
-		c.ID = randomUUID()
+		c.ID = uuid.NewString()
 	}
 	if c.Role == "" {
 		c.Role = RoleUser
@@ -770,10 +758,10 @@ func (s *Server) invite(body []byte) reply {
 	if s.byEmail(email) != nil {
 		return fieldErr("email", "user with this email already exists.")
 	}
-	inv := &Invitation{ID: randomUUID(), Email: email, Updated: now, ExpireDate: at, DeliveryStatus: "SENT"}
+	inv := &Invitation{ID: uuid.NewString(), Email: email, Updated: now, ExpireDate: at, DeliveryStatus: "SENT"}
 	s.invites[inv.ID] = inv
 	s.seq++
-	u := &User{ID: randomUUID(), Email: email, DateJoined: now, Role: RoleUser, Invitations: []string{inv.ID},
+	u := &User{ID: uuid.NewString(), Email: email, DateJoined: now, Role: RoleUser, Invitations: []string{inv.ID},
 		SelfServiceEnabled: true, MyPrintersEnabled: true, seq: s.seq}
 	s.users[u.ID] = u
 	return reply{status: http.StatusCreated, body: s.invitationJSON(inv), applied: true,
@@ -898,15 +886,6 @@ func (s *Server) patchPrinting(u *User, body []byte) reply {
 	}
 	*u = next
 	return reply{status: 200, body: printingJSON(u), applied: true}
-}
-
-func randomUUID() string {
-	b := make([]byte, 16)
-	_, _ = rand.Read(b)
-	b[6] = b[6]&0x0f | 0x40
-	b[8] = b[8]&0x3f | 0x80
-	h := hex.EncodeToString(b)
-	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
 }
 
 func randomToken() string {

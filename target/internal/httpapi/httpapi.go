@@ -325,3 +325,25 @@ type scrubbed struct {
 
 func (e *scrubbed) Error() string { return e.msg }
 func (e *scrubbed) Unwrap() error { return e.err }
+
+// Base is what a connector takes from target.Deps, with defaults filled:
+// the HTTP client (timeout when deps carry none; 30s when timeout is 0),
+// the logger (a no-op) and the clock (time.Now).
+func Base(deps target.Deps, timeout time.Duration) (*http.Client, *zap.Logger, func() time.Time) {
+	client := deps.HTTPClient
+	if client == nil {
+		if timeout <= 0 {
+			timeout = 30 * time.Second
+		}
+		client = &http.Client{Timeout: timeout}
+	}
+	log := deps.Logger
+	if log == nil {
+		log = zap.NewNop()
+	}
+	now := deps.Now
+	if now == nil {
+		now = time.Now
+	}
+	return client, log, now
+}

@@ -50,6 +50,7 @@ import (
 	"time"
 
 	"github.com/dirsync/dirsync/target/fakekit"
+	"github.com/google/uuid"
 )
 
 // MasterUser is the name the server gives callers using the master key.
@@ -253,7 +254,7 @@ func (s *Server) AddUser(u User) {
 func (s *Server) AddGroup(name string) string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	id := randomUUID()
+	id := uuid.NewString()
 	s.groups[id] = &Group{ID: id, Name: name}
 	return id
 }
@@ -262,29 +263,17 @@ func (s *Server) AddGroup(name string) string {
 func (s *Server) GroupID(name string) (string, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for _, g := range s.groups {
-		if g.Name == name {
-			return g.ID, true
-		}
-	}
-	return "", false
+	return fakekit.IDByName(s.groups, name, groupName)
 }
 
 // GroupNames maps group ids to names.
 func (s *Server) GroupNames(ids []string) []string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	var out []string
-	for _, id := range ids {
-		if g, ok := s.groups[id]; ok {
-			out = append(out, g.Name)
-		} else {
-			out = append(out, "?"+id)
-		}
-	}
-	sort.Strings(out)
-	return out
+	return fakekit.NamesOf(s.groups, ids, groupName)
 }
+
+func groupName(g *Group) string { return g.Name }
 
 // Groups returns every group, by name.
 func (s *Server) Groups() []Group {
@@ -960,7 +949,7 @@ func (s *Server) createGroup(caller string, body []byte) reply {
 		}
 	}
 	g := req.UserGroup
-	g.ID = randomUUID()
+	g.ID = uuid.NewString()
 	g.Default = false
 	s.groups[g.ID] = &g
 	for _, m := range req.Members {
@@ -980,15 +969,6 @@ func randomID() string {
 	b := make([]byte, 8)
 	_, _ = rand.Read(b)
 	return hex.EncodeToString(b)
-}
-
-func randomUUID() string {
-	b := make([]byte, 16)
-	_, _ = rand.Read(b)
-	b[6] = b[6]&0x0f | 0x40
-	b[8] = b[8]&0x3f | 0x80
-	h := hex.EncodeToString(b)
-	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
 }
 
 // NewTestServer starts the fake on an httptest server and returns it with

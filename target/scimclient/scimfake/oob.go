@@ -1,8 +1,8 @@
 package scimfake
 
 // EditUser changes a user the way an administrator does in the service
-// provider's own UI, out of band: no request is recorded. It reports
-// whether the user exists.
+// provider's own UI, out of band: no request is recorded, the edit is
+// (Edits). It reports whether the user exists.
 func (s *Server) EditUser(id string, f func(u map[string]any)) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -11,5 +11,10 @@ func (s *Server) EditUser(id string, f func(u map[string]any)) bool {
 		return false
 	}
 	f(u)
+	s.rec.Edit(id + ": edited by hand")
 	return true
 }
+
+// Edits returns the out-of-band edits (EditUser) since the last
+// ResetRequests.
+func (s *Server) Edits() []string { return s.rec.Edits() }
