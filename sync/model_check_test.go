@@ -28,7 +28,7 @@ func (w *world) judge(c *activity, tgt string, act target.Action, a identity.Acc
 	}
 	tm := targetModelOf(tgt)
 	now := w.h.Clock.Now()
-	cur, _ := w.targets[tgt].Get(a.Key)
+	cur, _ := w.targets[tgt].Find(a)
 	j := func(ok func(want) bool) bool { return w.ref.justified(tm, p, now, ok) }
 	kind, allowed := "", true
 	switch act {
@@ -168,17 +168,9 @@ func (w *world) checkCache() {
 			if tm.byUsername {
 				key = rec.Username
 			}
-			got, ok := mt.Get(key)
-			if !ok && rec.Remote["id"] != "" && !tm.byUsername {
-				// The account was taken over by a returning person: the
-				// application still knows it by its own id.
-				all, _ := mt.List(context.Background())
-				for _, a := range all {
-					if a.Remote["id"] == rec.Remote["id"] {
-						got, ok = a, true
-					}
-				}
-			}
+			probe := rec
+			probe.Key = key
+			got, ok := mt.Find(probe) // by key, or by the application's own id (an account a returning person took over)
 			both := rec.Exists && ok
 			claims := func(f string) bool { return both && !rec.IsUnknown(f) } // an unknown field claims nothing
 			diff := ""

@@ -419,7 +419,7 @@ func (w *world) nameOf(tgt string, a identity.Account) string {
 	if a.Username != "" {
 		return a.Username
 	}
-	if cur, ok := w.targets[tgt].Get(a.Key); ok {
+	if cur, ok := w.targets[tgt].Find(a); ok {
 		return cur.Username
 	}
 	return ""
