@@ -157,6 +157,42 @@ func TestFindingRecordMovingToAnotherSourceKeepsPerson(t *testing.T) {
 	}
 }
 
+// A person who left the directory and later appears in the IdP (same
+// email) is the same person: the suspended account comes back, no second
+// one is made, and the write-only target is not assumed active (model seed
+// 5000000+: ezeelogin cache said active while the account stayed suspended).
+func TestFindingReturningPersonKeepsAccount(t *testing.T) {
+	app, ezee := memtarget.New("app"), memtarget.New("ezeelogin")
+	us := people(10)
+	for _, u := range us {
+		ezee.Seed(identity.Account{Key: u.Username, Username: u.Username, Email: u.Email})
+	}
+	h := synctest.New(t, []dsync.TargetSpec{
+		synctest.Spec(app, synctest.Common()), synctest.Spec(memtarget.NewWriteOnly(ezee), synctest.Common()),
+	}, synctest.Options{Sources: []string{"idp", "ad"}})
+	h.Src("idp").Set(synctest.User("idp-x", "staff"))
+	h.Src("ad").Set(us...)
+	h.Run(dsync.RunOptions{})
+	h.Src("ad").Set(slices.Delete(slices.Clone(us), 3, 4)...)
+	h.Run(dsync.RunOptions{AllowMassChange: true}) // u003 left: suspended everywhere
+	back := us[3]
+	back.Key = "idp-" + back.Key
+	h.Src("idp").Set(synctest.User("idp-x", "staff"), back)
+	app.Reset()
+	h.Run(dsync.RunOptions{})
+	if n := count(app, target.ActCreate, ""); n != 0 {
+		t.Fatalf("app received %d creates: a second account for the returning person", n)
+	}
+	for name, mt := range map[string]*memtarget.Target{"app": app, "ezeelogin": ezee} {
+		list, _ := mt.List(t.Context())
+		for _, a := range list {
+			if a.Username == "u003" && a.Suspended {
+				t.Fatalf("%s: u003 is back in the IdP but their account stays suspended", name)
+			}
+		}
+	}
+}
+
 // A leaver in a source that was read completely is suspended even when
 // another source of the same target is refused by the guard (model seed
 // 2000262). The README says a refused source leaves every target using it
@@ -175,5 +211,39 @@ func TestFindingLeaverNotBlockedByAnotherRefusedSource(t *testing.T) {
 	h.Run(dsync.RunOptions{})
 	if a, _ := mt.Get("u004"); !a.Suspended {
 		t.Fatal("u004, disabled in ad (read completely), is still active because idp was refused")
+	}
+}
+
+// An approval applies only the held steps; the record it writes must not
+// carry other steps of the fresh plan that it did not send (model seed
+// 4202274774327142699: approving a held suspension recorded role admin,
+// which nobody sent, and the next run never sends it).
+func TestFindingApprovalRecordsOnlyWhatItSent(t *testing.T) {
+	h, mt := setup(t, staffScope, func(c *config.TargetCommon) {
+		c.Roles = []config.RoleRule{{Group: "admins", Role: "admin"}}
+		c.DefaultRole = "user"
+	})
+	us := people(100)
+	h.Source.Set(us...)
+	h.Run(dsync.RunOptions{})
+	for i := range 12 {
+		us[i].Active = false
+	}
+	h.Source.Set(us...)
+	res := h.Run(dsync.RunOptions{})
+	if !res.Held {
+		t.Fatal("12 suspensions were not held")
+	}
+	us[0].Groups = []string{"staff", "admins"} // a change no run has applied yet
+	h.Source.Set(us...)
+	if err := approve(h.Engine, res.RunID); err != nil {
+		t.Fatal(err)
+	}
+	if c, a := h.Accounts("app")["u000"], must(mt.Get("u000")); c.Role != a.Role && !c.IsUnknown(identity.FieldRole) {
+		t.Fatalf("cache role %q, application %q: the approval recorded a step it did not send", c.Role, a.Role)
+	}
+	h.Run(dsync.RunOptions{})
+	if a, _ := mt.Get("u000"); a.Role != "admin" {
+		t.Fatalf("role = %q after the next run, want admin", a.Role)
 	}
 }

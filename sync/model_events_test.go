@@ -235,7 +235,9 @@ func (g *generator) event() event {
 }
 
 func (g *generator) directory() event {
-	e := event{kind: eventKind(g.r.IntN(int(evDupRemove) + 1)), src: srcAD, person: g.r.IntN(g.people)}
+	// Weights by kind, evDisable to evDupRemove.
+	kind := g.weighted(12, 12, 10, 5, 10, 10, 6, 6, 6, 3, 5, 3, 3)
+	e := event{kind: eventKind(kind), src: srcAD, person: g.r.IntN(g.people)}
 	if g.r.IntN(3) == 0 {
 		e.src = srcIdP
 		e.via = []string{viaNone, viaLeader, viaLeader, viaStandby}[g.r.IntN(4)]

@@ -215,7 +215,7 @@ func report(seed uint64, original int, events []event, v violation) string {
 		fmt.Fprintf(&b, "  %2d. %s\n", i+1, e)
 	}
 	if v.step > len(events) {
-		fmt.Fprintf(&b, "  then: faults stop, one healthy full run, every held run approved\n")
+		fmt.Fprintf(&b, "  then: faults stop, one healthy full run, every held run approved (and what that holds)\n")
 	}
 	fmt.Fprintf(&b, "  violation at %s\n", v)
 	fmt.Fprintf(&b, "  replay: DIRSYNC_MODEL_SEED=%d DIRSYNC_MODEL_SEQS=1 go test ./sync -run 'TestModel$' -v\n", seed)

@@ -135,6 +135,10 @@ type activity struct {
 	// decisions; lost marks calls whose answer will be lost.
 	attempts map[string]int
 	lost     map[string]bool
+	// landed lists the calls the applications applied, as "target/user/
+	// action"; names maps a call to its username (a delete carries none).
+	landed []string
+	names  map[string]string
 }
 
 // replica is one daemon process: an engine, its lease, and whether it
@@ -232,7 +236,7 @@ func newWorld(t testing.TB, seed uint64, people, static int) *world {
 }
 
 func randomRecord(r *rand.Rand, now time.Time) record {
-	rec := record{active: r.IntN(10) < 9, given: "Given"}
+	rec := record{active: r.IntN(4) > 0, given: "Given"}
 	for i, pct := range []int{85, 40, 20, 30} { // modelGroups in order
 		if r.IntN(100) < pct {
 			rec.groups = append(rec.groups, modelGroups[i])
@@ -354,6 +358,7 @@ func (w *world) onCall(tgt string, act target.Action, a identity.Account) error 
 		c.crashID = id
 	}
 	c.attempts[id]++
+	c.names[id] = a.Username
 	if c.faults.callRate > 0 && w.chance(c.faults, id, c.attempts[id]) < c.faults.callRate {
 		kind := c.faults.call
 		if kind == faultMixed {
@@ -395,6 +400,7 @@ func (w *world) afterCall(tgt string, act target.Action, a identity.Account) err
 		return nil
 	}
 	id := tgt + "/" + a.Key + "/" + string(act)
+	c.landed = append(c.landed, tgt+"/"+c.names[id]+"/"+string(act))
 	switch {
 	case c.crashID == id:
 		c.crashID = ""
@@ -413,7 +419,7 @@ func (w *world) nameOf(tgt string, a identity.Account) string {
 	if a.Username != "" {
 		return a.Username
 	}
-	if cur, ok := w.targets[tgt].Get(a.Key); ok {
+	if cur, ok := w.targets[tgt].Find(a); ok {
 		return cur.Username
 	}
 	return ""
@@ -678,7 +684,7 @@ func (w *world) activity(name string, fn func(context.Context, *dsync.Engine) (*
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	c := &activity{name: name, faults: f, cancel: cancel, standby: standby,
-		stop: make(chan struct{}), calls: map[string]int{}, stored: map[string]bool{}, budget: map[string]map[string]bool{}, attempts: map[string]int{}, lost: map[string]bool{}}
+		stop: make(chan struct{}), calls: map[string]int{}, stored: map[string]bool{}, budget: map[string]map[string]bool{}, attempts: map[string]int{}, lost: map[string]bool{}, names: map[string]string{}}
 	var short version
 	if f.sourceFail != "" {
 		w.h.Src(f.sourceFail).Fail(errors.New(f.sourceFail + ": connection reset"))
@@ -701,6 +707,7 @@ func (w *world) activity(name string, fn func(context.Context, *dsync.Engine) (*
 	if standby || readOnly {
 		before = w.storedState()
 	}
+	journal := len(w.h.Decisions())
 	w.mu.Lock()
 	w.cur = c
 	w.mu.Unlock()
@@ -725,6 +732,9 @@ func (w *world) activity(name string, fn func(context.Context, *dsync.Engine) (*
 		if rep != w.reps[w.leader] {
 			rep.believes.Store(false)
 		}
+	}
+	if !c.dead {
+		w.checkDecided(c, w.h.Decisions()[journal:])
 	}
 	w.noteHeld()
 	w.noteStored(c, short)

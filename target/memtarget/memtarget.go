@@ -291,6 +291,15 @@ func (t *Target) Get(key string) (identity.Account, bool) {
 	return a.Clone(), ok
 }
 
+// Find returns the application's view of the account a call about a would
+// reach: by key, or by the id the application assigned.
+func (t *Target) Find(a identity.Account) (identity.Account, bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	c, ok := t.accounts[t.keyOf(a)]
+	return c.Clone(), ok
+}
+
 // Calls returns a copy of every recorded call.
 func (t *Target) Calls() []Call {
 	t.mu.Lock()
