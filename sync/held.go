@@ -10,9 +10,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/dirsync/dirsync/connector"
 	"github.com/dirsync/dirsync/identity"
 	"github.com/dirsync/dirsync/state"
-	"github.com/dirsync/dirsync/target"
 	"go.uber.org/zap"
 )
 
@@ -101,7 +101,7 @@ type ApproveRequest struct {
 	RunID string
 	// Only limits the release to these actions (e.g. suspend); the rest
 	// stays held.
-	Only []target.Action
+	Only []connector.Action
 	// By names the approver; decisions carry it.
 	By string
 }

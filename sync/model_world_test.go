@@ -19,14 +19,14 @@ import (
 	"time"
 
 	"github.com/dirsync/dirsync/config"
+	"github.com/dirsync/dirsync/connector"
+	"github.com/dirsync/dirsync/connector/memtarget"
 	"github.com/dirsync/dirsync/identity"
 	"github.com/dirsync/dirsync/source"
 	"github.com/dirsync/dirsync/state"
 	"github.com/dirsync/dirsync/state/memstore"
 	dsync "github.com/dirsync/dirsync/sync"
 	"github.com/dirsync/dirsync/sync/synctest"
-	"github.com/dirsync/dirsync/target"
-	"github.com/dirsync/dirsync/target/memtarget"
 )
 
 // guardLimit is every threshold of the model's guard: more than this many
@@ -202,11 +202,11 @@ func newWorld(t testing.TB, seed uint64, people, static int) *world {
 	for _, tm := range modelTargets {
 		mt := memtarget.New(tm.name)
 		name := tm.name
-		mt.Hook = func(act target.Action, a identity.Account) error { return w.onCall(name, act, a) }
-		mt.After = func(act target.Action, a identity.Account) error { return w.afterCall(name, act, a) }
+		mt.Hook = func(act connector.Action, a identity.Account) error { return w.onCall(name, act, a) }
+		mt.After = func(act connector.Action, a identity.Account) error { return w.afterCall(name, act, a) }
 		w.targets[name] = mt
 		w.creates[name], w.pwdCalls[name] = map[int]int{}, map[int]int{}
-		var tg target.Target = mt
+		var tg connector.Connector = mt
 		if tm.byUsername {
 			tg = memtarget.NewWriteOnly(mt)
 			for p := range w.total {
@@ -333,7 +333,7 @@ func (w *world) onStore(op synctest.Op, detail string) error {
 
 // onCall runs before each call reaches an application: it injects the
 // armed faults, then judges the call against the reference model.
-func (w *world) onCall(tgt string, act target.Action, a identity.Account) error {
+func (w *world) onCall(tgt string, act connector.Action, a identity.Account) error {
 	a.Username = w.nameOf(tgt, a)
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -343,7 +343,7 @@ func (w *world) onCall(tgt string, act target.Action, a identity.Account) error 
 		return nil
 	}
 	if c.dead {
-		return target.Retryable(errDead)
+		return connector.Retryable(errDead)
 	}
 	c.calls[tgt]++
 	id := tgt + "/" + a.Key + "/" + string(act)
@@ -353,7 +353,7 @@ func (w *world) onCall(tgt string, act target.Action, a identity.Account) error 
 	if c.faults.crashAt == c.calls[tgt] && tgt == c.faults.crashTarget {
 		if !c.faults.crashLanded {
 			w.die(c)
-			return target.Retryable(errDead)
+			return connector.Retryable(errDead)
 		}
 		c.crashID = id
 	}
@@ -366,13 +366,13 @@ func (w *world) onCall(tgt string, act target.Action, a identity.Account) error 
 		}
 		switch kind {
 		case fault4xx:
-			return target.Permanent(errors.New("400 bad request"))
+			return connector.Permanent(errors.New("400 bad request"))
 		case fault5xx:
-			return target.Retryable(errors.New("503 service unavailable"))
+			return connector.Retryable(errors.New("503 service unavailable"))
 		case faultLost:
-			return target.Uncertain(errors.New("timeout: request not sent"))
+			return connector.Uncertain(errors.New("timeout: request not sent"))
 		case faultSkip:
-			return target.Skip("declined by the application at run time")
+			return connector.Skip("declined by the application at run time")
 		case faultLanded:
 			c.lost[id] = true
 		}
@@ -392,7 +392,7 @@ func (w *world) onCall(tgt string, act target.Action, a identity.Account) error 
 
 // afterCall runs after a call landed: the answer may be lost, or the
 // process may die before it hears it.
-func (w *world) afterCall(tgt string, act target.Action, a identity.Account) error {
+func (w *world) afterCall(tgt string, act connector.Action, a identity.Account) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	c := w.cur
@@ -405,10 +405,10 @@ func (w *world) afterCall(tgt string, act target.Action, a identity.Account) err
 	case c.crashID == id:
 		c.crashID = ""
 		w.die(c)
-		return target.Retryable(errDead)
+		return connector.Retryable(errDead)
 	case c.lost[id]:
 		delete(c.lost, id)
-		return target.Uncertain(errors.New("timeout: the answer never came"))
+		return connector.Uncertain(errors.New("timeout: the answer never came"))
 	}
 	return nil
 }
@@ -427,7 +427,7 @@ func (w *world) nameOf(tgt string, a identity.Account) string {
 
 // intentRecorded reports whether the account's cache record holds the
 // intent of the call about to land, as it must: a crash then leaves a trace.
-func (w *world) intentRecorded(tgt string, act target.Action, a identity.Account) bool {
+func (w *world) intentRecorded(tgt string, act connector.Action, a identity.Account) bool {
 	recs, err := w.mem.Accounts(context.Background(), tgt)
 	if err != nil {
 		return false
@@ -505,9 +505,9 @@ func (w *world) do(e event) {
 			return
 		}
 		id := live[e.n%len(live)]
-		var only []target.Action
+		var only []connector.Action
 		if e.only {
-			only = []target.Action{target.ActSuspend}
+			only = []connector.Action{connector.ActSuspend}
 		}
 		w.activity("approve", func(_ context.Context, en *dsync.Engine) (*dsync.Result, error) {
 			return nil, approve(en, id, only...)

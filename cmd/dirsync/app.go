@@ -9,6 +9,8 @@ import (
 	"strings"
 
 	"github.com/dirsync/dirsync/config"
+	"github.com/dirsync/dirsync/connector"
+	"github.com/dirsync/dirsync/connector/all"
 	"github.com/dirsync/dirsync/identity"
 	"github.com/dirsync/dirsync/monitor"
 	"github.com/dirsync/dirsync/notify"
@@ -16,8 +18,6 @@ import (
 	"github.com/dirsync/dirsync/state"
 	"github.com/dirsync/dirsync/state/backends"
 	dsync "github.com/dirsync/dirsync/sync"
-	"github.com/dirsync/dirsync/target"
-	"github.com/dirsync/dirsync/target/all"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"go.uber.org/zap"
@@ -122,7 +122,7 @@ func (a *app) build(declog *zap.Logger, extra []source.Source) error {
 	}
 	a.sources = append(a.sources, extra...)
 	for _, tc := range a.cfg.Targets {
-		t, err := all.Build(tc, target.Deps{Logger: a.log.With(zap.String("target", tc.Name)), Now: nil,
+		t, err := all.Build(tc, connector.Deps{Logger: a.log.With(zap.String("target", tc.Name)), Now: nil,
 			// Asked by every connector right before each request it sends.
 			Leading: func() bool { return a.leading == nil || a.leading() }})
 		if err != nil {

@@ -14,9 +14,9 @@ import (
 	"time"
 
 	"github.com/dirsync/dirsync/config"
+	"github.com/dirsync/dirsync/connector"
 	"github.com/dirsync/dirsync/state"
 	dsync "github.com/dirsync/dirsync/sync"
-	"github.com/dirsync/dirsync/target"
 )
 
 type common struct {
@@ -80,7 +80,7 @@ func cmdValidate(ctx context.Context, args []string, stdout, stderr io.Writer) e
 				problems = append(problems, err.Error())
 				continue
 			}
-			if w, ok := t.(target.Warner); ok {
+			if w, ok := t.(connector.Warner); ok {
 				warnings = append(warnings, w.Warnings()...)
 			}
 		}
@@ -274,12 +274,12 @@ func cmdApprove(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		}
 		return nil
 	}
-	var acts []target.Action
+	var acts []connector.Action
 	for _, s := range splitList(only) {
-		if s != string(target.ActSuspend) && s != string(target.ActDelete) {
+		if s != string(connector.ActSuspend) && s != string(connector.ActDelete) {
 			return usageError{fmt.Sprintf("--only: %q is not suspend or delete", s)}
 		}
-		acts = append(acts, target.Action(s))
+		acts = append(acts, connector.Action(s))
 	}
 	var res *dsync.Result
 	release, err := a.leadOnce(ctx)

@@ -17,10 +17,10 @@ import (
 	"github.com/chromedp/cdproto/cdp"
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
+	"github.com/dirsync/dirsync/connector"
+	"github.com/dirsync/dirsync/connector/memtarget"
 	"github.com/dirsync/dirsync/internal/testenv"
 	"github.com/dirsync/dirsync/internal/testsrv/oidcprov"
-	"github.com/dirsync/dirsync/target"
-	"github.com/dirsync/dirsync/target/memtarget"
 )
 
 const (
@@ -334,7 +334,7 @@ func TestConsoleInBrowser(t *testing.T) {
 	slices.Sort(got)
 	var want []string
 	for i := 2; i < 12; i++ {
-		want = append(want, fmt.Sprintf("%s user%03d", target.ActSuspend, i))
+		want = append(want, fmt.Sprintf("%s user%03d", connector.ActSuspend, i))
 	}
 	if !slices.Equal(got, want) {
 		t.Fatalf("the application received %v\nwant exactly %v", got, want)

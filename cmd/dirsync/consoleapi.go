@@ -10,11 +10,11 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/dirsync/dirsync/connector"
 	"github.com/dirsync/dirsync/console"
 	"github.com/dirsync/dirsync/monitor"
 	"github.com/dirsync/dirsync/state"
 	dsync "github.com/dirsync/dirsync/sync"
-	"github.com/dirsync/dirsync/target"
 )
 
 // consoleAPI implements console.Backend on the app's engine and store.
@@ -156,9 +156,9 @@ func (c *consoleAPI) Approve(ctx context.Context, runID string, only []string, b
 	if c.leading != nil && !c.leading() {
 		return console.ApproveResult{}, fmt.Errorf("this replica is not the leader (%s): approve on the leader", c.leader())
 	}
-	var acts []target.Action
+	var acts []connector.Action
 	for _, o := range only {
-		acts = append(acts, target.Action(o))
+		acts = append(acts, connector.Action(o))
 	}
 	res, err := c.a.engine.Approve(ctx, dsync.ApproveRequest{RunID: runID, Only: acts, By: by})
 	if err != nil {

@@ -7,8 +7,8 @@ import (
 	"os"
 	"slices"
 
+	"github.com/dirsync/dirsync/connector"
 	"github.com/dirsync/dirsync/progress"
-	"github.com/dirsync/dirsync/target"
 	"github.com/mattn/go-isatty"
 	"golang.org/x/sys/unix"
 )
@@ -43,7 +43,7 @@ func openAppWithProgress(ctx context.Context, c common, prog *progress.Reporter)
 
 // plannedFromHeld tells the reporter how many held steps an approval may
 // apply, per target (an upper bound: steps no longer wanted are skipped).
-func plannedFromHeld(ctx context.Context, a *app, prog *progress.Reporter, runID string, only []target.Action) {
+func plannedFromHeld(ctx context.Context, a *app, prog *progress.Reporter, runID string, only []connector.Action) {
 	hps, err := (&consoleAPI{a: a}).heldOfRun(ctx, runID)
 	if err != nil {
 		return

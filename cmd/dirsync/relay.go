@@ -10,10 +10,10 @@ import (
 	"slices"
 	"time"
 
+	"github.com/dirsync/dirsync/connector"
 	"github.com/dirsync/dirsync/source"
 	"github.com/dirsync/dirsync/state"
 	dsync "github.com/dirsync/dirsync/sync"
-	"github.com/dirsync/dirsync/target"
 	"go.uber.org/zap"
 )
 
@@ -38,10 +38,10 @@ type forwarded struct {
 
 // request is one entry of the request queue.
 type request struct {
-	Op    string          `json:"op"` // approve
-	RunID string          `json:"run_id"`
-	Only  []target.Action `json:"only,omitempty"`
-	By    string          `json:"by,omitempty"`
+	Op    string             `json:"op"` // approve
+	RunID string             `json:"run_id"`
+	Only  []connector.Action `json:"only,omitempty"`
+	By    string             `json:"by,omitempty"`
 }
 
 // response answers a request.
