@@ -11,7 +11,7 @@ package sync_test
 // same way and printed with its seed.
 //
 // Sizing: DIRSYNC_MODEL_SEQS sequences (default 3000) within
-// DIRSYNC_MODEL_TIME (default 40s), whichever ends first; shrinking the
+// DIRSYNC_MODEL_TIME (default 50s), whichever ends first; shrinking the
 // failures found takes at most 15s more. DIRSYNC_MODEL_SEED sets the first
 // seed ("random" for a fresh one), DIRSYNC_MODEL_LEN the events per
 // sequence (default 16). DIRSYNC_MODEL_TRACE=1 adds each step's decisions
@@ -49,7 +49,7 @@ type modelConfig struct {
 }
 
 func modelConfigFromEnv(t *testing.T) modelConfig {
-	c := modelConfig{seqs: 3000, limit: 40 * time.Second, seed: 1, length: 16}
+	c := modelConfig{seqs: 3000, limit: 50 * time.Second, seed: 1, length: 16}
 	if v := os.Getenv("DIRSYNC_MODEL_SEQS"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n <= 0 {
