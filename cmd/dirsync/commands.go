@@ -131,6 +131,12 @@ func cmdSync(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	ro.Targets = splitList(targets)
 	ro.Trigger = "cli"
+	return runOnce(ctx, c, ro, stdout, stderr)
+}
+
+// runOnce is a one-shot run (sync, reconcile): progress on stderr, the
+// leader lock for the run's length, the result and its exit code.
+func runOnce(ctx context.Context, c common, ro dsync.RunOptions, stdout, stderr io.Writer) error {
 	prog := newProgress(stderr)
 	defer prog.Close()
 	a, err := openAppWithProgress(ctx, c, prog)

@@ -1,10 +1,8 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -12,7 +10,6 @@ import (
 	"time"
 
 	"github.com/dirsync/dirsync/internal/testsrv/slapd"
-	"github.com/dirsync/dirsync/state"
 )
 
 // A person in the directory (OpenLDAP) whom the IdP also pushes over SCIM
@@ -27,8 +24,7 @@ func TestSCIMPushForAPersonAlsoInLDAPIsATargetedRun(t *testing.T) {
 	const token = "merged-test-token-7"
 	t.Setenv("SCIM_TOKEN", token)
 	t.Setenv("LDAP_PW", slapd.AdminPassword)
-	cfgPath := filepath.Join(dir, "dirsync.yaml")
-	if err := os.WriteFile(cfgPath, []byte(fmt.Sprintf(`state: {backend: embedded, path: %s}
+	_, addr, decisions := startTestDaemon(t, dir, fmt.Sprintf(`state: {backend: embedded, path: %s}
 http: {listen: "127.0.0.1:0"}
 schedule: {full: "@daily", reconcile: "off"}
 sources:
@@ -46,51 +42,17 @@ targets:
   - name: app
     type: memory
     path: %s
-`, filepath.Join(dir, "state.db"), srv.URL, srv.AdminDN, srv.PeopleDN(), srv.GroupsDN(), filepath.Join(dir, "app.json"))), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := loadConfig(cfgPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	decisions := make(chan state.Decision, 100)
-	var logs safeBuffer
-	a, err := newApp(context.Background(), cfg, appOptions{logOut: &logs, onDecision: func(d state.Decision) { decisions <- d }})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer a.close()
-	d := newDaemon(a)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	addr := make(chan string, 1)
-	go d.serve(ctx, func(s string) { addr <- s })
-	base := "http://" + <-addr + "/scim/idp/v2"
+`, filepath.Join(dir, "state.db"), srv.URL, srv.AdminDN, srv.PeopleDN(), srv.GroupsDN(), filepath.Join(dir, "app.json")))
+	base := "http://" + addr + "/scim/idp/v2"
 	waitDecision(t, decisions, "create", 20*time.Second)
 	waitDecision(t, decisions, "create", 5*time.Second)
 
-	do := func(method, path, body string) map[string]any {
-		req, _ := http.NewRequest(method, base+path, strings.NewReader(body))
-		req.Header.Set("Authorization", "Bearer "+token)
-		req.Header.Set("Content-Type", "application/scim+json")
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		if resp.StatusCode >= 300 {
-			t.Fatalf("%s %s: %d", method, path, resp.StatusCode)
-		}
-		var m map[string]any
-		_ = json.NewDecoder(resp.Body).Decode(&m)
-		return m
-	}
-	u := do("POST", "/Users", `{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"userName":"jo.idp",
+	u := scimCall(t, token, "POST", base+"/Users", `{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"userName":"jo.idp",
 		"emails":[{"value":"jo@example.test","primary":true}],"active":true}`)
 	id, _ := u["id"].(string)
 	time.Sleep(500 * time.Millisecond) // the push's targeted run: nothing to do
 	start := time.Now()
-	do("PATCH", "/Users/"+id, `{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[{"op":"replace","path":"active","value":false}]}`)
+	scimCall(t, token, "PATCH", base+"/Users/"+id, `{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[{"op":"replace","path":"active","value":false}]}`)
 	dec := waitDecision(t, decisions, "suspend", 10*time.Second)
 	if dec.Outcome != "applied" || (dec.User != "jo" && dec.User != "jo.idp") || !strings.HasPrefix(dec.Trigger, "incremental:idp") {
 		t.Fatalf("suspend decision %+v: want jo suspended by a targeted run of the idp push", dec)
@@ -124,8 +86,7 @@ func TestGroupRemovalOnSlapdIsATargetedRun(t *testing.T) {
 	srv := slapd.Start(t, slapd.Options{LDIF: ldif})
 	dir := t.TempDir()
 	t.Setenv("LDAP_PW", slapd.AdminPassword)
-	cfgPath := filepath.Join(dir, "dirsync.yaml")
-	if err := os.WriteFile(cfgPath, []byte(fmt.Sprintf(`state: {backend: embedded, path: %s}
+	_, _, decisions := startTestDaemon(t, dir, fmt.Sprintf(`state: {backend: embedded, path: %s}
 http: {listen: "127.0.0.1:0"}
 schedule: {full: "@daily", reconcile: "off"}
 sources:
@@ -141,26 +102,7 @@ targets:
     type: memory
     path: %s
     scope: [vpn-users]
-`, filepath.Join(dir, "state.db"), srv.URL, srv.AdminDN, srv.PeopleDN(), srv.GroupsDN(), filepath.Join(dir, "app.json"))), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := loadConfig(cfgPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	decisions := make(chan state.Decision, 100)
-	var logs safeBuffer
-	a, err := newApp(context.Background(), cfg, appOptions{logOut: &logs, onDecision: func(d state.Decision) { decisions <- d }})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer a.close()
-	d := newDaemon(a)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	addr := make(chan string, 1)
-	go d.serve(ctx, func(s string) { addr <- s })
-	<-addr
+`, filepath.Join(dir, "state.db"), srv.URL, srv.AdminDN, srv.PeopleDN(), srv.GroupsDN(), filepath.Join(dir, "app.json")))
 	for range 3 {
 		waitDecision(t, decisions, "create", 20*time.Second)
 	}

@@ -24,23 +24,7 @@ func cmdReconcile(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		return usageError{err.Error()}
 	}
 	ro.Targets, ro.Trigger, ro.Reconcile = splitList(targets), "reconcile", true
-	prog := newProgress(stderr)
-	defer prog.Close()
-	a, err := openAppWithProgress(ctx, c, prog)
-	if err != nil {
-		return err
-	}
-	defer a.close()
-	release, err := a.leadOnce(ctx)
-	if err != nil {
-		return err
-	}
-	defer release()
-	res, err := a.engine.Run(ctx, ro)
-	if res != nil {
-		printResult(stdout, c.output, res)
-	}
-	return runExit(res, err)
+	return runOnce(ctx, c, ro, stdout, stderr)
 }
 
 // cmdReport prints the access report: report access [--target T]
