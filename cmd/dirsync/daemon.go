@@ -123,6 +123,12 @@ func (d *daemon) routes() {
 			return
 		}
 		fmt.Fprintf(w, "ready (%s); last run: %s\n", role, last)
+		for _, t := range d.a.cfg.Targets {
+			if r, err := dsync.LastReconcile(ctx, d.a.store, t.Name); err == nil {
+				fmt.Fprintf(w, "target %s: last reconcile %s (%d drifted, %d orphans, %d missing)\n",
+					t.Name, r.Time.Format(time.RFC3339), len(r.Drift), len(r.Orphans), len(r.Missing))
+			}
+		}
 	})
 	d.mux.Handle("GET /metrics", promhttp.HandlerFor(d.a.reg, promhttp.HandlerOpts{}))
 	for _, s := range d.a.sources {
