@@ -161,7 +161,18 @@ func (t *Tracker) TriggerKind(trigger string) string {
 	case trigger == "expiry":
 		return TriggerExpiry
 	case strings.HasPrefix(trigger, "incremental:"):
-		return t.o.SourceKind(strings.TrimPrefix(trigger, "incremental:"))
+		src := strings.TrimPrefix(trigger, "incremental:")
+		if i := strings.IndexByte(src, ':'); i >= 0 {
+			// "incremental:SOURCE:KIND": how the change arrived (syncrepl,
+			// usn, notify, scim ...).
+			if k := src[i+1:]; k == "scim" {
+				return "scim_push"
+			} else if k != "" {
+				return k
+			}
+			src = src[:i]
+		}
+		return t.o.SourceKind(src)
 	case trigger == "incremental":
 		return "poll"
 	}
@@ -177,7 +188,8 @@ func (t *Tracker) RunStarting(trigger string, observed time.Time) {
 	t.curTrigger, t.curObserved = trigger, observed
 	t.curBreaker, t.curFailed = map[string]string{}, map[string]string{}
 	if strings.HasPrefix(trigger, "incremental:") {
-		if s := t.sources[strings.TrimPrefix(trigger, "incremental:")]; s != nil {
+		src, _, _ := strings.Cut(strings.TrimPrefix(trigger, "incremental:"), ":")
+		if s := t.sources[src]; s != nil {
 			s.LastChange = observed
 		}
 	}

@@ -115,3 +115,26 @@ func TestRefreshCountsHeldAndQuarantined(t *testing.T) {
 		t.Fatalf("targets %+v held %+v", tgts, held)
 	}
 }
+
+func TestTriggerKindNamesHowAChangeArrived(t *testing.T) {
+	tr := New(prometheus.NewRegistry(), Options{SourceKind: func(s string) string {
+		if s == "okta" {
+			return "scim_push"
+		}
+		return "ldap"
+	}})
+	for trigger, want := range map[string]string{
+		"incremental:corp:syncrepl": "syncrepl",
+		"incremental:ad:usn":        "usn",
+		"incremental:ad:notify":     "notify",
+		"incremental:okta:scim":     "scim_push",
+		"incremental:okta":          "scim_push",
+		"incremental:corp":          "ldap",
+		"expiry":                    TriggerExpiry,
+		"schedule":                  TriggerFull,
+	} {
+		if got := tr.TriggerKind(trigger); got != want {
+			t.Errorf("TriggerKind(%q) = %q, want %q", trigger, got, want)
+		}
+	}
+}

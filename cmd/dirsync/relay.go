@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/dirsync/dirsync/connector"
@@ -34,6 +35,8 @@ const (
 type forwarded struct {
 	Source string        `json:"source"`
 	Change source.Change `json:"change"`
+	// Seen is when the standby received the change (propagation metric).
+	Seen time.Time `json:"seen"`
 }
 
 // request is one entry of the request queue.
@@ -61,7 +64,7 @@ func entryID() string {
 
 // forward appends a change received by a standby to the change log.
 func (d *daemon) forward(ctx context.Context, src string, ch source.Change) {
-	b, err := json.Marshal(forwarded{Source: src, Change: ch})
+	b, err := json.Marshal(forwarded{Source: src, Change: ch, Seen: time.Now().UTC()})
 	if err == nil {
 		_, err = d.a.store.KVPut(ctx, changeLogBucket, entryID(), b, 0)
 	}
@@ -124,20 +127,47 @@ func (d *daemon) consumeChanges(ctx context.Context) {
 			d.log.Warn("corrupt change-log entry dropped", zap.Error(err))
 			continue
 		}
-		d.mergeAndTrigger(ctx, f.Source, f.Change, "forwarded")
+		d.mergeAndTriggerSeen(ctx, f.Source, f.Change, "forwarded", f.Seen)
 	}
 }
 
 // mergeAndTrigger folds a change into the leader's snapshot and asks for a
 // targeted run of the people it touches.
 func (d *daemon) mergeAndTrigger(ctx context.Context, src string, ch source.Change, how string) {
-	seen := time.Now() // when the change reached this leader (propagation metric)
+	d.mergeAndTriggerSeen(ctx, src, ch, how, time.Now())
+}
+
+// changeKind names how a change arrived, from its reason ("syncrepl: ...",
+// "usn: ...", "notify: ...", "scim PATCH ..."): the propagation metric's
+// trigger label.
+func changeKind(reason string) string {
+	i := strings.IndexAny(reason, ": ")
+	if i <= 0 {
+		return ""
+	}
+	switch k := reason[:i]; k {
+	case "syncrepl", "usn", "notify", "dirsync", "modify_timestamp", "scim":
+		return k
+	}
+	return ""
+}
+
+// mergeAndTriggerSeen is mergeAndTrigger for a change first seen at seen
+// (by this replica, or by the standby that forwarded it).
+func (d *daemon) mergeAndTriggerSeen(ctx context.Context, src string, ch source.Change, how string, seen time.Time) {
+	if seen.IsZero() {
+		seen = time.Now()
+	}
+	name := "incremental:" + src
+	if k := changeKind(ch.Reason); k != "" {
+		name += ":" + k
+	}
 	if ch.Full {
 		why := ch.Reason
 		if why == "" {
 			why = "the change could not be resolved to people"
 		}
-		d.Trigger(trigger{name: "incremental:" + src, fallback: src + ": " + why + ": full run instead of a targeted one", observed: seen})
+		d.Trigger(trigger{name: name, fallback: src + ": " + why + ": full run instead of a targeted one", observed: seen})
 		return
 	}
 	keys, err := d.a.engine.MergeChange(ctx, src, ch)
@@ -149,7 +179,7 @@ func (d *daemon) mergeAndTrigger(ctx context.Context, src string, ch source.Chan
 		d.log.Warn("incremental change not merged: left to the next full run", zap.String("source", src), zap.String("via", how), zap.Error(err))
 		return
 	}
-	d.Trigger(trigger{name: "incremental:" + src, keys: keys, observed: seen})
+	d.Trigger(trigger{name: name, keys: keys, observed: seen})
 }
 
 func (d *daemon) serveRequests(ctx context.Context) {
