@@ -197,17 +197,18 @@ func (w *world) checkCache() {
 	}
 }
 
-// checkAfterHealthyRun checks what a full or expiry run without faults must
-// leave: no leaver with access (unless the guard held the run), and an
-// expiry timer armed for the next expiry, never in the past.
-func (w *world) checkAfterHealthyRun(res *dsync.Result) {
+// checkAfterHealthyRun checks what a run without faults must leave: no
+// leaver with access (unless the guard held the run), and an expiry timer
+// armed for the next expiry, never in the past. A targeted run (focus) is
+// checked for its people only, and may leave other people's expiries due.
+func (w *world) checkAfterHealthyRun(res *dsync.Result, focus []int) {
 	now := w.h.Clock.Now()
 	refused := false // a source was refused, so targets were left alone
 	for _, d := range w.h.DecisionsOf(res.RunID) {
 		refused = refused || (d.User == "*" && d.Action == "run")
 	}
 	if w.ref.settled() {
-		w.checkDue(now, !refused)
+		w.checkDue(now, !refused && focus == nil)
 	}
 	if res.Held {
 		return
@@ -216,9 +217,16 @@ func (w *world) checkAfterHealthyRun(res *dsync.Result) {
 	if refused {
 		code = "missed leaver while another source is refused"
 	}
+	people := focus
+	if people == nil {
+		people = make([]int, w.people)
+		for p := range people {
+			people[p] = p
+		}
+	}
 	for _, tm := range modelTargets {
 		accounts := w.accountsByName(tm)
-		for p := range w.people {
+		for _, p := range people {
 			keeps := w.ref.justified(tm, p, now, func(x want) bool { return x.present && !x.suspended })
 			if w.ref.dups[p] || keeps {
 				continue

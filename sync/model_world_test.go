@@ -559,6 +559,7 @@ func (w *world) directory(e event) {
 		w.setSources(srcAD)
 		return
 	}
+	_, carried := w.ref.truth[e.src][p]
 	w.ref.change(e.src, p, func(r *record) *record {
 		if e.kind == evComeBack {
 			if r != nil {
@@ -601,8 +602,8 @@ func (w *world) directory(e event) {
 		return r
 	})
 	w.setSources(e.src)
-	if e.src != srcIdP || e.via == viaNone {
-		return
+	if _, carries := w.ref.truth[e.src][p]; e.src != srcIdP || e.via == viaNone || (!carried && !carries) {
+		return // nothing to push: not the IdP, or it does not carry the person
 	}
 	ch := source.Change{Deletes: []string{sourceKey(srcIdP, p)}}
 	if rec, ok := w.ref.truth[srcIdP][p]; ok {
@@ -618,7 +619,7 @@ func (w *world) directory(e event) {
 		})
 		return
 	}
-	w.activity("push", func(ctx context.Context, en *dsync.Engine) (*dsync.Result, error) {
+	w.activityOn("push", []int{p}, func(ctx context.Context, en *dsync.Engine) (*dsync.Result, error) {
 		keys, err := en.MergeChange(ctx, srcIdP, ch)
 		if err != nil {
 			return nil, err
@@ -673,6 +674,12 @@ func (w *world) heldRuns() []string {
 // activity runs fn on the acting replica with the armed faults, then
 // checks what it left behind.
 func (w *world) activity(name string, fn func(context.Context, *dsync.Engine) (*dsync.Result, error)) {
+	w.activityOn(name, nil, fn)
+}
+
+// activityOn is activity for a run about some people only (a targeted
+// run): the checks after it look at them.
+func (w *world) activityOn(name string, focus []int, fn func(context.Context, *dsync.Engine) (*dsync.Result, error)) {
 	f := w.next
 	w.next = faults{}
 	rep := w.reps[w.leader]
@@ -739,9 +746,9 @@ func (w *world) activity(name string, fn func(context.Context, *dsync.Engine) (*
 	w.noteHeld()
 	w.noteStored(c, short)
 	w.checkCache()
-	healthy := len(f.armedBy) == 0 && !standby && err == nil && res != nil && (name == "full run" || name == "expiry")
+	healthy := len(f.armedBy) == 0 && !standby && err == nil && res != nil && (name == "full run" || name == "expiry" || name == "push")
 	if healthy {
-		w.checkAfterHealthyRun(res)
+		w.checkAfterHealthyRun(res, focus)
 	}
 }
 
