@@ -33,9 +33,6 @@ func (w *world) judge(c *activity, tgt string, act target.Action, a identity.Acc
 	kind, allowed := "", true
 	switch act {
 	case target.ActCreate:
-		if n := w.accountsNamed(tgt, a.Username); n > 0 {
-			w.violate("second account", "%s: create %s although it has %d account(s) with that username", tgt, a.Username, n)
-		}
 		w.creates[tgt][p]++
 		allowed = j(func(x want) bool { return x.present && !x.suspended })
 	case target.ActUnsuspend:
@@ -122,9 +119,20 @@ func targetModelOf(name string) targetModel {
 	panic("model: no target " + name)
 }
 
+// checkLanded checks a call the application applied: a create must not
+// leave a person with two accounts.
+func (w *world) checkLanded(tgt string, act target.Action, name string) {
+	if act != target.ActCreate {
+		return
+	}
+	if n := w.accountsNamed(tgt, name); n > 1 {
+		w.violate("second account", "%s: a create left %s with %d accounts", tgt, name, n)
+	}
+}
+
 // accountsNamed counts the application's accounts with username u.
 func (w *world) accountsNamed(tgt, u string) int {
-	list, _ := w.targets[tgt].List(context.Background())
+	list := w.targets[tgt].All()
 	n := 0
 	for _, a := range list {
 		if a.Username == u {
@@ -264,7 +272,7 @@ func (w *world) checkDue(now time.Time, reachedAll bool) {
 
 // accountsByName returns the application's accounts by username.
 func (w *world) accountsByName(tm targetModel) map[string][]identity.Account {
-	list, _ := w.targets[tm.name].List(context.Background())
+	list := w.targets[tm.name].All()
 	out := make(map[string][]identity.Account, len(list))
 	for _, a := range list {
 		out[a.Username] = append(out[a.Username], a)

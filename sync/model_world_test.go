@@ -204,6 +204,7 @@ func newWorld(t testing.TB, seed uint64, people, static int) *world {
 		name := tm.name
 		mt.Hook = func(act target.Action, a identity.Account) error { return w.onCall(name, act, a) }
 		mt.After = func(act target.Action, a identity.Account) error { return w.afterCall(name, act, a) }
+		mt.ReadHook = func(op string) error { return w.onRead(name, op) }
 		w.targets[name] = mt
 		w.creates[name], w.pwdCalls[name] = map[int]int{}, map[int]int{}
 		var tg target.Target = mt
@@ -390,6 +391,27 @@ func (w *world) onCall(tgt string, act target.Action, a identity.Account) error 
 	return nil
 }
 
+// onRead runs before the engine lists or re-reads an application's
+// accounts: armed call faults make reads fail too (as a 5xx).
+func (w *world) onRead(tgt, op string) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	c := w.cur
+	switch {
+	case c == nil:
+		return nil
+	case c.dead:
+		return target.Retryable(errDead)
+	case c.faults.callRate > 0:
+		id := tgt + "/" + op
+		c.attempts[id]++
+		if w.chance(c.faults, id, c.attempts[id]) < c.faults.callRate {
+			return target.Retryable(fmt.Errorf("503 service unavailable while %sing", op))
+		}
+	}
+	return nil
+}
+
 // afterCall runs after a call landed: the answer may be lost, or the
 // process may die before it hears it.
 func (w *world) afterCall(tgt string, act target.Action, a identity.Account) error {
@@ -401,6 +423,7 @@ func (w *world) afterCall(tgt string, act target.Action, a identity.Account) err
 	}
 	id := tgt + "/" + a.Key + "/" + string(act)
 	c.landed = append(c.landed, tgt+"/"+c.names[id]+"/"+string(act))
+	w.checkLanded(tgt, act, c.names[id])
 	switch {
 	case c.crashID == id:
 		c.crashID = ""
