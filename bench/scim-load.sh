@@ -12,6 +12,11 @@
 #
 #   bench/scim-load.sh                      # defaults below
 #   USERS=5000 PATCHES=50000 CONC=32 bench/scim-load.sh
+#
+# SERVER=daemon runs the load against a whole `dirsync run` daemon instead
+# (its SCIM source on the same Redis, a memory target, every push a targeted
+# run), with the web console on or off (CONSOLE=on|off); PEER=off skips the
+# scimmy peer. bench/console.sh uses these.
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 USERS=${USERS:-2000}
@@ -21,6 +26,9 @@ LIMIT=${LIMIT:-60s}           # per phase, dirsync
 PEER_PATCHES=${PEER_PATCHES:-5000}
 PEER_LIMIT=${PEER_LIMIT:-30s} # per phase, peer
 OUT=${OUT:-$repo/bench/scimload/results.md}
+SERVER=${SERVER:-scimserve}
+CONSOLE=${CONSOLE:-off}
+PEER=${PEER:-on}
 SCIMMY_DIR=${DIRSYNC_SCIMMY_DIR:-$repo/.cache/scimmy-server}
 TOKEN=bench-$RANDOM$RANDOM
 
@@ -36,6 +44,9 @@ trap cleanup EXIT
 command -v redis-server >/dev/null || { echo "scim-load: redis-server is not installed (scripts/test.sh installs it)" >&2; exit 2; }
 echo "scim-load: building" >&2
 (cd "$repo" && go build -o "$tmp/scimserve" ./scim/cmd/scimserve && go build -o "$tmp/scimload" ./bench/scimload)
+if [ "$SERVER" = daemon ]; then
+  (cd "$repo" && go build -o "$tmp/dirsync" ./cmd/dirsync)
+fi
 
 # wait_http URL: until the server answers (any status).
 wait_http() {
@@ -58,7 +69,27 @@ for _ in $(seq 1 100); do
 done
 
 sport=$("$tmp/scimload" -freeport)
-SCIM_TOKEN=$TOKEN "$tmp/scimserve" -listen "127.0.0.1:$sport" -source bench -redis "127.0.0.1:$rport" >"$tmp/scimserve.log" 2>&1 &
+if [ "$SERVER" = daemon ]; then
+  console_enabled=false
+  [ "$CONSOLE" = on ] && console_enabled=true
+  cat >"$tmp/dirsync.yaml" <<YAML
+log: {level: warn}
+state: {backend: redis, redis: {addrs: ["127.0.0.1:$rport"], key_prefix: "bench:"}}
+http:
+  listen: 127.0.0.1:$sport
+  console: {enabled: $console_enabled, base_url: "http://localhost:$sport/ui/", admin_token: "\${BENCH_ADMIN_TOKEN}"}
+schedule: {full: "0 0 1 1 *", incremental: 0}
+sources:
+  - {name: bench, type: scim, tokens: ["\${SCIM_TOKEN}"], max_results: 100}
+targets:
+  - {name: app, type: memory}
+YAML
+  BENCH_ADMIN_TOKEN=bench-admin-$TOKEN SCIM_TOKEN=$TOKEN "$tmp/dirsync" run --config "$tmp/dirsync.yaml" >"$tmp/scimserve.log" 2>&1 &
+  label="dirsync daemon (console $CONSOLE)"
+else
+  SCIM_TOKEN=$TOKEN "$tmp/scimserve" -listen "127.0.0.1:$sport" -source bench -redis "127.0.0.1:$rport" >"$tmp/scimserve.log" 2>&1 &
+  label="dirsync scim (Redis)"
+fi
 pids+=($!)
 wait_http "http://127.0.0.1:$sport/scim/bench/v2/ServiceProviderConfig"
 
@@ -75,10 +106,12 @@ wait_http "http://127.0.0.1:$sport/scim/bench/v2/ServiceProviderConfig"
 } >"$tmp/table.md"
 
 echo "scim-load: dirsync (redis)" >&2
-"$tmp/scimload" -base "http://127.0.0.1:$sport/scim/bench/v2" -token "$TOKEN" -label "dirsync scim (Redis)" \
+"$tmp/scimload" -base "http://127.0.0.1:$sport/scim/bench/v2" -token "$TOKEN" -label "$label" \
   -users "$USERS" -patches "$PATCHES" -c "$CONC" -limit "$LIMIT" -md "$tmp/table.md" >&2
 
-if command -v node >/dev/null && [ -d "$SCIMMY_DIR/node_modules/scimmy" ]; then
+if [ "$PEER" = off ]; then
+  :
+elif command -v node >/dev/null && [ -d "$SCIMMY_DIR/node_modules/scimmy" ]; then
   pport=$("$tmp/scimload" -freeport)
   (cd "$SCIMMY_DIR" && PORT=$pport TOKEN=$TOKEN QUIET=1 exec node server.mjs) >"$tmp/peer.log" 2>&1 &
   pids+=($!)

@@ -28,6 +28,8 @@ type Config struct {
 	JoinKey string   `yaml:"join_key"`
 	Sources []Source `yaml:"sources"`
 	Targets []Target `yaml:"targets"`
+	// Notify sends notifications (held plans, failing sources, ...).
+	Notify Notify `yaml:"notify"`
 }
 
 // Log configures logging.
@@ -73,6 +75,8 @@ type TLS struct {
 type HTTP struct {
 	Listen string `yaml:"listen"` // default 127.0.0.1:8080
 	TLS    TLS    `yaml:"tls"`
+	// Console is the web console at /ui/ (off unless enabled).
+	Console Console `yaml:"console"`
 }
 
 // Schedule says when runs happen.

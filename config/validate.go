@@ -158,6 +158,7 @@ func (c *Config) Validate() error {
 			ps.Add(p+".username", "must be username, email or attr:NAME (got %q)", u)
 		}
 	}
+	c.validateConsole(&ps)
 	return ps.Err()
 }
 

@@ -16,8 +16,8 @@ import (
 	"testing"
 
 	"github.com/dirsync/dirsync/config"
-	"github.com/dirsync/dirsync/target"
-	"github.com/dirsync/dirsync/target/all"
+	"github.com/dirsync/dirsync/connector"
+	"github.com/dirsync/dirsync/connector/all"
 	"go.uber.org/zap"
 	"go.yaml.in/yaml/v3"
 )
@@ -555,10 +555,10 @@ func TestKubernetesManifests(t *testing.T) {
 	factories := all.Factories()
 	for _, tc := range cfg.Targets {
 		if _, ok := factories[tc.Type]; !ok {
-			t.Logf("%s: type %s not registered in target/all yet; settings not checked", tc.Path(), tc.Type)
+			t.Logf("%s: type %s not registered in connector/all yet; settings not checked", tc.Path(), tc.Type)
 			continue
 		}
-		if _, err := all.Build(tc, target.Deps{Logger: zap.NewNop()}); err != nil {
+		if _, err := all.Build(tc, connector.Deps{Logger: zap.NewNop()}); err != nil {
 			t.Errorf("ConfigMap config.yaml: %v", err)
 		}
 	}

@@ -14,7 +14,13 @@ command -v ldapsearch >/dev/null 2>&1 || need_pkgs+=(ldap-utils)
 command -v redis-server >/dev/null 2>&1 || need_pkgs+=(redis-server)
 [ -x /usr/sbin/samba ] || need_pkgs+=(samba samba-ad-dc winbind)
 command -v node >/dev/null 2>&1 || need_pkgs+=(nodejs npm)
-if [ ${#need_pkgs[@]} -gt 0 ]; then
+# promtool (Debian's prometheus package) checks and unit-tests the alerting
+# rules; headless Chromium drives the web console's browser tests. Installed
+# without their recommended packages (desktop and exporter extras).
+lean_pkgs=()
+command -v promtool >/dev/null 2>&1 || lean_pkgs+=(prometheus)
+command -v chromium >/dev/null 2>&1 || lean_pkgs+=(chromium)
+if [ ${#need_pkgs[@]} -gt 0 ] || [ ${#lean_pkgs[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     # Keep packaged daemons from starting on the standard ports: the tests
     # start their own instances on random loopback ports.
@@ -22,11 +28,16 @@ if [ ${#need_pkgs[@]} -gt 0 ]; then
       printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d
       chmod +x /usr/sbin/policy-rc.d
     fi
-    echo "test.sh: installing ${need_pkgs[*]}" >&2
+    echo "test.sh: installing ${need_pkgs[*]} ${lean_pkgs[*]}" >&2
     apt-get update -q >/dev/null
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${need_pkgs[@]}" >/dev/null
+    if [ ${#need_pkgs[@]} -gt 0 ]; then
+      DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${need_pkgs[@]}" >/dev/null
+    fi
+    if [ ${#lean_pkgs[@]} -gt 0 ]; then
+      DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${lean_pkgs[@]}" >/dev/null
+    fi
   else
-    echo "test.sh: missing ${need_pkgs[*]} (not root or no apt-get): tests that need them will skip" >&2
+    echo "test.sh: missing ${need_pkgs[*]} ${lean_pkgs[*]} (not root or no apt-get): tests that need them will skip" >&2
   fi
 fi
 

@@ -13,9 +13,9 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/dirsync/dirsync/connector"
 	"github.com/dirsync/dirsync/identity"
 	"github.com/dirsync/dirsync/state"
-	"github.com/dirsync/dirsync/target"
 	"go.uber.org/zap"
 	"golang.org/x/time/rate"
 )
@@ -49,7 +49,7 @@ func (e *Engine) limiter(spec TargetSpec) *rate.Limiter {
 }
 
 // stepID names a step for matching held and re-planned steps.
-func stepID(key string, act target.Action) string { return key + "\x00" + string(act) }
+func stepID(key string, act connector.Action) string { return key + "\x00" + string(act) }
 
 // execute applies a plan: skipped decisions, the guard, then every
 // account's steps (accounts losing access first), then bookkeeping notes.
@@ -296,11 +296,14 @@ func groupByAccount(steps []Step, notes []identity.Account) []account {
 }
 
 func (e *Engine) applySteps(ctx context.Context, rc *runCtx, spec TargetSpec, steps []Step, notes []identity.Account, cached map[string]identity.Account) {
+	name := spec.Target.Name()
+	if e.o.Progress != nil {
+		e.o.Progress.Planned(name, len(steps))
+	}
 	accts := groupByAccount(steps, notes)
 	if len(accts) == 0 {
 		return
 	}
-	name := spec.Target.Name()
 	br := &breaker{threshold: e.o.BreakerThreshold}
 	work := make(chan account)
 	ctx, cancel := context.WithCancel(ctx)
@@ -369,7 +372,7 @@ func (e *Engine) applyAccount(ctx context.Context, rc *runCtx, spec TargetSpec, 
 			stop = true
 		default:
 			failed = append(failed, s)
-			if s.Action == target.ActCreate {
+			if s.Action == connector.ActCreate {
 				stop = true
 			}
 		}
@@ -392,9 +395,9 @@ func (e *Engine) applyAccount(ctx context.Context, rc *runCtx, spec TargetSpec, 
 		}
 	}
 	if a.note != nil && !stop {
-		_, lists := spec.Target.(target.Lister)
-		writeOnly := !lists && !target.Supports(spec.Target, target.ActCreate)
-		if n, changed := Settle(rec, *a.note, target.Supports(spec.Target, target.ActUpdate), writeOnly); changed {
+		_, lists := spec.Target.(connector.Lister)
+		writeOnly := !lists && !connector.Supports(spec.Target, connector.ActCreate)
+		if n, changed := Settle(rec, *a.note, connector.Supports(spec.Target, connector.ActUpdate), writeOnly); changed {
 			if err := e.o.Store.PutAccount(context.WithoutCancel(ctx), e.o.Fence(), name, n); err != nil {
 				return err
 			}
@@ -411,7 +414,9 @@ var errStopAccount = errors.New("stop account")
 // uncertainField reports whether a failure of kind k may have left the
 // action applied: the call was sent and its answer lost (a timeout, a
 // dropped connection, a 5xx after the application acted).
-func uncertainKind(k target.Kind) bool { return k == target.KindUncertain || k == target.KindRetryable }
+func uncertainKind(k connector.Kind) bool {
+	return k == connector.KindUncertain || k == connector.KindRetryable
+}
 
 // applyStep applies one step with retries and records it. rec is the
 // account's record as it stands; it returns the new record and nil,
@@ -443,50 +448,50 @@ func (e *Engine) applyStep(ctx context.Context, rc *runCtx, spec TargetSpec, s S
 	if br.open.Load() && s.Reduces() {
 		pol.attempts = 1
 	}
-	reader, canRead := spec.Target.(target.Reader)
+	reader, canRead := spec.Target.(connector.Reader)
 	// A one-shot action (force password change) is sent at most once per
 	// source event: an answer lost after sending (a timeout, a dropped
 	// connection, a 5xx) is not retried; it counts as fired.
-	if s.Action == target.ActForcePasswordChange {
-		pol.final = func(err error) bool { return uncertainKind(target.KindOf(err)) }
+	if s.Action == connector.ActForcePasswordChange {
+		pol.final = func(err error) bool { return uncertainKind(connector.KindOf(err)) }
 	}
 	// mayHaveLanded: some attempt's answer was lost after sending; whatever
 	// a later attempt answers, the action may have happened.
 	mayHaveLanded := false
 	r := pol.do(ctx, func(int) (error, time.Duration) {
 		if err := lim.Wait(ctx); err != nil {
-			return target.Retryable(err), 0
+			return connector.Retryable(err), 0
 		}
 		if e.o.Leading != nil && !e.o.Leading() {
 			// The lease ran out (this process was frozen, or cut off from
 			// the store): another replica may be leader. Send nothing.
-			return target.Permanent(fmt.Errorf("not sent: %w", state.ErrStaleFence)), 0
+			return connector.Permanent(fmt.Errorf("not sent: %w", state.ErrStaleFence)), 0
 		}
 		actx, cancel := context.WithTimeout(ctx, timeout)
 		acct := want.Clone()
-		if s.Action == target.ActCreate && s.Role != "" {
+		if s.Action == connector.ActCreate && s.Role != "" {
 			acct.Role = s.Role // what the person will be: some applications decide at create
 		}
-		err := target.Do(actx, spec.Target, s.Action, before, &acct)
+		err := connector.Do(actx, spec.Target, s.Action, before, &acct)
 		cancel()
 		if err == nil {
 			want.Remote = mergeRemote(want.Remote, acct.Remote)
 			return nil, 0
 		}
-		if uncertainKind(target.KindOf(err)) {
+		if uncertainKind(connector.KindOf(err)) {
 			mayHaveLanded = true
 		}
-		if target.KindOf(err) == target.KindUncertain && canRead {
+		if connector.KindOf(err) == connector.KindUncertain && canRead {
 			probe := want.Clone() // the account as it should be: a create leaves rec nearly empty
 			got, rerr := reader.Read(ctx, probe)
-			if s.Action == target.ActDelete && target.KindOf(rerr) == target.KindNotFound {
+			if s.Action == connector.ActDelete && connector.KindOf(rerr) == connector.KindNotFound {
 				return nil, 0 // the delete landed
 			}
 			if rerr == nil && landed(s.Action, got, want) {
 				want.Remote = mergeRemote(want.Remote, got.Remote)
 				return nil, 0
 			}
-			return err, target.RetryAfterOf(rerr) // the re-read was rate limited: honour it too
+			return err, connector.RetryAfterOf(rerr) // the re-read was rate limited: honour it too
 		}
 		return err, 0
 	})
@@ -496,7 +501,7 @@ func (e *Engine) applyStep(ctx context.Context, rc *runCtx, spec TargetSpec, s S
 	}
 	dur := time.Since(start)
 	d := state.Decision{Target: name, User: s.User, Action: string(s.Action), Reason: s.Reason + rc.approvedBy(), Attempt: r.attempts, DurationMS: dur.Milliseconds()}
-	k := target.KindOf(err)
+	k := connector.KindOf(err)
 	record := func(next identity.Account) error {
 		return e.o.Store.PutAccount(context.WithoutCancel(ctx), fence, name, next)
 	}
@@ -518,12 +523,12 @@ func (e *Engine) applyStep(ctx context.Context, rc *runCtx, spec TargetSpec, s S
 			return next, werr
 		}
 		return next, errStopAccount
-	case errors.Is(err, state.ErrStaleFence) || errors.Is(err, target.ErrNotLeading):
+	case errors.Is(err, state.ErrStaleFence) || errors.Is(err, connector.ErrNotLeading):
 		d.Outcome, d.Error = OutcomeFailed, "leadership lost: "+err.Error()
 		rc.decide(d)
 		_ = record(rec) // clears the intent where the fence still allows
 		return rec, state.ErrStaleFence
-	case k == target.KindSkipped:
+	case k == connector.KindSkipped:
 		d.Outcome, d.Reason = OutcomeSkipped, s.Reason+"; skipped: "+err.Error()
 		if rc.memo(name).fresh(stepID(s.Key, s.Action), d.Reason) {
 			rc.decide(d)
@@ -535,18 +540,18 @@ func (e *Engine) applyStep(ctx context.Context, rc *runCtx, spec TargetSpec, s S
 		if werr := record(rec); werr != nil {
 			return rec, werr
 		}
-		if s.Action == target.ActCreate {
+		if s.Action == connector.ActCreate {
 			return rec, errStopAccount
 		}
 		return rec, nil
-	case k == target.KindNotFound && s.Action == target.ActDelete:
-		next := ApplyAction(rec, target.ActDelete, want)
+	case k == connector.KindNotFound && s.Action == connector.ActDelete:
+		next := ApplyAction(rec, connector.ActDelete, want)
 		d.Outcome, d.Reason = OutcomeApplied, s.Reason+" (already absent in the application)"
 		rc.decide(d)
 		e.countAction(name, s.Action, d.Outcome)
 		_ = record(next)
 		return next, nil
-	case k == target.KindNotFound && s.Action != target.ActCreate:
+	case k == connector.KindNotFound && s.Action != connector.ActCreate:
 		next := identity.Account{Key: s.Key, Failing: rec.Failing}
 		d.Outcome, d.Reason, d.Error = OutcomeFailed, s.Reason+"; the account no longer exists in the application: forgotten, to be re-created or adopted next run", err.Error()
 		rc.decide(d)
@@ -562,7 +567,7 @@ func (e *Engine) applyStep(ctx context.Context, rc *runCtx, spec TargetSpec, s S
 		d.Outcome, d.Error = OutcomeFailed, err.Error()
 		rc.decide(d)
 		e.countAction(name, s.Action, d.Outcome)
-		br.result(k == target.KindPermanent) // a permanent error is the account's problem, not the target's
+		br.result(k == connector.KindPermanent) // a permanent error is the account's problem, not the target's
 		if werr := record(next); werr != nil && errors.Is(werr, state.ErrStaleFence) {
 			return next, werr
 		}
@@ -575,15 +580,15 @@ func (e *Engine) applyStep(ctx context.Context, rc *runCtx, spec TargetSpec, s S
 // whatever the cache says), a create is assumed to have happened (so the
 // person is deprovisioned if they leave), and a one-shot action is assumed
 // to have fired (at most once per source event).
-func assumeUncertain(rec identity.Account, act target.Action, want identity.Account) identity.Account {
+func assumeUncertain(rec identity.Account, act connector.Action, want identity.Account) identity.Account {
 	switch act {
-	case target.ActForcePasswordChange:
+	case connector.ActForcePasswordChange:
 		rec.MustChangePassword = true
-	case target.ActCreate:
-		created := ApplyAction(rec, target.ActCreate, want)
+	case connector.ActCreate:
+		created := ApplyAction(rec, connector.ActCreate, want)
 		created.Unknown = created.WithUnknown(identity.FieldExists, identity.FieldSuspended, identity.FieldRole, identity.FieldGroups, identity.FieldExpires)
 		return created
-	case target.ActDelete:
+	case connector.ActDelete:
 		// Still there, as far as we know (the safe side: the delete is sent
 		// again), but unknown.
 		rec.Unknown = rec.WithUnknown(identity.FieldExists)
@@ -595,7 +600,7 @@ func assumeUncertain(rec identity.Account, act target.Action, want identity.Acco
 	return rec
 }
 
-func (e *Engine) countAction(tgt string, a target.Action, outcome string) {
+func (e *Engine) countAction(tgt string, a connector.Action, outcome string) {
 	if e.o.Metrics != nil {
 		e.o.Metrics.Actions.WithLabelValues(tgt, string(a), outcome).Inc()
 	}
@@ -614,15 +619,15 @@ func mergeRemote(a, b map[string]string) map[string]string {
 }
 
 // landed reports whether an uncertain action is visible in the re-read account.
-func landed(act target.Action, got, want identity.Account) bool {
+func landed(act connector.Action, got, want identity.Account) bool {
 	switch act {
-	case target.ActSuspend, target.ActUnsuspend:
+	case connector.ActSuspend, connector.ActUnsuspend:
 		return got.Suspended == want.Suspended
-	case target.ActSetRole:
+	case connector.ActSetRole:
 		return got.Role == want.Role
-	case target.ActSetGroups:
+	case connector.ActSetGroups:
 		return slices.Equal(identity.SortedSet(got.Groups), identity.SortedSet(want.Groups))
-	case target.ActCreate:
+	case connector.ActCreate:
 		return got.Exists || got.Email != ""
 	}
 	return false

@@ -7,9 +7,9 @@ import (
 	"time"
 
 	"github.com/dirsync/dirsync/config"
+	"github.com/dirsync/dirsync/connector"
 	"github.com/dirsync/dirsync/identity"
 	dsync "github.com/dirsync/dirsync/sync"
-	"github.com/dirsync/dirsync/target"
 )
 
 // BenchmarkPlan100k measures linking, desired-state building, diff and plan for
@@ -47,7 +47,7 @@ func BenchmarkPlan100k(b *testing.B) {
 	for _, u := range users {
 		known[u.Key] = u
 	}
-	all := func(target.Action) bool { return true }
+	all := func(connector.Action) bool { return true }
 	var peak uint64
 	b.ReportAllocs()
 	b.ResetTimer()

@@ -8,11 +8,11 @@ import (
 	"fmt"
 	"testing"
 
+	"github.com/dirsync/dirsync/connector/memtarget"
 	"github.com/dirsync/dirsync/identity"
 	"github.com/dirsync/dirsync/state"
 	dsync "github.com/dirsync/dirsync/sync"
 	"github.com/dirsync/dirsync/sync/synctest"
-	"github.com/dirsync/dirsync/target/memtarget"
 	"go.uber.org/zap/zapcore"
 )
 

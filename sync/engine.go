@@ -14,17 +14,17 @@ import (
 	"time"
 
 	"github.com/dirsync/dirsync/config"
+	"github.com/dirsync/dirsync/connector"
 	"github.com/dirsync/dirsync/identity"
 	"github.com/dirsync/dirsync/source"
 	"github.com/dirsync/dirsync/state"
-	"github.com/dirsync/dirsync/target"
 	"go.uber.org/zap"
 	"golang.org/x/time/rate"
 )
 
 // TargetSpec is a connector with its common config.
 type TargetSpec struct {
-	Target target.Target
+	Target connector.Connector
 	Config config.TargetCommon
 }
 
@@ -59,6 +59,8 @@ type Options struct {
 	// instead of stalling the run (default 2m).
 	MaxRetryAfter time.Duration
 	Metrics       *Metrics
+	// Progress, when set, is told how many steps each target will apply.
+	Progress Progress
 }
 
 // Engine runs syncs. It is safe for concurrent use, but runs are serialised.
@@ -245,6 +247,9 @@ type runCtx struct {
 }
 
 func (rc *runCtx) decide(d state.Decision) {
+	if rc.ro.NoApply {
+		return // plan-only runs (plan, explain, re-checks) decide nothing
+	}
 	d.RunID, d.Trigger = rc.res.RunID, rc.ro.Trigger
 	if d.Time.IsZero() {
 		d.Time = rc.e.o.Now().UTC()
@@ -595,7 +600,7 @@ func (rc *runCtx) prepare(ctx context.Context, spec TargetSpec, snaps map[string
 	}
 	var orphans []Step
 	if rc.ro.Reconcile && !rc.ro.NoApply {
-		if l, ok := spec.Target.(target.Lister); ok {
+		if l, ok := spec.Target.(connector.Lister); ok {
 			if orphans, err = rc.readBack(ctx, spec, l, desired, known, cached); err != nil {
 				return nil, err
 			}
@@ -610,7 +615,7 @@ func (rc *runCtx) prepare(ctx context.Context, spec TargetSpec, snaps map[string
 	if len(spec.Config.Order) > 0 {
 		capab.Order = nil
 		for _, a := range spec.Config.Order {
-			capab.Order = append(capab.Order, target.Action(a))
+			capab.Order = append(capab.Order, connector.Action(a))
 		}
 	}
 	in := PlanInput{Target: name, Cap: capab, Rules: rules, Desired: desired, Cached: cached, Keys: keys,
@@ -688,8 +693,8 @@ func (rc *runCtx) personKeys() map[string]bool {
 	return out
 }
 
-func (e *Engine) open(ctx context.Context, t target.Target) error {
-	o, ok := t.(target.Opener)
+func (e *Engine) open(ctx context.Context, t connector.Connector) error {
+	o, ok := t.(connector.Opener)
 	if !ok {
 		return nil
 	}
@@ -714,8 +719,8 @@ func (e *Engine) open(ctx context.Context, t target.Target) error {
 // re-read from the application where it can be read; and on full runs
 // accounts that exist in the application but not in the cache are adopted
 // (matched by email, then username).
-func (rc *runCtx) reconcile(ctx context.Context, t target.Target, desired map[string]Desired, cached map[string]identity.Account, keys map[string]bool) error {
-	r, canRead := t.(target.Reader)
+func (rc *runCtx) reconcile(ctx context.Context, t connector.Connector, desired map[string]Desired, cached map[string]identity.Account, keys map[string]bool) error {
+	r, canRead := t.(connector.Reader)
 	for k, c := range cached {
 		if (c.Pending == "" && (len(c.Unknown) == 0 || !canRead)) || (keys != nil && !keys[k]) {
 			continue
@@ -724,7 +729,7 @@ func (rc *runCtx) reconcile(ctx context.Context, t target.Target, desired map[st
 			// A write-only application cannot be asked: an interrupted call
 			// leaves its field unknown, so the plan sends the desired value
 			// whichever way it points; a one-shot action counts as fired.
-			cached[k] = assumeUncertain(withoutPending(c), target.Action(c.Pending), c)
+			cached[k] = assumeUncertain(withoutPending(c), connector.Action(c.Pending), c)
 			continue
 		}
 		var got identity.Account
@@ -735,7 +740,7 @@ func (rc *runCtx) reconcile(ctx context.Context, t target.Target, desired map[st
 			return rerr, 0
 		}).err
 		switch {
-		case target.KindOf(err) == target.KindNotFound:
+		case connector.KindOf(err) == connector.KindNotFound:
 			cached[k] = identity.Account{Key: k, Failing: c.Failing}
 		case err != nil:
 			return fmt.Errorf("re-read %q after an interrupted %s: %w", c.Username, c.Pending, err)
@@ -750,17 +755,17 @@ func (rc *runCtx) reconcile(ctx context.Context, t target.Target, desired map[st
 			}
 		}
 	}
-	l, ok := t.(target.Lister)
+	l, ok := t.(connector.Lister)
 	if !ok || rc.ro.Keys != nil || rc.ro.Reconcile {
 		return nil // a reconcile run has read every account already
 	}
 	missing := 0
-	gate, _ := t.(target.Gater)
+	gate, _ := t.(connector.Gater)
 	for k, d := range desired {
 		if c, ok := cached[k]; !ok || !c.Exists {
 			// A person the target refuses to create (a name it cannot
 			// take) is no reason to read the whole list every run.
-			if gate != nil && gate.Gate(target.ActCreate, d.Account) != "" {
+			if gate != nil && gate.Gate(connector.ActCreate, d.Account) != "" {
 				continue
 			}
 			missing++
@@ -829,7 +834,7 @@ func withoutPending(c identity.Account) identity.Account {
 // did not land. The application was read: nothing stays unknown.
 func rebase(c, got identity.Account) identity.Account {
 	n := c.Clone()
-	act := target.Action(c.Pending)
+	act := connector.Action(c.Pending)
 	n.Pending = ""
 	fields := map[string]bool{}
 	for _, f := range c.Unknown {
@@ -838,12 +843,12 @@ func rebase(c, got identity.Account) identity.Account {
 	if f := fieldOf(act); f != "" {
 		fields[f] = true
 	}
-	if act == target.ActCreate || act == target.ActDelete || !n.Exists {
+	if act == connector.ActCreate || act == connector.ActDelete || !n.Exists {
 		n.Exists = true
 		if got.Remote != nil {
 			n.Remote = mergeRemote(n.Remote, got.Remote)
 		}
-		if act == target.ActCreate {
+		if act == connector.ActCreate {
 			n.Email, n.Username, n.GivenName, n.FamilyName, n.DisplayName = got.Email, got.Username, got.GivenName, got.FamilyName, got.DisplayName
 			fields[identity.FieldSuspended], fields[identity.FieldRole], fields[identity.FieldGroups] = true, true, true
 		}
@@ -863,7 +868,7 @@ func rebase(c, got identity.Account) identity.Account {
 	if fields[identity.FieldProfile] {
 		n.Email, n.GivenName, n.FamilyName, n.DisplayName = got.Email, got.GivenName, got.FamilyName, got.DisplayName
 	}
-	if act == target.ActForcePasswordChange {
+	if act == connector.ActForcePasswordChange {
 		n.MustChangePassword = true // at most once per source event
 	}
 	n.Unknown = nil
@@ -938,11 +943,11 @@ func (rc *runCtx) runTarget(ctx context.Context, spec TargetSpec, snaps map[stri
 func Guarded(p Plan, l config.Limits) (apply, held []Step, why string) {
 	kind := func(s Step) string {
 		switch {
-		case s.Action == target.ActSuspend:
+		case s.Action == connector.ActSuspend:
 			return "suspensions"
-		case s.Action == target.ActDelete:
+		case s.Action == connector.ActDelete:
 			return "deletions"
-		case s.Removal && (s.Action == target.ActSetGroups || s.Action == target.ActSetRole):
+		case s.Removal && (s.Action == connector.ActSetGroups || s.Action == connector.ActSetRole):
 			return "access removals"
 		}
 		return ""

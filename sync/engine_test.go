@@ -11,13 +11,13 @@ import (
 	"time"
 
 	"github.com/dirsync/dirsync/config"
+	"github.com/dirsync/dirsync/connector"
+	"github.com/dirsync/dirsync/connector/memtarget"
 	"github.com/dirsync/dirsync/identity"
 	"github.com/dirsync/dirsync/source"
 	"github.com/dirsync/dirsync/state"
 	dsync "github.com/dirsync/dirsync/sync"
 	"github.com/dirsync/dirsync/sync/synctest"
-	"github.com/dirsync/dirsync/target"
-	"github.com/dirsync/dirsync/target/memtarget"
 )
 
 func setup(t *testing.T, mods ...func(*config.TargetCommon)) (*synctest.Harness, *memtarget.Target) {
@@ -57,7 +57,7 @@ func TestDisableSuspendsAndReenableUnsuspends(t *testing.T) {
 	us[3].Facts = map[string]string{identity.FactActive: "userAccountControl ACCOUNTDISABLE set"}
 	h.Source.Set(us...)
 	res := h.Run(dsync.RunOptions{})
-	if got := mt.CallsFor("u003"); !slices.Equal(got, []target.Action{target.ActSuspend}) {
+	if got := mt.CallsFor("u003"); !slices.Equal(got, []connector.Action{connector.ActSuspend}) {
 		t.Fatalf("calls for u003 = %v, want [suspend]", got)
 	}
 	ds := h.DecisionsOf(res.RunID)
@@ -71,7 +71,7 @@ func TestDisableSuspendsAndReenableUnsuspends(t *testing.T) {
 	us[3].Active = true
 	h.Source.Set(us...)
 	h.Run(dsync.RunOptions{})
-	if got := mt.CallsFor("u003"); !slices.Equal(got, []target.Action{target.ActSuspend, target.ActUnsuspend}) {
+	if got := mt.CallsFor("u003"); !slices.Equal(got, []connector.Action{connector.ActSuspend, connector.ActUnsuspend}) {
 		t.Fatalf("calls for u003 = %v, want [suspend unsuspend]", got)
 	}
 }
@@ -137,7 +137,7 @@ func TestExpirySetChangedClearedAndPassing(t *testing.T) {
 	us[5].Expires = nil
 	h.Source.Set(us...)
 	h.Run(dsync.RunOptions{})
-	if got := mt.CallsFor("u005"); !slices.Equal(got, []target.Action{target.ActSetExpiry, target.ActSetExpiry, target.ActSetExpiry}) {
+	if got := mt.CallsFor("u005"); !slices.Equal(got, []connector.Action{connector.ActSetExpiry, connector.ActSetExpiry, connector.ActSetExpiry}) {
 		t.Fatalf("calls = %v", got)
 	}
 	if a, _ := mt.Get("u005"); a.Expires != nil {
@@ -157,7 +157,7 @@ func TestExpirySetChangedClearedAndPassing(t *testing.T) {
 	if h.Source.Pulls() != pulls {
 		t.Fatal("a targeted expiry run pulled the source")
 	}
-	if got := mt.CallsFor("u005"); !slices.Equal(got, []target.Action{target.ActSuspend}) {
+	if got := mt.CallsFor("u005"); !slices.Equal(got, []connector.Action{connector.ActSuspend}) {
 		t.Fatalf("after expiry calls = %v, want [suspend]", got)
 	}
 	if ds := h.DecisionsOf(res.RunID); len(ds) != 1 || !strings.Contains(ds[0].Reason, "expired at") {
@@ -175,7 +175,7 @@ func TestExpiryBeforeSuspend(t *testing.T) {
 	us[1].Expires, us[1].Active = &e, false
 	h.Source.Set(us...)
 	h.Run(dsync.RunOptions{})
-	if got := mt.CallsFor("u001"); !slices.Equal(got, []target.Action{target.ActSetExpiry, target.ActSuspend}) {
+	if got := mt.CallsFor("u001"); !slices.Equal(got, []connector.Action{connector.ActSetExpiry, connector.ActSuspend}) {
 		t.Fatalf("calls = %v, want [set_expiry suspend]", got)
 	}
 }
@@ -195,7 +195,7 @@ func TestGroupChangeChangesRoleAndGroups(t *testing.T) {
 	us[7].Groups = []string{"staff", "netadmins", "vpn", "ops"}
 	h.Source.Set(us...)
 	res := h.Run(dsync.RunOptions{})
-	if got := mt.CallsFor("u007"); !slices.Equal(got, []target.Action{target.ActSetRole, target.ActSetGroups}) {
+	if got := mt.CallsFor("u007"); !slices.Equal(got, []connector.Action{connector.ActSetRole, connector.ActSetGroups}) {
 		t.Fatalf("calls = %v", got)
 	}
 	a, _ := mt.Get("u007")
@@ -276,7 +276,7 @@ func TestForcePasswordChangeOncePerEvent(t *testing.T) {
 	for range 3 {
 		h.Run(dsync.RunOptions{})
 	}
-	if got := mt.CallsFor("u004"); !slices.Equal(got, []target.Action{target.ActCreate, target.ActForcePasswordChange}) {
+	if got := mt.CallsFor("u004"); !slices.Equal(got, []connector.Action{connector.ActCreate, connector.ActForcePasswordChange}) {
 		t.Fatalf("calls = %v, want one force_password_change", got)
 	}
 	// The user changes their password, then it is reset again: a new event.
@@ -297,12 +297,12 @@ func TestCrashAfterKOfNAppliesEachActionOnce(t *testing.T) {
 	h.Source.Set(us...)
 	var calls atomic.Int32
 	ctx, cancel := context.WithCancel(context.Background())
-	mt.Hook = func(act target.Action, a identity.Account) error {
+	mt.Hook = func(act connector.Action, a identity.Account) error {
 		if calls.Add(1) == 17 {
 			cancel() // the process dies here: this call and all later ones never land
 		}
 		if ctx.Err() != nil {
-			return target.Retryable(ctx.Err())
+			return connector.Retryable(ctx.Err())
 		}
 		return nil
 	}
@@ -381,15 +381,15 @@ func TestPartialApproval(t *testing.T) {
 	if !res.Held {
 		t.Fatal("not held")
 	}
-	if _, err := h.Engine.Approve(context.Background(), dsync.ApproveRequest{RunID: res.RunID, Only: []target.Action{target.ActSuspend}}); err != nil {
+	if _, err := h.Engine.Approve(context.Background(), dsync.ApproveRequest{RunID: res.RunID, Only: []connector.Action{connector.ActSuspend}}); err != nil {
 		t.Fatal(err)
 	}
 	var sus, del int
 	for _, c := range mt.Calls() {
 		switch c.Action {
-		case target.ActSuspend:
+		case connector.ActSuspend:
 			sus++
-		case target.ActDelete:
+		case connector.ActDelete:
 			del++
 		}
 	}
@@ -449,9 +449,9 @@ func TestRetriesQuarantineAndBreaker(t *testing.T) {
 	t.Run("retry then success honours Retry-After", func(t *testing.T) {
 		h, mt := setup(t)
 		var n atomic.Int32
-		mt.Hook = func(act target.Action, a identity.Account) error {
+		mt.Hook = func(act connector.Action, a identity.Account) error {
 			if a.Key == "u001" && n.Add(1) <= 2 {
-				return target.RateLimited(errors.New("429"), 3*time.Second)
+				return connector.RateLimited(errors.New("429"), 3*time.Second)
 			}
 			return nil
 		}
@@ -466,9 +466,9 @@ func TestRetriesQuarantineAndBreaker(t *testing.T) {
 	})
 	t.Run("permanent failure quarantines after N runs and isolates the user", func(t *testing.T) {
 		h, mt := setup(t)
-		mt.Hook = func(act target.Action, a identity.Account) error {
+		mt.Hook = func(act connector.Action, a identity.Account) error {
 			if a.Key == "u002" {
-				return target.Permanent(errors.New("400 invalid username"))
+				return connector.Permanent(errors.New("400 invalid username"))
 			}
 			return nil
 		}
@@ -492,7 +492,7 @@ func TestRetriesQuarantineAndBreaker(t *testing.T) {
 	})
 	t.Run("a dead target trips the breaker with one decision", func(t *testing.T) {
 		dead := memtarget.New("dead")
-		dead.Hook = func(target.Action, identity.Account) error { return target.Retryable(errors.New("503")) }
+		dead.Hook = func(connector.Action, identity.Account) error { return connector.Retryable(errors.New("503")) }
 		ok := memtarget.New("ok")
 		h := synctest.New(t, []dsync.TargetSpec{
 			synctest.Spec(dead, synctest.Common(func(c *config.TargetCommon) { c.Concurrency = 1 })),

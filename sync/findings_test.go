@@ -11,11 +11,11 @@ import (
 	"testing"
 
 	"github.com/dirsync/dirsync/config"
+	"github.com/dirsync/dirsync/connector"
+	"github.com/dirsync/dirsync/connector/memtarget"
 	"github.com/dirsync/dirsync/identity"
 	dsync "github.com/dirsync/dirsync/sync"
 	"github.com/dirsync/dirsync/sync/synctest"
-	"github.com/dirsync/dirsync/target"
-	"github.com/dirsync/dirsync/target/memtarget"
 )
 
 // A step held by the guard must not reach the cache through another step
@@ -56,7 +56,7 @@ func TestFindingOneShotNotResentAfterLostAnswer(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			mt := memtarget.New("app")
 			us := people(5)
-			var tg target.Target = mt
+			var tg connector.Connector = mt
 			if writeOnly {
 				tg = memtarget.NewWriteOnly(mt)
 				for _, u := range us {
@@ -66,9 +66,9 @@ func TestFindingOneShotNotResentAfterLostAnswer(t *testing.T) {
 			h := synctest.New(t, []dsync.TargetSpec{synctest.Spec(tg, synctest.Common())}, synctest.Options{})
 			h.Source.Set(us...)
 			h.Run(dsync.RunOptions{})
-			mt.After = func(act target.Action, _ identity.Account) error {
-				if act == target.ActForcePasswordChange {
-					return target.Uncertain(errors.New("timeout: the answer never came"))
+			mt.After = func(act connector.Action, _ identity.Account) error {
+				if act == connector.ActForcePasswordChange {
+					return connector.Uncertain(errors.New("timeout: the answer never came"))
 				}
 				return nil
 			}
@@ -77,7 +77,7 @@ func TestFindingOneShotNotResentAfterLostAnswer(t *testing.T) {
 			h.Run(dsync.RunOptions{})
 			mt.After = nil
 			h.Run(dsync.RunOptions{})
-			if n := count(mt, target.ActForcePasswordChange, ""); n != 1 {
+			if n := count(mt, connector.ActForcePasswordChange, ""); n != 1 {
 				t.Fatalf("force_password_change sent %d times for one password event", n)
 			}
 		})
@@ -103,16 +103,16 @@ func TestFindingLostAnswerThenRefusalLeavesFieldUnknown(t *testing.T) {
 	h.Source.Set(us...)
 	h.Run(dsync.RunOptions{})
 	attempts := 0
-	app.Hook = func(act target.Action, _ identity.Account) error {
-		if act == target.ActSetRole && attempts > 0 {
-			return target.Permanent(errors.New("400 bad request"))
+	app.Hook = func(act connector.Action, _ identity.Account) error {
+		if act == connector.ActSetRole && attempts > 0 {
+			return connector.Permanent(errors.New("400 bad request"))
 		}
 		return nil
 	}
-	app.After = func(act target.Action, _ identity.Account) error {
-		if act == target.ActSetRole {
+	app.After = func(act connector.Action, _ identity.Account) error {
+		if act == connector.ActSetRole {
 			attempts++
-			return target.Uncertain(errors.New("timeout: the answer never came"))
+			return connector.Uncertain(errors.New("timeout: the answer never came"))
 		}
 		return nil
 	}
@@ -181,7 +181,7 @@ func TestFindingReturningPersonKeepsAccount(t *testing.T) {
 	h.Src("idp").Set(synctest.User("idp-x", "staff"), back)
 	app.Reset()
 	h.Run(dsync.RunOptions{})
-	if n := count(app, target.ActCreate, ""); n != 0 {
+	if n := count(app, connector.ActCreate, ""); n != 0 {
 		t.Fatalf("app received %d creates: a second account for the returning person", n)
 	}
 	for name, mt := range map[string]*memtarget.Target{"app": app, "ezeelogin": ezee} {

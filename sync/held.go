@@ -10,9 +10,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/dirsync/dirsync/connector"
 	"github.com/dirsync/dirsync/identity"
 	"github.com/dirsync/dirsync/state"
-	"github.com/dirsync/dirsync/target"
 	"go.uber.org/zap"
 )
 
@@ -101,7 +101,7 @@ type ApproveRequest struct {
 	RunID string
 	// Only limits the release to these actions (e.g. suspend); the rest
 	// stays held.
-	Only []target.Action
+	Only []connector.Action
 	// By names the approver; decisions carry it.
 	By string
 }
@@ -312,7 +312,7 @@ func (e *Engine) Recheck(ctx context.Context, runID string) ([]HeldCheck, error)
 	}
 	planned := map[string]bool{}
 	var mu chan struct{} = make(chan struct{}, 1)
-	ro := RunOptions{NoApply: true, onPrepared: func(p *Prepared) {
+	ro := RunOptions{NoApply: true, Trigger: "recheck", onPrepared: func(p *Prepared) {
 		mu <- struct{}{}
 		for _, s := range p.Plan.Steps {
 			planned[p.Spec.Target.Name()+"\x00"+stepID(s.Key, s.Action)] = true

@@ -12,16 +12,16 @@ import (
 	"slices"
 	"time"
 
+	"github.com/dirsync/dirsync/connector"
 	"github.com/dirsync/dirsync/identity"
 	"github.com/dirsync/dirsync/state"
 	dsync "github.com/dirsync/dirsync/sync"
-	"github.com/dirsync/dirsync/target"
 )
 
 // judge checks one call, before it lands, against what the sources say
 // (any version the engine may know): no reduction of access the sources do
 // not call for, no grant they do not call for, one-shot actions once.
-func (w *world) judge(c *activity, tgt string, act target.Action, a identity.Account) {
+func (w *world) judge(c *activity, tgt string, act connector.Action, a identity.Account) {
 	p, dup, ok := personOf(a.Username)
 	if !ok || dup {
 		return // the duplicate record's own account is not judged
@@ -32,21 +32,21 @@ func (w *world) judge(c *activity, tgt string, act target.Action, a identity.Acc
 	j := func(ok func(want) bool) bool { return w.ref.justified(tm, p, now, ok) }
 	kind, allowed := "", true
 	switch act {
-	case target.ActCreate:
+	case connector.ActCreate:
 		w.creates[tgt][p]++
 		allowed = j(func(x want) bool { return x.present && !x.suspended })
-	case target.ActUnsuspend:
+	case connector.ActUnsuspend:
 		allowed = j(func(x want) bool { return x.present && !x.suspended })
-	case target.ActSuspend:
+	case connector.ActSuspend:
 		kind, allowed = "suspend", j(func(x want) bool { return !x.present || x.suspended })
-	case target.ActDelete:
+	case connector.ActDelete:
 		kind, allowed = "delete", j(func(x want) bool { return !x.present })
-	case target.ActSetRole:
+	case connector.ActSetRole:
 		if a.Role != "admin" {
 			kind = "access removal" // a retry may find the downgrade already landed
 		}
 		allowed = j(func(x want) bool { return x.present && x.role == a.Role })
-	case target.ActSetGroups:
+	case connector.ActSetGroups:
 		for _, g := range cur.Groups {
 			if !slices.Contains(a.Groups, g) {
 				kind = "access removal"
@@ -58,12 +58,12 @@ func (w *world) judge(c *activity, tgt string, act target.Action, a identity.Acc
 				allowed = allowed && j(func(x want) bool { return x.present && slices.Contains(x.groups, g) })
 			}
 		}
-	case target.ActSetExpiry:
+	case connector.ActSetExpiry:
 		if a.Expires != nil && (cur.Expires == nil || a.Expires.Before(*cur.Expires)) {
 			kind = "expiry"
 		}
 		allowed = j(func(x want) bool { return x.present && identity.SameTime(x.expires, a.Expires) })
-	case target.ActForcePasswordChange:
+	case connector.ActForcePasswordChange:
 		w.pwdCalls[tgt][p]++
 		if n, allowance := w.pwdCalls[tgt][p], w.ref.pwdEvents[p]+w.creates[tgt][p]; n > allowance {
 			w.violate("one-shot repeated", "%s: force_password_change for %s sent %d times for %d password event(s) and %d account creation(s)",
@@ -121,8 +121,8 @@ func targetModelOf(name string) targetModel {
 
 // checkLanded checks a call the application applied: a create must not
 // leave a person with two accounts.
-func (w *world) checkLanded(tgt string, act target.Action, name string) {
-	if act != target.ActCreate {
+func (w *world) checkLanded(tgt string, act connector.Action, name string) {
+	if act != connector.ActCreate {
 		return
 	}
 	if n := w.accountsNamed(tgt, name); n > 1 {

@@ -19,14 +19,14 @@ import (
 	"time"
 
 	"github.com/dirsync/dirsync/config"
+	"github.com/dirsync/dirsync/connector"
+	"github.com/dirsync/dirsync/connector/memtarget"
 	"github.com/dirsync/dirsync/identity"
 	"github.com/dirsync/dirsync/source"
 	"github.com/dirsync/dirsync/state"
 	"github.com/dirsync/dirsync/state/memstore"
 	dsync "github.com/dirsync/dirsync/sync"
 	"github.com/dirsync/dirsync/sync/synctest"
-	"github.com/dirsync/dirsync/target"
-	"github.com/dirsync/dirsync/target/memtarget"
 )
 
 // guardLimit is every threshold of the model's guard: more than this many
@@ -202,12 +202,12 @@ func newWorld(t testing.TB, seed uint64, people, static int) *world {
 	for _, tm := range modelTargets {
 		mt := memtarget.New(tm.name)
 		name := tm.name
-		mt.Hook = func(act target.Action, a identity.Account) error { return w.onCall(name, act, a) }
-		mt.After = func(act target.Action, a identity.Account) error { return w.afterCall(name, act, a) }
+		mt.Hook = func(act connector.Action, a identity.Account) error { return w.onCall(name, act, a) }
+		mt.After = func(act connector.Action, a identity.Account) error { return w.afterCall(name, act, a) }
 		mt.ReadHook = func(op string) error { return w.onRead(name, op) }
 		w.targets[name] = mt
 		w.creates[name], w.pwdCalls[name] = map[int]int{}, map[int]int{}
-		var tg target.Target = mt
+		var tg connector.Connector = mt
 		if tm.byUsername {
 			tg = memtarget.NewWriteOnly(mt)
 			for p := range w.total {
@@ -334,7 +334,7 @@ func (w *world) onStore(op synctest.Op, detail string) error {
 
 // onCall runs before each call reaches an application: it injects the
 // armed faults, then judges the call against the reference model.
-func (w *world) onCall(tgt string, act target.Action, a identity.Account) error {
+func (w *world) onCall(tgt string, act connector.Action, a identity.Account) error {
 	a.Username = w.nameOf(tgt, a)
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -344,7 +344,7 @@ func (w *world) onCall(tgt string, act target.Action, a identity.Account) error 
 		return nil
 	}
 	if c.dead {
-		return target.Retryable(errDead)
+		return connector.Retryable(errDead)
 	}
 	c.calls[tgt]++
 	id := tgt + "/" + a.Key + "/" + string(act)
@@ -354,7 +354,7 @@ func (w *world) onCall(tgt string, act target.Action, a identity.Account) error 
 	if c.faults.crashAt == c.calls[tgt] && tgt == c.faults.crashTarget {
 		if !c.faults.crashLanded {
 			w.die(c)
-			return target.Retryable(errDead)
+			return connector.Retryable(errDead)
 		}
 		c.crashID = id
 	}
@@ -367,13 +367,13 @@ func (w *world) onCall(tgt string, act target.Action, a identity.Account) error 
 		}
 		switch kind {
 		case fault4xx:
-			return target.Permanent(errors.New("400 bad request"))
+			return connector.Permanent(errors.New("400 bad request"))
 		case fault5xx:
-			return target.Retryable(errors.New("503 service unavailable"))
+			return connector.Retryable(errors.New("503 service unavailable"))
 		case faultLost:
-			return target.Uncertain(errors.New("timeout: request not sent"))
+			return connector.Uncertain(errors.New("timeout: request not sent"))
 		case faultSkip:
-			return target.Skip("declined by the application at run time")
+			return connector.Skip("declined by the application at run time")
 		case faultLanded:
 			c.lost[id] = true
 		}
@@ -401,12 +401,12 @@ func (w *world) onRead(tgt, op string) error {
 	case c == nil:
 		return nil
 	case c.dead:
-		return target.Retryable(errDead)
+		return connector.Retryable(errDead)
 	case c.faults.callRate > 0:
 		id := tgt + "/" + op
 		c.attempts[id]++
 		if w.chance(c.faults, id, c.attempts[id]) < c.faults.callRate {
-			return target.Retryable(fmt.Errorf("503 service unavailable while %sing", op))
+			return connector.Retryable(fmt.Errorf("503 service unavailable while %sing", op))
 		}
 	}
 	return nil
@@ -414,7 +414,7 @@ func (w *world) onRead(tgt, op string) error {
 
 // afterCall runs after a call landed: the answer may be lost, or the
 // process may die before it hears it.
-func (w *world) afterCall(tgt string, act target.Action, a identity.Account) error {
+func (w *world) afterCall(tgt string, act connector.Action, a identity.Account) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	c := w.cur
@@ -428,10 +428,10 @@ func (w *world) afterCall(tgt string, act target.Action, a identity.Account) err
 	case c.crashID == id:
 		c.crashID = ""
 		w.die(c)
-		return target.Retryable(errDead)
+		return connector.Retryable(errDead)
 	case c.lost[id]:
 		delete(c.lost, id)
-		return target.Uncertain(errors.New("timeout: the answer never came"))
+		return connector.Uncertain(errors.New("timeout: the answer never came"))
 	}
 	return nil
 }
@@ -450,7 +450,7 @@ func (w *world) nameOf(tgt string, a identity.Account) string {
 
 // intentRecorded reports whether the account's cache record holds the
 // intent of the call about to land, as it must: a crash then leaves a trace.
-func (w *world) intentRecorded(tgt string, act target.Action, a identity.Account) bool {
+func (w *world) intentRecorded(tgt string, act connector.Action, a identity.Account) bool {
 	recs, err := w.mem.Accounts(context.Background(), tgt)
 	if err != nil {
 		return false
@@ -528,9 +528,9 @@ func (w *world) do(e event) {
 			return
 		}
 		id := live[e.n%len(live)]
-		var only []target.Action
+		var only []connector.Action
 		if e.only {
-			only = []target.Action{target.ActSuspend}
+			only = []connector.Action{connector.ActSuspend}
 		}
 		w.activity("approve", func(_ context.Context, en *dsync.Engine) (*dsync.Result, error) {
 			return nil, approve(en, id, only...)

@@ -6,8 +6,8 @@ import (
 	"time"
 
 	"github.com/dirsync/dirsync/config"
+	"github.com/dirsync/dirsync/connector"
 	dsync "github.com/dirsync/dirsync/sync"
-	"github.com/dirsync/dirsync/target"
 )
 
 // A target's configured order replaces the default per-account order.
@@ -20,7 +20,7 @@ func TestConfiguredOrder(t *testing.T) {
 	us[1].Expires, us[1].Active = &e, false
 	h.Source.Set(us...)
 	h.Run(dsync.RunOptions{})
-	if got := mt.CallsFor("u001"); !slices.Equal(got, []target.Action{target.ActCreate, target.ActSuspend, target.ActSetExpiry}) {
+	if got := mt.CallsFor("u001"); !slices.Equal(got, []connector.Action{connector.ActCreate, connector.ActSuspend, connector.ActSetExpiry}) {
 		t.Fatalf("calls = %v, want create, suspend, set_expiry", got)
 	}
 }

@@ -8,8 +8,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/dirsync/dirsync/connector"
 	"github.com/dirsync/dirsync/identity"
-	"github.com/dirsync/dirsync/target"
 )
 
 // Step is one planned action on one account. Before is the cached account
@@ -21,7 +21,7 @@ type Step struct {
 	Target string           `json:"target"`
 	Key    string           `json:"key"`
 	User   string           `json:"user"`
-	Action target.Action    `json:"action"`
+	Action connector.Action `json:"action"`
 	Reason string           `json:"reason"`
 	Before identity.Account `json:"before"`
 	After  identity.Account `json:"after"`
@@ -41,11 +41,11 @@ type Step struct {
 // quarantine or a circuit breaker opened by other steps.
 func (s Step) Reduces() bool {
 	switch s.Action {
-	case target.ActSuspend, target.ActDelete:
+	case connector.ActSuspend, connector.ActDelete:
 		return true
-	case target.ActSetRole, target.ActSetGroups:
+	case connector.ActSetRole, connector.ActSetGroups:
 		return s.Removal
-	case target.ActSetExpiry:
+	case connector.ActSetExpiry:
 		return s.After.Expires != nil && (s.Before.Expires == nil || s.After.Expires.Before(*s.Before.Expires))
 	}
 	return false
@@ -78,26 +78,26 @@ type Plan struct {
 
 // Capability is what the planner needs to know about a target.
 type Capability struct {
-	Supports func(target.Action) bool
+	Supports func(connector.Action) bool
 	// Gate may refuse an action for an account (a reason means skip).
-	Gate   func(target.Action, identity.Account) string
-	Order  []target.Action
+	Gate   func(connector.Action, identity.Account) string
+	Order  []connector.Action
 	Lister bool
 }
 
 // CapabilityOf reads a connector's capabilities.
-func CapabilityOf(t target.Target) Capability {
+func CapabilityOf(t connector.Connector) Capability {
 	c := Capability{
-		Supports: func(a target.Action) bool { return target.Supports(t, a) },
-		Order:    target.DefaultOrder,
+		Supports: func(a connector.Action) bool { return connector.Supports(t, a) },
+		Order:    connector.DefaultOrder,
 	}
-	if g, ok := t.(target.Gater); ok {
+	if g, ok := t.(connector.Gater); ok {
 		c.Gate = g.Gate
 	}
-	if o, ok := t.(target.Orderer); ok {
+	if o, ok := t.(connector.Orderer); ok {
 		c.Order = o.Order()
 	}
-	_, c.Lister = t.(target.Lister)
+	_, c.Lister = t.(connector.Lister)
 	return c
 }
 
@@ -206,25 +206,25 @@ type acc struct {
 	note  bool // a bookkeeping change is pending
 }
 
-func (a *acc) step(act target.Action, reason string, removal bool, mutate func(*identity.Account)) {
+func (a *acc) step(act connector.Action, reason string, removal bool, mutate func(*identity.Account)) {
 	a.stepAs(act, reason, removal, "", mutate)
 }
 
 // stepAs is step with, for a create, the role the person will get.
-func (a *acc) stepAs(act target.Action, reason string, removal bool, role string, mutate func(*identity.Account)) {
+func (a *acc) stepAs(act connector.Action, reason string, removal bool, role string, mutate func(*identity.Account)) {
 	next := a.cur.Clone()
 	mutate(&next)
 	s := Step{Target: a.in.Target, Key: next.Key, User: displayUser(next), Action: act, Reason: reason,
 		Before: a.cur.Clone(), After: next, Removal: removal}
 	if !a.in.Cap.Supports(act) {
-		if act == target.ActSuspend || act == target.ActDelete {
+		if act == connector.ActSuspend || act == connector.ActDelete {
 			s.Reason = reason + "; skipped: " + a.in.Target + " cannot " + verb(act) + " accounts"
 			a.p.Skips = append(a.p.Skips, s)
 		}
 		return
 	}
 	gated := next
-	if act == target.ActCreate {
+	if act == connector.ActCreate {
 		s.Role, gated.Role = role, role
 	}
 	if a.in.Cap.Gate != nil {
@@ -243,8 +243,8 @@ func (a *acc) stepAs(act target.Action, reason string, removal bool, role string
 	a.cur = next
 }
 
-func verb(act target.Action) string {
-	if act == target.ActDelete {
+func verb(act connector.Action) string {
+	if act == connector.ActDelete {
 		return "delete"
 	}
 	return "suspend"
@@ -253,9 +253,9 @@ func verb(act target.Action) string {
 func (a *acc) finish() {
 	order := a.in.Cap.Order
 	if len(order) == 0 {
-		order = target.DefaultOrder
+		order = connector.DefaultOrder
 	}
-	rank := func(x target.Action) int {
+	rank := func(x connector.Action) int {
 		if i := slices.Index(order, x); i >= 0 {
 			return i
 		}
@@ -281,11 +281,11 @@ func (a *acc) finish() {
 // ApplyAction returns cur with the fields that act changes taken from want:
 // the record once the application confirmed act. Pending is cleared, the
 // field is no longer unknown and the action's failure count is reset.
-func ApplyAction(cur identity.Account, act target.Action, want identity.Account) identity.Account {
+func ApplyAction(cur identity.Account, act connector.Action, want identity.Account) identity.Account {
 	n := cur.Clone()
 	w := want.Clone()
 	switch act {
-	case target.ActCreate:
+	case connector.ActCreate:
 		// A create carries the profile and the expiry (an ezeep invitation's
 		// expire_date); role, groups and flags follow as their own steps.
 		failing := n.Failing
@@ -293,24 +293,24 @@ func ApplyAction(cur identity.Account, act target.Action, want identity.Account)
 		n.Suspended, n.Role, n.Groups, n.MustChangePassword = false, "", nil, false
 		n.Deprovisioned, n.SuspendedAt, n.Unknown, n.Failing = false, nil, nil, failing
 		n.Exists = true
-	case target.ActUpdate:
+	case connector.ActUpdate:
 		n.Username, n.Email, n.GivenName, n.FamilyName, n.DisplayName, n.Attributes = w.Username, w.Email, w.GivenName, w.FamilyName, w.DisplayName, w.Attributes
-	case target.ActUnsuspend:
+	case connector.ActUnsuspend:
 		n.Suspended, n.Deprovisioned, n.SuspendedAt = false, false, nil
-	case target.ActSuspend:
+	case connector.ActSuspend:
 		n.Suspended, n.Deprovisioned, n.SuspendedAt = true, w.Deprovisioned, w.SuspendedAt
-	case target.ActSetRole:
+	case connector.ActSetRole:
 		n.Role = w.Role
-	case target.ActSetGroups:
+	case connector.ActSetGroups:
 		n.Groups = w.Groups
-	case target.ActSetExpiry:
+	case connector.ActSetExpiry:
 		n.Expires = w.Expires
-	case target.ActForcePasswordChange:
+	case connector.ActForcePasswordChange:
 		n.MustChangePassword = true
-	case target.ActDelete:
+	case connector.ActDelete:
 		n = identity.Account{Key: cur.Key, Failing: n.Failing}
 	}
-	if act == target.ActCreate || act == target.ActDelete {
+	if act == connector.ActCreate || act == connector.ActDelete {
 		n.Unknown = n.WithoutUnknown(identity.FieldExists)
 	}
 	if f := fieldOf(act); f != "" {
@@ -326,24 +326,24 @@ func ApplyAction(cur identity.Account, act target.Action, want identity.Account)
 		}
 	}
 	n.Pending = ""
-	if w.Remote != nil && act != target.ActDelete {
+	if w.Remote != nil && act != connector.ActDelete {
 		n.Remote = mergeRemote(n.Remote, w.Remote)
 	}
 	return n
 }
 
 // fieldOf names the account field an action sets, for Unknown.
-func fieldOf(act target.Action) string {
+func fieldOf(act connector.Action) string {
 	switch act {
-	case target.ActSuspend, target.ActUnsuspend:
+	case connector.ActSuspend, connector.ActUnsuspend:
 		return identity.FieldSuspended
-	case target.ActSetRole:
+	case connector.ActSetRole:
 		return identity.FieldRole
-	case target.ActSetGroups:
+	case connector.ActSetGroups:
 		return identity.FieldGroups
-	case target.ActSetExpiry:
+	case connector.ActSetExpiry:
 		return identity.FieldExpires
-	case target.ActUpdate:
+	case connector.ActUpdate:
 		return identity.FieldProfile
 	}
 	return ""
@@ -408,19 +408,19 @@ func planPresent(p *Plan, in PlanInput, d Desired, c identity.Account, hasC bool
 		a.cur.Pending = ""
 	} else {
 		switch {
-		case in.Cap.Supports(target.ActCreate):
+		case in.Cap.Supports(connector.ActCreate):
 			if want.Suspended {
 				return // never create an account only to suspend it
 			}
 			a.cur = identity.Account{Key: want.Key, Failing: c.Failing}
-			a.stepAs(target.ActCreate, fmt.Sprintf("in scope (%s, %s)", d.Why, src), false, want.Role, func(n *identity.Account) {
-				*n = ApplyAction(*n, target.ActCreate, want)
+			a.stepAs(connector.ActCreate, fmt.Sprintf("in scope (%s, %s)", d.Why, src), false, want.Role, func(n *identity.Account) {
+				*n = ApplyAction(*n, connector.ActCreate, want)
 			})
 			if len(a.steps) == 0 {
 				return // the create was refused: nothing else can be done yet
 			}
 		case in.Cap.Lister:
-			p.Skips = append(p.Skips, Step{Target: in.Target, Key: want.Key, User: displayUser(want), Action: target.ActCreate,
+			p.Skips = append(p.Skips, Step{Target: in.Target, Key: want.Key, User: displayUser(want), Action: connector.ActCreate,
 				Reason: fmt.Sprintf("in scope (%s, %s) but no such account in %s, and it cannot create accounts", d.Why, src, in.Target)})
 			return
 		default:
@@ -482,11 +482,11 @@ func diffExisting(a *acc, d Desired, src string) {
 		if cur.Deprovisioned {
 			why = fmt.Sprintf("back in scope (%s, %s)", d.Why, src)
 		}
-		a.step(target.ActUnsuspend, why+unknown(identity.FieldSuspended), false, func(n *identity.Account) { n.Suspended, n.Deprovisioned, n.SuspendedAt = false, false, nil })
+		a.step(connector.ActUnsuspend, why+unknown(identity.FieldSuspended), false, func(n *identity.Account) { n.Suspended, n.Deprovisioned, n.SuspendedAt = false, false, nil })
 	}
 	if ch := profileChanges(cur, want); len(ch) > 0 || cur.IsUnknown(identity.FieldProfile) {
-		if a.in.Cap.Supports(target.ActUpdate) {
-			a.step(target.ActUpdate, src+": profile changed: "+strings.Join(ch, ", ")+unknown(identity.FieldProfile), false, func(n *identity.Account) {
+		if a.in.Cap.Supports(connector.ActUpdate) {
+			a.step(connector.ActUpdate, src+": profile changed: "+strings.Join(ch, ", ")+unknown(identity.FieldProfile), false, func(n *identity.Account) {
 				n.Username, n.Email, n.GivenName, n.FamilyName, n.DisplayName, n.Attributes = want.Username, want.Email, want.GivenName, want.FamilyName, want.DisplayName, want.Clone().Attributes
 			})
 		} else if len(ch) > 0 {
@@ -502,7 +502,7 @@ func diffExisting(a *acc, d Desired, src string) {
 			from = "(none)"
 		}
 		down := want.Role != cur.Role && roleRank(a.in.Rules, want.Role) > roleRank(a.in.Rules, cur.Role)
-		a.step(target.ActSetRole, fmt.Sprintf("role %s → %s: %s", from, want.Role, d.RoleWhy)+unknown(identity.FieldRole), down, func(n *identity.Account) { n.Role = want.Role })
+		a.step(connector.ActSetRole, fmt.Sprintf("role %s → %s: %s", from, want.Role, d.RoleWhy)+unknown(identity.FieldRole), down, func(n *identity.Account) { n.Role = want.Role })
 	}
 	if len(a.in.Rules.Groups) > 0 && (!slices.Equal(identity.SortedSet(cur.Groups), identity.SortedSet(want.Groups)) || cur.IsUnknown(identity.FieldGroups)) {
 		removal := false
@@ -511,7 +511,7 @@ func diffExisting(a *acc, d Desired, src string) {
 				removal = true
 			}
 		}
-		a.step(target.ActSetGroups, strings.TrimSpace("groups "+groupDelta(cur.Groups, want.Groups))+" ("+src+" membership)"+unknown(identity.FieldGroups), removal,
+		a.step(connector.ActSetGroups, strings.TrimSpace("groups "+groupDelta(cur.Groups, want.Groups))+" ("+src+" membership)"+unknown(identity.FieldGroups), removal,
 			func(n *identity.Account) { n.Groups = slices.Clone(want.Groups) })
 	}
 	if !identity.SameTime(cur.Expires, want.Expires) || cur.IsUnknown(identity.FieldExpires) {
@@ -519,11 +519,11 @@ func diffExisting(a *acc, d Desired, src string) {
 		if want.Expires != nil {
 			what = want.Expires.UTC().Format(time.RFC3339)
 		}
-		a.step(target.ActSetExpiry, fact(u, identity.FactExpires, "expiry")+" → expiry "+what+unknown(identity.FieldExpires), false, func(n *identity.Account) { n.Expires = want.Expires })
+		a.step(connector.ActSetExpiry, fact(u, identity.FactExpires, "expiry")+" → expiry "+what+unknown(identity.FieldExpires), false, func(n *identity.Account) { n.Expires = want.Expires })
 	}
 	switch {
 	case want.MustChangePassword && !cur.MustChangePassword:
-		a.step(target.ActForcePasswordChange, fact(u, identity.FactMustChangePassword, "must change password"), false, func(n *identity.Account) { n.MustChangePassword = true })
+		a.step(connector.ActForcePasswordChange, fact(u, identity.FactMustChangePassword, "must change password"), false, func(n *identity.Account) { n.MustChangePassword = true })
 	case !want.MustChangePassword && cur.MustChangePassword:
 		a.cur.MustChangePassword = false
 		a.note = true
@@ -533,7 +533,7 @@ func diffExisting(a *acc, d Desired, src string) {
 		if u.Active && d.Expired {
 			why = fmt.Sprintf("%s → expired at %s", fact(u, identity.FactExpires, "expiry"), want.Expires.UTC().Format(time.RFC3339))
 		}
-		a.step(target.ActSuspend, why+unknown(identity.FieldSuspended), false, func(n *identity.Account) { n.Suspended = true })
+		a.step(connector.ActSuspend, why+unknown(identity.FieldSuspended), false, func(n *identity.Account) { n.Suspended = true })
 	}
 }
 
@@ -602,7 +602,7 @@ func planGone(p *Plan, in PlanInput, c identity.Account) {
 	case "none":
 		return
 	case "delete":
-		a.step(target.ActDelete, why+"; deprovision: delete", false, func(n *identity.Account) { n.Exists = false })
+		a.step(connector.ActDelete, why+"; deprovision: delete", false, func(n *identity.Account) { n.Exists = false })
 	default: // suspend, then maybe delete after a delay
 		switch {
 		case !c.Suspended || c.IsUnknown(identity.FieldSuspended):
@@ -611,15 +611,15 @@ func planGone(p *Plan, in PlanInput, c identity.Account) {
 			if c.IsUnknown(identity.FieldSuspended) && c.Suspended {
 				reason += unknownWhy
 			}
-			a.step(target.ActSuspend, reason, false, func(n *identity.Account) { n.Suspended, n.Deprovisioned, n.SuspendedAt = true, true, &now })
+			a.step(connector.ActSuspend, reason, false, func(n *identity.Account) { n.Suspended, n.Deprovisioned, n.SuspendedAt = true, true, &now })
 		case !c.Deprovisioned:
 			now := in.Now
 			a.cur.Deprovisioned, a.cur.SuspendedAt = true, &now
 			a.note = true
 		case dp.DeleteAfter > 0 && c.SuspendedAt != nil && !in.Now.Before(c.SuspendedAt.Add(dp.DeleteAfter.D())):
 			reason := fmt.Sprintf("%s; suspended since %s and delete_after %s elapsed", why, c.SuspendedAt.UTC().Format(time.RFC3339), dp.DeleteAfter.D())
-			if in.Cap.Supports(target.ActDelete) {
-				a.step(target.ActDelete, reason, false, func(n *identity.Account) { n.Exists = false })
+			if in.Cap.Supports(connector.ActDelete) {
+				a.step(connector.ActDelete, reason, false, func(n *identity.Account) { n.Exists = false })
 			}
 		}
 	}

@@ -8,21 +8,21 @@ import (
 	"time"
 
 	"github.com/dirsync/dirsync/config"
+	"github.com/dirsync/dirsync/connector"
 	"github.com/dirsync/dirsync/identity"
-	"github.com/dirsync/dirsync/target"
 )
 
 var t0 = time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
 
 // everything supports every action; writeOnly plays Ezeelogin.
 func capAll() Capability {
-	return Capability{Supports: func(target.Action) bool { return true }, Order: target.DefaultOrder, Lister: true}
+	return Capability{Supports: func(connector.Action) bool { return true }, Order: connector.DefaultOrder, Lister: true}
 }
 
 func capWriteOnly() Capability {
-	return Capability{Supports: func(a target.Action) bool {
-		return a == target.ActSuspend || a == target.ActUnsuspend || a == target.ActSetExpiry || a == target.ActForcePasswordChange
-	}, Order: []target.Action{target.ActUnsuspend, target.ActSetExpiry, target.ActForcePasswordChange, target.ActSuspend}}
+	return Capability{Supports: func(a connector.Action) bool {
+		return a == connector.ActSuspend || a == connector.ActUnsuspend || a == connector.ActSetExpiry || a == connector.ActForcePasswordChange
+	}, Order: []connector.Action{connector.ActUnsuspend, connector.ActSetExpiry, connector.ActForcePasswordChange, connector.ActSuspend}}
 }
 
 func user(key string, mods ...func(*identity.User)) identity.User {
@@ -128,7 +128,7 @@ func TestMakePlanTable(t *testing.T) {
 			users:  []identity.User{user("a"), user("b", func(u *identity.User) { u.MustChangePassword = true })},
 			cached: []identity.Account{cachedAccount("a", func(a *identity.Account) { a.MustChangePassword = true }), cachedAccount("b")},
 			want:   []string{"b force_password_change: hr: must change password", "note a"}},
-		{name: "cannot create on a lister: a skip, nothing recorded", cap: Capability{Supports: func(a target.Action) bool { return a != target.ActCreate }, Lister: true},
+		{name: "cannot create on a lister: a skip, nothing recorded", cap: Capability{Supports: func(a connector.Action) bool { return a != connector.ActCreate }, Lister: true},
 			users: []identity.User{user("a")},
 			want:  []string{"skip a create: in scope (every user of hr, hr) but no such account in app, and it cannot create accounts"}},
 	} {
@@ -157,7 +157,7 @@ func TestMakePlanTable(t *testing.T) {
 
 func TestGuardedTable(t *testing.T) {
 	l := config.Safety{}.Limits()
-	steps := func(act target.Action, n int, removal bool) []Step {
+	steps := func(act connector.Action, n int, removal bool) []Step {
 		var out []Step
 		for i := range n {
 			out = append(out, Step{Key: fmt.Sprintf("k%03d", i), Action: act, Removal: removal})
@@ -171,13 +171,13 @@ func TestGuardedTable(t *testing.T) {
 		held     int
 		why      string
 	}{
-		{"10 suspensions of 1000 pass", steps(target.ActSuspend, 10, false), 1000, 0, ""},
-		{"11 suspensions are held", steps(target.ActSuspend, 11, false), 1000, 11, "11 suspensions > max 10"},
-		{"one suspension on a tiny target passes", steps(target.ActSuspend, 1, false), 1, 0, ""},
-		{"6% suspensions are held", steps(target.ActSuspend, 6, false), 100, 6, "6 suspensions = 6.0% of 100 accounts > max 5.0%"},
-		{"100 group removals are held", steps(target.ActSetGroups, 100, true), 100, 100, "100 access removals > max 10"},
-		{"100 group additions pass", steps(target.ActSetGroups, 100, false), 100, 0, ""},
-		{"only the kind over its limit is held", append(steps(target.ActDelete, 11, false), steps(target.ActSuspend, 2, false)...), 1000, 11, "11 deletions > max 10"},
+		{"10 suspensions of 1000 pass", steps(connector.ActSuspend, 10, false), 1000, 0, ""},
+		{"11 suspensions are held", steps(connector.ActSuspend, 11, false), 1000, 11, "11 suspensions > max 10"},
+		{"one suspension on a tiny target passes", steps(connector.ActSuspend, 1, false), 1, 0, ""},
+		{"6% suspensions are held", steps(connector.ActSuspend, 6, false), 100, 6, "6 suspensions = 6.0% of 100 accounts > max 5.0%"},
+		{"100 group removals are held", steps(connector.ActSetGroups, 100, true), 100, 100, "100 access removals > max 10"},
+		{"100 group additions pass", steps(connector.ActSetGroups, 100, false), 100, 0, ""},
+		{"only the kind over its limit is held", append(steps(connector.ActDelete, 11, false), steps(connector.ActSuspend, 2, false)...), 1000, 11, "11 deletions > max 10"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			apply, held, why := Guarded(Plan{Steps: tc.steps, Accounts: tc.accounts}, l)

@@ -9,9 +9,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/dirsync/dirsync/connector"
 	"github.com/dirsync/dirsync/identity"
 	"github.com/dirsync/dirsync/state"
-	"github.com/dirsync/dirsync/target"
 	"go.uber.org/zap"
 )
 
@@ -60,9 +60,9 @@ func LastReconcile(ctx context.Context, st state.Store, tgt string) (*ReconcileR
 }
 
 // liveFields returns the fields a lister reports faithfully.
-func liveFields(t target.Target) map[string]bool {
+func liveFields(t connector.Connector) map[string]bool {
 	out := map[string]bool{}
-	if lf, ok := t.(target.LiveFielder); ok {
+	if lf, ok := t.(connector.LiveFielder); ok {
 		for _, f := range lf.LiveFields() {
 			out[f] = true
 		}
@@ -90,7 +90,7 @@ func allowed(pats []string, a identity.Account) bool {
 // readBack lists the target's live accounts and folds them into cached (see
 // the comment at the top of this file). It returns the orphan steps to add
 // to the plan and the decisions that report what it found.
-func (rc *runCtx) readBack(ctx context.Context, spec TargetSpec, l target.Lister, desired map[string]Desired, known map[string]identity.User, cached map[string]identity.Account) ([]Step, error) {
+func (rc *runCtx) readBack(ctx context.Context, spec TargetSpec, l connector.Lister, desired map[string]Desired, known map[string]identity.User, cached map[string]identity.Account) ([]Step, error) {
 	e := rc.e
 	name := spec.Target.Name()
 	pol := retryPolicy{attempts: 4, base: e.o.RetryBase, maxRetryAfter: e.o.MaxRetryAfter, sleep: e.o.Sleep}
@@ -240,16 +240,16 @@ func (rc *runCtx) readBack(ctx context.Context, spec TargetSpec, l target.Lister
 		reason := "orphan: no source knows this account"
 		switch pol2.Orphans {
 		case "suspend":
-			if !a.Suspended && target.Supports(spec.Target, target.ActSuspend) {
+			if !a.Suspended && connector.Supports(spec.Target, connector.ActSuspend) {
 				after := a.Clone()
 				after.Suspended, after.Deprovisioned, after.SuspendedAt = true, true, &now
-				orphanSteps = append(orphanSteps, Step{Target: name, Key: a.Key, User: displayUser(a), Action: target.ActSuspend,
+				orphanSteps = append(orphanSteps, Step{Target: name, Key: a.Key, User: displayUser(a), Action: connector.ActSuspend,
 					Reason: reason + "; reconcile.orphans: suspend", Before: a, After: after})
 				continue
 			}
 		case "delete":
-			if target.Supports(spec.Target, target.ActDelete) {
-				orphanSteps = append(orphanSteps, Step{Target: name, Key: a.Key, User: displayUser(a), Action: target.ActDelete,
+			if connector.Supports(spec.Target, connector.ActDelete) {
+				orphanSteps = append(orphanSteps, Step{Target: name, Key: a.Key, User: displayUser(a), Action: connector.ActDelete,
 					Reason: reason + "; reconcile.orphans: delete", Before: a, After: identity.Account{Key: a.Key}})
 				continue
 			}

@@ -6,12 +6,12 @@ import (
 	"testing"
 
 	"github.com/dirsync/dirsync/config"
+	"github.com/dirsync/dirsync/connector"
+	"github.com/dirsync/dirsync/connector/memtarget"
 	"github.com/dirsync/dirsync/identity"
 	"github.com/dirsync/dirsync/state"
 	dsync "github.com/dirsync/dirsync/sync"
 	"github.com/dirsync/dirsync/sync/synctest"
-	"github.com/dirsync/dirsync/target"
-	"github.com/dirsync/dirsync/target/memtarget"
 )
 
 func setupReconcile(t *testing.T, mods ...func(*config.TargetCommon)) (*synctest.Harness, *memtarget.Target) {
@@ -144,7 +144,7 @@ func TestReconcileReportsOrphansByDefaultAndHoldsMassOrphans(t *testing.T) {
 	if !res.Held || len(mt2.Calls()) != 0 {
 		t.Fatalf("200 orphans: held=%v calls=%d; want held and none sent", res.Held, len(mt2.Calls()))
 	}
-	if n := len(decisionsOf(h2.DecisionsOf(res.RunID), string(target.ActSuspend))); n != 200 {
+	if n := len(decisionsOf(h2.DecisionsOf(res.RunID), string(connector.ActSuspend))); n != 200 {
 		t.Fatalf("%d held suspend decisions, want 200", n)
 	}
 }

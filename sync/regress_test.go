@@ -14,25 +14,25 @@ import (
 	"time"
 
 	"github.com/dirsync/dirsync/config"
+	"github.com/dirsync/dirsync/connector"
+	"github.com/dirsync/dirsync/connector/memtarget"
 	"github.com/dirsync/dirsync/identity"
 	"github.com/dirsync/dirsync/source"
 	"github.com/dirsync/dirsync/state"
 	"github.com/dirsync/dirsync/state/memstore"
 	dsync "github.com/dirsync/dirsync/sync"
 	"github.com/dirsync/dirsync/sync/synctest"
-	"github.com/dirsync/dirsync/target"
-	"github.com/dirsync/dirsync/target/memtarget"
 )
 
 // approve releases a held run as `dirsync approve RUN` does.
-func approve(e *dsync.Engine, runID string, only ...target.Action) error {
+func approve(e *dsync.Engine, runID string, only ...connector.Action) error {
 	_, err := e.Approve(context.Background(), dsync.ApproveRequest{RunID: runID, Only: only, By: "test-operator"})
 	return err
 }
 
 // count returns how many calls of act the target received, for key when
 // key is not empty.
-func count(mt *memtarget.Target, act target.Action, key string) int {
+func count(mt *memtarget.Target, act connector.Action, key string) int {
 	n := 0
 	for _, c := range mt.Calls() {
 		if c.Action == act && (key == "" || c.Key == key) {
@@ -66,7 +66,7 @@ func TestRegression1HeldDeletionsOfPeopleBackInScope(t *testing.T) {
 	if err := approve(h.Engine, res.RunID); err != nil {
 		t.Logf("approve: %v", err)
 	}
-	if n := count(mt, target.ActDelete, ""); n != 0 {
+	if n := count(mt, connector.ActDelete, ""); n != 0 {
 		t.Fatalf("approve deleted %d people who are in scope again", n)
 	}
 	for _, u := range us {
@@ -96,7 +96,7 @@ func TestRegression1HeldSuspensionsOfReenabledPeople(t *testing.T) {
 	if err := approve(h.Engine, res.RunID); err != nil {
 		t.Logf("approve: %v", err)
 	}
-	if n := count(mt, target.ActSuspend, ""); n != 0 {
+	if n := count(mt, connector.ActSuspend, ""); n != 0 {
 		t.Fatalf("approve suspended %d people enabled since", n)
 	}
 }
@@ -117,14 +117,14 @@ func TestRegression1ApproveKeepsNewerCacheRecords(t *testing.T) {
 	us[0].MustChangePassword = true // a new event for u000 after the hold
 	h.Source.Set(us...)
 	h.Run(dsync.RunOptions{})
-	if n := count(mt, target.ActForcePasswordChange, "u000"); n != 1 {
+	if n := count(mt, connector.ActForcePasswordChange, "u000"); n != 1 {
 		t.Fatalf("force_password_change sent %d times before approval, want 1", n)
 	}
 	if err := approve(h.Engine, held.RunID); err != nil {
 		t.Fatal(err)
 	}
 	h.Run(dsync.RunOptions{})
-	if n := count(mt, target.ActForcePasswordChange, "u000"); n != 1 {
+	if n := count(mt, connector.ActForcePasswordChange, "u000"); n != 1 {
 		t.Fatalf("force_password_change sent %d times for one event: approve wrote an old record over a newer one", n)
 	}
 	if c := h.Accounts("app")["u000"]; !c.MustChangePassword || !c.Suspended {
@@ -151,7 +151,7 @@ func TestRegression1TwoTargetsHeldInOneRun(t *testing.T) {
 	if err := approve(h.Engine, res.RunID); err != nil {
 		t.Fatal(err)
 	}
-	if na, nb := count(a, target.ActSuspend, ""), count(b, target.ActSuspend, ""); na != 12 || nb != 12 {
+	if na, nb := count(a, connector.ActSuspend, ""), count(b, connector.ActSuspend, ""); na != 12 || nb != 12 {
 		t.Fatalf("approve suspended %d in app1 and %d in app2, want 12 and 12", na, nb)
 	}
 }
@@ -173,7 +173,7 @@ func TestRegression1PlanFileRevalidatedAgainstSources(t *testing.T) {
 	if _, err := h.Engine.ApplyPlanFile(context.Background(), pf, dsync.RunOptions{}); err != nil {
 		t.Logf("apply: %v", err)
 	}
-	if n := count(mt, target.ActSuspend, ""); n != 0 {
+	if n := count(mt, connector.ActSuspend, ""); n != 0 {
 		t.Fatalf("the plan file suspended %d person the sources now say is active", n)
 	}
 }
@@ -188,8 +188,8 @@ func leaverWithFailingUpdate(t *testing.T, err error) (*synctest.Harness, *memta
 	us := people(30)
 	h.Source.Set(us...)
 	h.Run(dsync.RunOptions{})
-	mt.Hook = func(act target.Action, a identity.Account) error {
-		if act == target.ActUpdate && a.Key == "u001" {
+	mt.Hook = func(act connector.Action, a identity.Account) error {
+		if act == connector.ActUpdate && a.Key == "u001" {
 			return err
 		}
 		return nil
@@ -201,14 +201,14 @@ func leaverWithFailingUpdate(t *testing.T, err error) (*synctest.Harness, *memta
 }
 
 func TestRegression2FailingUpdateDoesNotBlockSuspend(t *testing.T) {
-	_, mt := leaverWithFailingUpdate(t, target.Permanent(errors.New("400 invalid given name")))
+	_, mt := leaverWithFailingUpdate(t, connector.Permanent(errors.New("400 invalid given name")))
 	if a, _ := mt.Get("u001"); !a.Suspended {
 		t.Fatalf("calls for u001 = %v: the leaver is still active", mt.CallsFor("u001"))
 	}
 }
 
 func TestRegression2SkippedUpdateDoesNotBlockSuspend(t *testing.T) {
-	_, mt := leaverWithFailingUpdate(t, target.Skip("profile owned by another system"))
+	_, mt := leaverWithFailingUpdate(t, connector.Skip("profile owned by another system"))
 	if a, _ := mt.Get("u001"); !a.Suspended {
 		t.Fatalf("calls for u001 = %v: the leaver is still active", mt.CallsFor("u001"))
 	}
@@ -219,9 +219,9 @@ func TestRegression2QuarantineNeverStopsSuspension(t *testing.T) {
 	us := people(30)
 	h.Source.Set(us...)
 	h.Run(dsync.RunOptions{})
-	mt.Hook = func(act target.Action, a identity.Account) error {
-		if act == target.ActUpdate && a.Key == "u002" {
-			return target.Permanent(errors.New("400 invalid given name"))
+	mt.Hook = func(act connector.Action, a identity.Account) error {
+		if act == connector.ActUpdate && a.Key == "u002" {
+			return connector.Permanent(errors.New("400 invalid given name"))
 		}
 		return nil
 	}
@@ -243,9 +243,9 @@ func TestRegression2FailingDeleteIsRetriedNotQuarantined(t *testing.T) {
 	us := people(30)
 	h.Source.Set(us...)
 	h.Run(dsync.RunOptions{})
-	mt.Hook = func(act target.Action, a identity.Account) error {
-		if act == target.ActDelete && a.Key == "u003" {
-			return target.Permanent(errors.New("409 account locked"))
+	mt.Hook = func(act connector.Action, a identity.Account) error {
+		if act == connector.ActDelete && a.Key == "u003" {
+			return connector.Permanent(errors.New("409 account locked"))
 		}
 		return nil
 	}
@@ -255,7 +255,7 @@ func TestRegression2FailingDeleteIsRetriedNotQuarantined(t *testing.T) {
 	for range runs {
 		res := h.Run(dsync.RunOptions{})
 		for _, d := range h.DecisionsOf(res.RunID) {
-			if d.User == "u003" && d.Action == string(target.ActDelete) {
+			if d.User == "u003" && d.Action == string(connector.ActDelete) {
 				deletes++
 			}
 			if d.User == "u003" && d.Action == "quarantine" {
@@ -272,8 +272,8 @@ func TestRegression2FailingDeleteIsRetriedNotQuarantined(t *testing.T) {
 
 // gated refuses act for every account (a version gate), so a skip is
 // planned next to the step under test.
-func gated(mt *memtarget.Target, act target.Action) {
-	mt.GateFn = func(a target.Action, _ identity.Account) string {
+func gated(mt *memtarget.Target, act connector.Action) {
+	mt.GateFn = func(a connector.Action, _ identity.Account) string {
 		if a == act {
 			return string(act) + " needs version 7.41"
 		}
@@ -298,25 +298,25 @@ func crashBeforeU001(t *testing.T, h *synctest.Harness, mt *memtarget.Target, fs
 	t.Helper()
 	us[0].GivenName = "Renamed"
 	h.Source.Set(us...)
-	runCrashingAt(t, h, mt, fs, target.ActUpdate, "u000")
+	runCrashingAt(t, h, mt, fs, connector.ActUpdate, "u000")
 }
 
 // runCrashingAt runs the engine until its first call of act on key, where
 // the process dies: the call is not sent, no later store write happens, the
 // run's context ends. h.Engine is then a new engine on the same store.
-func runCrashingAt(t *testing.T, h *synctest.Harness, mt *memtarget.Target, fs *synctest.FaultStore, act target.Action, key string) {
+func runCrashingAt(t *testing.T, h *synctest.Harness, mt *memtarget.Target, fs *synctest.FaultStore, act connector.Action, key string) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	crashed := false
-	mt.Hook = func(a target.Action, acct identity.Account) error {
+	mt.Hook = func(a connector.Action, acct identity.Account) error {
 		if crashed || (a == act && acct.Key == key) {
 			if !crashed {
 				crashed = true
 				fs.SetHook(func(synctest.Op, string) error { return errors.New("process is dead") })
 				cancel()
 			}
-			return target.Retryable(errors.New("process is dead"))
+			return connector.Retryable(errors.New("process is dead"))
 		}
 		return nil
 	}
@@ -334,7 +334,7 @@ func TestRegression3RoleRevocationNotRecordedAhead(t *testing.T) {
 		c.Roles = []config.RoleRule{{Group: "admins", Role: "admin"}}
 		c.DefaultRole = "user"
 	})
-	gated(mt, target.ActSetExpiry)
+	gated(mt, connector.ActSetExpiry)
 	us := people(30)
 	us[1].Groups = []string{"staff", "admins"}
 	h.Source.Set(us...)
@@ -353,7 +353,7 @@ func TestRegression3RoleRevocationNotRecordedAhead(t *testing.T) {
 
 func TestRegression3UnsuspendNotRecordedAhead(t *testing.T) {
 	h, mt, fs := crashHarness(t)
-	gated(mt, target.ActSetExpiry)
+	gated(mt, connector.ActSetExpiry)
 	us := people(30)
 	h.Source.Set(us...)
 	h.Run(dsync.RunOptions{})
@@ -374,7 +374,7 @@ func TestRegression3UnsuspendNotRecordedAhead(t *testing.T) {
 
 func TestRegression3CreateNotRecordedAhead(t *testing.T) {
 	h, mt, fs := crashHarness(t)
-	gated(mt, target.ActForcePasswordChange)
+	gated(mt, connector.ActForcePasswordChange)
 	us := people(30)
 	h.Source.Set(us...)
 	h.Run(dsync.RunOptions{})
@@ -409,9 +409,9 @@ func TestRegression4WriteOnlyInterruptedUnsuspend(t *testing.T) {
 	}
 	us[1].Active = true
 	h.Source.Set(us...)
-	app.After = func(act target.Action, a identity.Account) error {
-		if act == target.ActUnsuspend {
-			return target.Uncertain(errors.New("read timeout after the request was sent"))
+	app.After = func(act connector.Action, a identity.Account) error {
+		if act == connector.ActUnsuspend {
+			return connector.Uncertain(errors.New("read timeout after the request was sent"))
 		}
 		return nil
 	}
@@ -439,7 +439,7 @@ func TestRegression5HigherPrecedenceSourceKeepsIdentity(t *testing.T) {
 	h.Src("ad").Set(append(others, alice)...)
 	h.Src("idp").Set(others[:10]...)
 	h.Run(dsync.RunOptions{})
-	if n := count(app, target.ActForcePasswordChange, "ad-1"); n != 1 {
+	if n := count(app, connector.ActForcePasswordChange, "ad-1"); n != 1 {
 		t.Fatalf("force_password_change sent %d times, want 1", n)
 	}
 	app.Reset()
@@ -605,7 +605,7 @@ func TestRegression7HeldDeletionsDoNotKeepDueInPast(t *testing.T) {
 	}
 	h.Source.Set(us...)
 	h.Run(dsync.RunOptions{AllowMassChange: true})
-	if n := count(mt, target.ActSuspend, ""); n != 12 {
+	if n := count(mt, connector.ActSuspend, ""); n != 12 {
 		t.Fatalf("%d suspended, want 12", n)
 	}
 	h.Clock.Advance(31 * 24 * time.Hour)
@@ -634,7 +634,7 @@ func TestRegression8MassGroupRemovalIsHeld(t *testing.T) {
 	}
 	h.Source.Set(us...)
 	res := h.Run(dsync.RunOptions{})
-	if n := count(mt, target.ActSetGroups, ""); n != 0 || !res.Held {
+	if n := count(mt, connector.ActSetGroups, ""); n != 0 || !res.Held {
 		t.Fatalf("%d set_groups calls, held=%v: stripping 100 of 100 users is not guarded", n, res.Held)
 	}
 }
@@ -656,7 +656,7 @@ func TestRegression8MassRoleDowngradeIsHeld(t *testing.T) {
 	}
 	h.Source.Set(us...)
 	res := h.Run(dsync.RunOptions{})
-	if n := count(mt, target.ActSetRole, ""); n != 0 || !res.Held {
+	if n := count(mt, connector.ActSetRole, ""); n != 0 || !res.Held {
 		t.Fatalf("%d set_role calls, held=%v: downgrading 100 of 100 users is not guarded", n, res.Held)
 	}
 }
@@ -670,7 +670,7 @@ func TestRegression8AllowMassChangeAcceptsEmptySource(t *testing.T) {
 	if err != nil {
 		t.Fatalf("--allow-mass-change did not accept a source that became empty: %v", err)
 	}
-	if n := count(mt, target.ActSuspend, ""); n != 30 {
+	if n := count(mt, connector.ActSuspend, ""); n != 30 {
 		t.Fatalf("%d suspended, want 30", n)
 	}
 	if !mentionsAcceptance(h.DecisionsOf(res.RunID)) {
@@ -684,13 +684,13 @@ func TestRegression8ApproveAcceptsEmptySource(t *testing.T) {
 	h.Run(dsync.RunOptions{})
 	h.Source.Set()
 	res, err := h.Engine.Run(context.Background(), dsync.RunOptions{})
-	if err == nil || count(mt, target.ActSuspend, "") != 0 {
+	if err == nil || count(mt, connector.ActSuspend, "") != 0 {
 		t.Fatalf("an empty source was not refused: err=%v, calls %+v", err, mt.Calls())
 	}
 	if err := approve(h.Engine, res.RunID); err != nil {
 		t.Fatalf("approve of the refused run: %v", err)
 	}
-	if n := count(mt, target.ActSuspend, ""); n != 30 {
+	if n := count(mt, connector.ActSuspend, ""); n != 30 {
 		t.Fatalf("%d suspended after approval, want 30", n)
 	}
 }

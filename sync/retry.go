@@ -5,7 +5,7 @@ import (
 	"errors"
 	"time"
 
-	"github.com/dirsync/dirsync/target"
+	"github.com/dirsync/dirsync/connector"
 )
 
 // retryPolicy is how a call to an application is retried: transient errors
@@ -44,16 +44,16 @@ func (p retryPolicy) do(ctx context.Context, fn func(attempt int) (error, time.D
 		if err == nil {
 			return r
 		}
-		if (p.final != nil && p.final(err)) || errors.Is(err, target.ErrNotLeading) {
+		if (p.final != nil && p.final(err)) || errors.Is(err, connector.ErrNotLeading) {
 			return r // a process without the lease sends nothing more
 		}
-		k := target.KindOf(err)
-		transient := k == target.KindRetryable || k == target.KindRateLimited || (p.uncertain && k == target.KindUncertain)
+		k := connector.KindOf(err)
+		transient := k == connector.KindRetryable || k == connector.KindRateLimited || (p.uncertain && k == connector.KindUncertain)
 		if !transient || attempt >= max(p.attempts, 1) || ctx.Err() != nil {
 			return r
 		}
 		wait := p.base << (attempt - 1)
-		ra := max(target.RetryAfterOf(err), extraWait)
+		ra := max(connector.RetryAfterOf(err), extraWait)
 		if ra > 0 {
 			if p.maxRetryAfter > 0 && ra > p.maxRetryAfter {
 				r.tooLong = ra

@@ -4,11 +4,11 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/dirsync/dirsync/connector"
+	"github.com/dirsync/dirsync/connector/memtarget"
 	"github.com/dirsync/dirsync/identity"
 	dsync "github.com/dirsync/dirsync/sync"
 	"github.com/dirsync/dirsync/sync/synctest"
-	"github.com/dirsync/dirsync/target"
-	"github.com/dirsync/dirsync/target/memtarget"
 )
 
 // A person who leaves every source and later comes back under a new
@@ -38,10 +38,10 @@ func TestReturningPersonTakesTheirAccountOver(t *testing.T) {
 	app.Reset()
 	ezee.Reset()
 	res := h.Run(dsync.RunOptions{})
-	if got := app.CallsFor("u001"); !slices.Equal(got, []target.Action{target.ActUnsuspend}) {
+	if got := app.CallsFor("u001"); !slices.Equal(got, []connector.Action{connector.ActUnsuspend}) {
 		t.Fatalf("app calls %v (all: %+v), decisions %+v", got, app.Calls(), h.DecisionsOf(res.RunID))
 	}
-	if got := ezee.CallsFor("u001"); !slices.Equal(got, []target.Action{target.ActUnsuspend}) {
+	if got := ezee.CallsFor("u001"); !slices.Equal(got, []connector.Action{connector.ActUnsuspend}) {
 		t.Fatalf("ezeelogin calls %v", got)
 	}
 	if c := h.Accounts("app"); c["u001"].Exists || !c["idp-u001"].Exists || c["idp-u001"].Suspended {

@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/dirsync/dirsync/target/netmaker/netmakerfake"
+	"github.com/dirsync/dirsync/connector/netmaker/netmakerfake"
 )
 
 // fakeClock is a settable clock.

@@ -22,15 +22,15 @@ import (
 	"go.uber.org/zap/zapcore"
 
 	"github.com/dirsync/dirsync/config"
+	"github.com/dirsync/dirsync/connector"
+	"github.com/dirsync/dirsync/connector/netmaker"
+	"github.com/dirsync/dirsync/connector/netmaker/netmakerfake"
 	"github.com/dirsync/dirsync/identity"
 	"github.com/dirsync/dirsync/source"
 	"github.com/dirsync/dirsync/state"
 	"github.com/dirsync/dirsync/state/backends"
 	"github.com/dirsync/dirsync/state/bolt"
 	dsync "github.com/dirsync/dirsync/sync"
-	"github.com/dirsync/dirsync/target"
-	"github.com/dirsync/dirsync/target/netmaker"
-	"github.com/dirsync/dirsync/target/netmaker/netmakerfake"
 )
 
 // scenario is one dirsync configuration to measure.
@@ -214,7 +214,7 @@ targets:
 	defer opened.Close()
 	store := &timedStore{Store: opened}
 	tc := cfg.Targets[0]
-	tgt, err := netmaker.Factory(tc, target.Deps{Logger: log.With(zap.String("target", tc.Name))})
+	tgt, err := netmaker.Factory(tc, connector.Deps{Logger: log.With(zap.String("target", tc.Name))})
 	if err != nil {
 		return res, err
 	}

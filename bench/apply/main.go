@@ -5,7 +5,7 @@
 // client can pass) and a naive client that makes the same calls one at a
 // time.
 //
-// The application is the Netmaker fake (target/netmaker/netmakerfake)
+// The application is the Netmaker fake (connector/netmaker/netmakerfake)
 // behind App (latency and a token bucket), driven through the real
 // netmaker connector; the engine is built the way the daemon builds it
 // (config parsed from YAML with its defaults, state opened through

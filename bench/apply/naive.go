@@ -11,8 +11,8 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/dirsync/dirsync/target"
-	"github.com/dirsync/dirsync/target/netmaker/netmakerfake"
+	"github.com/dirsync/dirsync/connector"
+	"github.com/dirsync/dirsync/connector/netmaker/netmakerfake"
 )
 
 // runNaive makes the same calls the connector makes (POST /api/users/{u},
@@ -54,7 +54,7 @@ func runNaive(ctx context.Context, o options) (result, error) {
 			resp.Body.Close()
 			switch {
 			case resp.StatusCode == http.StatusTooManyRequests:
-				wait := target.ParseRetryAfter(resp.Header.Get("Retry-After"), time.Now())
+				wait := connector.ParseRetryAfter(resp.Header.Get("Retry-After"), time.Now())
 				t := time.NewTimer(max(wait, time.Second))
 				select {
 				case <-ctx.Done():

@@ -13,13 +13,13 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/dirsync/dirsync/config"
+	"github.com/dirsync/dirsync/connector"
+	"github.com/dirsync/dirsync/connector/netmaker"
+	"github.com/dirsync/dirsync/connector/netmaker/netmakerfake"
 	"github.com/dirsync/dirsync/identity"
 	"github.com/dirsync/dirsync/source"
 	"github.com/dirsync/dirsync/state/memstore"
 	dsync "github.com/dirsync/dirsync/sync"
-	"github.com/dirsync/dirsync/target"
-	"github.com/dirsync/dirsync/target/netmaker"
-	"github.com/dirsync/dirsync/target/netmaker/netmakerfake"
 )
 
 // reconcileOptions shape the reconcile benchmark.
@@ -76,7 +76,7 @@ targets:
 	log := zap.NewNop()
 	store := memstore.New(memstore.Options{JournalSize: 1 << 20})
 	tc := cfg.Targets[0]
-	tgt, err := netmaker.Factory(tc, target.Deps{Logger: log})
+	tgt, err := netmaker.Factory(tc, connector.Deps{Logger: log})
 	if err != nil {
 		return err
 	}

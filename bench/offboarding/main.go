@@ -27,12 +27,12 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/dirsync/dirsync/connector/allthenticate/allthenticatefake"
+	"github.com/dirsync/dirsync/connector/ezeelogin/ezeeloginfake"
+	"github.com/dirsync/dirsync/connector/ezeep/ezeepfake"
+	"github.com/dirsync/dirsync/connector/netmaker/netmakerfake"
 	"github.com/dirsync/dirsync/internal/testsrv/samba"
 	"github.com/dirsync/dirsync/internal/testsrv/slapd"
-	"github.com/dirsync/dirsync/target/allthenticate/allthenticatefake"
-	"github.com/dirsync/dirsync/target/ezeelogin/ezeeloginfake"
-	"github.com/dirsync/dirsync/target/ezeep/ezeepfake"
-	"github.com/dirsync/dirsync/target/netmaker/netmakerfake"
 	"github.com/go-ldap/ldap/v3"
 )
 

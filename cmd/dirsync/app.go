@@ -9,13 +9,15 @@ import (
 	"strings"
 
 	"github.com/dirsync/dirsync/config"
+	"github.com/dirsync/dirsync/connector"
+	"github.com/dirsync/dirsync/connector/all"
 	"github.com/dirsync/dirsync/identity"
+	"github.com/dirsync/dirsync/monitor"
+	"github.com/dirsync/dirsync/notify"
 	"github.com/dirsync/dirsync/source"
 	"github.com/dirsync/dirsync/state"
 	"github.com/dirsync/dirsync/state/backends"
 	dsync "github.com/dirsync/dirsync/sync"
-	"github.com/dirsync/dirsync/target"
-	"github.com/dirsync/dirsync/target/all"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"go.uber.org/zap"
@@ -41,6 +43,11 @@ type app struct {
 	// onDecision, when set, sees every decision (demo output).
 	onDecision func(state.Decision)
 	extra      []source.Source // built outside the config (demo)
+	// mon follows health and exports the console's metrics; notifier
+	// (nil without webhooks) tells people what needs them.
+	mon      *monitor.Tracker
+	notifier *notify.Notifier
+	progress dsync.Progress
 }
 
 // loadConfig loads and validates, returning every problem at once.
@@ -79,6 +86,8 @@ type appOptions struct {
 	extraSources []source.Source
 	onDecision   func(state.Decision)
 	noStore      bool
+	// progress is told each target's number of steps (one-shot commands).
+	progress dsync.Progress
 }
 
 // newApp opens the store and builds sources, targets and the engine. No
@@ -88,7 +97,7 @@ func newApp(ctx context.Context, cfg *config.Config, o appOptions) (*app, error)
 		o.logOut = os.Stderr
 	}
 	log, declog := newLogger(cfg.Log, o.logOut)
-	a := &app{cfg: cfg, log: log, fence: func() state.Fence { return state.Fence{} }, onDecision: o.onDecision}
+	a := &app{cfg: cfg, log: log, fence: func() state.Fence { return state.Fence{} }, onDecision: o.onDecision, progress: o.progress}
 	store, err := backends.Open(ctx, cfg.State, log)
 	if err != nil {
 		return nil, err
@@ -113,7 +122,7 @@ func (a *app) build(declog *zap.Logger, extra []source.Source) error {
 	}
 	a.sources = append(a.sources, extra...)
 	for _, tc := range a.cfg.Targets {
-		t, err := all.Build(tc, target.Deps{Logger: a.log.With(zap.String("target", tc.Name)), Now: nil,
+		t, err := all.Build(tc, connector.Deps{Logger: a.log.With(zap.String("target", tc.Name)), Now: nil,
 			// Asked by every connector right before each request it sends.
 			Leading: func() bool { return a.leading == nil || a.leading() }})
 		if err != nil {
@@ -128,7 +137,9 @@ func (a *app) build(declog *zap.Logger, extra []source.Source) error {
 	a.reg = prometheus.NewRegistry()
 	a.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	a.metrics = dsync.NewMetrics(a.reg)
+	observe := a.newObservers()
 	a.rec = dsync.NewRecorder(declog, a.store, func(d state.Decision) {
+		observe(d)
 		if a.onDecision != nil {
 			a.onDecision(d)
 		}
@@ -136,13 +147,15 @@ func (a *app) build(declog *zap.Logger, extra []source.Source) error {
 	a.engine = dsync.New(dsync.Options{
 		Sources: a.sources, Targets: a.targets, Store: a.store, Logger: a.log, Recorder: a.rec,
 		Limits: a.cfg.Safety.Limits(), JoinKey: identity.JoinKey(a.cfg.JoinKey), Metrics: a.metrics,
-		Fence:   func() state.Fence { return a.fence() },
-		Leading: func() bool { return a.leading == nil || a.leading() },
+		Fence:    func() state.Fence { return a.fence() },
+		Leading:  func() bool { return a.leading == nil || a.leading() },
+		Progress: a.progress,
 	})
 	return nil
 }
 
 func (a *app) close() {
+	a.closeObservers()
 	_ = a.rec.Flush(context.Background())
 	_ = a.store.Close()
 	_ = a.log.Sync()

@@ -14,9 +14,9 @@ import (
 	"time"
 
 	"github.com/dirsync/dirsync/config"
+	"github.com/dirsync/dirsync/connector"
 	"github.com/dirsync/dirsync/state"
 	dsync "github.com/dirsync/dirsync/sync"
-	"github.com/dirsync/dirsync/target"
 )
 
 type common struct {
@@ -80,7 +80,7 @@ func cmdValidate(ctx context.Context, args []string, stdout, stderr io.Writer) e
 				problems = append(problems, err.Error())
 				continue
 			}
-			if w, ok := t.(target.Warner); ok {
+			if w, ok := t.(connector.Warner); ok {
 				warnings = append(warnings, w.Warnings()...)
 			}
 		}
@@ -131,7 +131,9 @@ func cmdSync(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	ro.Targets = splitList(targets)
 	ro.Trigger = "cli"
-	a, err := openApp(ctx, c, stderr)
+	prog := newProgress(stderr)
+	defer prog.Close()
+	a, err := openAppWithProgress(ctx, c, prog)
 	if err != nil {
 		return err
 	}
@@ -207,11 +209,16 @@ func cmdApply(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err := json.Unmarshal(b, &pf); err != nil {
 		return fmt.Errorf("read plan %s: %w", pos[0], err)
 	}
-	a, err := openApp(ctx, c, stderr)
+	prog := newProgress(stderr)
+	defer prog.Close()
+	a, err := openAppWithProgress(ctx, c, prog)
 	if err != nil {
 		return err
 	}
 	defer a.close()
+	for _, p := range pf.Plans {
+		prog.Planned(p.Target, len(p.Steps))
+	}
 	release, err := a.leadOnce(ctx)
 	if err != nil {
 		return err
@@ -237,7 +244,9 @@ func cmdApprove(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err != nil {
 		return usageError{err.Error()}
 	}
-	a, err := openApp(ctx, c, stderr)
+	prog := newProgress(stderr)
+	defer prog.Close()
+	a, err := openAppWithProgress(ctx, c, prog)
 	if err != nil {
 		return err
 	}
@@ -265,18 +274,19 @@ func cmdApprove(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		}
 		return nil
 	}
-	var acts []target.Action
+	var acts []connector.Action
 	for _, s := range splitList(only) {
-		if s != string(target.ActSuspend) && s != string(target.ActDelete) {
+		if s != string(connector.ActSuspend) && s != string(connector.ActDelete) {
 			return usageError{fmt.Sprintf("--only: %q is not suspend or delete", s)}
 		}
-		acts = append(acts, target.Action(s))
+		acts = append(acts, connector.Action(s))
 	}
 	var res *dsync.Result
 	release, err := a.leadOnce(ctx)
 	switch {
 	case err == nil:
 		defer release()
+		plannedFromHeld(ctx, a, prog, pos[0], acts)
 		res, err = a.engine.Approve(ctx, dsync.ApproveRequest{RunID: pos[0], Only: acts, By: approver()})
 	case errors.Is(err, errDaemonLeads):
 		// A daemon leads: ask it, rather than apply beside it.

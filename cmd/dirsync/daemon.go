@@ -41,6 +41,8 @@ type trigger struct {
 	keys []string // nil: full run
 	// stored: use stored snapshots (expiry timer) instead of pulling.
 	stored bool
+	// observed is when the change behind it was seen (zero: when the run starts).
+	observed time.Time
 	// reconcile: read every live account back (a full run that also
 	// checks the applications).
 	reconcile bool
@@ -64,10 +66,12 @@ type daemon struct {
 	ready    chan struct{}
 	addr     atomic.Pointer[string]
 	runCount atomic.Int64
+	// refresh asks the monitor to reload held plans and accounts now.
+	refresh chan struct{}
 }
 
 func newDaemon(a *app) *daemon {
-	d := &daemon{a: a, log: a.log, triggers: make(chan trigger, 1024), mux: http.NewServeMux(), Debounce: 100 * time.Millisecond, ready: make(chan struct{})}
+	d := &daemon{a: a, log: a.log, triggers: make(chan trigger, 1024), mux: http.NewServeMux(), Debounce: 100 * time.Millisecond, ready: make(chan struct{}), refresh: make(chan struct{}, 1)}
 	a.leading = func() bool {
 		l := d.lease.Load()
 		return l != nil && time.Now().Before(l.Expires)
@@ -139,6 +143,9 @@ type mounter interface {
 // address once it is up.
 func (d *daemon) serve(ctx context.Context, onReady func(addr string)) error {
 	d.routes()
+	if err := d.mountConsole(ctx); err != nil {
+		return err
+	}
 	ln, err := net.Listen("tcp", d.a.cfg.HTTP.Listen)
 	if err != nil {
 		return fmt.Errorf("http.listen %s: %w", d.a.cfg.HTTP.Listen, err)
@@ -374,7 +381,7 @@ func (d *daemon) worker(ctx context.Context, stop chan struct{}) {
 			handled = at
 			// A run over the stored snapshots (no pull): it applies what the
 			// clock made due and recomputes the next due time.
-			t = trigger{name: "expiry", stored: true}
+			t = trigger{name: "expiry", stored: true, observed: at}
 		}
 		full := t.keys == nil && !t.stored
 		reconcile, fallback := t.reconcile, t.fallback
@@ -383,6 +390,7 @@ func (d *daemon) worker(ctx context.Context, stop chan struct{}) {
 			keys[k] = true
 		}
 		name := t.name
+		observed := t.observed
 		if !full {
 			deadline := time.After(d.Debounce)
 		gather:
@@ -396,6 +404,9 @@ func (d *daemon) worker(ctx context.Context, stop chan struct{}) {
 					reconcile = reconcile || more.reconcile
 					for _, k := range more.keys {
 						keys[k] = true
+					}
+					if !more.observed.IsZero() && (observed.IsZero() || more.observed.Before(observed)) {
+						observed = more.observed
 					}
 				case <-deadline:
 					break gather
@@ -416,8 +427,19 @@ func (d *daemon) worker(ctx context.Context, stop chan struct{}) {
 			}
 		}
 		runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+		if full || observed.IsZero() {
+			observed = time.Now()
+		}
+		d.a.mon.RunStarting(name, observed)
 		res, err := d.a.engine.Run(runCtx, ro)
+		if res != nil {
+			d.a.runFinished(runCtx, res.RunID)
+		}
 		cancel()
+		select {
+		case d.refresh <- struct{}{}:
+		default:
+		}
 		d.runCount.Add(1)
 		status := "failed"
 		if res != nil {

@@ -16,11 +16,11 @@ import (
 	"time"
 
 	"github.com/dirsync/dirsync/config"
+	"github.com/dirsync/dirsync/connector/ezeelogin/ezeeloginfake"
+	"github.com/dirsync/dirsync/connector/netmaker/netmakerfake"
 	"github.com/dirsync/dirsync/internal/demo/ldapdir"
 	"github.com/dirsync/dirsync/state"
 	dsync "github.com/dirsync/dirsync/sync"
-	"github.com/dirsync/dirsync/target/ezeelogin/ezeeloginfake"
-	"github.com/dirsync/dirsync/target/netmaker/netmakerfake"
 	"github.com/mattn/go-isatty"
 )
 

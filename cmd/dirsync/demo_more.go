@@ -4,9 +4,9 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/dirsync/dirsync/connector/allthenticate/allthenticatefake"
+	"github.com/dirsync/dirsync/connector/ezeep/ezeepfake"
 	"github.com/dirsync/dirsync/internal/demo/ldapdir"
-	"github.com/dirsync/dirsync/target/allthenticate/allthenticatefake"
-	"github.com/dirsync/dirsync/target/ezeep/ezeepfake"
 )
 
 // demoMoreApps starts the ezeep Blue and Allthenticate fakes for the demo.

@@ -9,10 +9,10 @@ import (
 	"testing"
 
 	"github.com/dirsync/dirsync/config"
+	"github.com/dirsync/dirsync/connector/all"
 	"github.com/dirsync/dirsync/ldapsrc"
 	"github.com/dirsync/dirsync/scim"
 	"github.com/dirsync/dirsync/source/filesrc"
-	"github.com/dirsync/dirsync/target/all"
 )
 
 var update = flag.Bool("update", false, "rewrite config.example.yaml from the samples")

@@ -24,7 +24,9 @@ func cmdReconcile(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		return usageError{err.Error()}
 	}
 	ro.Targets, ro.Trigger, ro.Reconcile = splitList(targets), "reconcile", true
-	a, err := openApp(ctx, c, stderr)
+	prog := newProgress(stderr)
+	defer prog.Close()
+	a, err := openAppWithProgress(ctx, c, prog)
 	if err != nil {
 		return err
 	}

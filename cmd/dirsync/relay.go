@@ -10,10 +10,10 @@ import (
 	"slices"
 	"time"
 
+	"github.com/dirsync/dirsync/connector"
 	"github.com/dirsync/dirsync/source"
 	"github.com/dirsync/dirsync/state"
 	dsync "github.com/dirsync/dirsync/sync"
-	"github.com/dirsync/dirsync/target"
 	"go.uber.org/zap"
 )
 
@@ -38,10 +38,10 @@ type forwarded struct {
 
 // request is one entry of the request queue.
 type request struct {
-	Op    string          `json:"op"` // approve
-	RunID string          `json:"run_id"`
-	Only  []target.Action `json:"only,omitempty"`
-	By    string          `json:"by,omitempty"`
+	Op    string             `json:"op"` // approve
+	RunID string             `json:"run_id"`
+	Only  []connector.Action `json:"only,omitempty"`
+	By    string             `json:"by,omitempty"`
 }
 
 // response answers a request.
@@ -131,12 +131,13 @@ func (d *daemon) consumeChanges(ctx context.Context) {
 // mergeAndTrigger folds a change into the leader's snapshot and asks for a
 // targeted run of the people it touches.
 func (d *daemon) mergeAndTrigger(ctx context.Context, src string, ch source.Change, how string) {
+	seen := time.Now() // when the change reached this leader (propagation metric)
 	if ch.Full {
 		why := ch.Reason
 		if why == "" {
 			why = "the change could not be resolved to people"
 		}
-		d.Trigger(trigger{name: "incremental:" + src, fallback: src + ": " + why + ": full run instead of a targeted one"})
+		d.Trigger(trigger{name: "incremental:" + src, fallback: src + ": " + why + ": full run instead of a targeted one", observed: seen})
 		return
 	}
 	keys, err := d.a.engine.MergeChange(ctx, src, ch)
@@ -148,7 +149,7 @@ func (d *daemon) mergeAndTrigger(ctx context.Context, src string, ch source.Chan
 		d.log.Warn("incremental change not merged: left to the next full run", zap.String("source", src), zap.String("via", how), zap.Error(err))
 		return
 	}
-	d.Trigger(trigger{name: "incremental:" + src, keys: keys})
+	d.Trigger(trigger{name: "incremental:" + src, keys: keys, observed: seen})
 }
 
 func (d *daemon) serveRequests(ctx context.Context) {

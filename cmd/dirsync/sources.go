@@ -6,14 +6,14 @@ import (
 	"slices"
 
 	"github.com/dirsync/dirsync/config"
+	"github.com/dirsync/dirsync/connector"
+	"github.com/dirsync/dirsync/connector/all"
 	"github.com/dirsync/dirsync/ldapsrc"
 	"github.com/dirsync/dirsync/scim"
 	"github.com/dirsync/dirsync/source"
 	"github.com/dirsync/dirsync/source/filesrc"
 	"github.com/dirsync/dirsync/state"
 	"github.com/dirsync/dirsync/state/memstore"
-	"github.com/dirsync/dirsync/target"
-	"github.com/dirsync/dirsync/target/all"
 	"go.uber.org/zap"
 )
 
@@ -54,6 +54,6 @@ func buildSource(cfg config.Source, deps source.Deps, store state.Store) (source
 
 func sourceDepsNop() source.Deps { return source.Deps{Logger: zap.NewNop()} }
 
-func buildTargetNop(tc config.Target) (target.Target, error) {
-	return all.Build(tc, target.Deps{Logger: zap.NewNop()})
+func buildTargetNop(tc config.Target) (connector.Connector, error) {
+	return all.Build(tc, connector.Deps{Logger: zap.NewNop()})
 }

@@ -12,12 +12,12 @@ import (
 	"time"
 
 	"github.com/dirsync/dirsync/config"
+	"github.com/dirsync/dirsync/connector"
 	"github.com/dirsync/dirsync/identity"
 	"github.com/dirsync/dirsync/source"
 	"github.com/dirsync/dirsync/state"
 	"github.com/dirsync/dirsync/state/memstore"
 	dsync "github.com/dirsync/dirsync/sync"
-	"github.com/dirsync/dirsync/target"
 	"go.uber.org/zap"
 )
 
@@ -288,7 +288,7 @@ func (h *Harness) Accounts(tgt string) map[string]identity.Account {
 }
 
 // Spec pairs a target with settings.
-func Spec(t target.Target, c config.TargetCommon) dsync.TargetSpec {
+func Spec(t connector.Connector, c config.TargetCommon) dsync.TargetSpec {
 	return dsync.TargetSpec{Target: t, Config: c}
 }
 

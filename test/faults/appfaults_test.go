@@ -2,7 +2,7 @@ package faults
 
 import (
 	"fmt"
-	"github.com/dirsync/dirsync/target/fakekit"
+	"github.com/dirsync/dirsync/connector/fakekit"
 	mrand "math/rand/v2"
 	"net/http"
 	"strings"
@@ -10,9 +10,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/dirsync/dirsync/target/ezeelogin/ezeeloginfake"
-	"github.com/dirsync/dirsync/target/ezeep/ezeepfake"
-	"github.com/dirsync/dirsync/target/netmaker/netmakerfake"
+	"github.com/dirsync/dirsync/connector/ezeelogin/ezeeloginfake"
+	"github.com/dirsync/dirsync/connector/ezeep/ezeepfake"
+	"github.com/dirsync/dirsync/connector/netmaker/netmakerfake"
 )
 
 // appConfig is a CLI config with the file source and the given targets.

@@ -11,9 +11,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dirsync/dirsync/connector/allthenticate/allthenticatefake"
+	"github.com/dirsync/dirsync/connector/netmaker/netmakerfake"
 	"github.com/dirsync/dirsync/state"
-	"github.com/dirsync/dirsync/target/allthenticate/allthenticatefake"
-	"github.com/dirsync/dirsync/target/netmaker/netmakerfake"
 )
 
 // seed returns the run's random seed (DIRSYNC_FAULTS_SEED to replay one).

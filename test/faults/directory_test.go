@@ -11,8 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dirsync/dirsync/connector/netmaker/netmakerfake"
 	"github.com/dirsync/dirsync/internal/testsrv/slapd"
-	"github.com/dirsync/dirsync/target/netmaker/netmakerfake"
 )
 
 // tripProxy forwards TCP connections to a server and, when armed, calls

@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/dirsync/dirsync/target/netmaker/netmakerfake"
+	"github.com/dirsync/dirsync/connector/netmaker/netmakerfake"
 )
 
 // failoverWorld is two daemons on one Redis, each with its own Netmaker

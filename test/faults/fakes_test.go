@@ -14,10 +14,10 @@ import (
 	"sync"
 	"time"
 
-	"github.com/dirsync/dirsync/target/allthenticate/allthenticatefake"
-	"github.com/dirsync/dirsync/target/ezeelogin/ezeeloginfake"
-	"github.com/dirsync/dirsync/target/ezeep/ezeepfake"
-	"github.com/dirsync/dirsync/target/netmaker/netmakerfake"
+	"github.com/dirsync/dirsync/connector/allthenticate/allthenticatefake"
+	"github.com/dirsync/dirsync/connector/ezeelogin/ezeeloginfake"
+	"github.com/dirsync/dirsync/connector/ezeep/ezeepfake"
+	"github.com/dirsync/dirsync/connector/netmaker/netmakerfake"
 )
 
 // httpCall is one request an application fake received, as the recorder

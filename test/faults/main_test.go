@@ -33,7 +33,7 @@ func TestMain(m *testing.M) {
 	bins.ezwapi = filepath.Join(dir, "ezwapi-fake")
 	for out, pkg := range map[string]string{
 		bins.dirsync: "./cmd/dirsync",
-		bins.ezwapi:  "./target/ezeelogin/ezeeloginfake/cmd/ezwapi-fake",
+		bins.ezwapi:  "./connector/ezeelogin/ezeeloginfake/cmd/ezwapi-fake",
 	} {
 		cmd := exec.Command(goTool(), "build", "-o", out, pkg)
 		cmd.Dir = testenv.RepoRoot()

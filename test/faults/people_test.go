@@ -8,8 +8,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/dirsync/dirsync/target/allthenticate/allthenticatefake"
-	"github.com/dirsync/dirsync/target/netmaker/netmakerfake"
+	"github.com/dirsync/dirsync/connector/allthenticate/allthenticatefake"
+	"github.com/dirsync/dirsync/connector/netmaker/netmakerfake"
 )
 
 // person is one user of the file source, and what every application

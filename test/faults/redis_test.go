@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/dirsync/dirsync/target/netmaker/netmakerfake"
+	"github.com/dirsync/dirsync/connector/netmaker/netmakerfake"
 )
 
 // TestRedisLoss is item 2: Redis is killed (SIGKILL) in the middle of an

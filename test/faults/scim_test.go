@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/dirsync/dirsync/target/netmaker/netmakerfake"
+	"github.com/dirsync/dirsync/connector/netmaker/netmakerfake"
 )
 
 const (

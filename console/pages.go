@@ -1,0 +1,385 @@
+package console
+
+import (
+	"bytes"
+	"context"
+	"crypto/subtle"
+	"errors"
+	"html/template"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/dirsync/dirsync/state"
+	"go.uber.org/zap"
+)
+
+type ctxKey struct{}
+
+// need wraps h so it runs only for a signed-in person with at least role;
+// every POST must also carry the session's CSRF token.
+func (s *Server) need(role int, h http.HandlerFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		sess, ok := s.auth.current(r)
+		if !ok {
+			if r.Method == http.MethodGet {
+				http.Redirect(w, r, s.base.JoinPath("login").String(), http.StatusFound)
+				return
+			}
+			http.Error(w, "sign in first", http.StatusUnauthorized)
+			return
+		}
+		if r.Method == http.MethodPost {
+			if !s.sameOrigin(r) {
+				http.Error(w, "refused: the form was posted from another site", http.StatusForbidden)
+				return
+			}
+			if err := r.ParseForm(); err != nil {
+				http.Error(w, "bad form", http.StatusBadRequest)
+				return
+			}
+			if subtle.ConstantTimeCompare([]byte(r.PostForm.Get("csrf")), []byte(sess.CSRF)) != 1 {
+				s.o.Logger.Warn("console: form without a valid CSRF token refused", zap.String("path", r.URL.Path), zap.String("by", sess.Name))
+				http.Error(w, "refused: the form's CSRF token is missing or wrong; reload the page", http.StatusForbidden)
+				return
+			}
+		}
+		if sess.Role < role {
+			http.Error(w, "forbidden: this needs the "+roleName(role)+" role; you are a "+roleName(sess.Role), http.StatusForbidden)
+			return
+		}
+		h(w, r.WithContext(context.WithValue(r.Context(), ctxKey{}, sess)))
+	})
+}
+
+// sameOrigin checks the Origin header browsers send with a form post
+// (when present) against the console's own origin: defence in depth on
+// top of the CSRF token and SameSite cookies.
+func (s *Server) sameOrigin(r *http.Request) bool {
+	o := r.Header.Get("Origin")
+	if o == "" {
+		return true
+	}
+	return strings.EqualFold(o, s.base.Scheme+"://"+s.base.Host)
+}
+
+func sessionOf(r *http.Request) session {
+	s, _ := r.Context().Value(ctxKey{}).(session)
+	return s
+}
+
+// page is what every template gets.
+type page struct {
+	Title   string
+	Section string
+	User    session
+	Base    string
+	Flash   string
+	Error   string
+	Data    any
+}
+
+func (p page) Approver() bool   { return p.User.Role >= roleApprover }
+func (p page) RoleName() string { return roleName(p.User.Role) }
+
+// render writes a page, refusing (500) any page that would contain a
+// configured secret.
+func (s *Server) render(w http.ResponseWriter, r *http.Request, name string, p page) {
+	p.User = sessionOf(r)
+	p.Base = s.base.Path
+	var buf bytes.Buffer
+	if err := s.tmpl[name].ExecuteTemplate(&buf, "layout", p); err != nil {
+		s.o.Logger.Error("console: render", zap.String("page", name), zap.Error(err))
+		http.Error(w, "could not render the page", http.StatusInternalServerError)
+		return
+	}
+	for _, sec := range s.secrets {
+		if bytes.Contains(buf.Bytes(), []byte(sec)) || bytes.Contains(buf.Bytes(), []byte(template.HTMLEscapeString(sec))) {
+			s.o.Logger.Error("console: a page would have shown a configured secret; refused", zap.String("page", name))
+			http.Error(w, "refused: this page would have shown a secret", http.StatusInternalServerError)
+			return
+		}
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	_, _ = w.Write(buf.Bytes())
+}
+
+func (s *Server) fail(w http.ResponseWriter, r *http.Request, title string, err error) {
+	s.o.Logger.Warn("console: "+title, zap.Error(err))
+	w.WriteHeader(http.StatusInternalServerError)
+	s.render(w, r, "error", page{Title: title, Error: err.Error()})
+}
+
+func (s *Server) loginPage(w http.ResponseWriter, r *http.Request) {
+	if _, ok := s.auth.current(r); ok {
+		http.Redirect(w, r, s.base.Path, http.StatusFound)
+		return
+	}
+	ls := s.auth.loginState(w, r)
+	s.render(w, r, "login", page{Title: "Sign in", Error: r.URL.Query().Get("error"), Data: map[string]any{
+		"OIDC": s.auth.oidcEnabled(), "Token": !s.o.Config.AdminToken.IsZero(), "CSRF": ls.CSRF}})
+}
+
+func (s *Server) callback(w http.ResponseWriter, r *http.Request) {
+	sub, name, role, err := s.auth.finishOIDC(w, r)
+	if err != nil {
+		var se errSignIn
+		msg := "sign-in failed; see the daemon's log"
+		if errors.As(err, &se) {
+			msg = se.msg
+		}
+		s.o.Logger.Warn("console: sign-in refused", zap.Error(err))
+		w.WriteHeader(http.StatusUnauthorized)
+		s.render(w, r, "login", page{Title: "Sign in", Error: msg, Data: map[string]any{"OIDC": s.auth.oidcEnabled(), "Token": false}})
+		return
+	}
+	if role == roleNone {
+		s.o.Logger.Warn("console: sign-in without a console role", zap.String("who", name))
+		w.WriteHeader(http.StatusForbidden)
+		s.render(w, r, "login", page{Title: "Sign in", Error: name + " is in none of the groups allowed to use the console", Data: map[string]any{"OIDC": true}})
+		return
+	}
+	s.o.Logger.Info("console: signed in", zap.String("who", name), zap.String("role", roleName(role)))
+	s.auth.startSession(w, sub, name, role)
+	http.Redirect(w, r, s.base.Path, http.StatusFound)
+}
+
+func (s *Server) tokenLogin(w http.ResponseWriter, r *http.Request) {
+	c, err := r.Cookie(loginCookie)
+	var ls loginState
+	if err != nil || !s.sameOrigin(r) || s.auth.open(c.Value, &ls) != nil || r.ParseForm() != nil ||
+		subtle.ConstantTimeCompare([]byte(r.PostForm.Get("csrf")), []byte(ls.CSRF)) != 1 {
+		http.Error(w, "refused: the form's CSRF token is missing or wrong; reload the page", http.StatusForbidden)
+		return
+	}
+	if !s.auth.checkAdminToken(r.PostForm.Get("token")) {
+		s.o.Logger.Warn("console: wrong admin token")
+		http.Redirect(w, r, s.base.JoinPath("login").String()+"?error=wrong+token", http.StatusSeeOther)
+		return
+	}
+	s.o.Logger.Warn("console: signed in with the static admin token; configure OIDC and remove it")
+	s.auth.clearCookie(w, loginCookie)
+	s.auth.startSession(w, "admin-token", "admin (static token)", roleApprover)
+	http.Redirect(w, r, s.base.Path, http.StatusSeeOther)
+}
+
+func (s *Server) logout(w http.ResponseWriter, r *http.Request) {
+	s.auth.clearCookie(w, sessionCookie)
+	http.Redirect(w, r, s.base.JoinPath("login").String(), http.StatusSeeOther)
+}
+
+func (s *Server) overview(w http.ResponseWriter, r *http.Request) {
+	ov, err := s.o.Backend.Overview(r.Context())
+	if err != nil {
+		s.fail(w, r, "Overview", err)
+		return
+	}
+	s.render(w, r, "overview", page{Title: "Overview", Section: "overview", Data: ov})
+}
+
+func (s *Server) runs(w http.ResponseWriter, r *http.Request) {
+	runs, err := s.o.Backend.Runs(r.Context(), 100)
+	if err != nil {
+		s.fail(w, r, "Runs", err)
+		return
+	}
+	s.render(w, r, "runs", page{Title: "Runs", Section: "runs", Data: runs})
+}
+
+// runView is one run with its filtered decisions.
+type runView struct {
+	Run       state.Run
+	Decisions []state.Decision
+	Filter    map[string]string
+	Targets   []string
+	Actions   []string
+	Outcomes  []string
+	// Matched counts the decisions the filter matched; at most maxRows are shown.
+	Matched int
+}
+
+// maxRows bounds a run page: a first sync can decide for every account.
+const maxRows = 2000
+
+func (s *Server) run(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	run, err := s.o.Backend.Run(r.Context(), id)
+	if err != nil {
+		s.fail(w, r, "Run "+id, err)
+		return
+	}
+	ds, err := s.o.Backend.Decisions(r.Context(), state.DecisionQuery{RunID: id})
+	if err != nil {
+		s.fail(w, r, "Run "+id, err)
+		return
+	}
+	q := r.URL.Query()
+	v := runView{Run: run, Filter: map[string]string{"target": q.Get("target"), "action": q.Get("action"), "outcome": q.Get("outcome"), "user": q.Get("user")}}
+	for _, d := range ds {
+		v.Targets = appendUnique(v.Targets, d.Target)
+		v.Actions = appendUnique(v.Actions, d.Action)
+		v.Outcomes = appendUnique(v.Outcomes, d.Outcome)
+		if f := v.Filter["target"]; f != "" && d.Target != f {
+			continue
+		}
+		if f := v.Filter["action"]; f != "" && d.Action != f {
+			continue
+		}
+		if f := v.Filter["outcome"]; f != "" && d.Outcome != f {
+			continue
+		}
+		if f := v.Filter["user"]; f != "" && !strings.Contains(strings.ToLower(d.User), strings.ToLower(f)) {
+			continue
+		}
+		v.Matched++
+		if len(v.Decisions) < maxRows {
+			v.Decisions = append(v.Decisions, d)
+		}
+	}
+	slices.Sort(v.Targets)
+	slices.Sort(v.Actions)
+	slices.Sort(v.Outcomes)
+	s.render(w, r, "run", page{Title: "Run " + id, Section: "runs", Data: v})
+}
+
+func appendUnique(xs []string, x string) []string {
+	if slices.Contains(xs, x) {
+		return xs
+	}
+	return append(xs, x)
+}
+
+func (s *Server) heldList(w http.ResponseWriter, r *http.Request) {
+	hs, err := s.o.Backend.HeldPlans(r.Context())
+	if err != nil {
+		s.fail(w, r, "Held plans", err)
+		return
+	}
+	s.render(w, r, "heldlist", page{Title: "Held plans", Section: "held", Flash: r.URL.Query().Get("done"), Data: hs})
+}
+
+// heldView is one held plan re-checked now.
+type heldView struct {
+	Held    Held
+	Actions []string // the kinds of action held, for "approve only"
+	Wanted  int
+}
+
+func (s *Server) held(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	h, err := s.o.Backend.Recheck(r.Context(), id)
+	if err != nil {
+		s.fail(w, r, "Held plan "+id, err)
+		return
+	}
+	v := heldView{Held: h}
+	for _, st := range h.Steps {
+		v.Actions = appendUnique(v.Actions, st.Action)
+		if st.Wanted {
+			v.Wanted++
+		}
+	}
+	slices.Sort(v.Actions)
+	s.render(w, r, "held", page{Title: "Held plan " + id, Section: "held", Data: v})
+}
+
+func (s *Server) approve(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	by := sessionOf(r).Name
+	only := r.PostForm["only"]
+	s.o.Logger.Info("console: approve", zap.String("run_id", id), zap.String("by", by), zap.Strings("only", only))
+	res, err := s.o.Backend.Approve(r.Context(), id, only, by)
+	if err != nil {
+		s.fail(w, r, "Approve "+id, err)
+		return
+	}
+	http.Redirect(w, r, s.base.JoinPath("runs", res.RunID).String(), http.StatusSeeOther)
+}
+
+func (s *Server) discard(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	by := sessionOf(r).Name
+	s.o.Logger.Info("console: discard", zap.String("run_id", id), zap.String("by", by))
+	if err := s.o.Backend.Discard(r.Context(), id, by); err != nil {
+		s.fail(w, r, "Discard "+id, err)
+		return
+	}
+	http.Redirect(w, r, s.base.JoinPath("held").String()+"?done=discarded+"+id, http.StatusSeeOther)
+}
+
+// personView is the person page.
+type personView struct {
+	Query     string
+	Found     []Explanation
+	Decisions []state.Decision
+}
+
+func (s *Server) person(w http.ResponseWriter, r *http.Request) {
+	q := strings.TrimSpace(r.URL.Query().Get("q"))
+	v := personView{Query: q}
+	if q != "" {
+		xs, err := s.o.Backend.Explain(r.Context(), q)
+		if err != nil {
+			s.fail(w, r, "Person", err)
+			return
+		}
+		v.Found = xs
+		names := map[string]bool{q: true}
+		for _, x := range xs {
+			if x.User != nil {
+				names[x.User.Username] = true
+			}
+			if x.Cached != nil && x.Cached.Username != "" {
+				names[x.Cached.Username] = true
+			}
+			if x.Desired != nil && x.Desired.Username != "" {
+				names[x.Desired.Username] = true
+			}
+		}
+		for n := range names {
+			ds, err := s.o.Backend.Decisions(r.Context(), state.DecisionQuery{User: n, Limit: 200})
+			if err != nil {
+				s.fail(w, r, "Person", err)
+				return
+			}
+			v.Decisions = append(v.Decisions, ds...)
+		}
+		slices.SortFunc(v.Decisions, func(a, b state.Decision) int { return b.Time.Compare(a.Time) })
+	}
+	s.render(w, r, "person", page{Title: "Person", Section: "person", Data: v})
+}
+
+var funcs = template.FuncMap{
+	"when": func(t time.Time) string {
+		if t.IsZero() {
+			return "never"
+		}
+		return t.UTC().Format("2006-01-02 15:04:05Z")
+	},
+	"ago": func(now, t time.Time) string {
+		if t.IsZero() {
+			return ""
+		}
+		return now.Sub(t).Round(time.Second).String() + " ago"
+	},
+	"timep": func(t *time.Time) string {
+		if t == nil {
+			return ""
+		}
+		return t.UTC().Format("2006-01-02")
+	},
+	"join": strings.Join,
+}
+
+func parseTemplates() (map[string]*template.Template, error) {
+	out := map[string]*template.Template{}
+	for _, n := range []string{"login", "error", "overview", "runs", "run", "heldlist", "held", "person"} {
+		t, err := template.New(n).Funcs(funcs).ParseFS(assets, "templates/layout.html", "templates/"+n+".html")
+		if err != nil {
+			return nil, err
+		}
+		out[n] = t
+	}
+	return out, nil
+}
