@@ -9,6 +9,7 @@ import (
 	"errors"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/dirsync/dirsync/config"
 	"github.com/dirsync/dirsync/connector"
@@ -245,4 +246,49 @@ func TestFindingApprovalRecordsOnlyWhatItSent(t *testing.T) {
 	if a, _ := mt.Get("u000"); a.Role != "admin" {
 		t.Fatalf("role = %q after the next run, want admin", a.Role)
 	}
+}
+
+// A call that landed has its decision, even when a retry after its lost
+// answer is declined at run time with a skip already logged in an earlier
+// run (model seeds 1936 and 7229522098795116362: the once-only logging of
+// run-time skips hid an expiry change that reached the application).
+func TestFindingLandedCallIsDecidedDespiteRepeatedSkip(t *testing.T) {
+	h, mt := setup(t)
+	us := people(5)
+	h.Source.Set(us...)
+	h.Run(dsync.RunOptions{})
+	exp := h.Clock.Now().Add(120 * time.Hour)
+	us[1].Expires = &exp
+	h.Source.Set(us...)
+	mt.Hook = func(act connector.Action, _ identity.Account) error {
+		if act == connector.ActSetExpiry {
+			return connector.Skip("declined by the application at run time")
+		}
+		return nil
+	}
+	h.Run(dsync.RunOptions{}) // the skip is logged once
+	landed := false
+	mt.Hook = func(act connector.Action, _ identity.Account) error {
+		if act == connector.ActSetExpiry && landed {
+			return connector.Skip("declined by the application at run time")
+		}
+		return nil
+	}
+	mt.After = func(act connector.Action, _ identity.Account) error {
+		if act == connector.ActSetExpiry {
+			landed = true
+			return connector.Uncertain(errors.New("timeout: the answer never came"))
+		}
+		return nil
+	}
+	res := h.Run(dsync.RunOptions{})
+	if !landed {
+		t.Fatal("set_expiry was not sent")
+	}
+	for _, d := range h.DecisionsOf(res.RunID) {
+		if d.User == "u001" && d.Action == string(connector.ActSetExpiry) {
+			return
+		}
+	}
+	t.Fatalf("set_expiry reached the application in run %s but no decision says so: %+v", res.RunID, h.DecisionsOf(res.RunID))
 }
