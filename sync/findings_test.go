@@ -15,6 +15,7 @@ import (
 	"github.com/dirsync/dirsync/connector"
 	"github.com/dirsync/dirsync/connector/memtarget"
 	"github.com/dirsync/dirsync/identity"
+	"github.com/dirsync/dirsync/source"
 	dsync "github.com/dirsync/dirsync/sync"
 	"github.com/dirsync/dirsync/sync/synctest"
 )
@@ -291,4 +292,43 @@ func TestFindingLandedCallIsDecidedDespiteRepeatedSkip(t *testing.T) {
 		}
 	}
 	t.Fatalf("set_expiry reached the application in run %s but no decision says so: %+v", res.RunID, h.DecisionsOf(res.RunID))
+}
+
+// A targeted run about a returning person also retries what their other
+// accounts still owe: a deletion declined earlier is sent (model seed
+// 7229522098795113174: the vpn account stayed active after the push).
+func TestFindingTargetedRunRetriesReturningPersonsDeletion(t *testing.T) {
+	vpn := memtarget.New("vpn")
+	h := synctest.New(t, []dsync.TargetSpec{synctest.Spec(vpn, synctest.Common(func(c *config.TargetCommon) {
+		c.Scope = []string{"vpn"}
+		c.Deprovision.Action = "delete"
+	}))}, synctest.Options{Sources: []string{"idp", "ad"}})
+	us := people(10)
+	us[3].Groups = []string{"staff", "vpn"}
+	h.Src("idp").SetAllowEmpty(true)
+	h.Src("ad").Set(us...)
+	h.Run(dsync.RunOptions{})
+	if _, ok := vpn.Get("u003"); !ok {
+		t.Fatal("u003 has no vpn account")
+	}
+	vpn.Hook = func(act connector.Action, _ identity.Account) error {
+		if act == connector.ActDelete {
+			return connector.Skip("declined by the application at run time")
+		}
+		return nil
+	}
+	h.Src("ad").Set(slices.Delete(slices.Clone(us), 3, 4)...)
+	h.Run(dsync.RunOptions{AllowMassChange: true}) // u003 left; the delete is declined
+	vpn.Hook = nil
+	back := synctest.User("idp-u003", "staff") // back through the IdP, without vpn
+	back.Username, back.Email = "u003", "u003@example.test"
+	h.Src("idp").Set(back)
+	keys, err := h.Engine.MergeChange(t.Context(), "idp", source.Change{Upserts: []identity.User{back}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.Run(dsync.RunOptions{Trigger: "scim", Keys: keys})
+	if _, ok := vpn.Get("u003"); ok {
+		t.Fatalf("u003, out of the vpn scope, keeps the vpn account after the targeted run for them (calls %v)", vpn.CallsFor("u003"))
+	}
 }
