@@ -2,17 +2,20 @@ package sync_test
 
 // Regression tests for what the model-based test (TestModel) found after
 // the engine re-cut of issue 11, one per class, each the shortest sequence
-// the model printed, written out with the harness.
+// the model printed, written out with the harness. All failed on main
+// before the engine fixes of d3dd910.
 
 import (
 	"errors"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/dirsync/dirsync/config"
 	"github.com/dirsync/dirsync/connector"
 	"github.com/dirsync/dirsync/connector/memtarget"
 	"github.com/dirsync/dirsync/identity"
+	"github.com/dirsync/dirsync/source"
 	dsync "github.com/dirsync/dirsync/sync"
 	"github.com/dirsync/dirsync/sync/synctest"
 )
@@ -194,10 +197,8 @@ func TestFindingReturningPersonKeepsAccount(t *testing.T) {
 }
 
 // A leaver in a source that was read completely is suspended even when
-// another source of the same target is refused by the guard (model seed
-// 2000262). The README says a refused source leaves every target using it
-// untouched; invariant 2 says a leaver is never blocked by another
-// failure. Decide which holds and keep or drop this test.
+// another source of the same target is refused by the guard: the refused
+// source's last good read stands in for it (model seed 2000262).
 func TestFindingLeaverNotBlockedByAnotherRefusedSource(t *testing.T) {
 	mt := memtarget.New("app")
 	h := synctest.New(t, []dsync.TargetSpec{synctest.Spec(mt, synctest.Common())}, synctest.Options{Sources: []string{"idp", "ad"}})
@@ -245,5 +246,89 @@ func TestFindingApprovalRecordsOnlyWhatItSent(t *testing.T) {
 	h.Run(dsync.RunOptions{})
 	if a, _ := mt.Get("u000"); a.Role != "admin" {
 		t.Fatalf("role = %q after the next run, want admin", a.Role)
+	}
+}
+
+// A call that landed has its decision, even when a retry after its lost
+// answer is declined at run time with a skip already logged in an earlier
+// run (model seeds 1936 and 7229522098795116362: the once-only logging of
+// run-time skips hid an expiry change that reached the application).
+func TestFindingLandedCallIsDecidedDespiteRepeatedSkip(t *testing.T) {
+	h, mt := setup(t)
+	us := people(5)
+	h.Source.Set(us...)
+	h.Run(dsync.RunOptions{})
+	exp := h.Clock.Now().Add(120 * time.Hour)
+	us[1].Expires = &exp
+	h.Source.Set(us...)
+	mt.Hook = func(act connector.Action, _ identity.Account) error {
+		if act == connector.ActSetExpiry {
+			return connector.Skip("declined by the application at run time")
+		}
+		return nil
+	}
+	h.Run(dsync.RunOptions{}) // the skip is logged once
+	landed := false
+	mt.Hook = func(act connector.Action, _ identity.Account) error {
+		if act == connector.ActSetExpiry && landed {
+			return connector.Skip("declined by the application at run time")
+		}
+		return nil
+	}
+	mt.After = func(act connector.Action, _ identity.Account) error {
+		if act == connector.ActSetExpiry {
+			landed = true
+			return connector.Uncertain(errors.New("timeout: the answer never came"))
+		}
+		return nil
+	}
+	res := h.Run(dsync.RunOptions{})
+	if !landed {
+		t.Fatal("set_expiry was not sent")
+	}
+	for _, d := range h.DecisionsOf(res.RunID) {
+		if d.User == "u001" && d.Action == string(connector.ActSetExpiry) {
+			return
+		}
+	}
+	t.Fatalf("set_expiry reached the application in run %s but no decision says so: %+v", res.RunID, h.DecisionsOf(res.RunID))
+}
+
+// A targeted run about a returning person also retries what their other
+// accounts still owe: a deletion declined earlier is sent (model seed
+// 7229522098795113174: the vpn account stayed active after the push).
+func TestFindingTargetedRunRetriesReturningPersonsDeletion(t *testing.T) {
+	vpn := memtarget.New("vpn")
+	h := synctest.New(t, []dsync.TargetSpec{synctest.Spec(vpn, synctest.Common(func(c *config.TargetCommon) {
+		c.Scope = []string{"vpn"}
+		c.Deprovision.Action = "delete"
+	}))}, synctest.Options{Sources: []string{"idp", "ad"}})
+	us := people(10)
+	us[3].Groups = []string{"staff", "vpn"}
+	h.Src("idp").SetAllowEmpty(true)
+	h.Src("ad").Set(us...)
+	h.Run(dsync.RunOptions{})
+	if _, ok := vpn.Get("u003"); !ok {
+		t.Fatal("u003 has no vpn account")
+	}
+	vpn.Hook = func(act connector.Action, _ identity.Account) error {
+		if act == connector.ActDelete {
+			return connector.Skip("declined by the application at run time")
+		}
+		return nil
+	}
+	h.Src("ad").Set(slices.Delete(slices.Clone(us), 3, 4)...)
+	h.Run(dsync.RunOptions{AllowMassChange: true}) // u003 left; the delete is declined
+	vpn.Hook = nil
+	back := synctest.User("idp-u003", "staff") // back through the IdP, without vpn
+	back.Username, back.Email = "u003", "u003@example.test"
+	h.Src("idp").Set(back)
+	keys, err := h.Engine.MergeChange(t.Context(), "idp", source.Change{Upserts: []identity.User{back}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.Run(dsync.RunOptions{Trigger: "scim", Keys: keys})
+	if _, ok := vpn.Get("u003"); ok {
+		t.Fatalf("u003, out of the vpn scope, keeps the vpn account after the targeted run for them (calls %v)", vpn.CallsFor("u003"))
 	}
 }

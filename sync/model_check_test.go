@@ -33,9 +33,6 @@ func (w *world) judge(c *activity, tgt string, act connector.Action, a identity.
 	kind, allowed := "", true
 	switch act {
 	case connector.ActCreate:
-		if n := w.accountsNamed(tgt, a.Username); n > 0 {
-			w.violate("second account", "%s: create %s although it has %d account(s) with that username", tgt, a.Username, n)
-		}
 		w.creates[tgt][p]++
 		allowed = j(func(x want) bool { return x.present && !x.suspended })
 	case connector.ActUnsuspend:
@@ -122,9 +119,20 @@ func targetModelOf(name string) targetModel {
 	panic("model: no target " + name)
 }
 
+// checkLanded checks a call the application applied: a create must not
+// leave a person with two accounts.
+func (w *world) checkLanded(tgt string, act connector.Action, name string) {
+	if act != connector.ActCreate {
+		return
+	}
+	if n := w.accountsNamed(tgt, name); n > 1 {
+		w.violate("second account", "%s: a create left %s with %d accounts", tgt, name, n)
+	}
+}
+
 // accountsNamed counts the application's accounts with username u.
 func (w *world) accountsNamed(tgt, u string) int {
-	list, _ := w.targets[tgt].List(context.Background())
+	list := w.targets[tgt].All()
 	n := 0
 	for _, a := range list {
 		if a.Username == u {
@@ -197,17 +205,18 @@ func (w *world) checkCache() {
 	}
 }
 
-// checkAfterHealthyRun checks what a full or expiry run without faults must
-// leave: no leaver with access (unless the guard held the run), and an
-// expiry timer armed for the next expiry, never in the past.
-func (w *world) checkAfterHealthyRun(res *dsync.Result) {
+// checkAfterHealthyRun checks what a run without faults must leave: no
+// leaver with access (unless the guard held the run), and an expiry timer
+// armed for the next expiry, never in the past. A targeted run (focus) is
+// checked for its people only, and may leave other people's expiries due.
+func (w *world) checkAfterHealthyRun(res *dsync.Result, focus []int) {
 	now := w.h.Clock.Now()
 	refused := false // a source was refused, so targets were left alone
 	for _, d := range w.h.DecisionsOf(res.RunID) {
 		refused = refused || (d.User == "*" && d.Action == "run")
 	}
 	if w.ref.settled() {
-		w.checkDue(now, !refused)
+		w.checkDue(now, !refused && focus == nil)
 	}
 	if res.Held {
 		return
@@ -216,9 +225,16 @@ func (w *world) checkAfterHealthyRun(res *dsync.Result) {
 	if refused {
 		code = "missed leaver while another source is refused"
 	}
+	people := focus
+	if people == nil {
+		people = make([]int, w.people)
+		for p := range people {
+			people[p] = p
+		}
+	}
 	for _, tm := range modelTargets {
 		accounts := w.accountsByName(tm)
-		for p := range w.people {
+		for _, p := range people {
 			keeps := w.ref.justified(tm, p, now, func(x want) bool { return x.present && !x.suspended })
 			if w.ref.dups[p] || keeps {
 				continue
@@ -256,7 +272,7 @@ func (w *world) checkDue(now time.Time, reachedAll bool) {
 
 // accountsByName returns the application's accounts by username.
 func (w *world) accountsByName(tm targetModel) map[string][]identity.Account {
-	list, _ := w.targets[tm.name].List(context.Background())
+	list := w.targets[tm.name].All()
 	out := make(map[string][]identity.Account, len(list))
 	for _, a := range list {
 		out[a.Username] = append(out[a.Username], a)

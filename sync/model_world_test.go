@@ -204,6 +204,7 @@ func newWorld(t testing.TB, seed uint64, people, static int) *world {
 		name := tm.name
 		mt.Hook = func(act connector.Action, a identity.Account) error { return w.onCall(name, act, a) }
 		mt.After = func(act connector.Action, a identity.Account) error { return w.afterCall(name, act, a) }
+		mt.ReadHook = func(op string) error { return w.onRead(name, op) }
 		w.targets[name] = mt
 		w.creates[name], w.pwdCalls[name] = map[int]int{}, map[int]int{}
 		var tg connector.Connector = mt
@@ -390,6 +391,27 @@ func (w *world) onCall(tgt string, act connector.Action, a identity.Account) err
 	return nil
 }
 
+// onRead runs before the engine lists or re-reads an application's
+// accounts: armed call faults make reads fail too (as a 5xx).
+func (w *world) onRead(tgt, op string) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	c := w.cur
+	switch {
+	case c == nil:
+		return nil
+	case c.dead:
+		return connector.Retryable(errDead)
+	case c.faults.callRate > 0:
+		id := tgt + "/" + op
+		c.attempts[id]++
+		if w.chance(c.faults, id, c.attempts[id]) < c.faults.callRate {
+			return connector.Retryable(fmt.Errorf("503 service unavailable while %sing", op))
+		}
+	}
+	return nil
+}
+
 // afterCall runs after a call landed: the answer may be lost, or the
 // process may die before it hears it.
 func (w *world) afterCall(tgt string, act connector.Action, a identity.Account) error {
@@ -401,6 +423,7 @@ func (w *world) afterCall(tgt string, act connector.Action, a identity.Account) 
 	}
 	id := tgt + "/" + a.Key + "/" + string(act)
 	c.landed = append(c.landed, tgt+"/"+c.names[id]+"/"+string(act))
+	w.checkLanded(tgt, act, c.names[id])
 	switch {
 	case c.crashID == id:
 		c.crashID = ""
@@ -559,6 +582,7 @@ func (w *world) directory(e event) {
 		w.setSources(srcAD)
 		return
 	}
+	_, carried := w.ref.truth[e.src][p]
 	w.ref.change(e.src, p, func(r *record) *record {
 		if e.kind == evComeBack {
 			if r != nil {
@@ -601,8 +625,8 @@ func (w *world) directory(e event) {
 		return r
 	})
 	w.setSources(e.src)
-	if e.src != srcIdP || e.via == viaNone {
-		return
+	if _, carries := w.ref.truth[e.src][p]; e.src != srcIdP || e.via == viaNone || (!carried && !carries) {
+		return // nothing to push: not the IdP, or it does not carry the person
 	}
 	ch := source.Change{Deletes: []string{sourceKey(srcIdP, p)}}
 	if rec, ok := w.ref.truth[srcIdP][p]; ok {
@@ -618,7 +642,7 @@ func (w *world) directory(e event) {
 		})
 		return
 	}
-	w.activity("push", func(ctx context.Context, en *dsync.Engine) (*dsync.Result, error) {
+	w.activityOn("push", []int{p}, func(ctx context.Context, en *dsync.Engine) (*dsync.Result, error) {
 		keys, err := en.MergeChange(ctx, srcIdP, ch)
 		if err != nil {
 			return nil, err
@@ -673,6 +697,12 @@ func (w *world) heldRuns() []string {
 // activity runs fn on the acting replica with the armed faults, then
 // checks what it left behind.
 func (w *world) activity(name string, fn func(context.Context, *dsync.Engine) (*dsync.Result, error)) {
+	w.activityOn(name, nil, fn)
+}
+
+// activityOn is activity for a run about some people only (a targeted
+// run): the checks after it look at them.
+func (w *world) activityOn(name string, focus []int, fn func(context.Context, *dsync.Engine) (*dsync.Result, error)) {
 	f := w.next
 	w.next = faults{}
 	rep := w.reps[w.leader]
@@ -739,9 +769,9 @@ func (w *world) activity(name string, fn func(context.Context, *dsync.Engine) (*
 	w.noteHeld()
 	w.noteStored(c, short)
 	w.checkCache()
-	healthy := len(f.armedBy) == 0 && !standby && err == nil && res != nil && (name == "full run" || name == "expiry")
+	healthy := len(f.armedBy) == 0 && !standby && err == nil && res != nil && (name == "full run" || name == "expiry" || name == "push")
 	if healthy {
-		w.checkAfterHealthyRun(res)
+		w.checkAfterHealthyRun(res, focus)
 	}
 }
 

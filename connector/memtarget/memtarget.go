@@ -40,6 +40,9 @@ type Target struct {
 	// returned to the engine although the call landed (an answer lost on
 	// the way back, a timeout after the application acted).
 	After func(action connector.Action, a identity.Account) error
+	// ReadHook, when set, runs before each List ("list") and Read ("read")
+	// the engine makes; a non-nil error is returned instead of the answer.
+	ReadHook func(op string) error
 	// GateFn, when set, is the target's Gate: a non-empty reason refuses
 	// the action at plan time (a version gate, an account owned elsewhere).
 	GateFn func(action connector.Action, a identity.Account) string
@@ -254,17 +257,40 @@ func (t *Target) Delete(ctx context.Context, a *identity.Account) error {
 
 // List implements connector.Lister.
 func (t *Target) List(ctx context.Context) ([]identity.Account, error) {
+	if err := t.readHook("list"); err != nil {
+		return nil, err
+	}
+	return t.All(), nil
+}
+
+// readHook runs ReadHook, if set.
+func (t *Target) readHook(op string) error {
+	t.mu.Lock()
+	h := t.ReadHook
+	t.mu.Unlock()
+	if h == nil {
+		return nil
+	}
+	return h(op)
+}
+
+// All returns the application's accounts, bypassing ReadHook: what a test
+// looks at, not what the engine asks.
+func (t *Target) All() []identity.Account {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	out := make([]identity.Account, 0, len(t.accounts))
 	for _, a := range t.accounts {
 		out = append(out, a.Clone())
 	}
-	return out, nil
+	return out
 }
 
 // Read implements connector.Reader.
 func (t *Target) Read(ctx context.Context, a identity.Account) (identity.Account, error) {
+	if err := t.readHook("read"); err != nil {
+		return identity.Account{}, err
+	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	cur, ok := t.accounts[t.keyOf(a)]
