@@ -530,7 +530,11 @@ func (e *Engine) applyStep(ctx context.Context, rc *runCtx, spec TargetSpec, s S
 		return rec, state.ErrStaleFence
 	case k == connector.KindSkipped:
 		d.Outcome, d.Reason = OutcomeSkipped, s.Reason+"; skipped: "+err.Error()
-		if rc.memo(name).fresh(stepID(s.Key, s.Action), d.Reason) {
+		if mayHaveLanded {
+			// Always said: an earlier attempt may have changed the account.
+			d.Reason += "; an earlier attempt's answer was lost: it may have landed"
+		}
+		if rc.memo(name).fresh(stepID(s.Key, s.Action), d.Reason) || mayHaveLanded {
 			rc.decide(d)
 			e.countAction(name, s.Action, d.Outcome)
 		}

@@ -598,6 +598,9 @@ func (rc *runCtx) prepare(ctx context.Context, spec TargetSpec, snaps map[string
 	for _, u := range users {
 		known[u.Key] = u
 	}
+	if keys != nil {
+		rc.alsoTheirOldAccounts(keys, known, cached)
+	}
 	var orphans []Step
 	if rc.ro.Reconcile && !rc.ro.NoApply {
 		if l, ok := spec.Target.(connector.Lister); ok {
@@ -669,6 +672,34 @@ func (rc *runCtx) prepare(ctx context.Context, spec TargetSpec, snaps map[string
 		e.setDue(name, d)
 	}
 	return &Prepared{Spec: spec, Input: in, Plan: plan, Desired: desired}, nil
+}
+
+// alsoTheirOldAccounts adds to a targeted run the accounts of people no
+// source knows any more that carry the username or email of a person the
+// run is about: a person who comes back under a new identity also settles
+// what their old accounts still owe (a deletion declined earlier).
+func (rc *runCtx) alsoTheirOldAccounts(keys map[string]bool, known map[string]identity.User, cached map[string]identity.Account) {
+	names := map[string]bool{}
+	for k := range keys {
+		if u, ok := known[k]; ok {
+			for _, v := range []string{u.Username, u.Email} {
+				if v != "" {
+					names[strings.ToLower(v)] = true
+				}
+			}
+		}
+	}
+	if len(names) == 0 {
+		return
+	}
+	for k, c := range cached {
+		if _, isKnown := known[k]; isKnown || !c.Exists || keys[k] {
+			continue
+		}
+		if names[strings.ToLower(c.Username)] || (c.Email != "" && names[strings.ToLower(c.Email)]) {
+			keys[k] = true
+		}
+	}
 }
 
 // personKeys turns a targeted run's keys (source record keys, or person
