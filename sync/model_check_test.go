@@ -167,6 +167,12 @@ func (w *world) checkCache() {
 			continue
 		}
 		mt := w.targets[tm.name]
+		owner := map[string]string{} // application id → the record that holds the account
+		for k, rec := range recs {
+			if id := rec.Remote["id"]; rec.Exists && id != "" {
+				owner[id] = k
+			}
+		}
 		for _, k := range slices.Sorted(maps.Keys(recs)) {
 			rec := recs[k]
 			if rec.Pending != "" {
@@ -179,6 +185,9 @@ func (w *world) checkCache() {
 			probe := rec
 			probe.Key = key
 			got, ok := mt.Find(probe) // by key, or by the application's own id (an account a returning person took over)
+			if o := owner[got.Remote["id"]]; ok && !rec.Exists && o != "" && o != k {
+				ok = false // the account is another record's now (the memory app keeps its first key)
+			}
 			both := rec.Exists && ok
 			claims := func(f string) bool { return both && !rec.IsUnknown(f) } // an unknown field claims nothing
 			diff := ""
