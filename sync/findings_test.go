@@ -16,6 +16,7 @@ import (
 	"github.com/dirsync/dirsync/connector/memtarget"
 	"github.com/dirsync/dirsync/identity"
 	"github.com/dirsync/dirsync/source"
+	"github.com/dirsync/dirsync/state/memstore"
 	dsync "github.com/dirsync/dirsync/sync"
 	"github.com/dirsync/dirsync/sync/synctest"
 )
@@ -330,5 +331,67 @@ func TestFindingTargetedRunRetriesReturningPersonsDeletion(t *testing.T) {
 	h.Run(dsync.RunOptions{Trigger: "scim", Keys: keys})
 	if _, ok := vpn.Get("u003"); ok {
 		t.Fatalf("u003, out of the vpn scope, keeps the vpn account after the targeted run for them (calls %v)", vpn.CallsFor("u003"))
+	}
+}
+
+// When a returning person takes over their old account, the old record
+// must not keep claiming it, even if the store refused the write that
+// releases it: else the old record's delayed deletion later deletes the
+// account the person uses again (model seed 8916951167322946206). Which
+// record wins depends on map order in the engine, so the scenario runs
+// several times.
+func TestFindingTakeoverSurvivesAFailedStoreWrite(t *testing.T) {
+	for range 20 {
+		takeoverWithFailedRelease(t)
+		if t.Failed() {
+			return
+		}
+	}
+}
+
+func takeoverWithFailedRelease(t *testing.T) {
+	t.Helper()
+	fs := synctest.NewFaultStore(memstore.New(memstore.Options{JournalSize: 100000}))
+	app := memtarget.New("app")
+	h := synctest.New(t, []dsync.TargetSpec{synctest.Spec(app, synctest.Common(func(c *config.TargetCommon) {
+		c.Deprovision = config.Deprovision{Action: "suspend", DeleteAfter: config.Duration(7 * 24 * time.Hour)}
+	}))}, synctest.Options{Store: fs, Sources: []string{"idp", "ad"}})
+	us := people(10)
+	h.Src("idp").SetAllowEmpty(true)
+	h.Src("ad").Set(us...)
+	h.Run(dsync.RunOptions{})
+	h.Src("ad").Set(slices.Delete(slices.Clone(us), 3, 4)...)
+	h.Run(dsync.RunOptions{AllowMassChange: true}) // u003 left: suspended
+	back := synctest.User("idp-u003", "staff")
+	back.Username, back.Email = "u003", "u003@example.test"
+	h.Src("idp").Set(back)
+	keys, err := h.Engine.MergeChange(t.Context(), "idp", source.Change{Upserts: []identity.User{back}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	refused := 0
+	fs.SetHook(func(op synctest.Op, detail string) error {
+		if (op == synctest.OpPutAccount || op == synctest.OpDeleteAccount) && detail == "app/u003" {
+			refused++
+			return errors.New("store write timed out")
+		}
+		return nil
+	})
+	h.Run(dsync.RunOptions{Trigger: "scim", Keys: keys})
+	fs.SetHook(nil)
+	if refused == 0 {
+		t.Fatal("the takeover did not touch the old record")
+	}
+	if a, ok := app.Get("u003"); !ok || a.Suspended {
+		t.Fatalf("u003 is back but their account is %+v (exists %v)", a, ok)
+	}
+	h.Clock.Advance(8 * 24 * time.Hour)
+	h.Run(dsync.RunOptions{})
+	if a, ok := app.Get("u003"); !ok || a.Suspended {
+		t.Errorf("u003's account, in use again, was deleted or suspended by the old record's deprovisioning (exists %v, %+v); calls %v",
+			ok, a, app.CallsFor("u003"))
+	}
+	if r, ok := h.Accounts("app")["u003"]; ok && r.Exists {
+		t.Errorf("the old record still claims the account after a healthy run: %+v", r)
 	}
 }
