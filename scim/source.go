@@ -272,6 +272,18 @@ func (s *Server) Watch(ctx context.Context, notify func(source.Change)) error {
 	}
 }
 
+// Resolve implements source.Resolver: the current records of these users
+// (deleted ones as Deletes), with the group index read afresh — the change
+// may have been made on another replica.
+func (s *Server) Resolve(ctx context.Context, ids []string, reason string) (source.Change, error) {
+	groups, err := s.listAll(ctx, s.groups)
+	if err != nil {
+		return source.Change{}, err
+	}
+	s.idx.resetGroups(groups, s.now())
+	return s.resolve(ctx, ids, reason)
+}
+
 // resolve turns touched user ids into complete user records.
 func (s *Server) resolve(ctx context.Context, ids []string, reason string) (source.Change, error) {
 	if s.groupRefresh > 0 {

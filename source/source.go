@@ -61,6 +61,15 @@ type Watcher interface {
 	Watch(ctx context.Context, notify func(Change)) error
 }
 
+// Resolver is implemented by sources whose current records can be read by
+// key (the SCIM server, whose resources live in the shared store). The
+// leader resolves the changes a standby forwards through it: what it merges
+// is the record as it is now, so a forwarded change that arrives late can
+// never overwrite a newer one.
+type Resolver interface {
+	Resolve(ctx context.Context, keys []string, reason string) (Change, error)
+}
+
 // Cursors is the part of the state store an incremental source needs.
 type Cursors interface {
 	Cursor(ctx context.Context, name string) ([]byte, error)

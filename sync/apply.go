@@ -77,6 +77,11 @@ func (e *Engine) execute(ctx context.Context, rc *runCtx, spec TargetSpec, p Pla
 	if len(p.Takeovers) > 0 {
 		cached = e.takeOver(ctx, name, p.Takeovers, cached)
 	}
+	for _, k := range p.Retire {
+		if err := e.o.Store.DeleteAccount(ctx, e.o.Fence(), name, k); err != nil {
+			e.o.Logger.Warn("forget a record whose account another person holds", zap.String("target", name), zap.Error(err))
+		}
+	}
 	e.applySteps(ctx, rc, spec, apply, p.Notes, cached)
 	if m != nil && !maps.Equal(m.old, m.now) {
 		e.putNoted(ctx, name, rc.ro.Keys != nil, m.old, m.now)

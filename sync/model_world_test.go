@@ -669,7 +669,16 @@ func (w *world) relay() {
 	w.activity("change log", func(ctx context.Context, en *dsync.Engine) (*dsync.Result, error) {
 		var res *dsync.Result
 		for len(w.forwarded) > 0 {
-			keys, err := en.MergeChange(ctx, srcIdP, w.forwarded[0])
+			// As the daemon does (cmd/dirsync relay.go): the forwarded
+			// users are read back as the source holds them now, so a late
+			// entry never overwrites a newer push.
+			fw := w.forwarded[0]
+			keys := slices.Clone(fw.Deletes)
+			for _, u := range fw.Upserts {
+				keys = append(keys, u.Key)
+			}
+			now, _ := w.h.Src(srcIdP).Resolve(ctx, keys, fw.Reason)
+			keys, err := en.MergeChange(ctx, srcIdP, now)
 			if err != nil {
 				return res, err
 			}

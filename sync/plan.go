@@ -68,6 +68,11 @@ type Plan struct {
 	// Accounts is the number of accounts the target has or will have, the
 	// guard's denominator.
 	Accounts int `json:"accounts"`
+	// Retire are cache records of people no source knows whose account a
+	// known person holds now (same username or email): a takeover whose
+	// old record could not be dropped. They are forgotten, never
+	// deprovisioned — the account is in use again.
+	Retire []string `json:"retire,omitempty"`
 	// Takeovers map a person to the cache record (by key) of an account
 	// they take over: a person who left every source and comes back under a
 	// new identity (another source, a new record) has the same username or
@@ -148,6 +153,20 @@ func MakePlan(in PlanInput) Plan {
 		}
 	}
 	if len(gone) > 0 {
+		// A known person's account already carries the name: the gone
+		// record is a stale duplicate of it.
+		for k, c := range in.Cached {
+			if _, known := in.Known[k]; !known || !c.Exists {
+				continue
+			}
+			for _, v := range []string{c.Username, c.Email} {
+				if old := gone[strings.ToLower(v)]; v != "" && old != "" && !taken[old] && (in.Keys == nil || in.Keys[k] || in.Keys[old]) {
+					taken[old] = true
+					p.Retire = append(p.Retire, old)
+				}
+			}
+		}
+		slices.Sort(p.Retire)
 		for _, k := range slices.Sorted(maps.Keys(in.Desired)) {
 			d := in.Desired[k]
 			if c, ok := in.Cached[k]; (ok && c.Exists) || (in.Keys != nil && !in.Keys[k]) {

@@ -127,8 +127,32 @@ func (d *daemon) consumeChanges(ctx context.Context) {
 			d.log.Warn("corrupt change-log entry dropped", zap.Error(err))
 			continue
 		}
-		d.mergeAndTriggerSeen(ctx, f.Source, f.Change, "forwarded", f.Seen)
+		ch := f.Change
+		if r, ok := d.sourceNamed(f.Source).(source.Resolver); ok && !ch.Full {
+			// Merge the records as they are now, not as the standby saw
+			// them: a forwarded change may arrive after a newer one.
+			keys := slices.Clone(ch.Deletes)
+			for _, u := range ch.Upserts {
+				keys = append(keys, u.Key)
+			}
+			now, err := r.Resolve(ctx, keys, ch.Reason)
+			if err != nil {
+				now = source.Change{Full: true, Reason: ch.Reason + " (could not re-read the forwarded users: full pull)"}
+			}
+			ch = now
+		}
+		d.mergeAndTriggerSeen(ctx, f.Source, ch, "forwarded", f.Seen)
 	}
+}
+
+// sourceNamed returns the configured source called name, or nil.
+func (d *daemon) sourceNamed(name string) source.Source {
+	for _, s := range d.a.sources {
+		if s.Name() == name {
+			return s
+		}
+	}
+	return nil
 }
 
 // mergeAndTrigger folds a change into the leader's snapshot and asks for a

@@ -44,6 +44,34 @@ func (s *Source) Set(users ...identity.User) {
 	s.users = slices.Clone(users)
 }
 
+// Users returns the users the source holds now.
+func (s *Source) Users() []identity.User {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.users)
+}
+
+// Resolve implements source.Resolver: the current records of these keys,
+// as a SCIM server reads them back from its store.
+func (s *Source) Resolve(_ context.Context, keys []string, reason string) (source.Change, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ch := source.Change{Reason: reason}
+	for _, k := range keys {
+		i := slices.IndexFunc(s.users, func(u identity.User) bool { return u.Key == k })
+		if i < 0 {
+			ch.Deletes = append(ch.Deletes, k)
+			continue
+		}
+		u := s.users[i]
+		if u.Source == "" {
+			u.Source = s.name
+		}
+		ch.Upserts = append(ch.Upserts, u)
+	}
+	return ch, nil
+}
+
 // Fail makes the next pulls fail with err (nil to recover).
 func (s *Source) Fail(err error) {
 	s.mu.Lock()
