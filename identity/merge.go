@@ -1,6 +1,7 @@
 package identity
 
 import (
+	"maps"
 	"slices"
 	"sort"
 	"strings"
@@ -51,7 +52,9 @@ type Conflict struct {
 type Linked struct {
 	// Users are the merged people; each User.Key is the person id.
 	Users []User
-	// Links maps every placed record (RecordID) to its person id.
+	// Links is the link table after the call: every record linked before
+	// and every record placed now (RecordID → person id). It may be the
+	// map that was passed in: do not modify it.
 	Links map[string]string
 	// New are the links this call added (to be stored).
 	New       map[string]string
@@ -85,12 +88,19 @@ func LinkWith(by JoinKey, links map[string]string, ghosts []User, snaps ...*Snap
 		id   string
 		prec int
 	}
-	out := Linked{Links: make(map[string]string, len(links)), New: map[string]string{}}
+	out := Linked{New: map[string]string{}}
+	placed := make(map[string]bool, len(links))
 	taken := make(map[string]bool, len(links))
 	for _, p := range links {
 		taken[p] = true
 	}
-	var recs []rec
+	n := 0
+	for _, s := range snaps {
+		if s != nil {
+			n += len(s.Users)
+		}
+	}
+	recs := make([]rec, 0, n)
 	for i, s := range snaps {
 		if s == nil {
 			continue
@@ -113,7 +123,7 @@ func LinkWith(by JoinKey, links map[string]string, ghosts []User, snaps ...*Snap
 			order = append(order, pid)
 		}
 		members[pid] = append(members[pid], i)
-		out.Links[r.id] = pid
+		placed[r.id] = true
 		jv := joinValue(r.u, by)
 		if jv == "" {
 			return
@@ -140,7 +150,7 @@ func LinkWith(by JoinKey, links map[string]string, ghosts []User, snaps ...*Snap
 	for _, g := range ghosts {
 		g = Normalize(g)
 		pid, ok := links[RecordID(g.Source, g.Key)]
-		if _, placed := out.Links[RecordID(g.Source, g.Key)]; !ok || placed {
+		if !ok || placed[RecordID(g.Source, g.Key)] {
 			continue
 		}
 		if jv := joinValue(g, by); jv != "" {
@@ -185,11 +195,22 @@ func LinkWith(by JoinKey, links map[string]string, ghosts []User, snaps ...*Snap
 		place(i, pid)
 		out.New[r.id] = pid
 	}
+	// The link table after this call: the one given, plus what it added
+	// (the given map itself when nothing was added: no copy of a large
+	// table on every run).
+	out.Links = links
+	if len(out.New) > 0 || links == nil {
+		out.Links = make(map[string]string, len(links)+len(out.New))
+		maps.Copy(out.Links, links)
+		maps.Copy(out.Links, out.New)
+	}
 	sort.Strings(order)
 	out.Users = make([]User, 0, len(order))
 	for _, pid := range order {
 		ms := members[pid]
-		sort.SliceStable(ms, func(i, j int) bool { return recs[ms[i]].prec < recs[ms[j]].prec })
+		if len(ms) > 1 {
+			sort.SliceStable(ms, func(i, j int) bool { return recs[ms[i]].prec < recs[ms[j]].prec })
+		}
 		u := recs[ms[0]].u
 		for _, m := range ms[1:] {
 			u = mergeInto(u, recs[m].u)
