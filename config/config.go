@@ -80,6 +80,10 @@ type Schedule struct {
 	Full        string   `yaml:"full"`        // cron spec; default "0 * * * *"
 	Incremental Duration `yaml:"incremental"` // poll interval; default 30s; 0 disables
 	Timezone    string   `yaml:"timezone"`    // IANA name; default UTC
+	// Reconcile is the cron spec of reconcile runs, which read every live
+	// account back from the applications that can list (drift, orphans,
+	// missing accounts). Default daily at 03:00; "off" disables.
+	Reconcile string `yaml:"reconcile"`
 }
 
 // Safety holds the guard's thresholds. A limit of 0 disables that limit;
@@ -89,6 +93,11 @@ type Safety struct {
 	MaxSuspendPercent *float64 `yaml:"max_suspend_percent"` // default 5 (% of the target's accounts)
 	MaxDelete         *int     `yaml:"max_delete"`          // default 10
 	MaxDeletePercent  *float64 `yaml:"max_delete_percent"`  // default 5
+	// MaxAccessRemoval: group removals and role downgrades per target per
+	// run (counted like suspensions: a group read as empty must not strip
+	// everyone). Default 10; MaxAccessRemovalPercent default 5.
+	MaxAccessRemoval        *int     `yaml:"max_access_removal"`
+	MaxAccessRemovalPercent *float64 `yaml:"max_access_removal_percent"`
 	// MaxSourceShrinkPercent: a source whose user count drops by more than
 	// this share since its last snapshot fails the run. Default 20.
 	MaxSourceShrinkPercent *float64 `yaml:"max_source_shrink_percent"`
@@ -101,13 +110,22 @@ type Safety struct {
 type Limits struct {
 	MaxSuspend, MaxDelete               int
 	MaxSuspendPercent, MaxDeletePercent float64
+	MaxAccessRemoval                    int
+	MaxAccessRemovalPercent             float64
 	MaxSourceShrinkPercent              float64
 	QuarantineAfter                     int
 }
 
 // Limits returns s with defaults filled in.
 func (s Safety) Limits() Limits {
-	l := Limits{MaxSuspend: 10, MaxDelete: 10, MaxSuspendPercent: 5, MaxDeletePercent: 5, MaxSourceShrinkPercent: 20, QuarantineAfter: 5}
+	l := Limits{MaxSuspend: 10, MaxDelete: 10, MaxSuspendPercent: 5, MaxDeletePercent: 5,
+		MaxAccessRemoval: 10, MaxAccessRemovalPercent: 5, MaxSourceShrinkPercent: 20, QuarantineAfter: 5}
+	if s.MaxAccessRemoval != nil {
+		l.MaxAccessRemoval = *s.MaxAccessRemoval
+	}
+	if s.MaxAccessRemovalPercent != nil {
+		l.MaxAccessRemovalPercent = *s.MaxAccessRemovalPercent
+	}
 	if s.MaxSuspend != nil {
 		l.MaxSuspend = *s.MaxSuspend
 	}
@@ -206,6 +224,27 @@ type TargetCommon struct {
 	MaxAttempts int               `yaml:"max_attempts"`
 	// Order overrides the per-user action order.
 	Order []string `yaml:"order"`
+	// Reconcile says what a reconcile run does with what it reads back.
+	Reconcile Reconcile `yaml:"reconcile"`
+	// PrivilegedRoles are the roles `dirsync report access --privileged`
+	// lists (names or path.Match patterns); default: admin-like names.
+	PrivilegedRoles []string `yaml:"privileged_roles"`
+}
+
+// Reconcile is a target's policy for reconcile runs.
+type Reconcile struct {
+	// Drift is what happens to a change made in the application by hand
+	// that does not add access: fix (default: put it back) or report.
+	// Drift that adds access (re-enabled, role raised, group added) is
+	// always put back.
+	Drift string `yaml:"drift"`
+	// Orphans is what happens to a live account no source knows: report
+	// (default), suspend or delete.
+	Orphans string `yaml:"orphans"`
+	// Allow lists account names (or path.Match patterns such as
+	// "svc-*") that reconcile never reports or touches: service and
+	// break-glass accounts.
+	Allow []string `yaml:"allow"`
 }
 
 // RoleRule maps membership of a group to a role.
@@ -364,6 +403,9 @@ func (c *Config) applyDefaults() {
 	if c.Schedule.Timezone == "" {
 		c.Schedule.Timezone = "UTC"
 	}
+	if c.Schedule.Reconcile == "" {
+		c.Schedule.Reconcile = "0 3 * * *"
+	}
 	if c.JoinKey == "" {
 		c.JoinKey = "email"
 	}
@@ -371,6 +413,12 @@ func (c *Config) applyDefaults() {
 		t := &c.Targets[i].TargetCommon
 		if t.Deprovision.Action == "" {
 			t.Deprovision.Action = "suspend"
+		}
+		if t.Reconcile.Drift == "" {
+			t.Reconcile.Drift = "fix"
+		}
+		if t.Reconcile.Orphans == "" {
+			t.Reconcile.Orphans = "report"
 		}
 		if t.RateLimit == nil {
 			v := 10.0

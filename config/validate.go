@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"path"
 	"slices"
 	"strings"
 	"time"
@@ -45,6 +46,11 @@ func (c *Config) Validate() error {
 	if n := len(strings.Fields(c.Schedule.Full)); n != 5 && n != 6 && !strings.HasPrefix(c.Schedule.Full, "@") {
 		ps.Add("schedule.full", "must be a cron spec with 5 fields or a @descriptor (got %q)", c.Schedule.Full)
 	}
+	if r := c.Schedule.Reconcile; r != "off" {
+		if n := len(strings.Fields(r)); n != 5 && n != 6 && !strings.HasPrefix(r, "@") {
+			ps.Add("schedule.reconcile", "must be a cron spec with 5 fields, a @descriptor, or off (got %q)", r)
+		}
+	}
 	l := c.Safety.Limits()
 	if l.MaxSuspend < 0 {
 		ps.Add("safety.max_suspend", "must be >= 0")
@@ -52,7 +58,10 @@ func (c *Config) Validate() error {
 	if l.MaxDelete < 0 {
 		ps.Add("safety.max_delete", "must be >= 0")
 	}
-	for k, v := range map[string]float64{"max_suspend_percent": l.MaxSuspendPercent, "max_delete_percent": l.MaxDeletePercent, "max_source_shrink_percent": l.MaxSourceShrinkPercent} {
+	if l.MaxAccessRemoval < 0 {
+		ps.Add("safety.max_access_removal", "must be >= 0")
+	}
+	for k, v := range map[string]float64{"max_suspend_percent": l.MaxSuspendPercent, "max_delete_percent": l.MaxDeletePercent, "max_access_removal_percent": l.MaxAccessRemovalPercent, "max_source_shrink_percent": l.MaxSourceShrinkPercent} {
 		if v < 0 || v > 100 {
 			ps.Add("safety."+k, "must be between 0 and 100")
 		}
@@ -100,6 +109,21 @@ func (c *Config) Validate() error {
 		case "suspend", "delete", "none":
 		default:
 			ps.Add(p+".deprovision.action", "must be suspend, delete or none (got %q)", t.Deprovision.Action)
+		}
+		switch t.Reconcile.Drift {
+		case "fix", "report":
+		default:
+			ps.Add(p+".reconcile.drift", "must be fix or report (got %q)", t.Reconcile.Drift)
+		}
+		switch t.Reconcile.Orphans {
+		case "report", "suspend", "delete":
+		default:
+			ps.Add(p+".reconcile.orphans", "must be report, suspend or delete (got %q)", t.Reconcile.Orphans)
+		}
+		for j, pat := range t.Reconcile.Allow {
+			if _, err := path.Match(pat, ""); err != nil || pat == "" {
+				ps.Add(fmt.Sprintf("%s.reconcile.allow[%d]", p, j), "is not a valid name or pattern (%q)", pat)
+			}
 		}
 		if t.Deprovision.DeleteAfter < 0 {
 			ps.Add(p+".deprovision.delete_after", "must be >= 0")

@@ -75,10 +75,14 @@ func Normalize(u User) User {
 	return u
 }
 
-// SortedSet returns the distinct values of in, sorted; nil for an empty input.
+// SortedSet returns the distinct values of in, sorted; nil for an empty
+// input. When in already is such a set it is returned as is (not copied).
 func SortedSet(in []string) []string {
 	if len(in) == 0 {
 		return nil
+	}
+	if sortedDistinct(in) {
+		return in // already a set: no copy (the common case on every run)
 	}
 	out := make([]string, 0, len(in))
 	seen := make(map[string]struct{}, len(in))
@@ -97,6 +101,15 @@ func SortedSet(in []string) []string {
 		return nil
 	}
 	return out
+}
+
+func sortedDistinct(in []string) bool {
+	for i, s := range in {
+		if s == "" || (i > 0 && in[i-1] >= s) {
+			return false
+		}
+	}
+	return true
 }
 
 // Account is what one application account should look like (desired) or last
@@ -131,16 +144,56 @@ type Account struct {
 	// Deprovisioned is true when the account is suspended or stripped because
 	// the person left the target's scope (as opposed to being disabled).
 	Deprovisioned bool `json:"deprovisioned,omitempty"`
-	// Failures counts consecutive runs in which an action on this account
-	// failed; past the quarantine threshold the engine stops trying.
-	Failures int `json:"failures,omitempty"`
+	// Failing counts, per action, the consecutive runs in which that action
+	// failed on this account. Past the quarantine threshold the engine stops
+	// retrying that action (never an access-reducing one: a leaver's
+	// suspension is retried until it is confirmed).
+	Failing map[string]int `json:"failing,omitempty"`
 	// Pending names the action that was sent to the application but not yet
 	// confirmed when this record was written. After a crash the engine
 	// re-reads the account (where the target can) before retrying it.
 	Pending string `json:"pending,omitempty"`
-	// Skipped names an action the application declined (e.g. create on a
-	// target that cannot create); the skip is not logged again every run.
-	Skipped string `json:"skipped,omitempty"`
+	// Unknown lists fields (FieldSuspended, FieldRole, ...) whose value in the
+	// application is not known: a call that changes them was interrupted and
+	// the application could not be read back. The planner re-sends whatever
+	// the desired value is, so an uncertain unsuspend can never leave a
+	// later suspension unsent.
+	Unknown []string `json:"unknown,omitempty"`
+}
+
+// Fields of an account that an uncertain call can leave unknown.
+const (
+	FieldSuspended = "suspended"
+	FieldRole      = "role"
+	FieldGroups    = "groups"
+	FieldExpires   = "expires"
+	FieldProfile   = "profile"
+)
+
+// IsUnknown reports whether field f of a is marked unknown.
+func (a Account) IsUnknown(f string) bool {
+	for _, u := range a.Unknown {
+		if u == f {
+			return true
+		}
+	}
+	return false
+}
+
+// WithUnknown returns a's unknown list with f added (sorted, distinct).
+func (a Account) WithUnknown(f ...string) []string {
+	return SortedSet(append(append([]string(nil), a.Unknown...), f...))
+}
+
+// WithoutUnknown returns a's unknown list without f.
+func (a Account) WithoutUnknown(f string) []string {
+	var out []string
+	for _, u := range a.Unknown {
+		if u != f {
+			out = append(out, u)
+		}
+	}
+	return out
 }
 
 // Clone returns a deep copy of a.
@@ -155,6 +208,19 @@ func (a Account) Clone() Account {
 		b.SuspendedAt = &t
 	}
 	b.Groups = append([]string(nil), a.Groups...)
+	if a.Groups == nil {
+		b.Groups = nil
+	}
+	b.Unknown = append([]string(nil), a.Unknown...)
+	if a.Unknown == nil {
+		b.Unknown = nil
+	}
+	if a.Failing != nil {
+		b.Failing = make(map[string]int, len(a.Failing))
+		for k, v := range a.Failing {
+			b.Failing[k] = v
+		}
+	}
 	if a.Attributes != nil {
 		b.Attributes = make(map[string]string, len(a.Attributes))
 		for k, v := range a.Attributes {

@@ -100,8 +100,9 @@ type Store interface {
 	Ping(ctx context.Context) error
 	Close() error
 
-	// PutSnapshot stores a source's latest complete snapshot.
-	PutSnapshot(ctx context.Context, snap *identity.Snapshot) error
+	// PutSnapshot stores a source's latest complete snapshot. It is fenced:
+	// only the leader writes what the engine plans from.
+	PutSnapshot(ctx context.Context, f Fence, snap *identity.Snapshot) error
 	// GetSnapshot returns ErrNotFound when none was stored.
 	GetSnapshot(ctx context.Context, source string) (*identity.Snapshot, error)
 
@@ -112,6 +113,12 @@ type Store interface {
 	PutAccount(ctx context.Context, f Fence, target string, a identity.Account) error
 	// DeleteAccount forgets an account (after a confirmed delete).
 	DeleteAccount(ctx context.Context, f Fence, target, key string) error
+
+	// Links returns the link table: RecordID ("source:key") → person id.
+	Links(ctx context.Context) (map[string]string, error)
+	// PutLinks adds entries to the link table under a fence. Entries are
+	// never changed once written: a person keeps one identity.
+	PutLinks(ctx context.Context, f Fence, links map[string]string) error
 
 	// Cursor returns an incremental cursor (USN, syncrepl cookie); ErrNotFound if unset.
 	Cursor(ctx context.Context, name string) ([]byte, error)

@@ -48,26 +48,22 @@ func (e *Engine) limiter(spec TargetSpec) *rate.Limiter {
 	return l
 }
 
-// execute applies a plan: skips and cache-only records first, then the guard,
-// then every account's steps in order, accounts in parallel.
-func (e *Engine) execute(ctx context.Context, rc *runCtx, spec TargetSpec, p Plan) {
+// stepID names a step for matching held and re-planned steps.
+func stepID(key string, act target.Action) string { return key + "\x00" + string(act) }
+
+// execute applies a plan: skipped decisions, the guard, then every
+// account's steps (accounts losing access first), then bookkeeping notes.
+func (e *Engine) execute(ctx context.Context, rc *runCtx, spec TargetSpec, p Plan, cached map[string]identity.Account, noted map[string]string) {
 	name := spec.Target.Name()
-	fence := e.o.Fence()
-	for _, s := range p.Skips {
-		out := OutcomeSkipped
-		if rc.ro.DryRun {
-			out = OutcomeDryRun
-		}
-		rc.decide(state.Decision{Target: name, User: s.User, Action: string(s.Action), Reason: s.Reason, Outcome: out})
-		if !rc.ro.DryRun && s.Action != "quarantine" {
-			if err := e.o.Store.PutAccount(ctx, fence, name, s.After); err != nil {
-				e.o.Logger.Warn("record skipped action", zap.String("target", name), zap.Error(err))
-			}
-		}
+	if rc.ro.approval != nil {
+		e.executeApproved(ctx, rc, spec, p, cached)
+		return
 	}
+	m := rc.memoFor(name, noted)
+	rc.decideSkips(name, p.Skips, m)
 	apply, held, why := Guarded(p, e.o.Limits)
 	if rc.ro.AllowMassChange && len(held) > 0 {
-		apply, held = p.Steps, nil
+		apply, held, why = p.Steps, nil, ""
 	}
 	if rc.ro.DryRun {
 		for _, s := range p.Steps {
@@ -75,44 +71,133 @@ func (e *Engine) execute(ctx context.Context, rc *runCtx, spec TargetSpec, p Pla
 		}
 		return
 	}
-	for _, a := range p.CacheOnly {
-		if err := e.o.Store.PutAccount(ctx, fence, name, a); err != nil {
-			e.o.Logger.Warn("record cache-only change", zap.String("target", name), zap.Error(err))
-		}
-	}
 	if len(held) > 0 {
-		rc.mu.Lock()
-		rc.res.Held = true
-		rc.mu.Unlock()
-		hp := Plan{Target: name, Steps: held, Accounts: p.Accounts}
-		b, _ := json.Marshal(HeldPlan{RunID: rc.res.RunID, Reason: why, Plans: []Plan{hp}, Created: e.o.Now().UTC()})
-		herr := e.o.Store.PutHeld(ctx, fence, rc.res.RunID, b)
-		for _, s := range held {
-			d := state.Decision{Target: name, User: s.User, Action: string(s.Action), Outcome: OutcomeHeld,
-				Reason: fmt.Sprintf("%s; held by the safety guard (%s): run `dirsync approve %s`", s.Reason, why, rc.res.RunID)}
-			if herr != nil {
-				d.Error = "storing the held plan failed: " + herr.Error()
+		e.hold(ctx, rc, name, p.Accounts, held, why)
+	}
+	e.applySteps(ctx, rc, spec, apply, p.Notes, cached)
+	if m != nil && !maps.Equal(m.old, m.now) {
+		e.putNoted(ctx, name, rc.ro.Keys != nil, m.old, m.now)
+	}
+}
+
+// skipMemo remembers which skips were logged, so a skip that stays the same
+// is logged once, not every run. It decides nothing: the step is planned
+// (and, for a skip the application answers at run time, attempted) again
+// every run, so a fixed cause takes effect at once.
+type skipMemo struct {
+	mu       stdsync.Mutex
+	old, now map[string]string
+}
+
+// fresh records a skip and reports whether it must be logged.
+func (m *skipMemo) fresh(id, reason string) bool {
+	if m == nil {
+		return true
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.now[id] = reason
+	return m.old[id] != reason
+}
+
+func (rc *runCtx) memoFor(name string, noted map[string]string) *skipMemo {
+	if noted == nil {
+		return nil
+	}
+	m := &skipMemo{old: noted, now: map[string]string{}}
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	if rc.memos == nil {
+		rc.memos = map[string]*skipMemo{}
+	}
+	rc.memos[name] = m
+	return m
+}
+
+func (rc *runCtx) memo(name string) *skipMemo {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	return rc.memos[name]
+}
+
+// decideSkips logs each skip once: a skip logged with the same reason in an
+// earlier run is not logged again.
+func (rc *runCtx) decideSkips(name string, skips []Step, m *skipMemo) {
+	for _, s := range skips {
+		if !m.fresh(stepID(s.Key, s.Action), s.Reason) && !rc.ro.DryRun {
+			continue
+		}
+		out := OutcomeSkipped
+		if rc.ro.DryRun {
+			out = OutcomeDryRun
+		}
+		rc.decide(state.Decision{Target: name, User: s.User, Action: string(s.Action), Reason: s.Reason, Outcome: out})
+	}
+}
+
+// hold stores the held steps of one target under "RUN/TARGET" and makes a
+// held decision for each. When the newest held plan of this target holds
+// exactly the same steps, no new one is stored: the decisions point at it.
+func (e *Engine) hold(ctx context.Context, rc *runCtx, name string, accounts int, held []Step, why string) {
+	rc.mu.Lock()
+	rc.res.Held = true
+	rc.mu.Unlock()
+	id := rc.res.RunID + "/" + name
+	if prev := e.sameHeld(ctx, name, held); prev != "" {
+		id = prev
+	} else {
+		hp := HeldPlan{RunID: rc.res.RunID, Target: name, Reason: why, Plans: []Plan{{Target: name, Steps: held, Accounts: accounts}}, Created: e.o.Now().UTC()}
+		b, _ := json.Marshal(hp)
+		if err := e.o.Store.PutHeld(ctx, e.o.Fence(), id, b); err != nil {
+			for _, s := range held {
+				rc.decide(state.Decision{Target: name, User: s.User, Action: string(s.Action), Outcome: OutcomeHeld,
+					Reason: fmt.Sprintf("%s; held by the safety guard (%s)", s.Reason, why), Error: "storing the held plan failed: " + err.Error()})
 			}
-			rc.decide(d)
+			return
 		}
 		if e.o.Metrics != nil {
 			e.o.Metrics.HeldRuns.Inc()
 		}
 	}
-	e.applySteps(ctx, rc, spec, apply)
+	run := heldRunOf(id)
+	for _, s := range held {
+		rc.decide(state.Decision{Target: name, User: s.User, Action: string(s.Action), Outcome: OutcomeHeld,
+			Reason: fmt.Sprintf("%s; held by the safety guard (%s): run `dirsync approve %s`", s.Reason, why, run)})
+	}
 }
 
-// HeldPlan is what the guard stores for `dirsync approve`.
-type HeldPlan struct {
-	RunID   string    `json:"run_id"`
-	Reason  string    `json:"reason"`
-	Created time.Time `json:"created"`
-	Plans   []Plan    `json:"plans"`
+// sameHeld returns the id of a stored held plan of this target holding
+// exactly these steps, or "".
+func (e *Engine) sameHeld(ctx context.Context, name string, held []Step) string {
+	ids, err := e.o.Store.HeldRuns(ctx)
+	if err != nil {
+		return ""
+	}
+	want := map[string]bool{}
+	for _, s := range held {
+		want[stepID(s.Key, s.Action)] = true
+	}
+	for _, id := range slices.Backward(ids) {
+		hp, err := e.loadHeld(ctx, id)
+		if err != nil || hp.Target != name || len(hp.Sources) > 0 {
+			continue
+		}
+		got := map[string]bool{}
+		for _, p := range hp.Plans {
+			for _, s := range p.Steps {
+				got[stepID(s.Key, s.Action)] = true
+			}
+		}
+		if maps.Equal(got, want) {
+			return id
+		}
+	}
+	return ""
 }
 
-// errStop ends an account's remaining steps.
-var errStop = errors.New("stop")
-
+// breaker pauses a target's steps after consecutive failures. Steps that
+// take access away are never paused by it: once it is open they are still
+// attempted, once each, without retries.
 type breaker struct {
 	threshold int
 	fails     atomic.Int32
@@ -137,20 +222,59 @@ func (b *breaker) trip(why string) {
 	}
 }
 
-func (e *Engine) applySteps(ctx context.Context, rc *runCtx, spec TargetSpec, steps []Step) {
-	if len(steps) == 0 {
+// account is one account's share of a plan.
+type account struct {
+	key     string
+	steps   []Step
+	note    *identity.Account
+	reduces bool
+}
+
+func groupByAccount(steps []Step, notes []identity.Account) []account {
+	var out []account
+	idx := map[string]int{}
+	for _, s := range steps {
+		i, ok := idx[s.Key]
+		if !ok {
+			i = len(out)
+			idx[s.Key] = i
+			out = append(out, account{key: s.Key})
+		}
+		out[i].steps = append(out[i].steps, s)
+		out[i].reduces = out[i].reduces || s.Reduces()
+	}
+	for _, n := range notes {
+		i, ok := idx[n.Key]
+		if !ok {
+			i = len(out)
+			idx[n.Key] = i
+			out = append(out, account{key: n.Key})
+		}
+		nn := n
+		out[i].note = &nn
+	}
+	// Accounts losing access go first: a leaver is never queued behind
+	// new hires.
+	slices.SortStableFunc(out, func(a, b account) int {
+		switch {
+		case a.reduces == b.reduces:
+			return 0
+		case a.reduces:
+			return -1
+		}
+		return 1
+	})
+	return out
+}
+
+func (e *Engine) applySteps(ctx context.Context, rc *runCtx, spec TargetSpec, steps []Step, notes []identity.Account, cached map[string]identity.Account) {
+	accts := groupByAccount(steps, notes)
+	if len(accts) == 0 {
 		return
 	}
 	name := spec.Target.Name()
-	var groups [][]Step
-	for i, s := range steps {
-		if i == 0 || steps[i-1].Key != s.Key {
-			groups = append(groups, nil)
-		}
-		groups[len(groups)-1] = append(groups[len(groups)-1], s)
-	}
 	br := &breaker{threshold: e.o.BreakerThreshold}
-	work := make(chan []Step)
+	work := make(chan account)
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg stdsync.WaitGroup
@@ -158,20 +282,20 @@ func (e *Engine) applySteps(ctx context.Context, rc *runCtx, spec TargetSpec, st
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for g := range work {
-				if br.open.Load() || ctx.Err() != nil || stopped(rc.ro.Stop) {
-					br.skipped.Add(int32(len(g)))
+			for a := range work {
+				if ctx.Err() != nil || stopped(rc.ro.Stop) {
+					br.skipped.Add(int32(len(a.steps)))
 					continue
 				}
-				if err := e.applyAccount(ctx, rc, spec, g, br); errors.Is(err, state.ErrStaleFence) {
+				if err := e.applyAccount(ctx, rc, spec, a, cached, br); errors.Is(err, state.ErrStaleFence) {
 					rc.e.o.Logger.Error("leadership lost: stopping the run", zap.String("target", name), zap.Error(err))
 					cancel()
 				}
 			}
 		}()
 	}
-	for _, g := range groups {
-		work <- g
+	for _, a := range accts {
+		work <- a
 	}
 	close(work)
 	wg.Wait()
@@ -181,57 +305,90 @@ func (e *Engine) applySteps(ctx context.Context, rc *runCtx, spec TargetSpec, st
 		rc.partial = true
 		rc.mu.Unlock()
 		rc.decide(state.Decision{Target: name, User: "*", Action: "circuit_open", Outcome: OutcomeFailed,
-			Reason: fmt.Sprintf("circuit breaker open: %s; %d remaining actions postponed to the next run", why, br.skipped.Load())})
+			Reason: fmt.Sprintf("circuit breaker open: %s; %d remaining actions postponed to the next run (suspensions and other access removals were still attempted)", why, br.skipped.Load())})
 	}
 }
 
-// applyAccount runs one account's steps in order; it stops at the first
-// step that does not succeed.
-func (e *Engine) applyAccount(ctx context.Context, rc *runCtx, spec TargetSpec, steps []Step, br *breaker) error {
+// applyAccount runs one account's steps in order. A step that fails or is
+// skipped does not stop the others: each is independent, and each outcome
+// is recorded by itself. Only a create that did not happen, an account
+// found gone, a lost lease or a store that cannot record stop the rest.
+func (e *Engine) applyAccount(ctx context.Context, rc *runCtx, spec TargetSpec, a account, cached map[string]identity.Account, br *breaker) error {
 	name := spec.Target.Name()
-	rec := steps[0].Before.Clone()
-	failed := false
-	for _, s := range steps {
-		if br.open.Load() || stopped(rc.ro.Stop) {
+	rec := cached[a.key].Clone()
+	if len(a.steps) > 0 {
+		rec = a.steps[0].Before.Clone()
+	}
+	var failed []Step
+	stop := false
+	for _, s := range a.steps {
+		if stop || stopped(rc.ro.Stop) || (br.open.Load() && !s.Reduces()) {
 			br.skipped.Add(1)
 			continue
 		}
 		next, err := e.applyStep(ctx, rc, spec, s, rec, br)
-		if err != nil {
-			failed = !errors.Is(err, errStop)
-			if errors.Is(err, state.ErrStaleFence) {
-				return err
-			}
-			break
-		}
 		rec = next
+		switch {
+		case err == nil:
+		case errors.Is(err, state.ErrStaleFence):
+			return err
+		case errors.Is(err, errStopAccount):
+			stop = true
+		default:
+			failed = append(failed, s)
+			if s.Action == target.ActCreate {
+				stop = true
+			}
+		}
 	}
-	if failed {
-		rec.Failures++
+	if len(failed) > 0 {
+		if rec.Failing == nil {
+			rec.Failing = map[string]int{}
+		}
+		for _, s := range failed {
+			act := string(s.Action)
+			rec.Failing[act]++
+			if q := e.o.Limits.QuarantineAfter; q > 0 && rec.Failing[act] == q && !s.Reduces() {
+				rc.decide(state.Decision{Target: name, User: displayUser(rec), Action: "quarantine", Outcome: OutcomeFailed,
+					Reason: fmt.Sprintf("%s quarantined after failing in %d runs in a row: it is not retried until `dirsync sync --retry-quarantined`; suspensions and removals still are", act, q)})
+			}
+		}
 		rec.Pending = ""
 		if err := e.o.Store.PutAccount(context.WithoutCancel(ctx), e.o.Fence(), name, rec); err != nil {
 			return err
 		}
-		if q := e.o.Limits.QuarantineAfter; q > 0 && rec.Failures == q {
-			rc.decide(state.Decision{Target: name, User: displayUser(rec), Action: "quarantine", Outcome: OutcomeFailed,
-				Reason: fmt.Sprintf("quarantined after %d runs in a row with a failed action; it will be skipped until `dirsync sync --retry-quarantined`", q)})
+	}
+	if a.note != nil && !stop {
+		_, lists := spec.Target.(target.Lister)
+		writeOnly := !lists && !target.Supports(spec.Target, target.ActCreate)
+		if n, changed := Settle(rec, *a.note, target.Supports(spec.Target, target.ActUpdate), writeOnly); changed {
+			if err := e.o.Store.PutAccount(context.WithoutCancel(ctx), e.o.Fence(), name, n); err != nil {
+				return err
+			}
 		}
 	}
 	return nil
 }
 
-// applyStep applies one step with retries and records it. It returns the
-// new cache record, errStop when the account's remaining steps must not run
-// (the outcome is already decided), or another error for a failure.
+// errStopAccount ends an account's remaining steps: its outcome is decided
+// and recorded (an account found gone, a create skipped, a store that
+// cannot record).
+var errStopAccount = errors.New("stop account")
+
+// uncertainField reports whether a failure of kind k may have left the
+// action applied: the call was sent and its answer lost (a timeout, a
+// dropped connection, a 5xx after the application acted).
+func uncertainKind(k target.Kind) bool { return k == target.KindUncertain || k == target.KindRetryable }
+
+// applyStep applies one step with retries and records it. rec is the
+// account's record as it stands; it returns the new record and nil,
+// errStopAccount, ErrStaleFence, or the step's error.
 func (e *Engine) applyStep(ctx context.Context, rc *runCtx, spec TargetSpec, s Step, rec identity.Account, br *breaker) (identity.Account, error) {
 	name := spec.Target.Name()
 	fence := e.o.Fence()
 	want := s.After.Clone()
-	if want.Remote == nil && rec.Remote != nil {
-		want.Remote = maps.Clone(rec.Remote)
-	}
-	before := s.Before.Clone()
-	before.Remote = rec.Remote
+	want.Remote = mergeRemote(rec.Remote, want.Remote)
+	before := rec.Clone()
 	// Record the intent first: if the store cannot take it, nothing is sent.
 	intent := rec.Clone()
 	intent.Pending = string(s.Action)
@@ -241,7 +398,7 @@ func (e *Engine) applyStep(ctx context.Context, rc *runCtx, spec TargetSpec, s S
 		if errors.Is(err, state.ErrStaleFence) {
 			return rec, err
 		}
-		return rec, errStop
+		return rec, errStopAccount
 	}
 	start := time.Now()
 	lim := e.limiter(spec)
@@ -249,122 +406,137 @@ func (e *Engine) applyStep(ctx context.Context, rc *runCtx, spec TargetSpec, s S
 	if timeout <= 0 {
 		timeout = 30 * time.Second
 	}
-	maxAttempts := max(spec.Config.MaxAttempts, 1)
-	var err error
-	attempt := 0
-	for attempt = 1; ; attempt++ {
-		if err = lim.Wait(ctx); err != nil {
-			break
+	pol := retryPolicy{attempts: max(spec.Config.MaxAttempts, 1), base: e.o.RetryBase, maxRetryAfter: e.o.MaxRetryAfter, sleep: e.o.Sleep, uncertain: true}
+	if br.open.Load() && s.Reduces() {
+		pol.attempts = 1
+	}
+	reader, canRead := spec.Target.(target.Reader)
+	r := pol.do(ctx, func(int) (error, time.Duration) {
+		if err := lim.Wait(ctx); err != nil {
+			return target.Retryable(err), 0
 		}
 		if e.o.Leading != nil && !e.o.Leading() {
 			// The lease ran out (this process was frozen, or cut off from
 			// the store): another replica may be leader. Send nothing.
-			err = fmt.Errorf("not sent: %w", state.ErrStaleFence)
-			break
+			return target.Permanent(fmt.Errorf("not sent: %w", state.ErrStaleFence)), 0
 		}
 		actx, cancel := context.WithTimeout(ctx, timeout)
 		acct := want.Clone()
-		err = target.Do(actx, spec.Target, s.Action, before, &acct)
+		err := target.Do(actx, spec.Target, s.Action, before, &acct)
 		cancel()
 		if err == nil {
-			want.Remote = acct.Remote
-			break
+			want.Remote = mergeRemote(want.Remote, acct.Remote)
+			return nil, 0
 		}
-		k := target.KindOf(err)
-		retryAfter := target.RetryAfterOf(err)
-		if k == target.KindUncertain {
-			if r, ok := spec.Target.(target.Reader); ok {
-				probe := want.Clone() // the account as it should be: a create leaves rec nearly empty
-				probe.Remote = mergeRemote(rec.Remote, want.Remote)
-				got, rerr := r.Read(ctx, probe)
-				if rerr == nil && landed(s.Action, got, want) {
-					want.Remote = mergeRemote(want.Remote, got.Remote)
-					err = nil
-					break
-				}
-				if ra := target.RetryAfterOf(rerr); ra > 0 {
-					retryAfter = ra // the re-read was rate limited: honour it too
-				}
+		if target.KindOf(err) == target.KindUncertain && canRead {
+			probe := want.Clone() // the account as it should be: a create leaves rec nearly empty
+			got, rerr := reader.Read(ctx, probe)
+			if rerr == nil && landed(s.Action, got, want) {
+				want.Remote = mergeRemote(want.Remote, got.Remote)
+				return nil, 0
 			}
+			return err, target.RetryAfterOf(rerr) // the re-read was rate limited: honour it too
 		}
-		if k != target.KindRetryable && k != target.KindRateLimited && k != target.KindUncertain {
-			break
-		}
-		if attempt >= maxAttempts || ctx.Err() != nil {
-			break
-		}
-		wait := e.o.RetryBase << (attempt - 1)
-		if ra := retryAfter; ra > 0 {
-			if ra > e.o.MaxRetryAfter {
-				br.trip(fmt.Sprintf("rate limited with Retry-After %s", ra))
-				break
-			}
-			wait = ra
-		}
-		if serr := e.o.Sleep(ctx, wait); serr != nil {
-			break
-		}
+		return err, 0
+	})
+	err := r.err
+	if r.tooLong > 0 {
+		br.trip(fmt.Sprintf("rate limited with Retry-After %s", r.tooLong))
 	}
 	dur := time.Since(start)
-	d := state.Decision{Target: name, User: s.User, Action: string(s.Action), Reason: s.Reason, Attempt: attempt, DurationMS: dur.Milliseconds()}
+	d := state.Decision{Target: name, User: s.User, Action: string(s.Action), Reason: s.Reason + rc.approvedBy(), Attempt: r.attempts, DurationMS: dur.Milliseconds()}
 	k := target.KindOf(err)
+	record := func(next identity.Account) error {
+		return e.o.Store.PutAccount(context.WithoutCancel(ctx), fence, name, next)
+	}
 	switch {
 	case err == nil:
-		next := want
-		next.Pending, next.Failures = "", 0
+		next := ApplyAction(rec, s.Action, want)
 		d.Outcome = OutcomeApplied
-		if werr := e.o.Store.PutAccount(context.WithoutCancel(ctx), fence, name, next); werr != nil {
+		werr := record(next)
+		if werr != nil {
 			d.Error = "applied, but recording it failed (the next run re-reads or repeats it): " + werr.Error()
-			rc.decide(d)
-			e.countAction(name, s.Action, d.Outcome)
-			br.result(true)
-			if errors.Is(werr, state.ErrStaleFence) {
-				return next, werr
-			}
-			return next, errStop
 		}
 		rc.decide(d)
 		e.countAction(name, s.Action, d.Outcome)
 		br.result(true)
-		return next, nil
-	case k == target.KindSkipped:
-		next := want
-		next.Pending = ""
-		if s.Action == target.ActCreate {
-			next = identity.Account{Key: s.Key, Skipped: string(target.ActCreate)}
-		}
-		d.Outcome, d.Reason = OutcomeSkipped, s.Reason+"; skipped: "+err.Error()
-		rc.decide(d)
-		e.countAction(name, s.Action, d.Outcome)
-		if werr := e.o.Store.PutAccount(context.WithoutCancel(ctx), fence, name, next); werr != nil {
+		switch {
+		case werr == nil:
+			return next, nil
+		case errors.Is(werr, state.ErrStaleFence):
 			return next, werr
 		}
-		return next, errStop
-	case k == target.KindNotFound && s.Action == target.ActDelete:
-		next := identity.Account{Key: s.Key}
-		d.Outcome, d.Reason = OutcomeApplied, s.Reason+" (already absent in the application)"
-		rc.decide(d)
-		e.countAction(name, s.Action, d.Outcome)
-		_ = e.o.Store.PutAccount(context.WithoutCancel(ctx), fence, name, next)
-		return next, nil
-	case k == target.KindNotFound:
-		next := identity.Account{Key: s.Key, Failures: rec.Failures}
-		d.Outcome, d.Reason, d.Error = OutcomeFailed, s.Reason+"; the account no longer exists in the application: forgotten, to be re-created or adopted next run", err.Error()
-		rc.decide(d)
-		e.countAction(name, s.Action, d.Outcome)
-		_ = e.o.Store.PutAccount(context.WithoutCancel(ctx), fence, name, next)
-		return next, errStop
+		return next, errStopAccount
 	case errors.Is(err, state.ErrStaleFence):
 		d.Outcome, d.Error = OutcomeFailed, "leadership lost: "+err.Error()
 		rc.decide(d)
-		return rec, err
+		_ = record(rec) // clears the intent where the fence still allows
+		return rec, state.ErrStaleFence
+	case k == target.KindSkipped:
+		d.Outcome, d.Reason = OutcomeSkipped, s.Reason+"; skipped: "+err.Error()
+		if rc.memo(name).fresh(stepID(s.Key, s.Action), d.Reason) {
+			rc.decide(d)
+			e.countAction(name, s.Action, d.Outcome)
+		}
+		if werr := record(rec); werr != nil {
+			return rec, werr
+		}
+		if s.Action == target.ActCreate {
+			return rec, errStopAccount
+		}
+		return rec, nil
+	case k == target.KindNotFound && s.Action == target.ActDelete:
+		next := ApplyAction(rec, target.ActDelete, want)
+		d.Outcome, d.Reason = OutcomeApplied, s.Reason+" (already absent in the application)"
+		rc.decide(d)
+		e.countAction(name, s.Action, d.Outcome)
+		_ = record(next)
+		return next, nil
+	case k == target.KindNotFound && s.Action != target.ActCreate:
+		next := identity.Account{Key: s.Key, Failing: rec.Failing}
+		d.Outcome, d.Reason, d.Error = OutcomeFailed, s.Reason+"; the account no longer exists in the application: forgotten, to be re-created or adopted next run", err.Error()
+		rc.decide(d)
+		e.countAction(name, s.Action, d.Outcome)
+		_ = record(next)
+		return next, errStopAccount
 	default:
+		next := rec.Clone()
+		next.Pending = ""
+		if uncertainKind(k) {
+			next = assumeUncertain(next, s.Action, want)
+		}
 		d.Outcome, d.Error = OutcomeFailed, err.Error()
 		rc.decide(d)
 		e.countAction(name, s.Action, d.Outcome)
 		br.result(k == target.KindPermanent) // a permanent error is the account's problem, not the target's
-		return rec, fmt.Errorf("%s %s: %w", s.Action, s.User, err)
+		if werr := record(next); werr != nil && errors.Is(werr, state.ErrStaleFence) {
+			return next, werr
+		}
+		return next, fmt.Errorf("%s %s: %w", s.Action, s.User, err)
 	}
+}
+
+// assumeUncertain records what an action whose outcome is unknown may have
+// done: its field becomes unknown (the next plan sends the desired value
+// whatever the cache says), a create is assumed to have happened (so the
+// person is deprovisioned if they leave), and a one-shot action is assumed
+// to have fired (at most once per source event).
+func assumeUncertain(rec identity.Account, act target.Action, want identity.Account) identity.Account {
+	switch act {
+	case target.ActForcePasswordChange:
+		rec.MustChangePassword = true
+	case target.ActCreate:
+		created := ApplyAction(rec, target.ActCreate, want)
+		created.Unknown = created.WithUnknown(identity.FieldSuspended, identity.FieldRole, identity.FieldGroups, identity.FieldExpires)
+		return created
+	case target.ActDelete:
+		// Still there, as far as we know: the delete is sent again.
+	default:
+		if f := fieldOf(act); f != "" {
+			rec.Unknown = rec.WithUnknown(f)
+		}
+	}
+	return rec
 }
 
 func (e *Engine) countAction(tgt string, a target.Action, outcome string) {
@@ -375,7 +547,7 @@ func (e *Engine) countAction(tgt string, a target.Action, outcome string) {
 
 func mergeRemote(a, b map[string]string) map[string]string {
 	if len(b) == 0 {
-		return a
+		return maps.Clone(a)
 	}
 	out := maps.Clone(a)
 	if out == nil {

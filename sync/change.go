@@ -2,16 +2,28 @@ package sync
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/dirsync/dirsync/identity"
 	"github.com/dirsync/dirsync/source"
+	"github.com/dirsync/dirsync/state"
 )
 
+// ErrNotLeader is returned by MergeChange on a replica that does not hold
+// the leader lock: only the leader writes shared state, so a standby
+// forwards what it receives instead.
+var ErrNotLeader = errors.New("sync: not the leader: changes are forwarded to the leader")
+
 // MergeChange folds an incremental change into a source's stored snapshot
-// and returns the keys a targeted run must look at. Without a stored
-// snapshot it fails: a full run must come first.
+// and returns the record keys a targeted run must look at. Without a
+// stored snapshot it fails: a full run must come first. The snapshot write
+// is fenced: a replica that is not the leader changes nothing.
 func (e *Engine) MergeChange(ctx context.Context, src string, ch source.Change) ([]string, error) {
+	if e.o.Leading != nil && !e.o.Leading() {
+		return nil, ErrNotLeader
+	}
 	e.runMu.Lock()
 	defer e.runMu.Unlock()
 	snap, err := e.o.Store.GetSnapshot(ctx, src)
@@ -35,9 +47,25 @@ func (e *Engine) MergeChange(ctx context.Context, src string, ch source.Change) 
 		}
 		keys = append(keys, u.Key)
 	}
-	if len(ch.Deletes) > 0 {
+	// A group membership change touches the members added and removed:
+	// those still in the source's scope come with their complete record in
+	// Upserts; the others left the scope and are dropped from the snapshot.
+	upserted := map[string]bool{}
+	for _, u := range ch.Upserts {
+		upserted[u.Key] = true
+	}
+	deletes := slices.Clone(ch.Deletes)
+	for _, g := range ch.GroupChanges {
+		for _, k := range append(slices.Clone(g.Added), g.Removed...) {
+			keys = append(keys, k)
+			if !upserted[k] {
+				deletes = append(deletes, k)
+			}
+		}
+	}
+	if len(deletes) > 0 {
 		del := map[string]bool{}
-		for _, k := range ch.Deletes {
+		for _, k := range deletes {
 			del[k] = true
 			keys = append(keys, k)
 		}
@@ -50,7 +78,10 @@ func (e *Engine) MergeChange(ctx context.Context, src string, ch source.Change) 
 		snap.Users = kept
 	}
 	snap.TakenAt = e.o.Now().UTC()
-	if err := e.o.Store.PutSnapshot(ctx, snap); err != nil {
+	if err := e.o.Store.PutSnapshot(ctx, e.o.Fence(), snap); err != nil {
+		if errors.Is(err, state.ErrStaleFence) {
+			return nil, fmt.Errorf("%w: %v", ErrNotLeader, err)
+		}
 		return nil, fmt.Errorf("sync: merge change from %s: store: %w", src, err)
 	}
 	return identity.SortedSet(keys), nil

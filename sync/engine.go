@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -66,8 +67,14 @@ type Engine struct {
 	mu       stdsync.Mutex
 	limiters map[string]*rate.Limiter
 	opened   map[string]bool
-	due      time.Time
-	dueKeys  []string
+	// due holds, per target, the next clock-driven change as of the last
+	// run that planned it.
+	due map[string]dueAt
+}
+
+type dueAt struct {
+	at   time.Time
+	keys []string
 }
 
 // New returns an Engine.
@@ -105,29 +112,43 @@ func New(o Options) *Engine {
 	if o.Logger == nil {
 		o.Logger = zap.NewNop()
 	}
-	return &Engine{o: o, limiters: map[string]*rate.Limiter{}, opened: map[string]bool{}}
+	return &Engine{o: o, limiters: map[string]*rate.Limiter{}, opened: map[string]bool{}, due: map[string]dueAt{}}
 }
 
 // RunOptions shape one run.
 type RunOptions struct {
 	Trigger string
 	DryRun  bool
-	// Keys limits the run to these user keys (targeted run); the stored
-	// snapshots are used instead of pulling the sources.
+	// Keys limits the run to these people (targeted run): source record
+	// keys or person ids. The stored snapshots are used instead of pulling
+	// the sources.
 	Keys []string
 	// UseStored uses stored snapshots without pulling even when Keys is empty.
-	UseStored        bool
+	UseStored bool
+	// AllowMassChange applies past the guard's thresholds and accepts a
+	// source that shrank or returned no users.
 	AllowMassChange  bool
 	RetryQuarantined bool
+	// AcceptSources accepts what these sources return even when the source
+	// guard would refuse it (an approved source hold).
+	AcceptSources []string
 	// Targets limits the run to these target names.
 	Targets []string
 	// NoApply plans only: no decisions, no writes (plan files, explain).
 	NoApply bool
+	// Reconcile reads every live account back from the targets that can
+	// list them (drift, orphans, missing accounts) before planning.
+	Reconcile bool
+	// Fallback, when set, says why an incremental change became this full
+	// run (it could not be resolved to people); it is a decision.
+	Fallback string
 	// Stop, when closed, makes the run finish the actions in flight and
 	// start no new ones (graceful shutdown).
 	Stop <-chan struct{}
 
 	onPrepared func(*Prepared)
+	approval   *approval
+	acceptedBy string
 }
 
 // Result is what a run did.
@@ -170,6 +191,9 @@ func (e *Engine) Run(ctx context.Context, ro RunOptions) (*Result, error) {
 		}
 	}
 	rc := &runCtx{e: e, ro: ro, res: res, now: now}
+	if ro.Fallback != "" && !ro.NoApply {
+		rc.decide(state.Decision{Target: "*", User: "*", Action: "full_run", Outcome: OutcomeApplied, Reason: ro.Fallback})
+	}
 	err := rc.do(ctx, &run)
 	run.Finished = e.o.Now()
 	run.Counts = res.Counts
@@ -206,8 +230,15 @@ type runCtx struct {
 	now     time.Time
 	mu      stdsync.Mutex
 	partial bool
-	due     time.Time
-	dueKeys []string
+	// links is the link table after this run's linking (all sources), and
+	// linked the people it made from linkedFrom's snapshots.
+	links      map[string]string
+	linked     identity.Linked
+	linkedFrom []string
+	// refused are sources the source guard refused (name → why).
+	refused map[string]string
+	// memos are the per-target logged-skip memories.
+	memos map[string]*skipMemo
 }
 
 func (rc *runCtx) decide(d state.Decision) {
@@ -239,6 +270,7 @@ func (rc *runCtx) do(ctx context.Context, run *state.Run) error {
 	for name, s := range snaps {
 		run.Sources[name] = len(s.Users)
 	}
+	rc.holdRefusedSources(ctx)
 	if len(snaps) == 0 && len(srcErrs) > 0 {
 		var msgs []string
 		for _, err := range srcErrs {
@@ -250,6 +282,9 @@ func (rc *runCtx) do(ctx context.Context, run *state.Run) error {
 				Reason: "no target touched: every source failed", Error: strings.Join(msgs, "; ")})
 		}
 		return fmt.Errorf("sync: every source failed: %s", strings.Join(msgs, "; "))
+	}
+	if err := rc.link(ctx, snaps); err != nil {
+		return err
 	}
 	var wg stdsync.WaitGroup
 	for _, spec := range specs {
@@ -263,31 +298,67 @@ func (rc *runCtx) do(ctx context.Context, run *state.Run) error {
 	if len(srcErrs) > 0 {
 		rc.partial = true
 	}
-	if rc.ro.Keys == nil && !rc.ro.NoApply && !rc.ro.DryRun {
-		e.mu.Lock()
-		e.due, e.dueKeys = rc.due, rc.dueKeys
-		e.mu.Unlock()
+	return nil
+}
+
+// link places every record of every source into a person through the link
+// table, and stores the new links (leader only). Sources not read in this
+// run contribute their stored snapshot, so a record is never given a new
+// person only because the source of its existing one failed to answer.
+func (rc *runCtx) link(ctx context.Context, snaps map[string]*identity.Snapshot) error {
+	e := rc.e
+	links, err := e.o.Store.Links(ctx)
+	if err != nil {
+		return fmt.Errorf("sync: load link table: %w", err)
+	}
+	var all []*identity.Snapshot
+	var names []string
+	for _, src := range e.o.Sources {
+		s, ok := snaps[src.Name()]
+		if !ok {
+			var err error
+			if s, err = e.o.Store.GetSnapshot(ctx, src.Name()); err != nil {
+				continue
+			}
+		}
+		all = append(all, s)
+		names = append(names, src.Name())
+	}
+	l := identity.Link(e.o.JoinKey, links, all...)
+	rc.links, rc.linked, rc.linkedFrom = l.Links, l, names
+	if len(l.New) > 0 && !rc.ro.NoApply && !rc.ro.DryRun {
+		if err := e.o.Store.PutLinks(ctx, e.o.Fence(), l.New); err != nil {
+			return fmt.Errorf("sync: store link table: %w", err)
+		}
 	}
 	return nil
 }
 
 // Due returns when the next clock-driven change falls (an expiry or a
-// delayed deletion) and the keys concerned, as of the last full run.
+// delayed deletion) and the people concerned, over every target as last
+// planned.
 func (e *Engine) Due() (time.Time, []string) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	return e.due, slices.Clone(e.dueKeys)
+	var at time.Time
+	var keys []string
+	for _, d := range e.due {
+		switch {
+		case d.at.IsZero():
+		case at.IsZero() || d.at.Before(at):
+			at, keys = d.at, slices.Clone(d.keys)
+		case d.at.Equal(at):
+			keys = append(keys, d.keys...)
+		}
+	}
+	return at, identity.SortedSet(keys)
 }
 
-func (rc *runCtx) noteDue(at time.Time, keys []string) {
-	rc.mu.Lock()
-	defer rc.mu.Unlock()
-	switch {
-	case rc.due.IsZero() || at.Before(rc.due):
-		rc.due, rc.dueKeys = at, slices.Clone(keys)
-	case at.Equal(rc.due):
-		rc.dueKeys = identity.SortedSet(append(rc.dueKeys, keys...))
-	}
+// setDue records a target's next clock-driven change after it was planned.
+func (e *Engine) setDue(tgt string, d dueAt) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.due[tgt] = d
 }
 
 func (rc *runCtx) sourcesFor(spec TargetSpec) []string {
@@ -355,37 +426,97 @@ func (rc *runCtx) readSource(ctx context.Context, src source.Source) (*identity.
 	if err != nil {
 		return nil, fmt.Errorf("source %s: %w", name, err)
 	}
-	if snap != nil && len(snap.Users) == 0 && (prev == nil || len(prev.Users) == 0) {
-		if ea, ok := src.(source.EmptyAllowed); ok && ea.AllowEmpty() {
-			snap.Source = name
-			if !rc.ro.DryRun && !rc.ro.NoApply {
-				if err := rc.e.o.Store.PutSnapshot(ctx, snap); err != nil {
-					return nil, fmt.Errorf("source %s: store snapshot: %w", name, err)
-				}
-			}
-			return snap, nil
-		}
-	}
-	if snap == nil || len(snap.Users) == 0 {
-		return nil, fmt.Errorf("source %s: %w: returned zero users; refusing to treat that as everyone leaving", name, ErrSourceGuard)
-	}
-	if prev != nil && len(prev.Users) > 0 && !rc.ro.AllowMassChange {
-		limit := rc.e.o.Limits.MaxSourceShrinkPercent
-		drop := float64(len(prev.Users)-len(snap.Users)) * 100 / float64(len(prev.Users))
-		if limit > 0 && drop > limit {
-			return nil, fmt.Errorf("source %s: %w: %d users, down from %d (%.0f%% > max_source_shrink_percent %.0f%%); rerun with --allow-mass-change if this is real",
-				name, ErrSourceGuard, len(snap.Users), len(prev.Users), drop, limit)
-		}
+	if snap == nil {
+		snap = &identity.Snapshot{}
 	}
 	if snap.Source == "" {
 		snap.Source = name
 	}
+	accepted := rc.ro.AllowMassChange || slices.Contains(rc.ro.AcceptSources, name)
+	emptyOK := len(snap.Users) == 0 && (prev == nil || len(prev.Users) == 0)
+	if ea, ok := src.(source.EmptyAllowed); !ok || !ea.AllowEmpty() {
+		emptyOK = false
+	}
+	switch {
+	case emptyOK, accepted:
+	case len(snap.Users) == 0:
+		why := "returned zero users; refusing to treat that as everyone leaving"
+		rc.refuse(name, why)
+		return nil, fmt.Errorf("source %s: %w: %s (if it is real: `dirsync approve %s` or --allow-mass-change)", name, ErrSourceGuard, why, rc.res.RunID)
+	case prev != nil && len(prev.Users) > 0:
+		limit := rc.e.o.Limits.MaxSourceShrinkPercent
+		drop := float64(len(prev.Users)-len(snap.Users)) * 100 / float64(len(prev.Users))
+		if limit > 0 && drop > limit {
+			why := fmt.Sprintf("%d users, down from %d (%.0f%% > max_source_shrink_percent %.0f%%)", len(snap.Users), len(prev.Users), drop, limit)
+			rc.refuse(name, why)
+			return nil, fmt.Errorf("source %s: %w: %s; if this is real: `dirsync approve %s` or rerun with --allow-mass-change", name, ErrSourceGuard, why, rc.res.RunID)
+		}
+	}
+	if accepted && prev != nil && len(snap.Users) < len(prev.Users) && len(prev.Users) > 0 {
+		by := rc.ro.acceptedBy
+		if by == "" {
+			by = "an operator (--allow-mass-change)"
+		}
+		rc.decide(state.Decision{Target: "*", User: "*", Action: "accept_source", Outcome: OutcomeApplied,
+			Reason: fmt.Sprintf("source %s: %d users, down from %d: accepted by %s", name, len(snap.Users), len(prev.Users), by)})
+	}
 	if !rc.ro.DryRun && !rc.ro.NoApply {
-		if err := rc.e.o.Store.PutSnapshot(ctx, snap); err != nil {
+		if err := rc.e.o.Store.PutSnapshot(ctx, rc.e.o.Fence(), snap); err != nil {
 			return nil, fmt.Errorf("source %s: store snapshot: %w", name, err)
 		}
 	}
 	return snap, nil
+}
+
+func sameKeys(a, b map[string]string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k := range a {
+		if _, ok := b[k]; !ok {
+			return false
+		}
+	}
+	return true
+}
+
+// refuse notes a source the source guard refused in this run.
+func (rc *runCtx) refuse(name, why string) {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	if rc.refused == nil {
+		rc.refused = map[string]string{}
+	}
+	rc.refused[name] = why
+}
+
+// holdRefusedSources stores a held record for the sources the guard refused,
+// so that `dirsync approve RUN` can accept what they return.
+func (rc *runCtx) holdRefusedSources(ctx context.Context) {
+	if len(rc.refused) == 0 || rc.ro.DryRun || rc.ro.NoApply {
+		return
+	}
+	var names []string
+	for n := range rc.refused {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	hp := HeldPlan{RunID: rc.res.RunID, Reason: "source guard: " + strings.Join(names, ", "), Created: rc.e.o.Now().UTC(), Sources: rc.refused}
+	b, _ := json.Marshal(hp)
+	if err := rc.e.o.Store.PutHeld(ctx, rc.e.o.Fence(), rc.res.RunID+"/sources", b); err != nil {
+		rc.e.o.Logger.Warn("store the refused sources for approval", zap.Error(err))
+		return
+	}
+	// Runs refused for the same sources replace each other: the newest
+	// one is what an operator approves, and the list does not grow with
+	// every scheduled retry.
+	if old, err := rc.e.HeldPlans(ctx); err == nil {
+		for _, o := range old {
+			if o.ID != rc.res.RunID+"/sources" && len(o.Sources) > 0 && sameKeys(o.Sources, rc.refused) {
+				_ = rc.e.o.Store.DeleteHeld(ctx, rc.e.o.Fence(), o.ID)
+			}
+		}
+	}
 }
 
 // Prepared is a target's planning input and plan, before the guard.
@@ -403,7 +534,14 @@ func (rc *runCtx) prepare(ctx context.Context, spec TargetSpec, snaps map[string
 	for _, n := range rc.sourcesFor(spec) {
 		ordered = append(ordered, snaps[n])
 	}
-	users := identity.Merge(e.o.JoinKey, ordered...)
+	// Every record is linked already (rc.link ran over all sources): a
+	// target of every source takes that result as is; another target only
+	// gathers its sources' records into their people.
+	linked := rc.linked
+	if len(ordered) != len(rc.linkedFrom) || !slices.Equal(rc.sourcesFor(spec), rc.linkedFrom) {
+		linked = identity.Link(e.o.JoinKey, rc.links, ordered...)
+	}
+	users := linked.Users
 	rules := RulesFrom(spec.Config)
 	desired := BuildDesired(users, rules, rc.now)
 	cached, err := e.o.Store.Accounts(ctx, name)
@@ -415,12 +553,26 @@ func (rc *runCtx) prepare(ctx context.Context, spec TargetSpec, snaps map[string
 			return nil, err
 		}
 	}
-	if err := rc.reconcile(ctx, spec.Target, desired, cached); err != nil {
-		return nil, err
+	var keys map[string]bool
+	if rc.ro.Keys != nil {
+		keys = rc.personKeys()
 	}
 	known := make(map[string]identity.User, len(users))
 	for _, u := range users {
 		known[u.Key] = u
+	}
+	var orphans []Step
+	if rc.ro.Reconcile && !rc.ro.NoApply {
+		if l, ok := spec.Target.(target.Lister); ok {
+			if orphans, err = rc.readBack(ctx, spec, l, desired, known, cached); err != nil {
+				return nil, err
+			}
+		} else {
+			rc.cannotReconcile(name)
+		}
+	}
+	if err := rc.reconcile(ctx, spec.Target, desired, cached, keys); err != nil {
+		return nil, err
 	}
 	capab := CapabilityOf(spec.Target)
 	if len(spec.Config.Order) > 0 {
@@ -429,21 +581,67 @@ func (rc *runCtx) prepare(ctx context.Context, spec TargetSpec, snaps map[string
 			capab.Order = append(capab.Order, target.Action(a))
 		}
 	}
-	in := PlanInput{Target: name, Cap: capab, Rules: rules, Desired: desired, Cached: cached,
+	in := PlanInput{Target: name, Cap: capab, Rules: rules, Desired: desired, Cached: cached, Keys: keys,
 		Known: known, Now: rc.now, QuarantineAfter: e.o.Limits.QuarantineAfter, RetryQuarantined: rc.ro.RetryQuarantined}
-	if rc.ro.Keys != nil {
-		in.Keys = map[string]bool{}
-		for _, k := range rc.ro.Keys {
-			in.Keys[k] = true
+	plan := MakePlan(in)
+	plan.Steps = append(plan.Steps, orphans...)
+	for _, c := range linked.Conflicts {
+		if keys != nil && !keys[c.Record] && !slices.ContainsFunc(c.With, func(w string) bool { return keys[w] }) {
+			continue
+		}
+		named := func(id string) string {
+			if n := c.Names[id]; n != "" {
+				return fmt.Sprintf("%s (%s)", id, n)
+			}
+			return id
+		}
+		var with []string
+		for _, w := range c.With {
+			with = append(with, named(w))
+		}
+		user := c.Names[c.Record]
+		if user == "" {
+			user = c.Record
+		}
+		plan.Skips = append(plan.Skips, Step{Target: name, Key: c.Record, User: user, Action: "link",
+			Reason: fmt.Sprintf("conflict: %s and %s would join as one person (%s %s); %s is not merged and is left out until the directory tells them apart",
+				named(c.Record), strings.Join(with, ", "), e.o.JoinKey, c.Value, c.Record)})
+	}
+	// The clock: the next expiry or delayed deletion of this target, from
+	// every person (not only a targeted run's).
+	var d dueAt
+	if at, ks, ok := NextExpiry(desired, rc.now); ok {
+		d = dueAt{at: at, keys: ks}
+	}
+	if at, ok := NextDeletion(cached, rules, rc.now); ok && (d.at.IsZero() || at.Before(d.at)) {
+		d = dueAt{at: at}
+	}
+	if !rc.ro.NoApply && !rc.ro.DryRun {
+		e.setDue(name, d)
+	}
+	return &Prepared{Spec: spec, Input: in, Plan: plan, Desired: desired}, nil
+}
+
+// personKeys turns a targeted run's keys (source record keys, or person
+// ids) into the person ids they belong to. Keys no source carries any more
+// (a deleted record) still name their linked person, or a cached account.
+func (rc *runCtx) personKeys() map[string]bool {
+	want := map[string]bool{}
+	for _, k := range rc.ro.Keys {
+		want[k] = true
+	}
+	out := make(map[string]bool, len(want))
+	for k := range want {
+		out[k] = true
+	}
+	for rec, pid := range rc.links {
+		if want[pid] || want[rec] {
+			out[pid] = true
+		} else if i := strings.IndexByte(rec, ':'); i >= 0 && want[rec[i+1:]] {
+			out[pid] = true
 		}
 	}
-	if at, keys, ok := NextExpiry(desired, rc.now); ok {
-		rc.noteDue(at, keys)
-	}
-	if at, ok := NextDeletion(cached, rules); ok {
-		rc.noteDue(at, nil)
-	}
-	return &Prepared{Spec: spec, Input: in, Plan: MakePlan(in), Desired: desired}, nil
+	return out
 }
 
 func (e *Engine) open(ctx context.Context, t target.Target) error {
@@ -457,22 +655,9 @@ func (e *Engine) open(ctx context.Context, t target.Target) error {
 	if done {
 		return nil
 	}
-	var err error
-	for attempt := 1; ; attempt++ {
-		if err = o.Open(ctx); err == nil {
-			break
-		}
-		k := target.KindOf(err)
-		if (k != target.KindRetryable && k != target.KindRateLimited) || attempt >= 4 {
-			return fmt.Errorf("open: %w", err)
-		}
-		wait := e.o.RetryBase << (attempt - 1)
-		if ra := target.RetryAfterOf(err); ra > 0 && ra <= e.o.MaxRetryAfter {
-			wait = ra
-		}
-		if serr := e.o.Sleep(ctx, wait); serr != nil {
-			return fmt.Errorf("open: %w", err)
-		}
+	pol := retryPolicy{attempts: 4, base: e.o.RetryBase, maxRetryAfter: e.o.MaxRetryAfter, sleep: e.o.Sleep}
+	if r := pol.do(ctx, func(int) (error, time.Duration) { return o.Open(ctx), 0 }); r.err != nil {
+		return fmt.Errorf("open: %w", r.err)
 	}
 	e.mu.Lock()
 	e.opened[t.Name()] = true
@@ -481,29 +666,36 @@ func (e *Engine) open(ctx context.Context, t target.Target) error {
 }
 
 // reconcile fixes the cache before planning: accounts with an action in
-// flight at a crash are re-read from the application where it can be read,
-// and on full runs accounts that exist in the application but not in the
-// cache are adopted (matched by email, then username).
-func (rc *runCtx) reconcile(ctx context.Context, t target.Target, desired map[string]Desired, cached map[string]identity.Account) error {
-	if r, ok := t.(target.Reader); ok {
-		for k, c := range cached {
-			if c.Pending == "" || (rc.ro.Keys != nil && !slices.Contains(rc.ro.Keys, k)) {
-				continue
-			}
-			got, err := r.Read(ctx, c)
-			switch {
-			case target.KindOf(err) == target.KindNotFound:
-				cached[k] = rebase(c, identity.Account{Key: k}, target.Action(c.Pending), false)
-			case err != nil:
-				return fmt.Errorf("re-read %q after an interrupted %s: %w", c.Username, c.Pending, err)
-			default:
-				cached[k] = rebase(c, got, target.Action(c.Pending), true)
-			}
+// flight at a crash, or a field left unknown by an uncertain answer, are
+// re-read from the application where it can be read; and on full runs
+// accounts that exist in the application but not in the cache are adopted
+// (matched by email, then username).
+func (rc *runCtx) reconcile(ctx context.Context, t target.Target, desired map[string]Desired, cached map[string]identity.Account, keys map[string]bool) error {
+	r, canRead := t.(target.Reader)
+	for k, c := range cached {
+		if (c.Pending == "" && (len(c.Unknown) == 0 || !canRead)) || (keys != nil && !keys[k]) {
+			continue
+		}
+		if !canRead {
+			// A write-only application cannot be asked: an interrupted call
+			// leaves its field unknown, so the plan sends the desired value
+			// whichever way it points; a one-shot action counts as fired.
+			cached[k] = assumeUncertain(withoutPending(c), target.Action(c.Pending), c)
+			continue
+		}
+		got, err := r.Read(ctx, c)
+		switch {
+		case target.KindOf(err) == target.KindNotFound:
+			cached[k] = identity.Account{Key: k, Failing: c.Failing}
+		case err != nil:
+			return fmt.Errorf("re-read %q after an interrupted %s: %w", c.Username, c.Pending, err)
+		default:
+			cached[k] = rebase(c, got)
 		}
 	}
 	l, ok := t.(target.Lister)
-	if !ok || rc.ro.Keys != nil {
-		return nil
+	if !ok || rc.ro.Keys != nil || rc.ro.Reconcile {
+		return nil // a reconcile run has read every account already
 	}
 	missing := 0
 	for k := range desired {
@@ -515,22 +707,14 @@ func (rc *runCtx) reconcile(ctx context.Context, t target.Target, desired map[st
 		return nil
 	}
 	var list []identity.Account
-	var err error
-	for attempt := 1; ; attempt++ {
-		if list, err = l.List(ctx); err == nil {
-			break
-		}
-		k := target.KindOf(err)
-		if (k != target.KindRetryable && k != target.KindRateLimited) || attempt >= 4 {
-			return fmt.Errorf("list accounts: %w", err)
-		}
-		wait := rc.e.o.RetryBase << (attempt - 1)
-		if ra := target.RetryAfterOf(err); ra > 0 && ra <= rc.e.o.MaxRetryAfter {
-			wait = ra
-		}
-		if serr := rc.e.o.Sleep(ctx, wait); serr != nil {
-			return fmt.Errorf("list accounts: %w", err)
-		}
+	pol := retryPolicy{attempts: 4, base: rc.e.o.RetryBase, maxRetryAfter: rc.e.o.MaxRetryAfter, sleep: rc.e.o.Sleep}
+	res := pol.do(ctx, func(int) (error, time.Duration) {
+		var err error
+		list, err = l.List(ctx)
+		return err, 0
+	})
+	if res.err != nil {
+		return fmt.Errorf("list accounts: %w", res.err)
 	}
 	byEmail := map[string]identity.Account{}
 	byName := map[string]identity.Account{}
@@ -560,6 +744,7 @@ func (rc *runCtx) reconcile(ctx context.Context, t target.Target, desired map[st
 			continue
 		}
 		a.Key, a.Exists = k, true
+		a.Failing = cached[k].Failing
 		cached[k] = a
 		if !rc.ro.DryRun && !rc.ro.NoApply {
 			if err := rc.e.o.Store.PutAccount(ctx, rc.e.o.Fence(), t.Name(), a); err != nil {
@@ -570,34 +755,55 @@ func (rc *runCtx) reconcile(ctx context.Context, t target.Target, desired map[st
 	return nil
 }
 
-// rebase takes from the application's account the fields the interrupted
-// action changes, so the plan repeats it only if it did not land.
-func rebase(c, got identity.Account, act target.Action, exists bool) identity.Account {
+func withoutPending(c identity.Account) identity.Account {
+	c = c.Clone()
+	c.Pending = ""
+	return c
+}
+
+// rebase takes from the application's account the fields an interrupted
+// or uncertain action may have changed, so the plan repeats it only if it
+// did not land. The application was read: nothing stays unknown.
+func rebase(c, got identity.Account) identity.Account {
 	n := c.Clone()
+	act := target.Action(c.Pending)
 	n.Pending = ""
-	switch act {
-	case target.ActCreate, target.ActDelete:
-		n.Exists = exists
-		if exists && got.Remote != nil {
-			n.Remote = got.Remote
+	fields := map[string]bool{}
+	for _, f := range c.Unknown {
+		fields[f] = true
+	}
+	if f := fieldOf(act); f != "" {
+		fields[f] = true
+	}
+	if act == target.ActCreate || act == target.ActDelete || !n.Exists {
+		n.Exists = true
+		if got.Remote != nil {
+			n.Remote = mergeRemote(n.Remote, got.Remote)
 		}
-		if !exists {
-			n = identity.Account{Key: c.Key, Failures: c.Failures}
+		if act == target.ActCreate {
+			n.Email, n.Username, n.GivenName, n.FamilyName, n.DisplayName = got.Email, got.Username, got.GivenName, got.FamilyName, got.DisplayName
+			fields[identity.FieldSuspended], fields[identity.FieldRole], fields[identity.FieldGroups] = true, true, true
 		}
-	case target.ActSuspend, target.ActUnsuspend:
+	}
+	if fields[identity.FieldSuspended] {
 		n.Suspended = got.Suspended
-	case target.ActSetRole:
+	}
+	if fields[identity.FieldRole] {
 		n.Role = got.Role
-	case target.ActSetGroups:
+	}
+	if fields[identity.FieldGroups] {
 		n.Groups = got.Groups
-	case target.ActSetExpiry:
+	}
+	if fields[identity.FieldExpires] {
 		n.Expires = got.Expires
-	case target.ActUpdate:
+	}
+	if fields[identity.FieldProfile] {
 		n.Email, n.GivenName, n.FamilyName, n.DisplayName = got.Email, got.GivenName, got.FamilyName, got.DisplayName
 	}
-	if !exists {
-		n.Exists = false
+	if act == target.ActForcePasswordChange {
+		n.MustChangePassword = true // at most once per source event
 	}
+	n.Unknown = nil
 	return n
 }
 
@@ -634,25 +840,36 @@ func (rc *runCtx) runTarget(ctx context.Context, spec TargetSpec, snaps map[stri
 	if rc.ro.NoApply {
 		return
 	}
-	rc.e.execute(ctx, rc, spec, p.Plan)
+	var noted map[string]string
+	if !rc.ro.DryRun && rc.ro.approval == nil {
+		noted = rc.e.loadNoted(ctx, name)
+	}
+	rc.e.execute(ctx, rc, spec, p.Plan, p.Input.Cached, noted)
 }
 
 // Guarded splits a plan's steps into those to apply and those held by the
-// safety guard. A target's suspensions (likewise deletions) are held when
-// they exceed the absolute limit, or the percentage of its accounts; a
-// single one is never held by the percentage alone (on a small target one
-// leaver is a large share, not a mass change).
-//
-// Guarded splits a plan's steps into those to apply and those held by the
-// safety guard, with the reason; held is empty when within limits.
+// safety guard, with the reason; held is empty when within limits. Per
+// target, suspensions, deletions and access removals (a group removed, a
+// role lowered) are each held when they exceed their absolute limit or
+// their share of the target's accounts; a single one is never held by the
+// percentage alone (on a small target one leaver is a large share, not a
+// mass change). Only the kinds over their limit are held.
 func Guarded(p Plan, l config.Limits) (apply, held []Step, why string) {
-	var sus, del int
+	kind := func(s Step) string {
+		switch {
+		case s.Action == target.ActSuspend:
+			return "suspensions"
+		case s.Action == target.ActDelete:
+			return "deletions"
+		case s.Removal && (s.Action == target.ActSetGroups || s.Action == target.ActSetRole):
+			return "access removals"
+		}
+		return ""
+	}
+	count := map[string]int{}
 	for _, s := range p.Steps {
-		switch s.Action {
-		case target.ActSuspend:
-			sus++
-		case target.ActDelete:
-			del++
+		if k := kind(s); k != "" {
+			count[k]++
 		}
 	}
 	n := float64(max(p.Accounts, 1))
@@ -668,20 +885,26 @@ func Guarded(p Plan, l config.Limits) (apply, held []Step, why string) {
 		return ""
 	}
 	var reasons []string
-	if r := over(sus, l.MaxSuspend, l.MaxSuspendPercent, "suspensions"); r != "" {
-		reasons = append(reasons, r)
-	}
-	if r := over(del, l.MaxDelete, l.MaxDeletePercent, "deletions"); r != "" {
-		reasons = append(reasons, r)
+	hold := map[string]bool{}
+	for _, k := range []struct {
+		what string
+		abs  int
+		pct  float64
+	}{
+		{"suspensions", l.MaxSuspend, l.MaxSuspendPercent},
+		{"deletions", l.MaxDelete, l.MaxDeletePercent},
+		{"access removals", l.MaxAccessRemoval, l.MaxAccessRemovalPercent},
+	} {
+		if r := over(count[k.what], k.abs, k.pct, k.what); r != "" {
+			reasons = append(reasons, r)
+			hold[k.what] = true
+		}
 	}
 	if len(reasons) == 0 {
 		return p.Steps, nil, ""
 	}
-	// Hold every destructive step, and the steps after it for that account.
-	heldKey := map[string]bool{}
 	for _, s := range p.Steps {
-		if s.Action.Destructive() || heldKey[s.Key] {
-			heldKey[s.Key] = true
+		if hold[kind(s)] {
 			held = append(held, s)
 		} else {
 			apply = append(apply, s)

@@ -12,6 +12,7 @@ import (
 
 	"github.com/dirsync/dirsync/config"
 	"github.com/dirsync/dirsync/identity"
+	"github.com/dirsync/dirsync/source"
 	"github.com/dirsync/dirsync/state"
 	dsync "github.com/dirsync/dirsync/sync"
 	"github.com/dirsync/dirsync/sync/synctest"
@@ -349,7 +350,7 @@ func TestGuardHoldsAndApproveApplies(t *testing.T) {
 	if len(held) != 12 || !strings.Contains(h.DecisionsOf(res.RunID)[0].Reason, "dirsync approve "+res.RunID) {
 		t.Fatalf("held decisions = %v", held)
 	}
-	if _, err := h.Engine.Approve(context.Background(), res.RunID, nil); err != nil {
+	if _, err := h.Engine.Approve(context.Background(), dsync.ApproveRequest{RunID: res.RunID}); err != nil {
 		t.Fatal(err)
 	}
 	if n := len(mt.Calls()); n != 12 {
@@ -380,7 +381,7 @@ func TestPartialApproval(t *testing.T) {
 	if !res.Held {
 		t.Fatal("not held")
 	}
-	if _, err := h.Engine.Approve(context.Background(), res.RunID, []target.Action{target.ActSuspend}); err != nil {
+	if _, err := h.Engine.Approve(context.Background(), dsync.ApproveRequest{RunID: res.RunID, Only: []target.Action{target.ActSuspend}}); err != nil {
 		t.Fatal(err)
 	}
 	var sus, del int
@@ -395,10 +396,10 @@ func TestPartialApproval(t *testing.T) {
 	if sus != 12 || del != 0 {
 		t.Fatalf("suspend %d delete %d, want 12 and 0", sus, del)
 	}
-	if _, err := h.Store.GetHeld(context.Background(), res.RunID); err != nil {
+	if _, err := h.Store.GetHeld(context.Background(), res.RunID+"/app"); err != nil {
 		t.Fatalf("deletions no longer held: %v", err)
 	}
-	if _, err := h.Engine.Approve(context.Background(), res.RunID, nil); err != nil {
+	if _, err := h.Engine.Approve(context.Background(), dsync.ApproveRequest{RunID: res.RunID}); err != nil {
 		t.Fatal(err)
 	}
 	if _, ok := mt.Get("u050"); ok {
@@ -551,5 +552,36 @@ func TestDryRunChangesNothing(t *testing.T) {
 	}
 	if got := len(actionsOf(h.DecisionsOf(res.RunID), "dry_run")); got != 10 {
 		t.Fatalf("%d dry_run decisions", got)
+	}
+}
+
+// A group membership change is a targeted run for the members it adds and
+// removes: the removed member leaves the scope and is deprovisioned, and no
+// one else is looked at.
+func TestGroupChangeIsATargetedRunForItsMembers(t *testing.T) {
+	h, mt := setup(t, func(c *config.TargetCommon) { c.Scope = []string{"vpn"} })
+	us := people(20)
+	for i := range us {
+		us[i].Groups = []string{"staff", "vpn"}
+	}
+	h.Source.Set(us...)
+	h.Run(dsync.RunOptions{})
+	mt.Reset()
+	pulls := h.Source.Pulls()
+	moved := us[4]
+	moved.Groups = []string{"staff"}
+	keys, err := h.Engine.MergeChange(context.Background(), "hr", source.Change{
+		Upserts:      []identity.User{moved},
+		GroupChanges: []source.GroupChange{{Key: "g-vpn", Name: "vpn", Removed: []string{"u004"}}},
+	})
+	if err != nil || !slices.Equal(keys, []string{"u004"}) {
+		t.Fatalf("keys %v, err %v; want [u004]", keys, err)
+	}
+	res := h.Run(dsync.RunOptions{Trigger: "incremental:hr", Keys: keys})
+	if h.Source.Pulls() != pulls {
+		t.Fatal("a group change pulled the whole source")
+	}
+	if got := actionsOf(h.DecisionsOf(res.RunID), ""); !slices.Equal(got, []string{"u004:suspend"}) {
+		t.Fatalf("decisions %v, want [u004:suspend]", got)
 	}
 }

@@ -5,15 +5,335 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
+	"strings"
 	"time"
 
+	"github.com/dirsync/dirsync/identity"
 	"github.com/dirsync/dirsync/state"
 	"github.com/dirsync/dirsync/target"
+	"go.uber.org/zap"
 )
 
 // ErrStalePlan is returned when a plan file no longer matches the state.
 var ErrStalePlan = errors.New("the state changed since the plan was made")
+
+// HeldPlan is what the guard stores for `dirsync approve`: one target's held
+// steps in one run (stored under "RUN/TARGET"), or the sources a run refused
+// (stored under "RUN/sources").
+type HeldPlan struct {
+	RunID   string    `json:"run_id"`
+	Target  string    `json:"target,omitempty"`
+	Reason  string    `json:"reason"`
+	Created time.Time `json:"created"`
+	Plans   []Plan    `json:"plans,omitempty"`
+	// Sources are sources the source guard refused in this run (name →
+	// why); approving accepts what they return now.
+	Sources map[string]string `json:"sources,omitempty"`
+	// ID is the key the plan is stored under (filled when loaded).
+	ID string `json:"-"`
+}
+
+// heldRunOf returns the run id of a held plan's key ("RUN/TARGET" → RUN).
+func heldRunOf(id string) string {
+	if i := strings.IndexByte(id, '/'); i > 0 {
+		return id[:i]
+	}
+	return id
+}
+
+func (e *Engine) loadHeld(ctx context.Context, id string) (HeldPlan, error) {
+	raw, err := e.o.Store.GetHeld(ctx, id)
+	if err != nil {
+		return HeldPlan{}, err
+	}
+	var hp HeldPlan
+	if err := json.Unmarshal(raw, &hp); err != nil {
+		return HeldPlan{}, fmt.Errorf("held plan %s is corrupt: %w", id, err)
+	}
+	hp.ID = id
+	if hp.Target == "" && len(hp.Plans) == 1 {
+		hp.Target = hp.Plans[0].Target
+	}
+	return hp, nil
+}
+
+// HeldPlans returns every stored held plan, oldest run first.
+func (e *Engine) HeldPlans(ctx context.Context) ([]HeldPlan, error) {
+	ids, err := e.o.Store.HeldRuns(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("sync: held plans: %w", err)
+	}
+	slices.Sort(ids)
+	var out []HeldPlan
+	for _, id := range ids {
+		hp, err := e.loadHeld(ctx, id)
+		if err != nil {
+			return nil, fmt.Errorf("sync: %w", err)
+		}
+		out = append(out, hp)
+	}
+	return out, nil
+}
+
+// heldOfRun returns the held plans of one run (runID), or the one held plan
+// stored under runID when it names one target ("RUN/TARGET").
+func (e *Engine) heldOfRun(ctx context.Context, runID string) ([]HeldPlan, error) {
+	all, err := e.HeldPlans(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var out []HeldPlan
+	for _, hp := range all {
+		if hp.ID == runID || heldRunOf(hp.ID) == runID {
+			out = append(out, hp)
+		}
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("sync: no held plan for run %s", runID)
+	}
+	return out, nil
+}
+
+// ApproveRequest says which held run to release, how much of it, and who.
+type ApproveRequest struct {
+	RunID string
+	// Only limits the release to these actions (e.g. suspend); the rest
+	// stays held.
+	Only []target.Action
+	// By names the approver; decisions carry it.
+	By string
+}
+
+// approval restricts a run to steps released by an operator (a held plan)
+// or listed in a plan file: the run re-plans from the current sources and
+// cache and applies only those of its steps that were released.
+type approval struct {
+	steps map[string]map[string]Step // target → stepID → released step
+	by    string
+	from  string // "held in run R" or "plan file"
+	guard bool   // plan files still pass the guard; approvals do not
+	mu    chan struct{}
+	seen  map[string]map[string]bool
+}
+
+func (rc *runCtx) approvedBy() string {
+	a := rc.ro.approval
+	if a == nil || a.guard {
+		return ""
+	}
+	by := a.by
+	if by == "" {
+		by = "an operator"
+	}
+	return fmt.Sprintf("; approved by %s (%s)", by, a.from)
+}
+
+// executeApproved applies the released steps that the fresh plan still
+// wants, each on the account's current record; released steps it no longer
+// wants become skipped decisions.
+func (e *Engine) executeApproved(ctx context.Context, rc *runCtx, spec TargetSpec, p Plan, cached map[string]identity.Account) {
+	name := spec.Target.Name()
+	ap := rc.ro.approval
+	want := ap.steps[name]
+	var apply []Step
+	seen := map[string]bool{}
+	for _, s := range p.Steps {
+		id := stepID(s.Key, s.Action)
+		if _, ok := want[id]; ok {
+			apply = append(apply, s)
+			seen[id] = true
+		}
+	}
+	for _, id := range slices.Sorted(maps.Keys(want)) {
+		if seen[id] {
+			continue
+		}
+		s := want[id]
+		rc.decide(state.Decision{Target: name, User: s.User, Action: string(s.Action), Outcome: OutcomeSkipped,
+			Reason: s.Reason + "; not applied: no longer wanted when re-checked now (the sources or the account changed since " + ap.from + ")"})
+	}
+	ap.mu <- struct{}{}
+	ap.seen[name] = seen // evaluated: its released steps are done with
+	<-ap.mu
+	if ap.guard && !rc.ro.AllowMassChange {
+		var held []Step
+		var why string
+		apply, held, why = Guarded(Plan{Target: name, Steps: apply, Accounts: p.Accounts}, e.o.Limits)
+		if len(held) > 0 && !rc.ro.DryRun {
+			e.hold(ctx, rc, name, p.Accounts, held, why)
+		}
+	}
+	if rc.ro.DryRun {
+		for _, s := range apply {
+			rc.decide(state.Decision{Target: name, User: s.User, Action: string(s.Action), Reason: s.Reason, Outcome: OutcomeDryRun})
+		}
+		return
+	}
+	e.applySteps(ctx, rc, spec, apply, nil, cached)
+}
+
+// Approve releases a held run: it re-plans from the current sources and
+// cache and applies only the held steps that the new plan still wants (same
+// target, person and action), each on the account's current record. Held
+// steps no longer wanted are skipped with a decision and dropped; steps
+// outside Only stay held. Approving a run whose sources the guard refused
+// accepts what those sources return now, and applies that run's changes
+// past the thresholds: the operator has said the change is real.
+func (e *Engine) Approve(ctx context.Context, req ApproveRequest) (*Result, error) {
+	hps, err := e.heldOfRun(ctx, req.RunID)
+	if err != nil {
+		return nil, err
+	}
+	by := req.By
+	if by == "" {
+		by = "an operator"
+	}
+	ro := RunOptions{Trigger: "approve:" + req.RunID}
+	ap := &approval{steps: map[string]map[string]Step{}, by: by, from: "held in run " + heldRunOf(req.RunID),
+		mu: make(chan struct{}, 1), seen: map[string]map[string]bool{}}
+	var accept []string
+	var targets []string
+	for _, hp := range hps {
+		for src := range hp.Sources {
+			accept = append(accept, src)
+		}
+		for _, p := range hp.Plans {
+			if _, ok := e.spec(p.Target); !ok {
+				return nil, fmt.Errorf("sync: approve: held plan names target %q, which is not configured", p.Target)
+			}
+			for _, s := range p.Steps {
+				if len(req.Only) > 0 && !slices.Contains(req.Only, s.Action) {
+					continue
+				}
+				if ap.steps[p.Target] == nil {
+					ap.steps[p.Target] = map[string]Step{}
+					targets = append(targets, p.Target)
+				}
+				ap.steps[p.Target][stepID(s.Key, s.Action)] = s
+			}
+		}
+	}
+	var res *Result
+	switch {
+	case len(accept) > 0:
+		// The sources were refused: nothing was planned. Accept them and run.
+		slices.Sort(accept)
+		ro.AcceptSources = accept
+		ro.AllowMassChange = true
+		ro.acceptedBy = by
+		res, err = e.Run(ctx, ro)
+	case len(ap.steps) == 0:
+		return nil, fmt.Errorf("sync: approve %s: nothing held matches --only %v", req.RunID, req.Only)
+	default:
+		ro.Targets, ro.approval = targets, ap
+		res, err = e.Run(ctx, ro)
+	}
+	if err != nil {
+		return res, err
+	}
+	// Drop what was released and evaluated (applied, or no longer wanted);
+	// keep the rest, and everything of a target the run could not plan (a
+	// source failed): it stays held for a later approval.
+	fence := e.o.Fence()
+	for _, hp := range hps {
+		var keep []Plan
+		for _, p := range hp.Plans {
+			var rest []Step
+			for _, s := range p.Steps {
+				_, released := ap.steps[p.Target][stepID(s.Key, s.Action)]
+				if !released || ap.seen[p.Target] == nil {
+					rest = append(rest, s)
+				}
+			}
+			if len(rest) > 0 {
+				p.Steps = rest
+				keep = append(keep, p)
+			}
+		}
+		if len(keep) > 0 && len(hp.Sources) == 0 {
+			hp.Plans = keep
+			b, _ := json.Marshal(hp)
+			err = e.o.Store.PutHeld(ctx, fence, hp.ID, b)
+		} else {
+			err = e.o.Store.DeleteHeld(ctx, fence, hp.ID)
+		}
+		if err != nil {
+			return res, fmt.Errorf("sync: approve %s: update held plan: %w", hp.ID, err)
+		}
+	}
+	e.o.Logger.Info("held run approved", zap.String("run", req.RunID), zap.String("by", by), zap.String("approve_run", res.RunID))
+	return res, nil
+}
+
+// Discard drops a held run without applying it; a decision says who did.
+func (e *Engine) Discard(ctx context.Context, runID, by string) error {
+	hps, err := e.heldOfRun(ctx, runID)
+	if err != nil {
+		return err
+	}
+	if by == "" {
+		by = "an operator"
+	}
+	var ds []state.Decision
+	for _, hp := range hps {
+		if err := e.o.Store.DeleteHeld(ctx, e.o.Fence(), hp.ID); err != nil {
+			return fmt.Errorf("sync: discard %s: %w", hp.ID, err)
+		}
+		for _, p := range hp.Plans {
+			for _, s := range p.Steps {
+				ds = append(ds, state.Decision{Time: e.o.Now().UTC(), RunID: hp.RunID, Trigger: "discard", Target: p.Target, User: s.User,
+					Action: string(s.Action), Outcome: OutcomeSkipped, Reason: s.Reason + "; held step discarded by " + by})
+			}
+		}
+	}
+	for _, d := range ds {
+		e.o.Recorder.Record(d)
+	}
+	return e.o.Recorder.Flush(ctx)
+}
+
+// HeldCheck is a held plan with, for each of its steps, whether a plan made
+// now still wants it.
+type HeldCheck struct {
+	Held HeldPlan `json:"held"`
+	// Wanted maps each held step (Step.Key + "/" + action) to whether it is
+	// still wanted.
+	Wanted map[string]bool `json:"wanted"`
+}
+
+// Recheck re-plans now (nothing applied or recorded) and reports which held
+// steps of a run are still wanted: what `approve` would apply.
+func (e *Engine) Recheck(ctx context.Context, runID string) ([]HeldCheck, error) {
+	hps, err := e.heldOfRun(ctx, runID)
+	if err != nil {
+		return nil, err
+	}
+	planned := map[string]bool{}
+	var mu chan struct{} = make(chan struct{}, 1)
+	ro := RunOptions{NoApply: true, onPrepared: func(p *Prepared) {
+		mu <- struct{}{}
+		for _, s := range p.Plan.Steps {
+			planned[p.Spec.Target.Name()+"\x00"+stepID(s.Key, s.Action)] = true
+		}
+		<-mu
+	}}
+	if _, err := e.Run(ctx, ro); err != nil {
+		return nil, err
+	}
+	var out []HeldCheck
+	for _, hp := range hps {
+		hc := HeldCheck{Held: hp, Wanted: map[string]bool{}}
+		for _, p := range hp.Plans {
+			for _, s := range p.Steps {
+				hc.Wanted[s.Key+"/"+string(s.Action)] = planned[p.Target+"\x00"+stepID(s.Key, s.Action)]
+			}
+		}
+		out = append(out, hc)
+	}
+	return out, nil
+}
 
 // PlanFile is what `dirsync plan --out` writes and `dirsync apply` reads.
 type PlanFile struct {
@@ -30,15 +350,7 @@ func (e *Engine) MakePlanFile(ctx context.Context, ro RunOptions) (*PlanFile, er
 	if err != nil {
 		return nil, err
 	}
-	slices.SortFunc(res.Plans, func(a, b Plan) int {
-		if a.Target < b.Target {
-			return -1
-		}
-		if a.Target > b.Target {
-			return 1
-		}
-		return 0
-	})
+	slices.SortFunc(res.Plans, func(a, b Plan) int { return strings.Compare(a.Target, b.Target) })
 	return &PlanFile{Version: 1, Created: e.o.Now().UTC(), Plans: res.Plans, Fingerprints: res.Fingerprints}, nil
 }
 
@@ -52,11 +364,12 @@ func (e *Engine) spec(name string) (TargetSpec, bool) {
 }
 
 // ApplyPlanFile applies a plan file made earlier. It refuses, changing
-// nothing, when any target's cached accounts changed since the plan was made.
-// The safety guard applies as in a run.
+// nothing, when any target's cached accounts changed since the plan was
+// made; otherwise it re-plans from the current sources and applies only the
+// file's steps that the new plan still wants. The guard applies as in a run.
 func (e *Engine) ApplyPlanFile(ctx context.Context, pf *PlanFile, ro RunOptions) (*Result, error) {
-	e.runMu.Lock()
-	defer e.runMu.Unlock()
+	ap := &approval{steps: map[string]map[string]Step{}, from: "the plan file of " + pf.Created.UTC().Format(time.RFC3339), guard: true,
+		mu: make(chan struct{}, 1), seen: map[string]map[string]bool{}}
 	for _, p := range pf.Plans {
 		if _, ok := e.spec(p.Target); !ok {
 			return nil, fmt.Errorf("sync: apply: plan names target %q, which is not configured", p.Target)
@@ -68,115 +381,44 @@ func (e *Engine) ApplyPlanFile(ctx context.Context, pf *PlanFile, ro RunOptions)
 		if Fingerprint(cached) != pf.Fingerprints[p.Target] {
 			return nil, fmt.Errorf("sync: apply: target %s: %w; make a new plan", p.Target, ErrStalePlan)
 		}
+		ap.steps[p.Target] = map[string]Step{}
+		ro.Targets = append(ro.Targets, p.Target)
+		for _, s := range p.Steps {
+			ap.steps[p.Target][stepID(s.Key, s.Action)] = s
+		}
+	}
+	if len(ro.Targets) == 0 {
+		return nil, errors.New("sync: apply: the plan file has no targets")
 	}
 	if ro.Trigger == "" {
 		ro.Trigger = "plan_file"
 	}
-	return e.applyPlans(ctx, pf.Plans, ro, "")
+	ro.approval = ap
+	return e.Run(ctx, ro)
 }
 
-func (e *Engine) applyPlans(ctx context.Context, plans []Plan, ro RunOptions, _ string) (*Result, error) {
-	now := e.o.Now()
-	res := &Result{RunID: NewRunID(now), Counts: map[string]int{}, Fingerprints: map[string]string{}, Plans: plans}
-	run := state.Run{ID: res.RunID, Trigger: ro.Trigger, Started: now, Status: "running"}
-	if err := e.o.Store.PutRun(ctx, run); err != nil {
-		return nil, fmt.Errorf("sync: record run: %w", err)
+// notedKey is the KV bucket of skips already logged, one value per target.
+const notedBucket = "noted_skips"
+
+func (e *Engine) loadNoted(ctx context.Context, tgt string) map[string]string {
+	raw, _, err := e.o.Store.KVGet(ctx, notedBucket, tgt)
+	out := map[string]string{}
+	if err == nil {
+		_ = json.Unmarshal(raw, &out)
 	}
-	rc := &runCtx{e: e, ro: ro, res: res, now: now}
-	for _, p := range plans {
-		spec, _ := e.spec(p.Target)
-		if err := e.open(ctx, spec.Target); err != nil {
-			rc.decide(state.Decision{Target: p.Target, User: "*", Action: "run", Outcome: OutcomeFailed, Reason: "could not open target", Error: err.Error()})
-			continue
-		}
-		e.execute(ctx, rc, spec, p)
-	}
-	_ = e.o.Recorder.Flush(ctx)
-	run.Finished, run.Counts, run.Held = e.o.Now(), res.Counts, res.Held
-	run.Status = "ok"
-	if res.Counts[OutcomeFailed] > 0 || rc.partial {
-		run.Status = "partial"
-	} else if res.Held {
-		run.Status = "held"
-	}
-	res.Status = run.Status
-	if err := e.o.Store.PutRun(context.WithoutCancel(ctx), run); err != nil {
-		return res, fmt.Errorf("sync: record run: %w", err)
-	}
-	return res, nil
+	return out
 }
 
-// Approve applies a held plan. only, when set, limits it to those actions
-// (e.g. suspend): the rest stays held. A held step whose account changed
-// since it was held is skipped with a decision instead of applied.
-func (e *Engine) Approve(ctx context.Context, runID string, only []target.Action) (*Result, error) {
-	raw, err := e.o.Store.GetHeld(ctx, runID)
-	if err != nil {
-		if errors.Is(err, state.ErrNotFound) {
-			return nil, fmt.Errorf("sync: approve: no held plan for run %s", runID)
-		}
-		return nil, fmt.Errorf("sync: approve %s: %w", runID, err)
+// putNoted remembers which skips were logged. A targeted run only replaces
+// the entries of the accounts it planned.
+func (e *Engine) putNoted(ctx context.Context, tgt string, targeted bool, old, now map[string]string) {
+	merged := now
+	if targeted {
+		merged = maps.Clone(old)
+		maps.Copy(merged, now)
 	}
-	var hp HeldPlan
-	if err := json.Unmarshal(raw, &hp); err != nil {
-		return nil, fmt.Errorf("sync: approve %s: corrupt held plan: %w", runID, err)
+	b, _ := json.Marshal(merged)
+	if _, err := e.o.Store.KVPut(ctx, notedBucket, tgt, b, -1); err != nil {
+		e.o.Logger.Warn("remember logged skips", zap.String("target", tgt), zap.Error(err))
 	}
-	e.runMu.Lock()
-	defer e.runMu.Unlock()
-	var now []Plan
-	var keep []Plan
-	stale := map[string][]Step{}
-	for _, p := range hp.Plans {
-		if _, ok := e.spec(p.Target); !ok {
-			return nil, fmt.Errorf("sync: approve: held plan names target %q, which is not configured", p.Target)
-		}
-		cached, err := e.o.Store.Accounts(ctx, p.Target)
-		if err != nil {
-			return nil, fmt.Errorf("sync: approve: load %s: %w", p.Target, err)
-		}
-		go1, stay := Plan{Target: p.Target, Accounts: p.Accounts}, Plan{Target: p.Target, Accounts: p.Accounts}
-		for _, s := range p.Steps {
-			if len(only) > 0 && !slices.Contains(only, s.Action) {
-				stay.Steps = append(stay.Steps, s)
-				continue
-			}
-			c := cached[s.Key]
-			if c.Exists != s.Before.Exists || c.Suspended != s.Before.Suspended {
-				stale[p.Target] = append(stale[p.Target], s)
-				continue
-			}
-			go1.Steps = append(go1.Steps, s)
-		}
-		if len(go1.Steps) > 0 {
-			now = append(now, go1)
-		}
-		if len(stay.Steps) > 0 {
-			keep = append(keep, stay)
-		}
-	}
-	ro := RunOptions{Trigger: "approve:" + runID, AllowMassChange: true}
-	res, err := e.applyPlans(ctx, now, ro, runID)
-	if err != nil {
-		return res, err
-	}
-	rc := &runCtx{e: e, ro: ro, res: res}
-	for tgt, steps := range stale {
-		for _, s := range steps {
-			rc.decide(state.Decision{Target: tgt, User: s.User, Action: string(s.Action), Outcome: OutcomeSkipped,
-				Reason: s.Reason + "; not applied on approval: the account changed since the plan was held"})
-		}
-	}
-	_ = e.o.Recorder.Flush(ctx)
-	fence := e.o.Fence()
-	if len(keep) > 0 {
-		hp.Plans = keep
-		b, _ := json.Marshal(hp)
-		err = e.o.Store.PutHeld(ctx, fence, runID, b)
-	} else {
-		err = e.o.Store.DeleteHeld(ctx, fence, runID)
-	}
-	if err != nil {
-		return res, fmt.Errorf("sync: approve %s: update held plan: %w", runID, err)
-	}
-	return res, nil
 }

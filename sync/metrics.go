@@ -18,6 +18,10 @@ type Metrics struct {
 	SourcePull  *prometheus.HistogramVec
 	SourceFails *prometheus.CounterVec
 	LastRunOK   prometheus.Gauge
+	// Reconcile: drift found by field, orphan accounts, last reconcile time.
+	ReconcileDrift *prometheus.CounterVec
+	OrphanAccounts *prometheus.GaugeVec
+	LastReconcile  *prometheus.GaugeVec
 }
 
 // NewMetrics creates the collectors and registers them on reg.
@@ -34,7 +38,14 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		SourceFails: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "dirsync_source_failures_total", Help: "Failed source pulls."}, []string{"source"}),
 		LastRunOK:   prometheus.NewGauge(prometheus.GaugeOpts{Name: "dirsync_last_run_success", Help: "1 if the last run finished ok or held, else 0."}),
 	}
-	reg.MustRegister(m.Runs, m.RunDuration, m.Actions, m.HeldRuns, m.SourceUsers, m.SourcePull, m.SourceFails, m.LastRunOK)
+	m.ReconcileDrift = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "dirsync_reconcile_drift_total",
+		Help: "Changes found made in an application outside dirsync, by target and field."}, []string{"target", "field"})
+	m.OrphanAccounts = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "dirsync_orphan_accounts",
+		Help: "Live accounts no source knows, as of the last reconcile."}, []string{"target"})
+	m.LastReconcile = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "dirsync_last_reconcile_timestamp_seconds",
+		Help: "When each target was last reconciled against its live accounts."}, []string{"target"})
+	reg.MustRegister(m.Runs, m.RunDuration, m.Actions, m.HeldRuns, m.SourceUsers, m.SourcePull, m.SourceFails, m.LastRunOK,
+		m.ReconcileDrift, m.OrphanAccounts, m.LastReconcile)
 	return m
 }
 

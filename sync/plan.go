@@ -12,8 +12,11 @@ import (
 	"github.com/dirsync/dirsync/target"
 )
 
-// Step is one planned action on one account. Before is the cached account,
-// After the cache record to write once the application confirms it.
+// Step is one planned action on one account. Before is the cached account
+// when the plan was made, After the account as it should be once the action
+// is confirmed. The executor applies a step to the record as it stands when
+// the step runs (not to Before), so a step applied later — an approval, a
+// plan file — never writes an old record over a newer one.
 type Step struct {
 	Target string           `json:"target"`
 	Key    string           `json:"key"`
@@ -22,6 +25,25 @@ type Step struct {
 	Reason string           `json:"reason"`
 	Before identity.Account `json:"before"`
 	After  identity.Account `json:"after"`
+	// Removal marks a set_groups that removes a group or a set_role that
+	// lowers the role: access removals, counted by the guard.
+	Removal bool `json:"removal,omitempty"`
+}
+
+// Reduces reports whether the step takes access away: suspend, delete, a
+// group removal or role downgrade, or an expiry set or brought forward.
+// Such steps are never blocked by another step's failure, a skip,
+// quarantine or a circuit breaker opened by other steps.
+func (s Step) Reduces() bool {
+	switch s.Action {
+	case target.ActSuspend, target.ActDelete:
+		return true
+	case target.ActSetRole, target.ActSetGroups:
+		return s.Removal
+	case target.ActSetExpiry:
+		return s.After.Expires != nil && (s.Before.Expires == nil || s.After.Expires.Before(*s.Before.Expires))
+	}
+	return false
 }
 
 // Plan is what one target needs in one run.
@@ -29,13 +51,15 @@ type Plan struct {
 	Target string `json:"target"`
 	// Steps are grouped by account, in per-account order.
 	Steps []Step `json:"steps"`
-	// Skips are actions the target cannot or will not do; they become
-	// skipped decisions and their After is recorded so they are not
-	// re-logged every run.
+	// Skips are actions the target cannot or will not do, and conflicts:
+	// they become skipped decisions. Nothing is recorded for them.
 	Skips []Step `json:"skips,omitempty"`
-	// CacheOnly are cache records that change without any application call
-	// (a flag cleared, a field the target does not keep).
-	CacheOnly []identity.Account `json:"cache_only,omitempty"`
+	// Notes are bookkeeping changes made without any application call (a
+	// must-change flag cleared, the start of a deprovisioning, profile
+	// fields a target does not manage, an account a write-only application
+	// manages itself). The executor folds them into the record as it stands
+	// after the account's steps, never claiming an unconfirmed action.
+	Notes []identity.Account `json:"notes,omitempty"`
 	// Accounts is the number of accounts the target has or will have, the
 	// guard's denominator.
 	Accounts int `json:"accounts"`
@@ -73,8 +97,8 @@ type PlanInput struct {
 	Rules   Rules
 	Desired map[string]Desired
 	Cached  map[string]identity.Account
-	// Known are all merged users of the target's sources, by key, to tell
-	// "left the scope" from "left the directory" in reasons.
+	// Known are all merged users of the target's sources, by person id, to
+	// tell "left the scope" from "left the directory" in reasons.
 	Known map[string]identity.User
 	Now   time.Time
 	// Keys limits a targeted run to these accounts; nil means all.
@@ -116,53 +140,49 @@ func MakePlan(in PlanInput) Plan {
 	return p
 }
 
+// acc plans one account: cur is the account as it will be after the steps
+// planned so far.
 type acc struct {
 	p     *Plan
 	in    PlanInput
 	cur   identity.Account
 	steps []Step
-	dirty bool // cache-only change pending
+	note  bool // a bookkeeping change is pending
 }
 
-func (a *acc) step(act target.Action, reason string, mutate func(*identity.Account)) {
+func (a *acc) step(act target.Action, reason string, removal bool, mutate func(*identity.Account)) {
 	next := a.cur.Clone()
 	mutate(&next)
-	next.Skipped = ""
-	s := Step{Target: a.in.Target, Key: next.Key, User: displayUser(next), Action: act, Reason: reason, Before: a.cur.Clone(), After: next}
+	s := Step{Target: a.in.Target, Key: next.Key, User: displayUser(next), Action: act, Reason: reason,
+		Before: a.cur.Clone(), After: next, Removal: removal}
 	if !a.in.Cap.Supports(act) {
-		a.silent(mutate)
+		if act == target.ActSuspend || act == target.ActDelete {
+			s.Reason = reason + "; skipped: " + a.in.Target + " cannot " + verb(act) + " accounts"
+			a.p.Skips = append(a.p.Skips, s)
+		}
 		return
 	}
 	if a.in.Cap.Gate != nil {
 		if why := a.in.Cap.Gate(act, next); why != "" {
 			s.Reason = reason + "; skipped: " + why
-			if act == target.ActCreate {
-				s.After = identity.Account{Key: next.Key, Failures: next.Failures, Skipped: string(target.ActCreate)}
-			}
 			a.p.Skips = append(a.p.Skips, s)
-			a.cur = s.After
 			return
 		}
+	}
+	if n := a.cur.Failing[string(act)]; !s.Reduces() && a.in.QuarantineAfter > 0 && n >= a.in.QuarantineAfter && !a.in.RetryQuarantined {
+		s.Action, s.Reason = "quarantine", fmt.Sprintf("%s not retried: it failed in %d runs in a row (quarantined); fix the cause, then `dirsync sync --retry-quarantined`", act, n)
+		a.p.Skips = append(a.p.Skips, s)
+		return
 	}
 	a.steps = append(a.steps, s)
 	a.cur = next
 }
 
-// skip records an action the target cannot do but that matters (suspend):
-// it is logged, and recorded so it is not logged again next run.
-func (a *acc) skip(act target.Action, reason string, mutate func(*identity.Account)) {
-	next := a.cur.Clone()
-	mutate(&next)
-	a.p.Skips = append(a.p.Skips, Step{Target: a.in.Target, Key: next.Key, User: displayUser(next), Action: act, Reason: reason, Before: a.cur.Clone(), After: next})
-	a.cur = next
-}
-
-// silent applies a change to the cache record only.
-func (a *acc) silent(mutate func(*identity.Account)) {
-	next := a.cur.Clone()
-	mutate(&next)
-	a.cur = next
-	a.dirty = true
+func verb(act target.Action) string {
+	if act == target.ActDelete {
+		return "delete"
+	}
+	return "suspend"
 }
 
 func (a *acc) finish() {
@@ -182,31 +202,31 @@ func (a *acc) finish() {
 		cur := a.steps[0].Before
 		for i := range a.steps {
 			s := &a.steps[i]
-			after := applyAction(cur, s.Action, s.After)
+			after := ApplyAction(cur, s.Action, s.After)
 			s.Before, s.After = cur, after
 			cur = after
 		}
-		// Fold cache-only changes into the last step's record.
-		last := &a.steps[len(a.steps)-1]
-		last.After = mergeSilent(last.After, a.cur)
 		a.p.Steps = append(a.p.Steps, a.steps...)
-		return
 	}
-	if a.dirty {
-		a.p.CacheOnly = append(a.p.CacheOnly, a.cur)
+	if a.note {
+		a.p.Notes = append(a.p.Notes, a.cur.Clone())
 	}
 }
 
-// applyAction returns cur with the fields that act changes taken from want.
-func applyAction(cur identity.Account, act target.Action, want identity.Account) identity.Account {
+// ApplyAction returns cur with the fields that act changes taken from want:
+// the record once the application confirmed act. Pending is cleared, the
+// field is no longer unknown and the action's failure count is reset.
+func ApplyAction(cur identity.Account, act target.Action, want identity.Account) identity.Account {
 	n := cur.Clone()
 	w := want.Clone()
 	switch act {
 	case target.ActCreate:
 		// A create carries the profile and the expiry (an ezeep invitation's
 		// expire_date); role, groups and flags follow as their own steps.
+		failing := n.Failing
 		n = w
 		n.Suspended, n.Role, n.Groups, n.MustChangePassword = false, "", nil, false
+		n.Deprovisioned, n.SuspendedAt, n.Unknown, n.Failing = false, nil, nil, failing
 		n.Exists = true
 	case target.ActUpdate:
 		n.Username, n.Email, n.GivenName, n.FamilyName, n.DisplayName, n.Attributes = w.Username, w.Email, w.GivenName, w.FamilyName, w.DisplayName, w.Attributes
@@ -223,25 +243,82 @@ func applyAction(cur identity.Account, act target.Action, want identity.Account)
 	case target.ActForcePasswordChange:
 		n.MustChangePassword = true
 	case target.ActDelete:
-		n.Exists, n.Suspended, n.Deprovisioned, n.SuspendedAt = false, false, false, nil
+		n = identity.Account{Key: cur.Key, Failing: n.Failing}
 	}
-	n.Skipped = ""
+	if f := fieldOf(act); f != "" {
+		n.Unknown = n.WithoutUnknown(f)
+	}
+	if len(n.Unknown) == 0 {
+		n.Unknown = nil
+	}
+	if n.Failing != nil {
+		delete(n.Failing, string(act))
+		if len(n.Failing) == 0 {
+			n.Failing = nil
+		}
+	}
+	n.Pending = ""
+	if w.Remote != nil && act != target.ActDelete {
+		n.Remote = mergeRemote(n.Remote, w.Remote)
+	}
 	return n
 }
 
-// mergeSilent copies cache-only fields (those changed without an action)
-// from full into rec.
-func mergeSilent(rec, full identity.Account) identity.Account {
-	if !rec.Exists {
-		return rec
+// fieldOf names the account field an action sets, for Unknown.
+func fieldOf(act target.Action) string {
+	switch act {
+	case target.ActSuspend, target.ActUnsuspend:
+		return identity.FieldSuspended
+	case target.ActSetRole:
+		return identity.FieldRole
+	case target.ActSetGroups:
+		return identity.FieldGroups
+	case target.ActSetExpiry:
+		return identity.FieldExpires
+	case target.ActUpdate:
+		return identity.FieldProfile
 	}
-	rec.MustChangePassword = full.MustChangePassword
-	if !identity.SameTime(rec.Expires, full.Expires) {
-		rec.Expires = full.Expires
+	return ""
+}
+
+// Settle folds a bookkeeping note into the record as it stands after the
+// account's steps ran. It only ever claims what needs no confirmation: a
+// must-change flag cleared, a deprovisioning started on an account that is
+// already suspended, profile fields the target does not manage, and the
+// account a write-only application manages itself. ok is false when the
+// record does not change.
+func Settle(rec, note identity.Account, manageProfile, writeOnly bool) (identity.Account, bool) {
+	n := rec.Clone()
+	if !n.Exists {
+		if !writeOnly || !note.Exists {
+			return rec, false
+		}
+		n = identity.Account{Key: note.Key, Username: note.Username, Email: note.Email, GivenName: note.GivenName,
+			FamilyName: note.FamilyName, DisplayName: note.DisplayName, Attributes: note.Clone().Attributes,
+			Exists: true, Failing: n.Failing}
 	}
-	rec.Username, rec.Email, rec.GivenName, rec.FamilyName, rec.DisplayName = full.Username, full.Email, full.GivenName, full.FamilyName, full.DisplayName
-	rec.Attributes = full.Attributes
-	return rec
+	if n.MustChangePassword && !note.MustChangePassword {
+		n.MustChangePassword = false
+	}
+	if note.Deprovisioned && n.Suspended && !n.Deprovisioned {
+		n.Deprovisioned, n.SuspendedAt = true, note.SuspendedAt
+	}
+	if !manageProfile {
+		n.Username, n.Email, n.GivenName, n.FamilyName, n.DisplayName = note.Username, note.Email, note.GivenName, note.FamilyName, note.DisplayName
+		n.Attributes = note.Clone().Attributes
+	}
+	n.Pending = ""
+	if sameRecord(n, rec) {
+		return rec, false
+	}
+	return n, true
+}
+
+func sameRecord(a, b identity.Account) bool {
+	return a.Exists == b.Exists && a.MustChangePassword == b.MustChangePassword && a.Deprovisioned == b.Deprovisioned &&
+		identity.SameTime(a.SuspendedAt, b.SuspendedAt) && a.Username == b.Username && a.Email == b.Email &&
+		a.GivenName == b.GivenName && a.FamilyName == b.FamilyName && a.DisplayName == b.DisplayName &&
+		maps.Equal(a.Attributes, b.Attributes) && a.Pending == b.Pending
 }
 
 func displayUser(a identity.Account) string {
@@ -257,54 +334,33 @@ func displayUser(a identity.Account) string {
 func planPresent(p *Plan, in PlanInput, d Desired, c identity.Account, hasC bool) {
 	want := d.Account
 	src := d.User.Source
-	if hasC && in.QuarantineAfter > 0 && c.Failures >= in.QuarantineAfter && !in.RetryQuarantined {
-		p.Skips = append(p.Skips, Step{Target: in.Target, Key: c.Key, User: displayUser(want), Action: "quarantine",
-			Reason: fmt.Sprintf("quarantined: actions failed in %d runs in a row; run `dirsync sync --retry-quarantined` after fixing the cause", c.Failures), Before: c, After: c})
-		return
-	}
 	a := &acc{p: p, in: in}
 	if hasC && c.Exists {
 		a.cur = c.Clone()
 		a.cur.Pending = ""
 	} else {
-		if hasC && c.Skipped == string(target.ActCreate) {
-			return // already told: this target cannot create it
-		}
 		switch {
 		case in.Cap.Supports(target.ActCreate):
 			if want.Suspended {
 				return // never create an account only to suspend it
 			}
-			a.cur = identity.Account{Key: want.Key, Failures: c.Failures}
-			a.step(target.ActCreate, fmt.Sprintf("in scope (%s, %s)", d.Why, src), func(n *identity.Account) {
-				f := n.Failures
-				*n = applyAction(identity.Account{}, target.ActCreate, want)
-				n.Failures = f
+			a.cur = identity.Account{Key: want.Key, Failing: c.Failing}
+			a.step(target.ActCreate, fmt.Sprintf("in scope (%s, %s)", d.Why, src), false, func(n *identity.Account) {
+				*n = ApplyAction(*n, target.ActCreate, want)
 			})
 			if len(a.steps) == 0 {
-				// The create was refused (a gate): nothing else can be done to
-				// an account that does not exist.
-				return
+				return // the create was refused: nothing else can be done yet
 			}
-			a.finish()
-			// The remaining fields are diffed against the created account.
-			created := applyAction(identity.Account{}, target.ActCreate, want)
-			created.Failures = c.Failures
-			b := &acc{p: p, in: in, cur: created}
-			diffExisting(b, d, src)
-			b.finish()
-			return
 		case in.Cap.Lister:
 			p.Skips = append(p.Skips, Step{Target: in.Target, Key: want.Key, User: displayUser(want), Action: target.ActCreate,
-				Reason: fmt.Sprintf("in scope (%s, %s) but no such account in %s, and it cannot create accounts", d.Why, src, in.Target),
-				After:  identity.Account{Key: want.Key, Skipped: string(target.ActCreate)}})
+				Reason: fmt.Sprintf("in scope (%s, %s) but no such account in %s, and it cannot create accounts", d.Why, src, in.Target)})
 			return
 		default:
-			// A write-only target (Ezeelogin) manages its own accounts: assume
-			// the account exists, active, with nothing set by us yet.
+			// A write-only application (Ezeelogin) manages its own accounts:
+			// assume the account exists, active, with nothing set by us yet.
 			a.cur = identity.Account{Key: want.Key, Username: want.Username, Email: want.Email, GivenName: want.GivenName,
-				FamilyName: want.FamilyName, DisplayName: want.DisplayName, Attributes: want.Attributes, Exists: true, Failures: c.Failures}
-			a.dirty = true
+				FamilyName: want.FamilyName, DisplayName: want.DisplayName, Attributes: want.Clone().Attributes, Exists: true, Failing: c.Failing}
+			a.note = true
 		}
 	}
 	diffExisting(a, d, src)
@@ -322,56 +378,94 @@ func fact(u identity.User, name, fallback string) string {
 	return u.Source + ": " + f
 }
 
+const unknownWhy = "; the last call was interrupted and the application could not be read back: sent again"
+
+// roleRank orders roles by privilege for the rules: the first role rule is
+// the most privileged, the default role the least; a role no rule gives
+// (set by hand, or by an older config) counts as the most privileged, and
+// no role at all as none.
+func roleRank(r Rules, role string) int {
+	if role == "" {
+		return len(r.Roles) + 2
+	}
+	for i, rr := range r.Roles {
+		if rr.Role == role {
+			return i
+		}
+	}
+	if role == r.DefaultRole {
+		return len(r.Roles) + 1
+	}
+	return -1
+}
+
 func diffExisting(a *acc, d Desired, src string) {
 	want := d.Account
 	u := d.User
 	cur := a.cur
-	if cur.Suspended && !want.Suspended {
+	unknown := func(f string) string {
+		if cur.IsUnknown(f) {
+			return unknownWhy
+		}
+		return ""
+	}
+	if !want.Suspended && (cur.Suspended || cur.IsUnknown(identity.FieldSuspended)) {
 		why := fact(u, identity.FactActive, "active")
 		if cur.Deprovisioned {
 			why = fmt.Sprintf("back in scope (%s, %s)", d.Why, src)
 		}
-		a.step(target.ActUnsuspend, why, func(n *identity.Account) { n.Suspended, n.Deprovisioned, n.SuspendedAt = false, false, nil })
+		a.step(target.ActUnsuspend, why+unknown(identity.FieldSuspended), false, func(n *identity.Account) { n.Suspended, n.Deprovisioned, n.SuspendedAt = false, false, nil })
 	}
-	if ch := profileChanges(cur, want); len(ch) > 0 {
-		a.step(target.ActUpdate, src+": profile changed: "+strings.Join(ch, ", "), func(n *identity.Account) {
-			n.Username, n.Email, n.GivenName, n.FamilyName, n.DisplayName, n.Attributes = want.Username, want.Email, want.GivenName, want.FamilyName, want.DisplayName, want.Clone().Attributes
-		})
+	if ch := profileChanges(cur, want); len(ch) > 0 || cur.IsUnknown(identity.FieldProfile) {
+		if a.in.Cap.Supports(target.ActUpdate) {
+			a.step(target.ActUpdate, src+": profile changed: "+strings.Join(ch, ", ")+unknown(identity.FieldProfile), false, func(n *identity.Account) {
+				n.Username, n.Email, n.GivenName, n.FamilyName, n.DisplayName, n.Attributes = want.Username, want.Email, want.GivenName, want.FamilyName, want.DisplayName, want.Clone().Attributes
+			})
+		} else if len(ch) > 0 {
+			// Not managed by dirsync here: the record mirrors the source.
+			a.cur.Username, a.cur.Email, a.cur.GivenName, a.cur.FamilyName, a.cur.DisplayName = want.Username, want.Email, want.GivenName, want.FamilyName, want.DisplayName
+			a.cur.Attributes = want.Clone().Attributes
+			a.note = true
+		}
 	}
-	if want.Role != "" && want.Role != cur.Role {
+	if want.Role != "" && (want.Role != cur.Role || cur.IsUnknown(identity.FieldRole)) {
 		from := cur.Role
 		if from == "" {
 			from = "(none)"
 		}
-		a.step(target.ActSetRole, fmt.Sprintf("role %s → %s: %s", from, want.Role, d.RoleWhy), func(n *identity.Account) { n.Role = want.Role })
+		down := want.Role != cur.Role && roleRank(a.in.Rules, want.Role) > roleRank(a.in.Rules, cur.Role)
+		a.step(target.ActSetRole, fmt.Sprintf("role %s → %s: %s", from, want.Role, d.RoleWhy)+unknown(identity.FieldRole), down, func(n *identity.Account) { n.Role = want.Role })
 	}
-	if len(a.in.Rules.Groups) > 0 && !slices.Equal(identity.SortedSet(cur.Groups), identity.SortedSet(want.Groups)) {
-		a.step(target.ActSetGroups, "groups "+groupDelta(cur.Groups, want.Groups)+" ("+src+" membership)", func(n *identity.Account) { n.Groups = slices.Clone(want.Groups) })
+	if len(a.in.Rules.Groups) > 0 && (!slices.Equal(identity.SortedSet(cur.Groups), identity.SortedSet(want.Groups)) || cur.IsUnknown(identity.FieldGroups)) {
+		removal := false
+		for _, g := range cur.Groups {
+			if !slices.Contains(want.Groups, g) {
+				removal = true
+			}
+		}
+		a.step(target.ActSetGroups, strings.TrimSpace("groups "+groupDelta(cur.Groups, want.Groups))+" ("+src+" membership)"+unknown(identity.FieldGroups), removal,
+			func(n *identity.Account) { n.Groups = slices.Clone(want.Groups) })
 	}
-	if !identity.SameTime(cur.Expires, want.Expires) {
+	if !identity.SameTime(cur.Expires, want.Expires) || cur.IsUnknown(identity.FieldExpires) {
 		what := "cleared"
 		if want.Expires != nil {
 			what = want.Expires.UTC().Format(time.RFC3339)
 		}
-		a.step(target.ActSetExpiry, fact(u, identity.FactExpires, "expiry")+" → expiry "+what, func(n *identity.Account) { n.Expires = want.Expires })
+		a.step(target.ActSetExpiry, fact(u, identity.FactExpires, "expiry")+" → expiry "+what+unknown(identity.FieldExpires), false, func(n *identity.Account) { n.Expires = want.Expires })
 	}
 	switch {
 	case want.MustChangePassword && !cur.MustChangePassword:
-		a.step(target.ActForcePasswordChange, fact(u, identity.FactMustChangePassword, "must change password"), func(n *identity.Account) { n.MustChangePassword = true })
+		a.step(target.ActForcePasswordChange, fact(u, identity.FactMustChangePassword, "must change password"), false, func(n *identity.Account) { n.MustChangePassword = true })
 	case !want.MustChangePassword && cur.MustChangePassword:
-		a.silent(func(n *identity.Account) { n.MustChangePassword = false })
+		a.cur.MustChangePassword = false
+		a.note = true
 	}
-	if !cur.Suspended && want.Suspended {
+	if want.Suspended && (!cur.Suspended || cur.IsUnknown(identity.FieldSuspended)) {
 		why := fact(u, identity.FactActive, "inactive")
 		if u.Active && d.Expired {
 			why = fmt.Sprintf("%s → expired at %s", fact(u, identity.FactExpires, "expiry"), want.Expires.UTC().Format(time.RFC3339))
 		}
-		mut := func(n *identity.Account) { n.Suspended = true }
-		if a.in.Cap.Supports(target.ActSuspend) {
-			a.step(target.ActSuspend, why, mut)
-		} else {
-			a.skip(target.ActSuspend, why+"; skipped: "+a.in.Target+" cannot suspend accounts", mut)
-		}
+		a.step(target.ActSuspend, why+unknown(identity.FieldSuspended), false, func(n *identity.Account) { n.Suspended = true })
 	}
 }
 
@@ -440,37 +534,35 @@ func planGone(p *Plan, in PlanInput, c identity.Account) {
 	case "none":
 		return
 	case "delete":
-		if in.Cap.Supports(target.ActDelete) {
-			a.step(target.ActDelete, why+"; deprovision: delete", func(n *identity.Account) { n.Exists = false })
-		} else {
-			a.skip(target.ActDelete, why+"; skipped: "+in.Target+" cannot delete accounts", func(n *identity.Account) { n.Exists = false })
-		}
+		a.step(target.ActDelete, why+"; deprovision: delete", false, func(n *identity.Account) { n.Exists = false })
 	default: // suspend, then maybe delete after a delay
 		switch {
-		case !c.Suspended:
+		case !c.Suspended || c.IsUnknown(identity.FieldSuspended):
 			now := in.Now
-			mut := func(n *identity.Account) { n.Suspended, n.Deprovisioned, n.SuspendedAt = true, true, &now }
-			if in.Cap.Supports(target.ActSuspend) {
-				a.step(target.ActSuspend, why+"; deprovision: suspend", mut)
-			} else {
-				a.skip(target.ActSuspend, why+"; skipped: "+in.Target+" cannot suspend accounts", mut)
+			reason := why + "; deprovision: suspend"
+			if c.IsUnknown(identity.FieldSuspended) && c.Suspended {
+				reason += unknownWhy
 			}
+			a.step(target.ActSuspend, reason, false, func(n *identity.Account) { n.Suspended, n.Deprovisioned, n.SuspendedAt = true, true, &now })
 		case !c.Deprovisioned:
 			now := in.Now
-			a.silent(func(n *identity.Account) { n.Deprovisioned, n.SuspendedAt = true, &now })
+			a.cur.Deprovisioned, a.cur.SuspendedAt = true, &now
+			a.note = true
 		case dp.DeleteAfter > 0 && c.SuspendedAt != nil && !in.Now.Before(c.SuspendedAt.Add(dp.DeleteAfter.D())):
 			reason := fmt.Sprintf("%s; suspended since %s and delete_after %s elapsed", why, c.SuspendedAt.UTC().Format(time.RFC3339), dp.DeleteAfter.D())
 			if in.Cap.Supports(target.ActDelete) {
-				a.step(target.ActDelete, reason, func(n *identity.Account) { n.Exists = false })
+				a.step(target.ActDelete, reason, false, func(n *identity.Account) { n.Exists = false })
 			}
 		}
 	}
 	a.finish()
 }
 
-// NextDeletion returns the earliest time a suspended, deprovisioned account
-// becomes due for deletion under the rules.
-func NextDeletion(cached map[string]identity.Account, r Rules) (time.Time, bool) {
+// NextDeletion returns the earliest time after now that a suspended,
+// deprovisioned account becomes due for deletion under the rules. A
+// deletion already due is left to the runs (it may be held by the guard):
+// it must not re-arm the timer again and again.
+func NextDeletion(cached map[string]identity.Account, r Rules, now time.Time) (time.Time, bool) {
 	var at time.Time
 	ok := false
 	if r.Deprovision.Action != "suspend" || r.Deprovision.DeleteAfter <= 0 {
@@ -479,7 +571,7 @@ func NextDeletion(cached map[string]identity.Account, r Rules) (time.Time, bool)
 	for _, c := range cached {
 		if c.Exists && c.Deprovisioned && c.SuspendedAt != nil {
 			t := c.SuspendedAt.Add(r.Deprovision.DeleteAfter.D())
-			if !ok || t.Before(at) {
+			if t.After(now) && (!ok || t.Before(at)) {
 				at, ok = t, true
 			}
 		}

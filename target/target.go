@@ -99,6 +99,14 @@ type Lister interface {
 	List(ctx context.Context) ([]identity.Account, error)
 }
 
+// LiveFielder is implemented by a Lister whose List reports these account
+// fields as the application has them (identity.FieldSuspended, FieldRole,
+// FieldGroups, FieldExpires, FieldProfile). A reconcile compares only those
+// with the cache; a Lister without it is compared on suspension only.
+type LiveFielder interface {
+	LiveFields() []string
+}
+
 // Reader re-reads one account (matched by its Remote ids, email or username)
 // before an uncertain action is retried, e.g. after a crash or a timeout. It
 // returns an error of kind NotFound when the account does not exist.

@@ -53,6 +53,8 @@ type options struct {
 	out         string
 	summary     string
 	command     string
+	mode        string
+	rec         reconcileOptions
 }
 
 func main() {
@@ -73,7 +75,12 @@ func main() {
 	flag.StringVar(&o.out, "out", "", "write the Markdown results here as well as to stdout")
 	flag.StringVar(&o.summary, "summary", "", "write the summary rows (figure | dirsync | reference | value | ratio | goal | pass) here")
 	flag.StringVar(&o.command, "command", "", "the command line to print in the results (default: this one)")
+	flag.StringVar(&o.mode, "mode", "apply", "apply (creates and suspensions) or reconcile (bench/reconcile.sh)")
+	flag.IntVar(&o.rec.reenabled, "reenabled", 100, "reconcile: leavers re-enabled by hand")
+	flag.IntVar(&o.rec.raised, "raised", 50, "reconcile: roles raised to admin by hand")
+	flag.IntVar(&o.rec.orphans, "orphans", 20, "reconcile: accounts made by hand")
 	flag.Parse()
+	o.rec.n = o.n
 	for _, b := range strings.Split(backends, ",") {
 		if b = strings.TrimSpace(b); b != "" {
 			o.backends = append(o.backends, b)
@@ -84,6 +91,23 @@ func main() {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	if o.mode == "reconcile" {
+		var w io.Writer = os.Stdout
+		if o.out != "" {
+			f, err := os.Create(o.out)
+			if err != nil {
+				fmt.Fprintln(os.Stderr, "apply:", err)
+				os.Exit(1)
+			}
+			defer f.Close()
+			w = io.MultiWriter(os.Stdout, f)
+		}
+		if err := runReconcile(ctx, o, o.rec, w); err != nil {
+			fmt.Fprintln(os.Stderr, "reconcile:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if err := run(ctx, o, os.Stderr); err != nil {
 		fmt.Fprintln(os.Stderr, "apply:", err)
 		os.Exit(1)

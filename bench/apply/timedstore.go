@@ -51,7 +51,7 @@ func (s *timedStore) PutRun(ctx context.Context, r state.Run) error {
 	return s.Store.PutRun(ctx, r)
 }
 
-func (s *timedStore) PutSnapshot(ctx context.Context, snap *identity.Snapshot) error {
+func (s *timedStore) PutSnapshot(ctx context.Context, f state.Fence, snap *identity.Snapshot) error {
 	defer s.observe(time.Now())
-	return s.Store.PutSnapshot(ctx, snap)
+	return s.Store.PutSnapshot(ctx, f, snap)
 }

@@ -256,12 +256,19 @@ func cmdApprove(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		}
 		acts = append(acts, target.Action(s))
 	}
+	var res *dsync.Result
 	release, err := a.leadOnce(ctx)
-	if err != nil {
+	switch {
+	case err == nil:
+		defer release()
+		res, err = a.engine.Approve(ctx, dsync.ApproveRequest{RunID: pos[0], Only: acts, By: approver()})
+	case errors.Is(err, errDaemonLeads):
+		// A daemon leads: ask it, rather than apply beside it.
+		fmt.Fprintln(stderr, "a running dirsync holds the leader lock: asking it to apply the approval")
+		res, err = askLeader(ctx, a.store, request{Op: "approve", RunID: pos[0], Only: acts, By: approver()}, 10*time.Minute)
+	default:
 		return err
 	}
-	defer release()
-	res, err := a.engine.Approve(ctx, pos[0], acts)
 	if res != nil {
 		printResult(stdout, c.output, res)
 	}

@@ -41,6 +41,11 @@ type trigger struct {
 	keys []string // nil: full run
 	// stored: use stored snapshots (expiry timer) instead of pulling.
 	stored bool
+	// reconcile: read every live account back (a full run that also
+	// checks the applications).
+	reconcile bool
+	// fallback says why a change became a full run.
+	fallback string
 }
 
 // daemon is the long-running process: HTTP, leader election, scheduler,
@@ -174,6 +179,12 @@ func (d *daemon) serve(ctx context.Context, onReady func(addr string)) error {
 		cancelLead()
 		return fmt.Errorf("schedule.full: %w", err)
 	}
+	if spec := d.a.cfg.Schedule.Reconcile; spec != "" && spec != "off" {
+		if _, err := cr.AddFunc(spec, func() { d.Trigger(trigger{name: "reconcile", reconcile: true}) }); err != nil {
+			cancelLead()
+			return fmt.Errorf("schedule.reconcile: %w", err)
+		}
+	}
 	cr.Start()
 	// Incremental: watchers, and polling of sources that cannot watch.
 	watchCtx, cancelWatch := context.WithCancel(ctx)
@@ -187,11 +198,17 @@ func (d *daemon) serve(ctx context.Context, onReady func(addr string)) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if !d.watch(watchCtx, s, w) {
+			// A SCIM server receives pushes on every replica (standbys
+			// forward them); a directory watcher keeps cursors in shared
+			// state, so it runs on the leader only.
+			_, everywhere := s.(mounter)
+			if !d.watch(watchCtx, s, w, !everywhere) {
 				polled.Add(1)
 			}
 		}()
 	}
+	wg.Add(1)
+	go func() { defer wg.Done(); d.relay(watchCtx) }()
 	if iv := d.a.cfg.Schedule.Incremental.D(); iv > 0 {
 		wg.Add(1)
 		go func() {
@@ -276,27 +293,48 @@ func (d *daemon) elect(ctx context.Context) {
 }
 
 // watch runs a source's watcher until ctx ends, restarting it when it
-// fails. It returns false at once when the source cannot watch as
-// configured, so the daemon polls it instead.
-func (d *daemon) watch(ctx context.Context, s source.Source, w source.Watcher) bool {
+// fails. With leaderOnly it runs only while this replica leads, and stops
+// when it loses the lease. It returns false at once when the source cannot
+// watch as configured, so the daemon polls it instead.
+func (d *daemon) watch(ctx context.Context, s source.Source, w source.Watcher, leaderOnly bool) bool {
 	for ctx.Err() == nil {
-		err := w.Watch(ctx, func(ch source.Change) {
-			if ch.Full {
-				d.Trigger(trigger{name: "incremental:" + s.Name()})
+		if leaderOnly && !d.leader.Load() {
+			select {
+			case <-ctx.Done():
+				return true
+			case <-time.After(relayInterval):
+			}
+			continue
+		}
+		wctx, cancel := context.WithCancel(ctx)
+		if leaderOnly {
+			go func() {
+				for wctx.Err() == nil && d.leader.Load() {
+					select {
+					case <-wctx.Done():
+					case <-time.After(relayInterval):
+					}
+				}
+				cancel()
+			}()
+		}
+		err := w.Watch(wctx, func(ch source.Change) {
+			if !d.leader.Load() {
+				d.forward(ctx, s.Name(), ch)
 				return
 			}
-			keys, err := d.a.engine.MergeChange(ctx, s.Name(), ch)
-			if err != nil {
-				d.log.Warn("incremental change not merged: left to the next full run", zap.String("source", s.Name()), zap.Error(err))
-				return
-			}
-			d.Trigger(trigger{name: "incremental:" + s.Name(), keys: keys})
+			d.mergeAndTrigger(ctx, s.Name(), ch, "watch")
 		})
+		lost := wctx.Err() != nil && ctx.Err() == nil
+		cancel()
 		if errors.Is(err, source.ErrWatchUnsupported) {
 			return false
 		}
 		if ctx.Err() != nil {
 			return true
+		}
+		if lost {
+			continue // leadership lost: wait to lead again
 		}
 		d.log.Warn("watch ended: restarting", zap.String("source", s.Name()), zap.Error(err))
 		select {
@@ -339,6 +377,7 @@ func (d *daemon) worker(ctx context.Context, stop chan struct{}) {
 			t = trigger{name: "expiry", stored: true}
 		}
 		full := t.keys == nil && !t.stored
+		reconcile, fallback := t.reconcile, t.fallback
 		keys := map[string]bool{}
 		for _, k := range t.keys {
 			keys[k] = true
@@ -352,7 +391,9 @@ func (d *daemon) worker(ctx context.Context, stop chan struct{}) {
 				case more := <-d.triggers:
 					if more.keys == nil && !more.stored {
 						full, name = true, more.name
+						fallback = more.fallback
 					}
+					reconcile = reconcile || more.reconcile
 					for _, k := range more.keys {
 						keys[k] = true
 					}
@@ -366,7 +407,7 @@ func (d *daemon) worker(ctx context.Context, stop chan struct{}) {
 		if !d.leader.Load() {
 			continue // standby: the leader runs; our SCIM writes are in the shared store
 		}
-		ro := dsync.RunOptions{Trigger: name, Stop: stop}
+		ro := dsync.RunOptions{Trigger: name, Stop: stop, Reconcile: reconcile && full, Fallback: fallback}
 		if !full {
 			if len(keys) == 0 {
 				ro.UseStored = true

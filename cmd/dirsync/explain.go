@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
+	"slices"
 	"strings"
 	"time"
 
@@ -117,8 +119,11 @@ func describe(a *identity.Account) string {
 	if a.Deprovisioned {
 		s += " deprovisioned"
 	}
-	if a.Failures > 0 {
-		s += fmt.Sprintf(" failures=%d", a.Failures)
+	for _, act := range slices.Sorted(maps.Keys(a.Failing)) {
+		s += fmt.Sprintf(" %s_failed_runs=%d", act, a.Failing[act])
+	}
+	if len(a.Unknown) > 0 {
+		s += " unknown=" + strings.Join(a.Unknown, ",")
 	}
 	return s
 }

@@ -14,6 +14,9 @@ import (
 
 const leaderLock = "leader"
 
+// errDaemonLeads: a one-shot command found the leader lock held.
+var errDaemonLeads = errors.New("another dirsync (a daemon?) holds the leader lock and is applying; stop it, or let it do the run")
+
 func ownerID(kind string) string {
 	h, _ := os.Hostname()
 	return fmt.Sprintf("%s-%s-%d-%d", kind, h, os.Getpid(), time.Now().UnixNano()%1e6)
@@ -26,7 +29,7 @@ func (a *app) leadOnce(ctx context.Context) (release func(), err error) {
 	ttl := a.cfg.State.LockTTL.D()
 	l, err := a.store.AcquireLock(ctx, leaderLock, ownerID("cli"), ttl)
 	if errors.Is(err, state.ErrLockHeld) {
-		return nil, exitError{code: exitFailed, err: errors.New("another dirsync (a daemon?) holds the leader lock and is applying; stop it, or let it do the run")}
+		return nil, exitError{code: exitFailed, err: errDaemonLeads}
 	}
 	if err != nil {
 		return nil, fmt.Errorf("leader lock: %w", err)
@@ -59,4 +62,15 @@ func (a *app) leadOnce(ctx context.Context) (release func(), err error) {
 		<-done
 		_ = a.store.ReleaseLock(context.Background(), *cur.Load())
 	}, nil
+}
+
+// approver names the person running `dirsync approve` for the decisions:
+// the login name, or "the CLI" when unknown.
+func approver() string {
+	for _, k := range []string{"SUDO_USER", "USER", "LOGNAME"} {
+		if v := os.Getenv(k); v != "" {
+			return v + " (CLI)"
+		}
+	}
+	return "the CLI"
 }

@@ -37,6 +37,8 @@ Commands:
   plan       show what a run would do; --out FILE writes a plan file
   apply      apply a plan file made by plan --out (refused if the state changed since)
   approve    apply a plan the safety guard held: approve RUN [--only suspend,delete]
+  reconcile  read every live account back: fix drift, report or remove orphans, correct missing ones
+  report     report access [--target T] [--privileged] [--output table|csv|json]: who has what, and why
   explain    show why a user's accounts look the way they do: explain USER [--target T]
   decisions  query the decision journal
   validate   check a config file and print every problem
@@ -89,7 +91,7 @@ func runMain(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	cmds := map[string]func(context.Context, []string, io.Writer, io.Writer) error{
 		"run": cmdRun, "sync": cmdSync, "plan": cmdPlan, "apply": cmdApply, "approve": cmdApprove,
-		"explain": cmdExplain, "decisions": cmdDecisions, "validate": cmdValidate, "version": cmdVersion, "demo": cmdDemo,
+		"explain": cmdExplain, "decisions": cmdDecisions, "reconcile": cmdReconcile, "report": cmdReport, "validate": cmdValidate, "version": cmdVersion, "demo": cmdDemo,
 		"__ezwapi-fake": cmdEzwapiFake,
 	}
 	f, ok := cmds[args[0]]

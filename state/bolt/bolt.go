@@ -51,6 +51,7 @@ var (
 	bHeld      = []byte("held")
 	bKV        = []byte("kv")    // one nested bucket per KV bucket; value = 8-byte version + data
 	bLocks     = []byte("locks") // lock name → newest token issued (8 bytes)
+	bLinks     = []byte("links") // RecordID → person id
 )
 
 type lease struct {
@@ -178,7 +179,7 @@ func newestToken(tx *bbolt.Tx, name string) int64 {
 }
 
 // PutSnapshot stores a source's latest snapshot.
-func (s *Store) PutSnapshot(ctx context.Context, snap *identity.Snapshot) error {
+func (s *Store) PutSnapshot(ctx context.Context, f state.Fence, snap *identity.Snapshot) error {
 	if snap == nil {
 		return errors.New("bolt: put snapshot: nil snapshot")
 	}
@@ -187,10 +188,55 @@ func (s *Store) PutSnapshot(ctx context.Context, snap *identity.Snapshot) error 
 		return fmt.Errorf("bolt: put snapshot %q: %w", snap.Source, err)
 	}
 	err = s.db.Update(func(tx *bbolt.Tx) error {
+		if err := checkFence(tx, f); err != nil {
+			return err
+		}
 		return tx.Bucket(bSnapshots).Put([]byte(snap.Source), b)
 	})
 	if err != nil {
 		return fmt.Errorf("bolt: put snapshot %q: %w", snap.Source, err)
+	}
+	return nil
+}
+
+// Links returns the link table.
+func (s *Store) Links(ctx context.Context) (map[string]string, error) {
+	out := map[string]string{}
+	err := s.db.View(func(tx *bbolt.Tx) error {
+		b := tx.Bucket(bLinks)
+		if b == nil {
+			return nil
+		}
+		return b.ForEach(func(k, v []byte) error {
+			out[string(k)] = string(v)
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, fmt.Errorf("bolt: links: %w", err)
+	}
+	return out, nil
+}
+
+// PutLinks adds link table entries under a fence, in one transaction.
+func (s *Store) PutLinks(ctx context.Context, f state.Fence, links map[string]string) error {
+	err := s.db.Update(func(tx *bbolt.Tx) error {
+		if err := checkFence(tx, f); err != nil {
+			return err
+		}
+		b, err := tx.CreateBucketIfNotExists(bLinks)
+		if err != nil {
+			return err
+		}
+		for k, v := range links {
+			if err := b.Put([]byte(k), []byte(v)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("bolt: put links: %w", err)
 	}
 	return nil
 }

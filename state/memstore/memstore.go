@@ -50,6 +50,7 @@ type Store struct {
 	now         func() time.Time
 
 	snapshots map[string][]byte // JSON
+	links     map[string]string
 	accounts  map[string]map[string]identity.Account
 	cursors   map[string][]byte
 	runs      map[string][]byte // JSON
@@ -153,7 +154,7 @@ func checkFence(f state.Fence, newest func(string) (int64, bool), anyIssued bool
 }
 
 // PutSnapshot stores a source's latest snapshot.
-func (s *Store) PutSnapshot(ctx context.Context, snap *identity.Snapshot) error {
+func (s *Store) PutSnapshot(ctx context.Context, f state.Fence, snap *identity.Snapshot) error {
 	if snap == nil {
 		return fmt.Errorf("memstore: put snapshot: nil snapshot")
 	}
@@ -165,7 +166,41 @@ func (s *Store) PutSnapshot(ctx context.Context, snap *identity.Snapshot) error 
 		return err
 	}
 	defer s.mu.Unlock()
+	if err := CheckFence(f, s.tokens); err != nil {
+		return fmt.Errorf("memstore: put snapshot %q: %w", snap.Source, err)
+	}
 	s.snapshots[snap.Source] = b
+	return nil
+}
+
+// Links returns a copy of the link table.
+func (s *Store) Links(ctx context.Context) (map[string]string, error) {
+	if err := s.lock(); err != nil {
+		return nil, err
+	}
+	defer s.mu.Unlock()
+	out := make(map[string]string, len(s.links))
+	for k, v := range s.links {
+		out[k] = v
+	}
+	return out, nil
+}
+
+// PutLinks adds link table entries under a fence.
+func (s *Store) PutLinks(ctx context.Context, f state.Fence, links map[string]string) error {
+	if err := s.lock(); err != nil {
+		return err
+	}
+	defer s.mu.Unlock()
+	if err := CheckFence(f, s.tokens); err != nil {
+		return fmt.Errorf("memstore: put links: %w", err)
+	}
+	if s.links == nil {
+		s.links = map[string]string{}
+	}
+	for k, v := range links {
+		s.links[k] = v
+	}
 	return nil
 }
 

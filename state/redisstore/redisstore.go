@@ -169,7 +169,9 @@ func (s *Store) lockKey(name string) string { return s.k("{fenced}:lock:", name)
 func (s *Store) acctKey(target string) string {
 	return s.k("{fenced}:acct:", target)
 }
-func (s *Store) heldKey() string { return s.k("{fenced}:held") }
+func (s *Store) heldKey() string  { return s.k("{fenced}:held") }
+func (s *Store) snapsKey() string { return s.k("{fenced}:snaps") }
+func (s *Store) linksKey() string { return s.k("{fenced}:links") }
 
 // Ping checks the server answers.
 func (s *Store) Ping(ctx context.Context) error {
@@ -204,7 +206,7 @@ func mapErr(err error) error {
 }
 
 // PutSnapshot stores a source's latest snapshot.
-func (s *Store) PutSnapshot(ctx context.Context, snap *identity.Snapshot) error {
+func (s *Store) PutSnapshot(ctx context.Context, f state.Fence, snap *identity.Snapshot) error {
 	if snap == nil {
 		return errors.New("redisstore: put snapshot: nil snapshot")
 	}
@@ -212,15 +214,54 @@ func (s *Store) PutSnapshot(ctx context.Context, snap *identity.Snapshot) error 
 	if err != nil {
 		return fmt.Errorf("redisstore: put snapshot %q: %w", snap.Source, err)
 	}
-	if err := s.c.Set(ctx, s.k("snap:", snap.Source), b, 0).Err(); err != nil {
-		return fmt.Errorf("redisstore: put snapshot %q: %w", snap.Source, err)
+	err = fencedHSet.Run(ctx, s.c, []string{s.tokensKey(), s.snapsKey()}, append(fenceArgs(f), snap.Source, b)...).Err()
+	if err != nil {
+		return fmt.Errorf("redisstore: put snapshot %q: %w", snap.Source, mapErr(err))
 	}
 	return nil
 }
 
+// Links returns the link table.
+func (s *Store) Links(ctx context.Context) (map[string]string, error) {
+	m, err := s.c.HGetAll(ctx, s.linksKey()).Result()
+	if err != nil {
+		return nil, fmt.Errorf("redisstore: links: %w", err)
+	}
+	return m, nil
+}
+
+// PutLinks adds link table entries under a fence, in scripts of up to 1,000.
+func (s *Store) PutLinks(ctx context.Context, f state.Fence, links map[string]string) error {
+	args := fenceArgs(f)
+	flush := func() error {
+		if len(args) == 2 {
+			return nil
+		}
+		err := fencedHSet.Run(ctx, s.c, []string{s.tokensKey(), s.linksKey()}, args...).Err()
+		args = fenceArgs(f)
+		if err != nil {
+			return fmt.Errorf("redisstore: put links: %w", mapErr(err))
+		}
+		return nil
+	}
+	for k, v := range links {
+		args = append(args, k, v)
+		if len(args) >= 2002 {
+			if err := flush(); err != nil {
+				return err
+			}
+		}
+	}
+	return flush()
+}
+
 // GetSnapshot returns a source's snapshot or state.ErrNotFound.
 func (s *Store) GetSnapshot(ctx context.Context, source string) (*identity.Snapshot, error) {
-	b, err := s.c.Get(ctx, s.k("snap:", source)).Bytes()
+	b, err := s.c.HGet(ctx, s.snapsKey(), source).Bytes()
+	if errors.Is(err, redis.Nil) {
+		// Written before snapshots were fenced (one key per source).
+		b, err = s.c.Get(ctx, s.k("snap:", source)).Bytes()
+	}
 	if errors.Is(err, redis.Nil) {
 		return nil, fmt.Errorf("redisstore: snapshot %q: %w", source, state.ErrNotFound)
 	}

@@ -145,7 +145,8 @@ func TestKeyLayout(t *testing.T) {
 	}
 	must(s.PutAccount(ctx, f, "netmaker", identity.Account{Key: "k"}))
 	must(s.PutHeld(ctx, f, "run-1", []byte("{}")))
-	must(s.PutSnapshot(ctx, &identity.Snapshot{Source: "ad"}))
+	must(s.PutSnapshot(ctx, f, &identity.Snapshot{Source: "ad"}))
+	must(s.PutLinks(ctx, f, map[string]string{"ad:k": "k"}))
 	must(s.PutCursor(ctx, "ad", []byte("1")))
 	must(s.PutRun(ctx, state.Run{ID: "run-1"}))
 	must(s.AppendDecisions(ctx, []state.Decision{{User: "u"}}))
@@ -156,8 +157,8 @@ func TestKeyLayout(t *testing.T) {
 	must(err)
 	sort.Strings(keys)
 	want := []string{
-		"app1:cursor:ad", "app1:kv:users", "app1:snap:ad",
-		"app1:{fenced}:acct:netmaker", "app1:{fenced}:held", "app1:{fenced}:lock:leader", "app1:{fenced}:tokens",
+		"app1:cursor:ad", "app1:kv:users",
+		"app1:{fenced}:acct:netmaker", "app1:{fenced}:held", "app1:{fenced}:links", "app1:{fenced}:lock:leader", "app1:{fenced}:snaps", "app1:{fenced}:tokens",
 		"app1:{journal}:log", "app1:{journal}:seq", "app1:{runs}:data", "app1:{runs}:idx",
 	}
 	if !slices.Equal(keys, want) {

@@ -82,6 +82,7 @@ func Run(t *testing.T, newStore func(t *testing.T) state.Store) {
 		{"LockConcurrent", testLockConcurrent},
 		{"Fencing", testFencing},
 		{"ZeroFence", testZeroFence},
+		{"LinksAndFencedSnapshots", testLinksAndFencedSnapshots},
 		{"ConcurrentPutAccount", testConcurrentPutAccount},
 	}
 	for _, tc := range tests {
@@ -153,7 +154,7 @@ func testSnapshots(t *testing.T, s state.Store) {
 		},
 		Groups: []identity.Group{{Key: "g1", Name: "admins", Members: []string{"guid-1"}}},
 	}
-	must(t, s.PutSnapshot(ctx, snap), "put snapshot")
+	must(t, s.PutSnapshot(ctx, state.Fence{}, snap), "put snapshot")
 	got, err := s.GetSnapshot(ctx, "corp-ad")
 	must(t, err, "get snapshot")
 	sameJSON(t, "snapshot", got, snap)
@@ -166,8 +167,8 @@ func testSnapshots(t *testing.T, s state.Store) {
 
 	// Replace; other sources are separate.
 	snap2 := &identity.Snapshot{Source: "corp-ad", TakenAt: base.Add(time.Hour), Users: []identity.User{}}
-	must(t, s.PutSnapshot(ctx, snap2), "replace snapshot")
-	must(t, s.PutSnapshot(ctx, &identity.Snapshot{Source: "okta", TakenAt: base}), "put okta")
+	must(t, s.PutSnapshot(ctx, state.Fence{}, snap2), "replace snapshot")
+	must(t, s.PutSnapshot(ctx, state.Fence{}, &identity.Snapshot{Source: "okta", TakenAt: base}), "put okta")
 	got, err = s.GetSnapshot(ctx, "corp-ad")
 	must(t, err, "get replaced snapshot")
 	if len(got.Users) != 0 || !got.TakenAt.Equal(snap2.TakenAt) {
@@ -187,8 +188,8 @@ func fullAccount(key string) identity.Account {
 		Expires: ptime(base.Add(24 * time.Hour)), Role: "admin", Groups: []string{"a", "b"},
 		Attributes:         map[string]string{"computer_usernames": "x,y"},
 		MustChangePassword: true, Remote: map[string]string{"uuid": "u-" + key},
-		Exists: true, SuspendedAt: ptime(base), Deprovisioned: true, Failures: 2,
-		Pending: "suspend", Skipped: "create",
+		Exists: true, SuspendedAt: ptime(base), Deprovisioned: true, Failing: map[string]int{"set_role": 2},
+		Pending: "suspend", Unknown: []string{identity.FieldRole},
 	}
 }
 
@@ -887,5 +888,33 @@ func BenchAccount(i int) identity.Account {
 		FamilyName: fmt.Sprintf("Family%d", i), DisplayName: fmt.Sprintf("Given Family%d", i),
 		Role: "user", Groups: []string{"staff", fmt.Sprintf("team-%d", i%100)},
 		Remote: map[string]string{"uuid": key}, Exists: true,
+	}
+}
+
+func testLinksAndFencedSnapshots(t *testing.T, s state.Store) {
+	ctx := ctxT(t)
+	got, err := s.Links(ctx)
+	must(t, err, "links of an empty store")
+	if len(got) != 0 {
+		t.Fatalf("empty link table: %v", got)
+	}
+	must(t, s.PutLinks(ctx, state.Fence{}, map[string]string{"ad:g1": "g1", "idp:s1": "g1"}), "put links")
+	must(t, s.PutLinks(ctx, state.Fence{}, map[string]string{"ad:g2": "g2"}), "add a link")
+	got, err = s.Links(ctx)
+	must(t, err, "links")
+	sameJSON(t, "links", got, map[string]string{"ad:g1": "g1", "idp:s1": "g1", "ad:g2": "g2"})
+
+	// Once a leader exists, only its fence writes links and snapshots.
+	a, err := s.AcquireLock(ctx, "leader", "A", time.Minute)
+	must(t, err, "acquire")
+	snap := &identity.Snapshot{Source: "ad", TakenAt: base, Users: []identity.User{{Key: "g1", Active: true}}}
+	wantErr(t, s.PutSnapshot(ctx, state.Fence{Lock: "leader", Token: a.Token - 1}, snap), state.ErrStaleFence, "stale snapshot write")
+	wantErr(t, s.PutLinks(ctx, state.Fence{Lock: "leader", Token: a.Token - 1}, map[string]string{"x:y": "z"}), state.ErrStaleFence, "stale link write")
+	must(t, s.PutSnapshot(ctx, a.Fence(), snap), "leader snapshot write")
+	must(t, s.PutLinks(ctx, a.Fence(), map[string]string{"ad:g3": "g3"}), "leader link write")
+	got, err = s.Links(ctx)
+	must(t, err, "links")
+	if got["ad:g3"] != "g3" || got["x:y"] != "" {
+		t.Fatalf("links after fenced writes: %v", got)
 	}
 }

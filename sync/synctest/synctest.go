@@ -112,12 +112,19 @@ func Common(mods ...func(*config.TargetCommon)) config.TargetCommon {
 
 // Harness is an engine with its parts exposed.
 type Harness struct {
-	T      testing.TB
+	T testing.TB
+	// Source is the first of Sources.
 	Source *Source
-	Store  state.Store
-	Clock  *Clock
-	Engine *dsync.Engine
-	Limits config.Limits
+	// Sources are the engine's sources in config order (precedence).
+	Sources []*Source
+	Store   state.Store
+	Clock   *Clock
+	Engine  *dsync.Engine
+	Limits  config.Limits
+
+	targets  []dsync.TargetSpec
+	rec      *dsync.Recorder
+	maxSleep time.Duration
 
 	mu        stdsync.Mutex
 	decisions []state.Decision
@@ -134,11 +141,21 @@ type Options struct {
 	// MaxSleep caps each real retry sleep (default 2ms); the requested
 	// durations are still recorded in Waits.
 	MaxSleep time.Duration
+	// Sources names the sources in config order (default one, "hr").
+	Sources []string
 }
 
 // New builds a harness around targets.
 func New(t testing.TB, targets []dsync.TargetSpec, o Options) *Harness {
-	h := &Harness{T: t, Source: NewSource("hr"), Clock: &Clock{}}
+	h := &Harness{T: t, Clock: &Clock{}, targets: targets}
+	names := o.Sources
+	if len(names) == 0 {
+		names = []string{"hr"}
+	}
+	for _, n := range names {
+		h.Sources = append(h.Sources, NewSource(n))
+	}
+	h.Source = h.Sources[0]
 	h.Clock.Set(o.Now)
 	if o.Now.IsZero() {
 		h.Clock.Set(time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC))
@@ -151,33 +168,62 @@ func New(t testing.TB, targets []dsync.TargetSpec, o Options) *Harness {
 	if o.Limits != nil {
 		h.Limits = *o.Limits
 	}
-	maxSleep := o.MaxSleep
-	if maxSleep == 0 {
-		maxSleep = 2 * time.Millisecond
+	h.maxSleep = o.MaxSleep
+	if h.maxSleep == 0 {
+		h.maxSleep = 2 * time.Millisecond
 	}
-	rec := dsync.NewRecorder(o.Logger, h.Store, func(d state.Decision) {
+	h.rec = dsync.NewRecorder(o.Logger, h.Store, func(d state.Decision) {
 		h.mu.Lock()
 		h.decisions = append(h.decisions, d)
 		h.mu.Unlock()
 	})
-	h.Engine = dsync.New(dsync.Options{
-		Sources: []source.Source{h.Source}, Targets: targets, Store: h.Store, Recorder: rec, Limits: h.Limits,
-		Now: h.Clock.Now, RetryBase: time.Millisecond,
-		Sleep: func(ctx context.Context, d time.Duration) error {
-			h.mu.Lock()
-			h.waits = append(h.waits, d)
-			h.mu.Unlock()
-			t := time.NewTimer(min(d, maxSleep))
-			defer t.Stop()
-			select {
-			case <-ctx.Done():
-				return ctx.Err()
-			case <-t.C:
-				return nil
-			}
-		},
-	})
+	h.Engine = h.NewEngine()
 	return h
+}
+
+// Src returns the source named name; it fails the test if there is none.
+func (h *Harness) Src(name string) *Source {
+	h.T.Helper()
+	for _, s := range h.Sources {
+		if s.Name() == name {
+			return s
+		}
+	}
+	h.T.Fatalf("synctest: no source %q", name)
+	return nil
+}
+
+// NewEngine builds another engine on the harness's sources, targets, store,
+// clock and decision capture, as a restarted process or a second replica
+// would be; mods adjust its options (a fence, a wrapped store).
+func (h *Harness) NewEngine(mods ...func(*dsync.Options)) *dsync.Engine {
+	srcs := make([]source.Source, len(h.Sources))
+	for i, s := range h.Sources {
+		srcs[i] = s
+	}
+	o := dsync.Options{
+		Sources: srcs, Targets: h.targets, Store: h.Store, Recorder: h.rec, Limits: h.Limits,
+		Now: h.Clock.Now, RetryBase: time.Millisecond, Sleep: h.sleep,
+	}
+	for _, m := range mods {
+		m(&o)
+	}
+	return dsync.New(o)
+}
+
+// sleep records the wait asked for and sleeps at most maxSleep of it.
+func (h *Harness) sleep(ctx context.Context, d time.Duration) error {
+	h.mu.Lock()
+	h.waits = append(h.waits, d)
+	h.mu.Unlock()
+	t := time.NewTimer(min(d, h.maxSleep))
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
 }
 
 // Run runs the engine and fails the test on a run error.

@@ -36,6 +36,13 @@ type Target struct {
 	// Hook, when set, runs before each call is applied; a non-nil error is
 	// returned to the engine and the call is not applied.
 	Hook func(action target.Action, a identity.Account) error
+	// After, when set, runs after each call was applied; a non-nil error is
+	// returned to the engine although the call landed (an answer lost on
+	// the way back, a timeout after the application acted).
+	After func(action target.Action, a identity.Account) error
+	// GateFn, when set, is the target's Gate: a non-empty reason refuses
+	// the action at plan time (a version gate, an account owned elsewhere).
+	GateFn func(action target.Action, a identity.Account) string
 	// NoList hides the Lister capability when true.
 	NoList bool
 	seq    int
@@ -107,7 +114,19 @@ var (
 	_ target.Deleter              = (*Target)(nil)
 	_ target.Lister               = (*Target)(nil)
 	_ target.Reader               = (*Target)(nil)
+	_ target.Gater                = (*Target)(nil)
 )
+
+// Gate implements target.Gater through GateFn.
+func (t *Target) Gate(action target.Action, a identity.Account) string {
+	t.mu.Lock()
+	g := t.GateFn
+	t.mu.Unlock()
+	if g == nil {
+		return ""
+	}
+	return g(action, a)
+}
 
 // Name implements target.Target.
 func (t *Target) Name() string { return t.name }
@@ -120,13 +139,24 @@ func (t *Target) do(ctx context.Context, act target.Action, a *identity.Account,
 		return target.Retryable(err)
 	}
 	t.mu.Lock()
-	hook := t.Hook
+	hook, after := t.Hook, t.After
 	t.mu.Unlock()
 	if hook != nil {
 		if err := hook(act, *a); err != nil {
 			return err
 		}
 	}
+	if err := t.apply(act, a, mutate); err != nil {
+		return err
+	}
+	if after != nil {
+		return after(act, a.Clone())
+	}
+	return nil
+}
+
+// apply changes the application's state for one call and records it.
+func (t *Target) apply(act target.Action, a *identity.Account, mutate func(cur *identity.Account)) error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	cur, ok := t.accounts[a.Key]
@@ -265,4 +295,93 @@ func (t *Target) Reset() {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.calls = nil
+}
+
+// WriteOnly is a view of a Target that can change accounts but neither
+// create, delete, list nor read them, as Ezeelogin's API: the engine must
+// rely on its cache alone. Accounts the application has are Seeded into the
+// underlying Target.
+type WriteOnly struct{ t *Target }
+
+// NewWriteOnly returns the write-only view of t.
+func NewWriteOnly(t *Target) *WriteOnly { return &WriteOnly{t: t} }
+
+var (
+	_ target.Updater              = (*WriteOnly)(nil)
+	_ target.Suspender            = (*WriteOnly)(nil)
+	_ target.ExpirySetter         = (*WriteOnly)(nil)
+	_ target.PasswordChangeForcer = (*WriteOnly)(nil)
+	_ target.RoleSetter           = (*WriteOnly)(nil)
+	_ target.GroupSetter          = (*WriteOnly)(nil)
+	_ target.Gater                = (*WriteOnly)(nil)
+)
+
+// Name implements target.Target.
+func (w *WriteOnly) Name() string { return w.t.Name() }
+
+// Type implements target.Target.
+func (w *WriteOnly) Type() string { return "memory-write-only" }
+
+// Update implements target.Updater.
+func (w *WriteOnly) Update(ctx context.Context, before identity.Account, a *identity.Account) error {
+	return w.t.Update(ctx, before, a)
+}
+
+// Suspend implements target.Suspender.
+func (w *WriteOnly) Suspend(ctx context.Context, a *identity.Account) error {
+	return w.t.Suspend(ctx, a)
+}
+
+// Unsuspend implements target.Suspender.
+func (w *WriteOnly) Unsuspend(ctx context.Context, a *identity.Account) error {
+	return w.t.Unsuspend(ctx, a)
+}
+
+// SetExpiry implements target.ExpirySetter.
+func (w *WriteOnly) SetExpiry(ctx context.Context, a *identity.Account) error {
+	return w.t.SetExpiry(ctx, a)
+}
+
+// ForcePasswordChange implements target.PasswordChangeForcer.
+func (w *WriteOnly) ForcePasswordChange(ctx context.Context, a *identity.Account) error {
+	return w.t.ForcePasswordChange(ctx, a)
+}
+
+// SetRole implements target.RoleSetter.
+func (w *WriteOnly) SetRole(ctx context.Context, a *identity.Account) error {
+	return w.t.SetRole(ctx, a)
+}
+
+// SetGroups implements target.GroupSetter.
+func (w *WriteOnly) SetGroups(ctx context.Context, before identity.Account, a *identity.Account) error {
+	return w.t.SetGroups(ctx, before, a)
+}
+
+// Gate implements target.Gater.
+func (w *WriteOnly) Gate(action target.Action, a identity.Account) string { return w.t.Gate(action, a) }
+
+// LiveFields implements target.LiveFielder: List reports every field.
+func (t *Target) LiveFields() []string {
+	return []string{identity.FieldSuspended, identity.FieldRole, identity.FieldGroups, identity.FieldExpires, identity.FieldProfile}
+}
+
+// Edit changes an account in the application out of band, as an
+// administrator would by hand; it reports whether the account exists.
+func (t *Target) Edit(key string, change func(*identity.Account)) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	a, ok := t.accounts[key]
+	if !ok {
+		return false
+	}
+	change(&a)
+	t.accounts[key] = a
+	return true
+}
+
+// Remove deletes an account out of band.
+func (t *Target) Remove(key string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	delete(t.accounts, key)
 }

@@ -1,0 +1,347 @@
+package sync
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"path"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/dirsync/dirsync/identity"
+	"github.com/dirsync/dirsync/state"
+	"github.com/dirsync/dirsync/target"
+	"go.uber.org/zap"
+)
+
+// A reconcile run reads every live account back from each application that
+// can list its accounts and never trusts the cache over what it just read:
+//   - drift: a live account differs from what dirsync last confirmed. The
+//     cache takes the live value, so the ordinary plan puts the account
+//     back to what the sources say. Drift that adds access (re-enabled, role
+//     raised, group added, expiry cleared or pushed back, an account of a
+//     person out of scope) is always put back; other drift follows the
+//     target's reconcile.drift (fix or report).
+//   - orphan: a live account no source knows. reconcile.orphans says
+//     whether it is reported, suspended or deleted; reconcile.allow lists
+//     accounts never touched.
+//   - missing: the cache has an account the application does not: the
+//     cache is corrected, and the plan re-creates it where the person is in
+//     scope.
+// Every fix goes through the same plan, guard and apply path as any run.
+
+// ReconcileReport is what the last reconcile of a target found, kept for
+// `dirsync report access`.
+type ReconcileReport struct {
+	Target string    `json:"target"`
+	Time   time.Time `json:"time"`
+	// Drift maps a person id to the fields found changed outside dirsync.
+	Drift map[string][]string `json:"drift,omitempty"`
+	// Orphans are live accounts no source knows.
+	Orphans []identity.Account `json:"orphans,omitempty"`
+	// Missing are person ids whose account the application no longer had.
+	Missing []string `json:"missing,omitempty"`
+}
+
+const reconcileBucket = "reconcile"
+
+// LastReconcile returns the stored report of a target's last reconcile.
+func LastReconcile(ctx context.Context, st state.Store, tgt string) (*ReconcileReport, error) {
+	raw, _, err := st.KVGet(ctx, reconcileBucket, tgt)
+	if err != nil {
+		return nil, err
+	}
+	var r ReconcileReport
+	if err := json.Unmarshal(raw, &r); err != nil {
+		return nil, fmt.Errorf("reconcile report of %s: %w", tgt, err)
+	}
+	return &r, nil
+}
+
+// liveFields returns the fields a lister reports faithfully.
+func liveFields(t target.Target) map[string]bool {
+	out := map[string]bool{}
+	if lf, ok := t.(target.LiveFielder); ok {
+		for _, f := range lf.LiveFields() {
+			out[f] = true
+		}
+	} else {
+		out[identity.FieldSuspended] = true
+	}
+	return out
+}
+
+// allowed reports whether an account is on the target's reconcile allow-list.
+func allowed(pats []string, a identity.Account) bool {
+	for _, p := range pats {
+		for _, v := range []string{a.Username, a.Email} {
+			if v == "" {
+				continue
+			}
+			if ok, _ := path.Match(p, v); ok || strings.EqualFold(p, v) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// readBack lists the target's live accounts and folds them into cached (see
+// the comment at the top of this file). It returns the orphan steps to add
+// to the plan and the decisions that report what it found.
+func (rc *runCtx) readBack(ctx context.Context, spec TargetSpec, l target.Lister, desired map[string]Desired, known map[string]identity.User, cached map[string]identity.Account) ([]Step, error) {
+	e := rc.e
+	name := spec.Target.Name()
+	pol := retryPolicy{attempts: 4, base: e.o.RetryBase, maxRetryAfter: e.o.MaxRetryAfter, sleep: e.o.Sleep}
+	var live []identity.Account
+	if r := pol.do(ctx, func(int) (error, time.Duration) {
+		var err error
+		live, err = l.List(ctx)
+		return err, 0
+	}); r.err != nil {
+		return nil, fmt.Errorf("reconcile: list accounts: %w", r.err)
+	}
+	pol2 := spec.Config.Reconcile
+	fields := liveFields(spec.Target)
+	rules := RulesFrom(spec.Config)
+	rep := ReconcileReport{Target: name, Time: e.o.Now().UTC(), Drift: map[string][]string{}}
+	// Match live accounts to cached ones: remote ids, then email, then username.
+	byRemote, byEmail, byName := map[string]string{}, map[string]string{}, map[string]string{}
+	for k, c := range cached {
+		if !c.Exists {
+			continue
+		}
+		for rk, v := range c.Remote {
+			byRemote[rk+"="+v] = k
+		}
+		if c.Email != "" {
+			byEmail[strings.ToLower(c.Email)] = k
+		}
+		if c.Username != "" {
+			byName[c.Username] = k
+		}
+	}
+	seen := map[string]bool{}
+	var unmatched []identity.Account
+	for _, a := range live {
+		k := ""
+		for rk, v := range a.Remote {
+			if m, ok := byRemote[rk+"="+v]; ok {
+				k = m
+				break
+			}
+		}
+		if k == "" && a.Email != "" {
+			k = byEmail[strings.ToLower(a.Email)]
+		}
+		if k == "" {
+			k = byName[a.Username]
+		}
+		if k == "" || seen[k] {
+			unmatched = append(unmatched, a)
+			continue
+		}
+		seen[k] = true
+		c := cached[k]
+		next, drift := foldLive(c, a, fields, rules, pol2.Drift)
+		if len(drift) == 0 {
+			continue
+		}
+		cached[k] = next
+		rep.Drift[k] = nil
+		for _, d := range drift {
+			rep.Drift[k] = append(rep.Drift[k], d.field)
+			what := "reported only (reconcile.drift: report)"
+			out := OutcomeSkipped
+			if d.fix {
+				what = "put back by the plan below"
+				out = OutcomeApplied
+			}
+			rc.decide(state.Decision{Target: name, User: displayUser(c), Action: "drift", Outcome: out,
+				Reason: fmt.Sprintf("%s changed outside dirsync: cached %s, live %s (%s); %s", d.field, d.cached, d.live, d.kind, what)})
+			if e.o.Metrics != nil {
+				e.o.Metrics.ReconcileDrift.WithLabelValues(name, d.field).Inc()
+			}
+		}
+	}
+	for k, c := range cached {
+		if !c.Exists || seen[k] {
+			continue
+		}
+		rep.Missing = append(rep.Missing, k)
+		cached[k] = identity.Account{Key: k, Failing: c.Failing}
+		rc.decide(state.Decision{Target: name, User: displayUser(c), Action: "missing", Outcome: OutcomeApplied,
+			Reason: "the account is no longer in the application: the cache is corrected (re-created where the person is in scope)"})
+		if !rc.ro.DryRun {
+			if err := e.o.Store.PutAccount(ctx, e.o.Fence(), name, cached[k]); err != nil {
+				return nil, fmt.Errorf("reconcile: correct %q: %w", c.Username, err)
+			}
+		}
+	}
+	// Accounts no cache entry has: a person's (adopted), or an orphan.
+	personBy := map[string]string{}
+	for k, u := range known {
+		if u.Email != "" {
+			personBy["e:"+strings.ToLower(u.Email)] = k
+		}
+		if d, ok := desired[k]; ok && d.Account.Username != "" {
+			personBy["u:"+d.Account.Username] = k
+		}
+		if u.Username != "" {
+			personBy["u:"+u.Username] = k
+		}
+	}
+	var orphanSteps []Step
+	now := e.o.Now()
+	for _, a := range unmatched {
+		if allowed(pol2.Allow, a) {
+			continue
+		}
+		pid := personBy["e:"+strings.ToLower(a.Email)]
+		if pid == "" || a.Email == "" {
+			pid = personBy["u:"+a.Username]
+		}
+		if pid != "" {
+			if c, ok := cached[pid]; ok && c.Exists {
+				continue // the person has another account here: leave this one to an operator
+			}
+			a.Key, a.Exists, a.Failing = pid, true, cached[pid].Failing
+			cached[pid] = a
+			why := "adopted"
+			if _, in := desired[pid]; !in {
+				why = "an account of a person out of scope, made outside dirsync: deprovisioned by the plan below"
+				rep.Drift[pid] = append(rep.Drift[pid], "exists")
+				if e.o.Metrics != nil {
+					e.o.Metrics.ReconcileDrift.WithLabelValues(name, "exists").Inc()
+				}
+			}
+			rc.decide(state.Decision{Target: name, User: displayUser(a), Action: "drift", Outcome: OutcomeApplied,
+				Reason: "found in the application, linked to " + pid + ": " + why})
+			if !rc.ro.DryRun {
+				if err := e.o.Store.PutAccount(ctx, e.o.Fence(), name, a); err != nil {
+					return nil, fmt.Errorf("reconcile: adopt %q: %w", a.Username, err)
+				}
+			}
+			continue
+		}
+		a.Exists = true
+		rep.Orphans = append(rep.Orphans, a)
+		id := a.Username
+		for _, rk := range []string{"uuid", "id", "user_id", "email_id", "username"} {
+			if v := a.Remote[rk]; v != "" {
+				id = v
+				break
+			}
+		}
+		if a.Key == "" { // connectors address accounts by their own ids
+			a.Key = "orphan:" + id
+		}
+		reason := "orphan: no source knows this account"
+		switch pol2.Orphans {
+		case "suspend":
+			if !a.Suspended && target.Supports(spec.Target, target.ActSuspend) {
+				after := a.Clone()
+				after.Suspended, after.Deprovisioned, after.SuspendedAt = true, true, &now
+				orphanSteps = append(orphanSteps, Step{Target: name, Key: a.Key, User: displayUser(a), Action: target.ActSuspend,
+					Reason: reason + "; reconcile.orphans: suspend", Before: a, After: after})
+				continue
+			}
+		case "delete":
+			if target.Supports(spec.Target, target.ActDelete) {
+				orphanSteps = append(orphanSteps, Step{Target: name, Key: a.Key, User: displayUser(a), Action: target.ActDelete,
+					Reason: reason + "; reconcile.orphans: delete", Before: a, After: identity.Account{Key: a.Key}})
+				continue
+			}
+		}
+		rc.decide(state.Decision{Target: name, User: displayUser(a), Action: "orphan", Outcome: OutcomeSkipped,
+			Reason: reason + "; reported (reconcile.orphans: " + pol2.Orphans + ")"})
+	}
+	if e.o.Metrics != nil {
+		e.o.Metrics.OrphanAccounts.WithLabelValues(name).Set(float64(len(rep.Orphans)))
+		e.o.Metrics.LastReconcile.WithLabelValues(name).Set(float64(rep.Time.Unix()))
+	}
+	if !rc.ro.DryRun {
+		b, _ := json.Marshal(rep)
+		if _, err := e.o.Store.KVPut(ctx, reconcileBucket, name, b, -1); err != nil {
+			e.o.Logger.Warn("store the reconcile report", zap.String("target", name), zap.Error(err))
+		}
+	}
+	return orphanSteps, nil
+}
+
+type drift struct {
+	field, cached, live, kind string
+	fix                       bool
+}
+
+// foldLive compares a cached account with its live one on the fields the
+// target reports, and returns the record to plan from and the drift found.
+func foldLive(c, a identity.Account, fields map[string]bool, r Rules, policy string) (identity.Account, []drift) {
+	n := c.Clone()
+	var out []drift
+	add := func(field, cached, live string, adds bool, apply func()) {
+		fix := adds || policy != "report"
+		kind := "removes access"
+		if adds {
+			kind = "adds access"
+		} else if field == identity.FieldProfile {
+			kind = "profile"
+		}
+		out = append(out, drift{field: field, cached: cached, live: live, kind: kind, fix: fix})
+		if fix {
+			apply()
+		}
+	}
+	if fields[identity.FieldSuspended] && c.Suspended != a.Suspended && !c.IsUnknown(identity.FieldSuspended) {
+		add(identity.FieldSuspended, fmt.Sprint(c.Suspended), fmt.Sprint(a.Suspended), c.Suspended && !a.Suspended, func() { n.Suspended = a.Suspended })
+	}
+	if fields[identity.FieldRole] && c.Role != a.Role && c.Role != "" && !c.IsUnknown(identity.FieldRole) {
+		add(identity.FieldRole, c.Role, orNone(a.Role), roleRank(r, a.Role) < roleRank(r, c.Role), func() { n.Role = a.Role })
+	}
+	if fields[identity.FieldGroups] && !slices.Equal(identity.SortedSet(c.Groups), identity.SortedSet(a.Groups)) && !c.IsUnknown(identity.FieldGroups) {
+		added := false
+		for _, g := range a.Groups {
+			if !slices.Contains(c.Groups, g) {
+				added = true
+			}
+		}
+		add(identity.FieldGroups, orNone(strings.Join(c.Groups, ",")), orNone(strings.Join(a.Groups, ",")), added, func() { n.Groups = slices.Clone(a.Groups) })
+	}
+	if fields[identity.FieldExpires] && !identity.SameTime(c.Expires, a.Expires) && !c.IsUnknown(identity.FieldExpires) {
+		later := a.Expires == nil || (c.Expires != nil && a.Expires.After(*c.Expires))
+		add(identity.FieldExpires, timeOr(c.Expires), timeOr(a.Expires), later, func() { n.Expires = a.Expires })
+	}
+	if fields[identity.FieldProfile] && (c.DisplayName != a.DisplayName || !strings.EqualFold(c.Email, a.Email) && a.Email != "") {
+		add(identity.FieldProfile, c.DisplayName+" <"+c.Email+">", a.DisplayName+" <"+a.Email+">", false, func() {
+			n.DisplayName = a.DisplayName
+			if a.Email != "" {
+				n.Email = a.Email
+			}
+		})
+	}
+	if a.Remote != nil {
+		n.Remote = mergeRemote(n.Remote, a.Remote)
+	}
+	return n, out
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "(none)"
+	}
+	return s
+}
+
+func timeOr(t *time.Time) string {
+	if t == nil {
+		return "(none)"
+	}
+	return t.UTC().Format(time.RFC3339)
+}
+
+// cannotReconcile reports a target that cannot be read back.
+func (rc *runCtx) cannotReconcile(name string) {
+	rc.decide(state.Decision{Target: name, User: "*", Action: "reconcile", Outcome: OutcomeSkipped,
+		Reason: name + " cannot list its accounts: its cache cannot be verified against the application (drift and orphans are not seen)"})
+}

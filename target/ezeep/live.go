@@ -1,0 +1,10 @@
+package ezeep
+
+import "github.com/dirsync/dirsync/identity"
+
+// LiveFields implements target.LiveFielder: the user list carries the role
+// and the printing group list. Suspension is not an ezeep state (it is the
+// groups stripped and the role lowered), so it is compared through those.
+func (t *Target) LiveFields() []string {
+	return []string{identity.FieldRole, identity.FieldGroups}
+}
