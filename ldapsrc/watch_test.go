@@ -227,6 +227,14 @@ func TestSyncreplOpenLDAP(t *testing.T) {
 		t.Fatalf("resume reported more than the change: %+v", ch)
 	default:
 	}
+	// A posixGroup (memberUid) deleted: its member loses it. (Not strict:
+	// slapd's session log may also replay the deletion to the users' stream.)
+	w2.waitEvent("ready:syncrepl-groups")
+	srv.Modify(t, "dn: cn=devs,"+c.GroupsDN()+"\nchangetype: delete\n")
+	ch = w2.next("group deleted", false, groupChangeOf("devs", nil, []string{keys["dave"]}))
+	if !ch.GroupChanges[0].Deleted || len(ch.Upserts) != 1 || slices.Contains(ch.Upserts[0].Groups, "devs") {
+		t.Fatalf("group deleted: %+v", ch)
+	}
 }
 
 func TestSyncreplRefreshRequired(t *testing.T) {
