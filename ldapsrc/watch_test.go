@@ -254,12 +254,17 @@ func TestModifyTimestampPolling(t *testing.T) {
 	st := adminSettings(srv)
 	st.Inc.Mode = IncModifyTimestamp
 	st.Inc.PollInterval = 50 * 1e6
+	snap, err := newSource(t, st).Pull(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	alice := byUsername(snap)["alice"].Key
 	w, _ := startWatch(t, st, &memCursors{})
 	w.waitEvent("poll")
 	srv.Modify(t, "dn: "+c.UserDN("carol")+"\nchangetype: modify\nreplace: sn\nsn: Changed\n")
 	w.next("modified user", true, upsertOf("carol", func(u identity.User) bool { return u.FamilyName == "Changed" }))
 	srv.Modify(t, "dn: "+c.GroupDN("staff")+"\nchangetype: modify\ndelete: member\nmember: "+c.UserDN("alice")+"\n")
-	w.next("group change", false, isFull)
+	w.next("group change", false, groupChangeOf("staff", nil, []string{alice}))
 }
 
 func adKeys(t *testing.T, st Settings) map[string]string {
@@ -338,7 +343,7 @@ func TestDirSyncActiveDirectory(t *testing.T) {
 	srv.Modify(t, "dn: CN=Erin Test,OU=Staff,{BASE}\nchangetype: delete\n")
 	w.next("deleted user", true, deleteOf(keys["erin"]))
 	srv.Modify(t, "dn: CN=staff,OU=Groups,{BASE}\nchangetype: modify\ndelete: member\nmember: CN=Alice Test,OU=Staff,{BASE}\n")
-	w.next("group change", true, isFull)
+	w.next("group change", true, groupChangeOf("staff", nil, []string{keys["alice"]}))
 }
 
 func TestWatchRedialsAfterServerRestart(t *testing.T) {
