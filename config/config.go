@@ -224,6 +224,10 @@ type TargetCommon struct {
 	MaxAttempts int               `yaml:"max_attempts"`
 	// Order overrides the per-user action order.
 	Order []string `yaml:"order"`
+	// Protected are account names (usernames or emails, case-insensitive)
+	// dirsync never acts on, whatever the sources say: break-glass and
+	// service accounts. Acting on one is a skipped decision.
+	Protected []string `yaml:"protected"`
 	// Reconcile says what a reconcile run does with what it reads back.
 	Reconcile Reconcile `yaml:"reconcile"`
 	// PrivilegedRoles are the roles `dirsync report access --privileged`

@@ -2,6 +2,7 @@ package config
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -51,6 +52,7 @@ func TestBadConfigs(t *testing.T) {
 		{"bad_log_level.yaml", "validate", `log.level: must be one of debug, info, warn, error (got "verbose")`},
 		{"role_without_role.yaml", "validate", "targets[0].roles[0].role: is required"},
 		{"negative_timeout.yaml", "validate", "targets[0].timeout: must be > 0"},
+		{"empty_protected.yaml", "validate", "targets[0].protected[1]: is empty"},
 		{"empty.yaml", "parse", "config: file is empty"},
 		{"syntax_error.yaml", "parse", "config: yaml: line 1: did not find expected ',' or '}'"},
 	}
@@ -390,5 +392,23 @@ func TestParseDuration(t *testing.T) {
 		if _, err := ParseDuration(in); err == nil {
 			t.Errorf("ParseDuration(%q) succeeded", in)
 		}
+	}
+}
+
+// Config errors are matched by their type and keys, not by their text.
+func TestNamesKeysUnder(t *testing.T) {
+	var ps Problems
+	ps.Add("targets[0].token", "is required")
+	ps.Add("targets[0]", "bad")
+	if !NamesKeysUnder(ps, "targets[0]") || !NamesKeysUnder(fmt.Errorf("wrapped: %w", ps), "targets[0]") {
+		t.Fatal("problems under targets[0] not recognised")
+	}
+	if NamesKeysUnder(ps, "targets[1]") || NamesKeysUnder(fmt.Errorf("targets[0]: plain"), "targets[0]") {
+		t.Fatal("recognised what is not under the key, or not Problems")
+	}
+	var other Problems
+	other.Add("targets[01].x", "no")
+	if NamesKeysUnder(other, "targets[0]") {
+		t.Fatal("targets[01] is not under targets[0]")
 	}
 }

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"reflect"
@@ -38,6 +39,24 @@ func (ps Problems) Error() string {
 // Add appends a problem.
 func (ps *Problems) Add(path, format string, args ...any) {
 	*ps = append(*ps, Problem{Path: path, Msg: fmt.Sprintf(format, args...)})
+}
+
+// Under reports whether every problem's key is path or below it: the
+// errors already name their full key, and callers need not add path.
+func (ps Problems) Under(path string) bool {
+	for _, p := range ps {
+		if p.Path != path && !strings.HasPrefix(p.Path, path+".") && !strings.HasPrefix(p.Path, path+"[") {
+			return false
+		}
+	}
+	return len(ps) > 0
+}
+
+// NamesKeysUnder reports whether err is (or wraps) Problems whose keys are
+// all under path.
+func NamesKeysUnder(err error, path string) bool {
+	var ps Problems
+	return errors.As(err, &ps) && ps.Under(path)
 }
 
 // Err returns ps as an error, or nil when empty.

@@ -148,6 +148,11 @@ func (c *Config) Validate() error {
 				ps.Add(fmt.Sprintf("%s.order[%d]", p, j), "unknown action %q", a)
 			}
 		}
+		for j, n := range t.Protected {
+			if strings.TrimSpace(n) == "" {
+				ps.Add(fmt.Sprintf("%s.protected[%d]", p, j), "is empty")
+			}
+		}
 		u := t.Username
 		if u != "username" && u != "email" && !strings.HasPrefix(u, "attr:") {
 			ps.Add(p+".username", "must be username, email or attr:NAME (got %q)", u)

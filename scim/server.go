@@ -48,12 +48,10 @@ const (
 	DefaultMaxResults   = 100
 )
 
-func init() {
-	// Entra ID sends booleans as strings ("False"); the schema validator
-	// of elimity-com/scim accepts them, converted, only with this switch,
-	// which is process-wide. Set once at start-up, before any request.
-	schema.SetAllowStringValues(true)
-}
+// allowStringValues guards elimity-com/scim's process-wide switch (see
+// New): it is written once, before the first server is built, and never
+// while a request is being validated.
+var allowStringValues sync.Once
 
 // Settings are the type-specific settings of a `type: scim` source.
 type Settings struct {
@@ -114,6 +112,10 @@ var (
 // decoded strictly from cfg. Resources live in store; the in-process index
 // is loaded from it on the first request or Pull (no I/O here).
 func New(cfg config.Source, store state.Store, logger *zap.Logger, opts ...Option) (*Server, error) {
+	// Entra ID sends booleans as strings ("False"); the schema validator
+	// of elimity-com/scim accepts them, converted, only with this switch,
+	// which is process-wide: set it here, where a server is built, once.
+	allowStringValues.Do(func() { schema.SetAllowStringValues(true) })
 	if cfg.Type != Type {
 		return nil, fmt.Errorf("scim %s: source type is %q, not %q", cfg.Name, cfg.Type, Type)
 	}
@@ -305,7 +307,18 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		s.serveResourceTypes(rc, segs[1:])
 	case "schemas":
 		s.serveSchemas(rc, segs[1:])
+	case ".search":
+		// RFC 7644 §3.4.3: a search at the root spans every resource type.
+		if len(segs) == 1 && s.allow(rc, http.MethodPost) {
+			p, err := s.searchParams(rc)
+			if err != nil {
+				s.writeError(rc, err)
+				return
+			}
+			s.serveSearch(rc, []*resourceType{s.users, s.groups}, p)
+		}
 	case "me", "bulk":
+		// Optional endpoints (RFC 7644 §3.11, §3.7) this server does not offer.
 		s.writeError(rc, scimerrors.ScimError{Status: http.StatusNotImplemented, Detail: "/" + segs[0] + " is not supported"})
 	default:
 		s.writeError(rc, scimerrors.ScimError{Status: http.StatusNotFound, Detail: "no such endpoint"})
@@ -564,6 +577,14 @@ func (s *Server) searchParams(rc *reqCtx) (listParams, error) {
 }
 
 func (s *Server) serveList(rc *reqCtx, rt *resourceType, p listParams) {
+	s.serveSearch(rc, []*resourceType{rt}, p)
+}
+
+// serveSearch answers a list or search over the resource types rts, in
+// their order. A filter that does not apply to a type (an attribute it
+// does not have) matches none of its resources; one that applies to none
+// is an invalid filter.
+func (s *Server) serveSearch(rc *reqCtx, rts []*resourceType, p listParams) {
 	start, count := 1, s.settings.MaxResults
 	if p.startIndex != "" {
 		n, err := strconv.Atoi(strings.TrimSpace(p.startIndex))
@@ -581,27 +602,43 @@ func (s *Server) serveList(rc *reqCtx, rt *resourceType, p listParams) {
 		}
 		count = min(max(n, 0), s.settings.MaxResults)
 	}
-	var f expr
-	if strings.TrimSpace(p.filter) != "" {
-		var err error
-		f, err = parseFilter(p.filter, rt.urns)
+	type hit struct {
+		rt *resourceType
+		v  versioned
+	}
+	var hits []hit
+	var ferr error
+	parsed := false
+	for _, rt := range rts {
+		var f expr
+		if strings.TrimSpace(p.filter) != "" {
+			var err error
+			if f, err = parseFilter(p.filter, rt.urns); err != nil {
+				ferr = err
+				continue
+			}
+		}
+		parsed = true
+		recs, err := s.query(rc.r.Context(), rt, f)
 		if err != nil {
-			s.writeError(rc, scimerrors.ScimError{ScimType: scimerrors.ScimTypeInvalidFilter, Status: http.StatusBadRequest,
-				Detail: fmt.Sprintf("invalid filter: %v", err)})
+			s.writeError(rc, err)
 			return
 		}
+		for _, r := range recs {
+			hits = append(hits, hit{rt, r})
+		}
 	}
-	recs, err := s.query(rc.r.Context(), rt, f)
-	if err != nil {
-		s.writeError(rc, err)
+	if !parsed {
+		s.writeError(rc, scimerrors.ScimError{ScimType: scimerrors.ScimTypeInvalidFilter, Status: http.StatusBadRequest,
+			Detail: fmt.Sprintf("invalid filter: %v", ferr)})
 		return
 	}
-	total := len(recs)
+	total := len(hits)
 	from := min(start-1, total)
 	to := min(from+count, total)
 	res := make([]any, 0, to-from)
-	for _, r := range recs[from:to] {
-		res = append(res, p.proj.apply(rt, s.render(rt, r.rec, r.ver, rc.base)))
+	for _, h := range hits[from:to] {
+		res = append(res, p.proj.apply(h.rt, s.render(h.rt, h.v.rec, h.v.ver, rc.base)))
 	}
 	s.writeJSON(rc, http.StatusOK, listResponse(total, start, res))
 }

@@ -562,3 +562,25 @@ func TestSeveralSourcesAreSeparate(t *testing.T) {
 		t.Fatal("sources share users")
 	}
 }
+
+// RFC 7644 §3.4.3: POST /.search at the root searches every resource type;
+// a filter on an attribute only users have matches no group.
+func TestRootSearch(t *testing.T) {
+	e := newEnv(t, envOpt{})
+	u := e.createUser("rooty", nil)
+	e.createGroup("rooters", u)
+	all := e.must(200, e.do("POST", "/.search", map[string]any{"schemas": []string{urnSearchRequest}}))
+	if all.str("totalResults") != "2" {
+		t.Fatalf("root search: %s", all.body)
+	}
+	byName := e.must(200, e.do("POST", "/.search", map[string]any{"schemas": []string{urnSearchRequest}, "filter": `userName eq "rooty"`}))
+	if byName.str("totalResults") != "1" || byName.str("Resources.0.userName") != "rooty" {
+		t.Fatalf("root search by userName: %s", byName.body)
+	}
+	byGroup := e.must(200, e.do("POST", "/.search", map[string]any{"schemas": []string{urnSearchRequest}, "filter": `displayName eq "rooters"`}))
+	if byGroup.str("totalResults") != "1" || byGroup.str("Resources.0.displayName") != "rooters" {
+		t.Fatalf("root search by displayName: %s", byGroup.body)
+	}
+	e.must(400, e.do("POST", "/.search", map[string]any{"schemas": []string{urnSearchRequest}, "filter": `(((`}))
+	e.must(405, e.do("GET", "/.search", nil))
+}

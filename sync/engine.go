@@ -584,7 +584,19 @@ func (rc *runCtx) prepare(ctx context.Context, spec TargetSpec, snaps map[string
 	in := PlanInput{Target: name, Cap: capab, Rules: rules, Desired: desired, Cached: cached, Keys: keys,
 		Known: known, Now: rc.now, QuarantineAfter: e.o.Limits.QuarantineAfter, RetryQuarantined: rc.ro.RetryQuarantined}
 	plan := MakePlan(in)
-	plan.Steps = append(plan.Steps, orphans...)
+	for _, s := range orphans {
+		// Orphans pass the connector's gate like any step: the owner of
+		// dirsync's token, the super-admin and protected accounts are
+		// never acted on.
+		if capab.Gate != nil {
+			if why := capab.Gate(s.Action, s.Before); why != "" {
+				s.Reason += "; skipped: " + why
+				plan.Skips = append(plan.Skips, s)
+				continue
+			}
+		}
+		plan.Steps = append(plan.Steps, s)
+	}
 	for _, c := range linked.Conflicts {
 		if keys != nil && !keys[c.Record] && !slices.ContainsFunc(c.With, func(w string) bool { return keys[w] }) {
 			continue
@@ -691,6 +703,13 @@ func (rc *runCtx) reconcile(ctx context.Context, t target.Target, desired map[st
 			return fmt.Errorf("re-read %q after an interrupted %s: %w", c.Username, c.Pending, err)
 		default:
 			cached[k] = rebase(c, got)
+		}
+		// What was read is confirmed by the application: record it, so the
+		// account is not read again next run.
+		if !rc.ro.DryRun && !rc.ro.NoApply {
+			if err := rc.e.o.Store.PutAccount(ctx, rc.e.o.Fence(), t.Name(), cached[k]); err != nil {
+				return fmt.Errorf("record %q as re-read: %w", c.Username, err)
+			}
 		}
 	}
 	l, ok := t.(target.Lister)

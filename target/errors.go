@@ -3,7 +3,6 @@ package target
 import (
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"strconv"
 	"strings"
@@ -103,29 +102,13 @@ func RetryAfterOf(err error) time.Duration {
 	return 0
 }
 
-func errUnknownAction(a Action) error { return fmt.Errorf("unknown action %q", a) }
+// ErrNotLeading is wrapped by the error of a request a connector did not
+// send because this process no longer holds the leader lease (it was frozen,
+// or cut off from the store): another replica may be the leader now. The
+// error's kind is retryable: nothing was sent.
+var ErrNotLeading = errors.New("not sent: this process no longer holds the leader lease")
 
-// HTTPError turns a non-2xx response into a classified error that keeps (a
-// bounded part of) the body: 429 → rate limited with Retry-After, 5xx and
-// 408 → retryable, 404 → not found, other 4xx → permanent. subject prefixes
-// the message ("netmaker: disable \"jo\"").
-func HTTPError(subject string, resp *http.Response) error {
-	body, _ := io.ReadAll(io.LimitReader(resp.Body, 2048))
-	msg := strings.TrimSpace(string(body))
-	err := fmt.Errorf("%s: %s: %s", subject, resp.Status, msg)
-	switch {
-	case resp.StatusCode == http.StatusTooManyRequests:
-		return RateLimited(err, ParseRetryAfter(resp.Header.Get("Retry-After"), time.Now()))
-	case resp.StatusCode == http.StatusServiceUnavailable && resp.Header.Get("Retry-After") != "":
-		return RateLimited(err, ParseRetryAfter(resp.Header.Get("Retry-After"), time.Now()))
-	case resp.StatusCode >= 500 || resp.StatusCode == http.StatusRequestTimeout:
-		return Retryable(err)
-	case resp.StatusCode == http.StatusNotFound:
-		return NotFound(err)
-	default:
-		return Permanent(err)
-	}
-}
+func errUnknownAction(a Action) error { return fmt.Errorf("unknown action %q", a) }
 
 // ParseRetryAfter reads a Retry-After value (seconds or an HTTP date).
 func ParseRetryAfter(v string, now time.Time) time.Duration {

@@ -6,6 +6,7 @@ package target
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"time"
 
@@ -121,6 +122,12 @@ type Gater interface {
 	Gate(action Action, a identity.Account) (reason string)
 }
 
+// Warner reports settings that are valid but probably not what the
+// operator wants (dirsync validate prints them).
+type Warner interface {
+	Warnings() []string
+}
+
 // Orderer overrides the per-user action order.
 type Orderer interface {
 	Order() []Action
@@ -176,32 +183,53 @@ func Capabilities(t Target) []Action {
 }
 
 // Do dispatches one action to t. before is the cached account, a the desired
-// one (connectors may write a.Remote).
+// one (connectors may write a.Remote). An action t does not implement is a
+// permanent error, never a panic.
 func Do(ctx context.Context, t Target, act Action, before identity.Account, a *identity.Account) error {
-	var err error
+	missing := func() error {
+		return Permanent(fmt.Errorf("%s: the %s connector cannot do %s", t.Name(), t.Type(), act))
+	}
 	switch act {
 	case ActCreate:
-		err = t.(Creator).Create(ctx, a)
+		if c, ok := t.(Creator); ok {
+			return c.Create(ctx, a)
+		}
 	case ActUpdate:
-		err = t.(Updater).Update(ctx, before, a)
+		if c, ok := t.(Updater); ok {
+			return c.Update(ctx, before, a)
+		}
 	case ActSuspend:
-		err = t.(Suspender).Suspend(ctx, a)
+		if c, ok := t.(Suspender); ok {
+			return c.Suspend(ctx, a)
+		}
 	case ActUnsuspend:
-		err = t.(Suspender).Unsuspend(ctx, a)
+		if c, ok := t.(Suspender); ok {
+			return c.Unsuspend(ctx, a)
+		}
 	case ActSetExpiry:
-		err = t.(ExpirySetter).SetExpiry(ctx, a)
+		if c, ok := t.(ExpirySetter); ok {
+			return c.SetExpiry(ctx, a)
+		}
 	case ActForcePasswordChange:
-		err = t.(PasswordChangeForcer).ForcePasswordChange(ctx, a)
+		if c, ok := t.(PasswordChangeForcer); ok {
+			return c.ForcePasswordChange(ctx, a)
+		}
 	case ActSetRole:
-		err = t.(RoleSetter).SetRole(ctx, a)
+		if c, ok := t.(RoleSetter); ok {
+			return c.SetRole(ctx, a)
+		}
 	case ActSetGroups:
-		err = t.(GroupSetter).SetGroups(ctx, before, a)
+		if c, ok := t.(GroupSetter); ok {
+			return c.SetGroups(ctx, before, a)
+		}
 	case ActDelete:
-		err = t.(Deleter).Delete(ctx, a)
+		if c, ok := t.(Deleter); ok {
+			return c.Delete(ctx, a)
+		}
 	default:
-		err = Permanent(errUnknownAction(act))
+		return Permanent(errUnknownAction(act))
 	}
-	return err
+	return missing()
 }
 
 // Deps are what the engine hands every connector.
@@ -212,6 +240,10 @@ type Deps struct {
 	// HTTPClient is a base client (timeouts set); connectors may wrap its
 	// transport. Nil means build their own.
 	HTTPClient *http.Client
+	// Leading, when set, says whether this process still holds the leader
+	// lease. Connectors ask it immediately before sending each request and
+	// send nothing when it says false (ErrNotLeading). Nil means always.
+	Leading func() bool
 }
 
 // Factory builds a connector from its config. It must validate and fill

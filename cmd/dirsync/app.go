@@ -113,7 +113,9 @@ func (a *app) build(declog *zap.Logger, extra []source.Source) error {
 	}
 	a.sources = append(a.sources, extra...)
 	for _, tc := range a.cfg.Targets {
-		t, err := all.Build(tc, target.Deps{Logger: a.log.With(zap.String("target", tc.Name)), Now: nil})
+		t, err := all.Build(tc, target.Deps{Logger: a.log.With(zap.String("target", tc.Name)), Now: nil,
+			// Asked by every connector right before each request it sends.
+			Leading: func() bool { return a.leading == nil || a.leading() }})
 		if err != nil {
 			problems = append(problems, err.Error())
 			continue

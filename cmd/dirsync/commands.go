@@ -56,7 +56,7 @@ func cmdValidate(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		return usageError{err.Error()}
 	}
 	cfg, err := config.Load(c.config)
-	var problems []string
+	var problems, warnings []string
 	if err != nil {
 		problems = append(problems, err.Error())
 	} else {
@@ -75,8 +75,13 @@ func cmdValidate(ctx context.Context, args []string, stdout, stderr io.Writer) e
 			if tc.Type == "" {
 				continue
 			}
-			if _, err := buildTargetNop(tc); err != nil {
+			t, err := buildTargetNop(tc)
+			if err != nil {
 				problems = append(problems, err.Error())
+				continue
+			}
+			if w, ok := t.(target.Warner); ok {
+				warnings = append(warnings, w.Warnings()...)
 			}
 		}
 	}
@@ -88,6 +93,9 @@ func cmdValidate(ctx context.Context, args []string, stdout, stderr io.Writer) e
 			}
 		}
 		return exitError{code: exitFailed}
+	}
+	for _, w := range warnings {
+		fmt.Fprintf(stderr, "warning: %s\n", w)
 	}
 	fmt.Fprintf(stdout, "%s: ok (%d sources, %d targets)\n", c.config, len(cfg.Sources), len(cfg.Targets))
 	return nil
@@ -235,17 +243,25 @@ func cmdApprove(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 	defer a.close()
 	if len(pos) == 0 {
-		ids, err := a.store.HeldRuns(ctx)
+		hps, err := a.engine.HeldPlans(ctx)
 		if err != nil {
 			return err
 		}
-		if len(ids) == 0 {
+		if len(hps) == 0 {
 			fmt.Fprintln(stdout, "no held plans")
 			return nil
 		}
-		fmt.Fprintln(stdout, "held plans (approve one with `dirsync approve RUN`):")
-		for _, id := range ids {
-			fmt.Fprintln(stdout, " ", id)
+		fmt.Fprintln(stdout, "held plans (approve a run with `dirsync approve RUN`, or one target's part with `dirsync approve RUN/TARGET`):")
+		for _, hp := range hps {
+			n := 0
+			for _, p := range hp.Plans {
+				n += len(p.Steps)
+			}
+			what := fmt.Sprintf("%d steps", n)
+			if len(hp.Sources) > 0 {
+				what = "sources refused by the guard"
+			}
+			fmt.Fprintf(stdout, "  %s  %s: %s\n", hp.ID, what, hp.Reason)
 		}
 		return nil
 	}

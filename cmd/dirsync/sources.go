@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"maps"
 	"slices"
-	"strings"
 
 	"github.com/dirsync/dirsync/config"
 	"github.com/dirsync/dirsync/ldapsrc"
@@ -45,8 +44,8 @@ func buildSource(cfg config.Source, deps source.Deps, store state.Store) (source
 	}
 	s, err := f(cfg, deps)
 	if err != nil {
-		if strings.Contains(err.Error(), cfg.Path()) {
-			return nil, err // the message already names the key
+		if config.NamesKeysUnder(err, cfg.Path()) {
+			return nil, err // the problems already name their keys
 		}
 		return nil, fmt.Errorf("%s (%s): %w", cfg.Path(), cfg.Name, err)
 	}

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"maps"
 	"slices"
-	"strings"
 
 	"github.com/dirsync/dirsync/config"
 	"github.com/dirsync/dirsync/target"
@@ -49,8 +48,8 @@ func Build(cfg config.Target, deps target.Deps) (target.Target, error) {
 	}
 	t, err := f(cfg, deps)
 	if err != nil {
-		if strings.Contains(err.Error(), cfg.Path()) {
-			return nil, err // the message already names the key
+		if config.NamesKeysUnder(err, cfg.Path()) {
+			return nil, err // the problems already name their keys
 		}
 		return nil, fmt.Errorf("%s (%s): %w", cfg.Path(), cfg.Name, err)
 	}

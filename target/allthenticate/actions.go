@@ -117,11 +117,24 @@ func (t *Target) SetRole(ctx context.Context, a *identity.Account) error {
 	if r == RankSuper && !t.s.AllowSuper {
 		return target.Skip("%s: granting SUPER needs allow_super: true in the target's config", subject)
 	}
-	_, userID, err := t.ids(ctx, a, subject)
-	if err != nil {
-		return err
+	cur := apiUser{EmailID: remoteInt(*a, RemoteEmailID), UserID: remoteInt(*a, RemoteUserID), guest: a.Remote[RemoteTag] == TagGuest}
+	if cur.EmailID == 0 || cur.UserID == 0 || cur.guest {
+		var err error
+		if cur, err = t.find(ctx, *a, subject); err != nil {
+			return err
+		}
+		setIDs(a, cur)
 	}
-	_, _, err = t.call(ctx, http.MethodPost, "/modifyrank", []param{{"admin_user_id", userID}, {"rank", r}}, subject, true)
+	if cur.guest {
+		// A guest has no rank: the rules give this person one, so they
+		// become a full user first.
+		if _, _, err := t.call(ctx, http.MethodPost, "/promoteguest", []param{{"email_id", cur.EmailID}}, subject+": promote guest", false); err != nil {
+			return err
+		}
+		delete(a.Remote, RemoteTag)
+		t.log.Info("allthenticate guest promoted to a full user", zap.String("email", a.Email))
+	}
+	_, _, err := t.call(ctx, http.MethodPost, "/modifyrank", []param{{"admin_user_id", cur.UserID}, {"rank", r}}, subject, true)
 	return err
 }
 
@@ -234,10 +247,11 @@ func (t *Target) Delete(ctx context.Context, a *identity.Account) error {
 	return err
 }
 
-// List implements target.Lister: the organisation's full users (guests are
-// not accounts until promoted).
+// List implements target.Lister: the organisation's full users and its
+// guests (GET /multipleusers?user_tag=GUEST); a guest's Remote["tag"] is
+// GUEST.
 func (t *Target) List(ctx context.Context) ([]identity.Account, error) {
-	users, err := t.listUsers(ctx, false, "allthenticate: list users")
+	users, err := t.listAll(ctx, "allthenticate: list")
 	if err != nil {
 		return nil, err
 	}
@@ -248,8 +262,8 @@ func (t *Target) List(ctx context.Context) ([]identity.Account, error) {
 	return out, nil
 }
 
-// Read implements target.Reader: the user's entry and (GET /user) its
-// computer usernames and smartcards. A guest is not found.
+// Read implements target.Reader: the user's entry (a full user or a
+// guest) and (GET /user) its computer usernames and smartcards.
 func (t *Target) Read(ctx context.Context, a identity.Account) (identity.Account, error) {
 	subject := fmt.Sprintf("allthenticate: read %q", a.Email)
 	u, err := t.find(ctx, a, subject)

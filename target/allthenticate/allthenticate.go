@@ -21,8 +21,10 @@
 // (the engine takes a created account to have them). Anyone else gets a
 // skipped decision saying they must be invited in Allthenticate first (they
 // are adopted by the engine's list on a later full run once they are
-// members). Guests are not listed: they count as
-// accounts only once promoted. Names and email cannot be changed through
+// members). Guests are listed (GET /multipleusers?user_tag=GUEST, marked
+// Remote["tag"] GUEST) and suspended like full users: a guest can sign in,
+// so a person disabled in the directory who is only a guest loses access
+// too. A guest whom the rules give a rank is promoted first. Names and email cannot be changed through
 // the API: the cache keeps them, nothing is sent.
 //
 // Users are matched by email (case-insensitive); their email_id and user_id
@@ -67,6 +69,7 @@
 package allthenticate
 
 import (
+	"context"
 	_ "embed"
 	"fmt"
 	"net/http"
@@ -79,6 +82,7 @@ import (
 	"github.com/dirsync/dirsync/config"
 	"github.com/dirsync/dirsync/identity"
 	"github.com/dirsync/dirsync/target"
+	"github.com/dirsync/dirsync/target/internal/httpapi"
 	"go.uber.org/zap"
 )
 
@@ -111,7 +115,12 @@ const (
 const (
 	RemoteEmailID = "email_id"
 	RemoteUserID  = "user_id"
+	// RemoteTag is "GUEST" for a guest (absent for a full user).
+	RemoteTag = "tag"
 )
+
+// TagGuest marks a guest in Remote[RemoteTag].
+const TagGuest = "GUEST"
 
 // Settings are the type-specific keys of an allthenticate target.
 type Settings struct {
@@ -135,19 +144,22 @@ type Settings struct {
 	AllowSuper bool `yaml:"allow_super"`
 	// AllowDuplicateSmartcards sends allow_duplicates=true.
 	AllowDuplicateSmartcards bool `yaml:"allow_duplicate_smartcards"`
+	// Protected are further account emails never acted on (New only; a
+	// configured target uses the common protected key).
+	Protected []string `yaml:"-"`
 }
 
 // Target is the Allthenticate connector.
 type Target struct {
-	name   string
-	s      Settings
-	prefix string
-	base   *url.URL
-	client *http.Client
-	log    *zap.Logger
-	now    func() time.Time
-	scrub  *strings.Replacer
-	mapped map[string]bool // account attributes the config maps
+	name    string
+	s       Settings
+	prefix  string
+	base    *url.URL
+	http    *httpapi.Client
+	log     *zap.Logger
+	now     func() time.Time
+	protect *target.Protected
+	mapped  map[string]bool // account attributes the config maps
 
 	locksMu sync.Mutex
 	locks   map[int]*sync.Mutex
@@ -185,6 +197,7 @@ func Factory(cfg config.Target, deps target.Deps) (target.Target, error) {
 			ps.Add(cfg.Path()+".default_role", "%q is not an Allthenticate rank (REGULAR, ADMIN, SUPER)", cfg.DefaultRole)
 		}
 	}
+	s.Protected = append(s.Protected, cfg.Protected...)
 	var mapped []string
 	for k := range cfg.Attributes {
 		mapped = append(mapped, k)
@@ -285,8 +298,15 @@ func build(name string, s Settings, deps target.Deps, timeout time.Duration, pat
 	for _, a := range attributes {
 		mapped[a] = true
 	}
-	return &Target{name: name, s: s, prefix: prefix, base: base, client: client, log: log.With(zap.String("target", name)),
-		now: now, scrub: strings.NewReplacer(s.APIKey.Value(), config.Redacted), locks: map[int]*sync.Mutex{}, mapped: mapped}, nil
+	log = log.With(zap.String("target", name))
+	key := s.APIKey.Value()
+	hc := &httpapi.Client{App: Type, HTTP: client, Log: log, Now: now, Secrets: httpapi.NewSecrets(key), Leading: deps.Leading, Rules: rules,
+		Authorize: func(_ context.Context, r *http.Request) error {
+			r.Header.Set(s.Header, prefix+key)
+			return nil
+		}}
+	return &Target{name: name, s: s, prefix: prefix, base: base, http: hc, log: log,
+		now: now, protect: target.NewProtected(s.Protected...), locks: map[int]*sync.Mutex{}, mapped: mapped}, nil
 }
 
 // Name implements target.Target.
@@ -309,6 +329,9 @@ func rank(role string) (string, bool) {
 // without email and ids, ranks that do not exist, SUPER without
 // allow_super, and smartcard numbers that are not integers.
 func (t *Target) Gate(act target.Action, a identity.Account) string {
+	if why := t.protect.Reason(a); why != "" {
+		return why
+	}
 	if a.Email == "" && a.Remote[RemoteEmailID] == "" {
 		return "no email address: Allthenticate users are found by email"
 	}

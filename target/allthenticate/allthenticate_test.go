@@ -3,6 +3,7 @@ package allthenticate_test
 import (
 	"context"
 	"encoding/json"
+	"github.com/dirsync/dirsync/target/fakekit"
 	"net/http"
 	"slices"
 	"strconv"
@@ -115,7 +116,7 @@ func TestStaleCacheNeverToggles(t *testing.T) {
 // Concurrent calls for one user (two runs, or retries in flight) toggle
 // once: the per-user lock serialises read-toggle-verify.
 func TestConcurrentSuspendsToggleOnce(t *testing.T) {
-	e := newEnv(t, allthenticatefake.Options{SlowDelay: 5 * time.Millisecond, FaultRate: 0.5, Faults: []allthenticatefake.Fault{allthenticatefake.FaultSlow}})
+	e := newEnv(t, allthenticatefake.Options{FaultOptions: fakekit.FaultOptions{SlowDelay: 5 * time.Millisecond, FaultRate: 0.5, Faults: []fakekit.Fault{fakekit.FaultSlow}}})
 	ctx := ctxT(t)
 	a := seed(e, "cy@example.test")
 	var wg sync.WaitGroup
@@ -145,16 +146,16 @@ func TestConcurrentSuspendsToggleOnce(t *testing.T) {
 func TestLostToggleAnswerIsUncertainAndNotRepeated(t *testing.T) {
 	for _, tc := range []struct {
 		name  string
-		fault allthenticatefake.Fault
+		fault fakekit.Fault
 		after bool
 	}{
-		{"dropped after applying", allthenticatefake.FaultDrop, true},
-		{"500 after applying", allthenticatefake.Fault500, true},
-		{"dropped before applying", allthenticatefake.FaultDrop, false},
-		{"slow beyond the client timeout", allthenticatefake.FaultSlow, false},
+		{"dropped after applying", fakekit.FaultDrop, true},
+		{"500 after applying", fakekit.Fault500, true},
+		{"dropped before applying", fakekit.FaultDrop, false},
+		{"slow beyond the client timeout", fakekit.FaultSlow, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			e := newEnv(t, allthenticatefake.Options{SlowDelay: 2 * time.Second})
+			e := newEnv(t, allthenticatefake.Options{FaultOptions: fakekit.FaultOptions{SlowDelay: 2 * time.Second}})
 			a := seed(e, "di@example.test")
 			id := remote(a)
 			e.srv.SetFaultAfterApply(tc.after)
@@ -188,7 +189,7 @@ func TestLostToggleAnswerIsUncertainAndNotRepeated(t *testing.T) {
 // suspendWithToggleFault runs Suspend with fault injected into the toggle
 // only (a transport wrapper turns faults on just before it), through a
 // client that gives up after 300ms.
-func suspendWithToggleFault(t *testing.T, e *env, a *identity.Account, fault allthenticatefake.Fault) error {
+func suspendWithToggleFault(t *testing.T, e *env, a *identity.Account, fault fakekit.Fault) error {
 	t.Helper()
 	rt := roundTripFunc(func(r *http.Request) (*http.Response, error) {
 		if r.URL.Path == "/togglesuspension" {
@@ -438,20 +439,20 @@ func TestDeleteAndMissingUsers(t *testing.T) {
 }
 
 func TestErrorsClassifiedAndKeyNeverShown(t *testing.T) {
-	e := newEnv(t, allthenticatefake.Options{RetryAfter: 9})
+	e := newEnv(t, allthenticatefake.Options{FaultOptions: fakekit.FaultOptions{RetryAfter: 9}})
 	ctx := ctxT(t)
 	a := seed(e, "max@example.test")
 	a.Role = "ADMIN"
 	for _, tc := range []struct {
-		fault allthenticatefake.Fault
+		fault fakekit.Fault
 		kind  target.Kind
-	}{{allthenticatefake.Fault429, target.KindRateLimited}, {allthenticatefake.Fault500, target.KindRetryable}, {allthenticatefake.FaultDrop, target.KindRetryable}} {
+	}{{fakekit.Fault429, target.KindRateLimited}, {fakekit.Fault500, target.KindRetryable}, {fakekit.FaultDrop, target.KindRetryable}} {
 		e.srv.SetFaults(1, tc.fault)
 		err := e.tg.SetRole(ctx, &a)
 		if target.KindOf(err) != tc.kind {
 			t.Fatalf("%s: %v (%v)", tc.fault, target.KindOf(err), err)
 		}
-		if tc.fault == allthenticatefake.Fault429 && target.RetryAfterOf(err) != 9*time.Second {
+		if tc.fault == fakekit.Fault429 && target.RetryAfterOf(err) != 9*time.Second {
 			t.Fatalf("Retry-After %v", target.RetryAfterOf(err))
 		}
 	}
@@ -470,7 +471,7 @@ func TestErrorsClassifiedAndKeyNeverShown(t *testing.T) {
 	}
 }
 
-func TestListsFullUsersOnly(t *testing.T) {
+func TestListsGuestsToo(t *testing.T) {
 	e := newEnv(t, allthenticatefake.Options{})
 	seed(e, "nia@example.test", func(u *allthenticatefake.User) { u.Groups = []string{"Employees"} })
 	seed(e, "oz@example.test", func(u *allthenticatefake.User) { u.Suspended = true })
@@ -479,8 +480,9 @@ func TestListsFullUsersOnly(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(list) != 2 || list[0].Email != "nia@example.test" || list[0].Suspended || !list[1].Suspended || list[1].Username != "oz" ||
-		list[0].Remote[allthenticate.RemoteUserID] == "" || !list[0].Exists || list[0].DisplayName != "Given nia" {
+	if len(list) != 3 || list[0].Email != "nia@example.test" || list[0].Suspended || !list[1].Suspended || list[1].Username != "oz" ||
+		list[0].Remote[allthenticate.RemoteUserID] == "" || !list[0].Exists || list[0].DisplayName != "Given nia" ||
+		list[0].Remote[allthenticate.RemoteTag] != "" || list[2].Email != "guest@example.test" || list[2].Remote[allthenticate.RemoteTag] != allthenticate.TagGuest {
 		t.Fatalf("list %+v", list)
 	}
 }

@@ -1,21 +1,17 @@
 package allthenticate
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/dirsync/dirsync/identity"
 	"github.com/dirsync/dirsync/target"
-	"go.uber.org/zap"
+	"github.com/dirsync/dirsync/target/internal/httpapi"
 )
 
 const maxBody = 32 << 20
@@ -41,14 +37,11 @@ func (p param) text() string {
 // call sends one request and returns the body of a 2xx answer. GET
 // parameters go in the query; others as configured (params). Any other
 // answer, or none, is a classified error; status is the HTTP status (0
-// without an answer). A non-idempotent request that got no answer is
+// without an answer). A non-idempotent request that may have landed is
 // Uncertain.
 func (t *Target) call(ctx context.Context, method, path string, ps []param, subject string, idempotent bool) ([]byte, int, error) {
-	if err := ctx.Err(); err != nil {
-		return nil, 0, target.Retryable(fmt.Errorf("%s: %w", subject, err))
-	}
 	u := t.base.String() + path
-	var body io.Reader
+	var body []byte
 	ctype := ""
 	mode := t.s.Params
 	if method == http.MethodGet {
@@ -65,7 +58,7 @@ func (t *Target) call(ctx context.Context, method, path string, ps []param, subj
 				u += "?" + v.Encode()
 			}
 		} else {
-			body, ctype = strings.NewReader(v.Encode()), "application/x-www-form-urlencoded"
+			body, ctype = []byte(v.Encode()), "application/x-www-form-urlencoded"
 		}
 	default:
 		m := make(map[string]any, len(ps))
@@ -76,56 +69,10 @@ func (t *Target) call(ctx context.Context, method, path string, ps []param, subj
 		if err != nil {
 			return nil, 0, target.Permanent(fmt.Errorf("%s: encode: %w", subject, err))
 		}
-		body, ctype = bytes.NewReader(b), "application/json"
+		body, ctype = b, "application/json"
 	}
-	req, err := http.NewRequestWithContext(ctx, method, u, body)
-	if err != nil {
-		return nil, 0, target.Permanent(fmt.Errorf("%s: %w", subject, err))
-	}
-	req.Header.Set(t.s.Header, t.prefix+t.s.APIKey.Value())
-	req.Header.Set("Accept", "application/json")
-	if ctype != "" {
-		req.Header.Set("Content-Type", ctype)
-	}
-	start := time.Now()
-	resp, err := t.client.Do(req)
-	if err != nil {
-		err = t.transportError(ctx, subject, err, idempotent)
-		t.log.Debug("allthenticate request failed", zap.String("method", method), zap.String("path", path), zap.Duration("duration", time.Since(start)), zap.Error(err))
-		return nil, 0, err
-	}
-	defer resp.Body.Close()
-	b, rerr := io.ReadAll(io.LimitReader(resp.Body, maxBody))
-	t.log.Debug("allthenticate request", zap.String("method", method), zap.String("path", path), zap.Int("status", resp.StatusCode), zap.Duration("duration", time.Since(start)))
-	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		return nil, resp.StatusCode, t.classify(subject, resp, b, idempotent)
-	}
-	if rerr != nil {
-		if idempotent {
-			return nil, resp.StatusCode, target.Retryable(fmt.Errorf("%s: reading the answer: %s", subject, t.scrub.Replace(rerr.Error())))
-		}
-		return nil, resp.StatusCode, target.Uncertain(fmt.Errorf("%s: applied (%s) but reading the answer failed: %s", subject, resp.Status, t.scrub.Replace(rerr.Error())))
-	}
-	return b, resp.StatusCode, nil
-}
-
-func (t *Target) transportError(ctx context.Context, subject string, err error, idempotent bool) error {
-	if ctx.Err() != nil {
-		if !idempotent {
-			return target.Uncertain(fmt.Errorf("%s: %w (it may have been applied: the next attempt reads first)", subject, ctx.Err()))
-		}
-		return target.Retryable(fmt.Errorf("%s: %w", subject, ctx.Err()))
-	}
-	msg := err.Error()
-	var ue *url.Error
-	if errors.As(err, &ue) {
-		msg = ue.Err.Error()
-	}
-	e := fmt.Errorf("%s: no answer: %s", subject, t.scrub.Replace(msg))
-	if !idempotent {
-		return target.Uncertain(fmt.Errorf("%w (it may have been applied: the next attempt reads first)", e))
-	}
-	return target.Retryable(e)
+	resp, err := t.http.Do(ctx, httpapi.Request{Method: method, URL: u, Body: body, ContentType: ctype, Idempotent: idempotent, Subject: subject})
+	return resp.Body, resp.Status, err
 }
 
 // apiMessage returns the error of an {"error": "..."} body, or the bounded
@@ -139,11 +86,7 @@ func apiMessage(b []byte) string {
 			}
 		}
 	}
-	s := strings.TrimSpace(string(b))
-	if len(s) > 300 {
-		s = s[:300] + "…"
-	}
-	return s
+	return httpapi.BodyText(b)
 }
 
 func notFoundMessage(msg string) bool {
@@ -151,28 +94,22 @@ func notFoundMessage(msg string) bool {
 	return strings.Contains(m, "not found") || strings.Contains(m, "does not exist") || strings.Contains(m, "no such")
 }
 
-// classify turns a non-2xx answer into a classified error. A 5xx on a
-// non-idempotent request is Uncertain: it may have been applied.
-func (t *Target) classify(subject string, resp *http.Response, body []byte, idempotent bool) error {
-	msg := t.scrub.Replace(apiMessage(body))
-	err := fmt.Errorf("%s: %s: %s", subject, resp.Status, msg)
-	ra := target.ParseRetryAfter(resp.Header.Get("Retry-After"), t.now())
-	switch code := resp.StatusCode; {
-	case code == http.StatusTooManyRequests:
-		return target.RateLimited(err, ra)
-	case code == http.StatusServiceUnavailable && resp.Header.Get("Retry-After") != "":
-		return target.RateLimited(err, ra)
-	case code >= 500 && !idempotent:
-		return target.Uncertain(fmt.Errorf("%w (it may have been applied: the next attempt reads first)", err))
-	case code >= 500 || code == http.StatusRequestTimeout:
-		return target.Retryable(err)
-	case code == http.StatusNotFound || (code == http.StatusBadRequest && notFoundMessage(msg)):
-		return target.NotFound(err)
-	case code == http.StatusUnauthorized || code == http.StatusForbidden:
-		return target.Permanent(fmt.Errorf("%w (check api_key, header and prefix)", err))
-	default:
-		return target.Permanent(err)
-	}
+// rules are Allthenticate's reading of its answers: a missing user may be a
+// 404 or a 400 that says so; 401 and 403 are refusals of the API key.
+var rules = httpapi.Rules{
+	Message: apiMessage,
+	NotFound: func(status int, msg string) bool {
+		return status == http.StatusNotFound || (status == http.StatusBadRequest && notFoundMessage(msg))
+	},
+	Denied: func(status int, _ string) bool {
+		return status == http.StatusUnauthorized || status == http.StatusForbidden
+	},
+	Hint: func(status int) string {
+		if status == http.StatusUnauthorized || status == http.StatusForbidden {
+			return "check api_key, header and prefix"
+		}
+		return ""
+	},
 }
 
 // apiUser is one entry of /multipleusers.
@@ -189,6 +126,8 @@ type apiUser struct {
 	EmailStatus string `json:"email_status"`
 	ADStatus    string `json:"ad_status"`
 	fields      map[string]any
+	// guest is set for entries of the guest list (user_tag=GUEST).
+	guest bool
 }
 
 func (u apiUser) field(k string) string {
@@ -237,9 +176,24 @@ func (t *Target) listUsers(ctx context.Context, guests bool, subject string) ([]
 				return nil, target.Retryable(fmt.Errorf("%s: decode user: %w", subject, err))
 			}
 		}
+		u.guest = guests
 		out = append(out, u)
 	}
 	return out, nil
+}
+
+// listAll reads the full users, then the guests: a guest is an account
+// too (it can sign in), so it is listed and suspended like a full user.
+func (t *Target) listAll(ctx context.Context, subject string) ([]apiUser, error) {
+	users, err := t.listUsers(ctx, false, subject+": list users")
+	if err != nil {
+		return nil, err
+	}
+	guests, err := t.listUsers(ctx, true, subject+": list guests")
+	if err != nil {
+		return nil, err
+	}
+	return append(users, guests...), nil
 }
 
 // match finds a's entry: by cached email_id, else by one of the emails.
@@ -264,13 +218,21 @@ func match(users []apiUser, a identity.Account, emails ...string) (apiUser, bool
 	return apiUser{}, false
 }
 
-// find reads the user's current entry among the full users.
+// find reads the user's current entry among the full users, then among
+// the guests.
 func (t *Target) find(ctx context.Context, a identity.Account, subject string, emails ...string) (apiUser, error) {
 	users, err := t.listUsers(ctx, false, subject+": list users")
 	if err != nil {
 		return apiUser{}, err
 	}
 	u, ok := match(users, a, emails...)
+	if !ok {
+		guests, err := t.listUsers(ctx, true, subject+": list guests")
+		if err != nil {
+			return apiUser{}, err
+		}
+		u, ok = match(guests, a, emails...)
+	}
 	if !ok {
 		return apiUser{}, target.NotFound(fmt.Errorf("%s: %q is not a user of the Allthenticate organisation", subject, a.Email))
 	}
@@ -295,5 +257,8 @@ func (t *Target) accountOf(u apiUser) identity.Account {
 	a := identity.Account{Username: u.Username, Email: u.Email, GivenName: u.FirstName, FamilyName: u.LastName,
 		DisplayName: strings.TrimSpace(u.FirstName + " " + u.LastName), Suspended: t.suspended(u), Exists: true}
 	setIDs(&a, u)
+	if u.guest {
+		a.Remote[RemoteTag] = TagGuest
+	}
 	return a
 }

@@ -2,6 +2,8 @@ package allthenticate_test
 
 import (
 	"fmt"
+	"github.com/dirsync/dirsync/target/fakekit"
+	"github.com/dirsync/dirsync/target/targettest"
 	"net/http"
 	"slices"
 	"strings"
@@ -280,7 +282,7 @@ func TestScenarioAllthenticateFaultInjectionConverges(t *testing.T) {
 	}
 	for _, after := range []bool{false, true} {
 		t.Run(fmt.Sprintf("fault_after_apply=%v", after), func(t *testing.T) {
-			sc := newATScenario(t, allthenticatefake.Options{Seed: 11, FaultAfterApply: after}, "suspend", "",
+			sc := newATScenario(t, allthenticatefake.Options{FaultOptions: fakekit.FaultOptions{Seed: 11, FaultAfterApply: after}}, "suspend", "",
 				&config.Limits{MaxSourceShrinkPercent: 20, QuarantineAfter: 10})
 			srv := sc.srv
 			const n = 500
@@ -303,52 +305,13 @@ func TestScenarioAllthenticateFaultInjectionConverges(t *testing.T) {
 			}
 			sc.set(us...)
 			srv.SetFaults(0.2)
-			runs := 0
-			firstApplied, firstFailed := -1, 0
-			for ; runs < 8; runs++ {
-				res := sc.h.Run(dsync.RunOptions{Trigger: "test"})
-				failed, applied, planned := 0, 0, true
-				for _, d := range sc.h.DecisionsOf(res.RunID) {
-					switch d.Outcome {
-					case "failed":
-						failed++
-						planned = planned && d.User != "*"
-						t.Logf("run %d: %s %s: %s", runs+1, d.User, d.Action, d.Error)
-					case "applied":
-						applied++
-					}
+			targettest.Converge(t, sc.h, n, func() { srv.SetFaults(0) }, func() []fakekit.Fault {
+				var fs []fakekit.Fault
+				for _, c := range srv.Calls() {
+					fs = append(fs, c.Fault)
 				}
-				if planned && firstApplied < 0 {
-					firstApplied, firstFailed = applied, failed
-				}
-				if failed == 0 && res.Status == "ok" {
-					break
-				}
-			}
-			srv.SetFaults(0)
-			faults := map[allthenticatefake.Fault]int{}
-			for _, c := range srv.Calls() {
-				if c.Fault != "" {
-					faults[c.Fault]++
-				}
-			}
-			t.Logf("converged after %d run(s); %d requests, injected faults %v; first planned run: %d applied, %d failed", runs+1, len(srv.Calls()), faults, firstApplied, firstFailed)
-			if runs == 8 {
-				t.Fatal("did not converge in 8 runs")
-			}
-			if len(faults) != 4 {
-				t.Fatalf("not every kind of fault was injected: %v", faults)
-			}
-			if firstApplied < n {
-				t.Fatalf("the first planned run applied only %d actions (%d failed)", firstApplied, firstFailed)
-			}
-			honoured := false
-			for _, w := range sc.h.Waits() {
-				honoured = honoured || w == time.Second
-			}
-			if !honoured {
-				t.Fatalf("no retry waited the Retry-After of 1s")
-			}
+				return fs
+			})
 			changed := 0
 			for i, u := range us {
 				m := sc.member(u.Email)
@@ -375,5 +338,47 @@ func TestScenarioAllthenticateFaultInjectionConverges(t *testing.T) {
 				t.Fatalf("after convergence: writes %q, status %s", w, res.Status)
 			}
 		})
+	}
+}
+
+// A person disabled in the directory who is only a guest in Allthenticate
+// is suspended like a full user: the engine's list reads the guests too,
+// and the suspension reads, toggles once and verifies. Exact requests.
+func TestScenarioDisabledGuestSuspended(t *testing.T) {
+	sc := newATScenario(t, allthenticatefake.Options{}, "suspend", "", nil, func(c *config.TargetCommon) {
+		c.Roles, c.DefaultRole, c.Attributes = nil, "", nil
+	})
+	gid := sc.srv.AddUser(allthenticatefake.User{Email: "gus@example.test", FirstName: "Given", LastName: "gus", Tag: allthenticatefake.TagGuest})
+	gus := user("gus")
+	gus.Active = false
+	sc.set(gus)
+	calls, ds := sc.run()
+	type req struct{ method, path, query, body string }
+	var got []req
+	for _, c := range calls {
+		got = append(got, req{c.Method, c.Path, c.Query, c.Body})
+	}
+	toggle := fmt.Sprintf(`{"email_id":%d}`, gid)
+	want := []req{
+		{"GET", "/multipleusers", "email=true", ""},                // the engine's list: full users
+		{"GET", "/multipleusers", "email=true&user_tag=GUEST", ""}, // and guests
+		{"GET", "/multipleusers", "email=true", ""},                // suspend: read
+		{"GET", "/multipleusers", "email=true&user_tag=GUEST", ""},
+		{"POST", "/togglesuspension", "", toggle},   // one toggle
+		{"GET", "/multipleusers", "email=true", ""}, // verify
+		{"GET", "/multipleusers", "email=true&user_tag=GUEST", ""},
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("requests\n%q\nwant\n%q\ndecisions %+v", got, want, ds)
+	}
+	if len(ds) != 1 || ds[0].Action != "suspend" || ds[0].Outcome != "applied" {
+		t.Fatalf("decisions %+v", ds)
+	}
+	if u, _ := sc.srv.UserByEmail("gus@example.test"); !u.Suspended || u.Tag != allthenticatefake.TagGuest {
+		t.Fatalf("gus %+v", u)
+	}
+	// Nothing more on the next run.
+	if calls, ds := sc.run(); len(writes(calls)) != 0 || len(ds) != 0 {
+		t.Fatalf("second run: %+v %+v", calls, ds)
 	}
 }

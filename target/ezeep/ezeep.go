@@ -83,7 +83,6 @@ import (
 	"net/url"
 	"regexp"
 	"slices"
-	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -91,6 +90,7 @@ import (
 	"github.com/dirsync/dirsync/config"
 	"github.com/dirsync/dirsync/identity"
 	"github.com/dirsync/dirsync/target"
+	"github.com/dirsync/dirsync/target/internal/httpapi"
 	"go.uber.org/zap"
 	"golang.org/x/oauth2"
 	"golang.org/x/oauth2/clientcredentials"
@@ -162,6 +162,8 @@ type Common struct {
 	IncludeInactive bool
 	// Timeout bounds each HTTP request when deps carry no client.
 	Timeout time.Duration
+	// Protected are account names (emails) never acted on.
+	Protected []string
 }
 
 // Target is the ezeep connector without suspension (deprovision: delete).
@@ -180,12 +182,11 @@ type Target struct {
 	byName   map[string]string // group name → id
 	byID     map[string]string // group id → name
 
+	http    *httpapi.Client
+	protect *target.Protected
+
 	tokMu sync.Mutex
 	tok   *oauth2.Token
-
-	secMu   sync.Mutex
-	secrets []string // the client secret and recent tokens
-	scrub   *strings.Replacer
 }
 
 // Suspending is the ezeep connector whose Suspend strips groups and role.
@@ -212,7 +213,8 @@ func Factory(cfg config.Target, deps target.Deps) (target.Target, error) {
 	if err := cfg.Decode(&s); err != nil {
 		return nil, err
 	}
-	c := Common{Deprovision: cfg.Deprovision.Action, Timeout: cfg.Timeout.D(), IncludeInactive: cfg.IncludeInactive == nil || *cfg.IncludeInactive}
+	c := Common{Deprovision: cfg.Deprovision.Action, Timeout: cfg.Timeout.D(), IncludeInactive: cfg.IncludeInactive == nil || *cfg.IncludeInactive,
+		Protected: cfg.Protected}
 	for _, g := range cfg.Groups {
 		name := g.As
 		if name == "" {
@@ -362,7 +364,9 @@ func build(name string, s Settings, deps target.Deps, c Common, path string) (ta
 		log: log.With(zap.String("target", name)), now: now, managed: managed, byName: byName, byID: byID,
 		cc: &clientcredentials.Config{ClientID: s.ClientID, ClientSecret: s.ClientSecret.Value(), TokenURL: s.TokenURL,
 			AuthStyle: oauth2.AuthStyleInHeader}}
-	t.remember(s.ClientSecret.Value())
+	t.http = &httpapi.Client{App: Type, HTTP: client, Log: t.log, Now: now, Secrets: httpapi.NewSecrets(s.ClientSecret.Value()),
+		Leading: deps.Leading, Rules: rules}
+	t.protect = target.NewProtected(c.Protected...)
 	if c.Deprovision == "delete" {
 		return t, nil
 	}
@@ -389,6 +393,9 @@ func (t *Target) Open(ctx context.Context) error {
 // without email (ezeep matches and invites by email), roles other than
 // admin and user, and groups that have no ezeep id.
 func (t *Target) Gate(act target.Action, a identity.Account) string {
+	if why := t.protect.Reason(a); why != "" {
+		return why
+	}
 	if a.Email == "" && (act == target.ActCreate || a.Remote[RemoteUUID] == "") {
 		return "no email address: ezeep finds and invites users by email"
 	}
@@ -436,38 +443,8 @@ func (t *Target) groupNames(ids []string) []string {
 	return identity.SortedSet(out)
 }
 
-// remember adds a value to the secrets scrubbed from error messages; the
-// list keeps the client secret and the last few tokens.
-func (t *Target) remember(v string) {
-	if v == "" {
-		return
-	}
-	t.secMu.Lock()
-	defer t.secMu.Unlock()
-	if slices.Contains(t.secrets, v) {
-		return
-	}
-	t.secrets = append(t.secrets, v)
-	if len(t.secrets) > 9 {
-		t.secrets = append(t.secrets[:1], t.secrets[len(t.secrets)-8:]...)
-	}
-	// Longest first, so a token that contains the secret is hidden whole.
-	ss := slices.Clone(t.secrets)
-	sort.Slice(ss, func(i, j int) bool { return len(ss[i]) > len(ss[j]) })
-	pairs := make([]string, 0, 2*len(ss))
-	for _, s := range ss {
-		pairs = append(pairs, s, config.Redacted)
-	}
-	t.scrub = strings.NewReplacer(pairs...)
-}
+// remember adds a value to the secrets scrubbed from error messages.
+func (t *Target) remember(v string) { t.http.Secrets.AddToken(v) }
 
 // clean removes every known secret from s.
-func (t *Target) clean(s string) string {
-	t.secMu.Lock()
-	r := t.scrub
-	t.secMu.Unlock()
-	if r == nil {
-		return s
-	}
-	return r.Replace(s)
-}
+func (t *Target) clean(s string) string { return t.http.Secrets.Scrub(s) }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/dirsync/dirsync/target/fakekit"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -516,7 +517,7 @@ func TestNextLinkToAnotherHostIsRefused(t *testing.T) {
 }
 
 func TestErrorsAreClassified(t *testing.T) {
-	e := newEnv(t, ezeepfake.Options{RetryAfter: 7}, ezeep.Common{})
+	e := newEnv(t, ezeepfake.Options{FaultOptions: fakekit.FaultOptions{RetryAfter: 7}}, ezeep.Common{})
 	ctx := ctxT(t)
 	if err := e.core.Open(ctx); err != nil {
 		t.Fatal(err)
@@ -524,22 +525,22 @@ func TestErrorsAreClassified(t *testing.T) {
 	id := e.srv.AddUser(ezeepfake.User{Email: "kim@example.test"})
 	a := identity.Account{Email: "kim@example.test", Role: "admin", Remote: map[string]string{ezeep.RemoteUUID: id}}
 	for _, tc := range []struct {
-		fault ezeepfake.Fault
+		fault fakekit.Fault
 		kind  target.Kind
-	}{{ezeepfake.Fault429, target.KindRateLimited}, {ezeepfake.Fault500, target.KindRetryable}, {ezeepfake.FaultDrop, target.KindRetryable}} {
+	}{{fakekit.Fault429, target.KindRateLimited}, {fakekit.Fault500, target.KindRetryable}, {fakekit.FaultDrop, target.KindRetryable}} {
 		e.srv.SetFaults(1, tc.fault)
 		err := e.core.SetRole(ctx, &a)
 		if target.KindOf(err) != tc.kind {
 			t.Fatalf("%s: kind %v (%v), want %v", tc.fault, target.KindOf(err), err, tc.kind)
 		}
-		if tc.fault == ezeepfake.Fault429 && target.RetryAfterOf(err) != 7*time.Second {
+		if tc.fault == fakekit.Fault429 && target.RetryAfterOf(err) != 7*time.Second {
 			t.Fatalf("Retry-After %v", target.RetryAfterOf(err))
 		}
 	}
 	// An invitation whose answer is lost may have landed: uncertain; the
 	// engine then reads by email and finds the invitee.
 	e.srv.SetFaultAfterApply(true)
-	e.srv.SetFaults(1, ezeepfake.FaultDrop)
+	e.srv.SetFaults(1, fakekit.FaultDrop)
 	b := identity.Account{Email: "lou@example.test"}
 	err := e.core.Create(ctx, &b)
 	if target.KindOf(err) != target.KindUncertain {

@@ -1,19 +1,17 @@
 package ezeep
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"slices"
 	"strings"
-	"time"
 
 	"github.com/dirsync/dirsync/target"
+	"github.com/dirsync/dirsync/target/internal/httpapi"
 	"go.uber.org/zap"
 	"golang.org/x/oauth2"
 )
@@ -30,6 +28,9 @@ func (t *Target) token(ctx context.Context) (string, error) {
 	defer t.tokMu.Unlock()
 	if t.tok.Valid() {
 		return t.tok.AccessToken, nil
+	}
+	if err := t.http.CheckLease("ezeep: oauth token"); err != nil {
+		return "", err
 	}
 	tok, err := t.cc.Token(context.WithValue(ctx, oauth2.HTTPClient, t.client))
 	if err != nil {
@@ -81,12 +82,8 @@ func (t *Target) tokenError(ctx context.Context, err error) error {
 // other answer, or none, is a classified error; status is the HTTP status
 // (0 without an answer). A 401 drops the token and sends the request once
 // more with a fresh one (a 401 was not applied). idempotent says whether
-// repeating the request is harmless: a non-idempotent request that got no
-// answer is Uncertain.
+// repeating the request is harmless.
 func (t *Target) call(ctx context.Context, method, u string, body any, subject string, idempotent bool) ([]byte, int, error) {
-	if err := ctx.Err(); err != nil {
-		return nil, 0, target.Retryable(fmt.Errorf("%s: %w", subject, err))
-	}
 	var payload []byte
 	if body != nil {
 		b, err := json.Marshal(body)
@@ -100,63 +97,28 @@ func (t *Target) call(ctx context.Context, method, u string, body any, subject s
 		if err != nil {
 			return nil, 0, err
 		}
-		var rd io.Reader
-		if payload != nil {
-			rd = bytes.NewReader(payload)
-		}
-		req, err := http.NewRequestWithContext(ctx, method, u, rd)
-		if err != nil {
-			return nil, 0, target.Permanent(fmt.Errorf("%s: %w", subject, err))
-		}
-		req.Header.Set("Authorization", "Bearer "+tok)
-		req.Header.Set("Accept", "application/json")
-		if payload != nil {
-			req.Header.Set("Content-Type", "application/json")
-		}
-		start := time.Now()
-		resp, err := t.client.Do(req)
-		if err != nil {
-			err = t.transportError(ctx, subject, err, idempotent)
-			t.log.Debug("ezeep request failed", zap.String("method", method), zap.String("path", req.URL.Path), zap.Duration("duration", time.Since(start)), zap.Error(err))
-			return nil, 0, err
-		}
-		b, rerr := io.ReadAll(io.LimitReader(resp.Body, maxBody))
-		resp.Body.Close()
-		t.log.Debug("ezeep request", zap.String("method", method), zap.String("path", req.URL.Path), zap.Int("status", resp.StatusCode), zap.Duration("duration", time.Since(start)))
-		if resp.StatusCode == http.StatusUnauthorized && try == 0 {
+		resp, err := t.http.Do(ctx, httpapi.Request{Method: method, URL: u, Body: payload, Idempotent: idempotent, Subject: subject,
+			Header: http.Header{"Authorization": {"Bearer " + tok}}})
+		if resp.Status == http.StatusUnauthorized && try == 0 {
 			t.dropToken(tok)
 			continue
 		}
-		if resp.StatusCode < 200 || resp.StatusCode > 299 {
-			return nil, resp.StatusCode, t.classify(subject, resp, b)
-		}
-		if rerr != nil {
-			if idempotent {
-				return nil, resp.StatusCode, target.Retryable(fmt.Errorf("%s: reading the answer: %s", subject, t.clean(rerr.Error())))
-			}
-			return nil, resp.StatusCode, target.Uncertain(fmt.Errorf("%s: applied (%s) but reading the answer failed: %s", subject, resp.Status, t.clean(rerr.Error())))
-		}
-		return b, resp.StatusCode, nil
+		return resp.Body, resp.Status, err
 	}
 }
 
-func (t *Target) transportError(ctx context.Context, subject string, err error, idempotent bool) error {
-	if ctx.Err() != nil {
-		if !idempotent {
-			return target.Uncertain(fmt.Errorf("%s: %w (it may have been applied)", subject, ctx.Err()))
+// rules are ezeep's reading of its answers (Django REST framework bodies).
+var rules = httpapi.Rules{
+	Message: apiMessage,
+	Denied: func(status int, _ string) bool {
+		return status == http.StatusForbidden
+	},
+	Hint: func(status int) string {
+		if status == http.StatusUnauthorized {
+			return "a fresh token was refused too"
 		}
-		return target.Retryable(fmt.Errorf("%s: %w", subject, ctx.Err()))
-	}
-	msg := err.Error()
-	var ue *url.Error
-	if errors.As(err, &ue) {
-		msg = ue.Err.Error()
-	}
-	e := fmt.Errorf("%s: no answer: %s", subject, t.clean(msg))
-	if !idempotent {
-		return target.Uncertain(fmt.Errorf("%w (it may have been applied)", e))
-	}
-	return target.Retryable(e)
+		return ""
+	},
 }
 
 // apiMessage renders a Django REST framework error body ({"detail": ...}
@@ -186,33 +148,7 @@ func apiMessage(b []byte) string {
 		slices.Sort(parts)
 		return strings.Join(parts, "; ")
 	}
-	s := strings.TrimSpace(string(b))
-	if len(s) > 300 {
-		s = s[:300] + "…"
-	}
-	return s
-}
-
-// classify turns a non-2xx answer into a classified error.
-func (t *Target) classify(subject string, resp *http.Response, body []byte) error {
-	err := fmt.Errorf("%s: %s: %s", subject, resp.Status, t.clean(apiMessage(body)))
-	ra := target.ParseRetryAfter(resp.Header.Get("Retry-After"), t.now())
-	switch code := resp.StatusCode; {
-	case code == http.StatusTooManyRequests:
-		return target.RateLimited(err, ra)
-	case code == http.StatusServiceUnavailable && resp.Header.Get("Retry-After") != "":
-		return target.RateLimited(err, ra)
-	case code >= 500 || code == http.StatusRequestTimeout:
-		return target.Retryable(err)
-	case code == http.StatusNotFound:
-		return target.NotFound(err)
-	case code == http.StatusUnauthorized:
-		return target.Permanent(fmt.Errorf("%w (a fresh token was refused too)", err))
-	case code == http.StatusForbidden:
-		return target.Permanent(fmt.Errorf("%w (is the OAuth client an organisation admin?)", err))
-	default:
-		return target.Permanent(err)
-	}
+	return httpapi.BodyText(b)
 }
 
 // page is one page of a list.

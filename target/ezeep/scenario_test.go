@@ -3,6 +3,8 @@ package ezeep_test
 import (
 	"encoding/json"
 	"fmt"
+	"github.com/dirsync/dirsync/target/fakekit"
+	"github.com/dirsync/dirsync/target/targettest"
 	"net/http"
 	"slices"
 	"strings"
@@ -347,7 +349,7 @@ func TestScenarioEzeepFaultInjectionConverges(t *testing.T) {
 	if testing.Short() {
 		t.Skip("500 users")
 	}
-	sc := newEZScenario(t, ezeepfake.Options{FaultRate: 0.2, Seed: 7, MaxPerPage: 1000}, "suspend", "    page_size: 500\n")
+	sc := newEZScenario(t, ezeepfake.Options{MaxPerPage: 1000, FaultOptions: fakekit.FaultOptions{FaultRate: 0.2, Seed: 7}}, "suspend", "    page_size: 500\n")
 	srv := sc.srv
 	const n = 500
 	var us []identity.User
@@ -362,57 +364,13 @@ func TestScenarioEzeepFaultInjectionConverges(t *testing.T) {
 		us = append(us, synctest.User(fmt.Sprintf("user%03d", i), groups...))
 	}
 	sc.set(us...)
-	runs := 0
-	// The first run that got past planning (a failed list fails a whole
-	// run before any action) must apply every user's actions but those
-	// that failed: one user's failures do not hold up the others.
-	firstApplied, firstFailed := -1, 0
-	for ; runs < 8; runs++ {
-		// An unlucky account can fail in enough runs in a row to be
-		// quarantined; convergence is what this test is about.
-		res := sc.h.Run(dsync.RunOptions{Trigger: "test", RetryQuarantined: true})
-		failed, applied, planned := 0, 0, true
-		for _, d := range sc.h.DecisionsOf(res.RunID) {
-			switch d.Outcome {
-			case "failed":
-				failed++
-				planned = planned && d.User != "*"
-				t.Logf("run %d: %s %s: %s", runs+1, d.User, d.Action, d.Error)
-			case "applied":
-				applied++
-			}
+	targettest.Converge(t, sc.h, n, func() { srv.SetFaults(0) }, func() []fakekit.Fault {
+		var fs []fakekit.Fault
+		for _, c := range srv.Calls() {
+			fs = append(fs, c.Fault)
 		}
-		if planned && firstApplied < 0 {
-			firstApplied, firstFailed = applied, failed
-		}
-		if failed == 0 && res.Status == "ok" {
-			break
-		}
-	}
-	srv.SetFaults(0)
-	faults := map[ezeepfake.Fault]int{}
-	for _, c := range srv.Calls() {
-		if c.Fault != "" {
-			faults[c.Fault]++
-		}
-	}
-	t.Logf("converged after %d run(s); %d requests, injected faults %v; first run: %d applied, %d failed", runs+1, len(srv.Calls()), faults, firstApplied, firstFailed)
-	if runs == 8 {
-		t.Fatal("did not converge in 8 runs")
-	}
-	if len(faults) != 4 {
-		t.Fatalf("not every kind of fault was injected: %v", faults)
-	}
-	if firstApplied < n {
-		t.Fatalf("the first planned run applied only %d actions (%d failed): failures were not isolated per user", firstApplied, firstFailed)
-	}
-	honoured := false
-	for _, w := range sc.h.Waits() {
-		honoured = honoured || w == time.Second
-	}
-	if !honoured {
-		t.Fatalf("no retry waited the Retry-After of 1s: %v", sc.h.Waits())
-	}
+		return fs
+	})
 	applied := srv.Applied()
 	for i, u := range us {
 		email := u.Email

@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/dirsync/dirsync/identity"
 	"github.com/dirsync/dirsync/target"
@@ -33,7 +34,15 @@ type apiUser struct {
 	PlatformRoleID             string                     `json:"platform_role_id"`
 	ExternalIdentityProviderID string                     `json:"external_identity_provider_id"`
 	UserGroups                 map[string]json.RawMessage `json:"user_group_ids"`
+	IsSuperAdmin               bool                       `json:"issuperadmin"`
 }
+
+// idp reports whether u signs in through an identity provider (an SSO
+// user): Netmaker refuses to delete it or change its display name.
+func (u apiUser) idp() bool { return u.AuthType == "oauth" || u.ExternalIdentityProviderID != "" }
+
+// super reports whether u is the super-admin.
+func (u apiUser) super() bool { return u.IsSuperAdmin || u.PlatformRoleID == roleSuperAdmin }
 
 func userPath(name string) string { return "/api/users/" + url.PathEscape(name) }
 
@@ -70,7 +79,9 @@ func (t *Target) Create(ctx context.Context, a *identity.Account) error {
 	if err != nil {
 		return target.Retryable(fmt.Errorf("%s: generate a password: %w", subject, err))
 	}
-	body := map[string]any{"username": name, "password": pw, "auth_type": t.s.AuthType, "platform_role_id": role,
+	// Netmaker ignores auth_type: the user is a password user whose
+	// password nobody knows.
+	body := map[string]any{"username": name, "password": pw, "platform_role_id": role,
 		"display_name": a.DisplayName, "is_mfa_enabled": false}
 	_, status, err := t.raw(ctx, http.MethodPost, userPath(name), nil, body, subject, false)
 	if err != nil {
@@ -84,7 +95,7 @@ func (t *Target) Create(ctx context.Context, a *identity.Account) error {
 		return err
 	}
 	setRemote(a, name)
-	t.log.Info("netmaker user created", zap.String("user", name), zap.String("role", role), zap.String("auth_type", t.s.AuthType))
+	t.log.Info("netmaker user created", zap.String("user", name), zap.String("role", role))
 	return nil
 }
 
@@ -278,8 +289,11 @@ func (t *Target) rmw(ctx context.Context, act target.Action, a *identity.Account
 	if err != nil {
 		return err
 	}
-	if cur.ExternalIdentityProviderID != "" {
-		return target.Skip("netmaker: %s: %q is owned by Netmaker's IdP sync (external_identity_provider_id %s): left alone", verb, name, cur.ExternalIdentityProviderID)
+	if cur.super() {
+		return target.Skip("%s: %q is Netmaker's super-admin, the application's owner: never changed", subject, name)
+	}
+	if act == target.ActUpdate && cur.idp() {
+		return target.Skip("%s: %q signed in through the IdP (an SSO user): Netmaker refuses to rename IdP users", subject, name)
 	}
 	changed, err := change(doc, cur)
 	if err != nil {
@@ -314,6 +328,7 @@ func (t *Target) getUser(ctx context.Context, name, subject string) (map[string]
 	if u.Username != name {
 		return nil, apiUser{}, target.Permanent(fmt.Errorf("%s: asked for %q, the server answered with %q", subject, name, u.Username))
 	}
+	t.noteUser(u)
 	set := map[string]struct{}{}
 	for id := range u.UserGroups {
 		set[id] = struct{}{}
@@ -336,8 +351,11 @@ func (t *Target) Delete(ctx context.Context, a *identity.Account) error {
 	if err != nil {
 		return err
 	}
-	if cur.ExternalIdentityProviderID != "" {
-		return target.Skip("netmaker: delete: %q is owned by Netmaker's IdP sync (external_identity_provider_id %s): left alone", name, cur.ExternalIdentityProviderID)
+	switch {
+	case cur.super():
+		return target.Skip("%s: %q is Netmaker's super-admin, the application's owner: never deleted", subject, name)
+	case cur.idp():
+		return target.Skip("%s: %q signed in through the IdP (an SSO user): Netmaker refuses to delete IdP users (\"cannot delete idp user\")", subject, name)
 	}
 	if _, _, err := t.raw(ctx, http.MethodDelete, userPath(name), nil, nil, subject, true); err != nil {
 		return err
@@ -377,6 +395,29 @@ func (t *Target) List(ctx context.Context) ([]identity.Account, error) {
 		return nil, err
 	}
 	t.mu.Lock()
+	users := t.fresh
+	if t.now().Sub(t.freshAt) > 5*time.Second {
+		users = nil
+	}
+	t.fresh = nil
+	t.mu.Unlock()
+	if users == nil {
+		var err error
+		if users, err = t.listUsers(ctx); err != nil {
+			return nil, err
+		}
+	}
+	out := make([]identity.Account, 0, len(users))
+	for _, u := range users {
+		out = append(out, t.toAccount(u, nil))
+	}
+	return out, nil
+}
+
+// listUsers reads every user (v2 pages, or the legacy bare list) and
+// notes the super-admin.
+func (t *Target) listUsers(ctx context.Context) ([]apiUser, error) {
+	t.mu.Lock()
 	mode := t.listAPI
 	t.mu.Unlock()
 	var users []apiUser
@@ -404,11 +445,10 @@ func (t *Target) List(ctx context.Context) ([]identity.Account, error) {
 			return nil, target.Retryable(fmt.Errorf("netmaker: list users: %w", err))
 		}
 	}
-	out := make([]identity.Account, 0, len(users))
 	for _, u := range users {
-		out = append(out, t.toAccount(u, nil))
+		t.noteUser(u)
 	}
-	return out, nil
+	return users, nil
 }
 
 func (t *Target) listV2(ctx context.Context) ([]apiUser, int, error) {
@@ -448,6 +488,9 @@ func (t *Target) toAccount(u apiUser, extra []string) identity.Account {
 	}
 	if u.ExternalIdentityProviderID != "" {
 		a.Remote["idp"] = u.ExternalIdentityProviderID
+	}
+	if u.AuthType == "oauth" {
+		a.Remote["auth_type"] = u.AuthType
 	}
 	t.mu.Lock()
 	managed := map[string]bool{}

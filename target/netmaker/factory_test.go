@@ -1,6 +1,8 @@
 package netmaker_test
 
 import (
+	"errors"
+	"net/http"
 	"strings"
 	"testing"
 
@@ -25,15 +27,23 @@ func TestSampleBuilds(t *testing.T) {
 	if len(tgts) != 1 || tgts[0].Type != netmaker.Type {
 		t.Fatalf("sample targets: %+v", tgts)
 	}
-	tg, err := netmaker.Factory(tgts[0], target.Deps{})
+	// Nothing leaves the machine: the sample's server is not contacted.
+	refuse := roundTripFunc(func(r *http.Request) (*http.Response, error) { return nil, errors.New("no network in tests") })
+	tg, err := netmaker.Factory(tgts[0], target.Deps{HTTPClient: &http.Client{Transport: refuse}})
 	if err != nil {
 		t.Fatalf("factory: %v", err)
+	}
+	if _, ok := tg.(target.Creator); !ok {
+		t.Fatal("create: true builds no Creator")
+	}
+	if w := tg.(target.Warner).Warnings(); len(w) == 0 || !strings.Contains(w[0], "basic_auth") {
+		t.Fatalf("warnings %q", w)
 	}
 	if tg.Name() != "netmaker" || tg.Type() != "netmaker" {
 		t.Fatalf("%s %s", tg.Name(), tg.Type())
 	}
-	// The groups rules' names are managed: before Open nothing is known
-	// about the server, so nothing is refused but bad names.
+	// The groups rules' names are managed: when the server cannot be read
+	// nothing is refused but bad names.
 	if why := tg.(target.Gater).Gate(target.ActSetGroups, identity.Account{Username: "user1", Groups: []string{"developers"}}); why != "" {
 		t.Fatalf("gate: %q", why)
 	}
@@ -56,5 +66,30 @@ func TestFactoryErrorsNameTheKey(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: error %v, want it to contain %q", strings.TrimSpace(tc.yaml), err, tc.want)
 		}
+	}
+}
+
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+// create: false (SSO deployments) builds a connector that cannot create:
+// the planner adopts people who signed in through the IdP instead.
+func TestCreateFalseAdopts(t *testing.T) {
+	tgts := parseTargets(t, "  - {name: nm, type: netmaker, base_url: 'https://x.example', token: t, create: false}\n")
+	tg, err := netmaker.Factory(tgts[0], target.Deps{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := tg.(target.Creator); ok {
+		t.Fatal("create: false still creates")
+	}
+	for _, a := range []target.Action{target.ActSuspend, target.ActSetRole, target.ActSetGroups, target.ActDelete, target.ActUpdate} {
+		if !target.Supports(tg, a) {
+			t.Fatalf("create: false lost %s", a)
+		}
+	}
+	if _, ok := tg.(target.Lister); !ok {
+		t.Fatal("not a Lister")
 	}
 }

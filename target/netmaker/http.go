@@ -1,88 +1,82 @@
 package netmaker
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
-	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"strings"
-	"time"
 
 	"github.com/dirsync/dirsync/target"
-	"go.uber.org/zap"
+	"github.com/dirsync/dirsync/target/internal/httpapi"
 )
 
-const maxBody = 32 << 20
-
-// raw sends one request and returns the body of a 2xx answer. Any other
-// answer, or no answer, is a classified error; status is the HTTP status
-// (0 without an answer). idempotent says whether repeating the request is
-// harmless: a non-idempotent request that got no answer is Uncertain.
+// raw sends one request through the shared HTTP layer and returns the body
+// of a 2xx answer; any other answer, or none, is a classified error. status
+// is the HTTP status (0 without an answer).
 func (t *Target) raw(ctx context.Context, method, path string, q url.Values, body any, subject string, idempotent bool) ([]byte, int, error) {
-	if err := ctx.Err(); err != nil {
-		return nil, 0, target.Retryable(fmt.Errorf("%s: %w", subject, err))
-	}
 	u := t.base.String() + path
 	if len(q) > 0 {
 		u += "?" + q.Encode()
 	}
-	var rd io.Reader
+	var b []byte
 	if body != nil {
-		b, err := json.Marshal(body)
-		if err != nil {
-			return nil, 0, target.Permanent(fmt.Errorf("%s: encode: %w", subject, err))
+		var err error
+		if b, err = json.Marshal(body); err != nil {
+			return nil, 0, target.Permanent(t.http.Wrap(subject+": encode", err))
 		}
-		rd = bytes.NewReader(b)
 	}
-	req, err := http.NewRequestWithContext(ctx, method, u, rd)
-	if err != nil {
-		return nil, 0, target.Permanent(fmt.Errorf("%s: %w", subject, err))
+	if method != http.MethodGet {
+		t.mu.Lock()
+		t.fresh = nil // a write: the list discover kept is stale
+		t.mu.Unlock()
 	}
-	req.Header.Set("Authorization", "Bearer "+t.s.Token.Value())
-	req.Header.Set("Accept", "application/json")
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	start := time.Now()
-	resp, err := t.client.Do(req)
-	if err != nil {
-		err = t.transportError(ctx, subject, err, idempotent)
-		t.log.Debug("netmaker request failed", zap.String("method", method), zap.String("path", path), zap.Duration("duration", time.Since(start)), zap.Error(err))
-		return nil, 0, err
-	}
-	defer resp.Body.Close()
-	b, rerr := io.ReadAll(io.LimitReader(resp.Body, maxBody))
-	t.log.Debug("netmaker request", zap.String("method", method), zap.String("path", path), zap.Int("status", resp.StatusCode), zap.Duration("duration", time.Since(start)))
-	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		return nil, resp.StatusCode, t.classify(subject, resp, b)
-	}
-	if rerr != nil {
-		if idempotent {
-			return nil, resp.StatusCode, target.Retryable(fmt.Errorf("%s: reading the answer: %s", subject, t.scrub.Replace(rerr.Error())))
-		}
-		return nil, resp.StatusCode, target.Uncertain(fmt.Errorf("%s: applied (%s) but reading the answer failed: %s", subject, resp.Status, t.scrub.Replace(rerr.Error())))
-	}
-	return b, resp.StatusCode, nil
+	resp, err := t.http.Do(ctx, httpapi.Request{Method: method, URL: u, Body: b, Idempotent: idempotent, Subject: subject})
+	return resp.Body, resp.Status, err
 }
 
-func (t *Target) transportError(ctx context.Context, subject string, err error, idempotent bool) error {
-	if ctx.Err() != nil {
-		return target.Retryable(fmt.Errorf("%s: %w", subject, ctx.Err()))
+// rules are Netmaker's own reading of its answers: errors are
+// {"Code","Message"}; a missing user is HTTP 500 "record not found"; a 404
+// is a route the server does not have; permission refusals come as 400,
+// 401, 403 and even 500.
+var rules = httpapi.Rules{
+	Message: apiMessage,
+	NotFound: func(status int, msg string) bool {
+		return status == http.StatusInternalServerError && strings.Contains(strings.ToLower(msg), "record not found")
+	},
+	Denied: denied,
+	Hint: func(status int) string {
+		switch status {
+		case http.StatusUnauthorized:
+			return "is the token valid? Netmaker revokes a user's access tokens when that user's role or groups change"
+		case http.StatusNotFound:
+			return "no such route: an older or community-edition server?"
+		}
+		return ""
+	},
+}
+
+// refusals are the phrases of Netmaker's permission refusals (v1.5.1).
+var refusals = []string{
+	"admin cannot", "superadmin cannot", "super-admin", "superadmin", "cannot disable self", "cannot enable self",
+	"cannot delete idp user", "cannot be updated for external user", "external identity provider",
+	"does not have permission", "not allowed", "not permitted", "forbidden", "access denied", "unauthorized",
+	"token revoked", "user account disabled", "only superadmin", "requires the master",
+}
+
+// denied reports whether an answer is a permission refusal: every 401 and
+// 403, and the refusals Netmaker sends as 400 or 500.
+func denied(status int, msg string) bool {
+	if status == http.StatusUnauthorized || status == http.StatusForbidden {
+		return true
 	}
-	msg := err.Error()
-	var ue *url.Error
-	if errors.As(err, &ue) {
-		msg = ue.Err.Error() // the URL carries no secret, but keep it short
+	m := strings.ToLower(msg)
+	for _, r := range refusals {
+		if strings.Contains(m, r) {
+			return true
+		}
 	}
-	e := fmt.Errorf("%s: no answer: %s", subject, t.scrub.Replace(msg))
-	if !idempotent {
-		return target.Uncertain(fmt.Errorf("%w (it may have been applied)", e))
-	}
-	return target.Retryable(e)
+	return false
 }
 
 // apiMessage returns the Message of Netmaker's {"Code","Message"} error
@@ -95,34 +89,7 @@ func apiMessage(b []byte) string {
 	if json.Unmarshal(b, &e) == nil && e.Message != "" {
 		return e.Message
 	}
-	s := strings.TrimSpace(string(b))
-	if len(s) > 300 {
-		s = s[:300] + "…"
-	}
-	return s
-}
-
-// classify turns a non-2xx answer into a classified error.
-func (t *Target) classify(subject string, resp *http.Response, body []byte) error {
-	msg := t.scrub.Replace(apiMessage(body))
-	err := fmt.Errorf("%s: %s: %s", subject, resp.Status, msg)
-	ra := target.ParseRetryAfter(resp.Header.Get("Retry-After"), t.now())
-	switch code := resp.StatusCode; {
-	case code == http.StatusTooManyRequests:
-		return target.RateLimited(err, ra)
-	case code == http.StatusServiceUnavailable && resp.Header.Get("Retry-After") != "":
-		return target.RateLimited(err, ra)
-	case code == http.StatusInternalServerError && strings.Contains(strings.ToLower(msg), "record not found"):
-		return target.NotFound(err)
-	case code >= 500 || code == http.StatusRequestTimeout:
-		return target.Retryable(err)
-	case code == http.StatusUnauthorized:
-		return target.Permanent(fmt.Errorf("%w (is the token valid? Netmaker revokes a user's access tokens when that user's role or groups change)", err))
-	case code == http.StatusNotFound:
-		return target.Permanent(fmt.Errorf("%w (no such route: an older or community-edition server?)", err))
-	default:
-		return target.Permanent(err)
-	}
+	return httpapi.BodyText(b)
 }
 
 // decodeResponse decodes either Netmaker's {"Code","Message","Response"}

@@ -1,61 +1,53 @@
 // Package netmaker is the connector for Netmaker's user API (REST, bearer
-// token).
+// token), written against what a real Netmaker v1.5.1 server does.
 //
-// Capabilities: create (POST /api/users/{username}, a random password that
-// is never logged, auth_type configurable: oauth for SSO users by default),
-// update (display name), suspend and unsuspend (POST .../disable and
-// .../enable), platform role (Account.Role, set from the target's roles
-// rules), user groups (Account.Groups are group NAMES, resolved to ids;
-// created when create_groups is true), delete (DELETE /api/users/{u}, used
-// when the target's deprovision action is delete), list (GET /api/v2/users
-// pages, or the bare GET /api/users on older servers) and read (GET
+// Capabilities: create (POST /api/users/{username}; the server ignores
+// auth_type, so created users are password users with a random password
+// that is never logged; create: false for SSO deployments, where people
+// appear on first IdP sign-in and are adopted), update (display name),
+// suspend and unsuspend (POST .../disable and .../enable), platform role,
+// user groups (Account.Groups are group NAMES, resolved to ids; created
+// when create_groups is true), delete, list (GET /api/v2/users pages, or
+// the bare GET /api/users on older servers) and read (GET
 // /api/v1/users?username=). There is no expiry and no forced password
 // change in Netmaker.
 //
-// Token: a personal access token of a super-admin is recommended (POST
-// /api/v1/users/access_token). The master key can list, update, enable and
-// disable but cannot create or delete users (the server looks the caller up
-// as a user and fails with "record not found"); a token that is not a JWT is
-// taken for the master key (token_kind: auto), and create and delete are
-// then skipped with a decision that says so. Netmaker deletes a user's
-// access tokens whenever that user's role or groups change, so the account
-// the token belongs to (token_user, or the UserName claim of the token) is
-// never suspended, deleted, or given a new role or groups.
+// Never touched (a skipped decision, at plan time and again before
+// sending): the super-admin (found when the connector first reads the
+// server), the account the token belongs to (token_user, or the UserName
+// claim of the token: Netmaker revokes a user's tokens when its role or
+// groups change), and the target's protected list. IdP (SSO) users are
+// managed for status, role and groups but never deleted or renamed:
+// Netmaker refuses both.
+//
+// Token: a personal access token of the super-admin is recommended; on the
+// community edition every user is an admin and an admin cannot disable,
+// demote or delete another admin. The master key can list, update, enable
+// and disable but cannot create or delete users: with it (a token that is
+// not a JWT, token_kind: auto) those are skipped.
 //
 // Role and groups are changed by reading the whole user (GET
-// /api/v1/users?username=) and PUTting it back with only that field changed,
-// because PUT is a full replace: leaving out is_mfa_enabled turns MFA off,
-// leaving out user_group_ids drops every group. Every field the server
-// returned is sent back as it was.
+// /api/v1/users?username=) and PUTting it back with only that field
+// changed, because PUT is a replace: leaving out is_mfa_enabled turns MFA
+// off, leaving out user_group_ids drops every group.
 //
 // Which groups dirsync manages: the groups named by the target's groups
 // rules (their "as" names), plus managed_groups, plus the groups the cache
-// says dirsync gave the account. Only those are added or removed; any other
-// group the user is in (set by hand, the default groups) is kept. List and
-// Read report only managed groups.
+// says dirsync gave the account. Only those are added or removed.
 //
 // Usernames must have at least 4 characters and be an email address or only
-// [A-Za-z0-9.-]. A username that is not valid is mapped per
-// invalid_username: email (default: use the account's email), replace
-// (replace other characters with "-"), or skip; an account whose name
-// cannot be mapped gets a skipped decision. The name used is kept in
-// Account.Remote["username"], and Netmaker cannot rename users.
+// [A-Za-z0-9.-]; others are mapped per invalid_username (email, replace or
+// skip). The name used is kept in Account.Remote["username"].
 //
-// A missing user is HTTP 500 "record not found": a NotFound. Community
-// edition servers (detected in Open: 404 on /api/v1/users/groups, or
+// Outcomes (through the shared HTTP layer): a missing user is HTTP 500
+// "record not found" (NotFound); permission refusals are permanent whatever
+// their status (Netmaker sends some as 500); 429 is rate limited; other
+// 5xx and dropped connections are retryable, or uncertain for a create.
+// Community edition servers (detected: 404 on /api/v1/users/groups, or
 // edition: community) have no user groups and create every user as admin:
-// group changes are skipped, a role other than admin or super-admin is
-// skipped, and creating a user is skipped (rather than creating an admin)
-// unless the role a new user gets is admin. That role is create_role
-// (default: the target's default_role, else service-user): the engine
-// creates an account first and sets its role from the rules afterwards.
-// Users owned by Netmaker's own IdP sync (external_identity_provider_id set)
-// are left alone with a skipped decision.
-//
-// The connector makes one attempt per call and classifies the outcome: 429
-// (and 503 with Retry-After) is rate limited, other 5xx and dropped
-// connections are retryable, except that a create whose connection dropped
-// is uncertain (the engine re-reads before retrying); 4xx are permanent.
+// group changes, roles other than admin, and creating anyone whose role is
+// not admin are skipped. Gate reads the server on first use, so plan and
+// sync refuse the same steps.
 package netmaker
 
 import (
@@ -75,6 +67,7 @@ import (
 	"github.com/dirsync/dirsync/config"
 	"github.com/dirsync/dirsync/identity"
 	"github.com/dirsync/dirsync/target"
+	"github.com/dirsync/dirsync/target/internal/httpapi"
 	"go.uber.org/zap"
 )
 
@@ -104,7 +97,14 @@ type Settings struct {
 	// TokenUser is the user the access token belongs to; default: read
 	// from the token.
 	TokenUser string `yaml:"token_user"`
-	// AuthType of created users: oauth (default) or basic_auth.
+	// Create: true (default) creates people through the API; those are
+	// password (basic_auth) users whatever auth_type says. false, for SSO
+	// deployments: people appear in Netmaker when they first sign in
+	// through the IdP, and dirsync adopts them and then manages their
+	// status, role and groups.
+	Create *bool `yaml:"create"`
+	// AuthType is accepted for old configs and ignored: Netmaker's API
+	// creates every user as basic_auth (validate warns).
 	AuthType string `yaml:"auth_type"`
 	// CreateRole is the platform role of a created user when the rules
 	// give none (default service-user).
@@ -121,6 +121,9 @@ type Settings struct {
 	InvalidUsername string `yaml:"invalid_username"`
 	// Edition: auto (default: detected), pro, community.
 	Edition string `yaml:"edition"`
+	// Protected are further account names never acted on (New only; a
+	// configured target uses the common protected key).
+	Protected []string `yaml:"-"`
 }
 
 // Target is the Netmaker connector.
@@ -128,16 +131,22 @@ type Target struct {
 	name    string
 	s       Settings
 	base    *url.URL
-	client  *http.Client
+	http    *httpapi.Client
 	log     *zap.Logger
 	now     func() time.Time
 	master  bool
 	owner   string
 	managed map[string]bool // group names dirsync manages by config
-	scrub   *strings.Replacer
+	protect *target.Protected
 
-	mu        sync.Mutex
-	edition   string // "", "pro", "community"
+	mu     sync.Mutex
+	supers map[string]bool // super-admins seen in lists and reads
+	// fresh is the user list discover read, kept for a List that follows
+	// at once (freshAt) so a first run does not list twice.
+	fresh     []apiUser
+	freshAt   time.Time
+	gateTried time.Time // when Gate last tried to discover
+	edition   string    // "", "pro", "community"
 	roles     map[string]bool
 	groupByNm map[string]string // name → id
 	groupByID map[string]string // id → name
@@ -158,7 +167,81 @@ var (
 	_ target.Reader      = (*Target)(nil)
 	_ target.Gater       = (*Target)(nil)
 	_ target.Opener      = (*Target)(nil)
+	_ target.Warner      = (*Target)(nil)
+
+	_ target.Updater     = (*Adopting)(nil)
+	_ target.Suspender   = (*Adopting)(nil)
+	_ target.RoleSetter  = (*Adopting)(nil)
+	_ target.GroupSetter = (*Adopting)(nil)
+	_ target.Deleter     = (*Adopting)(nil)
+	_ target.Lister      = (*Adopting)(nil)
+	_ target.Reader      = (*Adopting)(nil)
+	_ target.Gater       = (*Adopting)(nil)
+	_ target.Opener      = (*Adopting)(nil)
+	_ target.Warner      = (*Adopting)(nil)
 )
+
+// Adopting is the connector with create: false (SSO deployments): it does
+// everything Target does but create. People appear in Netmaker when they
+// first sign in through the IdP; dirsync adopts them from the list and then
+// manages their status, role and groups.
+type Adopting struct{ t *Target }
+
+// Inner returns the full connector.
+func (a *Adopting) Inner() *Target { return a.t }
+
+// Name implements target.Target.
+func (a *Adopting) Name() string { return a.t.Name() }
+
+// Type implements target.Target.
+func (a *Adopting) Type() string { return a.t.Type() }
+
+// Open implements target.Opener.
+func (a *Adopting) Open(ctx context.Context) error { return a.t.Open(ctx) }
+
+// Warnings implements target.Warner.
+func (a *Adopting) Warnings() []string { return a.t.Warnings() }
+
+// Gate implements target.Gater.
+func (a *Adopting) Gate(act target.Action, acc identity.Account) string { return a.t.Gate(act, acc) }
+
+// Update implements target.Updater.
+func (a *Adopting) Update(ctx context.Context, before identity.Account, acc *identity.Account) error {
+	return a.t.Update(ctx, before, acc)
+}
+
+// Suspend implements target.Suspender.
+func (a *Adopting) Suspend(ctx context.Context, acc *identity.Account) error {
+	return a.t.Suspend(ctx, acc)
+}
+
+// Unsuspend implements target.Suspender.
+func (a *Adopting) Unsuspend(ctx context.Context, acc *identity.Account) error {
+	return a.t.Unsuspend(ctx, acc)
+}
+
+// SetRole implements target.RoleSetter.
+func (a *Adopting) SetRole(ctx context.Context, acc *identity.Account) error {
+	return a.t.SetRole(ctx, acc)
+}
+
+// SetGroups implements target.GroupSetter.
+func (a *Adopting) SetGroups(ctx context.Context, before identity.Account, acc *identity.Account) error {
+	return a.t.SetGroups(ctx, before, acc)
+}
+
+// Delete implements target.Deleter.
+func (a *Adopting) Delete(ctx context.Context, acc *identity.Account) error {
+	return a.t.Delete(ctx, acc)
+}
+
+// List implements target.Lister.
+func (a *Adopting) List(ctx context.Context) ([]identity.Account, error) { return a.t.List(ctx) }
+
+// Read implements target.Reader.
+func (a *Adopting) Read(ctx context.Context, acc identity.Account) (identity.Account, error) {
+	return a.t.Read(ctx, acc)
+}
 
 // Factory builds a netmaker target from its config (type "netmaker"). It
 // validates and fills defaults only; Open detects the edition.
@@ -179,16 +262,23 @@ func Factory(cfg config.Target, deps target.Deps) (target.Target, error) {
 	if cfg.DefaultRole != "" && s.CreateRole == "" {
 		role = cfg.DefaultRole
 	}
-	return newTarget(cfg.Name, s, deps, cfg.Timeout.D(), managed, role, cfg.Path())
+	t, err := newTarget(cfg.Name, s, deps, cfg.Timeout.D(), managed, role, cfg.Path(), cfg.Protected)
+	if err != nil {
+		return nil, err
+	}
+	if !*t.s.Create {
+		return &Adopting{t: t}, nil
+	}
+	return t, nil
 }
 
 // New builds a Target from decoded settings. ruleGroups are the
 // application group names of the target's groups rules (managed groups).
 func New(name string, s Settings, deps target.Deps, ruleGroups ...string) (*Target, error) {
-	return newTarget(name, s, deps, 0, ruleGroups, "", "")
+	return newTarget(name, s, deps, 0, ruleGroups, "", "", s.Protected)
 }
 
-func newTarget(name string, s Settings, deps target.Deps, timeout time.Duration, ruleGroups []string, defaultRole, path string) (*Target, error) {
+func newTarget(name string, s Settings, deps target.Deps, timeout time.Duration, ruleGroups []string, defaultRole, path string, protected []string) (*Target, error) {
 	var ps config.Problems
 	bad := func(key, format string, args ...any) {
 		if path != "" {
@@ -210,6 +300,10 @@ func newTarget(name string, s Settings, deps target.Deps, timeout time.Duration,
 		}
 		base = u
 	}
+	if s.Create == nil {
+		yes := true
+		s.Create = &yes
+	}
 	if s.Token.IsZero() {
 		bad("token", "is required (a personal access token; see POST /api/v1/users/access_token)")
 	}
@@ -229,9 +323,7 @@ func newTarget(name string, s Settings, deps target.Deps, timeout time.Duration,
 		owner = jwtUser(s.Token.Value())
 	}
 	switch s.AuthType {
-	case "":
-		s.AuthType = "oauth"
-	case "oauth", "basic_auth":
+	case "", "oauth", "basic_auth":
 	default:
 		bad("auth_type", "%q is not one of oauth, basic_auth", s.AuthType)
 	}
@@ -304,9 +396,18 @@ func newTarget(name string, s Settings, deps target.Deps, timeout time.Duration,
 		managed[g] = true
 	}
 	tok := s.Token.Value()
-	t := &Target{name: name, s: s, base: base, client: client, log: log.With(zap.String("target", name)), now: now,
-		master: master, owner: owner, managed: managed, edition: edition, listAPI: s.ListAPI,
-		scrub: strings.NewReplacer(tok, config.Redacted)}
+	log = log.With(zap.String("target", name))
+	hc := &httpapi.Client{App: Type, HTTP: client, Log: log, Now: now, Secrets: httpapi.NewSecrets(tok), Leading: deps.Leading, Rules: rules,
+		Authorize: func(_ context.Context, r *http.Request) error {
+			r.Header.Set("Authorization", "Bearer "+tok)
+			return nil
+		}}
+	protect := target.NewProtected(protected...)
+	if owner != "" {
+		protect.Add(owner, "it is the account dirsync's Netmaker token belongs to: changing it would revoke or lock out that token")
+	}
+	t := &Target{name: name, s: s, base: base, http: hc, log: log, now: now,
+		master: master, owner: owner, managed: managed, edition: edition, listAPI: s.ListAPI, protect: protect, supers: map[string]bool{}}
 	return t, nil
 }
 
@@ -316,9 +417,25 @@ func (t *Target) Name() string { return t.name }
 // Type implements target.Target.
 func (t *Target) Type() string { return Type }
 
+// Warnings implements target.Warner.
+func (t *Target) Warnings() []string {
+	var w []string
+	if *t.s.Create {
+		w = append(w, "netmaker: people dirsync creates through the API are password (basic_auth) users, whatever auth_type says: "+
+			"Netmaker ignores auth_type, and its SSO sign-in then refuses them. For SSO deployments set create: false: people appear "+
+			"when they first sign in through the IdP, and dirsync adopts them and manages their status, role and groups")
+	} else if t.s.AuthType != "" {
+		w = append(w, "netmaker: auth_type is ignored (Netmaker creates every API user as basic_auth, and create is false)")
+	}
+	if t.master {
+		w = append(w, "netmaker: the token looks like the master key: it cannot create or delete users (those are skipped); use a personal access token of the super-admin")
+	}
+	return w
+}
+
 // Open implements target.Opener: it detects the edition (a 404 on
 // /api/v1/users/groups means community), loads the groups and the platform
-// roles, and warns when the token is the master key.
+// roles, finds the super-admin, and warns when the token is the master key.
 func (t *Target) Open(ctx context.Context) error {
 	if t.master {
 		t.log.Warn("the netmaker token looks like the master key: it cannot create or delete users, so those actions are skipped; use a personal access token (POST /api/v1/users/access_token)")
@@ -326,14 +443,19 @@ func (t *Target) Open(ctx context.Context) error {
 	return t.discover(ctx, true)
 }
 
-// discover loads the edition, roles and groups once (or again with force).
+// discovered reports whether discover has run.
+func (t *Target) discovered() bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.roles != nil && (t.edition == "community" || t.groupByNm != nil)
+}
+
+// discover loads the edition, roles, groups and the super-admin once (or
+// again with force).
 func (t *Target) discover(ctx context.Context, force bool) error {
 	t.discoverMu.Lock()
 	defer t.discoverMu.Unlock()
-	t.mu.Lock()
-	done := t.roles != nil && (t.edition == "community" || t.groupByNm != nil)
-	t.mu.Unlock()
-	if done && !force {
+	if t.discovered() && !force {
 		return nil
 	}
 	edition := ""
@@ -371,8 +493,14 @@ func (t *Target) discover(ctx context.Context, force bool) error {
 			return target.Retryable(fmt.Errorf("netmaker: list roles: %w", err))
 		}
 	}
+	// The super-admin is never touched: find it.
+	users, err := t.listUsers(ctx)
+	if err != nil {
+		return err
+	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	t.fresh, t.freshAt = users, t.now()
 	t.edition = edition
 	t.roles = map[string]bool{}
 	for _, r := range roles {
@@ -381,8 +509,20 @@ func (t *Target) discover(ctx context.Context, force bool) error {
 	if edition == "pro" {
 		t.setGroupsLocked(groups)
 	}
-	t.log.Debug("netmaker discovered", zap.String("edition", edition), zap.Int("roles", len(roles)), zap.Int("groups", len(groups)))
+	t.log.Debug("netmaker discovered", zap.String("edition", edition), zap.Int("roles", len(roles)), zap.Int("groups", len(groups)),
+		zap.Strings("super_admins", sortedKeys(t.supers)))
 	return nil
+}
+
+// noteUser remembers whether u is a super-admin.
+func (t *Target) noteUser(u apiUser) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if u.IsSuperAdmin || u.PlatformRoleID == roleSuperAdmin {
+		t.supers[u.Username] = true
+	} else {
+		delete(t.supers, u.Username)
+	}
 }
 
 func (t *Target) setGroupsLocked(groups []apiGroup) {
@@ -402,47 +542,69 @@ func (t *Target) Edition() string {
 	return t.edition
 }
 
-// Gate implements target.Gater. It refuses, with the reason:
-// usernames that cannot be mapped to a valid Netmaker name, users owned by
-// Netmaker's IdP sync, changes to the account the token belongs to, create
-// and delete with the master key, group changes and non-admin roles on a
+// Gate implements target.Gater. It refuses, with the reason: accounts
+// dirsync never touches (the super-admin, the account the token belongs
+// to, the target's protected list), usernames that cannot be mapped to a
+// valid Netmaker name, deleting or renaming an IdP (SSO) user, create and
+// delete with the master key, group changes and non-admin roles on a
 // community server, unknown roles, and groups that do not exist when
 // create_groups is false.
 //
-// A create is not refused here but by Create itself (a skip at apply time):
-// the engine then records the account as not creatable and plans nothing
-// else for it, where a create refused at plan time would still be followed
-// by role and group steps on an account that does not exist.
+// Gate reads what the server supports (edition, roles, groups, the
+// super-admin) on first use, so that a plan made without a sync refuses
+// exactly what the sync would.
 func (t *Target) Gate(act target.Action, a identity.Account) string {
-	if act == target.ActCreate {
-		return ""
+	if !t.discovered() && t.tryDiscover() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		if err := t.discover(ctx, false); err != nil {
+			t.log.Warn("netmaker: cannot read the server's edition, roles and super-admin yet; the plan may list steps the sync then skips", zap.Error(err))
+		}
+		cancel()
 	}
 	return t.gateFor(act, a, true)
+}
+
+// tryDiscover reports whether Gate may try to read the server now: at most
+// once a minute, so an unreachable server does not stall a plan.
+func (t *Target) tryDiscover() bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	now := t.now()
+	if !t.gateTried.IsZero() && now.Sub(t.gateTried) < time.Minute {
+		return false
+	}
+	t.gateTried = now
+	return true
 }
 
 // gateFor is Gate; checkGroups says whether to refuse groups missing from
 // the last group list (at apply time SetGroups re-reads the list instead).
 func (t *Target) gateFor(act target.Action, a identity.Account, checkGroups bool) string {
+	if why := t.protect.Reason(a); why != "" {
+		return why
+	}
 	name, why := t.remoteName(a)
 	if why != "" {
 		return why
 	}
-	if idp := a.Remote["idp"]; idp != "" {
-		return fmt.Sprintf("%q is owned by Netmaker's IdP sync (external_identity_provider_id %s): left alone", name, idp)
+	t.mu.Lock()
+	super := t.supers[name]
+	edition, roles := t.edition, t.roles
+	groupByNm := t.groupByNm
+	t.mu.Unlock()
+	if super {
+		return fmt.Sprintf("%q is Netmaker's super-admin, the application's owner: dirsync never disables, demotes, changes or deletes it", name)
 	}
-	if t.owner != "" && name == t.owner {
-		switch act {
-		case target.ActSuspend, target.ActDelete, target.ActSetRole, target.ActSetGroups:
-			return fmt.Sprintf("%q is the account dirsync's Netmaker token belongs to: changing it would revoke or lock out that token", name)
+	if idp := a.Remote["auth_type"] == "oauth" || a.Remote["idp"] != ""; idp && (act == target.ActDelete || act == target.ActUpdate) {
+		what := "delete"
+		if act == target.ActUpdate {
+			what = "rename"
 		}
+		return fmt.Sprintf("%q signed in through the IdP (an SSO user): Netmaker refuses to %s IdP users", name, what)
 	}
 	if t.master && (act == target.ActCreate || act == target.ActDelete) {
 		return "the configured token is Netmaker's master key, which cannot create or delete users: use a personal access token of a super-admin (POST /api/v1/users/access_token)"
 	}
-	t.mu.Lock()
-	edition, roles := t.edition, t.roles
-	groupByNm := t.groupByNm
-	t.mu.Unlock()
 	role := a.Role
 	if act == target.ActCreate && role == "" {
 		role = t.s.CreateRole
@@ -462,7 +624,7 @@ func (t *Target) gateFor(act target.Action, a identity.Account, checkGroups bool
 			}
 		case target.ActCreate:
 			if role != roleAdmin {
-				return fmt.Sprintf("this Netmaker server is the community edition, which creates every user as admin, but the rules give %q the role %q", name, role)
+				return fmt.Sprintf("this Netmaker server is the community edition, which creates every user as admin, but %q would get the role %q", name, role)
 			}
 		}
 		return ""

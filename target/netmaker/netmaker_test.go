@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/dirsync/dirsync/target/fakekit"
 	"io"
 	"net/http"
 	"slices"
@@ -196,17 +197,24 @@ func TestFakePutTraps(t *testing.T) {
 		resp.Body.Close()
 		return resp.StatusCode
 	}
-	// An access token cannot drop MFA by omission.
-	if code := put(srv.AdminToken(), `{"username":"bob1","platform_role_id":"service-user"}`); code != 403 {
-		t.Fatalf("PUT without is_mfa_enabled with a token: %d, want 403", code)
-	}
-	// The master key can: MFA and TOTP and groups are gone.
-	if code := put(srv.MasterKey(), `{"username":"bob1","platform_role_id":"service-user"}`); code != 200 {
-		t.Fatalf("PUT with the master key: %d", code)
+	// The super-admin's PUT without is_mfa_enabled is not refused: MFA,
+	// the TOTP secret and (without user_group_ids) the groups are gone;
+	// the display name and the role, left out, are kept.
+	srv.AddUser(netmakerfake.User{Username: "bob2", DisplayName: "Bob Two", PlatformRoleID: "auditor", IsMFAEnabled: true})
+	if code := put(srv.AdminToken(), `{"username":"bob1","platform_role_id":"service-user"}`); code != 200 {
+		t.Fatalf("PUT without is_mfa_enabled with the super-admin's token: %d, want 200", code)
 	}
 	u, _ := srv.User("bob1")
 	if u.IsMFAEnabled || srv.TOTPSecret("bob1") != "" || len(u.UserGroups) != 0 {
 		t.Fatalf("the trap did not spring: %+v", u)
+	}
+	req, _ := http.NewRequest(http.MethodPut, url+"/api/users/bob2", strings.NewReader(`{"username":"bob2","is_mfa_enabled":true}`))
+	req.Header.Set("Authorization", "Bearer "+srv.AdminToken())
+	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("PUT without display_name and role: %v %v", resp, err)
+	}
+	if b2, _ := srv.User("bob2"); b2.DisplayName != "Bob Two" || b2.PlatformRoleID != "auditor" || !b2.IsMFAEnabled {
+		t.Fatalf("left-out fields not kept: %+v", b2)
 	}
 	if code := put(srv.MasterKey(), `{"username":"other","platform_role_id":"service-user"}`); code != 400 {
 		t.Fatalf("PUT with another username: %d", code)
@@ -230,7 +238,7 @@ func TestCreate(t *testing.T) {
 		t.Fatalf("remote %v", a.Remote)
 	}
 	u, ok := e.srv.User("j.doe@example.test")
-	if !ok || u.AuthType != "oauth" || u.PlatformRoleID != "platform-user" || u.DisplayName != "J Doe" || !u.HasPassword {
+	if !ok || u.AuthType != "basic_auth" || u.PlatformRoleID != "platform-user" || u.DisplayName != "J Doe" || !u.HasPassword {
 		t.Fatalf("created %+v (exists %v)", u, ok)
 	}
 	calls := e.srv.Calls()
@@ -361,9 +369,11 @@ func TestMasterKey(t *testing.T) {
 	}
 }
 
-func TestIdPUsersLeftAlone(t *testing.T) {
+// IdP (SSO) users are managed for status, role and groups, but never
+// deleted or renamed: Netmaker refuses both.
+func TestIdPUsers(t *testing.T) {
 	e := newEnv(t, netmakerfake.Options{})
-	e.srv.AddUser(netmakerfake.User{Username: "gina@example.test", ExternalIdentityProviderID: "okta-123"})
+	e.srv.AddUser(netmakerfake.User{Username: "gina@example.test", AuthType: "oauth", PlatformRoleID: "platform-user"})
 	c := ctx(t)
 	list, err := e.tg.List(c)
 	if err != nil {
@@ -375,37 +385,82 @@ func TestIdPUsersLeftAlone(t *testing.T) {
 			gina = a
 		}
 	}
-	if gina.Remote["idp"] != "okta-123" || gina.Email != "gina@example.test" {
+	if gina.Remote["auth_type"] != "oauth" || gina.Email != "gina@example.test" {
 		t.Fatalf("listed %+v", gina)
 	}
-	for _, act := range []target.Action{target.ActSuspend, target.ActSetRole, target.ActSetGroups, target.ActDelete, target.ActUpdate} {
-		if why := e.tg.Gate(act, gina); !strings.Contains(why, "IdP sync") {
+	for _, act := range []target.Action{target.ActDelete, target.ActUpdate} {
+		if why := e.tg.Gate(act, gina); !strings.Contains(why, "IdP") {
 			t.Fatalf("gate %s: %q", act, why)
 		}
 	}
-	// Without the cache knowing: found on read.
-	fresh := &identity.Account{Username: "gina@example.test", Role: "admin"}
-	if err := e.tg.SetRole(c, fresh); target.KindOf(err) != target.KindSkipped {
-		t.Fatalf("SetRole on an IdP user: %v", err)
+	for _, act := range []target.Action{target.ActSuspend, target.ActUnsuspend, target.ActSetRole, target.ActSetGroups} {
+		if why := e.tg.Gate(act, gina); why != "" {
+			t.Fatalf("gate %s: %q", act, why)
+		}
 	}
+	// Without the cache knowing: found on read, skipped, not sent.
+	fresh := &identity.Account{Username: "gina@example.test", DisplayName: "Gina New"}
 	if err := e.tg.Delete(c, fresh); target.KindOf(err) != target.KindSkipped {
 		t.Fatalf("Delete on an IdP user: %v", err)
 	}
-	if _, ok := e.srv.User("gina@example.test"); !ok {
-		t.Fatal("deleted")
+	if err := e.tg.Update(c, identity.Account{}, fresh); target.KindOf(err) != target.KindSkipped {
+		t.Fatalf("rename of an IdP user: %v", err)
+	}
+	for _, call := range e.srv.Calls() {
+		if call.Method == http.MethodDelete || call.Method == http.MethodPut {
+			t.Fatalf("sent %s %s", call.Method, call.Path)
+		}
+	}
+	// Role and status are managed.
+	role := &identity.Account{Username: "gina@example.test", Role: "auditor"}
+	if err := e.tg.SetRole(c, role); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.tg.Suspend(c, role); err != nil {
+		t.Fatal(err)
+	}
+	if u, _ := e.srv.User("gina@example.test"); u.PlatformRoleID != "auditor" || !u.AccountDisabled {
+		t.Fatalf("gina %+v", u)
 	}
 }
 
-func TestTokenOwnerProtected(t *testing.T) {
-	e := newEnv(t, netmakerfake.Options{})
-	owner := identity.Account{Username: "netmaker-admin"}
-	for _, act := range []target.Action{target.ActSuspend, target.ActDelete, target.ActSetRole, target.ActSetGroups} {
-		if why := e.tg.Gate(act, owner); !strings.Contains(why, "token belongs to") {
-			t.Fatalf("gate %s on the token's owner: %q", act, why)
-		}
-	}
-	if why := e.tg.Gate(target.ActUpdate, owner); why != "" {
-		t.Fatalf("update of the owner: %q", why)
+// The super-admin and the token's owner are never touched, with a PAT and
+// with the master key: every action is refused at plan time (Gate) and
+// again before sending, and nothing is sent.
+func TestOwnersNeverTouched(t *testing.T) {
+	for _, master := range []bool{false, true} {
+		t.Run(fmt.Sprintf("master=%v", master), func(t *testing.T) {
+			srv, url := netmakerfake.NewTestServer(t, netmakerfake.Options{})
+			srv.AddUser(netmakerfake.User{Username: "dirsync-svc", PlatformRoleID: "admin"})
+			tok := srv.AdminToken()
+			if master {
+				tok = srv.MasterKey()
+			}
+			tg, err := netmaker.New("netmaker", netmaker.Settings{BaseURL: url, Token: config.NewSecret(tok), Protected: []string{"dirsync-svc"}}, target.Deps{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			c := ctx(t)
+			for _, name := range []string{"netmaker-admin", "dirsync-svc"} {
+				for _, act := range []target.Action{target.ActSuspend, target.ActUnsuspend, target.ActSetRole, target.ActDelete, target.ActUpdate, target.ActSetGroups} {
+					a := identity.Account{Username: name, Role: "admin"}
+					if why := tg.Gate(act, a); why == "" || !strings.Contains(why, "never") {
+						t.Fatalf("gate %s %s: %q", act, name, why)
+					}
+					if err := target.Do(c, tg, act, a, &a); target.KindOf(err) != target.KindSkipped {
+						t.Fatalf("%s %s: %v", act, name, err)
+					}
+				}
+			}
+			for _, call := range srv.Calls() {
+				if call.Method != http.MethodGet {
+					t.Fatalf("sent %s %s", call.Method, call.Path)
+				}
+			}
+			if u, _ := srv.User("netmaker-admin"); u.AccountDisabled || u.PlatformRoleID != "super-admin" {
+				t.Fatalf("super-admin %+v", u)
+			}
+		})
 	}
 }
 
@@ -496,7 +551,7 @@ func TestGroups(t *testing.T) {
 }
 
 func TestErrorsClassified(t *testing.T) {
-	e := newEnv(t, netmakerfake.Options{RetryAfter: 7})
+	e := newEnv(t, netmakerfake.Options{FaultOptions: fakekit.FaultOptions{RetryAfter: 7}})
 	e.srv.AddUser(netmakerfake.User{Username: "judy"})
 	c := ctx(t)
 	if err := e.tg.Open(c); err != nil {
@@ -514,15 +569,15 @@ func TestErrorsClassified(t *testing.T) {
 		}
 	}
 	check("missing user", e.tg.Suspend(c, &identity.Account{Username: "nobody"}), target.KindNotFound)
-	e.srv.SetFaults(1, netmakerfake.Fault429)
+	e.srv.SetFaults(1, fakekit.Fault429)
 	err := e.tg.Suspend(c, &identity.Account{Username: "judy"})
 	check("429", err, target.KindRateLimited)
 	if target.RetryAfterOf(err) != 7*time.Second {
 		t.Errorf("Retry-After %v", target.RetryAfterOf(err))
 	}
-	e.srv.SetFaults(1, netmakerfake.Fault500)
+	e.srv.SetFaults(1, fakekit.Fault500)
 	check("500", e.tg.Suspend(c, &identity.Account{Username: "judy"}), target.KindRetryable)
-	e.srv.SetFaults(1, netmakerfake.FaultDrop)
+	e.srv.SetFaults(1, fakekit.FaultDrop)
 	check("dropped disable", e.tg.Suspend(c, &identity.Account{Username: "judy"}), target.KindRetryable)
 	check("dropped create", e.tg.Create(c, &identity.Account{Username: "kate"}), target.KindUncertain)
 	e.srv.SetFaults(0)
@@ -583,12 +638,12 @@ func TestUpdateDisplayName(t *testing.T) {
 // A create whose answer was lost after it landed is uncertain; reading
 // the account shows it landed (what the engine checks before retrying).
 func TestUncertainCreateCanBeRead(t *testing.T) {
-	e := newEnv(t, netmakerfake.Options{FaultAfterApply: true})
+	e := newEnv(t, netmakerfake.Options{FaultOptions: fakekit.FaultOptions{FaultAfterApply: true}})
 	c := ctx(t)
 	if err := e.tg.Open(c); err != nil {
 		t.Fatal(err)
 	}
-	e.srv.SetFaults(1, netmakerfake.FaultDrop)
+	e.srv.SetFaults(1, fakekit.FaultDrop)
 	a := &identity.Account{Key: "s", Username: "sara", Role: "platform-user"}
 	err := e.tg.Create(c, a)
 	if target.KindOf(err) != target.KindUncertain {
@@ -636,7 +691,7 @@ func TestCreatedPasswordNeverLogged(t *testing.T) {
 	var errs []string
 	for _, name := range []string{"tina", "tina", "ursula"} {
 		if name == "ursula" {
-			srv.SetFaults(1, netmakerfake.Fault500)
+			srv.SetFaults(1, fakekit.Fault500)
 		}
 		if err := tg.Create(c, &identity.Account{Username: name, Role: "platform-user"}); err != nil {
 			errs = append(errs, err.Error())

@@ -7,104 +7,30 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"net"
 	"net/http"
 	"net/url"
-	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/dirsync/dirsync/target"
+	"github.com/dirsync/dirsync/target/internal/httpapi"
 	"go.uber.org/zap"
 	"golang.org/x/oauth2"
 	"golang.org/x/oauth2/clientcredentials"
 )
 
-// secrets is the set of credential values scrubbed from every error text:
-// the configured ones, and the most recent access tokens issued.
-type secrets struct {
-	mu     sync.Mutex
-	fixed  []string
-	tokens []string
-}
-
-// maxTokens bounds the remembered access tokens (older ones have expired).
-const maxTokens = 8
-
-func (s *secrets) add(v string) { s.put(v, false) }
-
-func (s *secrets) addToken(v string) { s.put(v, true) }
-
-func (s *secrets) put(v string, token bool) {
-	if len(v) < 4 {
-		return // too short to scrub without mangling messages; never a real credential
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if slices.Contains(s.fixed, v) || slices.Contains(s.tokens, v) {
-		return
-	}
-	if !token {
-		s.fixed = append(s.fixed, v)
-		return
-	}
-	s.tokens = append(s.tokens, v)
-	if len(s.tokens) > maxTokens {
-		s.tokens = slices.Delete(s.tokens, 0, len(s.tokens)-maxTokens)
-	}
-}
-
-func (s *secrets) scrub(msg string) string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for _, v := range slices.Concat(s.fixed, s.tokens) {
-		msg = strings.ReplaceAll(msg, v, "[REDACTED]")
-	}
-	return msg
-}
-
-// scrubbed is an error whose text has the secrets removed; it still wraps
-// the original for errors.Is (context.Canceled...).
-type scrubbed struct {
-	msg string
-	err error
-}
-
-func (e *scrubbed) Error() string { return e.msg }
-func (e *scrubbed) Unwrap() error { return e.err }
-
-// statusError is a non-2xx answer.
-type statusError struct {
-	status   int
-	scimType string
-	msg      string
-}
-
-func (e *statusError) Error() string { return e.msg }
-
-// statusOf returns the HTTP status carried by err, or 0.
-func statusOf(err error) int {
-	var se *statusError
-	if errors.As(err, &se) {
-		return se.status
-	}
-	return 0
-}
-
 // tokenRecorder remembers every access token it hands out, so they are
 // scrubbed from errors too.
 type tokenRecorder struct {
 	src     oauth2.TokenSource
-	secrets *secrets
+	secrets *httpapi.Secrets
 }
 
 func (r tokenRecorder) Token() (*oauth2.Token, error) {
 	tok, err := r.src.Token()
 	if err == nil && tok != nil {
-		r.secrets.addToken(tok.AccessToken)
+		r.secrets.AddToken(tok.AccessToken)
 	}
 	return tok, err
 }
@@ -132,12 +58,12 @@ func (t *Target) httpClient(base *http.Client) *http.Client {
 	}
 	hc := &http.Client{Timeout: base.Timeout, Jar: base.Jar, CheckRedirect: base.CheckRedirect}
 	if o := t.s.Auth.OAuth2; o != nil {
-		t.secrets.add(o.ClientSecret.Value())
+		t.secrets.Add(o.ClientSecret.Value())
 		// The HTTP Basic form of the client credentials is a secret too
 		// (oauth2 escapes both parts before encoding).
-		t.secrets.add(base64.StdEncoding.EncodeToString([]byte(url.QueryEscape(o.ClientID) + ":" + url.QueryEscape(o.ClientSecret.Value()))))
-		t.secrets.add(base64.StdEncoding.EncodeToString([]byte(o.ClientID + ":" + o.ClientSecret.Value())))
-		t.secrets.add(url.QueryEscape(o.ClientSecret.Value()))
+		t.secrets.Add(base64.StdEncoding.EncodeToString([]byte(url.QueryEscape(o.ClientID) + ":" + url.QueryEscape(o.ClientSecret.Value()))))
+		t.secrets.Add(base64.StdEncoding.EncodeToString([]byte(o.ClientID + ":" + o.ClientSecret.Value())))
+		t.secrets.Add(url.QueryEscape(o.ClientSecret.Value()))
 		cc := &clientcredentials.Config{ClientID: o.ClientID, ClientSecret: o.ClientSecret.Value(), TokenURL: o.TokenURL, Scopes: o.Scopes}
 		switch o.AuthStyle {
 		case "header":
@@ -153,7 +79,7 @@ func (t *Target) httpClient(base *http.Client) *http.Client {
 		hc.Transport = &oauth2.Transport{Source: src, Base: rt}
 		return hc
 	}
-	t.secrets.add(t.s.Auth.BearerToken.Value())
+	t.secrets.Add(t.s.Auth.BearerToken.Value())
 	hc.Transport = bearer{token: t.s.Auth.BearerToken.Value(), base: rt}
 	return hc
 }
@@ -166,58 +92,43 @@ type req struct {
 	body   any
 }
 
-// send performs r; on 2xx it decodes the body into out (when non-nil and the
-// body is not empty) and returns the status. Every error is classified and
-// scrubbed, and starts with subject.
+// send performs r through the shared HTTP layer; on 2xx it decodes the
+// body into out (when non-nil and the body is not empty) and returns the
+// status. Every error is classified and scrubbed, and starts with subject.
+// POST is the one non-idempotent method.
 func (t *Target) send(ctx context.Context, subject string, r req, out any) (int, error) {
-	if err := ctx.Err(); err != nil {
-		return 0, target.Retryable(t.wrap(subject, err))
-	}
 	u := t.base + r.path
 	if len(r.query) > 0 {
 		u += "?" + r.query.Encode()
 	}
-	var body io.Reader
+	var body []byte
 	if r.body != nil {
 		b, err := marshal(r.body)
 		if err != nil {
 			return 0, target.Permanent(t.wrap(subject, err))
 		}
-		body = bytes.NewReader(b)
+		body = b
 	}
-	hr, err := http.NewRequestWithContext(ctx, r.method, u, body)
+	resp, err := t.http.Do(ctx, httpapi.Request{Method: r.method, URL: u, Body: body, ContentType: "application/scim+json",
+		Idempotent: r.method != http.MethodPost, Subject: subject})
 	if err != nil {
-		return 0, target.Permanent(t.wrap(subject, err))
-	}
-	hr.Header.Set("Accept", "application/scim+json, application/json")
-	if body != nil {
-		hr.Header.Set("Content-Type", "application/scim+json")
-	}
-	start := t.now()
-	resp, err := t.hc.Do(hr)
-	if err != nil {
-		t.log.Debug("scim request failed", zap.String("method", r.method), zap.String("path", r.path), zap.String("error", t.secrets.scrub(err.Error())))
-		return 0, t.transportError(ctx, subject, r.method, err)
-	}
-	defer resp.Body.Close()
-	t.log.Debug("scim request", zap.String("method", r.method), zap.String("path", r.path),
-		zap.Int("status", resp.StatusCode), zap.Int64("duration_ms", t.now().Sub(start).Milliseconds()))
-	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		return resp.StatusCode, t.httpError(subject, resp)
-	}
-	if out != nil {
-		b, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
-		if err != nil {
-			return resp.StatusCode, target.Retryable(t.wrap(subject, fmt.Errorf("read response: %w", err)))
-		}
-		if len(bytes.TrimSpace(b)) > 0 {
-			if err := json.Unmarshal(b, out); err != nil {
-				return resp.StatusCode, target.Permanent(t.wrap(subject, fmt.Errorf("decode response: %w", err)))
+		if resp.Status == 0 {
+			if terr := t.tokenError(subject, err); terr != nil {
+				return 0, terr
 			}
 		}
+		return resp.Status, err
 	}
-	return resp.StatusCode, nil
+	if out != nil && len(bytes.TrimSpace(resp.Body)) > 0 {
+		if err := json.Unmarshal(resp.Body, out); err != nil {
+			return resp.Status, target.Permanent(t.wrap(subject, fmt.Errorf("decode response: %w", err)))
+		}
+	}
+	return resp.Status, nil
 }
+
+// statusOf returns the HTTP status carried by err, or 0.
+func statusOf(err error) int { return httpapi.StatusOf(err) }
 
 func marshal(v any) ([]byte, error) {
 	var buf bytes.Buffer
@@ -230,34 +141,26 @@ func marshal(v any) ([]byte, error) {
 }
 
 // wrap prefixes err with subject and scrubs secrets from the text.
-func (t *Target) wrap(subject string, err error) error {
-	return &scrubbed{msg: t.secrets.scrub(subject + ": " + err.Error()), err: err}
-}
+func (t *Target) wrap(subject string, err error) error { return t.http.Wrap(subject, err) }
 
-// transportError classifies a failure to get a response: a token endpoint
-// refusing the credentials is permanent; a POST that may have reached the
-// provider is uncertain; the rest is retryable.
-func (t *Target) transportError(ctx context.Context, subject, method string, err error) error {
+// tokenError classifies a token endpoint's refusal (no SCIM request was
+// sent): rate limited, retryable for 5xx and 408, else permanent. It
+// returns nil when err is not one.
+func (t *Target) tokenError(subject string, err error) error {
 	var re *oauth2.RetrieveError
-	if errors.As(err, &re) && re.Response != nil {
-		st := re.Response.StatusCode
-		werr := t.wrap(subject, fmt.Errorf("oauth2 token: %s", strings.TrimSpace(re.Response.Status+" "+re.ErrorCode)))
-		switch {
-		case st == http.StatusTooManyRequests:
-			return target.RateLimited(werr, target.ParseRetryAfter(re.Response.Header.Get("Retry-After"), t.now()))
-		case st >= 500 || st == http.StatusRequestTimeout:
-			return target.Retryable(werr)
-		default:
-			return target.Permanent(werr)
-		}
+	if !errors.As(err, &re) || re.Response == nil {
+		return nil
 	}
-	werr := t.wrap(subject, err)
-	var oe *net.OpError
-	dial := errors.As(err, &oe) && oe.Op == "dial" // nothing was sent
-	if method == http.MethodPost && ctx.Err() == nil && !dial {
-		return target.Uncertain(werr)
+	st := re.Response.StatusCode
+	werr := t.wrap(subject, fmt.Errorf("oauth2 token: %s", strings.TrimSpace(re.Response.Status+" "+re.ErrorCode)))
+	switch {
+	case st == http.StatusTooManyRequests:
+		return target.RateLimited(werr, target.ParseRetryAfter(re.Response.Header.Get("Retry-After"), t.now()))
+	case st >= 500 || st == http.StatusRequestTimeout:
+		return target.Retryable(werr)
+	default:
+		return target.Permanent(werr)
 	}
-	return target.Retryable(werr)
 }
 
 // scimErrorBody is RFC 7644's error response.
@@ -267,40 +170,29 @@ type scimErrorBody struct {
 	Detail   string `json:"detail"`
 }
 
-// httpError classifies a non-2xx answer, keeping the SCIM detail: 429 (and
-// 503 with Retry-After) rate limited, 5xx and 408 retryable, 404 not found,
-// other 4xx permanent.
-func (t *Target) httpError(subject string, resp *http.Response) error {
-	b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+// scimMessage renders an RFC 7644 error body ("scimType: detail").
+func scimMessage(b []byte) string {
 	var eb scimErrorBody
-	detail := strings.TrimSpace(string(b))
 	if json.Unmarshal(b, &eb) == nil && (eb.Detail != "" || eb.ScimType != "") {
-		detail = eb.Detail
+		detail := eb.Detail
 		if eb.ScimType != "" {
 			detail = eb.ScimType + ": " + detail
 		}
+		if len(detail) > 512 {
+			detail = detail[:512] + "..."
+		}
+		return detail
 	}
-	if len(detail) > 512 {
-		detail = detail[:512] + "..."
-	}
-	msg := fmt.Sprintf("%s: %s", subject, resp.Status)
-	if detail != "" {
-		msg += ": " + detail
-	}
-	err := &statusError{status: resp.StatusCode, scimType: eb.ScimType, msg: t.secrets.scrub(msg)}
-	ra := resp.Header.Get("Retry-After")
-	switch {
-	case resp.StatusCode == http.StatusTooManyRequests:
-		return target.RateLimited(err, target.ParseRetryAfter(ra, t.now()))
-	case resp.StatusCode == http.StatusServiceUnavailable && ra != "":
-		return target.RateLimited(err, target.ParseRetryAfter(ra, t.now()))
-	case resp.StatusCode >= 500 || resp.StatusCode == http.StatusRequestTimeout:
-		return target.Retryable(err)
-	case resp.StatusCode == http.StatusNotFound:
-		return target.NotFound(err)
-	default:
-		return target.Permanent(err)
-	}
+	return ""
+}
+
+// rules are SCIM's reading of its answers: RFC 7644 error bodies; 404 is
+// not found; 401 and 403 refuse the credentials.
+var rules = httpapi.Rules{
+	Message: scimMessage,
+	Denied: func(status int, _ string) bool {
+		return status == http.StatusUnauthorized || status == http.StatusForbidden
+	},
 }
 
 // quote renders s as a SCIM filter string literal (a JSON string: quotes

@@ -39,6 +39,7 @@ import (
 	"github.com/dirsync/dirsync/config"
 	"github.com/dirsync/dirsync/identity"
 	"github.com/dirsync/dirsync/target"
+	"github.com/dirsync/dirsync/target/internal/httpapi"
 	"go.uber.org/zap"
 )
 
@@ -224,8 +225,9 @@ type Target struct {
 	log     *zap.Logger
 	now     func() time.Time
 	hc      *http.Client
+	http    *httpapi.Client
 	base    string
-	secrets *secrets
+	secrets *httpapi.Secrets
 	attrs   map[string]string // SCIM attribute path → Account.Attributes name
 	paths   []string          // the keys of attrs, sorted
 
@@ -331,7 +333,7 @@ func New(name string, s Settings, deps target.Deps, path string) (*Target, error
 		log:        log.With(zap.String("target", name), zap.String("type", Type)),
 		now:        now,
 		base:       strings.TrimRight(s.BaseURL, "/"),
-		secrets:    &secrets{},
+		secrets:    &httpapi.Secrets{},
 		attrs:      map[string]string{},
 		patch:      s.Patch != "off",
 		groupIDs:   map[string]string{},
@@ -345,6 +347,8 @@ func New(name string, s Settings, deps target.Deps, path string) (*Target, error
 	}
 	t.paths = slices.Sorted(maps.Keys(t.attrs))
 	t.hc = t.httpClient(deps.HTTPClient)
+	t.http = &httpapi.Client{App: "scim", HTTP: t.hc, Log: t.log, Now: now, Secrets: t.secrets, Leading: deps.Leading,
+		Accept: "application/scim+json, application/json", Rules: rules}
 	return t, nil
 }
 

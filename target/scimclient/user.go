@@ -98,7 +98,7 @@ func (t *Target) userID(ctx context.Context, subject string, a *identity.Account
 		return "", err
 	}
 	if !ok {
-		return "", target.NotFound(fmt.Errorf("%s: no such user (%s %q)", t.secrets.scrub(subject), t.s.MatchBy, t.matchValue(*a)))
+		return "", target.NotFound(fmt.Errorf("%s: no such user (%s %q)", t.secrets.Scrub(subject), t.s.MatchBy, t.matchValue(*a)))
 	}
 	setRemote(a, str(get(m, "id")))
 	return a.Remote["id"], nil

@@ -2,6 +2,7 @@ package faults
 
 import (
 	"fmt"
+	"github.com/dirsync/dirsync/target/fakekit"
 	mrand "math/rand/v2"
 	"net/http"
 	"strings"
@@ -49,14 +50,14 @@ func appFaultsTrial(t *testing.T, after bool) {
 	s := seed(t)
 	t.Logf("seed %d", s)
 	people := population(pick(100, 300), mrand.New(mrand.NewPCG(s, 5)))
-	nm := h.newNetmaker(netmakerfake.Options{FaultRate: 0.2, FaultAfterApply: after, RetryAfter: 1, SlowDelay: 2 * time.Second, Seed: s},
+	nm := h.newNetmaker(netmakerfake.Options{FaultOptions: fakekit.FaultOptions{FaultRate: 0.2, FaultAfterApply: after, RetryAfter: 1, SlowDelay: 2 * time.Second, Seed: s}},
 		"NETMAKER_TOKEN", "developers", "operations")
 	ez := h.newEzeelogin("EZEELOGIN_SECRET", usernames(people))
 	_, ezWant := expectedActions(people, true)
 	if err := ezeeloginfake.SetFaults(ez.state, ezeeloginfake.Faults{FailNext: max(ezWant/5, 2)}); err != nil {
 		t.Fatal(err)
 	}
-	ep := h.newEzeep(ezeepfake.Options{FaultRate: 0.2, FaultAfterApply: after, RetryAfter: 1, SlowDelay: 2 * time.Second, Seed: s + 1})
+	ep := h.newEzeep(ezeepfake.Options{FaultOptions: fakekit.FaultOptions{FaultRate: 0.2, FaultAfterApply: after, RetryAfter: 1, SlowDelay: 2 * time.Second, Seed: s + 1}})
 	src := h.writeSource("hr.json", people)
 	cfg := appConfig(h, src,
 		netmakerYAML("vpn", nm.url, "NETMAKER_TOKEN", "    rate_limit: 1000\n    burst: 50\n    concurrency: 16\n    timeout: 500ms\n")+

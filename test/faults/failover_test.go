@@ -4,7 +4,6 @@ import (
 	"fmt"
 	mrand "math/rand/v2"
 	"net/http"
-	"os"
 	"slices"
 	"strings"
 	"syscall"
@@ -74,14 +73,11 @@ func TestLeaderFailoverKill(t *testing.T) {
 // lost: stopping the run") and the application must never receive a
 // duplicate.
 //
-// (It found a bug, fixed: the engine asks Options.Leading before every send.)
+// (It found two bugs, both fixed: the engine asks Options.Leading before
+// every action, and every connector asks it again immediately before each
+// HTTP request, so a leader frozen inside a read-modify-write sends
+// nothing after it wakes.)
 func TestLeaderFailoverFreeze(t *testing.T) {
-	if os.Getenv("DIRSYNC_FAULTS_BUGS") != "1" {
-		t.Skip("KNOWN LIMIT: the engine now checks its lease before every call (a woken leader no longer sends a pending " +
-			"action), but a leader frozen inside a connector's read-modify-write (Netmaker GET then PUT) still sends the PUT " +
-			"on SIGCONT: about 1 trial in 5. Closing it needs the lease check in each connector's HTTP transport. " +
-			"DIRSYNC_FAULTS_BUGS=1 runs this test.")
-	}
 	trials := pick(1, 5)
 	base := seed(t)
 	t.Logf("seed %d", base)

@@ -29,26 +29,21 @@
 // {"success": "..."}. The API key travels in a configurable header with a
 // configurable prefix; anything else is 401.
 //
-// Fault injection: a configurable share of requests answers 429 with
-// Retry-After, 500, a slow answer, or a dropped connection, chosen by a
-// seeded generator, before (default) or after the request is applied.
-// Every request is recorded (never the key) for tests to assert on, and
-// every applied toggle is counted per user.
+// Faults (a seeded share of requests answering 429 with Retry-After, 500,
+// a slow answer or a dropped connection, before or after the request is
+// applied, plus fail-next), call recording (never the key), out-of-band edits
+// and start/stop come from the shared fake toolkit (target/fakekit).
 //
 // Use it with httptest.NewServer(srv) (or NewTestServer), or
 // srv.Start(addr) from any Go program (the demo).
 package allthenticatefake
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
-	mrand "math/rand/v2"
 	"mime"
-	"net"
 	"net/http"
-	"net/http/httptest"
 	"net/mail"
 	"net/url"
 	"slices"
@@ -57,17 +52,8 @@ import (
 	"strings"
 	"sync"
 	"time"
-)
 
-// Fault is one kind of injected failure.
-type Fault string
-
-// The faults.
-const (
-	Fault429  Fault = "429"
-	Fault500  Fault = "500"
-	FaultSlow Fault = "slow"
-	FaultDrop Fault = "drop"
+	"github.com/dirsync/dirsync/target/fakekit"
 )
 
 // Tags and ranks.
@@ -91,19 +77,9 @@ type Options struct {
 	// StatusField is the /multipleusers field that shows a suspension:
 	// email_status (default) or ad_status.
 	StatusField string
-	// FaultRate is the share of requests (0..1) that fail.
-	FaultRate float64
-	// Faults are the kinds drawn from (default all four).
-	Faults []Fault
-	// FaultAfterApply applies the request before failing it (the client
-	// cannot tell whether it landed).
-	FaultAfterApply bool
-	// RetryAfter is the Retry-After of a 429, in seconds (default 1).
-	RetryAfter int
-	// SlowDelay is how long a slow answer waits (default 50ms).
-	SlowDelay time.Duration
-	// Seed makes the fault sequence reproducible.
-	Seed uint64
+	// FaultOptions configure the shared fault model (rate, kinds,
+	// before or after applying, Retry-After, slow delay, seed).
+	fakekit.FaultOptions
 	// Now is the clock (default time.Now).
 	Now func() time.Time
 }
@@ -148,7 +124,7 @@ type Call struct {
 	Authorized bool
 	Status     int
 	// Fault is the injected fault, if any.
-	Fault Fault
+	Fault fakekit.Fault
 	// Applied is true when the request changed the server's state.
 	Applied bool
 }
@@ -159,12 +135,8 @@ type Server struct {
 	mu      sync.Mutex
 	users   map[int]*User // by email_id
 	nextID  int
-	calls   []Call
-	rng     *mrand.Rand
-	applied map[string]int
 	toggles map[int]int
-	srv     *http.Server
-	ln      net.Listener
+	fakekit.Kit[Call]
 }
 
 // New returns an empty organisation.
@@ -181,20 +153,12 @@ func New(o Options) *Server {
 	if o.StatusField == "" {
 		o.StatusField = "email_status"
 	}
-	if len(o.Faults) == 0 {
-		o.Faults = []Fault{Fault429, Fault500, FaultSlow, FaultDrop}
-	}
-	if o.RetryAfter == 0 {
-		o.RetryAfter = 1
-	}
-	if o.SlowDelay == 0 {
-		o.SlowDelay = 50 * time.Millisecond
-	}
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	return &Server{o: o, users: map[int]*User{}, nextID: 1, applied: map[string]int{}, toggles: map[int]int{},
-		rng: mrand.New(mrand.NewPCG(o.Seed, o.Seed^0x9e3779b97f4a7c15))}
+	s := &Server{o: o, users: map[int]*User{}, nextID: 1, toggles: map[int]int{}}
+	s.Init("allthenticatefake", s, o.FaultOptions)
+	return s
 }
 
 // APIKey returns the accepted key.
@@ -279,87 +243,35 @@ func (s *Server) Toggles(emailID int) int {
 	return s.toggles[emailID]
 }
 
-// Calls returns every recorded request.
-func (s *Server) Calls() []Call {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return slices.Clone(s.calls)
-}
-
-// ResetCalls forgets the recorded requests, applied counts and toggles.
+// ResetCalls forgets the recorded requests, applied counts, toggles and
+// edits.
 func (s *Server) ResetCalls() {
+	s.Kit.ResetCalls()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.calls = nil
-	s.applied = map[string]int{}
 	s.toggles = map[int]int{}
 }
 
-// Applied returns how many times "METHOD path email_id" changed the
-// server's state.
-func (s *Server) Applied() map[string]int {
+// Edit changes a member the way an administrator does in Allthenticate's
+// portal, out of band: no request is recorded, the edit is. It reports
+// whether the member exists.
+func (s *Server) Edit(emailID int, what string, f func(*User)) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	out := make(map[string]int, len(s.applied))
-	for k, v := range s.applied {
-		out[k] = v
+	u, ok := s.users[emailID]
+	if !ok {
+		return false
 	}
-	return out
-}
-
-// SetFaults changes the fault rate and kinds.
-func (s *Server) SetFaults(rate float64, kinds ...Fault) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.o.FaultRate = rate
-	if len(kinds) > 0 {
-		s.o.Faults = kinds
-	}
-}
-
-// SetFaultAfterApply says whether faults hit after the request is applied.
-func (s *Server) SetFaultAfterApply(after bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.o.FaultAfterApply = after
-}
-
-// Start serves on addr ("127.0.0.1:0" for a free port) and returns the
-// base URL. Close stops it.
-func (s *Server) Start(addr string) (string, error) {
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return "", fmt.Errorf("allthenticatefake: listen: %w", err)
-	}
-	s.mu.Lock()
-	s.ln = ln
-	s.srv = &http.Server{Handler: s, ReadHeaderTimeout: 10 * time.Second}
-	srv := s.srv
-	s.mu.Unlock()
-	go func() { _ = srv.Serve(ln) }()
-	return "http://" + ln.Addr().String(), nil
-}
-
-// Close stops a server started with Start.
-func (s *Server) Close() error {
-	s.mu.Lock()
-	srv := s.srv
-	s.mu.Unlock()
-	if srv == nil {
-		return nil
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	return srv.Shutdown(ctx)
+	f(u)
+	s.Note(u.Email + ": " + what)
+	return true
 }
 
 // NewTestServer starts the fake on an httptest server and returns it with
 // its base URL; both stop when the test ends.
 func NewTestServer(t interface{ Cleanup(func()) }, o Options) (*Server, string) {
 	s := New(o)
-	ts := httptest.NewServer(s)
-	t.Cleanup(ts.Close)
-	return s, ts.URL
+	return s, fakekit.TestServer(t, s)
 }
 
 func (u *User) clone() User {
@@ -470,90 +382,46 @@ func ok(msg string) reply { return reply{status: 200, body: map[string]string{"s
 
 // ServeHTTP implements http.Handler.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	body, _ := io.ReadAll(io.LimitReader(r.Body, 1<<20))
+	body := fakekit.ReadBody(r)
 	p := parseParams(r, body)
-	s.mu.Lock()
-	fault := Fault("")
-	if s.o.FaultRate > 0 && s.rng.Float64() < s.o.FaultRate {
-		fault = s.o.Faults[s.rng.IntN(len(s.o.Faults))]
-	}
-	after := s.o.FaultAfterApply
-	slow := s.o.SlowDelay
-	retryAfter := s.o.RetryAfter
-	s.mu.Unlock()
-
-	if fault == FaultSlow && !after {
-		if !sleep(r.Context(), slow) {
-			return
-		}
-	}
 	authorized := s.authorized(r)
 	var rep reply
-	if fault == "" || fault == FaultSlow || after {
-		s.mu.Lock()
-		if authorized {
-			rep = s.handle(r, p)
-		} else {
-			rep = fail(http.StatusUnauthorized, "Unauthorized: a valid API key is required")
-		}
-		s.mu.Unlock()
-	}
-	call := Call{Method: r.Method, Path: r.URL.Path, Query: r.URL.RawQuery, Body: string(body), Encoding: p.encoding,
-		Params: p.flat, Authorized: authorized, Status: rep.status, Fault: fault, Applied: rep.applied}
-	switch fault {
-	case Fault429:
-		call.Status = 429
-	case Fault500:
-		call.Status = 500
-	case FaultDrop:
-		call.Status = 0
-	}
-	s.mu.Lock()
-	call.Seq = len(s.calls) + 1
-	s.calls = append(s.calls, call)
-	if rep.applied {
-		s.applied[r.Method+" "+r.URL.Path+" "+strconv.Itoa(rep.target)]++
-		if r.URL.Path == "/togglesuspension" {
-			s.toggles[rep.target]++
-		}
-	}
-	s.mu.Unlock()
-
-	switch fault {
-	case Fault429:
-		w.Header().Set("Retry-After", strconv.Itoa(retryAfter))
-		writeJSON(w, 429, map[string]string{"error": "Too many requests"})
-		return
-	case Fault500:
-		w.Header().Set("Content-Type", "text/html")
-		w.WriteHeader(500)
-		_, _ = io.WriteString(w, "<title>500 Internal Server Error</title><h1>Internal Server Error</h1>")
-		return
-	case FaultDrop:
-		if hj, ok := w.(http.Hijacker); ok {
-			if c, _, err := hj.Hijack(); err == nil {
-				c.Close()
-				return
+	s.Serve(w, r, fakekit.Exchange{
+		Apply: func() int {
+			s.mu.Lock()
+			defer s.mu.Unlock()
+			if authorized {
+				rep = s.handle(r, p)
+			} else {
+				rep = fail(http.StatusUnauthorized, "Unauthorized: a valid API key is required")
 			}
-		}
-		panic(http.ErrAbortHandler)
-	case FaultSlow:
-		if after && !sleep(r.Context(), slow) {
-			return
-		}
-	}
-	writeJSON(w, rep.status, rep.body)
-}
-
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
+			return rep.status
+		},
+		Record: func(status int, fault fakekit.Fault) {
+			key := ""
+			if rep.applied {
+				key = r.Method + " " + r.URL.Path + " " + strconv.Itoa(rep.target)
+				if r.URL.Path == "/togglesuspension" {
+					s.mu.Lock()
+					s.toggles[rep.target]++
+					s.mu.Unlock()
+				}
+			}
+			s.Record(func(seq int) Call {
+				return Call{Seq: seq, Method: r.Method, Path: r.URL.Path, Query: r.URL.RawQuery, Body: string(body), Encoding: p.encoding,
+					Params: p.flat, Authorized: authorized, Status: status, Fault: fault, Applied: rep.applied}
+			}, key)
+		},
+		TooMany: func(w http.ResponseWriter, _ int) {
+			writeJSON(w, 429, map[string]string{"error": "Too many requests"})
+		},
+		Failed: func(w http.ResponseWriter) {
+			w.Header().Set("Content-Type", "text/html")
+			w.WriteHeader(500)
+			_, _ = io.WriteString(w, "<title>500 Internal Server Error</title><h1>Internal Server Error</h1>")
+		},
+		Write: func() { writeJSON(w, rep.status, rep.body) },
+	})
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

@@ -2,6 +2,7 @@ package allthenticatefake_test
 
 import (
 	"encoding/json"
+	"github.com/dirsync/dirsync/target/fakekit"
 	"io"
 	"net/http"
 	"net/url"
@@ -190,13 +191,13 @@ func TestRankPromoteListsAndRemoval(t *testing.T) {
 }
 
 func TestFaults(t *testing.T) {
-	srv, c := setup(t, allthenticatefake.Options{RetryAfter: 4})
+	srv, c := setup(t, allthenticatefake.Options{FaultOptions: fakekit.FaultOptions{RetryAfter: 4}})
 	id := srv.AddUser(allthenticatefake.User{Email: "a@example.test"})
-	srv.SetFaults(1, allthenticatefake.Fault429)
+	srv.SetFaults(1, fakekit.Fault429)
 	if st, h, _ := c.do("GET", "/multipleusers", "query", nil); st != 429 || h.Get("Retry-After") != "4" {
 		t.Fatalf("429: %d %v", st, h)
 	}
-	srv.SetFaults(1, allthenticatefake.FaultDrop)
+	srv.SetFaults(1, fakekit.FaultDrop)
 	srv.SetFaultAfterApply(true)
 	req, _ := http.NewRequest("POST", c.base+"/togglesuspension?email_id=1", nil)
 	req.Header.Set("Authorization", "Bearer "+c.key)

@@ -29,10 +29,10 @@
 //     served either way. Errors are Django REST framework shaped:
 //     {"detail": "..."} or {"field": ["..."]}.
 //
-// Fault injection: a configurable share of requests answers 429 with
-// Retry-After, 500, a slow answer, or a dropped connection, chosen by a
-// seeded generator, before (default) or after the request is applied.
-// Every request is recorded (credentials never) for tests to assert on.
+// Faults (a seeded share of requests answering 429 with Retry-After, 500,
+// a slow answer or a dropped connection, before or after the request is
+// applied, plus fail-next), call recording (credentials never), out-of-band edits
+// and start/stop come from the shared fake toolkit (target/fakekit).
 //
 // Use it with httptest.NewServer(srv) (or NewTestServer), or srv.Start(addr)
 // from any Go program (the demo). Account and OAuth paths are served at the
@@ -40,17 +40,13 @@
 package ezeepfake
 
 import (
-	"context"
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
-	mrand "math/rand/v2"
-	"net"
 	"net/http"
-	"net/http/httptest"
 	"net/mail"
 	"net/url"
 	"slices"
@@ -59,17 +55,8 @@ import (
 	"strings"
 	"sync"
 	"time"
-)
 
-// Fault is one kind of injected failure.
-type Fault string
-
-// The faults.
-const (
-	Fault429  Fault = "429"
-	Fault500  Fault = "500"
-	FaultSlow Fault = "slow"
-	FaultDrop Fault = "drop"
+	"github.com/dirsync/dirsync/target/fakekit"
 )
 
 // Roles.
@@ -96,19 +83,9 @@ type Options struct {
 	// DefaultPerPage and MaxPerPage bound list pages (defaults 10, 100).
 	DefaultPerPage int
 	MaxPerPage     int
-	// FaultRate is the share of requests (0..1) that fail.
-	FaultRate float64
-	// Faults are the kinds drawn from (default all four).
-	Faults []Fault
-	// FaultAfterApply applies the request before failing it (the client
-	// cannot tell whether it landed).
-	FaultAfterApply bool
-	// RetryAfter is the Retry-After of a 429, in seconds (default 1).
-	RetryAfter int
-	// SlowDelay is how long a slow answer waits (default 50ms).
-	SlowDelay time.Duration
-	// Seed makes the fault sequence reproducible.
-	Seed uint64
+	// FaultOptions configure the shared fault model (rate, kinds,
+	// before or after applying, Retry-After, slow delay, seed).
+	fakekit.FaultOptions
 	// Now is the clock (default time.Now): token and invitation expiry.
 	Now func() time.Time
 }
@@ -168,7 +145,7 @@ type Call struct {
 	Auth   string
 	Status int
 	// Fault is the injected fault, if any.
-	Fault Fault
+	Fault fakekit.Fault
 	// Applied is true when the request changed the server's state.
 	Applied bool
 }
@@ -182,12 +159,8 @@ type Server struct {
 	groups  map[string]*Group
 	tokens  map[string]time.Time // token → expiry
 	issued  []string
-	calls   []Call
-	rng     *mrand.Rand
-	applied map[string]int
 	seq     int
-	srv     *http.Server
-	ln      net.Listener
+	fakekit.Kit[Call]
 }
 
 // New returns an empty server.
@@ -207,21 +180,13 @@ func New(o Options) *Server {
 	if o.MaxPerPage == 0 {
 		o.MaxPerPage = 100
 	}
-	if len(o.Faults) == 0 {
-		o.Faults = []Fault{Fault429, Fault500, FaultSlow, FaultDrop}
-	}
-	if o.RetryAfter == 0 {
-		o.RetryAfter = 1
-	}
-	if o.SlowDelay == 0 {
-		o.SlowDelay = 50 * time.Millisecond
-	}
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	return &Server{o: o, users: map[string]*User{}, invites: map[string]*Invitation{}, groups: map[string]*Group{},
-		tokens: map[string]time.Time{}, applied: map[string]int{},
-		rng: mrand.New(mrand.NewPCG(o.Seed, o.Seed^0x9e3779b97f4a7c15))}
+	s := &Server{o: o, users: map[string]*User{}, invites: map[string]*Invitation{}, groups: map[string]*Group{},
+		tokens: map[string]time.Time{}}
+	s.Init("ezeepfake", s, o.FaultOptions)
+	return s
 }
 
 // ClientID returns the accepted client id.
@@ -381,86 +346,26 @@ func (s *Server) SetGroups(id string, groups ...string) {
 	}
 }
 
-// Calls returns every recorded request.
-func (s *Server) Calls() []Call {
+// Edit changes a user the way an administrator does in ezeep's portal, out
+// of band: no request is recorded, the edit is. It reports whether the user
+// exists.
+func (s *Server) Edit(id, what string, f func(*User)) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return slices.Clone(s.calls)
-}
-
-// ResetCalls forgets the recorded requests and applied counts.
-func (s *Server) ResetCalls() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.calls = nil
-	s.applied = map[string]int{}
-}
-
-// Applied returns how many times "METHOD path" changed the server's state.
-// Invitations count under "POST /v1/userinvitations/ <email>".
-func (s *Server) Applied() map[string]int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	out := make(map[string]int, len(s.applied))
-	for k, v := range s.applied {
-		out[k] = v
+	u, ok := s.users[id]
+	if !ok {
+		return false
 	}
-	return out
-}
-
-// SetFaults changes the fault rate and kinds.
-func (s *Server) SetFaults(rate float64, kinds ...Fault) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.o.FaultRate = rate
-	if len(kinds) > 0 {
-		s.o.Faults = kinds
-	}
-}
-
-// SetFaultAfterApply says whether faults hit after the request is applied.
-func (s *Server) SetFaultAfterApply(after bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.o.FaultAfterApply = after
-}
-
-// Start serves on addr ("127.0.0.1:0" for a free port) and returns the
-// base URL. Close stops it.
-func (s *Server) Start(addr string) (string, error) {
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return "", fmt.Errorf("ezeepfake: listen: %w", err)
-	}
-	s.mu.Lock()
-	s.ln = ln
-	s.srv = &http.Server{Handler: s, ReadHeaderTimeout: 10 * time.Second}
-	srv := s.srv
-	s.mu.Unlock()
-	go func() { _ = srv.Serve(ln) }()
-	return "http://" + ln.Addr().String(), nil
-}
-
-// Close stops a server started with Start.
-func (s *Server) Close() error {
-	s.mu.Lock()
-	srv := s.srv
-	s.mu.Unlock()
-	if srv == nil {
-		return nil
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	return srv.Shutdown(ctx)
+	f(u)
+	s.Note(id + ": " + what)
+	return true
 }
 
 // NewTestServer starts the fake on an httptest server and returns it with
 // its base URL; both stop when the test ends.
 func NewTestServer(t interface{ Cleanup(func()) }, o Options) (*Server, string) {
 	s := New(o)
-	ts := httptest.NewServer(s)
-	t.Cleanup(ts.Close)
-	return s, ts.URL
+	return s, fakekit.TestServer(t, s)
 }
 
 func (u *User) clone() User {
@@ -513,101 +418,56 @@ func fieldErr(field, msg string) reply {
 
 // ServeHTTP implements http.Handler.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	body, _ := io.ReadAll(io.LimitReader(r.Body, 1<<20))
-	s.mu.Lock()
-	fault := Fault("")
-	if s.o.FaultRate > 0 && s.rng.Float64() < s.o.FaultRate {
-		fault = s.o.Faults[s.rng.IntN(len(s.o.Faults))]
-	}
-	after := s.o.FaultAfterApply
-	slow := s.o.SlowDelay
-	retryAfter := s.o.RetryAfter
-	s.mu.Unlock()
-
-	if fault == FaultSlow && !after {
-		if !sleep(r.Context(), slow) {
-			return
-		}
-	}
+	body := fakekit.ReadBody(r)
 	var rep reply
 	auth := ""
-	if fault == "" || fault == FaultSlow || after {
-		s.mu.Lock()
-		auth, rep = s.handle(r, body)
-		s.mu.Unlock()
-	} else {
-		s.mu.Lock()
-		auth = s.authKind(r)
-		s.mu.Unlock()
-	}
-	recBody := string(body)
-	if r.URL.Path == "/oauth/access_token/" || r.URL.Path == "/oauth/access_token" {
-		recBody = redactForm(body)
-	}
-	call := Call{Method: r.Method, Path: r.URL.Path, Query: r.URL.RawQuery, Body: recBody, Auth: auth,
-		Status: rep.status, Fault: fault, Applied: rep.applied}
-	switch fault {
-	case Fault429:
-		call.Status = 429
-	case Fault500:
-		call.Status = 500
-	case FaultDrop:
-		call.Status = 0
-	}
-	s.mu.Lock()
-	call.Seq = len(s.calls) + 1
-	s.calls = append(s.calls, call)
-	if rep.applied {
-		k := rep.key
-		if k == "" {
-			k = r.Method + " " + r.URL.Path
-		}
-		s.applied[k]++
-	}
-	s.mu.Unlock()
-
-	switch fault {
-	case Fault429:
-		w.Header().Set("Retry-After", strconv.Itoa(retryAfter))
-		writeJSON(w, 429, map[string]string{"detail": "Request was throttled. Expected available in " + strconv.Itoa(retryAfter) + " seconds."})
-		return
-	case Fault500:
-		w.Header().Set("Content-Type", "text/html")
-		w.WriteHeader(500)
-		_, _ = io.WriteString(w, "<h1>Server Error (500)</h1>")
-		return
-	case FaultDrop:
-		if hj, ok := w.(http.Hijacker); ok {
-			if c, _, err := hj.Hijack(); err == nil {
-				c.Close()
+	s.Serve(w, r, fakekit.Exchange{
+		Apply: func() int {
+			s.mu.Lock()
+			defer s.mu.Unlock()
+			auth, rep = s.handle(r, body)
+			return rep.status
+		},
+		Record: func(status int, fault fakekit.Fault) {
+			if auth == "" {
+				s.mu.Lock()
+				auth = s.authKind(r)
+				s.mu.Unlock()
+			}
+			recBody := string(body)
+			if r.URL.Path == "/oauth/access_token/" || r.URL.Path == "/oauth/access_token" {
+				recBody = redactForm(body)
+			}
+			key := ""
+			if rep.applied {
+				if key = rep.key; key == "" {
+					key = r.Method + " " + r.URL.Path
+				}
+			}
+			s.Record(func(seq int) Call {
+				return Call{Seq: seq, Method: r.Method, Path: r.URL.Path, Query: r.URL.RawQuery, Body: recBody, Auth: auth,
+					Status: status, Fault: fault, Applied: rep.applied}
+			}, key)
+		},
+		TooMany: func(w http.ResponseWriter, after int) {
+			writeJSON(w, 429, map[string]string{"detail": "Request was throttled. Expected available in " + strconv.Itoa(after) + " seconds."})
+		},
+		Failed: func(w http.ResponseWriter) {
+			w.Header().Set("Content-Type", "text/html")
+			w.WriteHeader(500)
+			_, _ = io.WriteString(w, "<h1>Server Error (500)</h1>")
+		},
+		Write: func() {
+			for k, vs := range rep.header {
+				w.Header()[k] = vs
+			}
+			if rep.status == http.StatusNoContent {
+				w.WriteHeader(rep.status)
 				return
 			}
-		}
-		panic(http.ErrAbortHandler)
-	case FaultSlow:
-		if after && !sleep(r.Context(), slow) {
-			return
-		}
-	}
-	for k, vs := range rep.header {
-		w.Header()[k] = vs
-	}
-	if rep.status == http.StatusNoContent {
-		w.WriteHeader(rep.status)
-		return
-	}
-	writeJSON(w, rep.status, rep.body)
-}
-
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
+			writeJSON(w, rep.status, rep.body)
+		},
+	})
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

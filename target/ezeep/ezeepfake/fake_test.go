@@ -2,6 +2,7 @@ package ezeepfake_test
 
 import (
 	"encoding/json"
+	"github.com/dirsync/dirsync/target/fakekit"
 	"io"
 	"net/http"
 	"net/url"
@@ -223,18 +224,18 @@ func TestPatchesAndDelete(t *testing.T) {
 }
 
 func TestFaults(t *testing.T) {
-	srv, c, _ := setup(t, ezeepfake.Options{RetryAfter: 3})
+	srv, c, _ := setup(t, ezeepfake.Options{FaultOptions: fakekit.FaultOptions{RetryAfter: 3}})
 	id := srv.AddUser(ezeepfake.User{Email: "x@example.test"})
-	srv.SetFaults(1, ezeepfake.Fault429)
+	srv.SetFaults(1, fakekit.Fault429)
 	if st, h, _ := c.do("GET", "/v1/users/", ""); st != 429 || h.Get("Retry-After") != "3" {
 		t.Fatalf("429: %d %v", st, h)
 	}
-	srv.SetFaults(1, ezeepfake.Fault500)
+	srv.SetFaults(1, fakekit.Fault500)
 	if st, _, _ := c.do("GET", "/v1/users/", ""); st != 500 {
 		t.Fatalf("500: %d", st)
 	}
 	// A dropped connection after the change was applied.
-	srv.SetFaults(1, ezeepfake.FaultDrop)
+	srv.SetFaults(1, fakekit.FaultDrop)
 	srv.SetFaultAfterApply(true)
 	req, _ := http.NewRequest("PATCH", c.base+"/v1/users/"+id+"/", strings.NewReader(`{"roles":"admin"}`))
 	req.Header.Set("Authorization", "Bearer "+c.token)
@@ -245,7 +246,7 @@ func TestFaults(t *testing.T) {
 		t.Fatal("the change was not applied before the drop")
 	}
 	calls := srv.Calls()
-	if last := calls[len(calls)-1]; last.Fault != ezeepfake.FaultDrop || !last.Applied || last.Status != 0 {
+	if last := calls[len(calls)-1]; last.Fault != fakekit.FaultDrop || !last.Applied || last.Status != 0 {
 		t.Fatalf("recorded %+v", last)
 	}
 }

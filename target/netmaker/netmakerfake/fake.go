@@ -1,46 +1,46 @@
-// Package netmakerfake is a stateful stand-in for Netmaker's user API, as
-// the seed document and notes/targets.md describe it, including its traps:
+// Package netmakerfake is a stateful stand-in for Netmaker's user API that
+// follows what a real Netmaker v1.5.1 server does (status codes and bodies
+// measured), including its traps:
 //
-//   - PUT /api/users/{u} is a full replace: leaving out is_mfa_enabled
-//     turns MFA off and wipes the TOTP secret (and, for any caller but the
-//     master key, is refused with 403 when the user has MFA); leaving out
-//     user_group_ids removes every group; account_disabled is ignored; the
-//     body's username must equal the path. A role or group change revokes
-//     the user's access tokens.
-//   - A missing user is HTTP 500 "record not found", not 404.
+//   - PUT /api/users/{u} replaces: an absent is_mfa_enabled turns MFA off
+//     and wipes the TOTP secret (200, not refused), absent user_group_ids
+//     removes every group, an absent display_name or platform_role_id is
+//     kept; account_disabled is ignored; the body's username must equal
+//     the path. A role or group change revokes the user's access tokens
+//     (401 "token revoked" afterwards).
+//   - POST /api/users/{u} ignores auth_type: every created user is
+//     basic_auth. IdP users (auth_type oauth): DELETE → 400 "cannot delete
+//     idp user X"; a PUT changing the display name → 400 "display name
+//     cannot be updated for external user".
+//   - Permissions: the master key lists, updates, disables and enables
+//     (the super-admin too, whose tokens then get 401 "user account
+//     disabled") but cannot create or delete; an admin cannot disable an
+//     admin (403) nor delete one (500 "admin cannot delete another admin
+//     user, including oneself"); nobody disables or enables themself
+//     (403 "cannot disable self"); super-admin is assigned only by
+//     transfer (403); the community edition refuses other roles (400
+//     "invalid user role X").
+//   - A missing user is HTTP 500 "record not found", not 404. Routing comes
+//     before authentication: an unknown route is a 404 whatever the token.
 //   - Usernames: at least 4 characters, an email address or only
-//     [A-Za-z0-9.-].
-//   - Lists come bare (GET /api/users) or in the {Code,Message,Response}
-//     envelope with pages (GET /api/v2/users); GET /api/v1/users?username=
-//     returns the user with full group objects in user_group_ids.
-//   - The master key cannot create (400 "record not found") or delete (500
-//     "record not found") users: the server looks the caller up as a user.
-//   - Community edition: no groups (404 on the group routes), roles
-//     super-admin and admin only, every new user forced to admin.
-//   - Users from Netmaker's own IdP sync (external_identity_provider_id)
-//     cannot be changed by PUT nor deleted.
+//     [A-Za-z0-9.-]. per_page over 100 falls back to 10.
+//   - Community edition: no groups (404 on the group routes; user_group_ids
+//     stored but unused), roles super-admin and admin only, every new user
+//     forced to admin.
 //
-// Fault injection: a configurable share of requests answers 429 with
-// Retry-After, 500, a slow answer, or a dropped connection, chosen by a
-// seeded generator, before (default) or after the request is applied.
-// Every request is recorded (passwords redacted) for tests to assert on.
-//
-// Use it with httptest.NewServer(srv), or srv.Start(addr) from any Go
-// program (the demo).
+// Faults, call recording (passwords redacted), out-of-band edits and
+// start/stop come from the shared fake toolkit (target/fakekit).
+// Use it with NewTestServer, or srv.Start(addr) from any Go program (the
+// demo).
 package netmakerfake
 
 import (
-	"context"
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
-	"fmt"
 	"io"
-	mrand "math/rand/v2"
-	"net"
 	"net/http"
-	"net/http/httptest"
 	"net/mail"
 	"slices"
 	"sort"
@@ -48,6 +48,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/dirsync/dirsync/target/fakekit"
 )
 
 // MasterUser is the name the server gives callers using the master key.
@@ -68,17 +70,6 @@ const (
 	DefaultUserGroup  = "global-network-user-grp"
 )
 
-// Fault is one kind of injected failure.
-type Fault string
-
-// The faults.
-const (
-	Fault429  Fault = "429"
-	Fault500  Fault = "500"
-	FaultSlow Fault = "slow"
-	FaultDrop Fault = "drop"
-)
-
 // Options configure a Server.
 type Options struct {
 	// MasterKey is the server's master key (default "netmaker-master-key").
@@ -87,19 +78,9 @@ type Options struct {
 	Community bool
 	// LegacyOnly makes GET /api/v2/users answer 404 (an older server).
 	LegacyOnly bool
-	// FaultRate is the share of requests (0..1) that fail.
-	FaultRate float64
-	// Faults are the kinds drawn from (default all four).
-	Faults []Fault
-	// FaultAfterApply applies the request before failing it (the client
-	// cannot tell whether it landed).
-	FaultAfterApply bool
-	// RetryAfter is the Retry-After of a 429, in seconds (default 1).
-	RetryAfter int
-	// SlowDelay is how long a slow answer waits (default 50ms).
-	SlowDelay time.Duration
-	// Seed makes the fault sequence reproducible.
-	Seed uint64
+	// FaultOptions configure the shared fault model (rate, kinds,
+	// before or after applying, Retry-After, slow delay, seed).
+	fakekit.FaultOptions
 	// Now is the clock (default time.Now).
 	Now func() time.Time
 }
@@ -118,6 +99,14 @@ type User struct {
 	NetworkRoles               map[string]map[string]struct{} `json:"network_roles"`
 	LastLoginTime              time.Time                      `json:"last_login_time"`
 	CreatedAt                  time.Time                      `json:"created_at"`
+	UpdatedAt                  time.Time                      `json:"updated_at"`
+	CreatedBy                  string                         `json:"created_by"`
+	RemoteGwIDs                map[string]struct{}            `json:"remote_gw_ids"`
+	// IsAdmin, IsSuperAdmin and NumAccessTokens are computed when the
+	// server answers.
+	IsAdmin         bool `json:"isadmin"`
+	IsSuperAdmin    bool `json:"issuperadmin"`
+	NumAccessTokens int  `json:"num_access_tokens"`
 	// HasPassword says a password is set; the password itself is not kept.
 	HasPassword bool `json:"-"`
 }
@@ -176,7 +165,7 @@ type Call struct {
 	Caller string
 	Status int
 	// Fault is the injected fault, if any.
-	Fault Fault
+	Fault fakekit.Fault
 	// Applied is true when the request changed the server's state.
 	Applied bool
 }
@@ -188,11 +177,8 @@ type Server struct {
 	users   map[string]*User
 	groups  map[string]*Group // by id
 	tokens  map[string]string // access token → username
-	calls   []Call
-	rng     *mrand.Rand
-	applied map[string]int // "METHOD path" → successful changes
-	srv     *http.Server
-	ln      net.Listener
+	revoked map[string]bool   // tokens revoked by a role or group change
+	fakekit.Kit[Call]
 }
 
 // New returns a server with one super-admin ("netmaker-admin"), the
@@ -201,20 +187,11 @@ func New(o Options) *Server {
 	if o.MasterKey == "" {
 		o.MasterKey = "netmaker-master-key"
 	}
-	if len(o.Faults) == 0 {
-		o.Faults = []Fault{Fault429, Fault500, FaultSlow, FaultDrop}
-	}
-	if o.RetryAfter == 0 {
-		o.RetryAfter = 1
-	}
-	if o.SlowDelay == 0 {
-		o.SlowDelay = 50 * time.Millisecond
-	}
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	s := &Server{o: o, users: map[string]*User{}, groups: map[string]*Group{}, tokens: map[string]string{},
-		rng: mrand.New(mrand.NewPCG(o.Seed, o.Seed^0x9e3779b97f4a7c15)), applied: map[string]int{}}
+	s := &Server{o: o, users: map[string]*User{}, groups: map[string]*Group{}, tokens: map[string]string{}, revoked: map[string]bool{}}
+	s.Init("netmakerfake", s, o.FaultOptions)
 	s.users["netmaker-admin"] = &User{Username: "netmaker-admin", DisplayName: "Owner", AuthType: "basic_auth",
 		PlatformRoleID: RoleSuperAdmin, HasPassword: true, CreatedAt: o.Now().UTC()}
 	if !o.Community {
@@ -358,69 +335,20 @@ func (s *Server) sortedUsers() []User {
 	return out
 }
 
-// Calls returns every recorded request.
-func (s *Server) Calls() []Call {
+// Edit changes a user the way an administrator does in Netmaker's UI, out
+// of band: no request is recorded, the edit is. It reports whether the user
+// exists.
+func (s *Server) Edit(name, what string, f func(*User)) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return slices.Clone(s.calls)
-}
-
-// ResetCalls forgets the recorded requests and applied counts.
-func (s *Server) ResetCalls() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.calls = nil
-	s.applied = map[string]int{}
-}
-
-// Applied returns how many times "METHOD path" changed the server's state.
-func (s *Server) Applied() map[string]int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	out := make(map[string]int, len(s.applied))
-	for k, v := range s.applied {
-		out[k] = v
+	u, ok := s.users[name]
+	if !ok {
+		return false
 	}
-	return out
-}
-
-// SetFaults changes the fault rate and kinds.
-func (s *Server) SetFaults(rate float64, kinds ...Fault) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.o.FaultRate = rate
-	if len(kinds) > 0 {
-		s.o.Faults = kinds
-	}
-}
-
-// Start serves on addr ("127.0.0.1:0" for a free port) and returns the
-// base URL. Close stops it.
-func (s *Server) Start(addr string) (string, error) {
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return "", fmt.Errorf("netmakerfake: listen: %w", err)
-	}
-	s.mu.Lock()
-	s.ln = ln
-	s.srv = &http.Server{Handler: s, ReadHeaderTimeout: 10 * time.Second}
-	srv := s.srv
-	s.mu.Unlock()
-	go func() { _ = srv.Serve(ln) }()
-	return "http://" + ln.Addr().String(), nil
-}
-
-// Close stops a server started with Start.
-func (s *Server) Close() error {
-	s.mu.Lock()
-	srv := s.srv
-	s.mu.Unlock()
-	if srv == nil {
-		return nil
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	return srv.Shutdown(ctx)
+	f(u)
+	u.UpdatedAt = s.o.Now().UTC()
+	s.Note(name + ": " + what)
+	return true
 }
 
 // apiError is Netmaker's error body.
@@ -453,88 +381,45 @@ func okEnvelope(msg string, resp any) reply {
 
 // ServeHTTP implements http.Handler.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	body, _ := io.ReadAll(io.LimitReader(r.Body, 1<<20))
-	s.mu.Lock()
-	fault := Fault("")
-	if s.o.FaultRate > 0 && s.rng.Float64() < s.o.FaultRate {
-		fault = s.o.Faults[s.rng.IntN(len(s.o.Faults))]
-	}
-	after := s.o.FaultAfterApply
-	slow := s.o.SlowDelay
-	retryAfter := s.o.RetryAfter
-	s.mu.Unlock()
-
-	if fault == FaultSlow && !after {
-		if !sleep(r.Context(), slow) {
-			return
-		}
-	}
+	body := fakekit.ReadBody(r)
 	var rep reply
 	caller := ""
-	if fault == "" || fault == FaultSlow || after {
-		s.mu.Lock()
-		caller, rep = s.handle(r, body)
-		s.mu.Unlock()
-	} else {
-		caller = s.callerOf(r)
-	}
-	call := Call{Method: r.Method, Path: r.URL.Path, Query: r.URL.RawQuery, Body: redactPassword(body), Caller: caller,
-		Status: rep.status, Fault: fault, Applied: rep.applied}
-	switch fault {
-	case Fault429:
-		call.Status = 429
-	case Fault500:
-		call.Status = 500
-	case FaultDrop:
-		call.Status = 0
-	}
-	s.mu.Lock()
-	call.Seq = len(s.calls) + 1
-	s.calls = append(s.calls, call)
-	if rep.applied {
-		s.applied[r.Method+" "+r.URL.Path]++
-	}
-	s.mu.Unlock()
-
-	switch fault {
-	case Fault429:
-		w.Header().Set("Retry-After", strconv.Itoa(retryAfter))
-		writeJSON(w, 429, apiError{Code: 429, Message: "too many requests"})
-		return
-	case Fault500:
-		writeJSON(w, 500, apiError{Code: 500, Message: "W1R3: It's not you it's me."})
-		return
-	case FaultDrop:
-		if hj, ok := w.(http.Hijacker); ok {
-			if c, _, err := hj.Hijack(); err == nil {
-				c.Close()
+	s.Serve(w, r, fakekit.Exchange{
+		Apply: func() int {
+			s.mu.Lock()
+			defer s.mu.Unlock()
+			caller, rep = s.handle(r, body)
+			return rep.status
+		},
+		Record: func(status int, fault fakekit.Fault) {
+			if caller == "" {
+				caller = s.callerOf(r)
+			}
+			key := ""
+			if rep.applied {
+				key = r.Method + " " + r.URL.Path
+			}
+			s.Record(func(seq int) Call {
+				return Call{Seq: seq, Method: r.Method, Path: r.URL.Path, Query: r.URL.RawQuery, Body: redactPassword(body), Caller: caller,
+					Status: status, Fault: fault, Applied: rep.applied}
+			}, key)
+		},
+		TooMany: func(w http.ResponseWriter, _ int) {
+			writeJSON(w, 429, apiError{Code: 429, Message: "too many requests"})
+		},
+		Failed: func(w http.ResponseWriter) {
+			writeJSON(w, 500, apiError{Code: 500, Message: "W1R3: It's not you it's me."})
+		},
+		Write: func() {
+			if rep.raw != "" {
+				w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+				w.WriteHeader(rep.status)
+				_, _ = io.WriteString(w, rep.raw)
 				return
 			}
-		}
-		panic(http.ErrAbortHandler)
-	case FaultSlow:
-		if after && !sleep(r.Context(), slow) {
-			return
-		}
-	}
-	if rep.raw != "" {
-		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		w.WriteHeader(rep.status)
-		_, _ = io.WriteString(w, rep.raw)
-		return
-	}
-	writeJSON(w, rep.status, rep.body)
-}
-
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
+			writeJSON(w, rep.status, rep.body)
+		},
+	})
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
@@ -566,24 +451,39 @@ func (s *Server) callerOf(r *http.Request) string {
 	return c
 }
 
-// auth resolves the bearer token to a caller name; ok is false when the
-// token is unknown or its user is gone.
-func (s *Server) auth(r *http.Request) (string, bool) {
+// The 401 messages of Netmaker v1.5.1.
+const (
+	msgUnauthorized = "unauthorized"
+	msgRevoked      = "token revoked"
+	msgDisabled     = "user account disabled"
+)
+
+// auth resolves the bearer token to a caller name, or returns the 401
+// message: unknown token, a token revoked by a role or group change, or a
+// token whose user was disabled.
+func (s *Server) auth(r *http.Request) (string, string) {
 	tok, found := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 	if !found || tok == "" {
-		return "", false
+		return "", msgUnauthorized
 	}
 	if tok == s.o.MasterKey {
-		return MasterUser, true
+		return MasterUser, ""
+	}
+	if s.revoked[tok] {
+		return "", msgRevoked
 	}
 	name, ok := s.tokens[tok]
 	if !ok {
-		return "", false
+		return "", msgUnauthorized
 	}
-	if u, ok := s.users[name]; !ok || u.AccountDisabled {
-		return "", false
+	u, ok := s.users[name]
+	switch {
+	case !ok:
+		return "", msgUnauthorized
+	case u.AccountDisabled:
+		return "", msgDisabled
 	}
-	return name, true
+	return name, ""
 }
 
 func (s *Server) isAdmin(caller string) bool {
@@ -601,79 +501,142 @@ func (s *Server) roleOf(caller string) string {
 	return ""
 }
 
+// revokeTokens revokes every access token of name.
+func (s *Server) revokeTokens(name string) {
+	for tok, owner := range s.tokens {
+		if owner == name {
+			delete(s.tokens, tok)
+			s.revoked[tok] = true
+		}
+	}
+}
+
+// view is a user as the server returns it, with the computed fields.
+func (s *Server) view(u *User) User {
+	c := u.clone()
+	c.IsSuperAdmin = u.PlatformRoleID == RoleSuperAdmin
+	c.IsAdmin = c.IsSuperAdmin || u.PlatformRoleID == RoleAdmin
+	c.NumAccessTokens = 0
+	for _, owner := range s.tokens {
+		if owner == u.Username {
+			c.NumAccessTokens++
+		}
+	}
+	if c.RemoteGwIDs == nil {
+		c.RemoteGwIDs = map[string]struct{}{}
+	}
+	return c
+}
+
+func (s *Server) sortedViews() []User {
+	names := make([]string, 0, len(s.users))
+	for n := range s.users {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	out := make([]User, 0, len(names))
+	for _, n := range names {
+		out = append(out, s.view(s.users[n]))
+	}
+	return out
+}
+
 const errNotFound = "record not found"
 
-// handle routes one request; s.mu is held.
-func (s *Server) handle(r *http.Request, body []byte) (string, reply) {
-	caller, ok := s.auth(r)
-	if !ok {
-		return "", errReply(401, "W1R3: You are unauthorized to access this endpoint.")
-	}
+// route is one API route: the handler runs after authentication.
+type route func(caller string) reply
+
+// match finds the route of r; nil means 404. Routing comes before
+// authentication, as in the real server: an unknown route answers 404
+// whatever the token.
+func (s *Server) match(r *http.Request, body []byte) route {
 	p := r.URL.Path
-	notFound := reply{status: 404, raw: "404 page not found\n"}
+	admin := func(h route) route {
+		return func(c string) reply {
+			if !s.isAdmin(c) {
+				return errReply(403, "W1R3: Forbidden")
+			}
+			return h(c)
+		}
+	}
 	switch {
 	case p == "/api/users" && r.Method == http.MethodGet:
-		if !s.isAdmin(caller) {
-			return caller, errReply(403, "W1R3: Forbidden")
-		}
-		return caller, reply{status: 200, body: s.sortedUsers()}
+		return admin(func(string) reply { return reply{status: 200, body: s.sortedViews()} })
 	case p == "/api/v2/users" && r.Method == http.MethodGet:
 		if s.o.LegacyOnly {
-			return caller, notFound
+			return nil
 		}
-		if !s.isAdmin(caller) {
-			return caller, errReply(403, "W1R3: Forbidden")
-		}
-		return caller, s.listV2(r)
+		return admin(func(string) reply { return s.listV2(r) })
 	case p == "/api/v1/users" && r.Method == http.MethodGet:
-		return caller, s.getV1(caller, r.URL.Query().Get("username"))
+		return func(c string) reply { return s.getV1(c, r.URL.Query().Get("username")) }
 	case p == "/api/v1/users/roles" && r.Method == http.MethodGet:
-		if !s.isAdmin(caller) {
-			return caller, errReply(403, "W1R3: Forbidden")
-		}
-		var roles []map[string]any
-		for _, id := range s.Roles() {
-			roles = append(roles, map[string]any{"id": id, "default": true, "full_access": id == RoleSuperAdmin || id == RoleAdmin})
-		}
-		return caller, okEnvelope("successfully fetched user roles permission templates", roles)
+		return admin(func(string) reply {
+			var roles []map[string]any
+			for _, id := range s.Roles() {
+				roles = append(roles, map[string]any{"id": id, "default": true, "full_access": id == RoleSuperAdmin || id == RoleAdmin})
+			}
+			return okEnvelope("successfully fetched user roles permission templates", roles)
+		})
 	case p == "/api/v1/users/groups" && r.Method == http.MethodGet:
 		if s.o.Community {
-			return caller, notFound
+			return nil
 		}
-		out := make([]Group, 0, len(s.groups))
-		for _, g := range s.groups {
-			out = append(out, *g)
+		return func(string) reply {
+			out := make([]Group, 0, len(s.groups))
+			for _, g := range s.groups {
+				out = append(out, *g)
+			}
+			sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+			return okEnvelope("successfully fetched user groups", out)
 		}
-		sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
-		return caller, okEnvelope("successfully fetched user groups", out)
 	case p == "/api/v1/users/group" && r.Method == http.MethodPost:
 		if s.o.Community {
-			return caller, notFound
+			return nil
 		}
-		return caller, s.createGroup(caller, body)
+		return func(c string) reply { return s.createGroup(c, body) }
 	}
 	rest, ok := strings.CutPrefix(p, "/api/users/")
 	if !ok || rest == "" {
-		return caller, notFound
+		return nil
 	}
 	parts := strings.Split(rest, "/")
 	name := parts[0]
 	switch {
 	case len(parts) == 1 && r.Method == http.MethodPost:
-		return caller, s.create(caller, body)
+		return func(c string) reply { return s.create(c, body) }
 	case len(parts) == 1 && r.Method == http.MethodPut:
-		return caller, s.update(caller, name, body)
+		return func(c string) reply { return s.update(c, name, body) }
 	case len(parts) == 1 && r.Method == http.MethodDelete:
-		return caller, s.delete(caller, name)
+		return func(c string) reply { return s.delete(c, name) }
 	case len(parts) == 1 && r.Method == http.MethodGet:
-		if caller != name {
-			return caller, errReply(403, "W1R3: access denied")
+		return func(c string) reply {
+			if c != name {
+				return errReply(403, "W1R3: access denied")
+			}
+			return reply{status: 200, body: s.view(s.users[name])}
 		}
-		return caller, reply{status: 200, body: s.users[name].clone()}
 	case len(parts) == 2 && r.Method == http.MethodPost && (parts[1] == "disable" || parts[1] == "enable"):
-		return caller, s.setDisabled(caller, name, parts[1] == "disable")
+		return func(c string) reply { return s.setDisabled(c, name, parts[1] == "disable") }
 	}
-	return caller, notFound
+	return nil
+}
+
+// handle routes one request, then authenticates it; s.mu is held.
+func (s *Server) handle(r *http.Request, body []byte) (string, reply) {
+	h := s.match(r, body)
+	if h == nil {
+		return s.callerLocked(r), reply{status: 404, raw: "404 page not found\n"}
+	}
+	caller, why := s.auth(r)
+	if why != "" {
+		return "", errReply(401, why)
+	}
+	return caller, h(caller)
+}
+
+func (s *Server) callerLocked(r *http.Request) string {
+	c, _ := s.auth(r)
+	return c
 }
 
 func (s *Server) listV2(r *http.Request) reply {
@@ -683,11 +646,10 @@ func (s *Server) listV2(r *http.Request) reply {
 	if page < 1 {
 		page = 1
 	}
-	if per < 1 {
-		per = 10
+	if per < 1 || per > 100 {
+		per = 10 // the real server falls back to 10, also for more than 100
 	}
-	per = min(per, 100)
-	all := s.sortedUsers()
+	all := s.sortedViews()
 	total := len(all)
 	pages := (total + per - 1) / per
 	lo := min((page-1)*per, total)
@@ -718,7 +680,7 @@ func (s *Server) getV1(caller, name string) reply {
 	}
 	// ReturnUserWithRolesAndGroups: the user's fields, the role object, and
 	// user_group_ids holding full group objects.
-	b, _ := json.Marshal(u.clone())
+	b, _ := json.Marshal(s.view(u))
 	var m map[string]any
 	_ = json.Unmarshal(b, &m)
 	m["user_group_ids"] = groups
@@ -726,19 +688,28 @@ func (s *Server) getV1(caller, name string) reply {
 	return okEnvelope("fetched user with role info", m)
 }
 
-// userBody is what the server decodes a create or update body into: absent
-// fields are zero values, which is where PUT's traps come from.
+// userBody is what the server decodes a create or update body into. The
+// pointer fields tell an absent key from an empty one: an absent
+// display_name or platform_role_id is kept; an absent is_mfa_enabled turns
+// MFA off and an absent user_group_ids removes every group.
 type userBody struct {
 	Username                   string                         `json:"username"`
 	Password                   string                         `json:"password"`
-	DisplayName                string                         `json:"display_name"`
+	DisplayName                *string                        `json:"display_name"`
 	AuthType                   string                         `json:"auth_type"`
-	PlatformRoleID             string                         `json:"platform_role_id"`
+	PlatformRoleID             *string                        `json:"platform_role_id"`
 	IsMFAEnabled               bool                           `json:"is_mfa_enabled"`
 	AccountDisabled            bool                           `json:"account_disabled"`
 	ExternalIdentityProviderID string                         `json:"external_identity_provider_id"`
 	UserGroups                 map[string]struct{}            `json:"user_group_ids"`
 	NetworkRoles               map[string]map[string]struct{} `json:"network_roles"`
+}
+
+func deref(p *string) string {
+	if p == nil {
+		return ""
+	}
+	return *p
 }
 
 // ValidUsername reports whether Netmaker accepts name: at least 4
@@ -765,6 +736,10 @@ func inCharset(name string) bool {
 
 func (s *Server) validRole(id string) bool { return slices.Contains(s.Roles(), id) }
 
+// IsIdP reports whether u signed in through an identity provider (an SSO
+// user): Netmaker refuses to delete it or change its display name.
+func (u User) IsIdP() bool { return u.AuthType == "oauth" || u.ExternalIdentityProviderID != "" }
+
 func (s *Server) create(caller string, body []byte) reply {
 	c, ok := s.users[caller]
 	if !ok {
@@ -778,19 +753,20 @@ func (s *Server) create(caller string, body []byte) reply {
 	if err := json.Unmarshal(body, &u); err != nil {
 		return errReply(400, err.Error())
 	}
+	role := deref(u.PlatformRoleID)
 	if s.o.Community {
-		u.PlatformRoleID = RoleAdmin
+		role = RoleAdmin
 	}
 	switch {
 	case u.Username == MasterUser:
 		return errReply(400, "username not allowed")
-	case u.PlatformRoleID == "":
+	case role == "":
 		return errReply(400, "platform role is missing")
-	case !s.validRole(u.PlatformRoleID):
-		return errReply(400, "error fetching role "+u.PlatformRoleID+" "+errNotFound)
-	case u.PlatformRoleID == RoleSuperAdmin:
+	case !s.validRole(role):
+		return errReply(400, "error fetching role "+role+" "+errNotFound)
+	case role == RoleSuperAdmin:
 		return errReply(403, "additional superadmins cannot be created")
-	case c.PlatformRoleID != RoleSuperAdmin && u.PlatformRoleID == RoleAdmin:
+	case c.PlatformRoleID != RoleSuperAdmin && role == RoleAdmin:
 		return errReply(403, "only superadmin can create admin users")
 	case !ValidUsername(u.Username):
 		return errReply(400, "Key: 'User.UserName' Error:Field validation for 'UserName' failed on the 'in_charset|email' tag")
@@ -800,18 +776,20 @@ func (s *Server) create(caller string, body []byte) reply {
 	if _, exists := s.users[u.Username]; exists {
 		return errReply(400, "user exists")
 	}
-	for id := range u.UserGroups {
-		if _, ok := s.groups[id]; !ok || s.o.Community {
-			return errReply(400, "user group "+id+" not found")
+	if !s.o.Community {
+		for id := range u.UserGroups {
+			if _, ok := s.groups[id]; !ok {
+				return errReply(400, "user group "+id+" not found")
+			}
 		}
 	}
-	if u.AuthType == "" {
-		u.AuthType = "basic_auth"
-	}
-	nu := &User{Username: u.Username, DisplayName: u.DisplayName, AuthType: u.AuthType, PlatformRoleID: u.PlatformRoleID,
-		IsMFAEnabled: false, UserGroups: u.UserGroups, NetworkRoles: u.NetworkRoles, HasPassword: true, CreatedAt: s.o.Now().UTC()}
+	now := s.o.Now().UTC()
+	// auth_type in the body is ignored: every user created through the API
+	// is a password user.
+	nu := &User{Username: u.Username, DisplayName: deref(u.DisplayName), AuthType: "basic_auth", PlatformRoleID: role,
+		UserGroups: u.UserGroups, NetworkRoles: u.NetworkRoles, HasPassword: true, CreatedAt: now, UpdatedAt: now, CreatedBy: caller}
 	s.users[u.Username] = nu
-	return reply{status: 200, body: nu.clone(), applied: true}
+	return reply{status: 200, body: s.view(nu), applied: true}
 }
 
 func (s *Server) update(caller, name string, body []byte) reply {
@@ -826,11 +804,13 @@ func (s *Server) update(caller, name string, body []byte) reply {
 	if ch.Username != u.Username {
 		return errReply(400, "user in param and request body not matching")
 	}
-	master := caller == MasterUser
-	if !master {
+	role := u.PlatformRoleID
+	if ch.PlatformRoleID != nil && *ch.PlatformRoleID != "" {
+		role = *ch.PlatformRoleID
+	}
+	if caller != MasterUser {
 		cr := s.roleOf(caller)
-		self := caller == name
-		if !self {
+		if caller != name {
 			switch {
 			case cr == RoleAdmin && u.PlatformRoleID == RoleSuperAdmin:
 				return errReply(403, "cannot update superadmin user")
@@ -838,29 +818,26 @@ func (s *Server) update(caller, name string, body []byte) reply {
 				return errReply(403, "cannot update superadmin user")
 			case cr == RoleAdmin && u.PlatformRoleID == RoleAdmin:
 				return errReply(403, "an admin user does not have permissions to update another admin user")
-			case cr == RoleAdmin && ch.PlatformRoleID == RoleAdmin:
+			case cr == RoleAdmin && role == RoleAdmin:
 				return errReply(403, "an admin user does not have permissions to assign the admin role to another user")
 			}
-		} else if u.PlatformRoleID != ch.PlatformRoleID {
+		} else if role != u.PlatformRoleID {
 			return errReply(403, "user not allowed to self assign role")
 		}
-	} else if u.PlatformRoleID != RoleSuperAdmin && ch.PlatformRoleID == RoleSuperAdmin {
-		return errReply(403, "attempted to update user role to superadmin")
 	}
-	if !master && !ch.IsMFAEnabled && u.IsMFAEnabled {
-		return errReply(403, "mfa removal requires the master user key, operation is not permitted for other users")
+	switch {
+	case role == RoleSuperAdmin && u.PlatformRoleID != RoleSuperAdmin:
+		return errReply(403, "only a super-admin can assign the super-admin role to another user via transferSuperAdmin method")
+	case s.o.Community && role != RoleAdmin && role != RoleSuperAdmin:
+		return errReply(400, "invalid user role "+role)
+	case !s.validRole(role):
+		return errReply(400, "error fetching role "+role+" "+errNotFound)
 	}
-	if u.ExternalIdentityProviderID != "" {
-		return errReply(400, "cannot update a user synced from an external identity provider")
+	if u.IsIdP() && ch.DisplayName != nil && *ch.DisplayName != u.DisplayName {
+		return errReply(400, "display name cannot be updated for external user")
 	}
 	if u.AuthType == "oauth" && ch.Password != "" {
 		return errReply(403, "cannot update user's password for an oauth user "+name)
-	}
-	if ch.PlatformRoleID != "" && !s.validRole(ch.PlatformRoleID) {
-		return errReply(400, "error fetching role "+ch.PlatformRoleID+" "+errNotFound)
-	}
-	if ch.PlatformRoleID == "" {
-		return errReply(400, "platform role is missing")
 	}
 	if !s.o.Community {
 		for id := range ch.UserGroups {
@@ -872,23 +849,18 @@ func (s *Server) update(caller, name string, body []byte) reply {
 	if ch.Password != "" && len(ch.Password) < 5 {
 		return errReply(400, "Key: 'User.Password' Error:Field validation for 'Password' failed on the 'min' tag")
 	}
-	roleOrGroupsChanged := ch.PlatformRoleID != u.PlatformRoleID || !sameKeys(u.UserGroups, ch.UserGroups)
-	if roleOrGroupsChanged {
-		for tok, owner := range s.tokens {
-			if owner == name {
-				delete(s.tokens, tok)
-			}
-		}
+	if role != u.PlatformRoleID || !sameKeys(u.UserGroups, ch.UserGroups) {
+		s.revokeTokens(name)
 	}
-	// The replace: what the body leaves out is lost. account_disabled is
-	// ignored (use /disable and /enable).
-	u.DisplayName = ch.DisplayName
-	if !s.o.Community {
-		u.PlatformRoleID = ch.PlatformRoleID
-		u.UserGroups = ch.UserGroups
-	} else if ch.PlatformRoleID == RoleAdmin || ch.PlatformRoleID == RoleSuperAdmin {
-		u.PlatformRoleID = ch.PlatformRoleID
+	// The replace: an absent display_name or role is kept; absent groups,
+	// network roles and is_mfa_enabled are lost. account_disabled is
+	// ignored (use /disable and /enable). Community edition stores the
+	// groups it cannot use.
+	if ch.DisplayName != nil {
+		u.DisplayName = *ch.DisplayName
 	}
+	u.PlatformRoleID = role
+	u.UserGroups = ch.UserGroups
 	u.NetworkRoles = ch.NetworkRoles
 	if !ch.IsMFAEnabled {
 		u.IsMFAEnabled = false
@@ -897,7 +869,8 @@ func (s *Server) update(caller, name string, body []byte) reply {
 	if ch.Password != "" {
 		u.HasPassword = true
 	}
-	return reply{status: 200, body: u.clone(), applied: true}
+	u.UpdatedAt = s.o.Now().UTC()
+	return reply{status: 200, body: s.view(u), applied: true}
 }
 
 func sameKeys(a, b map[string]struct{}) bool {
@@ -924,23 +897,23 @@ func (s *Server) delete(caller, name string) reply {
 	switch {
 	case u.PlatformRoleID == RoleSuperAdmin:
 		return errReply(500, "superadmin cannot be deleted")
-	case c.PlatformRoleID != RoleSuperAdmin && c.PlatformRoleID == RoleAdmin && u.PlatformRoleID == RoleAdmin:
+	case c.PlatformRoleID == RoleAdmin && u.PlatformRoleID == RoleAdmin:
 		return errReply(500, "admin cannot delete another admin user, including oneself")
 	case !s.isAdmin(caller):
 		return errReply(403, "W1R3: Forbidden")
-	case u.ExternalIdentityProviderID != "":
-		return errReply(400, "cannot delete a user synced from an external identity provider")
+	case u.IsIdP():
+		return errReply(400, "cannot delete idp user "+name)
 	}
 	delete(s.users, name)
-	for tok, owner := range s.tokens {
-		if owner == name {
-			delete(s.tokens, tok)
-		}
-	}
+	s.revokeTokens(name)
 	return reply{status: 200, body: name + " deleted.", applied: true}
 }
 
 func (s *Server) setDisabled(caller, name string, disable bool) reply {
+	verb := "enable"
+	if disable {
+		verb = "disable"
+	}
 	if !s.isAdmin(caller) {
 		return errReply(403, "W1R3: Forbidden")
 	}
@@ -949,18 +922,20 @@ func (s *Server) setDisabled(caller, name string, disable bool) reply {
 		return errReply(500, errNotFound)
 	}
 	if caller == name {
-		return errReply(400, "cannot enable or disable your own account")
+		return errReply(403, "cannot "+verb+" self")
 	}
-	if disable && u.PlatformRoleID == RoleSuperAdmin {
-		return errReply(400, "cannot disable super-admin user account")
+	// An admin cannot disable (nor, assumed, enable) an admin or the
+	// super-admin; the super-admin and the master key can, the master key
+	// even the super-admin.
+	if s.roleOf(caller) == RoleAdmin && (u.PlatformRoleID == RoleAdmin || u.PlatformRoleID == RoleSuperAdmin) {
+		return errReply(403, "admin cannot "+verb+" an admin")
 	}
 	changed := u.AccountDisabled != disable
 	u.AccountDisabled = disable
-	msg := "user account enabled"
-	if disable {
-		msg = "user account disabled"
+	if changed {
+		u.UpdatedAt = s.o.Now().UTC()
 	}
-	rep := okEnvelope(msg, nil)
+	rep := okEnvelope("user account "+verb+"d", nil)
 	rep.applied = changed
 	return rep
 }
@@ -1020,7 +995,5 @@ func randomUUID() string {
 // its base URL; both stop when the test ends.
 func NewTestServer(t interface{ Cleanup(func()) }, o Options) (*Server, string) {
 	s := New(o)
-	ts := httptest.NewServer(s)
-	t.Cleanup(ts.Close)
-	return s, ts.URL
+	return s, fakekit.TestServer(t, s)
 }

@@ -18,6 +18,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/dirsync/dirsync/target/fakekit"
 )
 
 // Schema URNs the fake speaks.
@@ -76,11 +78,6 @@ type Fault struct {
 	Body   string
 }
 
-type faultRule struct {
-	method, path string
-	f            Fault
-}
-
 // Server is the fake service provider. Create it with New.
 type Server struct {
 	opts       Options
@@ -90,8 +87,8 @@ type Server struct {
 	userOrder  []string
 	groupOrder []string
 	seq        int
-	reqs       []Request
-	faults     []faultRule
+	rec        fakekit.Recorder[Request]
+	faults     *fakekit.Faults
 	tokens     map[string]bool
 	tokenCalls int
 }
@@ -104,7 +101,8 @@ func New(opts Options) *Server {
 	if opts.MaxResults <= 0 {
 		opts.MaxResults = 100
 	}
-	return &Server{opts: opts, users: map[string]map[string]any{}, groups: map[string]map[string]any{}, tokens: map[string]bool{}}
+	return &Server{opts: opts, users: map[string]map[string]any{}, groups: map[string]map[string]any{}, tokens: map[string]bool{},
+		faults: fakekit.NewFaults(fakekit.FaultOptions{})}
 }
 
 // Prefix is the SCIM base path the handler serves.
@@ -115,18 +113,10 @@ func (s *Server) Prefix() string { return s.opts.Prefix }
 func (s *Server) Handler() http.Handler { return http.HandlerFunc(s.serve) }
 
 // Requests returns a copy of every recorded request (token requests excluded).
-func (s *Server) Requests() []Request {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return slices.Clone(s.reqs)
-}
+func (s *Server) Requests() []Request { return s.rec.Calls() }
 
 // ResetRequests forgets the recorded requests.
-func (s *Server) ResetRequests() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.reqs = nil
-}
+func (s *Server) ResetRequests() { s.rec.Reset() }
 
 // TokenRequests counts the token endpoint's successful calls.
 func (s *Server) TokenRequests() int {
@@ -138,10 +128,16 @@ func (s *Server) TokenRequests() int {
 // FailNext makes the next request with this method whose path starts with
 // path ("/Users") answer f instead, once. Faults queue in order.
 func (s *Server) FailNext(method, path string, f Fault) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.faults = append(s.faults, faultRule{method: method, path: path, f: f})
+	h := map[string]string{"Content-Type": "application/scim+json"}
+	for k, v := range f.Header {
+		h[k] = v
+	}
+	s.faults.AnswerNext(method, s.opts.Prefix+path, fakekit.Answer{Status: f.Status, Header: h, Body: f.Body})
 }
+
+// Faults is the shared fault model (a seeded rate, fail-next), for
+// dropped connections, slow answers and the like.
+func (s *Server) Faults() *fakekit.Faults { return s.faults }
 
 // SeedUser stores a user resource as if it existed before, and returns its id.
 func (s *Server) SeedUser(res map[string]any) string {
@@ -280,37 +276,42 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, apiError{404, "", "no such endpoint"})
 		return
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.reqs = append(s.reqs, Request{Method: r.Method, Path: path, Query: r.URL.Query(), Body: string(body), Auth: r.Header.Get("Authorization")})
-	for i, f := range s.faults {
-		if f.method == r.Method && strings.HasPrefix(path, f.path) {
-			s.faults = slices.Delete(s.faults, i, i+1)
-			for k, v := range f.f.Header {
-				w.Header().Set(k, v)
+	var status int
+	var out any
+	var aerr *apiError
+	s.faults.Serve(w, r, fakekit.Exchange{
+		Apply: func() int {
+			s.mu.Lock()
+			defer s.mu.Unlock()
+			if !s.authorized(r) {
+				aerr = &apiError{401, "", "Authorization failed"}
+				return 401
+			}
+			status, out, aerr = s.route(r.Method, path, r.URL.Query(), body)
+			if aerr != nil {
+				return aerr.status
+			}
+			return status
+		},
+		Record: func(int, fakekit.Fault) {
+			s.rec.Add(func(int) Request {
+				return Request{Method: r.Method, Path: path, Query: r.URL.Query(), Body: string(body), Auth: r.Header.Get("Authorization")}
+			}, "")
+		},
+		Write: func() {
+			if aerr != nil {
+				writeErr(w, *aerr)
+				return
+			}
+			if out == nil {
+				w.WriteHeader(status)
+				return
 			}
 			w.Header().Set("Content-Type", "application/scim+json")
-			w.WriteHeader(f.f.Status)
-			_, _ = io.WriteString(w, f.f.Body)
-			return
-		}
-	}
-	if !s.authorized(r) {
-		writeErr(w, apiError{401, "", "Authorization failed"})
-		return
-	}
-	status, out, aerr := s.route(r.Method, path, r.URL.Query(), body)
-	if aerr != nil {
-		writeErr(w, *aerr)
-		return
-	}
-	if out == nil {
-		w.WriteHeader(status)
-		return
-	}
-	w.Header().Set("Content-Type", "application/scim+json")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(out)
+			w.WriteHeader(status)
+			_ = json.NewEncoder(w).Encode(out)
+		},
+	})
 }
 
 func (s *Server) authorized(r *http.Request) bool {
