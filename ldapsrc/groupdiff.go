@@ -25,6 +25,8 @@ const maxGroupChangeUsers = 500
 type memberIndex struct {
 	mu     sync.Mutex
 	built  bool
+	polled bool // a poll has stored a cursor since the index was read
+
 	usn    int64                  // AD: highestCommittedUSN just before the index was read
 	groups map[string]*groupState // by normalized DN
 	byKey  map[string]string      // group key → normalized DN
@@ -61,8 +63,19 @@ func (ix *memberIndex) build(ctx context.Context, ss *session, usn int64) error 
 		ix.groups[g.dn] = newGroupState(g)
 		ix.byKey[g.key] = g.dn
 	}
-	ix.built, ix.usn = true, usn
+	ix.built, ix.usn, ix.polled = true, usn, false
 	return nil
+}
+
+// hasKey reports whether key is a group the index knows (nil-safe).
+func (ix *memberIndex) hasKey(key string) bool {
+	if ix == nil {
+		return false
+	}
+	ix.mu.Lock()
+	defer ix.mu.Unlock()
+	_, ok := ix.byKey[key]
+	return ok
 }
 
 // ensureIndex rebuilds the index after a failed or unresolvable change.

@@ -32,6 +32,10 @@ import (
 // (no right, too many notification searches): a redial does not help.
 var errNotifyRefused = errors.New("the domain controller refused the notification search")
 
+// notifyBurst is how many queued notifications make a USN poll cheaper
+// than re-reading each object.
+const notifyBurst = 200
+
 // notifySettle is when the second catch-up poll runs after a connect.
 const notifySettle = 2 * time.Second
 
@@ -138,6 +142,14 @@ func (ss *session) notify(ctx context.Context, emit func(source.Change)) error {
 				default:
 					more = false
 				}
+			}
+			if len(batch) > notifyBurst {
+				// A bulk change: one USN poll reads it all at once instead
+				// of one re-read per object.
+				if err := poll(); err != nil {
+					return err
+				}
+				continue
 			}
 			if err := qs.notified(ctx, m, batch, emit); err != nil {
 				return err

@@ -68,4 +68,11 @@ func TestNotifyActiveDirectory(t *testing.T) {
 	// And notifications flow again.
 	srv.Modify(t, "dn: CN=Erin Test,OU=Staff,{BASE}\nchangetype: modify\nreplace: userAccountControl\nuserAccountControl: 514\n")
 	w.next("disable after the restart", false, viaNotify(upsertOf("erin", func(u identity.User) bool { return !u.Active })))
+	// A group deleted: its members (carol; erin, added while the DC was
+	// down) lose it and the groups it was nested in.
+	srv.Modify(t, "dn: CN=ops,OU=Groups,{BASE}\nchangetype: delete\n")
+	ch = w.next("group deleted", false, viaNotify(groupChangeOf("ops", nil, identity.SortedSet([]string{keys["carol"], keys["erin"]}))))
+	if !ch.GroupChanges[0].Deleted || len(ch.Upserts) != 2 || len(ch.Upserts[0].Groups)+len(ch.Upserts[1].Groups) != 0 {
+		t.Fatalf("group deleted: %+v", ch)
+	}
 }

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -25,6 +26,10 @@ func (ss *session) poll(ctx context.Context, mode string, emit func(source.Chang
 	m := newMapper(ss.s.name, ss.p, ss.s.s.Users.ExtraAttributes, ss.s.s.Users.Lockout == lockoutInactive)
 	for {
 		var err error
+		// The index can tell what a group change changed once a poll has
+		// stored a cursor newer than it (changes from before the index
+		// have no "before").
+		ss.ixTrusted = ss.ix != nil && ss.ix.built && ss.ix.polled
 		switch mode {
 		case IncUSN:
 			err = ss.pollUSN(ctx, m, emit)
@@ -32,6 +37,11 @@ func (ss *session) poll(ctx context.Context, mode string, emit func(source.Chang
 			err = ss.pollDirSync(ctx, m, emit)
 		default:
 			err = ss.pollTimestamp(ctx, m, emit)
+		}
+		if err == nil && ss.ix != nil {
+			ss.ix.mu.Lock()
+			ss.ix.polled = ss.ix.built
+			ss.ix.mu.Unlock()
 		}
 		if err != nil {
 			if ctx.Err() != nil {
@@ -243,6 +253,7 @@ func (ss *session) pollDirSync(ctx context.Context, m *mapper, emit func(source.
 	attrs := append(ss.userAttrs(m), "isDeleted", "objectClass", "member", ss.s.s.Groups.NameAttribute)
 	var changed [][]byte // objectGUIDs to re-read
 	var deletes []string
+	var refs []groupRef // changed and deleted groups
 	full := false
 	for {
 		var more bool
@@ -259,6 +270,11 @@ func (ss *session) pollDirSync(ctx context.Context, m *mapper, emit func(source.
 					return nil
 				}
 				if strings.EqualFold(string(e.First("isDeleted")), "TRUE") {
+					isGroup := slices.ContainsFunc(e.Get("objectClass"), func(v []byte) bool { return strings.EqualFold(string(v), "group") })
+					if isGroup || ss.ix.hasKey(formatGUID(guid)) {
+						refs = append(refs, groupRef{key: formatGUID(guid), deleted: true})
+						return nil
+					}
 					if strings.EqualFold(ss.p.m.Key, "objectGUID") {
 						deletes = append(deletes, formatGUID(guid))
 					} else {
@@ -285,7 +301,6 @@ func (ss *session) pollDirSync(ctx context.Context, m *mapper, emit func(source.
 	}
 	if !baseline {
 		var ps []pendingUser
-		groups := 0
 		for _, g := range changed {
 			base := "<GUID=" + formatGUID(g) + ">"
 			got, err := ss.collect(ctx, m, "users", wire.SearchRequest{BaseDN: base, Scope: wire.ScopeBase, Filter: ss.p.userFilter, Attributes: ss.userAttrs(m)},
@@ -304,7 +319,7 @@ func (ss *session) pollDirSync(ctx context.Context, m *mapper, emit func(source.
 			err = r.paged(ctx, ss.c, "groups", wire.SearchRequest{BaseDN: base, Scope: wire.ScopeBase, Filter: ss.p.groupFilter, Attributes: []string{"1.1"}},
 				ss.s.s.Groups.PageSize, func(e *wire.Entry) error {
 					if under(e.DN, ss.p.groupBase) {
-						groups++
+						refs = append(refs, groupRef{base: base, key: formatGUID(g)})
 					}
 					return nil
 				})
@@ -312,18 +327,39 @@ func (ss *session) pollDirSync(ctx context.Context, m *mapper, emit func(source.
 				return err
 			}
 		}
+		if ss.s.s.Groups.Disabled {
+			refs = nil
+		}
+		ch, ok, err := ss.polledGroups(ctx, m, refs)
+		if err != nil {
+			return err
+		}
 		switch {
-		case full || groups > 0:
-			emit(source.Change{Full: true, Reason: fmt.Sprintf("dirsync: %d groups changed", groups)})
-		case len(ps) > 0 || len(deletes) > 0:
+		case full || !ok:
+			emit(source.Change{Full: true, Reason: fmt.Sprintf("dirsync: %d groups changed", len(refs))})
+		case len(ps) > 0 || len(deletes) > 0 || len(ch.GroupChanges) > 0:
 			users, err := ss.complete(ctx, ss.c, ps)
 			if err != nil {
 				return err
 			}
-			emit(source.Change{Upserts: users, Deletes: deletes, Reason: fmt.Sprintf("dirsync: %d users changed, %d deleted", len(users), len(deletes))})
+			merge(&ch, source.Change{Upserts: users, Deletes: deletes})
+			ch.Reason = fmt.Sprintf("dirsync: %d users changed, %d deleted, %d groups changed", len(ch.Upserts), len(ch.Deletes), len(ch.GroupChanges))
+			emit(ch)
 		}
 	}
 	return ss.s.saveCursor(ctx, "dirsync", cookie)
+}
+
+// polledGroups resolves groups a poll found changed through the member
+// index; ok is false when it cannot (the caller asks for a full pull).
+func (ss *session) polledGroups(ctx context.Context, m *mapper, refs []groupRef) (source.Change, bool, error) {
+	if len(refs) == 0 {
+		return source.Change{}, true, nil
+	}
+	if !ss.ixTrusted {
+		return source.Change{}, false, nil
+	}
+	return ss.groupChanges(ctx, ss.ix, m, refs)
 }
 
 // under reports whether dn is base or below it.
@@ -386,14 +422,14 @@ func (ss *session) pollTimestamp(ctx context.Context, m *mapper, emit func(sourc
 		return true
 	}
 	since := "(modifyTimestamp>=" + ldap.EscapeFilter(cur.TS) + ")"
-	groups := 0
+	var refs []groupRef
 	if !ss.s.s.Groups.Disabled {
 		r := &reader{src: ss.s, p: ss.p}
 		req := wire.SearchRequest{BaseDN: ss.p.groupBase, Scope: wire.Scope(ss.p.groupScope), Filter: "(&" + ss.p.groupFilter + since + ")",
 			Attributes: append(r.groupAttrs(0), "modifyTimestamp")}
 		err := r.paged(ctx, ss.c, "groups", req, ss.s.s.Groups.PageSize, func(e *wire.Entry) error {
 			if track(string(e.First("modifyTimestamp")), "group:"+entryVersion(e)) {
-				groups++
+				refs = append(refs, groupRef{base: string(e.DN)})
 			}
 			return nil
 		})
@@ -409,16 +445,25 @@ func (ss *session) pollTimestamp(ctx context.Context, m *mapper, emit func(sourc
 	if err != nil {
 		return err
 	}
+	var ch source.Change
+	ok := true
+	if !baseline {
+		if ch, ok, err = ss.polledGroups(ctx, m, refs); err != nil {
+			return err
+		}
+	}
 	switch {
 	case baseline:
-	case groups > 0:
-		emit(source.Change{Full: true, Reason: fmt.Sprintf("modify_timestamp: %d groups changed since %s", groups, cur.TS)})
-	case len(ps) > 0:
+	case !ok:
+		emit(source.Change{Full: true, Reason: fmt.Sprintf("modify_timestamp: %d groups changed since %s", len(refs), cur.TS)})
+	case len(ps) > 0 || len(ch.GroupChanges) > 0:
 		users, err := ss.complete(ctx, ss.c, ps)
 		if err != nil {
 			return err
 		}
-		emit(source.Change{Upserts: users, Reason: fmt.Sprintf("modify_timestamp: %d users changed since %s", len(users), cur.TS)})
+		merge(&ch, source.Change{Upserts: users})
+		ch.Reason = fmt.Sprintf("modify_timestamp: %d users changed, %d groups changed since %s", len(ch.Upserts), len(ch.GroupChanges), cur.TS)
+		emit(ch)
 	}
 	if next.TS == cur.TS {
 		next.Keys = append(next.Keys, cur.Keys...)

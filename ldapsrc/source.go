@@ -24,8 +24,10 @@
 //
 // Group membership changes are resolved to the members added and removed
 // (source.Change.GroupChanges, with those members' complete records in
-// Upserts) by syncrepl, notify and usn, against a member index read once
-// per Watch start; anything it cannot resolve asks for a full pull.
+// Upserts) in every incremental mode, against a member index read once per
+// Watch start and kept across reconnects; what it cannot resolve (changes
+// from before the index, a rename, more than 500 users) asks for a full
+// pull.
 package ldapsrc
 
 import (

@@ -88,6 +88,8 @@ type session struct {
 	dse *rootDSE
 	p   profile
 	ix  *memberIndex // nil when groups are disabled
+	// ixTrusted: the index predates the cursor of the running poll.
+	ixTrusted bool
 }
 
 func (s *Source) open(ctx context.Context) (*session, error) {
@@ -151,7 +153,7 @@ func (s *Source) watchOnce(ctx context.Context, ix *memberIndex, noNotify bool, 
 		mode = IncUSN
 	}
 	s.hook("mode:" + mode)
-	if ix != nil && (mode == IncSyncrepl || mode == IncUSN || mode == IncNotify) {
+	if ix != nil && mode != IncNone {
 		ss.ix = ix
 		if !ix.built {
 			if err := ix.build(ctx, ss, ss.dse.highestUSN); err != nil {

@@ -16,6 +16,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -117,6 +118,9 @@ func run() error {
 		name, label, prefix, adMode string
 		off, on                     func(name string) error
 		expiry                      bool
+		// jitter: a random wait before each change, so changes do not
+		// fall in step with a poll (each trial ends right after one).
+		jitter time.Duration
 	}
 	triggers := []trigger{
 		{name: "ldap-disable", label: "OpenLDAP disable (syncrepl)", prefix: pLDAP, adMode: "notify", off: b.ldapLock(true), on: b.ldapLock(false)},
@@ -125,7 +129,7 @@ func run() error {
 		{name: "ldap-group-removal", label: "OpenLDAP removal from the scope group (syncrepl)", prefix: pGroup, adMode: "notify", off: b.ldapStaff(false), on: b.ldapStaff(true)},
 		{name: "ad-notify-disable", label: "Active Directory disable, change notifications", prefix: pNotify, adMode: "notify", off: b.adDisable(true), on: b.adDisable(false)},
 		{name: "ad-expiry", label: "Active Directory `accountExpires` passing (set 3 s ahead)", prefix: pExpiry, adMode: "notify", expiry: true, on: b.adExpires(time.Time{})},
-		{name: "ad-usn-disable", label: "Active Directory disable, USN polling at the default interval", prefix: pUSN, adMode: "usn", off: b.adDisable(true), on: b.adDisable(false)},
+		{name: "ad-usn-disable", label: "Active Directory disable, USN polling at the default interval", prefix: pUSN, adMode: "usn", off: b.adDisable(true), on: b.adDisable(false), jitter: 4 * time.Second},
 	}
 	var rows []string
 	mode := ""
@@ -146,6 +150,7 @@ func run() error {
 		offMiss, onMiss := 0, 0
 		for i := 0; i < b.trials; i++ {
 			name := fmt.Sprintf("%s%02d", tr.prefix, i)
+			b.jitter(tr.jitter)
 			var start time.Time
 			if tr.expiry {
 				start = time.Now().Add(3 * time.Second).Truncate(time.Second)
@@ -164,6 +169,7 @@ func run() error {
 			} else {
 				offMiss++
 			}
+			b.jitter(tr.jitter)
 			start = time.Now()
 			if err := tr.on(name); err != nil {
 				return err
@@ -187,6 +193,12 @@ func run() error {
 		fmt.Println(r)
 	}
 	return nil
+}
+
+func (b *bench) jitter(d time.Duration) {
+	if d > 0 {
+		time.Sleep(time.Duration(rand.Int64N(int64(d))))
+	}
 }
 
 func last(ds []time.Duration, miss int) string {
