@@ -294,6 +294,16 @@ func (rc *runCtx) do(ctx context.Context, run *state.Run) error {
 	if err := rc.link(ctx, snaps); err != nil {
 		return err
 	}
+	if rc.ro.Keys != nil {
+		if k := rc.unresolved(); k != "" {
+			// A change about a record no read ever carried (deleted before
+			// it was pulled) names nobody: every person is planned from the
+			// stored reads instead.
+			rc.decide(state.Decision{Target: "*", User: "*", Action: "full_run", Outcome: OutcomeApplied,
+				Reason: fmt.Sprintf("the change to record %s could not be resolved to a person: every person is planned from the last reads", k)})
+			rc.ro.Keys, rc.ro.UseStored = nil, true
+		}
+	}
 	var wg stdsync.WaitGroup
 	for _, spec := range specs {
 		wg.Add(1)
@@ -622,7 +632,8 @@ func (rc *runCtx) prepare(ctx context.Context, spec TargetSpec, snaps map[string
 		}
 	}
 	in := PlanInput{Target: name, Cap: capab, Rules: rules, Desired: desired, Cached: cached, Keys: keys,
-		Known: known, Now: rc.now, QuarantineAfter: e.o.Limits.QuarantineAfter, RetryQuarantined: rc.ro.RetryQuarantined}
+		Known: known, Now: rc.now, QuarantineAfter: e.o.Limits.QuarantineAfter, RetryQuarantined: rc.ro.RetryQuarantined,
+		Fresh: rc.ro.Keys == nil && !rc.ro.UseStored}
 	plan := MakePlan(in)
 	for _, s := range orphans {
 		// Orphans pass the connector's gate like any step: the owner of
@@ -672,6 +683,25 @@ func (rc *runCtx) prepare(ctx context.Context, spec TargetSpec, snaps map[string
 		e.setDue(name, d)
 	}
 	return &Prepared{Spec: spec, Input: in, Plan: plan, Desired: desired}, nil
+}
+
+// unresolved returns a key of a targeted run that names no linked record
+// and no person, or "".
+func (rc *runCtx) unresolved() string {
+	known := map[string]bool{}
+	for rec, pid := range rc.links {
+		known[pid] = true
+		known[rec] = true
+		if i := strings.IndexByte(rec, ':'); i >= 0 {
+			known[rec[i+1:]] = true
+		}
+	}
+	for _, k := range rc.ro.Keys {
+		if !known[k] {
+			return k
+		}
+	}
+	return ""
 }
 
 // alsoTheirOldAccounts adds to a targeted run the accounts of people no

@@ -121,6 +121,10 @@ type PlanInput struct {
 	Keys             map[string]bool
 	QuarantineAfter  int
 	RetryQuarantined bool
+	// Fresh says every source was read in this run (a full run): only then
+	// is a must-change flag that went false taken as cleared, so a stale
+	// stored read can never make the one-shot fire twice for one event.
+	Fresh bool
 }
 
 // MakePlan diffs desired against cached accounts. It is a pure function of
@@ -543,7 +547,7 @@ func diffExisting(a *acc, d Desired, src string) {
 	switch {
 	case want.MustChangePassword && !cur.MustChangePassword:
 		a.step(connector.ActForcePasswordChange, fact(u, identity.FactMustChangePassword, "must change password"), false, func(n *identity.Account) { n.MustChangePassword = true })
-	case !want.MustChangePassword && cur.MustChangePassword:
+	case !want.MustChangePassword && cur.MustChangePassword && a.in.Fresh:
 		a.cur.MustChangePassword = false
 		a.note = true
 	}

@@ -142,7 +142,7 @@ func TestMakePlanTable(t *testing.T) {
 				known[u.Key] = u
 			}
 			in := PlanInput{Target: "app", Cap: tc.cap, Rules: rules, Desired: BuildDesired(tc.users, rules, t0), Cached: cached,
-				Known: known, Now: t0, QuarantineAfter: tc.quar}
+				Known: known, Now: t0, QuarantineAfter: tc.quar, Fresh: true}
 			got := render(MakePlan(in))
 			if !slices.Equal(got, tc.want) {
 				t.Fatalf("plan:\n  %s\nwant:\n  %s", strings.Join(got, "\n  "), strings.Join(tc.want, "\n  "))
