@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"path"
 	"slices"
 	"strings"
@@ -123,13 +124,7 @@ func Access(ctx context.Context, st state.Store, targets []Target, o Options) ([
 			}
 			return r
 		}
-		for _, k := range slices.Sorted(func(yield func(string) bool) {
-			for k := range accts {
-				if !yield(k) {
-					return
-				}
-			}
-		}) {
+		for _, k := range slices.Sorted(maps.Keys(accts)) {
 			a := accts[k]
 			if !a.Exists {
 				continue

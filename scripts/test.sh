@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite. Installs what the tests need when it is missing
-# (slapd, ldap-utils, Samba AD DC, redis-server through apt-get; the SCIM peer
-# suites' npm packages), then runs gofmt, go vet and go test -race.
+# (slapd, ldap-utils, Samba AD DC, redis-server, node/npm, curl, promtool and
+# headless Chromium through apt-get; the SCIM peer suites' npm packages), then
+# runs gofmt, go vet and go test -race.
 #
 # DIRSYNC_INTEGRATION=1 makes tests that need a real server fail instead of
 # skip when the server is missing (CI sets it).
@@ -14,6 +15,7 @@ command -v ldapsearch >/dev/null 2>&1 || need_pkgs+=(ldap-utils)
 command -v redis-server >/dev/null 2>&1 || need_pkgs+=(redis-server)
 [ -x /usr/sbin/samba ] || need_pkgs+=(samba samba-ad-dc winbind)
 command -v node >/dev/null 2>&1 || need_pkgs+=(nodejs npm)
+command -v curl >/dev/null 2>&1 || need_pkgs+=(curl) # the SCIM peer suites' script
 # promtool (Debian's prometheus package) checks and unit-tests the alerting
 # rules; headless Chromium drives the web console's browser tests. Installed
 # without their recommended packages (desktop and exporter extras).

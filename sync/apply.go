@@ -416,7 +416,7 @@ func (e *Engine) applyAccount(ctx context.Context, rc *runCtx, spec TargetSpec, 
 // cannot record).
 var errStopAccount = errors.New("stop account")
 
-// uncertainField reports whether a failure of kind k may have left the
+// uncertainKind reports whether a failure of kind k may have left the
 // action applied: the call was sent and its answer lost (a timeout, a
 // dropped connection, a 5xx after the application acted).
 func uncertainKind(k connector.Kind) bool {
@@ -463,14 +463,14 @@ func (e *Engine) applyStep(ctx context.Context, rc *runCtx, spec TargetSpec, s S
 	// mayHaveLanded: some attempt's answer was lost after sending; whatever
 	// a later attempt answers, the action may have happened.
 	mayHaveLanded := false
-	r := pol.do(ctx, func(int) (error, time.Duration) {
+	r := pol.doWait(ctx, func() (time.Duration, error) {
 		if err := lim.Wait(ctx); err != nil {
-			return connector.Retryable(err), 0
+			return 0, connector.Retryable(err)
 		}
 		if e.o.Leading != nil && !e.o.Leading() {
 			// The lease ran out (this process was frozen, or cut off from
 			// the store): another replica may be leader. Send nothing.
-			return connector.Permanent(fmt.Errorf("not sent: %w", state.ErrStaleFence)), 0
+			return 0, connector.Permanent(fmt.Errorf("not sent: %w", state.ErrStaleFence))
 		}
 		actx, cancel := context.WithTimeout(ctx, timeout)
 		acct := want.Clone()
@@ -481,7 +481,7 @@ func (e *Engine) applyStep(ctx context.Context, rc *runCtx, spec TargetSpec, s S
 		cancel()
 		if err == nil {
 			want.Remote = mergeRemote(want.Remote, acct.Remote)
-			return nil, 0
+			return 0, nil
 		}
 		if uncertainKind(connector.KindOf(err)) {
 			mayHaveLanded = true
@@ -490,15 +490,15 @@ func (e *Engine) applyStep(ctx context.Context, rc *runCtx, spec TargetSpec, s S
 			probe := want.Clone() // the account as it should be: a create leaves rec nearly empty
 			got, rerr := reader.Read(ctx, probe)
 			if s.Action == connector.ActDelete && connector.KindOf(rerr) == connector.KindNotFound {
-				return nil, 0 // the delete landed
+				return 0, nil // the delete landed
 			}
 			if rerr == nil && landed(s.Action, got, want) {
 				want.Remote = mergeRemote(want.Remote, got.Remote)
-				return nil, 0
+				return 0, nil
 			}
-			return err, connector.RetryAfterOf(rerr) // the re-read was rate limited: honour it too
+			return connector.RetryAfterOf(rerr), err // the re-read was rate limited: honour it too
 		}
-		return err, 0
+		return 0, err
 	})
 	err := r.err
 	if r.tooLong > 0 {

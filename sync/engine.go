@@ -238,6 +238,8 @@ type runCtx struct {
 	links      map[string]string
 	linked     identity.Linked
 	linkedFrom []string
+	// persons are the people a targeted run is about (resolved once).
+	persons map[string]bool
 	// refused are sources the source guard refused (name → why).
 	refused map[string]string
 	// memos are the per-target logged-skip memories.
@@ -295,7 +297,8 @@ func (rc *runCtx) do(ctx context.Context, run *state.Run) error {
 		return err
 	}
 	if rc.ro.Keys != nil {
-		if k := rc.unresolved(); k != "" {
+		var k string
+		if rc.persons, k = rc.resolveKeys(); k != "" {
 			// A change about a record no read ever carried (deleted before
 			// it was pulled) names nobody: every person is planned from the
 			// stored reads instead.
@@ -602,7 +605,7 @@ func (rc *runCtx) prepare(ctx context.Context, spec TargetSpec, snaps map[string
 	}
 	var keys map[string]bool
 	if rc.ro.Keys != nil {
-		keys = rc.personKeys()
+		keys = maps.Clone(rc.persons)
 	}
 	known := make(map[string]identity.User, len(users))
 	for _, u := range users {
@@ -685,25 +688,6 @@ func (rc *runCtx) prepare(ctx context.Context, spec TargetSpec, snaps map[string
 	return &Prepared{Spec: spec, Input: in, Plan: plan, Desired: desired}, nil
 }
 
-// unresolved returns a key of a targeted run that names no linked record
-// and no person, or "".
-func (rc *runCtx) unresolved() string {
-	known := map[string]bool{}
-	for rec, pid := range rc.links {
-		known[pid] = true
-		known[rec] = true
-		if i := strings.IndexByte(rec, ':'); i >= 0 {
-			known[rec[i+1:]] = true
-		}
-	}
-	for _, k := range rc.ro.Keys {
-		if !known[k] {
-			return k
-		}
-	}
-	return ""
-}
-
 // alsoTheirOldAccounts adds to a targeted run the accounts of people no
 // source knows any more that carry the username or email of a person the
 // run is about: a person who comes back under a new identity also settles
@@ -732,26 +716,40 @@ func (rc *runCtx) alsoTheirOldAccounts(keys map[string]bool, known map[string]id
 	}
 }
 
-// personKeys turns a targeted run's keys (source record keys, or person
-// ids) into the person ids they belong to. Keys no source carries any more
-// (a deleted record) still name their linked person, or a cached account.
-func (rc *runCtx) personKeys() map[string]bool {
-	want := map[string]bool{}
+// resolveKeys turns a targeted run's keys (source record keys, or person
+// ids) into the people they belong to, in one pass over the link table.
+// Keys no source carries any more (a deleted record) still name their
+// linked person, and stay in the set (they may name a cached account).
+// unresolved is a key that names no record and no person ("" when all do).
+func (rc *runCtx) resolveKeys() (persons map[string]bool, unresolved string) {
+	want := make(map[string]bool, len(rc.ro.Keys))
+	persons = make(map[string]bool, len(rc.ro.Keys))
 	for _, k := range rc.ro.Keys {
-		want[k] = true
+		want[k], persons[k] = true, true
 	}
-	out := make(map[string]bool, len(want))
-	for k := range want {
-		out[k] = true
-	}
+	found := map[string]bool{}
 	for rec, pid := range rc.links {
-		if want[pid] || want[rec] {
-			out[pid] = true
-		} else if i := strings.IndexByte(rec, ':'); i >= 0 && want[rec[i+1:]] {
-			out[pid] = true
+		k := ""
+		switch {
+		case want[pid]:
+			k = pid
+		case want[rec]:
+			k = rec
+		default:
+			if i := strings.IndexByte(rec, ':'); i >= 0 && want[rec[i+1:]] {
+				k = rec[i+1:]
+			}
+		}
+		if k != "" {
+			persons[pid], found[k] = true, true
 		}
 	}
-	return out
+	for _, k := range rc.ro.Keys {
+		if !found[k] {
+			return persons, k
+		}
+	}
+	return persons, ""
 }
 
 func (e *Engine) open(ctx context.Context, t connector.Connector) error {
@@ -766,7 +764,7 @@ func (e *Engine) open(ctx context.Context, t connector.Connector) error {
 		return nil
 	}
 	pol := retryPolicy{attempts: 4, base: e.o.RetryBase, maxRetryAfter: e.o.MaxRetryAfter, sleep: e.o.Sleep}
-	if r := pol.do(ctx, func(int) (error, time.Duration) { return o.Open(ctx), 0 }); r.err != nil {
+	if r := pol.do(ctx, func() error { return o.Open(ctx) }); r.err != nil {
 		return fmt.Errorf("open: %w", r.err)
 	}
 	e.mu.Lock()
@@ -795,10 +793,10 @@ func (rc *runCtx) reconcile(ctx context.Context, t connector.Connector, desired 
 		}
 		var got identity.Account
 		pol := retryPolicy{attempts: 4, base: rc.e.o.RetryBase, maxRetryAfter: rc.e.o.MaxRetryAfter, sleep: rc.e.o.Sleep}
-		err := pol.do(ctx, func(int) (error, time.Duration) {
+		err := pol.do(ctx, func() error {
 			var rerr error
 			got, rerr = r.Read(ctx, c)
-			return rerr, 0
+			return rerr
 		}).err
 		switch {
 		case connector.KindOf(err) == connector.KindNotFound:
@@ -837,10 +835,10 @@ func (rc *runCtx) reconcile(ctx context.Context, t connector.Connector, desired 
 	}
 	var list []identity.Account
 	pol := retryPolicy{attempts: 4, base: rc.e.o.RetryBase, maxRetryAfter: rc.e.o.MaxRetryAfter, sleep: rc.e.o.Sleep}
-	res := pol.do(ctx, func(int) (error, time.Duration) {
+	res := pol.do(ctx, func() error {
 		var err error
 		list, err = l.List(ctx)
-		return err, 0
+		return err
 	})
 	if res.err != nil {
 		return fmt.Errorf("list accounts: %w", res.err)

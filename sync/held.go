@@ -8,6 +8,7 @@ import (
 	"maps"
 	"slices"
 	"strings"
+	stdsync "sync"
 	"time"
 
 	"github.com/dirsync/dirsync/connector"
@@ -112,9 +113,9 @@ type ApproveRequest struct {
 type approval struct {
 	steps map[string]map[string]Step // target → stepID → released step
 	by    string
-	from  string // "held in run R" or "plan file"
-	guard bool   // plan files still pass the guard; approvals do not
-	mu    chan struct{}
+	from  string        // "held in run R" or "plan file"
+	guard bool          // plan files still pass the guard; approvals do not
+	mu    stdsync.Mutex // guards seen: targets run in parallel
 	seen  map[string]map[string]bool
 }
 
@@ -154,9 +155,9 @@ func (e *Engine) executeApproved(ctx context.Context, rc *runCtx, spec TargetSpe
 		rc.decide(state.Decision{Target: name, User: s.User, Action: string(s.Action), Outcome: OutcomeSkipped,
 			Reason: s.Reason + "; not applied: no longer wanted when re-checked now (the sources or the account changed since " + ap.from + ")"})
 	}
-	ap.mu <- struct{}{}
+	ap.mu.Lock()
 	ap.seen[name] = seen // evaluated: its released steps are done with
-	<-ap.mu
+	ap.mu.Unlock()
 	if ap.guard && !rc.ro.AllowMassChange {
 		var held []Step
 		var why string
@@ -192,7 +193,7 @@ func (e *Engine) Approve(ctx context.Context, req ApproveRequest) (*Result, erro
 	}
 	ro := RunOptions{Trigger: "approve:" + req.RunID}
 	ap := &approval{steps: map[string]map[string]Step{}, by: by, from: "held in run " + heldRunOf(req.RunID),
-		mu: make(chan struct{}, 1), seen: map[string]map[string]bool{}}
+		seen: map[string]map[string]bool{}}
 	var accept []string
 	var targets []string
 	for _, hp := range hps {
@@ -311,13 +312,13 @@ func (e *Engine) Recheck(ctx context.Context, runID string) ([]HeldCheck, error)
 		return nil, err
 	}
 	planned := map[string]bool{}
-	var mu chan struct{} = make(chan struct{}, 1)
+	var mu stdsync.Mutex
 	ro := RunOptions{NoApply: true, Trigger: "recheck", onPrepared: func(p *Prepared) {
-		mu <- struct{}{}
+		mu.Lock()
 		for _, s := range p.Plan.Steps {
 			planned[p.Spec.Target.Name()+"\x00"+stepID(s.Key, s.Action)] = true
 		}
-		<-mu
+		mu.Unlock()
 	}}
 	if _, err := e.Run(ctx, ro); err != nil {
 		return nil, err
@@ -369,7 +370,7 @@ func (e *Engine) spec(name string) (TargetSpec, bool) {
 // file's steps that the new plan still wants. The guard applies as in a run.
 func (e *Engine) ApplyPlanFile(ctx context.Context, pf *PlanFile, ro RunOptions) (*Result, error) {
 	ap := &approval{steps: map[string]map[string]Step{}, from: "the plan file of " + pf.Created.UTC().Format(time.RFC3339), guard: true,
-		mu: make(chan struct{}, 1), seen: map[string]map[string]bool{}}
+		seen: map[string]map[string]bool{}}
 	for _, p := range pf.Plans {
 		if _, ok := e.spec(p.Target); !ok {
 			return nil, fmt.Errorf("sync: apply: plan names target %q, which is not configured", p.Target)

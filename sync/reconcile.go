@@ -95,10 +95,10 @@ func (rc *runCtx) readBack(ctx context.Context, spec TargetSpec, l connector.Lis
 	name := spec.Target.Name()
 	pol := retryPolicy{attempts: 4, base: e.o.RetryBase, maxRetryAfter: e.o.MaxRetryAfter, sleep: e.o.Sleep}
 	var live []identity.Account
-	if r := pol.do(ctx, func(int) (error, time.Duration) {
+	if r := pol.do(ctx, func() error {
 		var err error
 		live, err = l.List(ctx)
-		return err, 0
+		return err
 	}); r.err != nil {
 		return nil, fmt.Errorf("reconcile: list accounts: %w", r.err)
 	}

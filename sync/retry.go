@@ -33,13 +33,18 @@ type retryResult struct {
 }
 
 // do calls fn until it succeeds, fails for good, or the attempts run out.
-// fn returns its error and, optionally, a Retry-After learned elsewhere (a
-// re-read after an uncertain answer); the larger one is honoured.
-func (p retryPolicy) do(ctx context.Context, fn func(attempt int) (error, time.Duration)) retryResult {
+func (p retryPolicy) do(ctx context.Context, fn func() error) retryResult {
+	return p.doWait(ctx, func() (time.Duration, error) { return 0, fn() })
+}
+
+// doWait is do for a fn that may also return a Retry-After learned
+// elsewhere (a re-read after an uncertain answer); the larger of it and the
+// error's own is honoured.
+func (p retryPolicy) doWait(ctx context.Context, fn func() (time.Duration, error)) retryResult {
 	var r retryResult
 	for attempt := 1; ; attempt++ {
 		r.attempts = attempt
-		err, extraWait := fn(attempt)
+		extraWait, err := fn()
 		r.err = err
 		if err == nil {
 			return r
