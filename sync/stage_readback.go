@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"path"
 	"slices"
 	"strings"
@@ -15,6 +16,11 @@ import (
 	"go.uber.org/zap"
 )
 
+// Stage "read back": the target's cache is checked against the
+// application before planning. Every run re-reads the accounts an
+// interrupted call left uncertain and adopts accounts of people the cache
+// has none for; a reconcile run reads every live account back.
+//
 // A reconcile run reads every live account back from each application that
 // can list its accounts and never trusts the cache over what it just read:
 //   - drift: a live account differs from what dirsync last confirmed. The
@@ -30,6 +36,36 @@ import (
 //     cache is corrected, and the plan re-creates it where the person is in
 //     scope.
 // Every fix goes through the same plan, guard and apply path as any run.
+
+// readBackStage fills f.cached (the cache as the application confirms it),
+// f.keys (the accounts a targeted run is about) and f.orphans.
+func (rc *runCtx) readBackStage(ctx context.Context, f *flow) error {
+	e := rc.e
+	cached, err := e.o.Store.Accounts(ctx, f.name)
+	if err != nil {
+		return fmt.Errorf("load cached accounts: %w", err)
+	}
+	f.cached = cached
+	if !rc.ro.NoApply {
+		if err := e.open(ctx, f.spec.Target); err != nil {
+			return err
+		}
+	}
+	if rc.ro.Keys != nil {
+		f.keys = maps.Clone(rc.persons)
+		rc.alsoTheirOldAccounts(f.keys, f.known, cached)
+	}
+	if rc.ro.Reconcile && !rc.ro.NoApply {
+		if l, ok := f.spec.Target.(connector.Lister); ok {
+			if f.orphans, err = rc.readBack(ctx, f.spec, l, f.desired, f.known, cached); err != nil {
+				return err
+			}
+		} else {
+			rc.cannotReconcile(f.name)
+		}
+	}
+	return rc.reconcile(ctx, f.spec.Target, f.desired, cached, f.keys)
+}
 
 // ReconcileReport is what the last reconcile of a target found, kept for
 // `dirsync report access`.
@@ -344,4 +380,165 @@ func timeOr(t *time.Time) string {
 func (rc *runCtx) cannotReconcile(name string) {
 	rc.decide(state.Decision{Target: name, User: "*", Action: "reconcile", Outcome: OutcomeSkipped,
 		Reason: name + " cannot list its accounts: its cache cannot be verified against the application (drift and orphans are not seen)"})
+}
+
+// reconcile fixes the cache before planning: accounts with an action in
+// flight at a crash, or a field left unknown by an uncertain answer, are
+// re-read from the application where it can be read; and on full runs
+// accounts that exist in the application but not in the cache are adopted
+// (matched by email, then username).
+func (rc *runCtx) reconcile(ctx context.Context, t connector.Connector, desired map[string]Desired, cached map[string]identity.Account, keys map[string]bool) error {
+	r, canRead := t.(connector.Reader)
+	for k, c := range cached {
+		if (c.Pending == "" && (len(c.Unknown) == 0 || !canRead)) || (keys != nil && !keys[k]) {
+			continue
+		}
+		if !canRead {
+			// A write-only application cannot be asked: an interrupted call
+			// leaves its field unknown, so the plan sends the desired value
+			// whichever way it points; a one-shot action counts as fired.
+			cached[k] = assumeUncertain(withoutPending(c), connector.Action(c.Pending), c)
+			continue
+		}
+		var got identity.Account
+		pol := retryPolicy{attempts: 4, base: rc.e.o.RetryBase, maxRetryAfter: rc.e.o.MaxRetryAfter, sleep: rc.e.o.Sleep}
+		err := pol.do(ctx, func() error {
+			var rerr error
+			got, rerr = r.Read(ctx, c)
+			return rerr
+		}).err
+		switch {
+		case connector.KindOf(err) == connector.KindNotFound:
+			cached[k] = identity.Account{Key: k, Failing: c.Failing}
+		case err != nil:
+			return fmt.Errorf("re-read %q after an interrupted %s: %w", c.Username, c.Pending, err)
+		default:
+			cached[k] = rebase(c, got)
+		}
+		// What was read is confirmed by the application: record it, so the
+		// account is not read again next run.
+		if !rc.ro.DryRun && !rc.ro.NoApply {
+			if err := rc.e.o.Store.PutAccount(ctx, rc.e.o.Fence(), t.Name(), cached[k]); err != nil {
+				return fmt.Errorf("record %q as re-read: %w", c.Username, err)
+			}
+		}
+	}
+	l, ok := t.(connector.Lister)
+	if !ok || rc.ro.Keys != nil || rc.ro.Reconcile {
+		return nil // a reconcile run has read every account already
+	}
+	missing := 0
+	gate, _ := t.(connector.Gater)
+	for k, d := range desired {
+		if c, ok := cached[k]; !ok || !c.Exists {
+			// A person the target refuses to create (a name it cannot
+			// take) is no reason to read the whole list every run.
+			if gate != nil && gate.Gate(connector.ActCreate, d.Account) != "" {
+				continue
+			}
+			missing++
+		}
+	}
+	if missing == 0 {
+		return nil
+	}
+	var list []identity.Account
+	pol := retryPolicy{attempts: 4, base: rc.e.o.RetryBase, maxRetryAfter: rc.e.o.MaxRetryAfter, sleep: rc.e.o.Sleep}
+	res := pol.do(ctx, func() error {
+		var err error
+		list, err = l.List(ctx)
+		return err
+	})
+	if res.err != nil {
+		return fmt.Errorf("list accounts: %w", res.err)
+	}
+	byEmail := map[string]identity.Account{}
+	byName := map[string]identity.Account{}
+	for _, a := range list {
+		if a.Email != "" {
+			byEmail[strings.ToLower(a.Email)] = a
+		}
+		if a.Username != "" {
+			byName[a.Username] = a
+		}
+	}
+	taken := map[string]bool{}
+	for _, c := range cached {
+		if c.Exists {
+			taken[strings.ToLower(c.Email)] = true
+		}
+	}
+	for k, d := range desired {
+		if c, ok := cached[k]; ok && c.Exists {
+			continue
+		}
+		a, ok := byEmail[strings.ToLower(d.Account.Email)]
+		if !ok || d.Account.Email == "" {
+			a, ok = byName[d.Account.Username]
+		}
+		if !ok || taken[strings.ToLower(a.Email)] {
+			continue
+		}
+		a.Key, a.Exists = k, true
+		a.Failing = cached[k].Failing
+		cached[k] = a
+		if !rc.ro.DryRun && !rc.ro.NoApply {
+			if err := rc.e.o.Store.PutAccount(ctx, rc.e.o.Fence(), t.Name(), a); err != nil {
+				return fmt.Errorf("adopt %q: %w", a.Username, err)
+			}
+		}
+	}
+	return nil
+}
+
+func withoutPending(c identity.Account) identity.Account {
+	c = c.Clone()
+	c.Pending = ""
+	return c
+}
+
+// rebase takes from the application's account the fields an interrupted
+// or uncertain action may have changed, so the plan repeats it only if it
+// did not land. The application was read: nothing stays unknown.
+func rebase(c, got identity.Account) identity.Account {
+	n := c.Clone()
+	act := connector.Action(c.Pending)
+	n.Pending = ""
+	fields := map[string]bool{}
+	for _, f := range c.Unknown {
+		fields[f] = true
+	}
+	if f := fieldOf(act); f != "" {
+		fields[f] = true
+	}
+	if act == connector.ActCreate || act == connector.ActDelete || !n.Exists {
+		n.Exists = true
+		if got.Remote != nil {
+			n.Remote = mergeRemote(n.Remote, got.Remote)
+		}
+		if act == connector.ActCreate {
+			n.Email, n.Username, n.GivenName, n.FamilyName, n.DisplayName = got.Email, got.Username, got.GivenName, got.FamilyName, got.DisplayName
+			fields[identity.FieldSuspended], fields[identity.FieldRole], fields[identity.FieldGroups] = true, true, true
+		}
+	}
+	if fields[identity.FieldSuspended] {
+		n.Suspended = got.Suspended
+	}
+	if fields[identity.FieldRole] {
+		n.Role = got.Role
+	}
+	if fields[identity.FieldGroups] {
+		n.Groups = got.Groups
+	}
+	if fields[identity.FieldExpires] {
+		n.Expires = got.Expires
+	}
+	if fields[identity.FieldProfile] {
+		n.Email, n.GivenName, n.FamilyName, n.DisplayName = got.Email, got.GivenName, got.FamilyName, got.DisplayName
+	}
+	if act == connector.ActForcePasswordChange {
+		n.MustChangePassword = true // at most once per source event
+	}
+	n.Unknown = nil
+	return n
 }
