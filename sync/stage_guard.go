@@ -147,9 +147,9 @@ func (e *Engine) sameHeld(ctx context.Context, name string, held []Step) string 
 // Guarded splits a plan's steps into those to apply and those held by the
 // safety guard, with the reason; held is empty when within limits. Per
 // target, suspensions, deletions and access removals (a group removed, a
-// role lowered) are each held when they exceed their absolute limit or
-// their share of the target's accounts; a single one is never held by the
-// percentage alone (on a small target one leaver is a large share, not a
+// role lowered, an end date set or brought forward) are each held when
+// they exceed their absolute limit or their share of the target's
+// accounts; a single one is never held by the percentage alone (on a small target one leaver is a large share, not a
 // mass change). Only the kinds over their limit are held.
 func Guarded(p Plan, l config.Limits) (apply, held []Step, why string) {
 	kind := func(s Step) string {
@@ -159,6 +159,10 @@ func Guarded(p Plan, l config.Limits) (apply, held []Step, why string) {
 		case s.Action == connector.ActDelete:
 			return "deletions"
 		case s.Removal && (s.Action == connector.ActSetGroups || s.Action == connector.ActSetRole):
+			return "access removals"
+		case s.Action == connector.ActSetExpiry && s.Reduces():
+			// An end date set or brought forward, past or future, takes
+			// access away (Ezeelogin and ezeep enforce it themselves).
 			return "access removals"
 		}
 		return ""
