@@ -8,10 +8,12 @@ package sync_test
 // the calls the application received, the decisions and the cache.
 
 import (
+	"fmt"
 	"slices"
 	"testing"
 	"time"
 
+	"github.com/dirsync/dirsync/config"
 	"github.com/dirsync/dirsync/connector"
 	"github.com/dirsync/dirsync/identity"
 	"github.com/dirsync/dirsync/source"
@@ -90,5 +92,84 @@ func TestRegression18MassEndDatesAreHeld(t *testing.T) {
 				t.Fatalf("approved: %d set_expiry calls, want 40", n)
 			}
 		})
+	}
+}
+
+// --- 1. What reconcile finds survives approval ---
+
+// 12 leavers are re-enabled by hand; the reconcile's 12 re-suspensions
+// exceed the guard and are held. Approving re-reads the application: the
+// 11 still active are suspended, the one an administrator suspended again
+// in between is skipped with a decision, and the next reconcile is clean.
+func TestRegression18HeldReconcileDriftIsApplied(t *testing.T) {
+	h, mt := setup(t, func(c *config.TargetCommon) { c.Reconcile = config.Reconcile{Drift: "fix", Orphans: "report"} })
+	us := people(60)
+	h.Source.Set(us...)
+	h.Run(dsync.RunOptions{})
+	for i := range 12 {
+		us[i].Active = false
+	}
+	h.Source.Set(us...)
+	h.Run(dsync.RunOptions{AllowMassChange: true})
+	for i := range 12 {
+		mt.Edit(us[i].Key, func(a *identity.Account) { a.Suspended = false })
+	}
+	mt.Reset()
+	res := h.Run(dsync.RunOptions{Reconcile: true, Trigger: "reconcile"})
+	if !res.Held || count(mt, connector.ActSuspend, "") != 0 {
+		t.Fatalf("12 re-suspensions: held=%v, %d sent; want held and none sent", res.Held, count(mt, connector.ActSuspend, ""))
+	}
+	checks, err := h.Engine.Recheck(t.Context(), res.RunID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range checks {
+		for id, wanted := range c.Wanted {
+			if !wanted {
+				t.Errorf("re-check: held step %s no longer wanted, though the application still has it active", id)
+			}
+		}
+	}
+	mt.Edit("u000", func(a *identity.Account) { a.Suspended = true }) // fixed by hand meanwhile
+	if err := approve(h.Engine, res.RunID); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 12 {
+		if a, _ := mt.Get(us[i].Key); !a.Suspended {
+			t.Errorf("leaver %s re-enabled by hand is still active after the approval", us[i].Key)
+		}
+	}
+	if n := count(mt, connector.ActSuspend, ""); n != 11 {
+		t.Errorf("approval sent %d suspensions, want 11 (u000 was suspended by hand)", n)
+	}
+	mt.Reset()
+	res = h.Run(dsync.RunOptions{Reconcile: true, Trigger: "reconcile"})
+	if res.Held || len(mt.Calls()) != 0 {
+		t.Fatalf("the next reconcile: held=%v calls=%v; want nothing to do", res.Held, mt.Calls())
+	}
+	if held, _ := h.Engine.HeldPlans(t.Context()); len(held) != 0 {
+		t.Fatalf("held plans left after the approval: %+v", held)
+	}
+}
+
+// Orphan suspensions held by the guard are applied when approved.
+func TestRegression18HeldOrphanSuspensionsAreApplied(t *testing.T) {
+	h, mt := setup(t, func(c *config.TargetCommon) { c.Reconcile = config.Reconcile{Orphans: "suspend"} })
+	h.Source.Set(people(20)...)
+	h.Run(dsync.RunOptions{})
+	for i := range 15 {
+		mt.Seed(identity.Account{Key: fmt.Sprintf("o%02d", i), Username: fmt.Sprintf("former%02d", i)})
+	}
+	res := h.Run(dsync.RunOptions{Reconcile: true, Trigger: "reconcile"})
+	if !res.Held || count(mt, connector.ActSuspend, "") != 0 {
+		t.Fatalf("15 orphans: held=%v; want held, none sent", res.Held)
+	}
+	if err := approve(h.Engine, res.RunID); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 15 {
+		if a, _ := mt.Get(fmt.Sprintf("o%02d", i)); !a.Suspended {
+			t.Errorf("orphan o%02d is active after the approval", i)
+		}
 	}
 }

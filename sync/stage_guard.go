@@ -95,7 +95,8 @@ func (e *Engine) hold(ctx context.Context, rc *runCtx, name string, accounts int
 	if prev := e.sameHeld(ctx, name, held); prev != "" {
 		id = prev
 	} else {
-		hp := HeldPlan{RunID: rc.res.RunID, Target: name, Reason: why, Plans: []Plan{{Target: name, Steps: held, Accounts: accounts}}, Created: e.o.Now().UTC()}
+		hp := HeldPlan{RunID: rc.res.RunID, Target: name, Reason: why, Plans: []Plan{{Target: name, Steps: held, Accounts: accounts}},
+			Created: e.o.Now().UTC(), Reconcile: rc.ro.Reconcile}
 		b, _ := json.Marshal(hp)
 		if err := e.o.Store.PutHeld(ctx, e.o.Fence(), id, b); err != nil {
 			for _, s := range held {

@@ -46,7 +46,7 @@ func (rc *runCtx) readBackStage(ctx context.Context, f *flow) error {
 		return fmt.Errorf("load cached accounts: %w", err)
 	}
 	f.cached = cached
-	if !rc.ro.NoApply {
+	if !rc.ro.NoApply || rc.ro.Reconcile {
 		if err := e.open(ctx, f.spec.Target); err != nil {
 			return err
 		}
@@ -55,7 +55,7 @@ func (rc *runCtx) readBackStage(ctx context.Context, f *flow) error {
 		f.keys = maps.Clone(rc.persons)
 		rc.alsoTheirOldAccounts(f.keys, f.known, cached)
 	}
-	if rc.ro.Reconcile && !rc.ro.NoApply {
+	if rc.ro.Reconcile {
 		if l, ok := f.spec.Target.(connector.Lister); ok {
 			if f.orphans, err = rc.readBack(ctx, f.spec, l, f.desired, f.known, cached); err != nil {
 				return err
@@ -129,6 +129,10 @@ func allowed(pats []string, a identity.Account) bool {
 func (rc *runCtx) readBack(ctx context.Context, spec TargetSpec, l connector.Lister, desired map[string]Desired, known map[string]identity.User, cached map[string]identity.Account) ([]Step, error) {
 	e := rc.e
 	name := spec.Target.Name()
+	metrics := e.o.Metrics
+	if rc.ro.NoApply {
+		metrics = nil // a re-check reads, and counts nothing
+	}
 	pol := retryPolicy{attempts: 4, base: e.o.RetryBase, maxRetryAfter: e.o.MaxRetryAfter, sleep: e.o.Sleep}
 	var live []identity.Account
 	if r := pol.do(ctx, func() error {
@@ -196,8 +200,8 @@ func (rc *runCtx) readBack(ctx context.Context, spec TargetSpec, l connector.Lis
 			}
 			rc.decide(state.Decision{Target: name, User: displayUser(c), Action: "drift", Outcome: out,
 				Reason: fmt.Sprintf("%s changed outside dirsync: cached %s, live %s (%s); %s", d.field, d.cached, d.live, d.kind, what)})
-			if e.o.Metrics != nil {
-				e.o.Metrics.ReconcileDrift.WithLabelValues(name, d.field).Inc()
+			if metrics != nil {
+				metrics.ReconcileDrift.WithLabelValues(name, d.field).Inc()
 			}
 		}
 	}
@@ -209,7 +213,7 @@ func (rc *runCtx) readBack(ctx context.Context, spec TargetSpec, l connector.Lis
 		cached[k] = identity.Account{Key: k, Failing: c.Failing}
 		rc.decide(state.Decision{Target: name, User: displayUser(c), Action: "missing", Outcome: OutcomeApplied,
 			Reason: "the account is no longer in the application: the cache is corrected (re-created where the person is in scope)"})
-		if !rc.ro.DryRun {
+		if rc.writes() {
 			if err := e.o.Store.PutAccount(ctx, e.o.Fence(), name, cached[k]); err != nil {
 				return nil, fmt.Errorf("reconcile: correct %q: %w", c.Username, err)
 			}
@@ -248,13 +252,13 @@ func (rc *runCtx) readBack(ctx context.Context, spec TargetSpec, l connector.Lis
 			if _, in := desired[pid]; !in {
 				why = "an account of a person out of scope, made outside dirsync: deprovisioned by the plan below"
 				rep.Drift[pid] = append(rep.Drift[pid], "exists")
-				if e.o.Metrics != nil {
-					e.o.Metrics.ReconcileDrift.WithLabelValues(name, "exists").Inc()
+				if metrics != nil {
+					metrics.ReconcileDrift.WithLabelValues(name, "exists").Inc()
 				}
 			}
 			rc.decide(state.Decision{Target: name, User: displayUser(a), Action: "drift", Outcome: OutcomeApplied,
 				Reason: "found in the application, linked to " + pid + ": " + why})
-			if !rc.ro.DryRun {
+			if rc.writes() {
 				if err := e.o.Store.PutAccount(ctx, e.o.Fence(), name, a); err != nil {
 					return nil, fmt.Errorf("reconcile: adopt %q: %w", a.Username, err)
 				}
@@ -293,11 +297,11 @@ func (rc *runCtx) readBack(ctx context.Context, spec TargetSpec, l connector.Lis
 		rc.decide(state.Decision{Target: name, User: displayUser(a), Action: "orphan", Outcome: OutcomeSkipped,
 			Reason: reason + "; reported (reconcile.orphans: " + pol2.Orphans + ")"})
 	}
-	if e.o.Metrics != nil {
-		e.o.Metrics.OrphanAccounts.WithLabelValues(name).Set(float64(len(rep.Orphans)))
-		e.o.Metrics.LastReconcile.WithLabelValues(name).Set(float64(rep.Time.Unix()))
+	if metrics != nil {
+		metrics.OrphanAccounts.WithLabelValues(name).Set(float64(len(rep.Orphans)))
+		metrics.LastReconcile.WithLabelValues(name).Set(float64(rep.Time.Unix()))
 	}
-	if !rc.ro.DryRun {
+	if rc.writes() {
 		b, _ := json.Marshal(rep)
 		if _, err := e.o.Store.KVPut(ctx, reconcileBucket, name, b, -1); err != nil {
 			e.o.Logger.Warn("store the reconcile report", zap.String("target", name), zap.Error(err))
