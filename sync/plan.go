@@ -121,6 +121,12 @@ type PlanInput struct {
 	Keys             map[string]bool
 	QuarantineAfter  int
 	RetryQuarantined bool
+	// SamePerson reports whether a person is the one a gone record (an
+	// account of a person no source knows any more) belonged to: the link
+	// table, or a source's immutable id. Only then may the person take that
+	// account over, or its record be retired; an email or a username alone
+	// never makes two people one (invariant 9). nil: nobody is.
+	SamePerson func(person, gone string) bool
 	// Fresh says every source was read in this run (a full run): only then
 	// is a must-change flag that went false taken as cleared, so a stale
 	// stored read can never make the one-shot fire twice for one event.
@@ -144,6 +150,7 @@ func MakePlan(in PlanInput) Plan {
 	}
 	p.Accounts = max(existing, len(in.Desired))
 	taken := map[string]bool{}
+	blocked := map[string]bool{} // people left alone: their name is a gone person's account
 	// Accounts of people no source knows any more, by username and email.
 	gone := map[string]string{}
 	for k, c := range in.Cached {
@@ -164,7 +171,8 @@ func MakePlan(in PlanInput) Plan {
 				continue
 			}
 			for _, v := range []string{c.Username, c.Email} {
-				if old := gone[strings.ToLower(v)]; v != "" && old != "" && !taken[old] && (in.Keys == nil || in.Keys[k] || in.Keys[old]) {
+				if old := gone[strings.ToLower(v)]; v != "" && old != "" && !taken[old] && (in.Keys == nil || in.Keys[k] || in.Keys[old]) &&
+					(sameAppID(c, in.Cached[old]) || in.same(k, old)) {
 					taken[old] = true
 					p.Retire = append(p.Retire, old)
 				}
@@ -181,6 +189,12 @@ func MakePlan(in PlanInput) Plan {
 				old = gone[strings.ToLower(d.Account.Email)]
 			}
 			if old == "" || taken[old] {
+				continue
+			}
+			if !in.same(k, old) {
+				if notTheSamePerson(&p, in, d, old) {
+					blocked[k] = true
+				}
 				continue
 			}
 			taken[old] = true
@@ -207,8 +221,8 @@ func MakePlan(in PlanInput) Plan {
 		}
 		d, hasD := in.Desired[k]
 		c, hasC := in.Cached[k]
-		if taken[k] {
-			continue // handed over to the person who took the username
+		if taken[k] || blocked[k] {
+			continue // handed over to the person who took the username, or left alone
 		}
 		if hasD {
 			planPresent(&p, in, d, c, hasC)
@@ -217,6 +231,37 @@ func MakePlan(in PlanInput) Plan {
 		}
 	}
 	return p
+}
+
+// same reports whether person is the one whose record gone was.
+func (in PlanInput) same(person, gone string) bool {
+	return in.SamePerson != nil && in.SamePerson(person, gone)
+}
+
+// notTheSamePerson explains, as a skip, why a person whose username or
+// email is on a gone person's account does not take it over: they are not
+// the same person (a successor given a role mailbox, a recycled username).
+// On a target that knows its accounts by username and can make none (a
+// write-only application) the person shares the gone person's account
+// itself: they are left alone (blocked is true) and the account stays
+// deprovisioned. Elsewhere they get an account of their own.
+func notTheSamePerson(p *Plan, in PlanInput, d Desired, gone string) (blocked bool) {
+	oc := in.Cached[gone]
+	writeOnly := !in.Cap.Lister && !in.Cap.Supports(connector.ActCreate)
+	blocked = writeOnly && d.Account.Username != "" && strings.EqualFold(oc.Username, d.Account.Username)
+	what := "email"
+	if d.Account.Username != "" && strings.EqualFold(oc.Username, d.Account.Username) {
+		what = "username"
+	}
+	reason := fmt.Sprintf("account %s belongs to %s, whom no source knows any more; %s has its %s but is not the same person (no link, no common source id): ",
+		displayUser(oc), gone, d.Account.Key, what)
+	if blocked {
+		reason += "left alone, and the account stays deprovisioned (" + in.Target + " knows accounts by username: rename one of them)"
+	} else {
+		reason += "not taken over; the account stays deprovisioned and the person gets one of their own"
+	}
+	p.Skips = append(p.Skips, Step{Target: in.Target, Key: d.Account.Key, User: displayUser(d.Account), Action: "takeover", Reason: reason})
+	return blocked
 }
 
 // acc plans one account: cur is the account as it will be after the steps

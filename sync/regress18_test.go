@@ -10,14 +10,18 @@ package sync_test
 import (
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/dirsync/dirsync/config"
 	"github.com/dirsync/dirsync/connector"
+	"github.com/dirsync/dirsync/connector/memtarget"
 	"github.com/dirsync/dirsync/identity"
 	"github.com/dirsync/dirsync/source"
+	"github.com/dirsync/dirsync/state"
 	dsync "github.com/dirsync/dirsync/sync"
+	"github.com/dirsync/dirsync/sync/synctest"
 )
 
 // --- 5. The clock ---
@@ -171,5 +175,238 @@ func TestRegression18HeldOrphanSuspensionsAreApplied(t *testing.T) {
 		if a, _ := mt.Get(fmt.Sprintf("o%02d", i)); !a.Suspended {
 			t.Errorf("orphan o%02d is active after the approval", i)
 		}
+	}
+}
+
+// --- 2. An account belongs to one person, by the application's own id ---
+
+// The role mailbox ceo@ passes from a leaver to a successor with another
+// name and username. The successor gets an account of their own; the
+// leaver's stays suspended, is not renamed, and is not given back.
+func TestRegression18RoleMailboxSuccessorGetsOwnAccount(t *testing.T) {
+	app, ezee := memtarget.New("app"), memtarget.New("ezeelogin")
+	us := people(20)
+	us[3].Email = "ceo@example.test"
+	for _, u := range us {
+		ezee.Seed(identity.Account{Key: u.Username, Username: u.Username, Email: u.Email})
+	}
+	h := synctest.New(t, []dsync.TargetSpec{
+		synctest.Spec(app, synctest.Common()), synctest.Spec(memtarget.NewWriteOnly(ezee), synctest.Common()),
+	}, synctest.Options{})
+	h.Source.Set(us...)
+	h.Run(dsync.RunOptions{})
+	leaver := us[3]
+	h.Source.Set(slices.Delete(slices.Clone(us), 3, 4)...)
+	h.Run(dsync.RunOptions{})
+	if a, _ := app.Get(leaver.Key); !a.Suspended {
+		t.Fatal("the leaver is active")
+	}
+	successor := synctest.User("s100", "staff")
+	successor.Email = "ceo@example.test"
+	ezee.Seed(identity.Account{Key: "s100", Username: "s100", Email: successor.Email})
+	h.Source.Set(append(slices.Delete(slices.Clone(us), 3, 4), successor)...)
+	app.Reset()
+	ezee.Reset()
+	res := h.Run(dsync.RunOptions{})
+	for name, mt := range map[string]*memtarget.Target{"app": app, "ezeelogin": ezee} {
+		if calls := mt.CallsFor(leaver.Username); len(calls) != 0 {
+			t.Errorf("%s: the leaver's account received %v: the successor took it over", name, calls)
+		}
+		if a, _ := mt.Get(leaver.Username); !a.Suspended || a.Username != leaver.Username {
+			t.Errorf("%s: the leaver's account is now %+v", name, a)
+		}
+	}
+	if calls := app.CallsFor("s100"); !slices.Contains(calls, connector.ActCreate) {
+		t.Errorf("app: the successor's calls are %v, want an account of their own", calls)
+	}
+	if !slices.ContainsFunc(h.DecisionsOf(res.RunID), func(d state.Decision) bool {
+		return d.Action == "takeover" && d.Outcome == dsync.OutcomeSkipped && strings.Contains(d.Reason, "not the same person")
+	}) {
+		t.Errorf("no decision says why the successor did not take the account over: %v", actionsOf(h.DecisionsOf(res.RunID), ""))
+	}
+}
+
+// A successor given a leaver's username on an application that knows its
+// accounts by username and can make none (write-only) shares the leaver's
+// account itself: it is left alone with a decision, never re-enabled.
+func TestRegression18RecycledUsernameOnWriteOnlyIsLeftAlone(t *testing.T) {
+	ezee := memtarget.New("ezeelogin")
+	us := people(20)
+	for _, u := range us {
+		ezee.Seed(identity.Account{Key: u.Username, Username: u.Username, Email: u.Email})
+	}
+	h := synctest.New(t, []dsync.TargetSpec{synctest.Spec(memtarget.NewWriteOnly(ezee), synctest.Common())}, synctest.Options{})
+	h.Source.Set(us...)
+	h.Run(dsync.RunOptions{})
+	h.Source.Set(slices.Delete(slices.Clone(us), 3, 4)...)
+	h.Run(dsync.RunOptions{})
+	successor := synctest.User("s100", "staff")
+	successor.Username = us[3].Username // recycled
+	h.Source.Set(append(slices.Delete(slices.Clone(us), 3, 4), successor)...)
+	ezee.Reset()
+	res := h.Run(dsync.RunOptions{})
+	if calls := ezee.CallsFor(us[3].Username); len(calls) != 0 {
+		t.Fatalf("the leaver's account received %v", calls)
+	}
+	if a, _ := ezee.Get(us[3].Username); !a.Suspended {
+		t.Fatal("the leaver's account was re-enabled for the successor")
+	}
+	if len(decisionsOf(h.DecisionsOf(res.RunID), "takeover")) != 1 {
+		t.Fatalf("want one takeover skip, decisions %v", actionsOf(h.DecisionsOf(res.RunID), ""))
+	}
+}
+
+// A reconcile matches an account whose application id is on record by that
+// id alone: a second account made by hand with the person's email is
+// neither matched nor adopted (a decision names it), the person's account
+// is not renamed nor downgraded, and their suspension hits their account.
+func TestRegression18ReconcileMatchesByApplicationID(t *testing.T) {
+	h, mt := setup(t, func(c *config.TargetCommon) {
+		c.Roles = []config.RoleRule{{Group: "admins", Role: "admin"}}
+		c.DefaultRole = "user"
+		c.Reconcile = config.Reconcile{Drift: "fix", Orphans: "suspend"}
+	})
+	us := people(20)
+	us[4].Groups = []string{"staff", "admins"}
+	h.Source.Set(us...)
+	h.Run(dsync.RunOptions{})
+	mine, _ := mt.Get("u004")
+	mt.Seed(identity.Account{Key: "hand", Username: "u004-test", Email: "u004@example.test", Role: "user", Remote: map[string]string{"id": "999"}})
+	for i := range 3 { // the live list comes in map order: whichever comes first
+		mt.Reset()
+		res := h.Run(dsync.RunOptions{Reconcile: true, Trigger: "reconcile"})
+		if calls := mt.Calls(); len(calls) != 0 {
+			t.Fatalf("reconcile sent %+v", calls)
+		}
+		if a, _ := mt.Get("u004"); a.Username != "u004" || a.Role != "admin" || a.Remote["id"] != mine.Remote["id"] {
+			t.Fatalf("u004's account is now %+v", a)
+		}
+		if h.Accounts("app")["u004"].Remote["id"] != mine.Remote["id"] {
+			t.Fatalf("the cache took another application id for u004: %+v", h.Accounts("app")["u004"])
+		}
+		if i == 0 && len(decisionsOf(h.DecisionsOf(res.RunID), "adopt")) != 1 {
+			t.Fatalf("want one decision about the hand-made account, got %v", actionsOf(h.DecisionsOf(res.RunID), ""))
+		}
+	}
+	us[4].Active = false
+	h.Source.Set(us...)
+	mt.Reset()
+	h.Run(dsync.RunOptions{})
+	if a, _ := mt.Get("u004"); !a.Suspended {
+		t.Fatal("u004's own account is active after they left")
+	}
+	if a, _ := mt.Get("hand"); a.Suspended || len(mt.CallsFor("hand")) != 0 {
+		t.Fatalf("the hand-made account received %v", mt.CallsFor("hand"))
+	}
+}
+
+// Two people share a username (another email each): the account with that
+// username is adopted by neither; a decision names both.
+func TestRegression18SharedUsernameIsNotAdopted(t *testing.T) {
+	mt := memtarget.New("app")
+	h := synctest.New(t, []dsync.TargetSpec{synctest.Spec(mt, synctest.Common())}, synctest.Options{Sources: []string{"hr", "idp"}})
+	a, b := synctest.User("a1", "staff"), synctest.User("b1", "staff")
+	a.Username, b.Username = "jdoe", "jdoe"
+	mt.Seed(identity.Account{Key: "existing", Username: "jdoe", Remote: map[string]string{"id": "77"}})
+	h.Src("hr").Set(a)
+	h.Src("idp").Set(b)
+	res := h.Run(dsync.RunOptions{})
+	if calls := mt.CallsFor("existing"); len(calls) != 0 {
+		t.Fatalf("the shared account received %v", calls)
+	}
+	c := h.Accounts("app")
+	for _, k := range []string{"a1", "b1"} {
+		if c[k].Remote["id"] == "77" {
+			t.Fatalf("%s adopted the account both claim: %+v", k, c[k])
+		}
+	}
+	ds := decisionsOf(h.DecisionsOf(res.RunID), "adopt")
+	if len(ds) != 1 || !strings.Contains(ds[0].Reason, "a1") || !strings.Contains(ds[0].Reason, "b1") {
+		t.Fatalf("adopt decisions %+v, want one naming a1 and b1", ds)
+	}
+}
+
+// --- 3. The same rules on every path ---
+
+// An allow-listed and a protected account whose email a new hire has are
+// adopted by no path: not by a full run, not by a reconcile; the hire
+// leaves and neither is suspended.
+func TestRegression18KeptOffAccountsNeverAdopted(t *testing.T) {
+	h, mt := setup(t, func(c *config.TargetCommon) {
+		c.Reconcile = config.Reconcile{Orphans: "suspend", Allow: []string{"svc-*"}}
+		c.Protected = []string{"breakglass"}
+	})
+	us := people(20)
+	h.Source.Set(us...)
+	h.Run(dsync.RunOptions{})
+	mt.Seed(identity.Account{Key: "svc", Username: "svc-build", Email: "build@example.test", Remote: map[string]string{"id": "500"}})
+	mt.Seed(identity.Account{Key: "bg", Username: "breakglass", Email: "ops@example.test", Remote: map[string]string{"id": "501"}})
+	build, ops := synctest.User("n1", "staff"), synctest.User("n2", "staff")
+	build.Email, ops.Email = "build@example.test", "ops@example.test"
+	h.Source.Set(append(slices.Clone(us), build, ops)...)
+	for _, ro := range []dsync.RunOptions{{}, {Reconcile: true, Trigger: "reconcile"}} {
+		h.Run(ro)
+		for _, k := range []string{"n1", "n2"} {
+			if id := h.Accounts("app")[k].Remote["id"]; id == "500" || id == "501" {
+				t.Fatalf("%s adopted a kept-off account (run %+v)", k, ro)
+			}
+		}
+	}
+	h.Source.Set(us...)
+	h.Run(dsync.RunOptions{})
+	h.Run(dsync.RunOptions{Reconcile: true, Trigger: "reconcile"})
+	for _, k := range []string{"svc", "bg"} {
+		if a, _ := mt.Get(k); a.Suspended || len(mt.CallsFor(k)) != 0 {
+			t.Fatalf("kept-off account %s received %v", k, mt.CallsFor(k))
+		}
+	}
+}
+
+// A known person's account carrying a leaver's email is not the leaver's
+// account: the leaver's record is not forgotten ("retired") on that
+// ground, and the leaver is suspended.
+func TestRegression18LeaverNotRetiredByAnotherPersonsEmail(t *testing.T) {
+	h, mt := setup(t)
+	us := people(20)
+	us[3].Email = "ceo@example.test"
+	h.Source.Set(us...)
+	h.Run(dsync.RunOptions{})
+	us[5].Email = "ceo@example.test" // the successor is given the mailbox first
+	h.Source.Set(us...)
+	h.Run(dsync.RunOptions{})
+	h.Source.Set(slices.Delete(slices.Clone(us), 3, 4)...) // then the leaver leaves
+	h.Run(dsync.RunOptions{})
+	if a, _ := mt.Get("u003"); !a.Suspended {
+		t.Fatalf("the leaver's account is active: their record was forgotten (calls %v)", mt.CallsFor("u003"))
+	}
+	if a, _ := mt.Get("u005"); a.Suspended {
+		t.Fatal("the successor was suspended")
+	}
+}
+
+// --- 4. A link conflict is not an orphan ---
+
+// A record left out as a link conflict is a known person: reconcile with
+// orphans: suspend (or delete) leaves its account alone, with a decision.
+func TestRegression18LinkConflictIsNotAnOrphan(t *testing.T) {
+	for _, policy := range []string{"suspend", "delete"} {
+		t.Run(policy, func(t *testing.T) {
+			h, mt := setup(t, func(c *config.TargetCommon) { c.Reconcile = config.Reconcile{Orphans: policy} })
+			us := people(20)
+			h.Source.Set(us...)
+			h.Run(dsync.RunOptions{})
+			twin := synctest.User("x900", "staff") // a second record with u002's email
+			twin.Email = us[2].Email
+			mt.Seed(identity.Account{Key: "twin", Username: "x900", Email: "x900@corp.test", Remote: map[string]string{"id": "900"}})
+			h.Source.Set(append(slices.Clone(us), twin)...)
+			res := h.Run(dsync.RunOptions{Reconcile: true, Trigger: "reconcile"})
+			if calls := mt.CallsFor("twin"); len(calls) != 0 {
+				t.Fatalf("the conflicted record's account received %v (decisions %v)", calls, actionsOf(h.DecisionsOf(res.RunID), ""))
+			}
+			ds := decisionsOf(h.DecisionsOf(res.RunID), "adopt")
+			if len(ds) != 1 || !strings.Contains(ds[0].Reason, "link conflict") {
+				t.Fatalf("adopt decisions %+v, want one naming the link conflict", ds)
+			}
+		})
 	}
 }

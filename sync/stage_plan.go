@@ -28,6 +28,7 @@ type Prepared struct {
 func (rc *runCtx) plan(_ context.Context, f *flow) error {
 	e := rc.e
 	capab := CapabilityOf(f.spec.Target)
+	capab.Gate = f.own.gate // protected and allow-listed accounts first, then the connector's own
 	if len(f.spec.Config.Order) > 0 {
 		capab.Order = nil
 		for _, a := range f.spec.Config.Order {
@@ -36,12 +37,13 @@ func (rc *runCtx) plan(_ context.Context, f *flow) error {
 	}
 	f.in = PlanInput{Target: f.name, Cap: capab, Rules: f.rules, Desired: f.desired, Cached: f.cached, Keys: f.keys,
 		Known: f.known, Now: rc.now, QuarantineAfter: e.o.Limits.QuarantineAfter, RetryQuarantined: rc.ro.RetryQuarantined,
-		Fresh: rc.ro.Keys == nil && !rc.ro.UseStored}
+		Fresh: rc.ro.Keys == nil && !rc.ro.UseStored, SamePerson: rc.samePerson(f)}
 	f.plan = MakePlan(f.in)
+	f.plan.Skips = append(f.plan.Skips, f.skips...)
 	for _, s := range f.orphans {
-		// Orphans pass the connector's gate like any step: the owner of
-		// dirsync's token, the super-admin and protected accounts are
-		// never acted on.
+		// Orphans pass the plan's gate like any step: the owner of
+		// dirsync's token, the super-admin, protected and allow-listed
+		// accounts are never acted on.
 		if capab.Gate != nil {
 			if why := capab.Gate(s.Action, s.Before); why != "" {
 				s.Reason += "; skipped: " + why

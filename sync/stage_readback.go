@@ -57,14 +57,14 @@ func (rc *runCtx) readBackStage(ctx context.Context, f *flow) error {
 	}
 	if rc.ro.Reconcile {
 		if l, ok := f.spec.Target.(connector.Lister); ok {
-			if f.orphans, err = rc.readBack(ctx, f.spec, l, f.desired, f.known, cached); err != nil {
+			if f.orphans, err = rc.readBack(ctx, f, l); err != nil {
 				return err
 			}
 		} else {
 			rc.cannotReconcile(f.name)
 		}
 	}
-	return rc.reconcile(ctx, f.spec.Target, f.desired, cached, f.keys)
+	return rc.reconcile(ctx, f)
 }
 
 // ReconcileReport is what the last reconcile of a target found, kept for
@@ -126,8 +126,9 @@ func allowed(pats []string, a identity.Account) bool {
 // readBack lists the target's live accounts and folds them into cached (see
 // the comment at the top of this file). It returns the orphan steps to add
 // to the plan and the decisions that report what it found.
-func (rc *runCtx) readBack(ctx context.Context, spec TargetSpec, l connector.Lister, desired map[string]Desired, known map[string]identity.User, cached map[string]identity.Account) ([]Step, error) {
+func (rc *runCtx) readBack(ctx context.Context, f *flow, l connector.Lister) ([]Step, error) {
 	e := rc.e
+	spec, desired, cached := f.spec, f.desired, f.cached
 	name := spec.Target.Name()
 	metrics := e.o.Metrics
 	if rc.ro.NoApply {
@@ -146,46 +147,61 @@ func (rc *runCtx) readBack(ctx context.Context, spec TargetSpec, l connector.Lis
 	fields := liveFields(spec.Target)
 	rules := RulesFrom(spec.Config)
 	rep := ReconcileReport{Target: name, Time: e.o.Now().UTC(), Drift: map[string][]string{}}
-	// Match live accounts to cached ones: remote ids, then email, then username.
-	byRemote, byEmail, byName := map[string]string{}, map[string]string{}, map[string]string{}
+	// Match live accounts to cached ones (invariant 9): a record whose
+	// application id is known matches by that id alone; only a record with
+	// no id on record matches by email, then username, and only one live
+	// account.
+	byID, byEmail, byName := map[string]string{}, map[string]string{}, map[string]string{}
 	for k, c := range cached {
 		if !c.Exists {
 			continue
 		}
-		for rk, v := range c.Remote {
-			byRemote[rk+"="+v] = k
+		ids := appIDs(c)
+		for _, id := range ids {
+			byID[id] = k
+		}
+		if len(ids) > 0 {
+			continue
 		}
 		if c.Email != "" {
-			byEmail[strings.ToLower(c.Email)] = k
+			byEmail[fold(c.Email)] = k
 		}
 		if c.Username != "" {
-			byName[c.Username] = k
+			byName[fold(c.Username)] = k
 		}
 	}
 	seen := map[string]bool{}
-	var unmatched []identity.Account
-	for _, a := range live {
-		k := ""
-		for rk, v := range a.Remote {
-			if m, ok := byRemote[rk+"="+v]; ok {
-				k = m
+	matched := make([]string, len(live))
+	for i, a := range live {
+		for _, id := range appIDs(a) {
+			if k, ok := byID[id]; ok && !seen[k] {
+				matched[i], seen[k] = k, true
 				break
 			}
 		}
-		if k == "" && a.Email != "" {
-			k = byEmail[strings.ToLower(a.Email)]
-		}
+	}
+	var unmatched []identity.Account
+	for i, a := range live {
+		k := matched[i]
 		if k == "" {
-			k = byName[a.Username]
+			if k = byEmail[fold(a.Email)]; a.Email == "" || seen[k] {
+				k = ""
+			}
+			if k == "" && a.Username != "" && !seen[byName[fold(a.Username)]] {
+				k = byName[fold(a.Username)]
+			}
+			if k == "" {
+				unmatched = append(unmatched, a)
+				continue
+			}
+			seen[k] = true
 		}
-		if k == "" || seen[k] {
-			unmatched = append(unmatched, a)
-			continue
-		}
-		seen[k] = true
 		c := cached[k]
 		next, drift := foldLive(c, a, fields, rules, pol2.Drift)
 		if len(drift) == 0 {
+			if len(appIDs(c)) == 0 && len(appIDs(a)) > 0 {
+				cached[k] = next // learns the application's id
+			}
 			continue
 		}
 		cached[k] = next
@@ -219,35 +235,30 @@ func (rc *runCtx) readBack(ctx context.Context, spec TargetSpec, l connector.Lis
 			}
 		}
 	}
-	// Accounts no cache entry has: a person's (adopted), or an orphan.
-	personBy := map[string]string{}
-	for k, u := range known {
-		if u.Email != "" {
-			personBy["e:"+strings.ToLower(u.Email)] = k
-		}
-		if d, ok := desired[k]; ok && d.Account.Username != "" {
-			personBy["u:"+d.Account.Username] = k
-		}
-		if u.Username != "" {
-			personBy["u:"+u.Username] = k
-		}
-	}
+	// Accounts no cache record has: a person's (adopted), one nobody may
+	// adopt (a skip naming the candidates), or an orphan.
+	held := newHolders(cached)
 	var orphanSteps []Step
 	now := e.o.Now()
 	for _, a := range unmatched {
 		if allowed(pol2.Allow, a) {
-			continue
+			continue // never reported nor touched
 		}
-		pid := personBy["e:"+strings.ToLower(a.Email)]
-		if pid == "" || a.Email == "" {
-			pid = personBy["u:"+a.Username]
+		pid, why := f.own.adopt(a, held)
+		if why != "" {
+			f.skips = append(f.skips, Step{Target: name, Key: liveKey(a), User: displayUser(a), Action: "adopt",
+				Reason: "found in the application: " + why})
+			continue
 		}
 		if pid != "" {
 			if c, ok := cached[pid]; ok && c.Exists {
-				continue // the person has another account here: leave this one to an operator
+				f.skips = append(f.skips, Step{Target: name, Key: liveKey(a), User: displayUser(a), Action: "adopt",
+					Reason: fmt.Sprintf("found in the application: not adopted: %s has another account here (%s): an account belongs to one person; left to an operator", pid, displayUser(c))})
+				continue
 			}
 			a.Key, a.Exists, a.Failing = pid, true, cached[pid].Failing
 			cached[pid] = a
+			held.add(pid, a)
 			why := "adopted"
 			if _, in := desired[pid]; !in {
 				why = "an account of a person out of scope, made outside dirsync: deprovisioned by the plan below"
@@ -267,16 +278,7 @@ func (rc *runCtx) readBack(ctx context.Context, spec TargetSpec, l connector.Lis
 		}
 		a.Exists = true
 		rep.Orphans = append(rep.Orphans, a)
-		id := a.Username
-		for _, rk := range []string{"uuid", "id", "user_id", "email_id", "username"} {
-			if v := a.Remote[rk]; v != "" {
-				id = v
-				break
-			}
-		}
-		if a.Key == "" { // connectors address accounts by their own ids
-			a.Key = "orphan:" + id
-		}
+		a.Key = liveKey(a)
 		reason := "orphan: no source knows this account"
 		switch pol2.Orphans {
 		case "suspend":
@@ -308,6 +310,22 @@ func (rc *runCtx) readBack(ctx context.Context, spec TargetSpec, l connector.Lis
 		}
 	}
 	return orphanSteps, nil
+}
+
+// liveKey is the key of a live account no cache record holds: the
+// connector's own, else "orphan:" and the application's id.
+func liveKey(a identity.Account) string {
+	if a.Key != "" {
+		return a.Key
+	}
+	id := a.Username
+	for _, rk := range []string{"uuid", "id", "user_id", "email_id", "username"} {
+		if v := a.Remote[rk]; v != "" {
+			id = v
+			break
+		}
+	}
+	return "orphan:" + id
 }
 
 type drift struct {
@@ -391,7 +409,8 @@ func (rc *runCtx) cannotReconcile(name string) {
 // re-read from the application where it can be read; and on full runs
 // accounts that exist in the application but not in the cache are adopted
 // (matched by email, then username).
-func (rc *runCtx) reconcile(ctx context.Context, t connector.Connector, desired map[string]Desired, cached map[string]identity.Account, keys map[string]bool) error {
+func (rc *runCtx) reconcile(ctx context.Context, f *flow) error {
+	t, desired, cached, keys := f.spec.Target, f.desired, f.cached, f.keys
 	r, canRead := t.(connector.Reader)
 	for k, c := range cached {
 		if (c.Pending == "" && (len(c.Unknown) == 0 || !canRead)) || (keys != nil && !keys[k]) {
@@ -456,37 +475,31 @@ func (rc *runCtx) reconcile(ctx context.Context, t connector.Connector, desired 
 	if res.err != nil {
 		return fmt.Errorf("list accounts: %w", res.err)
 	}
-	byEmail := map[string]identity.Account{}
-	byName := map[string]identity.Account{}
+	// Adopt what exactly one person missing an account claims: the same
+	// rules as a reconcile's (accounts.go).
+	held := newHolders(cached)
+	missingOne := func(pid string) bool {
+		_, in := desired[pid]
+		return in && !cached[pid].Exists
+	}
 	for _, a := range list {
-		if a.Email != "" {
-			byEmail[strings.ToLower(a.Email)] = a
+		if !slices.ContainsFunc(f.own.claimants(a), missingOne) {
+			continue // nobody this run could give it to
 		}
-		if a.Username != "" {
-			byName[a.Username] = a
-		}
-	}
-	taken := map[string]bool{}
-	for _, c := range cached {
-		if c.Exists {
-			taken[strings.ToLower(c.Email)] = true
-		}
-	}
-	for k, d := range desired {
-		if c, ok := cached[k]; ok && c.Exists {
+		pid, why := f.own.adopt(a, held)
+		switch {
+		case why != "":
+			f.skips = append(f.skips, Step{Target: t.Name(), Key: liveKey(a), User: displayUser(a), Action: "adopt",
+				Reason: "found in the application: " + why})
+			continue
+		case pid == "" || !missingOne(pid):
 			continue
 		}
-		a, ok := byEmail[strings.ToLower(d.Account.Email)]
-		if !ok || d.Account.Email == "" {
-			a, ok = byName[d.Account.Username]
-		}
-		if !ok || taken[strings.ToLower(a.Email)] {
-			continue
-		}
-		a.Key, a.Exists = k, true
-		a.Failing = cached[k].Failing
-		cached[k] = a
-		if !rc.ro.DryRun && !rc.ro.NoApply {
+		a.Key, a.Exists = pid, true
+		a.Failing = cached[pid].Failing
+		cached[pid] = a
+		held.add(pid, a)
+		if rc.writes() {
 			if err := rc.e.o.Store.PutAccount(ctx, rc.e.o.Fence(), t.Name(), a); err != nil {
 				return fmt.Errorf("adopt %q: %w", a.Username, err)
 			}

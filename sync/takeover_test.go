@@ -12,9 +12,9 @@ import (
 )
 
 // A person who leaves every source and later comes back under a new
-// identity (a record in another source) takes their old account over: it
-// is re-enabled, never made a second time; on a write-only application the
-// same happens by username.
+// identity (a record in another source that carries their directory's
+// immutable id as its externalId) takes their old account over: it is
+// re-enabled, never made a second time; on a write-only application too.
 func TestReturningPersonTakesTheirAccountOver(t *testing.T) {
 	app, ezee := memtarget.New("app"), memtarget.New("ezeelogin")
 	us := people(5)
@@ -34,6 +34,7 @@ func TestReturningPersonTakesTheirAccountOver(t *testing.T) {
 	}
 	back := us[1]
 	back.Key = "idp-u001"
+	back.Attributes = map[string]string{"externalId": "u001"} // the IdP carries the directory's immutable id
 	h.Src("idp").Set(synctest.User("idp-x", "staff"), back)
 	app.Reset()
 	ezee.Reset()
