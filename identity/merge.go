@@ -80,8 +80,10 @@ func Link(by JoinKey, links map[string]string, snaps ...*Snapshot) Linked {
 // LinkWith is Link with ghosts: linked records that the snapshots no longer
 // carry but the previous read did (a record that moved from one source to
 // another between two reads). A ghost makes no person, but its join value
-// still leads to its person, so the record that replaces it joins that
-// person instead of starting a new one.
+// still leads to its person, so the record of another source that replaces
+// it joins that person instead of starting a new one. A new record never
+// joins a person who had a record of its own source that is gone: it is
+// another object of that directory (a successor given the leaver's email).
 func LinkWith(by JoinKey, links map[string]string, ghosts []User, snaps ...*Snapshot) Linked {
 	type rec struct {
 		u    User
@@ -159,12 +161,33 @@ func LinkWith(by JoinKey, links map[string]string, ghosts []User, snaps ...*Snap
 			}
 		}
 	}
+	// hadSource tells whether a person has a linked record of a source that
+	// the reads no longer carry (built on first use: new records are rare).
+	var gone map[string]bool
+	hadSource := func(pid, source string) bool {
+		if gone == nil {
+			gone = map[string]bool{}
+			for id, p := range links {
+				if i := strings.IndexByte(id, ':'); i > 0 && !placed[id] {
+					gone[p+"\x00"+id[:i]] = true
+				}
+			}
+		}
+		return gone[pid+"\x00"+source]
+	}
 	for i := range recs {
 		r := &recs[i]
 		if _, ok := links[r.id]; ok {
 			continue
 		}
 		jv := joinValue(r.u, by)
+		if pid, ok := byValue[jv]; jv != "" && ok && len(multi[jv]) <= 1 && hadSource(pid, r.u.Source) {
+			// The person had a record of this source that is gone: a new
+			// record there is another object of that directory (a
+			// successor given the leaver's email), not the same person. It
+			// starts a person of its own (invariant 9).
+			jv = ""
+		}
 		if pid, ok := byValue[jv]; jv != "" && ok {
 			if ps := multi[jv]; len(ps) > 1 {
 				out.Conflicts = append(out.Conflicts, Conflict{Record: r.id, With: slices.Sorted(slices.Values(ps)), Value: jv,

@@ -213,6 +213,9 @@ func MakePlan(in PlanInput) Plan {
 			in.Cached = cached
 		}
 	}
+	if !in.Cap.Lister && !in.Cap.Supports(connector.ActCreate) {
+		sharedUsernames(&p, in, taken, blocked)
+	}
 	sorted := slices.Collect(maps.Keys(keys))
 	sort.Strings(sorted)
 	for _, k := range sorted {
@@ -262,6 +265,48 @@ func notTheSamePerson(p *Plan, in PlanInput, d Desired, gone string) (blocked bo
 	}
 	p.Skips = append(p.Skips, Step{Target: in.Target, Key: d.Account.Key, User: displayUser(d.Account), Action: "takeover", Reason: reason})
 	return blocked
+}
+
+// sharedUsernames keeps, on a target that knows its accounts by username
+// and can make none (a write-only application: the username is the
+// account's id), a person without a record off an account whose username
+// another record holds, or that another new person has too: they would
+// share one account. Each is left alone with a skip naming the others
+// (invariant 9).
+func sharedUsernames(p *Plan, in PlanInput, taken, blocked map[string]bool) {
+	holder := map[string]string{}
+	for k, c := range in.Cached {
+		if c.Exists && c.Username != "" && !taken[k] {
+			holder[strings.ToLower(c.Username)] = k
+		}
+	}
+	fresh := map[string][]string{}
+	for k, d := range in.Desired {
+		if c, ok := in.Cached[k]; (ok && c.Exists) || blocked[k] || d.Account.Username == "" || (in.Keys != nil && !in.Keys[k]) {
+			continue
+		}
+		u := strings.ToLower(d.Account.Username)
+		fresh[u] = append(fresh[u], k)
+	}
+	for _, u := range slices.Sorted(maps.Keys(fresh)) {
+		ks := fresh[u]
+		h := holder[u]
+		if h == "" && len(ks) == 1 {
+			continue
+		}
+		slices.Sort(ks)
+		for _, k := range ks {
+			others := slices.DeleteFunc(slices.Clone(ks), func(o string) bool { return o == k })
+			if h != "" {
+				others = append([]string{h + " (whose record holds it)"}, others...)
+			}
+			blocked[k] = true
+			d := in.Desired[k]
+			p.Skips = append(p.Skips, Step{Target: in.Target, Key: k, User: displayUser(d.Account), Action: "takeover",
+				Reason: fmt.Sprintf("account %s is also %s's: %s knows accounts by username, and an account belongs to one person; left alone until one of them is renamed",
+					d.Account.Username, strings.Join(others, ", "), in.Target)})
+		}
+	}
 }
 
 // acc plans one account: cur is the account as it will be after the steps

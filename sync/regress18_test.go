@@ -410,3 +410,62 @@ func TestRegression18LinkConflictIsNotAnOrphan(t *testing.T) {
 		})
 	}
 }
+
+// A person known to two sources leaves one of them; a successor joins
+// that source with their email (a role mailbox). The successor's record is
+// another object of that directory: it starts a person of its own instead
+// of joining the leaver by email, and gets an account of their own.
+func TestRegression18SuccessorInSameSourceIsAnotherPerson(t *testing.T) {
+	app := memtarget.New("app")
+	h := synctest.New(t, []dsync.TargetSpec{synctest.Spec(app, synctest.Common())}, synctest.Options{Sources: []string{"idp", "ad"}})
+	us := people(10)
+	h.Src("ad").Set(us...)
+	inIdP := us[3]
+	inIdP.Key = "idp-u003"
+	h.Src("idp").Set(inIdP)
+	h.Run(dsync.RunOptions{})
+	successor := synctest.User("s100", "staff")
+	successor.Email = us[3].Email
+	h.Src("ad").Set(append(slices.Delete(slices.Clone(us), 3, 4), successor)...)
+	app.Reset()
+	res := h.Run(dsync.RunOptions{})
+	for _, c := range app.CallsFor("idp-u003") { // the person is keyed by their first record
+		if c == connector.ActUpdate {
+			t.Fatalf("the leaver's account was renamed for the successor (decisions %v)", actionsOf(h.DecisionsOf(res.RunID), ""))
+		}
+	}
+	if a, _ := app.Get("idp-u003"); a.Username != "u003" {
+		t.Fatalf("the leaver's account is now %+v", a)
+	}
+	if !slices.Contains(app.CallsFor("s100"), connector.ActCreate) {
+		t.Fatalf("the successor has no account of their own (calls %v)", app.Calls())
+	}
+}
+
+// On a write-only application (accounts known by username), a new person
+// whose username a known person's record holds is left alone with a
+// decision: one account, one person.
+func TestRegression18UsernameHeldByAnotherRecordOnWriteOnly(t *testing.T) {
+	ezee := memtarget.New("ezeelogin")
+	us := people(10)
+	for _, u := range us {
+		ezee.Seed(identity.Account{Key: u.Username, Username: u.Username, Email: u.Email})
+	}
+	h := synctest.New(t, []dsync.TargetSpec{synctest.Spec(memtarget.NewWriteOnly(ezee), synctest.Common())}, synctest.Options{})
+	h.Source.Set(us...)
+	h.Run(dsync.RunOptions{})
+	twin := synctest.User("s100", "admins")
+	twin.Username = "u004" // u004 is still here
+	h.Source.Set(append(slices.Clone(us), twin)...)
+	ezee.Reset()
+	res := h.Run(dsync.RunOptions{})
+	if calls := ezee.CallsFor("u004"); len(calls) != 0 {
+		t.Fatalf("u004's account received %v for another person", calls)
+	}
+	if _, ok := h.Accounts("ezeelogin")["s100"]; ok {
+		t.Fatalf("a second record claims u004's account: %+v", h.Accounts("ezeelogin")["s100"])
+	}
+	if len(decisionsOf(h.DecisionsOf(res.RunID), "takeover")) != 1 {
+		t.Fatalf("want one decision, got %v", actionsOf(h.DecisionsOf(res.RunID), ""))
+	}
+}
