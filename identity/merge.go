@@ -175,9 +175,18 @@ func LinkWith(by JoinKey, links map[string]string, ghosts []User, snaps ...*Snap
 		}
 		return gone[pid+"\x00"+source]
 	}
+	byImmutable := immutableLinks(links, len(recs), func(i int) (User, string) { return recs[i].u, recs[i].id })
 	for i := range recs {
 		r := &recs[i]
 		if _, ok := links[r.id]; ok {
+			continue
+		}
+		if pid := immutablePerson(r.u, byImmutable); pid != "" && !slices.ContainsFunc(members[pid], func(m int) bool { return recs[m].u.Source == r.u.Source }) {
+			// The record carries the immutable id of a linked record (its
+			// externalId is an objectGUID the link table knows): the same
+			// person, whatever the email says.
+			place(i, pid)
+			out.New[r.id] = pid
 			continue
 		}
 		jv := joinValue(r.u, by)
@@ -242,6 +251,50 @@ func LinkWith(by JoinKey, links map[string]string, ghosts []User, snaps ...*Snap
 		out.Users = append(out.Users, u)
 	}
 	return out
+}
+
+// immutableLinks returns, for the immutable ids that unlinked records
+// carry, the person whose linked record has that id as its key (one pass
+// over the link table, and only when some new record carries one). An id
+// two people's records share leads nowhere.
+func immutableLinks(links map[string]string, n int, at func(int) (User, string)) map[string]string {
+	want := map[string]string{}
+	for i := range n {
+		u, id := at(i)
+		if _, linked := links[id]; linked {
+			continue
+		}
+		for _, v := range u.ImmutableIDs() {
+			want[v] = ""
+		}
+	}
+	if len(want) == 0 {
+		return nil
+	}
+	for rec, pid := range links {
+		i := strings.IndexByte(rec, ':')
+		if i < 0 {
+			continue
+		}
+		switch cur, ok := want[rec[i+1:]]; {
+		case !ok:
+		case cur == "":
+			want[rec[i+1:]] = pid
+		case cur != pid:
+			want[rec[i+1:]] = "\x00" // ambiguous
+		}
+	}
+	return want
+}
+
+// immutablePerson returns the person one of u's immutable ids leads to, or "".
+func immutablePerson(u User, by map[string]string) string {
+	for _, v := range u.ImmutableIDs() {
+		if pid := by[v]; pid != "" && pid != "\x00" {
+			return pid
+		}
+	}
+	return ""
 }
 
 // Merge combines snapshots, listed by precedence (first wins), into one user

@@ -258,19 +258,6 @@ func conflicted(f *flow) []identity.User {
 	return out
 }
 
-// immutableIDs returns the source attributes of u that carry a person's
-// immutable id in another directory (an IdP pushing SCIM with the AD
-// objectGUID as its externalId).
-func immutableIDs(u identity.User) []string {
-	var out []string
-	for _, k := range []string{"externalId", "objectGUID", "entryUUID"} {
-		if v := u.Attributes[k]; v != "" {
-			out = append(out, v)
-		}
-	}
-	return out
-}
-
 // samePerson returns the planner's test of whether a person is the one a
 // gone record (a person no source knows any more) belonged to: only then
 // may they take its account over. The link table already merged every
@@ -300,7 +287,7 @@ func (rc *runCtx) samePerson(f *flow) func(person, gone string) bool {
 		for _, k := range recs[person] {
 			ids[k] = true
 		}
-		for _, v := range immutableIDs(f.known[person]) {
+		for _, v := range f.known[person].ImmutableIDs() {
 			ids[v] = true
 		}
 		for _, k := range recs[gone] {

@@ -363,9 +363,9 @@ func takeoverWithFailedRelease(t *testing.T) {
 	h.Run(dsync.RunOptions{})
 	h.Src("ad").Set(slices.Delete(slices.Clone(us), 3, 4)...)
 	h.Run(dsync.RunOptions{AllowMassChange: true}) // u003 left: suspended
-	back := synctest.User("idp-u003", "staff")
-	back.Username, back.Email = "u003", "u003@example.test"
-	back.Attributes = map[string]string{"externalId": "u003"} // the same person: the IdP carries the directory's id
+	// The same person: the IdP's record has the directory's key (a
+	// takeover of the account by the new person id "idp:u003").
+	back := synctest.User("u003", "staff")
 	h.Src("idp").Set(back)
 	keys, err := h.Engine.MergeChange(t.Context(), "idp", source.Change{Upserts: []identity.User{back}})
 	if err != nil {

@@ -469,3 +469,31 @@ func TestRegression18UsernameHeldByAnotherRecordOnWriteOnly(t *testing.T) {
 		t.Fatalf("want one decision, got %v", actionsOf(h.DecisionsOf(res.RunID), ""))
 	}
 }
+
+// A leaver's mailbox passes to a successor; later the leaver comes back
+// through the IdP, whose record carries the directory's id as externalId.
+// They are the leaver again — their own account comes back — not merged
+// into the successor by the email they share.
+func TestRegression18ReturningLeaverIsNotMergedIntoSuccessor(t *testing.T) {
+	app := memtarget.New("app")
+	h := synctest.New(t, []dsync.TargetSpec{synctest.Spec(app, synctest.Common())}, synctest.Options{Sources: []string{"idp", "ad"}})
+	us := people(10)
+	h.Src("idp").SetAllowEmpty(true)
+	h.Src("ad").Set(us...)
+	h.Run(dsync.RunOptions{})
+	successor := synctest.User("s100", "staff")
+	successor.Email = us[7].Email
+	h.Src("ad").Set(append(slices.Delete(slices.Clone(us), 7, 8), successor)...)
+	h.Run(dsync.RunOptions{})
+	back := us[7]
+	back.Key, back.Attributes = "idp-7", map[string]string{"externalId": us[7].Key}
+	h.Src("idp").Set(back)
+	app.Reset()
+	res := h.Run(dsync.RunOptions{})
+	if calls := app.CallsFor("s100"); len(calls) != 0 {
+		t.Fatalf("the successor's account received %v for the returning leaver (decisions %v)", calls, actionsOf(h.DecisionsOf(res.RunID), ""))
+	}
+	if a, _ := app.Get("u007"); a.Suspended {
+		t.Fatalf("the returning leaver's own account stays suspended (calls %v)", app.Calls())
+	}
+}

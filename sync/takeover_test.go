@@ -12,9 +12,10 @@ import (
 )
 
 // A person who leaves every source and later comes back under a new
-// identity (a record in another source that carries their directory's
-// immutable id as its externalId) takes their old account over: it is
-// re-enabled, never made a second time; on a write-only application too.
+// identity (a record in another source with the same immutable id) takes
+// their old account over: it is re-enabled, never made a second time; on
+// a write-only application too. (A record whose externalId is a linked
+// record's key joins that person directly: TestFindingReturningPersonKeepsAccount.)
 func TestReturningPersonTakesTheirAccountOver(t *testing.T) {
 	app, ezee := memtarget.New("app"), memtarget.New("ezeelogin")
 	us := people(5)
@@ -32,9 +33,7 @@ func TestReturningPersonTakesTheirAccountOver(t *testing.T) {
 	if a, _ := app.Get("u001"); !a.Suspended {
 		t.Fatal("the leaver is active")
 	}
-	back := us[1]
-	back.Key = "idp-u001"
-	back.Attributes = map[string]string{"externalId": "u001"} // the IdP carries the directory's immutable id
+	back := us[1] // the IdP's record has the directory's key: the same person, under a new person id
 	h.Src("idp").Set(synctest.User("idp-x", "staff"), back)
 	app.Reset()
 	ezee.Reset()
@@ -45,7 +44,7 @@ func TestReturningPersonTakesTheirAccountOver(t *testing.T) {
 	if got := ezee.CallsFor("u001"); !slices.Equal(got, []connector.Action{connector.ActUnsuspend}) {
 		t.Fatalf("ezeelogin calls %v", got)
 	}
-	if c := h.Accounts("app"); c["u001"].Exists || !c["idp-u001"].Exists || c["idp-u001"].Suspended {
+	if c := h.Accounts("app"); c["u001"].Exists || !c["idp:u001"].Exists || c["idp:u001"].Suspended {
 		t.Fatalf("cache after the takeover: %+v", c)
 	}
 }
