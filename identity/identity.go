@@ -159,6 +159,10 @@ type Account struct {
 	// Deprovisioned is true when the account is suspended or stripped because
 	// the person left the target's scope (as opposed to being disabled).
 	Deprovisioned bool `json:"deprovisioned,omitempty"`
+	// Orphan marks the record of an account no source knows that a
+	// reconcile acted on (reconcile.orphans): only that policy decides
+	// what happens to it, never a person's deprovisioning.
+	Orphan bool `json:"orphan,omitempty"`
 	// Failing counts, per action, the consecutive runs in which that action
 	// failed on this account. Past the quarantine threshold the engine stops
 	// retrying that action (never an access-reducing one: a leaver's

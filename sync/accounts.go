@@ -135,8 +135,8 @@ func newHolders(cached map[string]identity.Account) *holders {
 
 // add records that the cache record k holds account c (when it exists).
 func (h *holders) add(k string, c identity.Account) {
-	if !c.Exists {
-		return
+	if !c.Exists || c.Orphan {
+		return // an orphan's record is nobody's: it does not hold its names
 	}
 	for _, id := range appIDs(c) {
 		h.byID[id] = k
@@ -195,6 +195,34 @@ func (o *owners) adopt(a identity.Account, held *holders) (pid, why string) {
 	}
 	return "", fmt.Sprintf("not adopted: its email or username matches %s: an account is adopted only when exactly one person matches; left to an operator",
 		strings.Join(named, ", "))
+}
+
+// mayMatchByName reports whether a live account may be matched, by email
+// or username, to the cache record k, whose application id is unknown (an
+// interrupted create, an account dirsync never read): that is adoption
+// again, so the same rules hold — not kept off, and claimed by nobody but
+// k's person.
+func (o *owners) mayMatchByName(a identity.Account, k string) bool {
+	if o.keepOff(a) != "" {
+		return false
+	}
+	for _, c := range o.claimants(a) {
+		if c != k {
+			return false
+		}
+	}
+	return true
+}
+
+// isTheAccount reports whether got, what the application answered when
+// asked for the account of record c (matched by the connector by its id,
+// email or username), is that account: the same application id where
+// both carry one, and never a kept-off account.
+func (o *owners) isTheAccount(c, got identity.Account) bool {
+	if len(appIDs(c)) > 0 && len(appIDs(got)) > 0 && !sameAppID(c, got) {
+		return false
+	}
+	return o.keepOff(got) == "" || o.keepOff(c) != ""
 }
 
 // owners returns the target's account rules; claims are indexed on first

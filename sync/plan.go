@@ -698,8 +698,8 @@ func groupDelta(from, to []string) string {
 }
 
 func planGone(p *Plan, in PlanInput, c identity.Account) {
-	if !c.Exists {
-		return
+	if !c.Exists || c.Orphan {
+		return // an orphan's record follows reconcile.orphans alone
 	}
 	why := "no longer in any source"
 	if u, ok := in.Known[c.Key]; ok {

@@ -190,11 +190,21 @@ func (rc *runCtx) readBack(ctx context.Context, f *flow, l connector.Lister) ([]
 			if k == "" && a.Username != "" && !seen[byName[fold(a.Username)]] {
 				k = byName[fold(a.Username)]
 			}
+			if k != "" && !f.own.mayMatchByName(a, k) {
+				k = ""
+			}
 			if k == "" {
 				unmatched = append(unmatched, a)
 				continue
 			}
 			seen[k] = true
+		}
+		if cached[k].Orphan {
+			// An orphan acted on before: still an orphan, under the policy
+			// as it is now.
+			a.Key = k
+			unmatched = append(unmatched, a)
+			continue
 		}
 		c := cached[k]
 		next, drift := foldLive(c, a, fields, rules, pol2.Drift)
@@ -276,7 +286,7 @@ func (rc *runCtx) readBack(ctx context.Context, f *flow, l connector.Lister) ([]
 			}
 			continue
 		}
-		a.Exists = true
+		a.Exists, a.Orphan = true, true
 		rep.Orphans = append(rep.Orphans, a)
 		a.Key = liveKey(a)
 		reason := "orphan: no source knows this account"
@@ -430,6 +440,9 @@ func (rc *runCtx) reconcile(ctx context.Context, f *flow) error {
 			got, rerr = r.Read(ctx, c)
 			return rerr
 		}).err
+		if err == nil && !f.own.isTheAccount(c, got) {
+			err = connector.NotFound(fmt.Errorf("%s answered with another account (%s)", t.Name(), displayUser(got)))
+		}
 		switch {
 		case connector.KindOf(err) == connector.KindNotFound:
 			cached[k] = identity.Account{Key: k, Failing: c.Failing}
