@@ -8,6 +8,7 @@ package sync_test
 // the calls the application received, the decisions and the cache.
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -495,5 +496,58 @@ func TestRegression18ReturningLeaverIsNotMergedIntoSuccessor(t *testing.T) {
 	}
 	if a, _ := app.Get("u007"); a.Suspended {
 		t.Fatalf("the returning leaver's own account stays suspended (calls %v)", app.Calls())
+	}
+}
+
+// An orphan suspended under reconcile.orphans: suspend stays suspended: the
+// target's delayed deletion of leavers does not apply to it.
+func TestRegression18SuspendedOrphanIsNotDeletedLater(t *testing.T) {
+	h, mt := setup(t, func(c *config.TargetCommon) {
+		c.Reconcile = config.Reconcile{Orphans: "suspend"}
+		c.Deprovision = config.Deprovision{Action: "suspend", DeleteAfter: config.Duration(7 * 24 * time.Hour)}
+	})
+	h.Source.Set(people(20)...)
+	h.Run(dsync.RunOptions{})
+	mt.Seed(identity.Account{Key: "x", Username: "former", Remote: map[string]string{"id": "900"}})
+	h.Run(dsync.RunOptions{Reconcile: true, Trigger: "reconcile"})
+	if a, _ := mt.Get("x"); !a.Suspended {
+		t.Fatal("the orphan was not suspended")
+	}
+	h.Clock.Advance(8 * 24 * time.Hour)
+	h.Run(dsync.RunOptions{})
+	h.Run(dsync.RunOptions{Reconcile: true, Trigger: "reconcile"})
+	if _, ok := mt.Get("x"); !ok {
+		t.Fatalf("the orphan was deleted under reconcile.orphans: suspend (calls %v)", mt.CallsFor("x"))
+	}
+}
+
+// A create whose answer was lost leaves a record with no application id. A
+// reconcile does not match it, by email, to a protected account that has
+// that email: the protected account is not taken, renamed or touched.
+func TestRegression18UncertainCreateNotMatchedToProtectedAccount(t *testing.T) {
+	h, mt := setup(t, func(c *config.TargetCommon) {
+		c.Protected = []string{"svc-n1"}
+		c.Reconcile = config.Reconcile{Drift: "fix", Orphans: "suspend"}
+	})
+	us := people(20)
+	h.Source.Set(us...)
+	h.Run(dsync.RunOptions{})
+	mt.Seed(identity.Account{Key: "svc", Username: "svc-n1", Email: "n1@example.test", Remote: map[string]string{"id": "900"}})
+	mt.Hook = func(act connector.Action, a identity.Account) error {
+		if act == connector.ActCreate && a.Key == "n1" {
+			return connector.Uncertain(errors.New("timeout"))
+		}
+		return nil
+	}
+	h.Source.Set(append(slices.Clone(us), synctest.User("n1", "staff"))...)
+	h.Run(dsync.RunOptions{})
+	mt.Hook = nil
+	h.Run(dsync.RunOptions{Reconcile: true, Trigger: "reconcile"})
+	h.Run(dsync.RunOptions{})
+	if calls := mt.CallsFor("svc"); len(calls) != 0 {
+		t.Fatalf("the protected account received %v", calls)
+	}
+	if id := h.Accounts("app")["n1"].Remote["id"]; id == "900" {
+		t.Fatal("n1's record took the protected account's id")
 	}
 }
