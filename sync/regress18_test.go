@@ -551,3 +551,28 @@ func TestRegression18UncertainCreateNotMatchedToProtectedAccount(t *testing.T) {
 		t.Fatal("n1's record took the protected account's id")
 	}
 }
+
+// A targeted run (a SCIM push) for a new person whose account was made by
+// hand in the application adopts it, as a full run does, instead of
+// making a second one.
+func TestRegression18TargetedRunAdoptsHandMadeAccount(t *testing.T) {
+	h, mt := setup(t)
+	us := people(10)
+	h.Source.Set(us...)
+	h.Run(dsync.RunOptions{})
+	mt.Seed(identity.Account{Key: "hand", Username: "n1", Email: "n1@example.test", Remote: map[string]string{"id": "900"}})
+	n1 := synctest.User("n1", "staff")
+	h.Source.Set(append(slices.Clone(us), n1)...)
+	keys, err := h.Engine.MergeChange(t.Context(), "hr", source.Change{Upserts: []identity.User{n1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mt.Reset()
+	h.Run(dsync.RunOptions{Trigger: "scim", Keys: keys})
+	if n := count(mt, connector.ActCreate, ""); n != 0 {
+		t.Fatalf("a second account was made for n1 (calls %v)", mt.Calls())
+	}
+	if id := h.Accounts("app")["n1"].Remote["id"]; id != "900" {
+		t.Fatalf("n1's record: %+v, want the hand-made account adopted", h.Accounts("app")["n1"])
+	}
+}

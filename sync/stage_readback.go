@@ -416,9 +416,9 @@ func (rc *runCtx) cannotReconcile(name string) {
 
 // reconcile fixes the cache before planning: accounts with an action in
 // flight at a crash, or a field left unknown by an uncertain answer, are
-// re-read from the application where it can be read; and on full runs
-// accounts that exist in the application but not in the cache are adopted
-// (matched by email, then username).
+// re-read from the application where it can be read; and accounts that
+// exist in the application but not in the cache are adopted for the people
+// the run is about who have none (accounts.go says when one may be).
 func (rc *runCtx) reconcile(ctx context.Context, f *flow) error {
 	t, desired, cached, keys := f.spec.Target, f.desired, f.cached, f.keys
 	r, canRead := t.(connector.Reader)
@@ -460,12 +460,15 @@ func (rc *runCtx) reconcile(ctx context.Context, f *flow) error {
 		}
 	}
 	l, ok := t.(connector.Lister)
-	if !ok || rc.ro.Keys != nil || rc.ro.Reconcile {
+	if !ok || rc.ro.Reconcile {
 		return nil // a reconcile run has read every account already
 	}
 	missing := 0
 	gate, _ := t.(connector.Gater)
 	for k, d := range desired {
+		if keys != nil && !keys[k] {
+			continue // a targeted run looks only for its people's accounts
+		}
 		if c, ok := cached[k]; !ok || !c.Exists {
 			// A person the target refuses to create (a name it cannot
 			// take) is no reason to read the whole list every run.
@@ -493,7 +496,7 @@ func (rc *runCtx) reconcile(ctx context.Context, f *flow) error {
 	held := newHolders(cached)
 	missingOne := func(pid string) bool {
 		_, in := desired[pid]
-		return in && !cached[pid].Exists
+		return in && !cached[pid].Exists && (keys == nil || keys[pid])
 	}
 	for _, a := range list {
 		if !slices.ContainsFunc(f.own.claimants(a), missingOne) {
