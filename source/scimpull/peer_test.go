@@ -1,20 +1,14 @@
 package scimpull
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
-	"fmt"
 	"net/http"
-	"os"
-	"os/exec"
-	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
-	"github.com/dirsync/dirsync/internal/testenv"
+	"github.com/dirsync/dirsync/internal/testsrv/scimserve"
 	"github.com/dirsync/dirsync/internal/testsrv/scimmy"
 )
 
@@ -51,42 +45,6 @@ func (r remote) call(t *testing.T, method, path string, body any, out any) {
 			t.Fatalf("%s %s: %v", method, path, err)
 		}
 	}
-}
-
-// startScimserve runs dirsync's own SCIM server as a second process (the
-// scimserve command, in-memory store) and returns its SCIM root.
-func startScimserve(t *testing.T) remote {
-	t.Helper()
-	goTool := testenv.NeedBinary(t, "go")
-	bin := filepath.Join(t.TempDir(), "scimserve")
-	if out, err := exec.Command(goTool, "build", "-o", bin, "github.com/dirsync/dirsync/scim/cmd/scimserve").CombinedOutput(); err != nil {
-		t.Fatalf("build scimserve: %v\n%s", err, out)
-	}
-	port := testenv.FreePort(t)
-	cmd := exec.Command(bin, "-listen", fmt.Sprintf("127.0.0.1:%d", port), "-source", "corp")
-	cmd.Env = append(os.Environ(), "SCIM_TOKEN="+token)
-	stdout, _ := cmd.StdoutPipe()
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	ready := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			if _, url, ok := strings.Cut(sc.Text(), "listening on "); ok {
-				ready <- strings.TrimSpace(url)
-			}
-		}
-	}()
-	select {
-	case u := <-ready:
-		return remote{base: u}
-	case <-time.After(60 * time.Second):
-		t.Fatal("scimserve did not start")
-	}
-	return remote{}
 }
 
 func scimUser(i int) map[string]any {
@@ -167,7 +125,7 @@ func testPullAndPoll(t *testing.T, r remote, n int) {
 }
 
 func TestPullAndPollDirsyncSCIMServer(t *testing.T) {
-	testPullAndPoll(t, startScimserve(t), 250)
+	testPullAndPoll(t, remote{base: scimserve.Start(t, token)}, 250)
 }
 
 func TestPullAndPollScimmy(t *testing.T) {
