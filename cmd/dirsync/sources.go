@@ -21,8 +21,8 @@ import (
 // sourceFactories maps a source's config `type:` to its factory.
 func sourceFactories() map[string]source.Factory {
 	return map[string]source.Factory{
-		"file": filesrc.Factory,
-		"ldap": ldapsrc.Factory,
+		"file":        filesrc.Factory,
+		"ldap":        ldapsrc.Factory,
 		scimpull.Type: scimpull.Factory,
 		// "scim" is built by buildSource: it needs the state store.
 	}

@@ -8,8 +8,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/dirsync/dirsync/internal/testsrv/scimserve"
 	"github.com/dirsync/dirsync/internal/testsrv/scimmy"
+	"github.com/dirsync/dirsync/internal/testsrv/scimserve"
 )
 
 // remote is a SCIM service provider nobody here wrote this source for.
