@@ -2,6 +2,7 @@ package scimpull
 
 import (
 	"context"
+	"errors"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -17,6 +18,7 @@ import (
 	"github.com/dirsync/dirsync/config"
 	"github.com/dirsync/dirsync/connector/scimclient/scimfake"
 	"github.com/dirsync/dirsync/identity"
+	"github.com/dirsync/dirsync/source"
 )
 
 const token = "pull-tok-2718"
@@ -308,5 +310,72 @@ func TestRetryAfterForms(t *testing.T) {
 	}
 	if s, ok := retryAfter(time.Now().Add(2 * time.Second).UTC().Format(http.TimeFormat)); !ok || s < 1 || s > 3 {
 		t.Errorf("date → %d %v", s, ok)
+	}
+}
+
+// A provider that advertises cursor paging (RFC 9865) is read with cursors
+// until it sends no nextCursor.
+func TestPullWithCursorPaging(t *testing.T) {
+	const n = 230
+	var asked []string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/scim+json")
+		switch {
+		case strings.HasSuffix(r.URL.Path, "/ServiceProviderConfig"):
+			_, _ = w.Write([]byte(`{"pagination":{"cursor":true,"index":false}}`))
+		case strings.HasSuffix(r.URL.Path, "/Groups"):
+			_, _ = w.Write([]byte(`{"Resources":[]}`))
+		case strings.HasSuffix(r.URL.Path, "/Users"):
+			q := r.URL.Query()
+			if q.Has("startIndex") {
+				w.WriteHeader(400)
+				return
+			}
+			asked = append(asked, q.Get("cursor"))
+			from, _ := strconv.Atoi(q.Get("cursor"))
+			count, _ := strconv.Atoi(q.Get("count"))
+			var res []any
+			for i := from; i < min(n, from+count); i++ {
+				res = append(res, map[string]any{"id": fmt.Sprintf("u%03d", i), "userName": fmt.Sprintf("user%03d", i), "active": true})
+			}
+			page := map[string]any{"Resources": res}
+			if from+count < n {
+				page["nextCursor"] = strconv.Itoa(from + count)
+			}
+			_ = json.NewEncoder(w).Encode(page)
+		}
+	}))
+	defer srv.Close()
+	snap, err := newSource(t, srv.URL, nil).Pull(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(snap.Users) != n {
+		t.Fatalf("%d users, want %d", len(snap.Users), n)
+	}
+	if want := []string{"", "100", "200"}; !slices.Equal(asked, want) {
+		t.Errorf("cursors asked %q, want %q", asked, want)
+	}
+}
+
+// A provider that refuses meta.lastModified filters cannot be polled: Watch
+// says so, and the daemon re-reads the source in full instead.
+func TestWatchWithoutLastModifiedFilterIsUnsupported(t *testing.T) {
+	p := startFake(t, scimfake.Options{}) // the fake filters on eq only
+	p.fake.SeedUser(user(1, true))
+	iv := config.Duration(10 * time.Millisecond)
+	src := newSource(t, p.base(), func(s *Settings) { s.PollInterval = &iv })
+	if _, err := src.Pull(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	err := src.Watch(ctx, func(source.Change) { t.Error("a change from a provider that cannot be polled") })
+	if !errors.Is(err, source.ErrWatchUnsupported) {
+		t.Fatalf("Watch = %v, want ErrWatchUnsupported", err)
+	}
+	off := newSource(t, p.base(), nil) // poll_interval 0
+	if err := off.Watch(ctx, nil); !errors.Is(err, source.ErrWatchUnsupported) {
+		t.Fatalf("Watch with polling off = %v", err)
 	}
 }
