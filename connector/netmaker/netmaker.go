@@ -139,10 +139,13 @@ type Target struct {
 	owner   string
 	managed map[string]bool // group names dirsync manages by config
 	protect *connector.Protected
+	deletes []string // the target's settings that delete accounts, for Warnings
 
 	mu        sync.Mutex
 	supers    map[string]bool // super-admins seen in lists and reads
 	listed    bool            // a full list was read: supers covers everyone
+	names     map[string]bool // usernames of the last list
+	listedAt  time.Time       // when the last list was read
 	gateTried time.Time       // when Gate last tried to discover
 	edition   string          // "", "pro", "community"
 	roles     map[string]bool
@@ -166,6 +169,7 @@ var (
 	_ connector.Gater       = (*Target)(nil)
 	_ connector.Opener      = (*Target)(nil)
 	_ connector.Warner      = (*Target)(nil)
+	_ connector.Holder      = (*Target)(nil)
 
 	_ connector.Updater     = (*Adopting)(nil)
 	_ connector.Suspender   = (*Adopting)(nil)
@@ -177,6 +181,7 @@ var (
 	_ connector.Gater       = (*Adopting)(nil)
 	_ connector.Opener      = (*Adopting)(nil)
 	_ connector.Warner      = (*Adopting)(nil)
+	_ connector.Holder      = (*Adopting)(nil)
 )
 
 // Adopting is the connector with create: false (SSO deployments): it does
@@ -263,6 +268,15 @@ func Factory(cfg config.Target, deps connector.Deps) (connector.Connector, error
 	t, err := newTarget(cfg.Name, s, deps, cfg.Timeout.D(), managed, role, cfg.Path(), cfg.Protected)
 	if err != nil {
 		return nil, err
+	}
+	switch {
+	case cfg.Deprovision.Action == "delete":
+		t.deletes = append(t.deletes, "deprovision is delete")
+	case cfg.Deprovision.DeleteAfter > 0:
+		t.deletes = append(t.deletes, "deprovision.delete_after is set")
+	}
+	if cfg.Reconcile.Orphans == "delete" {
+		t.deletes = append(t.deletes, "reconcile.orphans is delete")
 	}
 	if !*t.s.Create {
 		return &Adopting{t: t}, nil
@@ -412,7 +426,12 @@ func (t *Target) Warnings() []string {
 		w = append(w, "netmaker: auth_type is ignored (Netmaker creates every API user as basic_auth, and create is false)")
 	}
 	if t.master {
-		w = append(w, "netmaker: the token looks like the master key: it cannot create or delete users (those are skipped); use a personal access token of the super-admin")
+		w = append(w, "netmaker: the token looks like the master key: it cannot create or delete users (creates are skipped, existing accounts are adopted from the list, and leavers are suspended instead of deleted); use a personal access token of the super-admin")
+	}
+	if len(t.deletes) > 0 {
+		w = append(w, "netmaker: "+strings.Join(t.deletes, " and ")+", but Netmaker refuses to delete users that sign in through an IdP (SSO users, auth_type oauth"+
+			map[bool]string{true: ", which is how everyone gets in with create: false", false: ""}[!*t.s.Create]+
+			"): those are suspended instead (or stay suspended), with a decision that says why")
 	}
 	return w
 }
@@ -646,10 +665,43 @@ func (t *Target) gate(ctx context.Context, act connector.Action, a identity.Acco
 		if user == "" {
 			user = a.Username
 		}
+		if act == connector.ActDelete && t.deleteImpossible(a) {
+			return "", connector.Impossible("netmaker: %s %q: %s", act, user, why)
+		}
 		return "", connector.Skip("netmaker: %s %q: %s", act, user, why)
 	}
 	return name, nil
 }
+
+// deleteImpossible reports whether Netmaker cannot delete a for a reason
+// of the application (an IdP user, the master key), not of dirsync's
+// policy (protected, the super-admin): the engine then suspends instead.
+func (t *Target) deleteImpossible(a identity.Account) bool {
+	if t.protect.Reason(a) != "" || a.Role == roleSuperAdmin {
+		return false
+	}
+	if name, _ := t.remoteName(a); name != "" {
+		t.mu.Lock()
+		super := t.supers[name]
+		t.mu.Unlock()
+		if super {
+			return false
+		}
+	}
+	return t.master || a.Remote["auth_type"] == "oauth" || a.Remote["idp"] != ""
+}
+
+// CannotHold implements connector.Holder: only a name Netmaker cannot take
+// means no account can exist for a person. A refused create (the master
+// key, a community server) does not: accounts made by hand or by an IdP
+// sign-in are adopted from the list.
+func (t *Target) CannotHold(a identity.Account) string {
+	_, why := t.remoteName(a)
+	return why
+}
+
+// CannotHold implements connector.Holder.
+func (a *Adopting) CannotHold(acc identity.Account) string { return a.t.CannotHold(acc) }
 
 func sortedKeys(m map[string]bool) []string {
 	out := make([]string, 0, len(m))
