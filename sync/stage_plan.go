@@ -37,19 +37,9 @@ func (rc *runCtx) plan(_ context.Context, f *flow) error {
 		Known: f.known, Now: rc.now, QuarantineAfter: e.o.Limits.QuarantineAfter, RetryQuarantined: rc.ro.RetryQuarantined,
 		Fresh: rc.ro.Keys == nil && !rc.ro.UseStored}
 	f.plan = MakePlan(f.in)
-	for _, s := range f.orphans {
-		// Orphans pass the connector's gate like any step: the owner of
-		// dirsync's token, the super-admin and protected accounts are
-		// never acted on.
-		if capab.Gate != nil {
-			if why := capab.Gate(s.Action, s.Before); why != "" {
-				s.Reason += "; skipped: " + why
-				f.plan.Skips = append(f.plan.Skips, s)
-				continue
-			}
-		}
-		f.plan.Steps = append(f.plan.Steps, s)
-	}
+	// Orphans pass the connector's gate like any step; a refused delete
+	// suspends instead (fallback.go).
+	addOrphans(&f.plan, capab, f.orphans, rc.now)
 	rc.conflictSkips(f)
 	f.due = rc.nextDue(f)
 	p := &Prepared{Spec: f.spec, Input: f.in, Plan: f.plan, Desired: f.desired}

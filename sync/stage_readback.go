@@ -160,6 +160,7 @@ func (rc *runCtx) readBack(ctx context.Context, spec TargetSpec, l connector.Lis
 	}
 	seen := map[string]bool{}
 	var unmatched []identity.Account
+	var orphanSteps, protectedSkips []Step
 	for _, a := range live {
 		k := ""
 		for rk, v := range a.Remote {
@@ -180,10 +181,22 @@ func (rc *runCtx) readBack(ctx context.Context, spec TargetSpec, l connector.Lis
 		}
 		seen[k] = true
 		c := cached[k]
+		if _, isKnown := known[k]; !isKnown && strings.HasPrefix(k, orphanPrefix) && pol2.Orphans == "delete" && !allowed(pol2.Allow, a) {
+			// An orphan suspended by an earlier reconcile, kept in the
+			// cache: orphans: delete now deletes it.
+			orphanSteps = append(orphanSteps, orphanDelete(name, k, a, "orphan: no source knows this account (suspended earlier)"))
+		}
 		next, drift := foldLive(c, a, fields, rules, pol2.Drift)
 		if len(drift) == 0 {
 			continue
 		}
+		var refused []Step
+		drift, refused = rc.protectedDrift(spec.Target, name, c, drift)
+		protectedSkips = append(protectedSkips, refused...)
+		if len(drift) == 0 {
+			continue
+		}
+		next, _ = foldLive(c, a, fieldsOf(drift), rules, pol2.Drift)
 		cached[k] = next
 		rep.Drift[k] = nil
 		for _, d := range drift {
@@ -192,7 +205,7 @@ func (rc *runCtx) readBack(ctx context.Context, spec TargetSpec, l connector.Lis
 			out := OutcomeSkipped
 			if d.fix {
 				what = "put back by the plan below"
-				out = OutcomeApplied
+				out = rc.fixOutcome()
 			}
 			rc.decide(state.Decision{Target: name, User: displayUser(c), Action: "drift", Outcome: out,
 				Reason: fmt.Sprintf("%s changed outside dirsync: cached %s, live %s (%s); %s", d.field, d.cached, d.live, d.kind, what)})
@@ -207,7 +220,7 @@ func (rc *runCtx) readBack(ctx context.Context, spec TargetSpec, l connector.Lis
 		}
 		rep.Missing = append(rep.Missing, k)
 		cached[k] = identity.Account{Key: k, Failing: c.Failing}
-		rc.decide(state.Decision{Target: name, User: displayUser(c), Action: "missing", Outcome: OutcomeApplied,
+		rc.decide(state.Decision{Target: name, User: displayUser(c), Action: "missing", Outcome: rc.fixOutcome(),
 			Reason: "the account is no longer in the application: the cache is corrected (re-created where the person is in scope)"})
 		if !rc.ro.DryRun {
 			if err := e.o.Store.PutAccount(ctx, e.o.Fence(), name, cached[k]); err != nil {
@@ -228,7 +241,6 @@ func (rc *runCtx) readBack(ctx context.Context, spec TargetSpec, l connector.Lis
 			personBy["u:"+u.Username] = k
 		}
 	}
-	var orphanSteps []Step
 	now := e.o.Now()
 	for _, a := range unmatched {
 		if allowed(pol2.Allow, a) {
@@ -252,7 +264,7 @@ func (rc *runCtx) readBack(ctx context.Context, spec TargetSpec, l connector.Lis
 					e.o.Metrics.ReconcileDrift.WithLabelValues(name, "exists").Inc()
 				}
 			}
-			rc.decide(state.Decision{Target: name, User: displayUser(a), Action: "drift", Outcome: OutcomeApplied,
+			rc.decide(state.Decision{Target: name, User: displayUser(a), Action: "drift", Outcome: rc.fixOutcome(),
 				Reason: "found in the application, linked to " + pid + ": " + why})
 			if !rc.ro.DryRun {
 				if err := e.o.Store.PutAccount(ctx, e.o.Fence(), name, a); err != nil {
@@ -271,7 +283,7 @@ func (rc *runCtx) readBack(ctx context.Context, spec TargetSpec, l connector.Lis
 			}
 		}
 		if a.Key == "" { // connectors address accounts by their own ids
-			a.Key = "orphan:" + id
+			a.Key = orphanPrefix + id
 		}
 		reason := "orphan: no source knows this account"
 		switch pol2.Orphans {
@@ -285,8 +297,14 @@ func (rc *runCtx) readBack(ctx context.Context, spec TargetSpec, l connector.Lis
 			}
 		case "delete":
 			if connector.Supports(spec.Target, connector.ActDelete) {
-				orphanSteps = append(orphanSteps, Step{Target: name, Key: a.Key, User: displayUser(a), Action: connector.ActDelete,
-					Reason: reason + "; reconcile.orphans: delete", Before: a, After: identity.Account{Key: a.Key}})
+				orphanSteps = append(orphanSteps, orphanDelete(name, a.Key, a, reason))
+				continue
+			}
+			if !a.Suspended && connector.Supports(spec.Target, connector.ActSuspend) {
+				after := a.Clone()
+				after.Suspended, after.Deprovisioned, after.SuspendedAt = true, true, &now
+				orphanSteps = append(orphanSteps, Step{Target: name, Key: a.Key, User: displayUser(a), Action: connector.ActSuspend,
+					Reason: insteadWhy(reason+"; reconcile.orphans: delete", name+" cannot delete accounts"), Before: a, After: after})
 				continue
 			}
 		}
@@ -303,7 +321,51 @@ func (rc *runCtx) readBack(ctx context.Context, spec TargetSpec, l connector.Lis
 			e.o.Logger.Warn("store the reconcile report", zap.String("target", name), zap.Error(err))
 		}
 	}
-	return orphanSteps, nil
+	return append(orphanSteps, protectedSkips...), nil
+}
+
+// orphanPrefix starts the cache key of an orphan account dirsync acted on.
+const orphanPrefix = "orphan:"
+
+// orphanDelete is the step deleting an orphan (reconcile.orphans: delete).
+func orphanDelete(tgt, key string, a identity.Account, reason string) Step {
+	a.Key, a.Exists = key, true
+	return Step{Target: tgt, Key: key, User: displayUser(a), Action: connector.ActDelete,
+		Reason: reason + "; reconcile.orphans: delete", Before: a, After: identity.Account{Key: key}}
+}
+
+// protectedDrift splits drift the plan would put back on an account the
+// connector's gate refuses to change (a protected account, the
+// super-admin, the token's owner) from the rest: that drift is not folded
+// into the cache and comes back as a skip (Action "drift"), logged once
+// while it stays the same, saying it is left as it is.
+func (rc *runCtx) protectedDrift(t connector.Connector, tgt string, c identity.Account, ds []drift) ([]drift, []Step) {
+	g, ok := t.(connector.Gater)
+	if !ok {
+		return ds, nil
+	}
+	var keep []drift
+	var skips []Step
+	for _, d := range ds {
+		if d.fix {
+			if why := g.Gate(fixAction(d.field, c), c); why != "" {
+				skips = append(skips, Step{Target: tgt, Key: c.Key, User: displayUser(c), Action: "drift", Before: c,
+					Reason: fmt.Sprintf("%s changed outside dirsync: cached %s, live %s (%s); not put back: %s", d.field, d.cached, d.live, d.kind, why)})
+				continue
+			}
+		}
+		keep = append(keep, d)
+	}
+	return keep, skips
+}
+
+// fieldsOf are the fields of ds, to fold only those.
+func fieldsOf(ds []drift) map[string]bool {
+	out := map[string]bool{}
+	for _, d := range ds {
+		out[d.field] = true
+	}
+	return out
 }
 
 type drift struct {
@@ -410,6 +472,9 @@ func (rc *runCtx) reconcile(ctx context.Context, t connector.Connector, desired 
 		switch {
 		case connector.KindOf(err) == connector.KindNotFound:
 			cached[k] = identity.Account{Key: k, Failing: c.Failing}
+		case connector.CauseOf(err) == connector.CauseUnreadable:
+			cached[k] = rc.unreadable(t.Name(), c, err)
+			continue
 		case err != nil:
 			return fmt.Errorf("re-read %q after an interrupted %s: %w", c.Username, c.Pending, err)
 		default:
@@ -428,12 +493,12 @@ func (rc *runCtx) reconcile(ctx context.Context, t connector.Connector, desired 
 		return nil // a reconcile run has read every account already
 	}
 	missing := 0
-	gate, _ := t.(connector.Gater)
 	for k, d := range desired {
 		if c, ok := cached[k]; !ok || !c.Exists {
-			// A person the target refuses to create (a name it cannot
-			// take) is no reason to read the whole list every run.
-			if gate != nil && gate.Gate(connector.ActCreate, d.Account) != "" {
+			// A person no account can exist for (a name the application
+			// cannot take) is no reason to read the whole list every run;
+			// one the target only refuses to create is (see fallback.go).
+			if cannotHold(t, d.Account) {
 				continue
 			}
 			missing++
