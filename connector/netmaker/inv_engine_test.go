@@ -275,3 +275,39 @@ func TestReconcileDryRunDriftIsNotApplied(t *testing.T) {
 		t.Fatalf("dry run wrote %q", w)
 	}
 }
+
+// An orphan suspended under reconcile.orphans: suspend is deleted once the
+// policy becomes orphans: delete (the record kept from the suspension no
+// longer hides it).
+func TestOrphansDeleteRemovesSuspendedOrphans(t *testing.T) {
+	suspend := func(c *config.TargetCommon) { c.Reconcile = config.Reconcile{Drift: "fix", Orphans: "suspend"} }
+	sc := newNMScenario(t, netmakerfake.Options{}, "", suspend)
+	srv := sc.e.srv
+	srv.AddUser(netmakerfake.User{Username: "oscar", PlatformRoleID: "platform-user"})
+	sc.set(synctest.User("anna"))
+	sc.run()
+	sc.h.Run(dsync.RunOptions{Trigger: "reconcile", Reconcile: true})
+	if u, ok := srv.User("oscar"); !ok || !u.AccountDisabled {
+		t.Fatalf("orphan under orphans: suspend: exists %v, disabled %v", ok, u.AccountDisabled)
+	}
+	// The operator switches to orphans: delete: the same store, connector
+	// and directory, a new engine.
+	del := synctest.Common(rules, func(c *config.TargetCommon) { c.Reconcile = config.Reconcile{Drift: "fix", Orphans: "delete"} })
+	h2 := synctest.New(t, []dsync.TargetSpec{synctest.Spec(sc.e.tg, del)}, synctest.Options{Store: sc.h.Store,
+		Limits: &config.Limits{MaxSourceShrinkPercent: 20, QuarantineAfter: 5}})
+	h2.Source.Set(synctest.User("anna"))
+	res := h2.Run(dsync.RunOptions{Trigger: "reconcile", Reconcile: true})
+	ds := h2.DecisionsOf(res.RunID)
+	if _, ok := srv.User("oscar"); ok {
+		t.Fatalf("the suspended orphan is still there: %+v", ds)
+	}
+	if d := one(t, ds, "oscar", "delete"); d.Outcome != "applied" || !strings.Contains(d.Reason, "orphans: delete") {
+		t.Fatalf("oscar's delete: %+v", d)
+	}
+	if u, _ := srv.User("netmaker-admin"); u.AccountDisabled {
+		t.Fatal("the token's owner was disabled")
+	}
+	if c, ok := h2.Accounts("netmaker")["orphan:oscar"]; ok && c.Exists {
+		t.Fatalf("the deleted orphan's record is still cached: %+v", c)
+	}
+}
