@@ -19,13 +19,16 @@
 // revokes a user's tokens when its role or groups change), and the
 // target's protected list. IdP (SSO) users are
 // managed for status, role and groups but never deleted or renamed:
-// Netmaker refuses both.
+// Netmaker refuses both. Their delete is connector.Impossible, so the
+// engine suspends a leaving SSO user (or orphan) instead (invariant 12).
 //
 // Token: a personal access token of the super-admin is recommended; on the
 // community edition every user is an admin and an admin cannot disable,
 // demote or delete another admin. The master key can list, update, enable
 // and disable but cannot create or delete users: with it (a token that is
-// not a JWT, token_kind: auto) those are skipped.
+// not a JWT, token_kind: auto) creates are skipped — existing accounts are
+// still adopted from the list (CannotHold refuses only names Netmaker
+// cannot take) — and deletes are impossible (the engine suspends instead).
 //
 // Role and groups are changed by reading the whole user (GET
 // /api/v1/users?username=) and PUTting it back with only that field
@@ -41,7 +44,11 @@
 // skip). The name used is kept in Account.Remote["username"].
 //
 // Outcomes (through the shared HTTP layer): a missing user is HTTP 500
-// "record not found" (NotFound); permission refusals are permanent whatever
+// "record not found" (NotFound) — unless the list still carries it: the
+// server answers the same for a user whose platform role it does not have
+// (a paid-edition role after a downgrade to community edition), which is
+// connector.Unreadable: not gone, its steps wait (invariant 11), and its
+// delete is impossible (it cannot be checked first); permission refusals are permanent whatever
 // their status (Netmaker sends some as 500); 429 is rate limited; other
 // 5xx and dropped connections are retryable, or uncertain for a create.
 // Community edition servers (detected: 404 on /api/v1/users/groups, or
