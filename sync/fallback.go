@@ -49,16 +49,13 @@ func (a *acc) deleteOrSuspend(reason string) {
 	if len(a.steps) > steps {
 		return
 	}
+	// The refusal is the skip step just added (not supported, or gated).
 	why := a.in.Target + " cannot delete accounts"
 	if len(a.p.Skips) > skips {
 		s := a.p.Skips[len(a.p.Skips)-1].Reason
 		if i := strings.LastIndex(s, "; skipped: "); i >= 0 {
 			why = s[i+len("; skipped: "):]
 		}
-	} else {
-		// Not supported: say so once, as a skip like a refusal.
-		a.p.Skips = append(a.p.Skips, Step{Target: a.in.Target, Key: a.cur.Key, User: displayUser(a.cur), Action: connector.ActDelete,
-			Reason: reason + "; skipped: " + why, Before: a.cur.Clone()})
 	}
 	if a.cur.Suspended && !a.cur.IsUnknown(identity.FieldSuspended) {
 		return

@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/dirsync/dirsync/config"
 	"github.com/dirsync/dirsync/connector"
@@ -189,5 +190,26 @@ func TestReconcileDryRunDecisionsAreDryRun(t *testing.T) {
 	}
 	if n := len(mt.Calls()); n != 0 {
 		t.Fatalf("dry run sent %d calls", n)
+	}
+}
+
+// A target that cannot delete at all, under deprovision: delete, suspends
+// its leavers instead (a skip says why the delete is not done); one
+// already suspended needs nothing more.
+func TestPlanDeleteUnsupportedSuspends(t *testing.T) {
+	now := time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
+	capab := dsync.Capability{Supports: func(a connector.Action) bool { return a != connector.ActDelete }, Order: connector.DefaultOrder}
+	in := dsync.PlanInput{Target: "app", Cap: capab, Now: now, Rules: dsync.Rules{Deprovision: config.Deprovision{Action: "delete"}},
+		Cached: map[string]identity.Account{
+			"p1": {Key: "p1", Username: "ann", Exists: true},
+			"p2": {Key: "p2", Username: "bob", Exists: true, Suspended: true},
+		}}
+	p := dsync.MakePlan(in)
+	if len(p.Steps) != 1 || p.Steps[0].Key != "p1" || p.Steps[0].Action != connector.ActSuspend || !strings.Contains(p.Steps[0].Reason, "app cannot delete accounts") ||
+		!p.Steps[0].After.Suspended || !p.Steps[0].After.Deprovisioned {
+		t.Fatalf("steps %+v", p.Steps)
+	}
+	if len(p.Skips) != 2 || p.Skips[0].Action != connector.ActDelete || p.Skips[1].Action != connector.ActDelete {
+		t.Fatalf("skips %+v", p.Skips)
 	}
 }
