@@ -108,9 +108,8 @@ func addOrphans(plan *Plan, capab Capability, orphans []Step, now time.Time) {
 		if s.Action != connector.ActDelete || (s.Before.Suspended && !s.Before.IsUnknown(identity.FieldSuspended)) || !capab.Supports(connector.ActSuspend) {
 			continue
 		}
-		sus := Step{Target: s.Target, Key: s.Key, User: s.User, Action: connector.ActSuspend, Reason: insteadWhy(reason, why), Before: s.Before}
-		sus.After = s.Before.Clone()
-		sus.After.Suspended, sus.After.Deprovisioned, sus.After.SuspendedAt = true, true, &now
+		sus := Step{Target: s.Target, Key: s.Key, User: s.User, Action: connector.ActSuspend, Reason: insteadWhy(reason, why), Before: s.Before,
+			After: deprovisioned(s.Before, now)}
 		if why := gate(sus); why != "" {
 			continue // refused too: the delete's skip says why
 		}
@@ -127,10 +126,8 @@ func (e *Engine) suspendInstead(ctx context.Context, rc *runCtx, spec TargetSpec
 		return rec, nil
 	}
 	name := spec.Target.Name()
-	sus := Step{Target: s.Target, Key: s.Key, User: s.User, Action: connector.ActSuspend, Reason: insteadWhy(s.Reason, cause.Error()), Before: rec.Clone()}
-	now := e.o.Now()
-	sus.After = rec.Clone()
-	sus.After.Suspended, sus.After.Deprovisioned, sus.After.SuspendedAt = true, true, &now
+	sus := Step{Target: s.Target, Key: s.Key, User: s.User, Action: connector.ActSuspend, Reason: insteadWhy(s.Reason, cause.Error()), Before: rec.Clone(),
+		After: deprovisioned(rec, e.o.Now())}
 	why := ""
 	if !connector.Supports(spec.Target, connector.ActSuspend) {
 		why = name + " cannot suspend accounts either"
@@ -154,6 +151,14 @@ func (rc *runCtx) unreadable(tgt string, c identity.Account, err error) identity
 		Reason: fmt.Sprintf("an interrupted %s could not be checked: the application lists the account but cannot read it back; it is kept (not taken as gone) and the step is sent again", c.Pending),
 		Error:  err.Error()})
 	return assumeUncertain(withoutPending(c), connector.Action(c.Pending), c)
+}
+
+// deprovisioned returns a suspended as a deprovisioning leaves it: suspended
+// at now, to be deleted after deprovision.delete_after.
+func deprovisioned(a identity.Account, now time.Time) identity.Account {
+	n := a.Clone()
+	n.Suspended, n.Deprovisioned, n.SuspendedAt = true, true, &now
+	return n
 }
 
 // fixOutcome is the outcome of what a reconcile corrects in the cache: a

@@ -301,10 +301,8 @@ func (rc *runCtx) readBack(ctx context.Context, spec TargetSpec, l connector.Lis
 				continue
 			}
 			if !a.Suspended && connector.Supports(spec.Target, connector.ActSuspend) {
-				after := a.Clone()
-				after.Suspended, after.Deprovisioned, after.SuspendedAt = true, true, &now
 				orphanSteps = append(orphanSteps, Step{Target: name, Key: a.Key, User: displayUser(a), Action: connector.ActSuspend,
-					Reason: insteadWhy(reason+"; reconcile.orphans: delete", name+" cannot delete accounts"), Before: a, After: after})
+					Reason: insteadWhy(reason+"; reconcile.orphans: delete", name+" cannot delete accounts"), Before: a, After: deprovisioned(a, now)})
 				continue
 			}
 		}
