@@ -143,7 +143,7 @@ func TestProtectedDriftLoggedOnceNotPutBack(t *testing.T) {
 		}
 		return ""
 	}
-	mt.Edit("u005", func(a *identity.Account) { a.Role = "admin" })
+	mt.Edit("u005", func(a *identity.Account) { a.Role = "admin"; a.Groups = []string{"ops"} })
 	for i := range 3 {
 		res := h.Run(dsync.RunOptions{Reconcile: true, Trigger: "reconcile"})
 		ds := h.DecisionsOf(res.RunID)
@@ -154,7 +154,9 @@ func TestProtectedDriftLoggedOnceNotPutBack(t *testing.T) {
 			}
 		}
 		switch {
-		case i == 0 && (len(drift) != 1 || drift[0].Action != "drift" || drift[0].Outcome != dsync.OutcomeSkipped || !strings.Contains(drift[0].Reason, "not put back: u005 is protected")):
+		case i == 0 && (len(drift) != 1 || drift[0].Action != "drift" || drift[0].Outcome != dsync.OutcomeSkipped ||
+			!strings.Contains(drift[0].Reason, "role changed outside dirsync") || !strings.Contains(drift[0].Reason, "groups changed outside dirsync") ||
+			!strings.Contains(drift[0].Reason, "not put back: u005 is protected")):
 			t.Fatalf("first reconcile: %+v", drift)
 		case i > 0 && len(drift) != 0:
 			t.Fatalf("reconcile %d logged again: %+v", i+1, drift)

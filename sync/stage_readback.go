@@ -335,26 +335,29 @@ func orphanDelete(tgt, key string, a identity.Account, reason string) Step {
 // protectedDrift splits drift the plan would put back on an account the
 // connector's gate refuses to change (a protected account, the
 // super-admin, the token's owner) from the rest: that drift is not folded
-// into the cache and comes back as a skip (Action "drift"), logged once
-// while it stays the same, saying it is left as it is.
+// into the cache and comes back as one skip for the account (Action
+// "drift"), logged once while it stays the same, saying it is left as it
+// is.
 func (rc *runCtx) protectedDrift(t connector.Connector, tgt string, c identity.Account, ds []drift) ([]drift, []Step) {
 	g, ok := t.(connector.Gater)
 	if !ok {
 		return ds, nil
 	}
 	var keep []drift
-	var skips []Step
+	var refused []string
 	for _, d := range ds {
 		if d.fix {
 			if why := g.Gate(fixAction(d.field, c), c); why != "" {
-				skips = append(skips, Step{Target: tgt, Key: c.Key, User: displayUser(c), Action: "drift", Before: c,
-					Reason: fmt.Sprintf("%s changed outside dirsync: cached %s, live %s (%s); not put back: %s", d.field, d.cached, d.live, d.kind, why)})
+				refused = append(refused, fmt.Sprintf("%s changed outside dirsync: cached %s, live %s (%s); not put back: %s", d.field, d.cached, d.live, d.kind, why))
 				continue
 			}
 		}
 		keep = append(keep, d)
 	}
-	return keep, skips
+	if len(refused) == 0 {
+		return keep, nil
+	}
+	return keep, []Step{{Target: tgt, Key: c.Key, User: displayUser(c), Action: "drift", Before: c, Reason: strings.Join(refused, "; ")}}
 }
 
 // fieldsOf are the fields of ds, to fold only those.
