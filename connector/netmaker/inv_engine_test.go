@@ -136,9 +136,16 @@ func TestSSOLeaverDeleteFallsBackToSuspend(t *testing.T) {
 			t.Fatalf("sent DELETE %s", c.Path)
 		}
 	}
-	// Suspended, they stay so: the next run sends nothing.
-	if calls, _ := sc.run(); len(writes(calls)) != 0 {
+	// Suspended, they stay so: the next run sends nothing, and does not
+	// read ivan again to find the delete refused (the connector learnt it).
+	calls, _ = sc.run()
+	if len(writes(calls)) != 0 {
 		t.Fatalf("next run wrote %q", writes(calls))
+	}
+	for _, c := range calls {
+		if strings.Contains(c.Query, "ivan") {
+			t.Fatalf("next run read ivan again: %+v", c)
+		}
 	}
 }
 

@@ -150,6 +150,7 @@ type Target struct {
 
 	mu        sync.Mutex
 	supers    map[string]bool // super-admins seen in lists and reads
+	idps      map[string]bool // IdP (SSO) users seen in lists and reads
 	listed    bool            // a full list was read: supers covers everyone
 	names     map[string]bool // usernames of the last list
 	listedAt  time.Time       // when the last list was read
@@ -412,7 +413,7 @@ func newTarget(name string, s Settings, deps connector.Deps, timeout time.Durati
 		protect.Add(owner, "it is the account dirsync's Netmaker token belongs to: changing it would revoke or lock out that token")
 	}
 	t := &Target{name: name, s: s, base: base, http: hc, log: log, now: now,
-		master: master, owner: owner, managed: managed, edition: edition, listAPI: s.ListAPI, protect: protect, supers: map[string]bool{}}
+		master: master, owner: owner, managed: managed, edition: edition, listAPI: s.ListAPI, protect: protect, supers: map[string]bool{}, idps: map[string]bool{}}
 	return t, nil
 }
 
@@ -518,7 +519,9 @@ func (t *Target) discover(ctx context.Context, force bool) error {
 	return nil
 }
 
-// noteUser remembers whether u is a super-admin.
+// noteUser remembers whether u is a super-admin and whether it signs in
+// through the IdP (so a delete the cache does not know to be impossible is
+// refused at plan time after the first read, not read again every run).
 func (t *Target) noteUser(u apiUser) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -527,6 +530,22 @@ func (t *Target) noteUser(u apiUser) {
 	} else {
 		delete(t.supers, u.Username)
 	}
+	if u.idp() {
+		t.idps[u.Username] = true
+	} else {
+		delete(t.idps, u.Username)
+	}
+}
+
+// idpUser reports whether a signs in through the IdP, from the cache or
+// from what this process read.
+func (t *Target) idpUser(name string, a identity.Account) bool {
+	if a.Remote["auth_type"] == "oauth" || a.Remote["idp"] != "" {
+		return true
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.idps[name]
 }
 
 func (t *Target) setGroupsLocked(groups []apiGroup) {
@@ -604,7 +623,7 @@ func (t *Target) gateFor(act connector.Action, a identity.Account, checkGroups b
 	if super || (a.Role == roleSuperAdmin && act != connector.ActSetRole && act != connector.ActCreate) {
 		return fmt.Sprintf("%q is Netmaker's super-admin, the application's owner: dirsync never disables, demotes, changes or deletes it", name)
 	}
-	if idp := a.Remote["auth_type"] == "oauth" || a.Remote["idp"] != ""; idp && (act == connector.ActDelete || act == connector.ActUpdate) {
+	if (act == connector.ActDelete || act == connector.ActUpdate) && t.idpUser(name, a) {
 		what := "delete"
 		if act == connector.ActUpdate {
 			what = "rename"
@@ -687,7 +706,8 @@ func (t *Target) deleteImpossible(a identity.Account) bool {
 	if t.protect.Reason(a) != "" || a.Role == roleSuperAdmin {
 		return false
 	}
-	if name, _ := t.remoteName(a); name != "" {
+	name, _ := t.remoteName(a)
+	if name != "" {
 		t.mu.Lock()
 		super := t.supers[name]
 		t.mu.Unlock()
@@ -695,7 +715,7 @@ func (t *Target) deleteImpossible(a identity.Account) bool {
 			return false
 		}
 	}
-	return t.master || a.Remote["auth_type"] == "oauth" || a.Remote["idp"] != ""
+	return t.master || t.idpUser(name, a)
 }
 
 // CannotHold implements connector.Holder: only a name Netmaker cannot take
