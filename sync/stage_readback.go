@@ -196,7 +196,9 @@ func (rc *runCtx) readBack(ctx context.Context, spec TargetSpec, l connector.Lis
 		if len(drift) == 0 {
 			continue
 		}
-		next, _ = foldLive(c, a, fieldsOf(drift), rules, pol2.Drift)
+		if len(refused) > 0 {
+			next, _ = foldLive(c, a, fieldsOf(drift), rules, pol2.Drift) // only what the plan may put back
+		}
 		cached[k] = next
 		rep.Drift[k] = nil
 		for _, d := range drift {
