@@ -484,6 +484,9 @@ func (e *Engine) applyStep(ctx context.Context, rc *runCtx, spec TargetSpec, s S
 		if s.Action == connector.ActCreate {
 			return rec, errStopAccount
 		}
+		if s.Action == connector.ActDelete && connector.CauseOf(err) == connector.CauseImpossible {
+			return e.suspendInstead(ctx, rc, spec, s, rec, err, br)
+		}
 		return rec, nil
 	case k == connector.KindNotFound && s.Action == connector.ActDelete:
 		next := ApplyAction(rec, connector.ActDelete, want)

@@ -40,19 +40,10 @@ func (rc *runCtx) plan(_ context.Context, f *flow) error {
 		Fresh: rc.ro.Keys == nil && !rc.ro.UseStored, SamePerson: rc.samePerson(f)}
 	f.plan = MakePlan(f.in)
 	f.plan.Skips = append(f.plan.Skips, f.skips...)
-	for _, s := range f.orphans {
-		// Orphans pass the plan's gate like any step: the owner of
-		// dirsync's token, the super-admin, protected and allow-listed
-		// accounts are never acted on.
-		if capab.Gate != nil {
-			if why := capab.Gate(s.Action, s.Before); why != "" {
-				s.Reason += "; skipped: " + why
-				f.plan.Skips = append(f.plan.Skips, s)
-				continue
-			}
-		}
-		f.plan.Steps = append(f.plan.Steps, s)
-	}
+	// Orphans pass the plan's gate like any step (protected and
+	// allow-listed accounts first); a refused delete suspends instead
+	// (fallback.go).
+	addOrphans(&f.plan, capab, f.orphans, rc.now)
 	rc.conflictSkips(f)
 	f.due = rc.nextDue(f)
 	p := &Prepared{Spec: f.spec, Input: f.in, Plan: f.plan, Desired: f.desired}

@@ -171,6 +171,7 @@ func (rc *runCtx) readBack(ctx context.Context, f *flow, l connector.Lister) ([]
 		}
 	}
 	seen := map[string]bool{}
+	var orphanSteps, protectedSkips []Step
 	matched := make([]string, len(live))
 	for i, a := range live {
 		for _, id := range appIDs(a) {
@@ -207,12 +208,26 @@ func (rc *runCtx) readBack(ctx context.Context, f *flow, l connector.Lister) ([]
 			continue
 		}
 		c := cached[k]
+		if _, isKnown := f.known[k]; !isKnown && strings.HasPrefix(k, orphanPrefix) && pol2.Orphans == "delete" && !allowed(pol2.Allow, a) {
+			// An orphan suspended by an earlier reconcile, kept in the
+			// cache: orphans: delete now deletes it.
+			orphanSteps = append(orphanSteps, orphanDelete(name, k, a, "orphan: no source knows this account (suspended earlier)"))
+		}
 		next, drift := foldLive(c, a, fields, rules, pol2.Drift)
 		if len(drift) == 0 {
 			if len(appIDs(c)) == 0 && len(appIDs(a)) > 0 {
 				cached[k] = next // learns the application's id
 			}
 			continue
+		}
+		var refused []Step
+		drift, refused = rc.protectedDrift(f.own.gate, name, c, drift)
+		protectedSkips = append(protectedSkips, refused...)
+		if len(drift) == 0 {
+			continue
+		}
+		if len(refused) > 0 {
+			next, _ = foldLive(c, a, fieldsOf(drift), rules, pol2.Drift) // only what the plan may put back
 		}
 		cached[k] = next
 		rep.Drift[k] = nil
@@ -222,7 +237,7 @@ func (rc *runCtx) readBack(ctx context.Context, f *flow, l connector.Lister) ([]
 			out := OutcomeSkipped
 			if d.fix {
 				what = "put back by the plan below"
-				out = OutcomeApplied
+				out = rc.fixOutcome()
 			}
 			rc.decide(state.Decision{Target: name, User: displayUser(c), Action: "drift", Outcome: out,
 				Reason: fmt.Sprintf("%s changed outside dirsync: cached %s, live %s (%s); %s", d.field, d.cached, d.live, d.kind, what)})
@@ -237,7 +252,7 @@ func (rc *runCtx) readBack(ctx context.Context, f *flow, l connector.Lister) ([]
 		}
 		rep.Missing = append(rep.Missing, k)
 		cached[k] = identity.Account{Key: k, Failing: c.Failing}
-		rc.decide(state.Decision{Target: name, User: displayUser(c), Action: "missing", Outcome: OutcomeApplied,
+		rc.decide(state.Decision{Target: name, User: displayUser(c), Action: "missing", Outcome: rc.fixOutcome(),
 			Reason: "the account is no longer in the application: the cache is corrected (re-created where the person is in scope)"})
 		if rc.writes() {
 			if err := e.o.Store.PutAccount(ctx, e.o.Fence(), name, cached[k]); err != nil {
@@ -248,7 +263,6 @@ func (rc *runCtx) readBack(ctx context.Context, f *flow, l connector.Lister) ([]
 	// Accounts no cache record has: a person's (adopted), one nobody may
 	// adopt (a skip naming the candidates), or an orphan.
 	held := newHolders(cached)
-	var orphanSteps []Step
 	now := e.o.Now()
 	for _, a := range unmatched {
 		if allowed(pol2.Allow, a) {
@@ -277,7 +291,7 @@ func (rc *runCtx) readBack(ctx context.Context, f *flow, l connector.Lister) ([]
 					metrics.ReconcileDrift.WithLabelValues(name, "exists").Inc()
 				}
 			}
-			rc.decide(state.Decision{Target: name, User: displayUser(a), Action: "drift", Outcome: OutcomeApplied,
+			rc.decide(state.Decision{Target: name, User: displayUser(a), Action: "drift", Outcome: rc.fixOutcome(),
 				Reason: "found in the application, linked to " + pid + ": " + why})
 			if rc.writes() {
 				if err := e.o.Store.PutAccount(ctx, e.o.Fence(), name, a); err != nil {
@@ -301,8 +315,12 @@ func (rc *runCtx) readBack(ctx context.Context, f *flow, l connector.Lister) ([]
 			}
 		case "delete":
 			if connector.Supports(spec.Target, connector.ActDelete) {
-				orphanSteps = append(orphanSteps, Step{Target: name, Key: a.Key, User: displayUser(a), Action: connector.ActDelete,
-					Reason: reason + "; reconcile.orphans: delete", Before: a, After: identity.Account{Key: a.Key}})
+				orphanSteps = append(orphanSteps, orphanDelete(name, a.Key, a, reason))
+				continue
+			}
+			if !a.Suspended && connector.Supports(spec.Target, connector.ActSuspend) {
+				orphanSteps = append(orphanSteps, Step{Target: name, Key: a.Key, User: displayUser(a), Action: connector.ActSuspend,
+					Reason: insteadWhy(reason+"; reconcile.orphans: delete", name+" cannot delete accounts"), Before: a, After: deprovisioned(a, now)})
 				continue
 			}
 		}
@@ -319,7 +337,50 @@ func (rc *runCtx) readBack(ctx context.Context, f *flow, l connector.Lister) ([]
 			e.o.Logger.Warn("store the reconcile report", zap.String("target", name), zap.Error(err))
 		}
 	}
-	return orphanSteps, nil
+	return append(orphanSteps, protectedSkips...), nil
+}
+
+// orphanPrefix starts the cache key of an orphan account dirsync acted on.
+const orphanPrefix = "orphan:"
+
+// orphanDelete is the step deleting an orphan (reconcile.orphans: delete).
+func orphanDelete(tgt, key string, a identity.Account, reason string) Step {
+	a.Key, a.Exists = key, true
+	return Step{Target: tgt, Key: key, User: displayUser(a), Action: connector.ActDelete,
+		Reason: reason + "; reconcile.orphans: delete", Before: a, After: identity.Account{Key: key}}
+}
+
+// protectedDrift splits drift the plan would put back on an account the
+// plan's gate refuses to change (a protected or allow-listed account, the
+// super-admin, the token's owner) from the rest: that drift is not folded
+// into the cache and comes back as one skip for the account (Action
+// "drift"), logged once while it stays the same, saying it is left as it
+// is.
+func (rc *runCtx) protectedDrift(gate func(connector.Action, identity.Account) string, tgt string, c identity.Account, ds []drift) ([]drift, []Step) {
+	var keep []drift
+	var refused []string
+	for _, d := range ds {
+		if d.fix {
+			if why := gate(fixAction(d.field, c), c); why != "" {
+				refused = append(refused, fmt.Sprintf("%s changed outside dirsync: cached %s, live %s (%s); not put back: %s", d.field, d.cached, d.live, d.kind, why))
+				continue
+			}
+		}
+		keep = append(keep, d)
+	}
+	if len(refused) == 0 {
+		return keep, nil
+	}
+	return keep, []Step{{Target: tgt, Key: c.Key, User: displayUser(c), Action: "drift", Before: c, Reason: strings.Join(refused, "; ")}}
+}
+
+// fieldsOf are the fields of ds, to fold only those.
+func fieldsOf(ds []drift) map[string]bool {
+	out := map[string]bool{}
+	for _, d := range ds {
+		out[d.field] = true
+	}
+	return out
 }
 
 // liveKey is the key of a live account no cache record holds: the
@@ -335,7 +396,7 @@ func liveKey(a identity.Account) string {
 			break
 		}
 	}
-	return "orphan:" + id
+	return orphanPrefix + id
 }
 
 type drift struct {
@@ -446,6 +507,9 @@ func (rc *runCtx) reconcile(ctx context.Context, f *flow) error {
 		switch {
 		case connector.KindOf(err) == connector.KindNotFound:
 			cached[k] = identity.Account{Key: k, Failing: c.Failing}
+		case connector.CauseOf(err) == connector.CauseUnreadable:
+			cached[k] = rc.unreadable(t.Name(), c, err)
+			continue
 		case err != nil:
 			return fmt.Errorf("re-read %q after an interrupted %s: %w", c.Username, c.Pending, err)
 		default:
@@ -464,15 +528,15 @@ func (rc *runCtx) reconcile(ctx context.Context, f *flow) error {
 		return nil // a reconcile run has read every account already
 	}
 	missing := 0
-	gate, _ := t.(connector.Gater)
 	for k, d := range desired {
 		if keys != nil && !keys[k] {
 			continue // a targeted run looks only for its people's accounts
 		}
 		if c, ok := cached[k]; !ok || !c.Exists {
-			// A person the target refuses to create (a name it cannot
-			// take) is no reason to read the whole list every run.
-			if gate != nil && gate.Gate(connector.ActCreate, d.Account) != "" {
+			// A person no account can exist for (a name the application
+			// cannot take) is no reason to read the whole list every run;
+			// one the target only refuses to create is (see fallback.go).
+			if cannotHold(t, d.Account) {
 				continue
 			}
 			missing++
