@@ -227,18 +227,27 @@ func TestRegression18RoleMailboxSuccessorGetsOwnAccount(t *testing.T) {
 	}
 }
 
-// A successor given a leaver's username on an application that knows its
-// accounts by username and can make none (write-only) shares the leaver's
-// account itself: it is left alone with a decision, never re-enabled.
-func TestRegression18RecycledUsernameOnWriteOnlyIsLeftAlone(t *testing.T) {
+// writeOnlyWith returns a harness with one write-only target (accounts
+// known by username, as Ezeelogin's) holding us's accounts, after a first
+// run over us.
+func writeOnlyWith(t *testing.T, us []identity.User) (*synctest.Harness, *memtarget.Target) {
+	t.Helper()
 	ezee := memtarget.New("ezeelogin")
-	us := people(20)
 	for _, u := range us {
 		ezee.Seed(identity.Account{Key: u.Username, Username: u.Username, Email: u.Email})
 	}
 	h := synctest.New(t, []dsync.TargetSpec{synctest.Spec(memtarget.NewWriteOnly(ezee), synctest.Common())}, synctest.Options{})
 	h.Source.Set(us...)
 	h.Run(dsync.RunOptions{})
+	return h, ezee
+}
+
+// A successor given a leaver's username on an application that knows its
+// accounts by username and can make none (write-only) shares the leaver's
+// account itself: it is left alone with a decision, never re-enabled.
+func TestRegression18RecycledUsernameOnWriteOnlyIsLeftAlone(t *testing.T) {
+	us := people(20)
+	h, ezee := writeOnlyWith(t, us)
 	h.Source.Set(slices.Delete(slices.Clone(us), 3, 4)...)
 	h.Run(dsync.RunOptions{})
 	successor := synctest.User("s100", "staff")
@@ -447,14 +456,8 @@ func TestRegression18SuccessorInSameSourceIsAnotherPerson(t *testing.T) {
 // whose username a known person's record holds is left alone with a
 // decision: one account, one person.
 func TestRegression18UsernameHeldByAnotherRecordOnWriteOnly(t *testing.T) {
-	ezee := memtarget.New("ezeelogin")
 	us := people(10)
-	for _, u := range us {
-		ezee.Seed(identity.Account{Key: u.Username, Username: u.Username, Email: u.Email})
-	}
-	h := synctest.New(t, []dsync.TargetSpec{synctest.Spec(memtarget.NewWriteOnly(ezee), synctest.Common())}, synctest.Options{})
-	h.Source.Set(us...)
-	h.Run(dsync.RunOptions{})
+	h, ezee := writeOnlyWith(t, us)
 	twin := synctest.User("s100", "admins")
 	twin.Username = "u004" // u004 is still here
 	h.Source.Set(append(slices.Clone(us), twin)...)
