@@ -25,8 +25,11 @@ type Step struct {
 	Reason string           `json:"reason"`
 	Before identity.Account `json:"before"`
 	After  identity.Account `json:"after"`
-	// Removal marks a set_groups that removes a group or a set_role that
-	// lowers the role: access removals, counted by the guard.
+	// Removal marks a set_groups that removes a group, a set_role that
+	// lowers the role, or a set_expiry that sets or brings forward an end
+	// date on an account that had none or a later one: access removals,
+	// counted by the guard. (A new account's first end date is part of
+	// making it, not a removal.)
 	Removal bool `json:"removal,omitempty"`
 	// Role, on a create, is the role the person will get (set by its own
 	// step after the create): some applications decide at create time
@@ -317,6 +320,7 @@ type acc struct {
 	cur   identity.Account
 	steps []Step
 	note  bool // a bookkeeping change is pending
+	fresh bool // the account is made by this plan (or first seen, write-only)
 }
 
 func (a *acc) step(act connector.Action, reason string, removal bool, mutate func(*identity.Account)) {
@@ -515,7 +519,7 @@ func displayUser(a identity.Account) string {
 func planPresent(p *Plan, in PlanInput, d Desired, c identity.Account, hasC bool) {
 	want := d.Account
 	src := d.User.Source
-	a := &acc{p: p, in: in}
+	a := &acc{p: p, in: in, fresh: !hasC || !c.Exists}
 	if hasC && c.Exists {
 		a.cur = c.Clone()
 		a.cur.Pending = ""
@@ -632,7 +636,9 @@ func diffExisting(a *acc, d Desired, src string) {
 		if want.Expires != nil {
 			what = want.Expires.UTC().Format(time.RFC3339)
 		}
-		a.step(connector.ActSetExpiry, fact(u, identity.FactExpires, "expiry")+" → expiry "+what+unknown(identity.FieldExpires), false, func(n *identity.Account) { n.Expires = want.Expires })
+		earlier := want.Expires != nil && (cur.Expires == nil || want.Expires.Before(*cur.Expires))
+		a.step(connector.ActSetExpiry, fact(u, identity.FactExpires, "expiry")+" → expiry "+what+unknown(identity.FieldExpires), earlier && !a.fresh,
+			func(n *identity.Account) { n.Expires = want.Expires })
 	}
 	switch {
 	case want.MustChangePassword && !cur.MustChangePassword:

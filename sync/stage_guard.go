@@ -159,11 +159,9 @@ func Guarded(p Plan, l config.Limits) (apply, held []Step, why string) {
 			return "suspensions"
 		case s.Action == connector.ActDelete:
 			return "deletions"
-		case s.Removal && (s.Action == connector.ActSetGroups || s.Action == connector.ActSetRole):
-			return "access removals"
-		case s.Action == connector.ActSetExpiry && s.Reduces():
+		case s.Removal && (s.Action == connector.ActSetGroups || s.Action == connector.ActSetRole || s.Action == connector.ActSetExpiry):
 			// An end date set or brought forward, past or future, takes
-			// access away (Ezeelogin and ezeep enforce it themselves).
+			// access away too (Ezeelogin and ezeep enforce it themselves).
 			return "access removals"
 		}
 		return ""
