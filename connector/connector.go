@@ -254,6 +254,9 @@ type Deps struct {
 	// lease. Connectors ask it immediately before sending each request and
 	// send nothing when it says false (ErrNotLeading). Nil means always.
 	Leading func() bool
+	// Memory keeps what the connector learns about its application at run
+	// time across restarts (see Memory). Nil means this process only.
+	Memory Memory
 }
 
 // Factory builds a connector from its config. It must validate and fill
