@@ -386,4 +386,9 @@ func setIDs(a *identity.Account, u apiUser) {
 	}
 	a.Remote[RemoteEmailID] = strconv.Itoa(u.EmailID)
 	a.Remote[RemoteUserID] = strconv.Itoa(u.UserID)
+	if u.guest {
+		a.Remote[RemoteTag] = TagGuest
+	} else {
+		delete(a.Remote, RemoteTag)
+	}
 }
