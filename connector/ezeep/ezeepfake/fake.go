@@ -129,7 +129,10 @@ type User struct {
 	SelfServiceEnabled   bool
 	MyPrintersEnabled    bool
 	PullPrintingEnabled  bool
-	seq                  int
+	// NoPrinting: the printing API does not know the user (404 there, and
+	// not in its list), as for an account it has not set up yet.
+	NoPrinting bool
+	seq        int
 }
 
 // DisplayName is what ezeep shows: first and last name.
@@ -592,10 +595,16 @@ func (s *Server) handle(r *http.Request, body []byte) (string, reply) {
 		if r.Method != http.MethodGet {
 			return auth, methodNotAllowed(r)
 		}
-		return auth, s.page(r, s.userList(func(u *User) any { return printingJSON(u) }))
+		var items []any
+		for _, u := range s.sortedUsers() {
+			if !u.NoPrinting {
+				items = append(items, printingJSON(u))
+			}
+		}
+		return auth, s.page(r, items)
 	case len(parts) == 4 && parts[0] == "printing" && parts[1] == "v1" && parts[2] == "users":
 		u := s.users[parts[3]]
-		if u == nil {
+		if u == nil || u.NoPrinting {
 			return auth, detail(http.StatusNotFound, "Not found.")
 		}
 		switch r.Method {
@@ -775,7 +784,7 @@ func printingJSON(u *User) map[string]any {
 		gs = append(gs, map[string]string{"group_id": g})
 	}
 	return map[string]any{"id": u.ID, "local_printing_enabled": u.LocalPrintingEnabled, "self_service_enabled": u.SelfServiceEnabled,
-		"myprinters_enabled": u.MyPrintersEnabled, "groups": gs}
+		"myprinters_enabled": u.MyPrintersEnabled, "pull_printing_enabled": u.PullPrintingEnabled, "groups": gs}
 }
 
 func decodeObject(body []byte) (map[string]json.RawMessage, *reply) {
