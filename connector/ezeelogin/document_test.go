@@ -92,3 +92,17 @@ func TestHandSuspensionIsNotLiftedByAnExpiry(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// Clearing an expiry is never held for an unknown suspension: only an
+// expiry dirsync set itself (which left the user active) can be cleared,
+// and a cache written before dirsync marked what it set has no mark.
+func TestClearedExpiryIsSentWithoutTheMark(t *testing.T) {
+	g := newGW(t, ezeeloginfake.Options{Users: []string{"kim"}})
+	if err := g.tg.SetExpiry(ctx(t), acct("kim")); err != nil {
+		t.Fatal(err)
+	}
+	if u := g.user(t, "kim"); u.Expiry != "2099-12-31 23:59:59" {
+		t.Fatalf("kim %+v", u)
+	}
+}
+

@@ -44,7 +44,8 @@
 // while the directory says it is active: a skipped decision says why, and
 // dirsync itself suspends the account when the expiry passes (suspend_user
 // needs no knowledge). first_contact: active takes such accounts to be
-// active (only when nobody suspends Ezeelogin users by hand).
+// active (only when nobody suspends Ezeelogin users by hand). A cleared
+// expiry is not held: only an expiry dirsync set itself can be cleared.
 //
 // Expiry dates: Ezeelogin stores an expiry as 23:59:59 of a date in the
 // gateway's time zone (timezone). With expiry_date: last_valid_day (the
@@ -434,9 +435,12 @@ func (t *Target) SetExpiry(ctx context.Context, a *identity.Account) error {
 	if reason := t.Gate(connector.ActSetExpiry, *a); reason != "" {
 		return connector.Skip("ezeelogin: %s %q: %s", actSetExpiry, a.Username, reason)
 	}
-	if !a.Suspended && !t.known(*a) && t.s.FirstContact == firstContactUnknown {
+	if a.Expires != nil && !a.Suspended && !t.known(*a) && t.s.FirstContact == firstContactUnknown {
 		// Decided here, not in Gate: only in the applied order (suspend
-		// before set_expiry) is a leaver's account already suspended.
+		// before set_expiry) is a leaver's account already suspended. A
+		// cleared expiry is exempt: only an expiry dirsync set itself (a
+		// confirmed set_user_expiry, which left the user active) can be
+		// cleared, and clearing it gives the access back.
 		return connector.Skip("ezeelogin: %s %q: set_user_expiry also lifts a suspension, and Ezeelogin cannot be read: whether this account was suspended by hand in the gateway is unknown (dirsync has never set its suspension), so it is not sent; dirsync suspends the account itself when the expiry passes (first_contact: active sends it)", actSetExpiry, a.Username)
 	}
 	date := t.s.NeverExpires
