@@ -105,4 +105,3 @@ func TestClearedExpiryIsSentWithoutTheMark(t *testing.T) {
 		t.Fatalf("kim %+v", u)
 	}
 }
-
