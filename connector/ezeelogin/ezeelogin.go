@@ -27,7 +27,8 @@
 // read wrongly would make dirsync forget a leaver's suspension).
 //
 // set_user_expiry also unsuspends the user ("will also make the user active
-// if suspended"). SetExpiry is therefore one unit: for an account that is
+// if suspended"). The engine's order (and Order here) puts set_expiry
+// before suspend, and SetExpiry is itself one unit: for an account that is
 // suspended (a.Suspended) it re-sends suspend_user right after
 // set_user_expiry. When that re-suspension fails, or set_user_expiry's
 // answer is lost, the error leaves the account's suspension unknown
@@ -329,13 +330,11 @@ func (t *Target) Name() string { return t.name }
 // Type implements connector.Connector.
 func (t *Target) Type() string { return Type }
 
-// Order implements connector.Orderer. set_user_expiry unsuspends, and
-// SetExpiry re-suspends an account that is suspended in the same step: so
-// suspend goes before set_expiry, and a person disabled with a new expiry
-// is suspended first, then given the expiry and suspended again in one
-// unit (a first-contact account is then known to be suspended).
+// Order implements connector.Orderer: set_user_expiry unsuspends, so it goes
+// before suspend_user (and SetExpiry itself re-suspends an account that is
+// already suspended).
 func (t *Target) Order() []connector.Action {
-	return []connector.Action{connector.ActUnsuspend, connector.ActForcePasswordChange, connector.ActSuspend, connector.ActSetExpiry}
+	return []connector.Action{connector.ActUnsuspend, connector.ActSetExpiry, connector.ActForcePasswordChange, connector.ActSuspend}
 }
 
 // Open implements connector.Opener: it checks that the command's program can
@@ -436,11 +435,12 @@ func (t *Target) SetExpiry(ctx context.Context, a *identity.Account) error {
 		return connector.Skip("ezeelogin: %s %q: %s", actSetExpiry, a.Username, reason)
 	}
 	if a.Expires != nil && !a.Suspended && !t.known(*a) && t.s.FirstContact == firstContactUnknown {
-		// Decided here, not in Gate: only in the applied order (suspend
-		// before set_expiry) is a leaver's account already suspended. A
-		// cleared expiry is exempt: only an expiry dirsync set itself (a
-		// confirmed set_user_expiry, which left the user active) can be
-		// cleared, and clearing it gives the access back.
+		// Decided when sent, from the record as it stands then (a Remote
+		// mark written by an earlier step of this run counts). A cleared
+		// expiry is exempt: only an expiry dirsync set itself (a confirmed
+		// set_user_expiry, which left the user active) can be cleared, and
+		// clearing it gives the access back. A leaver seen for the first
+		// time gets the suspension now and the expiry in the next run.
 		return connector.Skip("ezeelogin: %s %q: set_user_expiry also lifts a suspension, and Ezeelogin cannot be read: whether this account was suspended by hand in the gateway is unknown (dirsync has never set its suspension), so it is not sent; dirsync suspends the account itself when the expiry passes (first_contact: active sends it)", actSetExpiry, a.Username)
 	}
 	date := t.s.NeverExpires

@@ -630,10 +630,8 @@ func TestCapabilities(t *testing.T) {
 		}
 		return -1
 	}
-	// SetExpiry re-suspends a suspended account itself, so it goes after
-	// suspend: an account being suspended is suspended when it runs.
-	if idx(connector.ActSetExpiry) < idx(connector.ActSuspend) {
-		t.Fatal("set_expiry must come after suspend")
+	if idx(connector.ActSetExpiry) > idx(connector.ActSuspend) {
+		t.Fatal("set_expiry must come before suspend")
 	}
 }
 
