@@ -85,8 +85,9 @@ func (t *Target) setSuspended(ctx context.Context, a *identity.Account, want boo
 	if err != nil {
 		return err
 	}
-	if k.field() == "" || k.Probe != nil {
-		// Learning: one toggle at a time, and what it shows is kept.
+	if k.field() == "" || k.Probe != nil || (k.Configured != "" && k.From == "") {
+		// Learning (or checking the configured field): one toggle at a
+		// time, and what it shows is kept.
 		t.learnMu.Lock()
 		defer t.learnMu.Unlock()
 		if k, err = t.knowledge(ctx); err != nil {
