@@ -8,3 +8,7 @@ import "github.com/dirsync/dirsync/identity"
 func (t *Target) LiveFields() []string {
 	return []string{identity.FieldSuspended}
 }
+
+// RemoteIDs implements connector.RemoteIDer: email_id and user_id identify
+// a user; the guest tag (shared by every guest) does not.
+func (t *Target) RemoteIDs() []string { return []string{RemoteEmailID, RemoteUserID} }

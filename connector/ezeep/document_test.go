@@ -167,3 +167,25 @@ func TestEzeepOrdinaryCredentialIsRefused(t *testing.T) {
 		t.Fatalf("decisions %+v", sc.h.DecisionsOf(res.RunID))
 	}
 }
+
+// Users with the same printing groups carry the same cached group list in
+// Account.Remote: a reconcile matches them by uuid only, so nobody is taken
+// for another (no "missing" account, no drift, across many reconciles).
+func TestScenarioEzeepReconcileMatchesByUUIDOnly(t *testing.T) {
+	sc := newEZScenario(t, ezeepfake.Options{Owner: "owner@example.test"}, "suspend", "")
+	var us []identity.User
+	for _, n := range []string{"ann", "bea", "cat", "dov"} {
+		sc.srv.AddUser(ezeepfake.User{Email: n + "@example.test", FirstName: "Given", LastName: n, IsVerified: true, Groups: []string{sc.groups["staff"]}})
+		us = append(us, synctest.User(n, "print-users", "staff"))
+	}
+	sc.set(us...)
+	sc.run()
+	for range 10 {
+		res := sc.h.Run(dsync.RunOptions{Trigger: "reconcile", Reconcile: true})
+		for _, d := range sc.h.DecisionsOf(res.RunID) {
+			if d.Action == "missing" || (d.Action == "drift" && d.User != "owner@example.test") {
+				t.Fatalf("a user was taken for another: %+v", d)
+			}
+		}
+	}
+}
