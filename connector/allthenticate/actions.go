@@ -258,7 +258,7 @@ func (t *Target) SetRole(ctx context.Context, a *identity.Account) error {
 		if err := t.promote(ctx, cur, subject); err != nil {
 			return err
 		}
-		delete(a.Remote, RemoteTag)
+		a.Remote[RemoteTag] = "" // emptied: the engine merges Remote
 		t.log.Info("allthenticate guest promoted to a full user", zap.String("email", a.Email))
 	}
 	_, _, err := t.call(ctx, http.MethodPost, "/modifyrank", []param{{"admin_user_id", cur.UserID}, {"rank", r}}, subject, true)

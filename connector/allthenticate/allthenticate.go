@@ -388,7 +388,9 @@ func setIDs(a *identity.Account, u apiUser) {
 	a.Remote[RemoteUserID] = strconv.Itoa(u.UserID)
 	if u.guest {
 		a.Remote[RemoteTag] = TagGuest
-	} else {
-		delete(a.Remote, RemoteTag)
+	} else if _, had := a.Remote[RemoteTag]; had {
+		// Emptied, not deleted: the engine merges Remote into its record,
+		// so a deleted key would stay GUEST there.
+		a.Remote[RemoteTag] = ""
 	}
 }
