@@ -252,6 +252,11 @@ func (t *Target) SetRole(ctx context.Context, a *identity.Account) error {
 		}
 		setIDs(a, cur)
 	}
+	if cur.guest && a.Suspended {
+		// Promoting raises what the account is; a suspended person gets
+		// nothing more.
+		return connector.Skip("%s: a guest has no rank, and a suspended guest is not promoted to a full user to get one", subject)
+	}
 	if cur.guest {
 		// A guest has no rank: the rules give this person one, so they
 		// become a full user first.

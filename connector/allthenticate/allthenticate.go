@@ -24,7 +24,8 @@
 // members). Guests are listed (GET /multipleusers?user_tag=GUEST, marked
 // Remote["tag"] GUEST) and suspended like full users: a guest can sign in,
 // so a person disabled in the directory who is only a guest loses access
-// too. A guest whom the rules give a rank is promoted first. Names and email cannot be changed through
+// too. A guest whom the rules give a rank is promoted first, unless the
+// account is suspended (suspend runs before set_role: see Order). Names and email cannot be changed through
 // the API: the cache keeps them, nothing is sent.
 //
 // Users are matched by email (case-insensitive); their email_id and user_id

@@ -78,3 +78,20 @@ func TestReconcileAllthenticateGuestsMatchedByIDs(t *testing.T) {
 		}
 	}
 }
+
+// A guest disabled in the directory, adopted by a reconcile, is suspended
+// and not promoted to a full user to get the rank the rules give.
+func TestReconcileAllthenticateDisabledGuestIsNotPromoted(t *testing.T) {
+	sc := newATScenario(t, allthenticatefake.Options{}, "suspend", "", nil)
+	sc.srv.AddUser(allthenticatefake.User{Email: "gwen@example.test", FirstName: "Given", LastName: "gwen", Tag: allthenticatefake.TagGuest})
+	u := user("gwen")
+	u.Active = false
+	sc.set(u)
+	sc.run()
+	sc.h.Run(dsync.RunOptions{Trigger: "reconcile", Reconcile: true})
+	sc.run()
+	g := sc.member("gwen@example.test")
+	if g.Tag != allthenticatefake.TagGuest || !g.Suspended {
+		t.Fatalf("gwen %+v", g)
+	}
+}
