@@ -40,15 +40,30 @@ func isAppIDKey(k string) bool {
 	return false
 }
 
-// appIDs returns the application ids an account carries, as "key=value".
-func appIDs(a identity.Account) []string {
+// appIDs returns the application ids an account carries, as "key=value",
+// by the default id keys (isAppIDKey).
+func appIDs(a identity.Account) []string { return appIDsBy(a, isAppIDKey) }
+
+// appIDsBy returns the application ids an account carries under the Remote
+// keys isID accepts, as "key=value".
+func appIDsBy(a identity.Account, isID func(string) bool) []string {
 	var out []string
 	for k, v := range a.Remote {
-		if v != "" && isAppIDKey(k) {
+		if v != "" && isID(k) {
 			out = append(out, k+"="+v)
 		}
 	}
 	return out
+}
+
+// idKeys returns the test of which Remote keys identify an account of t:
+// the ones the connector names (connector.RemoteIDer), else isAppIDKey.
+func idKeys(t connector.Connector) func(string) bool {
+	if r, ok := t.(connector.RemoteIDer); ok {
+		ids := r.RemoteIDs()
+		return func(k string) bool { return slices.Contains(ids, k) }
+	}
+	return isAppIDKey
 }
 
 // sameAppID reports whether a and b carry a common application id.
@@ -70,6 +85,7 @@ type owners struct {
 	protect *connector.Protected                            // the target's protected list
 	allow   []string                                        // reconcile.allow
 	conn    func(connector.Action, identity.Account) string // the connector's own gate, or nil
+	isID    func(string) bool                               // which Remote keys identify an account
 
 	// Built on first use (most runs never need them).
 	once   stdsync.Once
@@ -77,6 +93,9 @@ type owners struct {
 	kinds  map[string]string   // claimant → "person" or "conflict"
 	build  func() (map[string][]string, map[string]string)
 }
+
+// ids returns the application ids account a carries on this target.
+func (o *owners) ids(a identity.Account) []string { return appIDsBy(a, o.isID) }
 
 // keepOff returns why no path may adopt or act on a ("" when it may): it
 // is protected (the target's protected list, or the connector's own: the
@@ -123,10 +142,11 @@ func (o *owners) claimants(a identity.Account) []string {
 // someone's.
 type holders struct {
 	byID, byName map[string]string
+	isID         func(string) bool
 }
 
-func newHolders(cached map[string]identity.Account) *holders {
-	h := &holders{byID: map[string]string{}, byName: map[string]string{}}
+func (o *owners) newHolders(cached map[string]identity.Account) *holders {
+	h := &holders{byID: map[string]string{}, byName: map[string]string{}, isID: o.isID}
 	for k, c := range cached {
 		h.add(k, c)
 	}
@@ -138,7 +158,7 @@ func (h *holders) add(k string, c identity.Account) {
 	if !c.Exists || c.Orphan {
 		return // an orphan's record is nobody's: it does not hold its names
 	}
-	for _, id := range appIDs(c) {
+	for _, id := range appIDsBy(c, h.isID) {
 		h.byID[id] = k
 	}
 	for _, n := range []string{c.Email, c.Username} {
@@ -151,7 +171,7 @@ func (h *holders) add(k string, c identity.Account) {
 // of returns the record holding live account a: the same application id,
 // or the same email or username. "" when none.
 func (h *holders) of(a identity.Account) string {
-	for _, id := range appIDs(a) {
+	for _, id := range appIDsBy(a, h.isID) {
 		if k := h.byID[id]; k != "" {
 			return k
 		}
@@ -219,7 +239,7 @@ func (o *owners) mayMatchByName(a identity.Account, k string) bool {
 // email or username), is that account: the same application id where
 // both carry one, and never a kept-off account.
 func (o *owners) isTheAccount(c, got identity.Account) bool {
-	if len(appIDs(c)) > 0 && len(appIDs(got)) > 0 && !sameAppID(c, got) {
+	if mine, its := o.ids(c), o.ids(got); len(mine) > 0 && len(its) > 0 && !slices.ContainsFunc(its, func(id string) bool { return slices.Contains(mine, id) }) {
 		return false
 	}
 	return o.keepOff(got) == "" || o.keepOff(c) != ""
@@ -228,7 +248,8 @@ func (o *owners) isTheAccount(c, got identity.Account) bool {
 // owners returns the target's account rules; claims are indexed on first
 // use from the people the target's sources give and the link conflicts.
 func (rc *runCtx) owners(f *flow) *owners {
-	o := &owners{target: f.name, protect: connector.NewProtected(f.spec.Config.Protected...), allow: f.spec.Config.Reconcile.Allow}
+	o := &owners{target: f.name, protect: connector.NewProtected(f.spec.Config.Protected...), allow: f.spec.Config.Reconcile.Allow,
+		isID: idKeys(f.spec.Target)}
 	if g, ok := f.spec.Target.(connector.Gater); ok {
 		o.conn = g.Gate
 	}

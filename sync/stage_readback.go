@@ -148,15 +148,16 @@ func (rc *runCtx) readBack(ctx context.Context, f *flow, l connector.Lister) ([]
 	rules := RulesFrom(spec.Config)
 	rep := ReconcileReport{Target: name, Time: e.o.Now().UTC(), Drift: map[string][]string{}}
 	// Match live accounts to cached ones (invariant 9): a record whose
-	// application id is known matches by that id alone; only a record with
-	// no id on record matches by email, then username, and only one live
-	// account.
+	// application id is known matches by that id alone (the Remote keys the
+	// connector says are ids: a tag or a group list many accounts share is
+	// none); only a record with no id on record matches by email, then
+	// username, and only one live account.
 	byID, byEmail, byName := map[string]string{}, map[string]string{}, map[string]string{}
 	for k, c := range cached {
 		if !c.Exists {
 			continue
 		}
-		ids := appIDs(c)
+		ids := f.own.ids(c)
 		for _, id := range ids {
 			byID[id] = k
 		}
@@ -174,7 +175,7 @@ func (rc *runCtx) readBack(ctx context.Context, f *flow, l connector.Lister) ([]
 	var orphanSteps, protectedSkips []Step
 	matched := make([]string, len(live))
 	for i, a := range live {
-		for _, id := range appIDs(a) {
+		for _, id := range f.own.ids(a) {
 			if k, ok := byID[id]; ok && !seen[k] {
 				matched[i], seen[k] = k, true
 				break
@@ -215,7 +216,7 @@ func (rc *runCtx) readBack(ctx context.Context, f *flow, l connector.Lister) ([]
 		}
 		next, drift := foldLive(c, a, fields, rules, pol2.Drift)
 		if len(drift) == 0 {
-			if len(appIDs(c)) == 0 && len(appIDs(a)) > 0 {
+			if len(f.own.ids(c)) == 0 && len(f.own.ids(a)) > 0 {
 				cached[k] = next // learns the application's id
 			}
 			continue
@@ -262,7 +263,7 @@ func (rc *runCtx) readBack(ctx context.Context, f *flow, l connector.Lister) ([]
 	}
 	// Accounts no cache record has: a person's (adopted), one nobody may
 	// adopt (a skip naming the candidates), or an orphan.
-	held := newHolders(cached)
+	held := f.own.newHolders(cached)
 	now := e.o.Now()
 	for _, a := range unmatched {
 		if allowed(pol2.Allow, a) {
@@ -557,7 +558,7 @@ func (rc *runCtx) reconcile(ctx context.Context, f *flow) error {
 	}
 	// Adopt what exactly one person missing an account claims: the same
 	// rules as a reconcile's (accounts.go).
-	held := newHolders(cached)
+	held := f.own.newHolders(cached)
 	missingOne := func(pid string) bool {
 		_, in := desired[pid]
 		return in && !cached[pid].Exists && (keys == nil || keys[pid])
