@@ -71,6 +71,8 @@ type Store struct {
 
 	mu    sync.Mutex // guards locks
 	locks map[string]lease
+
+	ixc *ixCache // positions and counts of index ranges, by generation
 }
 
 var _ state.Store = (*Store)(nil)
@@ -118,7 +120,7 @@ func Open(path string, opts Options) (*Store, error) {
 		_ = db.Close()
 		return nil, fmt.Errorf("bolt: open %s: create buckets: %w", path, err)
 	}
-	return &Store{db: db, path: path, journalSize: opts.JournalSize, now: opts.Now, locks: map[string]lease{}}, nil
+	return &Store{db: db, path: path, journalSize: opts.JournalSize, now: opts.Now, locks: map[string]lease{}, ixc: newIxCache()}, nil
 }
 
 // Path returns the file's path.

@@ -58,6 +58,7 @@ type Store struct {
 	seq       int64
 	held      map[string][]byte
 	kv        map[string]map[string]kvEntry
+	ix        map[string]map[string][]string // bucket → index → sorted entries
 	locks     map[string]lease
 	tokens    map[string]int64 // newest token ever issued, per lock name
 	closed    bool
@@ -82,6 +83,7 @@ func New(opts Options) *Store {
 		runs:        map[string][]byte{},
 		held:        map[string][]byte{},
 		kv:          map[string]map[string]kvEntry{},
+		ix:          map[string]map[string][]string{},
 		locks:       map[string]lease{},
 		tokens:      map[string]int64{},
 	}
