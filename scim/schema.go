@@ -76,6 +76,7 @@ type resourceType struct {
 	attrs    map[string]*attrDef
 	extAttrs map[string]map[string]*attrDef
 	urns     []string
+	ixs      []ixSpec // attributes kept in the store's indexes (index.go)
 }
 
 func newResourceType(name, endpoint, bucket string, core schema.Schema, exts ...schema.Schema) *resourceType {
@@ -103,11 +104,15 @@ func newResourceType(name, endpoint, bucket string, core schema.Schema, exts ...
 }
 
 func userType() *resourceType {
-	return newResourceType("User", "Users", "users", schema.CoreUserSchema(), schema.ExtensionEnterpriseUser())
+	rt := newResourceType("User", "Users", "users", schema.CoreUserSchema(), schema.ExtensionEnterpriseUser())
+	rt.ixs = userSpecs(rt)
+	return rt
 }
 
 func groupType() *resourceType {
-	return newResourceType("Group", "Groups", "groups", schema.CoreGroupSchema())
+	rt := newResourceType("Group", "Groups", "groups", schema.CoreGroupSchema())
+	rt.ixs = groupSpecs(rt)
+	return rt
 }
 
 // extURN returns the canonical extension URN equal (case-insensitively) to

@@ -89,6 +89,7 @@ type Server struct {
 	settings     Settings
 	tokens       [][sha256.Size]byte
 	store        state.Store
+	ix           state.IndexedKV // the store's secondary indexes; nil: full scans
 	log          *zap.Logger
 	now          func() time.Time
 	newID        func() string
@@ -186,6 +187,9 @@ func New(cfg config.Source, store state.Store, logger *zap.Logger, opts ...Optio
 		o(s)
 	}
 	s.hub = newHub()
+	if ix, ok := store.(state.IndexedKV); ok {
+		s.ix = ix
+	}
 	return s, nil
 }
 
@@ -204,15 +208,22 @@ func (s *Server) Handler() http.Handler { return http.HandlerFunc(s.serveHTTP) }
 // index. New does not do it; the daemon may call it at start, and Pull
 // does it on every full read.
 func (s *Server) LoadIndex(ctx context.Context) error {
-	users, err := s.listAll(ctx, s.users)
-	if err != nil {
+	if err := s.ensureStoreIndex(ctx); err != nil {
 		return err
+	}
+	if s.ix == nil {
+		// Without store indexes, userName and externalId lookups use the
+		// in-process index; with them, the store answers.
+		users, err := s.listAll(ctx, s.users)
+		if err != nil {
+			return err
+		}
+		s.idx.resetUsers(users)
 	}
 	groups, err := s.listAll(ctx, s.groups)
 	if err != nil {
 		return err
 	}
-	s.idx.resetUsers(users)
 	s.idx.resetGroups(groups, s.now())
 	s.loaded.Store(true)
 	return nil
@@ -602,6 +613,10 @@ func (s *Server) serveSearch(rc *reqCtx, rts []*resourceType, p listParams) {
 		}
 		count = min(max(n, 0), s.settings.MaxResults)
 	}
+	if s.ix != nil {
+		s.serveIndexedSearch(rc, rts, p, start, count)
+		return
+	}
 	type hit struct {
 		rt *resourceType
 		v  versioned
@@ -616,6 +631,10 @@ func (s *Server) serveSearch(rc *reqCtx, rts []*resourceType, p listParams) {
 			if f, err = parseFilter(p.filter, rt.urns); err != nil {
 				ferr = err
 				continue
+			}
+			if err := rt.checkFilter(f); err != nil {
+				s.writeError(rc, err)
+				return
 			}
 		}
 		parsed = true
@@ -639,6 +658,48 @@ func (s *Server) serveSearch(rc *reqCtx, rts []*resourceType, p listParams) {
 	res := make([]any, 0, to-from)
 	for _, h := range hits[from:to] {
 		res = append(res, p.proj.apply(h.rt, s.render(h.rt, h.v.rec, h.v.ver, rc.base)))
+	}
+	s.writeJSON(rc, http.StatusOK, listResponse(total, start, res))
+}
+
+// serveIndexedSearch answers a list or search from the store's indexes:
+// each resource type is asked only for the part of the page that falls in
+// its results (see index.go for the plans).
+func (s *Server) serveIndexedSearch(rc *reqCtx, rts []*resourceType, p listParams, start, count int) {
+	var ferr error
+	parsed := false
+	total := 0
+	var res []any
+	for _, rt := range rts {
+		var f expr
+		if strings.TrimSpace(p.filter) != "" {
+			var err error
+			if f, err = parseFilter(p.filter, rt.urns); err != nil {
+				ferr = err
+				continue
+			}
+			if err := rt.checkFilter(f); err != nil {
+				s.writeError(rc, err)
+				return
+			}
+		}
+		parsed = true
+		offset := max(start-1-total, 0)
+		limit := max(count-len(res), 0)
+		n, page, err := s.indexedQuery(rc.r.Context(), rt, f, offset, limit)
+		if err != nil {
+			s.writeError(rc, err)
+			return
+		}
+		total += n
+		for _, v := range page {
+			res = append(res, p.proj.apply(rt, s.render(rt, v.rec, v.ver, rc.base)))
+		}
+	}
+	if !parsed {
+		s.writeError(rc, scimerrors.ScimError{ScimType: scimerrors.ScimTypeInvalidFilter, Status: http.StatusBadRequest,
+			Detail: fmt.Sprintf("invalid filter: %v", ferr)})
+		return
 	}
 	s.writeJSON(rc, http.StatusOK, listResponse(total, start, res))
 }

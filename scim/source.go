@@ -325,7 +325,9 @@ func (s *Server) Pull(ctx context.Context) (*identity.Snapshot, error) {
 	if err != nil {
 		return nil, err
 	}
-	s.idx.resetUsers(users)
+	if s.ix == nil {
+		s.idx.resetUsers(users)
+	}
 	s.idx.resetGroups(groups, s.now())
 	s.loaded.Store(true)
 	snap := &identity.Snapshot{Source: s.name, TakenAt: taken, Users: make([]identity.User, 0, len(users))}

@@ -381,6 +381,14 @@ func sortRecords(rs []*record) {
 // findUserByName returns the user whose userName equals name
 // (case-insensitively), through the index, then the claim record.
 func (s *Server) findUserByName(ctx context.Context, name string) (*record, bool, error) {
+	if s.ix != nil {
+		_, vs, err := s.indexedQuery(ctx, s.users, compareExpr{path: attrPath{name: "userName"}, op: "eq",
+			value: compValue{kind: "string", str: name}}, 0, 1)
+		if err != nil || len(vs) == 0 {
+			return nil, false, err
+		}
+		return vs[0].rec, true, nil
+	}
 	ln := foldLower(name)
 	if id, ok := s.idx.lookupName(name); ok {
 		r, _, err := s.get(ctx, s.users, id)
@@ -411,6 +419,11 @@ func (s *Server) findUserByName(ctx context.Context, name string) (*record, bool
 
 // findUsersByExternalID returns the users with externalId ext.
 func (s *Server) findUsersByExternalID(ctx context.Context, ext string) ([]*record, error) {
+	if s.ix != nil {
+		_, vs, err := s.indexedQuery(ctx, s.users, compareExpr{path: attrPath{name: "externalId"}, op: "eq",
+			value: compValue{kind: "string", str: ext}}, 0, s.settings.MaxResults)
+		return recordsOf(vs), err
+	}
 	ids := s.idx.lookupExt(ext)
 	if len(ids) == 0 {
 		b, _, err := s.store.KVGet(ctx, s.extBucket(), ext)
@@ -516,7 +529,8 @@ func (s *Server) releaseName(ctx context.Context, userName, id string) {
 
 // updateExt adds id to (add) or removes it from the externalId record.
 func (s *Server) updateExt(ctx context.Context, ext, id string, add bool) error {
-	if ext == "" {
+	if ext == "" || s.ix != nil { // the store's externalId index serves lookups
+
 		return nil
 	}
 	for attempt := range maxCASAttempts {
@@ -561,13 +575,15 @@ func (s *Server) create(ctx context.Context, rt *resourceType, attrs map[string]
 	now := s.now().UTC()
 	r := &record{ID: s.newID(), Created: now, Modified: now, Attrs: attrs}
 	userName := r.str("userName")
-	if rt == s.users {
+	if rt == s.users && s.ix == nil {
 		if id, ok := s.idx.lookupName(userName); ok {
 			// Fast 409 without a write when the index knows a live holder.
 			if cur, _, err := s.get(ctx, s.users, id); err == nil && foldLower(cur.str("userName")) == foldLower(userName) {
 				return nil, 0, errConflict(userName)
 			}
 		}
+	}
+	if rt == s.users {
 		if err := s.claimName(ctx, userName, r.ID); err != nil {
 			return nil, 0, err
 		}
@@ -580,7 +596,7 @@ func (s *Server) create(ctx context.Context, rt *resourceType, attrs map[string]
 	if err != nil {
 		return nil, 0, fmt.Errorf("scim %s: encode %s: %w", s.name, rt.name, err)
 	}
-	ver, err := s.store.KVPut(ctx, s.bucket(rt), r.ID, b, 0)
+	ver, err := s.write(ctx, rt, r.ID, b, 0, nil, r)
 	if err != nil {
 		if rt == s.users {
 			s.releaseName(ctx, userName, r.ID)
@@ -592,9 +608,26 @@ func (s *Server) create(ctx context.Context, rt *resourceType, attrs map[string]
 	return r, ver, nil
 }
 
+// write stores a resource record at version ifVersion (0: create), with
+// its index entries changed from those of prev to those of next when the
+// store keeps indexes.
+func (s *Server) write(ctx context.Context, rt *resourceType, id string, b []byte, ifVersion int64, prev, next *record) (int64, error) {
+	if s.ix == nil {
+		return s.store.KVPut(ctx, s.bucket(rt), id, b, ifVersion)
+	}
+	var old []state.IndexEntry
+	if prev != nil {
+		old = s.entries(rt, prev)
+	}
+	del, add := diffEntries(old, s.entries(rt, next))
+	return s.ix.KVPutIndexed(ctx, s.bucket(rt), id, b, ifVersion, del, add)
+}
+
 func (s *Server) indexPut(rt *resourceType, r *record) {
 	if rt == s.users {
-		s.idx.putUser(r.ID, r.str("userName"), r.str("externalId"))
+		if s.ix == nil {
+			s.idx.putUser(r.ID, r.str("userName"), r.str("externalId"))
+		}
 	} else {
 		s.idx.putGroup(r.ID, groupInfoOf(r))
 	}
@@ -637,7 +670,7 @@ func (s *Server) update(ctx context.Context, rt *resourceType, id, ifMatch strin
 		if err != nil {
 			return nil, 0, nil, fmt.Errorf("scim %s: encode %s: %w", s.name, rt.name, err)
 		}
-		nver, err := s.store.KVPut(ctx, s.bucket(rt), id, b, ver)
+		nver, err := s.write(ctx, rt, id, b, ver, prev, next)
 		if errors.Is(err, state.ErrVersionMismatch) {
 			if renamed {
 				s.releaseName(ctx, newName, id)
@@ -680,7 +713,11 @@ func (s *Server) remove(ctx context.Context, rt *resourceType, id, ifMatch strin
 		if ifMatch != "" && !matchesIfMatch(ifMatch, ver) {
 			return nil, errPrecondition(id)
 		}
-		err = s.store.KVDelete(ctx, s.bucket(rt), id, ver)
+		if s.ix != nil {
+			err = s.ix.KVDeleteIndexed(ctx, s.bucket(rt), id, ver, s.entries(rt, cur))
+		} else {
+			err = s.store.KVDelete(ctx, s.bucket(rt), id, ver)
+		}
 		if errors.Is(err, state.ErrVersionMismatch) {
 			continue
 		}
