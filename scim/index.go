@@ -367,7 +367,7 @@ func (rt *resourceType) compareRange(f expr) (state.IndexRange, bool) {
 
 // indexedQuery answers a filter from the indexes: the number of matches
 // and the page [offset, offset+limit) in the plan's order.
-func (s *Server) indexedQuery(ctx context.Context, rt *resourceType, f expr, offset, limit int) (int, []versioned, error) {
+func (s *Server) indexedQuery(ctx context.Context, rt *resourceType, f expr, base string, offset, limit int) (int, []versioned, error) {
 	p := rt.queryPlan(f)
 	if p.check == nil {
 		total, items, err := s.ix.KVRange(ctx, s.bucket(rt), p.rng, offset, limit)
@@ -390,7 +390,7 @@ func (s *Server) indexedQuery(ctx context.Context, rt *resourceType, f expr, off
 				continue
 			}
 			seen[v.rec.ID] = struct{}{}
-			if !ev.match(p.check, s.filterView(rt, v.rec)) {
+			if !ev.match(p.check, s.fullView(rt, v.rec, v.ver, base)) {
 				continue
 			}
 			if total >= offset && len(page) < limit {

@@ -102,6 +102,27 @@ func errBusy(id string) scimerrors.ScimError {
 // etag renders a version as a weak entity tag.
 func etag(version int64) string { return `W/"` + strconv.FormatInt(version, 10) + `"` }
 
+// preconds are the conditional headers of a state-changing request.
+type preconds struct{ ifMatch, ifNoneMatch string }
+
+func preOf(r *http.Request) preconds {
+	return preconds{ifMatch: r.Header.Get("If-Match"), ifNoneMatch: r.Header.Get("If-None-Match")}
+}
+
+// check applies If-Match and, to a resource that exists, If-None-Match:
+// RFC 7232 §3.2, a state-changing request whose If-None-Match matches the
+// current ETag ("*" matches any) fails with 412.
+func (p preconds) check(id string, ver int64) error {
+	if p.ifMatch != "" && !matchesIfMatch(p.ifMatch, ver) {
+		return errPrecondition(id)
+	}
+	if p.ifNoneMatch != "" && matchesIfMatch(p.ifNoneMatch, ver) {
+		return scimerrors.ScimError{Status: http.StatusPreconditionFailed,
+			Detail: fmt.Sprintf("resource %q exists with a matching ETag (If-None-Match)", id)}
+	}
+	return nil
+}
+
 // matchesIfMatch reports whether an If-Match header value admits version.
 func matchesIfMatch(header string, version int64) bool {
 	for _, t := range strings.Split(header, ",") {
@@ -383,7 +404,7 @@ func sortRecords(rs []*record) {
 func (s *Server) findUserByName(ctx context.Context, name string) (*record, bool, error) {
 	if s.ix != nil {
 		_, vs, err := s.indexedQuery(ctx, s.users, compareExpr{path: attrPath{name: "userName"}, op: "eq",
-			value: compValue{kind: "string", str: name}}, 0, 1)
+			value: compValue{kind: "string", str: name}}, "", 0, 1)
 		if err != nil || len(vs) == 0 {
 			return nil, false, err
 		}
@@ -421,7 +442,7 @@ func (s *Server) findUserByName(ctx context.Context, name string) (*record, bool
 func (s *Server) findUsersByExternalID(ctx context.Context, ext string) ([]*record, error) {
 	if s.ix != nil {
 		_, vs, err := s.indexedQuery(ctx, s.users, compareExpr{path: attrPath{name: "externalId"}, op: "eq",
-			value: compValue{kind: "string", str: ext}}, 0, s.settings.MaxResults)
+			value: compValue{kind: "string", str: ext}}, "", 0, s.settings.MaxResults)
 		return recordsOf(vs), err
 	}
 	ids := s.idx.lookupExt(ext)
@@ -640,15 +661,15 @@ type mutation func(cur *record) (map[string]any, error)
 // update applies mut to a resource with compare-and-set, retrying when
 // another writer got there first. It returns the stored record, its
 // version, and the previous record (nil when nothing changed).
-func (s *Server) update(ctx context.Context, rt *resourceType, id, ifMatch string, mut mutation) (*record, int64, *record, error) {
+func (s *Server) update(ctx context.Context, rt *resourceType, id string, pre preconds, mut mutation) (*record, int64, *record, error) {
 	for attempt := range maxCASAttempts {
 		casBackoff(attempt)
 		cur, ver, err := s.get(ctx, rt, id)
 		if err != nil {
 			return nil, 0, nil, err
 		}
-		if ifMatch != "" && !matchesIfMatch(ifMatch, ver) {
-			return nil, 0, nil, errPrecondition(id)
+		if err := pre.check(id, ver); err != nil {
+			return nil, 0, nil, err
 		}
 		prev := cur
 		attrs, err := mut(cur)
@@ -703,15 +724,15 @@ func (s *Server) update(ctx context.Context, rt *resourceType, id, ifMatch strin
 }
 
 // remove deletes a resource, returning what it was.
-func (s *Server) remove(ctx context.Context, rt *resourceType, id, ifMatch string) (*record, error) {
+func (s *Server) remove(ctx context.Context, rt *resourceType, id string, pre preconds) (*record, error) {
 	for attempt := range maxCASAttempts {
 		casBackoff(attempt)
 		cur, ver, err := s.get(ctx, rt, id)
 		if err != nil {
 			return nil, err
 		}
-		if ifMatch != "" && !matchesIfMatch(ifMatch, ver) {
-			return nil, errPrecondition(id)
+		if err := pre.check(id, ver); err != nil {
+			return nil, err
 		}
 		if s.ix != nil {
 			err = s.ix.KVDeleteIndexed(ctx, s.bucket(rt), id, ver, s.entries(rt, cur))
