@@ -470,4 +470,3 @@ func (s *Server) ensureStoreIndex(ctx context.Context) error {
 	}
 	return nil
 }
-
