@@ -162,40 +162,53 @@ func (sp *ixSpec) valueKey(v any) (string, bool) {
 
 // entries returns a record's index entries.
 func (s *Server) entries(rt *resourceType, r *record) []state.IndexEntry {
-	view := s.filterView(rt, r)
-	created := "\x01" + tsKey(r.Created)
-	var out []state.IndexEntry
-	for i := range rt.ixs {
-		sp := &rt.ixs[i]
-		seen := map[string]bool{}
-		for _, v := range collect(view, sp.path, sp.def, rt) {
-			k, ok := sp.valueKey(v)
-			if !ok || seen[k] {
-				continue
-			}
-			seen[k] = true
-			out = append(out, state.IndexEntry{Index: sp.name, Term: k + created})
+	_, add := s.entryChanges(rt, nil, r)
+	return add
+}
+
+// valueKeys returns the distinct value keys of one indexed attribute.
+func (s *Server) valueKeys(rt *resourceType, sp *ixSpec, view map[string]any) map[string]struct{} {
+	vals := collect(view, sp.path, sp.def, rt)
+	out := make(map[string]struct{}, len(vals))
+	for _, v := range vals {
+		if k, ok := sp.valueKey(v); ok {
+			out[k] = struct{}{}
 		}
 	}
 	return out
 }
 
-// diffEntries returns the entries of old not in new and of new not in old.
-func diffEntries(old, new []state.IndexEntry) (del, add []state.IndexEntry) {
-	was := make(map[state.IndexEntry]struct{}, len(old))
-	for _, e := range old {
-		was[e] = struct{}{}
+// entryChanges returns the index entries to remove and to add when a
+// record changes from prev to next (either may be nil). Values are
+// compared per attribute before any entry is built, so a change to a large
+// group costs a pass over its members plus the members changed.
+func (s *Server) entryChanges(rt *resourceType, prev, next *record) (del, add []state.IndexEntry) {
+	var pv, nv map[string]any
+	if prev != nil {
+		pv = s.filterView(rt, prev)
 	}
-	is := make(map[state.IndexEntry]struct{}, len(new))
-	for _, e := range new {
-		is[e] = struct{}{}
-		if _, ok := was[e]; !ok {
-			add = append(add, e)
+	if next != nil {
+		nv = s.filterView(rt, next)
+	}
+	for i := range rt.ixs {
+		sp := &rt.ixs[i]
+		var was, is map[string]struct{}
+		if pv != nil {
+			was = s.valueKeys(rt, sp, pv)
 		}
-	}
-	for _, e := range old {
-		if _, ok := is[e]; !ok {
-			del = append(del, e)
+		if nv != nil {
+			is = s.valueKeys(rt, sp, nv)
+		}
+		sameCreated := prev != nil && next != nil && prev.Created.Equal(next.Created)
+		for k := range was {
+			if _, ok := is[k]; !ok || !sameCreated {
+				del = append(del, state.IndexEntry{Index: sp.name, Term: k + "\x01" + tsKey(prev.Created)})
+			}
+		}
+		for k := range is {
+			if _, ok := was[k]; !ok || !sameCreated {
+				add = append(add, state.IndexEntry{Index: sp.name, Term: k + "\x01" + tsKey(next.Created)})
+			}
 		}
 	}
 	return del, add

@@ -244,14 +244,34 @@ func (ix *index) resetUsers(recs []*record) {
 	}
 }
 
+// putGroupLocked records a group's name and members, touching memberOf
+// only for the members that changed (a 10,000-member change to a
+// 50,000-member group costs the change plus one pass over the group).
 func (ix *index) putGroupLocked(id string, g groupInfo) {
-	ix.dropGroupLocked(id)
+	old, had := ix.groups[id]
 	ix.groups[id] = g
-	for _, m := range g.members {
+	var was map[string]struct{}
+	if had {
+		was = setOf(old.members)
+	}
+	is := setOf(g.members)
+	for m := range is {
+		if _, ok := was[m]; ok {
+			continue
+		}
 		if ix.memberOf[m] == nil {
 			ix.memberOf[m] = map[string]struct{}{}
 		}
 		ix.memberOf[m][id] = struct{}{}
+	}
+	for m := range was {
+		if _, ok := is[m]; ok {
+			continue
+		}
+		delete(ix.memberOf[m], id)
+		if len(ix.memberOf[m]) == 0 {
+			delete(ix.memberOf, m)
+		}
 	}
 }
 
@@ -636,11 +656,7 @@ func (s *Server) write(ctx context.Context, rt *resourceType, id string, b []byt
 	if s.ix == nil {
 		return s.store.KVPut(ctx, s.bucket(rt), id, b, ifVersion)
 	}
-	var old []state.IndexEntry
-	if prev != nil {
-		old = s.entries(rt, prev)
-	}
-	del, add := diffEntries(old, s.entries(rt, next))
+	del, add := s.entryChanges(rt, prev, next)
 	return s.ix.KVPutIndexed(ctx, s.bucket(rt), id, b, ifVersion, del, add)
 }
 

@@ -627,8 +627,14 @@ func (s *Store) KVPut(ctx context.Context, bucket, key string, val []byte, ifVer
 	if bucket == "" || key == "" {
 		return 0, fmt.Errorf("bolt: kv put %s/%s: empty bucket or key", bucket, key)
 	}
-	var nv int64
-	err := s.db.Update(func(tx *bbolt.Tx) error {
+	var (
+		nv       int64
+		mismatch error
+	)
+	// Concurrent writers share one commit (bbolt's Batch); a version
+	// mismatch writes nothing and is reported without failing the batch.
+	err := s.db.Batch(func(tx *bbolt.Tx) error {
+		mismatch = nil
 		b, err := tx.Bucket(bKV).CreateBucketIfNotExists([]byte(bucket))
 		if err != nil {
 			return err
@@ -641,7 +647,8 @@ func (s *Store) KVPut(ctx context.Context, bucket, key string, val []byte, ifVer
 			}
 		}
 		if err := memstore.CheckVersion(cur, old != nil, ifVersion); err != nil {
-			return err
+			mismatch = err
+			return nil
 		}
 		nv = cur + 1
 		v := make([]byte, 8+len(val))
@@ -649,6 +656,9 @@ func (s *Store) KVPut(ctx context.Context, bucket, key string, val []byte, ifVer
 		copy(v[8:], val)
 		return b.Put([]byte(key), v)
 	})
+	if err == nil {
+		err = mismatch
+	}
 	if err != nil {
 		return 0, fmt.Errorf("bolt: kv put %s/%s: %w", bucket, key, err)
 	}
@@ -657,7 +667,9 @@ func (s *Store) KVPut(ctx context.Context, bucket, key string, val []byte, ifVer
 
 // KVDelete removes a key; see state.Store.
 func (s *Store) KVDelete(ctx context.Context, bucket, key string, ifVersion int64) error {
-	err := s.db.Update(func(tx *bbolt.Tx) error {
+	var mismatch error
+	err := s.db.Batch(func(tx *bbolt.Tx) error {
+		mismatch = nil
 		b := tx.Bucket(bKV).Bucket([]byte(bucket))
 		var old []byte
 		if b != nil {
@@ -671,13 +683,17 @@ func (s *Store) KVDelete(ctx context.Context, bucket, key string, ifVersion int6
 			}
 		}
 		if err := memstore.CheckVersion(cur, old != nil, ifVersion); err != nil {
-			return err
+			mismatch = err
+			return nil
 		}
 		if old == nil {
 			return nil
 		}
 		return b.Delete([]byte(key))
 	})
+	if err == nil {
+		err = mismatch
+	}
 	if err != nil {
 		return fmt.Errorf("bolt: kv delete %s/%s: %w", bucket, key, err)
 	}

@@ -41,18 +41,61 @@ func (s *Store) ixApply(bucket, key string, del, add []state.IndexEntry) {
 		b = map[string][]string{}
 		s.ix[bucket] = b
 	}
+	drop := map[string]map[string]bool{}
 	for _, e := range del {
-		l := b[e.Index]
-		if i, ok := slices.BinarySearch(l, EntryKey(e.Term, key)); ok {
-			b[e.Index] = slices.Delete(l, i, i+1)
+		if drop[e.Index] == nil {
+			drop[e.Index] = map[string]bool{}
 		}
+		drop[e.Index][EntryKey(e.Term, key)] = true
 	}
+	put := map[string][]string{}
 	for _, e := range add {
-		l := b[e.Index]
-		ek := EntryKey(e.Term, key)
-		if i, ok := slices.BinarySearch(l, ek); !ok {
-			b[e.Index] = slices.Insert(l, i, ek)
+		put[e.Index] = append(put[e.Index], EntryKey(e.Term, key))
+	}
+	for index, d := range drop {
+		if len(d) < 8 {
+			for ek := range d {
+				l := b[index]
+				if i, ok := slices.BinarySearch(l, ek); ok {
+					b[index] = slices.Delete(l, i, i+1)
+				}
+			}
+			continue
 		}
+		// Many removals: one pass instead of one copy each.
+		b[index] = slices.DeleteFunc(b[index], func(e string) bool { return d[e] })
+	}
+	for index, ps := range put {
+		l := b[index]
+		if len(ps) < 8 {
+			for _, ek := range ps {
+				if i, ok := slices.BinarySearch(l, ek); !ok {
+					l = slices.Insert(l, i, ek)
+				}
+			}
+			b[index] = l
+			continue
+		}
+		// Many additions: sort them and merge in one pass.
+		slices.Sort(ps)
+		ps = slices.Compact(ps)
+		out := make([]string, 0, len(l)+len(ps))
+		i, j := 0, 0
+		for i < len(l) || j < len(ps) {
+			switch {
+			case j == len(ps) || i < len(l) && l[i] < ps[j]:
+				out = append(out, l[i])
+				i++
+			case i == len(l) || ps[j] < l[i]:
+				out = append(out, ps[j])
+				j++
+			default: // already there
+				out = append(out, l[i])
+				i++
+				j++
+			}
+		}
+		b[index] = out
 	}
 }
 
