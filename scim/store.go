@@ -60,6 +60,14 @@ type record struct {
 	Attrs    map[string]any `json:"attrs"`
 }
 
+// rawRecord is a record whose attributes are already encoded.
+type rawRecord struct {
+	ID       string          `json:"id"`
+	Created  time.Time       `json:"created"`
+	Modified time.Time       `json:"lastModified"`
+	Attrs    json.RawMessage `json:"attrs"`
+}
+
 func decodeRecord(b []byte) (*record, error) {
 	var r record
 	d := json.NewDecoder(bytes.NewReader(b))
@@ -692,7 +700,11 @@ func (s *Server) update(ctx context.Context, rt *resourceType, id string, pre pr
 		if err != nil {
 			return nil, 0, nil, err
 		}
-		if jsonEqual(attrs, prev.Attrs) {
+		aj, err := json.Marshal(attrs)
+		if err != nil {
+			return nil, 0, nil, fmt.Errorf("scim %s: encode %s: %w", s.name, rt.name, err)
+		}
+		if pj, err := json.Marshal(prev.Attrs); err == nil && bytes.Equal(aj, pj) {
 			return prev, ver, nil, nil
 		}
 		next := &record{ID: id, Created: cur.Created, Modified: s.now().UTC(), Attrs: attrs}
@@ -703,7 +715,7 @@ func (s *Server) update(ctx context.Context, rt *resourceType, id string, pre pr
 				return nil, 0, nil, err
 			}
 		}
-		b, err := json.Marshal(next)
+		b, err := json.Marshal(rawRecord{ID: next.ID, Created: next.Created, Modified: next.Modified, Attrs: aj})
 		if err != nil {
 			return nil, 0, nil, fmt.Errorf("scim %s: encode %s: %w", s.name, rt.name, err)
 		}
