@@ -279,7 +279,7 @@ func page(c *client, filter string, limit time.Duration) (stats, int, error) {
 			return s, 0, fmt.Errorf("page %d: %w", start, err)
 		}
 		total = r.TotalResults
-		if len(r.Resources) < 100 {
+		if len(r.Resources) < 100 || start+100 > total {
 			break
 		}
 	}
