@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"reflect"
 	"slices"
 	"sort"
 	"strings"
@@ -224,7 +225,8 @@ func describeUserChange(prev, next *record) string {
 		if k == "active" {
 			continue
 		}
-		if !jsonEqual(prev.Attrs[k], next.Attrs[k]) {
+		// DeepEqual first: cheap, and only a differing pair is encoded.
+		if a, b := prev.Attrs[k], next.Attrs[k]; !reflect.DeepEqual(a, b) && !jsonEqual(a, b) {
 			if k == URNEnterpriseUser {
 				k = "enterprise"
 			}
