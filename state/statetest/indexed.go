@@ -75,6 +75,21 @@ func testIndexedKV(t *testing.T, s state.Store) {
 	_, got = rangeOf(state.IndexRange{Index: "name"}, 0, 10)
 	sameJSON(t, "after rename", got, []string{"k1", "k5", "k4", "k3", "k2"})
 
+	// A page read, a write that shifts the order, the next page: no stale
+	// position or count survives the write.
+	_, got = rangeOf(state.IndexRange{Index: "name"}, 0, 2)
+	sameJSON(t, "first page", got, []string{"k1", "k5"})
+	v0, err := ix.KVPutIndexed(ctx, "b", "k0", []byte("vk0"), 0, nil, []state.IndexEntry{e("name", "a00"), e("tag", "x")})
+	must(t, err, "insert first")
+	n, got = rangeOf(state.IndexRange{Index: "name"}, 2, 2)
+	sameJSON(t, "next page after insert", []any{n, got}, []any{6, []string{"k5", "k4"}})
+	n, _ = rangeOf(state.IndexRange{Index: "tag", Lo: "x\x00", Hi: "x\x01"}, 0, 0)
+	must(t, ix.KVDeleteIndexed(ctx, "b", "k0", v0, []state.IndexEntry{e("name", "a00"), e("tag", "x")}), "delete k0")
+	n2, _ := rangeOf(state.IndexRange{Index: "tag", Lo: "x\x00", Hi: "x\x01"}, 0, 0)
+	if n != 6 || n2 != 5 {
+		t.Fatalf("counts around a delete: %d then %d, want 6 then 5", n, n2)
+	}
+
 	// Delete k3 with its entries.
 	err = ix.KVDeleteIndexed(ctx, "b", "k3", vers["k3"]+1, []state.IndexEntry{e("name", "n3"), e("tag", "x")})
 	if !errors.Is(err, state.ErrVersionMismatch) {
