@@ -97,6 +97,7 @@ type Server struct {
 	users        *resourceType
 	groups       *resourceType
 	idx          *index
+	recs         recCache // records last read or written (update's first attempt)
 	hub          *hub
 	prefix       string // default mount path: /scim/<name>/v2
 	loaded       atomic.Bool

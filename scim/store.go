@@ -389,7 +389,51 @@ func (s *Server) get(ctx context.Context, rt *resourceType, id string) (*record,
 	if err != nil {
 		return nil, 0, fmt.Errorf("scim %s: decode %s %q: %w", s.name, rt.name, id, err)
 	}
+	s.recs.put(rt.bucket+"/"+id, b, ver)
 	return r, ver, nil
+}
+
+// recCache holds the stored form and version of records this process read
+// or wrote last, bounded (an arbitrary entry goes when full). It is a hint
+// for update's first attempt; the store's compare-and-set keeps it honest.
+type recCache struct {
+	mu sync.Mutex
+	m  map[string]cachedRec
+}
+
+type cachedRec struct {
+	b   []byte
+	ver int64
+}
+
+const recCacheMax = 20000
+
+func (c *recCache) get(k string) ([]byte, int64, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.m[k]
+	return e.b, e.ver, ok
+}
+
+func (c *recCache) put(k string, b []byte, ver int64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil {
+		c.m = map[string]cachedRec{}
+	}
+	if _, ok := c.m[k]; !ok && len(c.m) >= recCacheMax {
+		for old := range c.m {
+			delete(c.m, old)
+			break
+		}
+	}
+	c.m[k] = cachedRec{b: b, ver: ver}
+}
+
+func (c *recCache) drop(k string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.m, k)
 }
 
 func isNotFound(err error) bool {
@@ -646,6 +690,9 @@ func (s *Server) create(ctx context.Context, rt *resourceType, attrs map[string]
 		return nil, 0, fmt.Errorf("scim %s: encode %s: %w", s.name, rt.name, err)
 	}
 	ver, err := s.write(ctx, rt, r.ID, b, 0, nil, r)
+	if err == nil {
+		s.recs.put(rt.bucket+"/"+r.ID, b, ver)
+	}
 	if err != nil {
 		if rt == s.users {
 			s.releaseName(ctx, userName, r.ID)
@@ -685,12 +732,34 @@ type mutation func(cur *record) (map[string]any, error)
 // update applies mut to a resource with compare-and-set, retrying when
 // another writer got there first. It returns the stored record, its
 // version, and the previous record (nil when nothing changed).
+//
+// The first attempt starts from the version this process last read or
+// wrote (the record cache) instead of reading the store, saving a round
+// trip: the compare-and-set refuses the write if the store moved on, and
+// then the loop reads the store. An outcome that would not write (no
+// change, a rejected PATCH) is confirmed against the store first, and
+// conditional requests always read it.
 func (s *Server) update(ctx context.Context, rt *resourceType, id string, pre preconds, mut mutation) (*record, int64, *record, error) {
+	ck := rt.bucket + "/" + id
 	for attempt := range maxCASAttempts {
 		casBackoff(attempt)
-		cur, ver, err := s.get(ctx, rt, id)
-		if err != nil {
-			return nil, 0, nil, err
+		var (
+			cur *record
+			ver int64
+			err error
+		)
+		cached := false
+		if attempt == 0 && pre == (preconds{}) {
+			if b, v, ok := s.recs.get(ck); ok {
+				if cur, err = decodeRecord(b); err == nil {
+					cur.ID, ver, cached = id, v, true
+				}
+			}
+		}
+		if !cached {
+			if cur, ver, err = s.get(ctx, rt, id); err != nil {
+				return nil, 0, nil, err
+			}
 		}
 		if err := pre.check(id, ver); err != nil {
 			return nil, 0, nil, err
@@ -698,6 +767,9 @@ func (s *Server) update(ctx context.Context, rt *resourceType, id string, pre pr
 		prev := cur
 		attrs, err := mut(cur)
 		if err != nil {
+			if cached {
+				continue // confirm against the store
+			}
 			return nil, 0, nil, err
 		}
 		aj, err := json.Marshal(attrs)
@@ -705,6 +777,9 @@ func (s *Server) update(ctx context.Context, rt *resourceType, id string, pre pr
 			return nil, 0, nil, fmt.Errorf("scim %s: encode %s: %w", s.name, rt.name, err)
 		}
 		if pj, err := json.Marshal(prev.Attrs); err == nil && bytes.Equal(aj, pj) {
+			if cached {
+				continue
+			}
 			return prev, ver, nil, nil
 		}
 		next := &record{ID: id, Created: cur.Created, Modified: s.now().UTC(), Attrs: attrs}
@@ -720,6 +795,11 @@ func (s *Server) update(ctx context.Context, rt *resourceType, id string, pre pr
 			return nil, 0, nil, fmt.Errorf("scim %s: encode %s: %w", s.name, rt.name, err)
 		}
 		nver, err := s.write(ctx, rt, id, b, ver, prev, next)
+		if err == nil {
+			s.recs.put(ck, b, nver)
+		} else {
+			s.recs.drop(ck)
+		}
 		if errors.Is(err, state.ErrVersionMismatch) {
 			if renamed {
 				s.releaseName(ctx, newName, id)
@@ -770,6 +850,7 @@ func (s *Server) remove(ctx context.Context, rt *resourceType, id string, pre pr
 		if errors.Is(err, state.ErrVersionMismatch) {
 			continue
 		}
+		s.recs.drop(rt.bucket + "/" + id)
 		if errors.Is(err, state.ErrNotFound) {
 			return nil, errNotFound(rt, id)
 		}
