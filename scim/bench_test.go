@@ -4,9 +4,14 @@ import (
 	"bytes"
 	"fmt"
 	"net/http"
+	"path/filepath"
 	"testing"
 
 	"github.com/google/uuid"
+
+	"github.com/dirsync/dirsync/state"
+	"github.com/dirsync/dirsync/state/bolt"
+	"github.com/dirsync/dirsync/state/memstore"
 )
 
 func memberPatch(op string, ids []string) []byte {
@@ -26,7 +31,19 @@ func memberPatch(op string, ids []string) []byte {
 // removes them again by value list (one op = both PATCHes). Before the
 // value-keyed member set this was quadratic (8,000 members took 7 s).
 func BenchmarkGroupPatch10k(b *testing.B) {
-	e := newEnv(b, envOpt{quiet: true})
+	b.Run("memstore", func(b *testing.B) { benchGroupPatch(b, memstore.New(memstore.Options{})) })
+	b.Run("bolt", func(b *testing.B) {
+		st, err := bolt.Open(filepath.Join(b.TempDir(), "state.db"), bolt.Options{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { _ = st.Close() })
+		benchGroupPatch(b, st)
+	})
+}
+
+func benchGroupPatch(b *testing.B, st state.Store) {
+	e := newEnv(b, envOpt{quiet: true, store: st})
 	gid := e.createGroup("Staff")
 	ids := make([]string, 60000)
 	for i := range ids {

@@ -378,19 +378,37 @@ func (s *Server) extBucket() string              { return "scim/" + s.name + "/e
 
 // get reads one resource.
 func (s *Server) get(ctx context.Context, rt *resourceType, id string) (*record, int64, error) {
+	r, ver, _, err := s.getRaw(ctx, rt, id)
+	return r, ver, err
+}
+
+// getRaw reads one resource and also returns its stored form.
+func (s *Server) getRaw(ctx context.Context, rt *resourceType, id string) (*record, int64, []byte, error) {
 	b, ver, err := s.store.KVGet(ctx, s.bucket(rt), id)
 	if errors.Is(err, state.ErrNotFound) {
-		return nil, 0, errNotFound(rt, id)
+		return nil, 0, nil, errNotFound(rt, id)
 	}
 	if err != nil {
-		return nil, 0, fmt.Errorf("scim %s: read %s %q: %w", s.name, rt.name, id, err)
+		return nil, 0, nil, fmt.Errorf("scim %s: read %s %q: %w", s.name, rt.name, id, err)
 	}
 	r, err := decodeRecord(b)
 	if err != nil {
-		return nil, 0, fmt.Errorf("scim %s: decode %s %q: %w", s.name, rt.name, id, err)
+		return nil, 0, nil, fmt.Errorf("scim %s: decode %s %q: %w", s.name, rt.name, id, err)
 	}
 	s.recs.put(rt.bucket+"/"+id, b, ver)
-	return r, ver, nil
+	return r, ver, b, nil
+}
+
+// storedAttrs returns the encoded attributes inside a stored record: the
+// record is encoded with "attrs" last, after fields (id, times) that
+// cannot contain the key, so the first `,"attrs":` starts them.
+func storedAttrs(b []byte) []byte {
+	const key = `,"attrs":`
+	i := bytes.Index(b, []byte(key))
+	if i < 0 || len(b) < i+len(key)+1 || b[len(b)-1] != '}' {
+		return nil
+	}
+	return b[i+len(key) : len(b)-1]
 }
 
 // recCache holds the stored form and version of records this process read
@@ -746,18 +764,19 @@ func (s *Server) update(ctx context.Context, rt *resourceType, id string, pre pr
 		var (
 			cur *record
 			ver int64
+			raw []byte
 			err error
 		)
 		cached := false
 		if attempt == 0 && pre == (preconds{}) {
 			if b, v, ok := s.recs.get(ck); ok {
 				if cur, err = decodeRecord(b); err == nil {
-					cur.ID, ver, cached = id, v, true
+					cur.ID, ver, raw, cached = id, v, b, true
 				}
 			}
 		}
 		if !cached {
-			if cur, ver, err = s.get(ctx, rt, id); err != nil {
+			if cur, ver, raw, err = s.getRaw(ctx, rt, id); err != nil {
 				return nil, 0, nil, err
 			}
 		}
@@ -776,7 +795,11 @@ func (s *Server) update(ctx context.Context, rt *resourceType, id string, pre pr
 		if err != nil {
 			return nil, 0, nil, fmt.Errorf("scim %s: encode %s: %w", s.name, rt.name, err)
 		}
-		if pj, err := json.Marshal(prev.Attrs); err == nil && bytes.Equal(aj, pj) {
+		pj := storedAttrs(raw)
+		if pj == nil {
+			pj, _ = json.Marshal(prev.Attrs)
+		}
+		if bytes.Equal(aj, pj) {
 			if cached {
 				continue
 			}
