@@ -637,22 +637,13 @@ func (s *Server) serveSearch(rc *reqCtx, rts []*resourceType, p listParams) {
 		v  versioned
 	}
 	var hits []hit
-	var ferr error
-	parsed := false
-	for _, rt := range rts {
-		var f expr
-		if strings.TrimSpace(p.filter) != "" {
-			var err error
-			if f, err = parseFilter(p.filter, rt.urns); err != nil {
-				ferr = err
-				continue
-			}
-			if err := rt.checkFilter(f); err != nil {
-				s.writeError(rc, err)
-				return
-			}
-		}
-		parsed = true
+	tfs, err := parseFilters(rts, p.filter)
+	if err != nil {
+		s.writeError(rc, err)
+		return
+	}
+	for _, tf := range tfs {
+		rt, f := tf.rt, tf.f
 		recs, err := s.query(rc.r.Context(), rt, f, rc.base)
 		if err != nil {
 			s.writeError(rc, err)
@@ -661,11 +652,6 @@ func (s *Server) serveSearch(rc *reqCtx, rts []*resourceType, p listParams) {
 		for _, r := range recs {
 			hits = append(hits, hit{rt, r})
 		}
-	}
-	if !parsed {
-		s.writeError(rc, scimerrors.ScimError{ScimType: scimerrors.ScimTypeInvalidFilter, Status: http.StatusBadRequest,
-			Detail: fmt.Sprintf("invalid filter: %v", ferr)})
-		return
 	}
 	total := len(hits)
 	from := min(start-1, total)
@@ -681,24 +667,15 @@ func (s *Server) serveSearch(rc *reqCtx, rts []*resourceType, p listParams) {
 // each resource type is asked only for the part of the page that falls in
 // its results (see index.go for the plans).
 func (s *Server) serveIndexedSearch(rc *reqCtx, rts []*resourceType, p listParams, start, count int) {
-	var ferr error
-	parsed := false
+	tfs, err := parseFilters(rts, p.filter)
+	if err != nil {
+		s.writeError(rc, err)
+		return
+	}
 	total := 0
 	var res []any
-	for _, rt := range rts {
-		var f expr
-		if strings.TrimSpace(p.filter) != "" {
-			var err error
-			if f, err = parseFilter(p.filter, rt.urns); err != nil {
-				ferr = err
-				continue
-			}
-			if err := rt.checkFilter(f); err != nil {
-				s.writeError(rc, err)
-				return
-			}
-		}
-		parsed = true
+	for _, tf := range tfs {
+		rt, f := tf.rt, tf.f
 		offset := max(start-1-total, 0)
 		limit := max(count-len(res), 0)
 		n, page, err := s.indexedQuery(rc.r.Context(), rt, f, rc.base, offset, limit)
@@ -711,12 +688,42 @@ func (s *Server) serveIndexedSearch(rc *reqCtx, rts []*resourceType, p listParam
 			res = append(res, p.proj.apply(rt, s.render(rt, v.rec, v.ver, rc.base)))
 		}
 	}
-	if !parsed {
-		s.writeError(rc, scimerrors.ScimError{ScimType: scimerrors.ScimTypeInvalidFilter, Status: http.StatusBadRequest,
-			Detail: fmt.Sprintf("invalid filter: %v", ferr)})
-		return
-	}
 	s.writeJSON(rc, http.StatusOK, listResponse(total, start, res))
+}
+
+// typedFilter is a list filter parsed for one resource type (f nil: none).
+type typedFilter struct {
+	rt *resourceType
+	f  expr
+}
+
+// parseFilters parses a list filter for each resource type. A type it does
+// not parse for (an attribute it does not have) is left out: none of its
+// resources match. A filter no type takes, or one comparing in a way its
+// attribute's type does not allow, is a 400 invalidFilter.
+func parseFilters(rts []*resourceType, filter string) ([]typedFilter, error) {
+	var out []typedFilter
+	var perr error
+	for _, rt := range rts {
+		tf := typedFilter{rt: rt}
+		if strings.TrimSpace(filter) != "" {
+			f, err := parseFilter(filter, rt.urns)
+			if err != nil {
+				perr = err
+				continue
+			}
+			if err := rt.checkFilter(f); err != nil {
+				return nil, err
+			}
+			tf.f = f
+		}
+		out = append(out, tf)
+	}
+	if len(out) == 0 {
+		return nil, scimerrors.ScimError{ScimType: scimerrors.ScimTypeInvalidFilter, Status: http.StatusBadRequest,
+			Detail: fmt.Sprintf("invalid filter: %v", perr)}
+	}
+	return out, nil
 }
 
 type versioned struct {
