@@ -123,8 +123,7 @@ func (s *Server) changed(rt *resourceType, method string, prev, next *record) {
 		touched = append(touched, before.members...)
 		touched = append(touched, after.members...)
 	}
-	was := setOf(before.members)
-	is := setOf(after.members)
+	was, is := before.set, after.set
 	for m := range is {
 		if _, ok := was[m]; !ok {
 			touched = append(touched, m)

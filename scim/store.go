@@ -58,6 +58,8 @@ type record struct {
 	Created  time.Time      `json:"created"`
 	Modified time.Time      `json:"lastModified"`
 	Attrs    map[string]any `json:"attrs"`
+
+	gi *groupInfo // a group's members, once computed (groupInfoOf)
 }
 
 // rawRecord is a record whose attributes are already encoded.
@@ -166,6 +168,7 @@ type index struct {
 type groupInfo struct {
 	name    string
 	members []string
+	set     map[string]struct{} // members as a set
 }
 
 func newIndex() *index {
@@ -260,9 +263,9 @@ func (ix *index) putGroupLocked(id string, g groupInfo) {
 	ix.groups[id] = g
 	var was map[string]struct{}
 	if had {
-		was = setOf(old.members)
+		was = old.set
 	}
-	is := setOf(g.members)
+	is := g.set
 	for m := range is {
 		if _, ok := was[m]; ok {
 			continue
@@ -360,6 +363,9 @@ func (ix *index) directGroups(id string) []groupRef {
 type groupRef struct{ id, name string }
 
 func groupInfoOf(r *record) groupInfo {
+	if r.gi != nil {
+		return *r.gi
+	}
 	g := groupInfo{name: r.str("displayName")}
 	for _, m := range asList(r.Attrs["members"]) {
 		if mm, ok := m.(map[string]any); ok {
@@ -368,6 +374,8 @@ func groupInfoOf(r *record) groupInfo {
 			}
 		}
 	}
+	g.set = setOf(g.members)
+	r.gi = &g // computed once per record: the index and the change feed share it
 	return g
 }
 

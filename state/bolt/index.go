@@ -6,6 +6,8 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"sync"
 
 	bbolt "go.etcd.io/bbolt"
@@ -107,6 +109,16 @@ func ixApply(tx *bbolt.Tx, bucket, key string, del, add []state.IndexEntry) erro
 	if len(del)+len(add) == 0 {
 		return nil
 	}
+	// In key order, bulk changes (a group's 10,000 new members) walk the
+	// B+tree's pages in order instead of at random.
+	byKey := func(a, b state.IndexEntry) int {
+		if c := strings.Compare(a.Index, b.Index); c != 0 {
+			return c
+		}
+		return strings.Compare(a.Term, b.Term)
+	}
+	del = slices.SortedFunc(slices.Values(del), byKey)
+	add = slices.SortedFunc(slices.Values(add), byKey)
 	b, err := ixBuckets(tx, bucket, true)
 	if err != nil {
 		return err
