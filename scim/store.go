@@ -716,9 +716,6 @@ func (s *Server) create(ctx context.Context, rt *resourceType, attrs map[string]
 		return nil, 0, fmt.Errorf("scim %s: encode %s: %w", s.name, rt.name, err)
 	}
 	ver, err := s.write(ctx, rt, r.ID, b, 0, nil, r)
-	if err == nil {
-		s.recs.put(rt.bucket+"/"+r.ID, b, ver)
-	}
 	if err != nil {
 		if rt == s.users {
 			s.releaseName(ctx, userName, r.ID)
@@ -726,6 +723,7 @@ func (s *Server) create(ctx context.Context, rt *resourceType, attrs map[string]
 		}
 		return nil, 0, fmt.Errorf("scim %s: write %s: %w", s.name, rt.name, err)
 	}
+	s.recs.put(rt.bucket+"/"+r.ID, b, ver)
 	s.indexPut(rt, r)
 	return r, ver, nil
 }
