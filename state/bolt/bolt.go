@@ -627,12 +627,18 @@ func (s *Store) KVPut(ctx context.Context, bucket, key string, val []byte, ifVer
 	if bucket == "" || key == "" {
 		return 0, fmt.Errorf("bolt: kv put %s/%s: empty bucket or key", bucket, key)
 	}
+	return s.kvPut(bucket, key, val, ifVersion, nil)
+}
+
+// kvPut writes a value at ifVersion and, in the same transaction, runs
+// also (when set) once the value is written. Concurrent writers share one
+// commit (bbolt's Batch); a version mismatch writes nothing and is
+// reported without failing the batch.
+func (s *Store) kvPut(bucket, key string, val []byte, ifVersion int64, also func(tx *bbolt.Tx) error) (int64, error) {
 	var (
 		nv       int64
 		mismatch error
 	)
-	// Concurrent writers share one commit (bbolt's Batch); a version
-	// mismatch writes nothing and is reported without failing the batch.
 	err := s.db.Batch(func(tx *bbolt.Tx) error {
 		mismatch = nil
 		b, err := tx.Bucket(bKV).CreateBucketIfNotExists([]byte(bucket))
@@ -654,7 +660,13 @@ func (s *Store) KVPut(ctx context.Context, bucket, key string, val []byte, ifVer
 		v := make([]byte, 8+len(val))
 		binary.BigEndian.PutUint64(v, uint64(nv))
 		copy(v[8:], val)
-		return b.Put([]byte(key), v)
+		if err := b.Put([]byte(key), v); err != nil {
+			return err
+		}
+		if also != nil {
+			return also(tx)
+		}
+		return nil
 	})
 	if err == nil {
 		err = mismatch
@@ -667,6 +679,12 @@ func (s *Store) KVPut(ctx context.Context, bucket, key string, val []byte, ifVer
 
 // KVDelete removes a key; see state.Store.
 func (s *Store) KVDelete(ctx context.Context, bucket, key string, ifVersion int64) error {
+	return s.kvDelete(bucket, key, ifVersion, nil)
+}
+
+// kvDelete deletes a key at ifVersion and, in the same transaction, runs
+// also (when set) once it is deleted; as kvPut, writers share commits.
+func (s *Store) kvDelete(bucket, key string, ifVersion int64, also func(tx *bbolt.Tx) error) error {
 	var mismatch error
 	err := s.db.Batch(func(tx *bbolt.Tx) error {
 		mismatch = nil
@@ -689,7 +707,13 @@ func (s *Store) KVDelete(ctx context.Context, bucket, key string, ifVersion int6
 		if old == nil {
 			return nil
 		}
-		return b.Delete([]byte(key))
+		if err := b.Delete([]byte(key)); err != nil {
+			return err
+		}
+		if also != nil {
+			return also(tx)
+		}
+		return nil
 	})
 	if err == nil {
 		err = mismatch

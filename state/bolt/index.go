@@ -180,45 +180,12 @@ func (s *Store) KVPutIndexed(ctx context.Context, bucket, key string, val []byte
 	if err := memstore.CheckEntries(append(append([]state.IndexEntry(nil), del...), add...)); err != nil {
 		return 0, fmt.Errorf("bolt: kv put indexed %s/%s: %w", bucket, key, err)
 	}
-	var (
-		nv       int64
-		mismatch error
-	)
-	err := s.db.Batch(func(tx *bbolt.Tx) error {
-		mismatch = nil
-		b, err := tx.Bucket(bKV).CreateBucketIfNotExists([]byte(bucket))
-		if err != nil {
-			return err
-		}
-		var cur int64
-		old := b.Get([]byte(key))
-		if old != nil {
-			if _, cur, err = kvDecode(old); err != nil {
-				return err
-			}
-		}
-		if err := memstore.CheckVersion(cur, old != nil, ifVersion); err != nil {
-			mismatch = err // nothing written: no need to fail the batch
-			return nil
-		}
+	nv, err := s.kvPut(bucket, key, val, ifVersion, func(tx *bbolt.Tx) error {
 		s.ixc.bump(bucket)
-		nv = cur + 1
-		v := make([]byte, 8+len(val))
-		binary.BigEndian.PutUint64(v, uint64(nv))
-		copy(v[8:], val)
-		if err := b.Put([]byte(key), v); err != nil {
-			return err
-		}
 		return ixApply(tx, bucket, key, del, add)
 	})
 	s.ixc.bump(bucket)
-	if err == nil {
-		err = mismatch
-	}
-	if err != nil {
-		return 0, fmt.Errorf("bolt: kv put %s/%s: %w", bucket, key, err)
-	}
-	return nv, nil
+	return nv, err
 }
 
 // KVDeleteIndexed deletes a value and its index entries; see state.IndexedKV.
@@ -226,39 +193,12 @@ func (s *Store) KVDeleteIndexed(ctx context.Context, bucket, key string, ifVersi
 	if ifVersion <= 0 {
 		return fmt.Errorf("bolt: kv delete indexed %s/%s: ifVersion must be > 0", bucket, key)
 	}
-	var mismatch error
-	err := s.db.Batch(func(tx *bbolt.Tx) error {
-		mismatch = nil
-		b := tx.Bucket(bKV).Bucket([]byte(bucket))
-		var old []byte
-		if b != nil {
-			old = b.Get([]byte(key))
-		}
-		var cur int64
-		if old != nil {
-			var err error
-			if _, cur, err = kvDecode(old); err != nil {
-				return err
-			}
-		}
-		if err := memstore.CheckVersion(cur, old != nil, ifVersion); err != nil {
-			mismatch = err
-			return nil
-		}
+	err := s.kvDelete(bucket, key, ifVersion, func(tx *bbolt.Tx) error {
 		s.ixc.bump(bucket)
-		if err := b.Delete([]byte(key)); err != nil {
-			return err
-		}
 		return ixApply(tx, bucket, key, del, nil)
 	})
 	s.ixc.bump(bucket)
-	if err == nil {
-		err = mismatch
-	}
-	if err != nil {
-		return fmt.Errorf("bolt: kv delete %s/%s: %w", bucket, key, err)
-	}
-	return nil
+	return err
 }
 
 // KVIndexAdd adds entries while key is at version; see state.IndexedKV.

@@ -111,19 +111,11 @@ func (s *Store) KVPutIndexed(ctx context.Context, bucket, key string, val []byte
 		return 0, err
 	}
 	defer s.mu.Unlock()
-	b := s.kv[bucket]
-	cur, ok := b[key]
-	if err := CheckVersion(cur.version, ok, ifVersion); err != nil {
-		return 0, fmt.Errorf("memstore: kv put %s/%s: %w", bucket, key, err)
+	v, err := s.putLocked(bucket, key, val, ifVersion)
+	if err == nil {
+		s.ixApply(bucket, key, del, add)
 	}
-	if b == nil {
-		b = map[string]kvEntry{}
-		s.kv[bucket] = b
-	}
-	v := cur.version + 1
-	b[key] = kvEntry{val: append([]byte{}, val...), version: v}
-	s.ixApply(bucket, key, del, add)
-	return v, nil
+	return v, err
 }
 
 // KVDeleteIndexed deletes a value and its index entries; see state.IndexedKV.

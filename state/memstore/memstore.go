@@ -478,6 +478,11 @@ func (s *Store) KVPut(ctx context.Context, bucket, key string, val []byte, ifVer
 		return 0, err
 	}
 	defer s.mu.Unlock()
+	return s.putLocked(bucket, key, val, ifVersion)
+}
+
+// putLocked writes a value at ifVersion; s.mu is held.
+func (s *Store) putLocked(bucket, key string, val []byte, ifVersion int64) (int64, error) {
 	b := s.kv[bucket]
 	cur, ok := b[key]
 	if err := CheckVersion(cur.version, ok, ifVersion); err != nil {
