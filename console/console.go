@@ -128,6 +128,8 @@ type Options struct {
 	Logger  *zap.Logger
 	// Secrets are values no page may contain (checked before every write).
 	Secrets []string
+	// Sessions is where sign-ins are kept: the state store (required).
+	Sessions KV
 	// HTTPClient reaches the IdP (default http.DefaultClient).
 	HTTPClient *http.Client
 	Now        func() time.Time
@@ -174,7 +176,7 @@ func New(o Options) (*Server, error) {
 		return nil, err
 	}
 	sub, _ := fs.Sub(assets, "static")
-	s.static = http.StripPrefix("/ui/static/", http.FileServerFS(sub))
+	s.static = http.StripPrefix("/ui/static/", noListing(http.FileServerFS(sub)))
 	return s, nil
 }
 
@@ -209,6 +211,17 @@ func securityHeaders(h http.Handler) http.Handler {
 		hd.Set("X-Content-Type-Options", "nosniff")
 		hd.Set("Referrer-Policy", "same-origin")
 		hd.Set("Cache-Control", "no-store")
+		h.ServeHTTP(w, r)
+	})
+}
+
+// noListing answers 404 for a folder instead of listing it.
+func noListing(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "" || strings.HasSuffix(r.URL.Path, "/") {
+			http.NotFound(w, r)
+			return
+		}
 		h.ServeHTTP(w, r)
 	})
 }

@@ -2,6 +2,7 @@ package console
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/cookiejar"
@@ -16,6 +17,7 @@ import (
 	"github.com/dirsync/dirsync/config"
 	"github.com/dirsync/dirsync/internal/testsrv/oidcprov"
 	"github.com/dirsync/dirsync/state"
+	"github.com/dirsync/dirsync/state/memstore"
 )
 
 // fakeBackend serves fixed data and records approvals.
@@ -33,8 +35,11 @@ func (f *fakeBackend) Overview(context.Context) (Overview, error) {
 func (f *fakeBackend) Runs(context.Context, int) ([]state.Run, error) {
 	return []state.Run{{ID: "R1", Trigger: "schedule", Status: "held"}}, nil
 }
-func (f *fakeBackend) Run(context.Context, string) (state.Run, error) {
-	return state.Run{ID: "R1"}, nil
+func (f *fakeBackend) Run(_ context.Context, id string) (state.Run, error) {
+	if id != "R1" && id != "R2" {
+		return state.Run{}, fmt.Errorf("bolt: run %q: %w", id, state.ErrNotFound)
+	}
+	return state.Run{ID: id}, nil
 }
 func (f *fakeBackend) Decisions(context.Context, state.DecisionQuery) ([]state.Decision, error) {
 	return []state.Decision{{RunID: "R1", Target: "netmaker", User: "jo", Action: "suspend", Outcome: "held"},
@@ -67,10 +72,31 @@ const (
 )
 
 type fixture struct {
-	t   *testing.T
-	idp *oidcprov.Provider
-	srv *httptest.Server
-	be  *fakeBackend
+	t     *testing.T
+	idp   *oidcprov.Provider
+	srv   *httptest.Server
+	be    *fakeBackend
+	store *memstore.Store
+	clock *fakeClock
+	cfg   config.Console
+}
+
+// fakeClock is the console's clock in tests: real time plus an offset.
+type fakeClock struct {
+	mu  stdsync.Mutex
+	off time.Duration
+}
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return time.Now().Add(c.off)
+}
+
+func (c *fakeClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.off += d
 }
 
 func newFixture(t *testing.T) *fixture {
@@ -83,12 +109,22 @@ func newFixture(t *testing.T) *fixture {
 	cfg := config.Console{Enabled: true, BaseURL: f.srv.URL + "/ui/", AdminToken: config.NewSecret(adminToken),
 		OIDC: config.ConsoleOIDC{Issuer: idp.Issuer, ClientID: "dirsync", ClientSecret: config.NewSecret(clientSecret),
 			Viewers: []string{"it-staff"}, Approvers: []string{"it-oncall"}}}
-	s, err := New(Options{Config: cfg, Backend: f.be, Secrets: []string{clientSecret, adminToken, "redis-password-xyz"}})
+	f.store = memstore.New(memstore.Options{})
+	f.clock = &fakeClock{}
+	f.restart(cfg)
+	return f
+}
+
+// restart serves a new console process with cfg on the same store, as a
+// daemon restarted with an edited configuration would.
+func (f *fixture) restart(cfg config.Console) {
+	f.t.Helper()
+	f.cfg = cfg
+	s, err := New(Options{Config: cfg, Backend: f.be, Sessions: f.store, Now: f.clock.Now, Secrets: []string{clientSecret, adminToken, "redis-password-xyz"}})
 	if err != nil {
-		t.Fatal(err)
+		f.t.Fatal(err)
 	}
 	f.srv.Config.Handler = s.Handler()
-	return f
 }
 
 // client is a browser stand-in: a cookie jar, following redirects.

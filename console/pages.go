@@ -7,6 +7,7 @@ import (
 	"errors"
 	"html/template"
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 	"time"
@@ -24,7 +25,14 @@ func (s *Server) need(role int, h http.HandlerFunc) http.Handler {
 		sess, ok := s.auth.current(r)
 		if !ok {
 			if r.Method == http.MethodGet {
-				http.Redirect(w, r, s.base.JoinPath("login").String(), http.StatusFound)
+				// The page asked for comes back after sign-in; a stale
+				// cookie says why the session ended.
+				v := url.Values{"next": {r.URL.RequestURI()}}
+				if cookieID(r) != "" {
+					v.Set("error", "ended")
+					s.auth.clearCookie(w, sessionCookie)
+				}
+				http.Redirect(w, r, s.base.JoinPath("login").String()+"?"+v.Encode(), http.StatusFound)
 				return
 			}
 			http.Error(w, "sign in first", http.StatusUnauthorized)
@@ -105,46 +113,101 @@ func (s *Server) render(w http.ResponseWriter, r *http.Request, name string, p p
 	_, _ = w.Write(buf.Bytes())
 }
 
+// fail answers 500 with a fixed message; the error itself goes to the
+// log only (it can carry store keys and internal names). An unknown id is
+// a 404.
 func (s *Server) fail(w http.ResponseWriter, r *http.Request, title string, err error) {
+	if errors.Is(err, state.ErrNotFound) || errors.Is(err, ErrUnknown) {
+		s.notFound(w, r, title)
+		return
+	}
 	s.o.Logger.Warn("console: "+title, zap.Error(err))
 	w.WriteHeader(http.StatusInternalServerError)
-	s.render(w, r, "error", page{Title: title, Error: err.Error()})
+	s.render(w, r, "error", page{Title: title, Error: "This page could not be made; the daemon's log says why."})
+}
+
+// ErrUnknown is what a Backend returns (wrapped) for an id it does not know.
+var ErrUnknown = errors.New("console: unknown id")
+
+func (s *Server) notFound(w http.ResponseWriter, r *http.Request, title string) {
+	w.WriteHeader(http.StatusNotFound)
+	s.render(w, r, "error", page{Title: title, Error: "Not found: no such record (it may have been approved, discarded or aged out)."})
 }
 
 func (s *Server) loginPage(w http.ResponseWriter, r *http.Request) {
 	if _, ok := s.auth.current(r); ok {
-		http.Redirect(w, r, s.base.Path, http.StatusFound)
+		next := s.auth.safeNext(r.URL.Query().Get("next"))
+		if next == "" {
+			next = s.base.Path
+		}
+		http.Redirect(w, r, next, http.StatusFound)
 		return
 	}
 	ls := s.auth.loginState(w, r)
-	s.render(w, r, "login", page{Title: "Sign in", Error: r.URL.Query().Get("error"), Data: map[string]any{
-		"OIDC": s.auth.oidcEnabled(), "Token": !s.o.Config.AdminToken.IsZero(), "CSRF": ls.CSRF}})
+	s.renderLogin(w, r, http.StatusOK, r.URL.Query().Get("error"), ls)
+}
+
+// renderLogin shows the sign-in page with the message of a fixed code.
+func (s *Server) renderLogin(w http.ResponseWriter, r *http.Request, status int, code string, ls loginState) {
+	oidcHref := s.base.JoinPath("login/oidc").String()
+	if ls.Next != "" {
+		oidcHref += "?" + url.Values{"next": {ls.Next}}.Encode()
+	}
+	if status != http.StatusOK {
+		w.WriteHeader(status)
+	}
+	s.render(w, r, "login", page{Title: "Sign in", Error: signInErrors[code], Data: map[string]any{
+		"OIDC": s.auth.oidcEnabled(), "OIDCHref": oidcHref, "Token": !s.o.Config.AdminToken.IsZero() && ls.CSRF != "", "CSRF": ls.CSRF}})
 }
 
 func (s *Server) callback(w http.ResponseWriter, r *http.Request) {
-	sub, name, role, err := s.auth.finishOIDC(w, r)
+	client := clientKey(r)
+	if s.auth.tries.blocked(client) {
+		s.auth.tries.fail(client)
+		s.renderLogin(w, r, http.StatusTooManyRequests, "throttled", loginState{})
+		return
+	}
+	who, err := s.auth.finishOIDC(w, r)
 	if err != nil {
+		code := "failed"
 		var se errSignIn
-		msg := "sign-in failed; see the daemon's log"
 		if errors.As(err, &se) {
-			msg = se.msg
+			code = se.code
 		}
+		s.auth.tries.fail(client)
 		s.o.Logger.Warn("console: sign-in refused", zap.Error(err))
-		w.WriteHeader(http.StatusUnauthorized)
-		s.render(w, r, "login", page{Title: "Sign in", Error: msg, Data: map[string]any{"OIDC": s.auth.oidcEnabled(), "Token": false}})
+		s.renderLogin(w, r, http.StatusUnauthorized, code, loginState{})
 		return
 	}
-	if role == roleNone {
-		s.o.Logger.Warn("console: sign-in without a console role", zap.String("who", name))
-		w.WriteHeader(http.StatusForbidden)
-		s.render(w, r, "login", page{Title: "Sign in", Error: name + " is in none of the groups allowed to use the console", Data: map[string]any{"OIDC": true}})
+	account := "account:" + who.Subject
+	if s.auth.tries.blocked(account) {
+		s.auth.tries.fail(client, account)
+		s.renderLogin(w, r, http.StatusTooManyRequests, "throttled", loginState{})
 		return
 	}
-	s.o.Logger.Info("console: signed in", zap.String("who", name), zap.String("role", roleName(role)))
-	s.auth.startSession(w, sub, name, role)
-	http.Redirect(w, r, s.base.Path, http.StatusFound)
+	sess := session{Subject: who.Subject, Name: who.Name, Groups: who.Groups, Refresh: who.Refresh}
+	if role := s.auth.roleFor(sess); role == roleNone {
+		s.auth.tries.fail(client, account)
+		s.o.Logger.Warn("console: sign-in without a console role", zap.String("who", who.Name))
+		s.renderLogin(w, r, http.StatusForbidden, "role", loginState{})
+		return
+	}
+	if err := s.auth.startSession(w, r, sess); err != nil {
+		s.o.Logger.Error("console: sign-in", zap.Error(err))
+		s.renderLogin(w, r, http.StatusInternalServerError, "failed", loginState{})
+		return
+	}
+	s.o.Logger.Info("console: signed in", zap.String("who", who.Name), zap.String("role", roleName(s.auth.roleFor(sess))))
+	next := who.Next
+	if next == "" {
+		next = s.base.Path
+	}
+	http.Redirect(w, r, next, http.StatusFound)
 }
 
+// tokenLogin signs in with the static admin token. Failures are throttled
+// per client and for the one admin account, so guessing stops after a few
+// tries even when the right token comes next.
 func (s *Server) tokenLogin(w http.ResponseWriter, r *http.Request) {
 	c, err := r.Cookie(loginCookie)
 	var ls loginState
@@ -153,18 +216,41 @@ func (s *Server) tokenLogin(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "refused: the form's CSRF token is missing or wrong; reload the page", http.StatusForbidden)
 		return
 	}
+	keys := []string{clientKey(r), "account:admin-token"}
+	login := s.base.JoinPath("login").String()
+	if s.auth.tries.blocked(keys...) {
+		s.auth.tries.fail(keys...)
+		s.o.Logger.Warn("console: admin-token sign-in refused: too many failures")
+		http.Redirect(w, r, login+"?error=throttled", http.StatusSeeOther)
+		return
+	}
 	if !s.auth.checkAdminToken(r.PostForm.Get("token")) {
+		s.auth.tries.fail(keys...)
 		s.o.Logger.Warn("console: wrong admin token")
-		http.Redirect(w, r, s.base.JoinPath("login").String()+"?error=wrong+token", http.StatusSeeOther)
+		http.Redirect(w, r, login+"?error=token", http.StatusSeeOther)
+		return
+	}
+	if err := s.auth.startSession(w, r, session{Subject: "admin-token", Name: "admin (static token)", Admin: true}); err != nil {
+		s.o.Logger.Error("console: sign-in", zap.Error(err))
+		http.Redirect(w, r, login+"?error=failed", http.StatusSeeOther)
 		return
 	}
 	s.o.Logger.Warn("console: signed in with the static admin token; configure OIDC and remove it")
 	s.auth.clearCookie(w, loginCookie)
-	s.auth.startSession(w, "admin-token", "admin (static token)", roleApprover)
-	http.Redirect(w, r, s.base.Path, http.StatusSeeOther)
+	next := s.auth.safeNext(ls.Next)
+	if next == "" {
+		next = s.base.Path
+	}
+	http.Redirect(w, r, next, http.StatusSeeOther)
 }
 
+// logout ends the session in the store: the old cookie opens nothing.
 func (s *Server) logout(w http.ResponseWriter, r *http.Request) {
+	if err := s.auth.ss.end(r.Context(), sessionOf(r).id); err != nil {
+		s.o.Logger.Error("console: sign-out", zap.Error(err))
+		http.Error(w, "sign-out failed: the session store cannot be reached", http.StatusServiceUnavailable)
+		return
+	}
 	s.auth.clearCookie(w, sessionCookie)
 	http.Redirect(w, r, s.base.JoinPath("login").String(), http.StatusSeeOther)
 }

@@ -54,7 +54,7 @@ func (c *consoleAPI) heldOfRun(ctx context.Context, id string) ([]dsync.HeldPlan
 		}
 	}
 	if len(out) == 0 {
-		return nil, fmt.Errorf("no held plan for run %s (approved or discarded already?)", id)
+		return nil, fmt.Errorf("no held plan for run %s (approved or discarded already?): %w", id, console.ErrUnknown)
 	}
 	return out, nil
 }

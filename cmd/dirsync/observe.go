@@ -209,7 +209,7 @@ func (d *daemon) mountConsole(ctx context.Context) error {
 	if !con.Enabled {
 		return nil
 	}
-	srv, err := console.New(console.Options{Config: con, Backend: api, Logger: d.log.With(zap.String("part", "console")), Secrets: secretsOf(d.a.cfg)})
+	srv, err := console.New(console.Options{Config: con, Backend: api, Logger: d.log.With(zap.String("part", "console")), Secrets: secretsOf(d.a.cfg), Sessions: d.a.store})
 	if err != nil {
 		return fmt.Errorf("http.console: %w", err)
 	}
