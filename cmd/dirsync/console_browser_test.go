@@ -59,6 +59,7 @@ type consoleEnv struct {
 	hook  string
 	d     *daemon
 	app   *memtarget.Target
+	stop  func()
 }
 
 func startConsoleEnv(t *testing.T, users int) *consoleEnv {
@@ -109,7 +110,15 @@ targets:
 	if err := os.WriteFile(e.config, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	c, err := loadConfig(e.config)
+	ce.boot()
+	waitFor(t, func() bool { return len(ce.app.Calls()) >= users })
+	return ce
+}
+
+// boot starts the daemon on the current configuration file; stop ends it.
+func (ce *consoleEnv) boot() {
+	t := ce.t
+	c, err := loadConfig(ce.config)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -127,17 +136,34 @@ targets:
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- ce.d.serve(ctx, nil) }()
-	t.Cleanup(func() {
-		cancel()
-		<-done
-		a.close()
-		if strings.Contains(logs.String(), knownSecret) || strings.Contains(logs.String(), "hookSecretPart77") || strings.Contains(logs.String(), testOIDCSecret) {
-			t.Error("a configured secret reached the log")
-		}
-	})
+	var once stdsync.Once
+	ce.stop = func() {
+		once.Do(func() {
+			cancel()
+			<-done
+			a.close()
+			if strings.Contains(logs.String(), knownSecret) || strings.Contains(logs.String(), "hookSecretPart77") || strings.Contains(logs.String(), testOIDCSecret) {
+				t.Error("a configured secret reached the log")
+			}
+		})
+	}
+	t.Cleanup(ce.stop)
 	<-ce.d.ready
-	waitFor(t, func() bool { return len(ce.app.Calls()) >= users })
-	return ce
+}
+
+// restart stops the daemon, edits its configuration file and starts it
+// again on the same state store.
+func (ce *consoleEnv) restart(edit func(cfg string) string) {
+	ce.t.Helper()
+	ce.stop()
+	b, err := os.ReadFile(ce.config)
+	if err != nil {
+		ce.t.Fatal(err)
+	}
+	if err := os.WriteFile(ce.config, []byte(edit(string(b))), 0o600); err != nil {
+		ce.t.Fatal(err)
+	}
+	ce.boot()
 }
 
 // holdTwelve disables 12 people (past the guard's limit of 10), runs, and
@@ -381,5 +407,83 @@ func TestConsoleInBrowser(t *testing.T) {
 	}
 	if heldMsgs != 1 {
 		t.Fatalf("%d held notifications, want 1: %v", heldMsgs, ce.hooks.all())
+	}
+}
+
+// browserCookie returns the browser's session cookie value.
+func browserCookie(t *testing.T, ctx context.Context) string {
+	t.Helper()
+	res, err := chromedp.Call(ctx, network.GetCookies, network.GetCookiesParams{})
+	if err != nil {
+		t.Fatalf("cookies: %v", err)
+	}
+	for _, c := range res.Cookies {
+		if c.Name == "dirsync_session" {
+			return c.Value
+		}
+	}
+	return ""
+}
+
+// setBrowserCookie puts a session cookie back into the browser.
+func (ce *consoleEnv) setBrowserCookie(t *testing.T, ctx context.Context, value string) {
+	t.Helper()
+	if _, err := chromedp.Call(ctx, network.SetCookie, network.SetCookieParams{Name: "dirsync_session", Value: value, URL: ce.base,
+		Path: "/ui/", HTTPOnly: new(true), Secure: new(true), SameSite: network.CookieSameSiteLax}); err != nil {
+		t.Fatalf("set cookie: %v", err)
+	}
+}
+
+// TestConsoleSessionsInBrowser: a deep link from the held notification
+// lands on its plan after sign-in; after sign-out the old cookie opens
+// nothing; an approver removed from the configuration is refused at the
+// next request after a restart.
+func TestConsoleSessionsInBrowser(t *testing.T) {
+	ctx := newBrowser(t)
+	const users = 30
+	ce := startConsoleEnv(t, users)
+	runID := ce.holdTwelve(users)
+
+	// The notification's link, opened without a session.
+	var link string
+	waitFor(t, func() bool {
+		for _, b := range ce.hooks.all() {
+			if i := strings.Index(b, ce.base+"held/"); i >= 0 {
+				link = b[i:]
+				link = link[:strings.IndexAny(link, "\"> |\\")]
+				return true
+			}
+		}
+		return false
+	})
+	if !strings.Contains(link, runID) {
+		t.Fatalf("notification link %q does not name run %s", link, runID)
+	}
+	ce.idp.SignIn(consoleOncall)
+	clearCookies(t, ctx)
+	do(t, ctx, "deep link", chromedp.Navigate(link), chromedp.WaitVisible(chromedp.ID("oidc")),
+		chromedp.Click(chromedp.ID("oidc")), chromedp.WaitVisible(chromedp.ID("steps")))
+	if loc := get(t, ctx, "location", chromedp.Location()); loc != link {
+		t.Fatalf("after sign-in the browser is at %s, want %s", loc, link)
+	}
+
+	// Sign out, then put the old cookie back: signed out all the same.
+	old := browserCookie(t, ctx)
+	do(t, ctx, "sign out", chromedp.Click(chromedp.CSS(`form.who button`)), chromedp.WaitVisible(chromedp.ID("oidc")))
+	ce.setBrowserCookie(t, ctx, old)
+	do(t, ctx, "old cookie", chromedp.Navigate(ce.base+"held/"+runID), chromedp.WaitVisible(chromedp.ID("oidc")))
+	if msg := get(t, ctx, "error", chromedp.Text(chromedp.ID("error"))); !strings.Contains(msg, "session ended") {
+		t.Fatalf("old cookie after sign-out: page says %q", msg)
+	}
+
+	// Signed in again; the approvers are removed and the daemon restarted.
+	ce.signIn(t, ctx, consoleOncall)
+	ce.restart(func(cfg string) string { return strings.Replace(cfg, "approvers: [it-oncall]", "approvers: []", 1) })
+	do(t, ctx, "after restart", chromedp.Navigate(ce.base+"held/"+runID), chromedp.WaitVisible(chromedp.ID("oidc")))
+	if loc := get(t, ctx, "location", chromedp.Location()); !strings.Contains(loc, "/ui/login") {
+		t.Fatalf("an approver removed from the configuration still sees %s", loc)
+	}
+	if n, _ := ce.d.a.store.HeldRuns(context.Background()); len(n) == 0 {
+		t.Fatal("the held plan went away")
 	}
 }
