@@ -113,7 +113,9 @@ func newApp(ctx context.Context, cfg *config.Config, o appOptions) (*app, error)
 func (a *app) build(declog *zap.Logger, extra []source.Source) error {
 	var problems []string
 	for _, sc := range a.cfg.Sources {
-		s, err := buildSource(sc, source.Deps{Logger: a.log.With(zap.String("source", sc.Name)), Cursors: a.store}, a.store)
+		name := sc.Name
+		s, err := buildSource(sc, source.Deps{Logger: a.log.With(zap.String("source", sc.Name)), Cursors: a.store,
+			WatchHealth: func(err error) { a.watchHealth(name, err) }}, a.store)
 		if err != nil {
 			problems = append(problems, err.Error())
 			continue

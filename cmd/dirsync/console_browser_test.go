@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	stdsync "sync"
@@ -21,6 +22,8 @@ import (
 	"github.com/dirsync/dirsync/connector/memtarget"
 	"github.com/dirsync/dirsync/internal/testenv"
 	"github.com/dirsync/dirsync/internal/testsrv/oidcprov"
+	"github.com/dirsync/dirsync/internal/testsrv/slapd"
+	"github.com/dirsync/dirsync/state"
 )
 
 const (
@@ -486,4 +489,90 @@ func TestConsoleSessionsInBrowser(t *testing.T) {
 	if n, _ := ce.d.a.store.HeldRuns(context.Background()); len(n) == 0 {
 		t.Fatal("the held plan went away")
 	}
+}
+
+// TestConsoleStoppedSourceRedInBrowser: an LDAP source read through its
+// syncrepl watch (no polls, the next full run a day away) turns red on the
+// overview within 10 s of slapd stopping, and /metrics says so in the
+// metric the DirsyncSourceFailing alert keys on.
+func TestConsoleStoppedSourceRedInBrowser(t *testing.T) {
+	ctx := newBrowser(t)
+	lc := &slapd.Config{Suffix: slapd.DefaultSuffix}
+	srv := slapd.Start(t, slapd.Options{LDIF: lc.User("jo") + lc.User("al") + lc.Group("staff", lc.UserDN("jo"), lc.UserDN("al"))})
+	dir := t.TempDir()
+	e := &env{t: t, dir: dir, config: filepath.Join(dir, "dirsync.yaml")}
+	ce := &consoleEnv{env: e, idp: oidcprov.Start(t, "dirsync", testOIDCSecret), hooks: &hookReceiver{}}
+	port := testenv.FreePort(t)
+	ce.base = fmt.Sprintf("http://localhost:%d/ui/", port)
+	t.Setenv("LDAP_PW", slapd.AdminPassword)
+	t.Setenv("TEST_OIDC_SECRET", testOIDCSecret)
+	cfg := fmt.Sprintf(`state: {backend: embedded, path: %[1]s/state.db}
+http:
+  listen: "127.0.0.1:%[2]d"
+  console:
+    enabled: true
+    base_url: %[3]s
+    oidc: {issuer: %[4]s, client_id: dirsync, client_secret: "${TEST_OIDC_SECRET}", approvers: [it-oncall]}
+schedule: {full: "@daily", reconcile: "off", incremental: 0}
+sources:
+  - name: corp
+    type: ldap
+    urls: [%[5]q]
+    bind_dn: %[6]q
+    bind_password: ${LDAP_PW}
+    users: {base_dn: %[7]q}
+    groups: {base_dn: %[8]q}
+targets:
+  - {name: app, type: memory}
+`, dir, port, ce.base, ce.idp.Issuer, srv.URL, srv.AdminDN, srv.PeopleDN(), srv.GroupsDN())
+	if err := os.WriteFile(e.config, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ce.boot()
+	waitFor(t, func() bool { return len(ce.app.Calls()) >= 2 })
+	ce.signIn(t, ctx, consoleOncall)
+	if cls := get(t, ctx, "corp class", chromedp.AttributeValue(chromedp.ID("source-corp"), "class")).Value; cls != "ok" {
+		t.Fatalf("corp row class %q before slapd stops, want ok", cls)
+	}
+	time.Sleep(500 * time.Millisecond) // the syncrepl watch is up
+	srv.Stop()
+	stopped := time.Now()
+	var cls, row string
+	for time.Since(stopped) < 10*time.Second {
+		do(t, ctx, "overview", chromedp.Navigate(ce.base), chromedp.WaitVisible(chromedp.ID("source-corp")))
+		cls = get(t, ctx, "corp class", chromedp.AttributeValue(chromedp.ID("source-corp"), "class")).Value
+		if cls == "bad" {
+			row = get(t, ctx, "corp row", chromedp.Text(chromedp.ID("source-corp")))
+			break
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	if cls != "bad" || !strings.Contains(row, "change watch") {
+		t.Fatalf("10 s after slapd stopped the corp row is %q: %q", cls, row)
+	}
+	t.Logf("red %v after slapd stopped: %s", time.Since(stopped).Round(100*time.Millisecond), row)
+	resp, err := http.Get("http://" + *ce.d.addr.Load() + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if m := regexp.MustCompile(`dirsync_source_consecutive_failures\{source="corp"\} ([0-9]+)`).FindStringSubmatch(string(b)); m == nil || m[1] == "0" {
+		t.Fatalf("consecutive failures after slapd stopped: %v", m)
+	}
+	for _, r := range ce.d.a.mustRuns(t) {
+		if !strings.HasPrefix(r.Trigger, "incremental:") && r.Trigger != "startup" && r.Trigger != "leader" {
+			t.Fatalf("a run other than the first ones and targeted ones: %+v", r)
+		}
+	}
+}
+
+// mustRuns lists the stored runs.
+func (a *app) mustRuns(t *testing.T) []state.Run {
+	t.Helper()
+	rs, err := a.store.Runs(context.Background(), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rs
 }

@@ -78,6 +78,14 @@ func (a *app) newObservers() func(state.Decision) {
 	}
 }
 
+// watchHealth hands a source watch's connection outcome to the monitor
+// (built after the sources, before any watch starts).
+func (a *app) watchHealth(source string, err error) {
+	if a.mon != nil {
+		a.mon.Watch(source, err)
+	}
+}
+
 // runFinished tells the monitor and the notifier how a run ended.
 func (a *app) runFinished(ctx context.Context, runID string) {
 	r, err := a.store.GetRun(ctx, runID)
@@ -127,6 +135,8 @@ func overviewOf(m *monitor.Tracker, cfg *config.Config, leader string, held []mo
 			h.Incremental += "; last change " + now.Sub(s.LastChange).Round(time.Second).String() + " ago"
 		}
 		switch {
+		case s.WatchFailures > 0 && s.WatchFailures >= s.Failures:
+			h.Status = console.Status{Level: "bad", Reason: fmt.Sprintf("the change watch cannot connect (%d attempt(s) failed)", s.WatchFailures)}
 		case s.Failures > 0:
 			h.Status = console.Status{Level: "bad", Reason: fmt.Sprintf("failed in the last %d run(s)", s.Failures)}
 		case s.LastSuccess.IsZero():
