@@ -31,7 +31,7 @@ import (
 type LeaverApp struct {
 	Application string    `json:"application"`
 	Account     string    `json:"account"`
-	Action      string    `json:"action"`                 // suspend or delete
+	Action      string    `json:"action"`                // suspend or delete
 	Confirmed   time.Time `json:"confirmed_at,omitzero"` // when the application confirmed it
 	// Seconds is Confirmed minus the leaver's SourceTime.
 	Seconds float64 `json:"seconds,omitempty"`
