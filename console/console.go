@@ -16,6 +16,7 @@ import (
 
 	"github.com/dirsync/dirsync/config"
 	"github.com/dirsync/dirsync/identity"
+	"github.com/dirsync/dirsync/report"
 	"github.com/dirsync/dirsync/state"
 	"go.uber.org/zap"
 )
@@ -41,6 +42,8 @@ type Backend interface {
 	Discard(ctx context.Context, runID, by string) error
 	// Explain is the chain for a person (key, username or email) per target.
 	Explain(ctx context.Context, who string) ([]Explanation, error)
+	// Leavers is the offboarding evidence from since until now.
+	Leavers(ctx context.Context, since time.Time) (*report.LeaversReport, error)
 }
 
 // Status is a traffic-light state with its reason.
@@ -197,6 +200,8 @@ func (s *Server) Handler() http.Handler {
 	mux.Handle("POST /ui/held/{id}/approve", s.need(roleApprover, s.approve))
 	mux.Handle("POST /ui/held/{id}/discard", s.need(roleApprover, s.discard))
 	mux.Handle("GET /ui/person", s.need(roleViewer, s.person))
+	mux.Handle("GET /ui/leavers", s.need(roleViewer, s.leavers))
+	mux.Handle("GET /ui/leavers.csv", s.need(roleViewer, s.leavers))
 	return securityHeaders(mux)
 }
 

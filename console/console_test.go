@@ -16,6 +16,7 @@ import (
 
 	"github.com/dirsync/dirsync/config"
 	"github.com/dirsync/dirsync/internal/testsrv/oidcprov"
+	"github.com/dirsync/dirsync/report"
 	"github.com/dirsync/dirsync/state"
 	"github.com/dirsync/dirsync/state/memstore"
 )
@@ -65,6 +66,13 @@ func (f *fakeBackend) Discard(_ context.Context, id, by string) error {
 	return nil
 }
 func (f *fakeBackend) Explain(context.Context, string) ([]Explanation, error) { return nil, nil }
+func (f *fakeBackend) Leavers(_ context.Context, since time.Time) (*report.LeaversReport, error) {
+	t := since.Add(time.Hour)
+	return &report.LeaversReport{Since: since, Until: t.Add(time.Hour), Leavers: []report.Leaver{{Person: "p1", Name: "sam", SourceTime: t, SourceTimeFrom: "whenChanged",
+		Applications: []report.LeaverApp{{Application: "netmaker", Account: "sam", Action: "suspend", Confirmed: t.Add(1500 * time.Millisecond), Seconds: 1.5},
+			{Application: "ezeep", Account: "sam@x", Action: "delete", Pending: "held: by the safety guard"}}, Pending: 1}},
+		Applications: []report.AppStat{{Application: "netmaker", Confirmed: 1, P50: 1.5, P95: 1.5}}}, nil
+}
 
 const (
 	clientSecret = "oidc-client-secret-value-42"

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/dirsync/dirsync/report"
 	"github.com/dirsync/dirsync/state"
 	"go.uber.org/zap"
 )
@@ -436,6 +437,44 @@ func (s *Server) person(w http.ResponseWriter, r *http.Request) {
 	s.render(w, r, "person", page{Title: "Person", Section: "person", Data: v})
 }
 
+// leavers shows the offboarding evidence since ?since= (a date; default
+// the last 7 days); /ui/leavers.csv downloads it.
+func (s *Server) leavers(w http.ResponseWriter, r *http.Request) {
+	since := s.o.Now().UTC().AddDate(0, 0, -7).Truncate(24 * time.Hour)
+	if v := r.URL.Query().Get("since"); v != "" {
+		t, err := time.Parse("2006-01-02", v)
+		if err != nil {
+			w.WriteHeader(http.StatusBadRequest)
+			s.render(w, r, "error", page{Title: "Leavers", Error: "since: give a date as YYYY-MM-DD."})
+			return
+		}
+		since = t
+	}
+	rep, err := s.o.Backend.Leavers(r.Context(), since)
+	if err != nil {
+		s.fail(w, r, "Leavers", err)
+		return
+	}
+	if strings.HasSuffix(r.URL.Path, ".csv") {
+		w.Header().Set("Content-Type", "text/csv; charset=utf-8")
+		w.Header().Set("Content-Disposition", `attachment; filename="leavers-since-`+since.Format("2006-01-02")+`.csv"`)
+		var buf bytes.Buffer
+		if err := report.WriteLeaversCSV(&buf, rep); err != nil {
+			s.fail(w, r, "Leavers", err)
+			return
+		}
+		for _, sec := range s.secrets {
+			if bytes.Contains(buf.Bytes(), []byte(sec)) {
+				http.Error(w, "refused: this page would have shown a secret", http.StatusInternalServerError)
+				return
+			}
+		}
+		_, _ = w.Write(buf.Bytes())
+		return
+	}
+	s.render(w, r, "leavers", page{Title: "Leavers", Section: "leavers", Data: map[string]any{"Since": since.Format("2006-01-02"), "R": rep}})
+}
+
 var funcs = template.FuncMap{
 	"when": func(t time.Time) string {
 		if t.IsZero() {
@@ -456,11 +495,14 @@ var funcs = template.FuncMap{
 		return t.UTC().Format("2006-01-02")
 	},
 	"join": strings.Join,
+	"secs": func(x float64) string {
+		return time.Duration(x * float64(time.Second)).Round(time.Millisecond).String()
+	},
 }
 
 func parseTemplates() (map[string]*template.Template, error) {
 	out := map[string]*template.Template{}
-	for _, n := range []string{"login", "error", "overview", "runs", "run", "heldlist", "held", "person"} {
+	for _, n := range []string{"login", "error", "overview", "runs", "run", "heldlist", "held", "person", "leavers"} {
 		t, err := template.New(n).Funcs(funcs).ParseFS(assets, "templates/layout.html", "templates/"+n+".html")
 		if err != nil {
 			return nil, err

@@ -210,3 +210,19 @@ func (f *fixture) finalURL(c *http.Client, path string) string {
 	}
 	return resp.Request.URL.String()
 }
+
+func TestLeaversPageAndCSV(t *testing.T) {
+	f := newFixture(t)
+	c, _, _ := f.signIn(viewer)
+	code, body := f.get(c, "/ui/leavers?since=2026-11-01")
+	if code != 200 || !strings.Contains(body, "whenChanged") || !strings.Contains(body, "1.5s") || !strings.Contains(body, "held: by the safety guard") {
+		t.Fatalf("leavers page: %d\n%s", code, body)
+	}
+	code, body = f.get(c, "/ui/leavers.csv?since=2026-11-01")
+	if code != 200 || !strings.HasPrefix(body, "person,name,source") || !strings.Contains(body, "2026-11-01T01:00:00Z") {
+		t.Fatalf("leavers CSV: %d\n%s", code, body)
+	}
+	if code, _ := f.get(c, "/ui/leavers?since=<x>"); code != http.StatusBadRequest {
+		t.Fatalf("bad since: %d", code)
+	}
+}

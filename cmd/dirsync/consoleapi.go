@@ -9,10 +9,12 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/dirsync/dirsync/connector"
 	"github.com/dirsync/dirsync/console"
 	"github.com/dirsync/dirsync/monitor"
+	"github.com/dirsync/dirsync/report"
 	"github.com/dirsync/dirsync/state"
 	dsync "github.com/dirsync/dirsync/sync"
 )
@@ -202,4 +204,13 @@ func (c *consoleAPI) Overview(ctx context.Context) (console.Overview, error) {
 		return console.Overview{}, err
 	}
 	return overviewOf(c.a.mon, c.a.cfg, c.leader(), held), nil
+}
+
+// Leavers is the leavers report from the store, as `dirsync report leavers`.
+func (c *consoleAPI) Leavers(ctx context.Context, since time.Time) (*report.LeaversReport, error) {
+	var srcs []string
+	for _, s := range c.a.cfg.Sources {
+		srcs = append(srcs, s.Name)
+	}
+	return report.Leavers(ctx, c.a.store, report.LeaversOptions{Since: since, Sources: srcs})
 }
