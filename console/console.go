@@ -36,8 +36,12 @@ type Backend interface {
 	// made now from the current sources and cache.
 	Recheck(ctx context.Context, runID string) (Held, error)
 	// Approve applies the held steps a fresh plan still wants, limited to
-	// the actions in only when it is not empty; by names the approver.
+	// the actions in only when it is not empty; by names the approver. It
+	// may answer at once with Status "started" and go on in the
+	// background; Approval then tells how far it got.
 	Approve(ctx context.Context, runID string, only []string, by string) (ApproveResult, error)
+	// Approval is the state of the last approval of runID started here.
+	Approval(ctx context.Context, runID string) (Approval, error)
 	// Discard drops a held plan; by names who did it.
 	Discard(ctx context.Context, runID, by string) error
 	// Explain is the chain for a person (key, username or email) per target.
@@ -100,6 +104,21 @@ type Held struct {
 	Targets   []string
 	Steps     []Step
 	Rechecked bool
+	// ReadsAt is when the reads the re-check planned from were made.
+	ReadsAt time.Time
+}
+
+// Approval is an approval running in the background, or its outcome.
+type Approval struct {
+	HeldRun  string
+	By       string
+	Total    int // held steps released (an upper bound of what is applied)
+	Done     int // decisions recorded so far
+	Started  time.Time
+	Finished time.Time // zero while running
+	RunID    string    // the run that applied it (when finished)
+	Status   string
+	Err      string // a fixed message when it failed
 }
 
 // ApproveResult is what an approval did.
@@ -122,6 +141,8 @@ type Explanation struct {
 	Cached  *identity.Account
 	Steps   []Step
 	Skips   []Step
+	// ReadsAt is when the stored reads it was planned from were made.
+	ReadsAt time.Time
 }
 
 // Options build a Server.
@@ -198,6 +219,7 @@ func (s *Server) Handler() http.Handler {
 	mux.Handle("GET /ui/held", s.need(roleViewer, s.heldList))
 	mux.Handle("GET /ui/held/{id}", s.need(roleViewer, s.held))
 	mux.Handle("POST /ui/held/{id}/approve", s.need(roleApprover, s.approve))
+	mux.Handle("GET /ui/held/{id}/approval", s.need(roleViewer, s.approval))
 	mux.Handle("POST /ui/held/{id}/discard", s.need(roleApprover, s.discard))
 	mux.Handle("GET /ui/person", s.need(roleViewer, s.person))
 	mux.Handle("GET /ui/leavers", s.need(roleViewer, s.leavers))

@@ -59,6 +59,9 @@ func (f *fakeBackend) Approve(_ context.Context, id string, only []string, by st
 	f.approved = append(f.approved, id+" by "+by+" only "+strings.Join(only, ","))
 	return ApproveResult{RunID: "R2"}, nil
 }
+func (f *fakeBackend) Approval(_ context.Context, id string) (Approval, error) {
+	return Approval{HeldRun: id, Total: 3, Done: 1, Started: time.Now()}, nil
+}
 func (f *fakeBackend) Discard(_ context.Context, id, by string) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()

@@ -87,6 +87,8 @@ type page struct {
 	Flash   string
 	Error   string
 	Data    any
+	// Refresh, when set, is a meta refresh ("1", "0;url=...").
+	Refresh string
 }
 
 func (p page) Approver() bool   { return p.User.Role >= roleApprover }
@@ -348,6 +350,7 @@ func (s *Server) heldList(w http.ResponseWriter, r *http.Request) {
 
 // heldView is one held plan re-checked now.
 type heldView struct {
+	Now     time.Time
 	Held    Held
 	Actions []string // the kinds of action held, for "approve only"
 	Wanted  int
@@ -360,7 +363,7 @@ func (s *Server) held(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, "Held plan "+id, err)
 		return
 	}
-	v := heldView{Held: h}
+	v := heldView{Held: h, Now: s.o.Now()}
 	for _, st := range h.Steps {
 		v.Actions = appendUnique(v.Actions, st.Action)
 		if st.Wanted {
@@ -381,7 +384,34 @@ func (s *Server) approve(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, "Approve "+id, err)
 		return
 	}
+	if res.RunID == "" {
+		http.Redirect(w, r, s.base.JoinPath("held", id, "approval").String(), http.StatusSeeOther)
+		return
+	}
 	http.Redirect(w, r, s.base.JoinPath("runs", res.RunID).String(), http.StatusSeeOther)
+}
+
+// approval shows how far an approval running in the background got; the
+// page reloads itself every second (no script: a meta refresh) and goes
+// to the approval's run when it is done.
+func (s *Server) approval(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	ap, err := s.o.Backend.Approval(r.Context(), id)
+	if err != nil {
+		s.fail(w, r, "Approval of "+id, err)
+		return
+	}
+	p := page{Title: "Approving " + id, Section: "held", Data: struct {
+		Approval
+		Now time.Time
+	}{ap, s.o.Now()}}
+	switch {
+	case ap.Finished.IsZero():
+		p.Refresh = "1"
+	case ap.Err == "" && ap.RunID != "":
+		p.Refresh = "0;url=" + s.base.JoinPath("runs", ap.RunID).String()
+	}
+	s.render(w, r, "approval", p)
 }
 
 func (s *Server) discard(w http.ResponseWriter, r *http.Request) {
@@ -502,7 +532,7 @@ var funcs = template.FuncMap{
 
 func parseTemplates() (map[string]*template.Template, error) {
 	out := map[string]*template.Template{}
-	for _, n := range []string{"login", "error", "overview", "runs", "run", "heldlist", "held", "person", "leavers"} {
+	for _, n := range []string{"login", "error", "overview", "runs", "run", "heldlist", "held", "person", "leavers", "approval"} {
 		t, err := template.New(n).Funcs(funcs).ParseFS(assets, "templates/layout.html", "templates/"+n+".html")
 		if err != nil {
 			return nil, err

@@ -226,3 +226,12 @@ func TestLeaversPageAndCSV(t *testing.T) {
 		t.Fatalf("bad since: %d", code)
 	}
 }
+
+func TestApprovalProgressPage(t *testing.T) {
+	f := newFixture(t)
+	c, _, _ := f.signIn(viewer)
+	code, body := f.get(c, "/ui/held/R1/approval")
+	if code != 200 || !strings.Contains(body, `http-equiv="refresh" content="1"`) || !strings.Contains(body, "<b>1</b> decisions of up to <b>3</b>") {
+		t.Fatalf("approval page: %d\n%s", code, body)
+	}
+}

@@ -48,6 +48,8 @@ type app struct {
 	mon      *monitor.Tracker
 	notifier *notify.Notifier
 	progress dsync.Progress
+	// approvals follows the console's approvals running in the background.
+	approvals approvals
 }
 
 // loadConfig loads and validates, returning every problem at once.
@@ -144,6 +146,7 @@ func (a *app) build(declog *zap.Logger, extra []source.Source) error {
 	observe := a.newObservers()
 	a.rec = dsync.NewRecorder(declog, a.store, func(d state.Decision) {
 		observe(d)
+		a.approvals.decision(d)
 		if a.onDecision != nil {
 			a.onDecision(d)
 		}

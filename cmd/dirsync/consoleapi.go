@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/dirsync/dirsync/connector"
@@ -17,6 +18,7 @@ import (
 	"github.com/dirsync/dirsync/report"
 	"github.com/dirsync/dirsync/state"
 	dsync "github.com/dirsync/dirsync/sync"
+	"go.uber.org/zap"
 )
 
 // consoleAPI implements console.Backend on the app's engine and store.
@@ -137,7 +139,7 @@ func (c *consoleAPI) Recheck(ctx context.Context, runID string) (console.Held, e
 	if err != nil {
 		return console.Held{}, err
 	}
-	checks, err := c.a.engine.Recheck(ctx, runID)
+	checks, err := c.a.engine.RecheckStored(ctx, runID)
 	if err != nil {
 		return console.Held{}, err
 	}
@@ -149,24 +151,128 @@ func (c *consoleAPI) Recheck(ctx context.Context, runID string) (console.Held, e
 			}
 		}
 	}
-	return heldView(hps, wanted), nil
+	h := heldView(hps, wanted)
+	h.ReadsAt = c.readsAt()
+	return h, nil
+}
+
+// readsAt is when the oldest of the sources' stored reads was made (the
+// re-check and explain plan from them).
+func (c *consoleAPI) readsAt() time.Time {
+	if c.a.mon == nil {
+		return time.Time{}
+	}
+	srcs, _, _, _ := c.a.mon.Snapshot()
+	var at time.Time
+	for _, s := range srcs {
+		if !s.LastSuccess.IsZero() && (at.IsZero() || s.LastSuccess.Before(at)) {
+			at = s.LastSuccess
+		}
+	}
+	return at
+}
+
+// approvals follows approvals running in the background: the console's
+// Approve answers at once and its page shows how far the approval got
+// (decisions of the "approve:RUN" run counted as they are recorded).
+type approvals struct {
+	mu sync.Mutex
+	m  map[string]*console.Approval // by held run id
+}
+
+// decision counts one decision of a running approval (the Recorder's callback).
+func (as *approvals) decision(d state.Decision) {
+	id, ok := strings.CutPrefix(d.Trigger, "approve:")
+	if !ok || d.User == "*" {
+		return
+	}
+	as.mu.Lock()
+	defer as.mu.Unlock()
+	if ap := as.m[id]; ap != nil && ap.Finished.IsZero() {
+		ap.Done++
+	}
+}
+
+// start registers an approval; false when one of runID is still running.
+func (as *approvals) start(runID string, ap *console.Approval) bool {
+	as.mu.Lock()
+	defer as.mu.Unlock()
+	if as.m == nil {
+		as.m = map[string]*console.Approval{}
+	}
+	if cur := as.m[runID]; cur != nil && cur.Finished.IsZero() {
+		return false
+	}
+	as.m[runID] = ap
+	return true
+}
+
+func (as *approvals) finish(runID string, f func(ap *console.Approval)) {
+	as.mu.Lock()
+	defer as.mu.Unlock()
+	if ap := as.m[runID]; ap != nil {
+		f(ap)
+		ap.Finished = time.Now()
+	}
+}
+
+func (as *approvals) get(runID string) (console.Approval, bool) {
+	as.mu.Lock()
+	defer as.mu.Unlock()
+	ap := as.m[runID]
+	if ap == nil {
+		return console.Approval{}, false
+	}
+	return *ap, true
 }
 
 // Approve releases a held run through the engine, which re-plans now and
-// applies only the held steps still wanted; its decisions name by.
+// applies only the held steps still wanted; its decisions name by. It
+// answers at once: the approval runs in the background and Approval says
+// how far it got.
 func (c *consoleAPI) Approve(ctx context.Context, runID string, only []string, by string) (console.ApproveResult, error) {
 	if c.leading != nil && !c.leading() {
 		return console.ApproveResult{}, fmt.Errorf("this replica is not the leader (%s): approve on the leader", c.leader())
+	}
+	hps, err := c.heldOfRun(ctx, runID)
+	if err != nil {
+		return console.ApproveResult{}, err
 	}
 	var acts []connector.Action
 	for _, o := range only {
 		acts = append(acts, connector.Action(o))
 	}
-	res, err := c.a.engine.Approve(ctx, dsync.ApproveRequest{RunID: runID, Only: acts, By: by})
-	if err != nil {
-		return console.ApproveResult{}, err
+	total := 0
+	for _, st := range heldView(hps, nil).Steps {
+		if len(acts) == 0 || slices.Contains(acts, connector.Action(st.Action)) {
+			total++
+		}
 	}
-	return console.ApproveResult{RunID: res.RunID, Status: res.Status, Counts: res.Counts}, nil
+	if !c.a.approvals.start(runID, &console.Approval{HeldRun: runID, By: by, Total: total, Started: time.Now()}) {
+		return console.ApproveResult{Status: "started"}, nil // already running: show it
+	}
+	go func() {
+		res, err := c.a.engine.Approve(context.WithoutCancel(ctx), dsync.ApproveRequest{RunID: runID, Only: acts, By: by})
+		c.a.approvals.finish(runID, func(ap *console.Approval) {
+			if res != nil {
+				ap.RunID, ap.Status = res.RunID, res.Status
+			}
+			if err != nil {
+				c.a.log.Error("console: approval failed", zap.String("run_id", runID), zap.Error(err))
+				ap.Err = "the approval failed; the daemon's log says why"
+			}
+		})
+	}()
+	return console.ApproveResult{Status: "started"}, nil
+}
+
+// Approval is the state of the console's last approval of runID.
+func (c *consoleAPI) Approval(_ context.Context, runID string) (console.Approval, error) {
+	ap, ok := c.a.approvals.get(runID)
+	if !ok {
+		return console.Approval{}, fmt.Errorf("no approval of %s: %w", runID, console.ErrUnknown)
+	}
+	return ap, nil
 }
 
 // Discard drops a held run; a decision names by.
@@ -192,7 +298,7 @@ func (c *consoleAPI) Explain(ctx context.Context, who string) ([]console.Explana
 	var out []console.Explanation
 	for _, x := range xs {
 		out = append(out, console.Explanation{Target: x.Target, User: x.User, InScope: x.InScope, Why: x.Why, RoleWhy: x.RoleWhy,
-			Desired: x.Desired, Cached: x.Cached, Steps: steps(x.Steps), Skips: steps(x.Skips)})
+			Desired: x.Desired, Cached: x.Cached, Steps: steps(x.Steps), Skips: steps(x.Skips), ReadsAt: c.readsAt()})
 	}
 	slices.SortFunc(out, func(a, b console.Explanation) int { return strings.Compare(a.Target, b.Target) })
 	return out, nil
