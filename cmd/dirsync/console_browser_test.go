@@ -169,6 +169,23 @@ func (ce *consoleEnv) restart(edit func(cfg string) string) {
 	ce.boot()
 }
 
+// runOnce triggers a full run and waits until it is recorded finished.
+func (ce *consoleEnv) runOnce() {
+	t := ce.t
+	t.Helper()
+	ctx := context.Background()
+	rs, _ := ce.d.a.store.Runs(ctx, 1)
+	last := ""
+	if len(rs) > 0 {
+		last = rs[0].ID
+	}
+	ce.d.Trigger(trigger{name: "schedule"})
+	waitFor(t, func() bool {
+		rs, _ := ce.d.a.store.Runs(ctx, 1)
+		return len(rs) > 0 && rs[0].ID != last && rs[0].Status != "running"
+	})
+}
+
 // holdTwelve disables 12 people (past the guard's limit of 10), runs, and
 // returns the held run's id.
 func (ce *consoleEnv) holdTwelve(users int) string {
@@ -305,6 +322,7 @@ func TestConsoleInBrowser(t *testing.T) {
 	// Two of the twelve come back before anyone approves: a plan made now
 	// no longer wants their suspension.
 	ce.writeUsers(users, map[int]bool{2: true, 3: true, 4: true, 5: true, 6: true, 7: true, 8: true, 9: true, 10: true, 11: true})
+	ce.runOnce() // the page re-checks against the last reads
 	before := len(ce.app.Calls())
 	var pages []string
 	grab := func(what string) {
@@ -575,4 +593,41 @@ func (a *app) mustRuns(t *testing.T) []state.Run {
 		t.Fatal(err)
 	}
 	return rs
+}
+
+// TestConsoleResolvedPlanDisappearsInBrowser: the twelve people of a held
+// plan come back; after the next run the plan is gone from the held list
+// and the target is no longer amber, and the journal says why.
+func TestConsoleResolvedPlanDisappearsInBrowser(t *testing.T) {
+	ctx := newBrowser(t)
+	const users = 30
+	ce := startConsoleEnv(t, users)
+	runID := ce.holdTwelve(users)
+	ce.signIn(t, ctx, consoleViewer)
+	do(t, ctx, "held list", chromedp.Navigate(ce.base+"held"), chromedp.WaitVisible(chromedp.ID("held")))
+	if list := get(t, ctx, "held list", chromedp.Text(chromedp.ID("held"))); !strings.Contains(list, runID) {
+		t.Fatalf("held list without %s: %s", runID, list)
+	}
+	ce.writeUsers(users, nil)
+	ce.runOnce()
+	do(t, ctx, "held list again", chromedp.Navigate(ce.base+"held"), chromedp.WaitVisible(chromedp.ID("held")))
+	if list := get(t, ctx, "held list", chromedp.Text(chromedp.ID("held"))); strings.Contains(list, runID) || !strings.Contains(list, "nothing is held") {
+		t.Fatalf("a plan no step of which is wanted is still listed: %s", list)
+	}
+	ce.d.refresh <- struct{}{}
+	waitFor(t, func() bool {
+		do(t, ctx, "overview", chromedp.Navigate(ce.base), chromedp.WaitVisible(chromedp.ID("target-app")))
+		return get(t, ctx, "app class", chromedp.AttributeValue(chromedp.ID("target-app"), "class")).Value == "ok"
+	})
+	ds, err := ce.d.a.store.Decisions(context.Background(), state.DecisionQuery{Target: "app"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resolved := false
+	for _, d := range ds {
+		resolved = resolved || (d.Action == "held_plan" && strings.Contains(d.Reason, runID+" resolved itself"))
+	}
+	if !resolved {
+		t.Fatal("no decision says the plan resolved itself")
+	}
 }

@@ -97,6 +97,7 @@ func (a *app) runFinished(ctx context.Context, runID string) {
 		for s := range r.Sources {
 			a.notifier.SourceOK(s)
 		}
+		a.notifier.RunFinished(runID)
 	}
 }
 
