@@ -73,11 +73,11 @@ type Notifier struct {
 
 	mu stdsync.Mutex
 	// per-run dedup of held notifications, counters of failures
-	heldSent   map[string]bool
+	heldSent map[string]bool
 	// heldWait gathers a run's held plans until the run finishes, so one
 	// notification names every target the run held (by the run that made
 	// the decisions).
-	heldWait map[string]*pendingHeld
+	heldWait   map[string]*pendingHeld
 	srcFails   map[string]int
 	srcRun     map[string]string
 	srcSent    map[string]bool
