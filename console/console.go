@@ -46,6 +46,9 @@ type Backend interface {
 	Discard(ctx context.Context, runID, by string) error
 	// Explain is the chain for a person (key, username or email) per target.
 	Explain(ctx context.Context, who string) ([]Explanation, error)
+	// FindPeople returns up to limit people whose username, email or name
+	// (any word of it) starts with q, case-insensitively.
+	FindPeople(ctx context.Context, q string, limit int) ([]PersonMatch, error)
 	// Leavers is the offboarding evidence from since until now.
 	Leavers(ctx context.Context, since time.Time) (*report.LeaversReport, error)
 }
@@ -143,6 +146,11 @@ type Explanation struct {
 	Skips   []Step
 	// ReadsAt is when the stored reads it was planned from were made.
 	ReadsAt time.Time
+}
+
+// PersonMatch is one person a search found.
+type PersonMatch struct {
+	Key, Source, Username, Email, Name string
 }
 
 // Options build a Server.

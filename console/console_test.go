@@ -23,6 +23,7 @@ import (
 
 // fakeBackend serves fixed data and records approvals.
 type fakeBackend struct {
+	runs      []state.Run
 	mu        stdsync.Mutex
 	approved  []string
 	discarded []string
@@ -34,6 +35,9 @@ func (f *fakeBackend) Overview(context.Context) (Overview, error) {
 		Targets: []TargetHealth{{Name: "netmaker", Status: Status{Level: "ok"}}}}, nil
 }
 func (f *fakeBackend) Runs(context.Context, int) ([]state.Run, error) {
+	if f.runs != nil {
+		return f.runs, nil
+	}
 	return []state.Run{{ID: "R1", Trigger: "schedule", Status: "held"}}, nil
 }
 func (f *fakeBackend) Run(_ context.Context, id string) (state.Run, error) {
@@ -68,7 +72,23 @@ func (f *fakeBackend) Discard(_ context.Context, id, by string) error {
 	f.discarded = append(f.discarded, id+" by "+by)
 	return nil
 }
-func (f *fakeBackend) Explain(context.Context, string) ([]Explanation, error) { return nil, nil }
+func (f *fakeBackend) Explain(_ context.Context, who string) ([]Explanation, error) {
+	if who == "ann.smith@example.test" {
+		return []Explanation{{Target: "netmaker", InScope: true, Why: "member of staff"}}, nil
+	}
+	return nil, nil
+}
+func (f *fakeBackend) FindPeople(_ context.Context, q string, limit int) ([]PersonMatch, error) {
+	all := []PersonMatch{{Key: "k1", Username: "ann.smith", Email: "ann.smith@example.test", Name: "Ann Smith"},
+		{Key: "k2", Username: "annabel", Email: "annabel@example.test", Name: "Annabel Lee"}}
+	var out []PersonMatch
+	for _, m := range all {
+		if strings.HasPrefix(strings.ToLower(m.Name), strings.ToLower(q)) || strings.Contains(strings.ToLower(m.Name), " "+strings.ToLower(q)) {
+			out = append(out, m)
+		}
+	}
+	return out, nil
+}
 func (f *fakeBackend) Leavers(_ context.Context, since time.Time) (*report.LeaversReport, error) {
 	t := since.Add(time.Hour)
 	return &report.LeaversReport{Since: since, Until: t.Add(time.Hour), Leavers: []report.Leaver{{Person: "p1", Name: "sam", SourceTime: t, SourceTimeFrom: "whenChanged",

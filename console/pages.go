@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -267,13 +268,85 @@ func (s *Server) overview(w http.ResponseWriter, r *http.Request) {
 	s.render(w, r, "overview", page{Title: "Overview", Section: "overview", Data: ov})
 }
 
+// runsPage is one page of the runs list.
+type runsPage struct {
+	Runs               []state.Run
+	Since, Until       string
+	Page, Pages, Total int
+	PrevHref, NextHref string
+}
+
+// runsPerPage bounds the runs page.
+const runsPerPage = 100
+
+// parseWhen reads a date or a date and time (UTC) from a filter field.
+func parseWhen(v string) (time.Time, bool) {
+	for _, layout := range []string{"2006-01-02T15:04", "2006-01-02T15:04:05", "2006-01-02", time.RFC3339} {
+		if t, err := time.Parse(layout, v); err == nil {
+			return t.UTC(), true
+		}
+	}
+	return time.Time{}, false
+}
+
+// runs lists the runs newest first, runsPerPage a page, filtered by when
+// they started (since, until: a date or a date and time, UTC).
 func (s *Server) runs(w http.ResponseWriter, r *http.Request) {
-	runs, err := s.o.Backend.Runs(r.Context(), 100)
+	q := r.URL.Query()
+	v := runsPage{Since: q.Get("since"), Until: q.Get("until"), Page: 1}
+	var since, until time.Time
+	ok := true
+	if v.Since != "" {
+		since, ok = parseWhen(v.Since)
+	}
+	if v.Until != "" && ok {
+		until, ok = parseWhen(v.Until)
+		if ok && len(v.Until) == len("2006-01-02") {
+			until = until.Add(24 * time.Hour) // a date means through that day
+		}
+	}
+	if !ok {
+		w.WriteHeader(http.StatusBadRequest)
+		s.render(w, r, "error", page{Title: "Runs", Error: "since and until: give a date (YYYY-MM-DD) or a date and time (YYYY-MM-DDTHH:MM, UTC)."})
+		return
+	}
+	if n, err := strconv.Atoi(q.Get("page")); err == nil && n > 1 {
+		v.Page = n
+	}
+	all, err := s.o.Backend.Runs(r.Context(), 0)
 	if err != nil {
 		s.fail(w, r, "Runs", err)
 		return
 	}
-	s.render(w, r, "runs", page{Title: "Runs", Section: "runs", Data: runs})
+	var runs []state.Run
+	for _, run := range all {
+		if (!since.IsZero() && run.Started.Before(since)) || (!until.IsZero() && !run.Started.Before(until)) {
+			continue
+		}
+		runs = append(runs, run)
+	}
+	v.Total = len(runs)
+	v.Pages = max(1, (len(runs)+runsPerPage-1)/runsPerPage)
+	v.Page = min(v.Page, v.Pages)
+	lo := (v.Page - 1) * runsPerPage
+	v.Runs = runs[lo:min(lo+runsPerPage, len(runs))]
+	link := func(p int) string {
+		u := url.Values{"page": {strconv.Itoa(p)}}
+		if v.Since != "" {
+			u.Set("since", v.Since)
+		}
+		if v.Until != "" {
+			u.Set("until", v.Until)
+		}
+		return s.base.JoinPath("runs").String() + "?" + u.Encode()
+	}
+	if v.Page > 1 {
+		v.PrevHref = link(v.Page - 1)
+	}
+	if v.Page < v.Pages {
+		v.NextHref = link(v.Page + 1)
+	}
+	s.render(w, r, "runs", page{Title: "Runs", Section: "runs", Data: v})
 }
 
 // runView is one run with its filtered decisions.
@@ -425,8 +498,22 @@ func (s *Server) discard(w http.ResponseWriter, r *http.Request) {
 	http.Redirect(w, r, s.base.JoinPath("held").String()+"?done=discarded+"+id, http.StatusSeeOther)
 }
 
+// maxMatches bounds the person search's list.
+const maxMatches = 50
+
+func firstNonEmpty(xs ...string) string {
+	for _, x := range xs {
+		if x != "" {
+			return x
+		}
+	}
+	return ""
+}
+
 // personView is the person page.
 type personView struct {
+	Matches   []PersonMatch
+	More      bool
 	Query     string
 	Found     []Explanation
 	Decisions []state.Decision
@@ -440,6 +527,25 @@ func (s *Server) person(w http.ResponseWriter, r *http.Request) {
 		if err != nil {
 			s.fail(w, r, "Person", err)
 			return
+		}
+		if len(xs) == 0 {
+			// Not a key, username or email: search names and prefixes;
+			// one match is explained at once.
+			ms, err := s.o.Backend.FindPeople(r.Context(), q, maxMatches+1)
+			if err != nil {
+				s.fail(w, r, "Person", err)
+				return
+			}
+			if len(ms) == 1 {
+				q = firstNonEmpty(ms[0].Email, ms[0].Username, ms[0].Key)
+				if xs, err = s.o.Backend.Explain(r.Context(), q); err != nil {
+					s.fail(w, r, "Person", err)
+					return
+				}
+			} else {
+				v.More = len(ms) > maxMatches
+				v.Matches = ms[:min(len(ms), maxMatches)]
+			}
 		}
 		v.Found = xs
 		names := map[string]bool{q: true}

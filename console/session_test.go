@@ -1,11 +1,15 @@
 package console
 
 import (
+	"fmt"
 	"net/http"
 	"net/url"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/dirsync/dirsync/state"
 )
 
 // signedOut reports whether a GET of the overview lands on the sign-in page.
@@ -233,5 +237,50 @@ func TestApprovalProgressPage(t *testing.T) {
 	code, body := f.get(c, "/ui/held/R1/approval")
 	if code != 200 || !strings.Contains(body, `http-equiv="refresh" content="1"`) || !strings.Contains(body, "<b>1</b> decisions of up to <b>3</b>") {
 		t.Fatalf("approval page: %d\n%s", code, body)
+	}
+}
+
+func TestRunsPagedAndFilteredByTime(t *testing.T) {
+	f := newFixture(t)
+	t0 := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
+	for i := range 250 { // newest first, one a minute
+		f.be.runs = append(f.be.runs, state.Run{ID: fmt.Sprintf("R%03d", 249-i), Trigger: "incremental", Status: "ok", Started: t0.Add(time.Duration(249-i) * time.Minute)})
+	}
+	c, _, _ := f.signIn(viewer)
+	rowRe := regexp.MustCompile(`href="/ui/runs/(R[0-9]+)"`)
+	ids := func(body string) []string {
+		var out []string
+		for _, m := range rowRe.FindAllStringSubmatch(body, -1) {
+			out = append(out, m[1])
+		}
+		return out
+	}
+	_, p1 := f.get(c, "/ui/runs")
+	_, p3 := f.get(c, "/ui/runs?page=3")
+	if got := ids(p1); len(got) != 100 || got[0] != "R249" || !strings.Contains(p1, "page 1 of 3") || !strings.Contains(p1, `id="next"`) {
+		t.Fatalf("page 1: %d runs from %v", len(got), got[:min(1, len(got))])
+	}
+	if got := ids(p3); len(got) != 50 || got[49] != "R000" {
+		t.Fatalf("page 3: %v", got)
+	}
+	_, win := f.get(c, "/ui/runs?since=2026-12-01T01:00&until=2026-12-01T01:10")
+	if got := ids(win); len(got) != 10 || got[0] != "R069" || got[9] != "R060" {
+		t.Fatalf("01:00 to 01:10: %v", got)
+	}
+	if code, _ := f.get(c, "/ui/runs?since=yesterday"); code != http.StatusBadRequest {
+		t.Fatalf("bad since: %d", code)
+	}
+}
+
+func TestPersonSearchByNameAndPrefix(t *testing.T) {
+	f := newFixture(t)
+	c, _, _ := f.signIn(viewer)
+	_, body := f.get(c, "/ui/person?q=ann")
+	if !strings.Contains(body, `id="matches"`) || !strings.Contains(body, "Ann Smith") || !strings.Contains(body, "Annabel Lee") {
+		t.Fatalf("prefix search:\n%s", body)
+	}
+	_, body = f.get(c, "/ui/person?q=smi")
+	if !strings.Contains(body, `id="explain-netmaker"`) {
+		t.Fatalf("one match (surname prefix) is not explained:\n%s", body)
 	}
 }

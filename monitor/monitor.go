@@ -47,6 +47,7 @@ type Tracker struct {
 	curFailed   map[string]string
 	lastFull    time.Time
 	held        []HeldInfo
+	seeded      bool // last runs read from the journal after a start
 }
 
 // SourceState is what the tracker knows of a source.
@@ -323,6 +324,7 @@ func (t *Tracker) Refresh(ctx context.Context, st state.Store, held func(ctx con
 	if err != nil {
 		return fmt.Errorf("monitor: held plans: %w", err)
 	}
+	t.seedLastRuns(ctx, st)
 	counts := map[string][2]int{}
 	for _, name := range t.o.Targets {
 		accts, err := st.Accounts(ctx, name)
@@ -361,6 +363,29 @@ func (t *Tracker) Refresh(ctx context.Context, st state.Store, held func(ctx con
 	}
 	t.updateHeldLocked()
 	return nil
+}
+
+// seedLastRuns fills, once, each target's last run from the journal: a
+// restarted daemon shows when a target was last run, not "never".
+func (t *Tracker) seedLastRuns(ctx context.Context, st state.Store) {
+	t.mu.Lock()
+	if t.seeded {
+		t.mu.Unlock()
+		return
+	}
+	t.seeded = true
+	t.mu.Unlock()
+	for _, name := range t.o.Targets {
+		ds, err := st.Decisions(ctx, state.DecisionQuery{Target: name, Limit: 1})
+		if err != nil || len(ds) == 0 {
+			continue
+		}
+		t.mu.Lock()
+		if tg := t.targets[name]; tg != nil && tg.LastRun.IsZero() {
+			tg.LastRun = ds[len(ds)-1].Time
+		}
+		t.mu.Unlock()
+	}
 }
 
 func (t *Tracker) updateHeldLocked() {

@@ -176,3 +176,21 @@ func TestWatchAndPollFailuresCount(t *testing.T) {
 		t.Fatalf("a failed poll left the gauge at %v", v)
 	}
 }
+
+// After a restart the targets' last runs come from the journal.
+func TestLastRunSurvivesRestart(t *testing.T) {
+	now := time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
+	st := memstore.New(memstore.Options{})
+	at := now.Add(-time.Hour)
+	if err := st.AppendDecisions(context.Background(), []state.Decision{{Time: at, RunID: "R1", Target: "netmaker", User: "jo", Action: "create", Outcome: "applied"}}); err != nil {
+		t.Fatal(err)
+	}
+	tr, _ := newTracker(t, &now)
+	if err := tr.Refresh(context.Background(), st, func(context.Context) ([]HeldInfo, error) { return nil, nil }); err != nil {
+		t.Fatal(err)
+	}
+	_, tgts, _, _ := tr.Snapshot()
+	if !tgts[0].LastRun.Equal(at) || !tgts[1].LastRun.IsZero() {
+		t.Fatalf("targets after a restart: %+v", tgts)
+	}
+}

@@ -5,7 +5,9 @@ package main
 // Approve with its approver, Discard, Explain).
 
 import (
+	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -14,6 +16,7 @@ import (
 
 	"github.com/dirsync/dirsync/connector"
 	"github.com/dirsync/dirsync/console"
+	"github.com/dirsync/dirsync/identity"
 	"github.com/dirsync/dirsync/monitor"
 	"github.com/dirsync/dirsync/report"
 	"github.com/dirsync/dirsync/state"
@@ -319,4 +322,58 @@ func (c *consoleAPI) Leavers(ctx context.Context, since time.Time) (*report.Leav
 		srcs = append(srcs, s.Name)
 	}
 	return report.Leavers(ctx, c.a.store, report.LeaversOptions{Since: since, Sources: srcs})
+}
+
+// FindPeople searches the stored reads of every source: a person matches
+// when their username, email, or any word of their name starts with q.
+func (c *consoleAPI) FindPeople(ctx context.Context, q string, limit int) ([]console.PersonMatch, error) {
+	q = strings.ToLower(strings.TrimSpace(q))
+	if q == "" {
+		return nil, nil
+	}
+	var out []console.PersonMatch
+	for _, sc := range c.a.cfg.Sources {
+		snap, err := c.a.store.GetSnapshot(ctx, sc.Name)
+		if errors.Is(err, state.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("console: stored read of %s: %w", sc.Name, err)
+		}
+		for _, u := range snap.Users {
+			if !personMatches(u, q) {
+				continue
+			}
+			name := u.DisplayName
+			if name == "" {
+				name = strings.TrimSpace(u.GivenName + " " + u.FamilyName)
+			}
+			if name == "" {
+				name = u.Username
+			}
+			out = append(out, console.PersonMatch{Key: u.Key, Source: sc.Name, Username: u.Username, Email: u.Email, Name: name})
+		}
+	}
+	slices.SortFunc(out, func(a, b console.PersonMatch) int {
+		return cmp.Or(strings.Compare(strings.ToLower(a.Name), strings.ToLower(b.Name)), strings.Compare(a.Username, b.Username))
+	})
+	if limit > 0 && len(out) > limit {
+		out = out[:limit]
+	}
+	return out, nil
+}
+
+func personMatches(u identity.User, q string) bool {
+	for _, f := range []string{u.Username, u.Email, u.GivenName, u.FamilyName, u.DisplayName} {
+		f = strings.ToLower(f)
+		if strings.HasPrefix(f, q) {
+			return true
+		}
+		for _, w := range strings.Fields(f) {
+			if strings.HasPrefix(w, q) {
+				return true
+			}
+		}
+	}
+	return strings.Contains(strings.ToLower(u.DisplayName), q) && strings.Contains(q, " ")
 }
