@@ -135,3 +135,48 @@ func TestDiscardedPlanStaysDiscardedUntilTheSourcesChange(t *testing.T) {
 		t.Fatalf("a new leaver after the discard: plans %v, %d held decisions (want a new plan of 13)", ids, len(heldDecisions(t, h.Store)))
 	}
 }
+
+// The plan index answers what Explain and RecheckStored answer, from one
+// plan-only run.
+func TestPlanIndexMatchesExplainAndRecheck(t *testing.T) {
+	h, _ := setup(t, func(c *config.TargetCommon) { c.Scope = []string{"staff"} })
+	us := people(100)
+	h.Source.Set(us...)
+	h.Run(dsync.RunOptions{})
+	for i := range 12 {
+		us[i].Active = false
+	}
+	us[0].Active = true
+	h.Source.Set(us...)
+	held := h.Run(dsync.RunOptions{})
+	us[1].Active = true
+	h.Source.Set(us...)
+	h.Run(dsync.RunOptions{}) // held as before; reads updated
+	ctx := context.Background()
+	ix, err := h.Engine.IndexPlan(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checks, err := h.Engine.RecheckStored(ctx, held.RunID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hps, err := h.Engine.HeldPlans(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := ix.WantedOf(hps[0]).Wanted
+	for k, w := range checks[0].Wanted {
+		if got[k] != w {
+			t.Fatalf("step %s: index says wanted=%v, re-check %v", k, got[k], w)
+		}
+	}
+	xs, err := h.Engine.Explain(ctx, "u005", dsync.RunOptions{UseStored: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ixs := ix.ByKey[ix.Names["u005"]]
+	if len(xs) != 1 || len(ixs) != 1 || len(xs[0].Steps) != len(ixs[0].Steps) || xs[0].InScope != ixs[0].InScope || ixs[0].User == nil || ixs[0].User.Active {
+		t.Fatalf("explain %+v\nindex %+v", xs, ixs)
+	}
+}

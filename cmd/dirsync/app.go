@@ -7,6 +7,7 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"sync/atomic"
 
 	"github.com/dirsync/dirsync/config"
 	"github.com/dirsync/dirsync/connector"
@@ -50,6 +51,9 @@ type app struct {
 	progress dsync.Progress
 	// approvals follows the console's approvals running in the background.
 	approvals approvals
+	// gen counts what changes a plan (runs finished, approvals, discards):
+	// the console's plan index is rebuilt when it moves.
+	gen atomic.Int64
 }
 
 // loadConfig loads and validates, returning every problem at once.

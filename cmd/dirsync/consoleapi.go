@@ -27,6 +27,14 @@ import (
 // consoleAPI implements console.Backend on the app's engine and store.
 type consoleAPI struct {
 	a *app
+	// The plan index the person and held-plan pages read (one plan-only
+	// run over the stored reads per change, built in the background), and
+	// the generation and reads it was made from.
+	ixMu       sync.Mutex
+	ix         *dsync.PlanIndex
+	ixGen      int64
+	ixReads    time.Time
+	ixBuilding bool
 	// leader describes this replica's role; leading says whether it may
 	// apply (approve, discard).
 	leader  func() string
@@ -137,14 +145,91 @@ func (c *consoleAPI) heldInfos(ctx context.Context) ([]monitor.HeldInfo, error) 
 	return out, nil
 }
 
+// indexLimit bounds the people the plan index is kept for (memory); past
+// it every view plans from the stored reads itself.
+const indexLimit = 200_000
+
+// index returns the plan index and the reads it was made from. A stale
+// one (runs finished since) is returned as it is while a new one is built
+// in the background; none is built now, once.
+func (c *consoleAPI) index(ctx context.Context) (*dsync.PlanIndex, time.Time, error) {
+	return c.indexFresh(ctx, false)
+}
+
+// indexFresh is index; with fresh a stale index is rebuilt now (a held
+// plan made after it was built would read as unwanted).
+func (c *consoleAPI) indexFresh(ctx context.Context, fresh bool) (*dsync.PlanIndex, time.Time, error) {
+	if c.a.mon != nil {
+		srcs, _, _, _ := c.a.mon.Snapshot()
+		n := 0
+		for _, s := range srcs {
+			n += s.Users
+		}
+		if n > indexLimit {
+			return nil, time.Time{}, nil
+		}
+	}
+	c.ixMu.Lock()
+	ix, reads, stale := c.ix, c.ixReads, c.ixGen != c.a.gen.Load()
+	c.ixMu.Unlock()
+	if ix != nil && !(fresh && stale) {
+		c.warm()
+		return ix, reads, nil
+	}
+	return c.build(ctx)
+}
+
+// warm rebuilds the index in the background when a run, approval or
+// discard changed what a plan says since it was built.
+func (c *consoleAPI) warm() {
+	c.ixMu.Lock()
+	defer c.ixMu.Unlock()
+	if c.ixBuilding || (c.ix != nil && c.ixGen == c.a.gen.Load()) {
+		return
+	}
+	c.ixBuilding = true
+	go func() {
+		if _, _, err := c.build(context.Background()); err != nil {
+			c.a.log.Debug("console: plan index", zap.Error(err))
+		}
+		c.ixMu.Lock()
+		c.ixBuilding = false
+		c.ixMu.Unlock()
+	}()
+}
+
+func (c *consoleAPI) build(ctx context.Context) (*dsync.PlanIndex, time.Time, error) {
+	gen, reads := c.a.gen.Load(), c.readsAt()
+	ix, err := c.a.engine.IndexPlan(ctx)
+	if err != nil {
+		return nil, time.Time{}, err
+	}
+	c.ixMu.Lock()
+	defer c.ixMu.Unlock()
+	if c.ix == nil || gen >= c.ixGen {
+		c.ix, c.ixGen, c.ixReads = ix, gen, reads
+	}
+	return ix, reads, nil
+}
+
 func (c *consoleAPI) Recheck(ctx context.Context, runID string) (console.Held, error) {
 	hps, err := c.heldOfRun(ctx, runID)
 	if err != nil {
 		return console.Held{}, err
 	}
-	checks, err := c.a.engine.RecheckStored(ctx, runID)
+	var checks []dsync.HeldCheck
+	ix, reads, err := c.indexFresh(ctx, true)
 	if err != nil {
 		return console.Held{}, err
+	}
+	if ix != nil {
+		for _, hp := range hps {
+			checks = append(checks, ix.WantedOf(hp))
+		}
+	} else if checks, err = c.a.engine.RecheckStored(ctx, runID); err != nil {
+		return console.Held{}, err
+	} else {
+		reads = c.readsAt()
 	}
 	wanted := map[string]bool{}
 	for _, hc := range checks {
@@ -155,7 +240,7 @@ func (c *consoleAPI) Recheck(ctx context.Context, runID string) (console.Held, e
 		}
 	}
 	h := heldView(hps, wanted)
-	h.ReadsAt = c.readsAt()
+	h.ReadsAt = reads
 	return h, nil
 }
 
@@ -256,6 +341,7 @@ func (c *consoleAPI) Approve(ctx context.Context, runID string, only []string, b
 	}
 	go func() {
 		res, err := c.a.engine.Approve(context.WithoutCancel(ctx), dsync.ApproveRequest{RunID: runID, Only: acts, By: by})
+		c.a.gen.Add(1)
 		c.a.approvals.finish(runID, func(ap *console.Approval) {
 			if res != nil {
 				ap.RunID, ap.Status = res.RunID, res.Status
@@ -283,13 +369,27 @@ func (c *consoleAPI) Discard(ctx context.Context, runID, by string) error {
 	if c.leading != nil && !c.leading() {
 		return fmt.Errorf("this replica is not the leader (%s): discard on the leader", c.leader())
 	}
+	defer c.a.gen.Add(1)
 	return c.a.engine.Discard(ctx, runID, by)
 }
 
 func (c *consoleAPI) Explain(ctx context.Context, who string) ([]console.Explanation, error) {
-	xs, err := c.a.engine.Explain(ctx, who, dsync.RunOptions{UseStored: true, Trigger: "explain"})
+	ix, reads, err := c.index(ctx)
 	if err != nil {
 		return nil, err
+	}
+	var xs []dsync.Explanation
+	if ix != nil {
+		key, ok := ix.Names[who]
+		if !ok {
+			key = ix.Names[strings.ToLower(who)]
+		}
+		xs = ix.ByKey[key]
+	} else {
+		reads = c.readsAt()
+		if xs, err = c.a.engine.Explain(ctx, who, dsync.RunOptions{UseStored: true, Trigger: "explain"}); err != nil {
+			return nil, err
+		}
 	}
 	steps := func(ss []dsync.Step) []console.Step {
 		var out []console.Step
@@ -301,7 +401,7 @@ func (c *consoleAPI) Explain(ctx context.Context, who string) ([]console.Explana
 	var out []console.Explanation
 	for _, x := range xs {
 		out = append(out, console.Explanation{Target: x.Target, User: x.User, InScope: x.InScope, Why: x.Why, RoleWhy: x.RoleWhy,
-			Desired: x.Desired, Cached: x.Cached, Steps: steps(x.Steps), Skips: steps(x.Skips), ReadsAt: c.readsAt()})
+			Desired: x.Desired, Cached: x.Cached, Steps: steps(x.Steps), Skips: steps(x.Skips), ReadsAt: reads})
 	}
 	slices.SortFunc(out, func(a, b console.Explanation) int { return strings.Compare(a.Target, b.Target) })
 	return out, nil

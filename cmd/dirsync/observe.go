@@ -90,7 +90,13 @@ func (a *app) watchHealth(source string, err error) {
 func (a *app) runFinished(ctx context.Context, runID string) {
 	r, err := a.store.GetRun(ctx, runID)
 	if err != nil {
+		a.gen.Add(1)
 		return
+	}
+	if len(r.Counts) > 0 || r.Status != "ok" {
+		// It decided something (a run that changes nothing, a plan held
+		// as before, leaves the console's plan index as it is).
+		a.gen.Add(1)
 	}
 	a.mon.RunFinished(r)
 	if a.notifier != nil {
@@ -202,6 +208,9 @@ func (d *daemon) mountConsole(ctx context.Context) error {
 		for {
 			if err := d.a.mon.Refresh(ctx, d.a.store, api.heldInfos); err != nil {
 				d.log.Debug("monitor refresh", zap.Error(err))
+			}
+			if d.a.cfg.HTTP.Console.Enabled {
+				api.warm()
 			}
 			select {
 			case <-ctx.Done():
