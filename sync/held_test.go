@@ -6,8 +6,11 @@ import (
 	"testing"
 
 	"github.com/dirsync/dirsync/config"
+	"github.com/dirsync/dirsync/connector/memtarget"
+	"github.com/dirsync/dirsync/identity"
 	"github.com/dirsync/dirsync/state"
 	dsync "github.com/dirsync/dirsync/sync"
+	"github.com/dirsync/dirsync/sync/synctest"
 )
 
 func heldDecisions(t *testing.T, st state.Store) []state.Decision {
@@ -25,6 +28,21 @@ func heldDecisions(t *testing.T, st state.Store) []state.Decision {
 	return out
 }
 
+// heldTwelve syncs 100 people, then disables 12 (past the guard's 10): the
+// second run holds their suspensions.
+func heldTwelve(t *testing.T) (*synctest.Harness, *memtarget.Target, []identity.User, *dsync.Result) {
+	t.Helper()
+	h, mt := setup(t, func(c *config.TargetCommon) { c.Scope = []string{"staff"} })
+	us := people(100)
+	h.Source.Set(us...)
+	h.Run(dsync.RunOptions{})
+	for i := range 12 {
+		us[i].Active = false
+	}
+	h.Source.Set(us...)
+	return h, mt, us, h.Run(dsync.RunOptions{})
+}
+
 func heldIDs(t *testing.T, st state.Store) []string {
 	t.Helper()
 	ids, err := st.HeldRuns(context.Background())
@@ -38,15 +56,7 @@ func heldIDs(t *testing.T, st state.Store) []string {
 // journal, and one stored plan; two people coming back leave it as it is
 // (its re-check says 10 of 12).
 func TestHeldPlanWaitsThrough100RunsWithOneDecisionPerStep(t *testing.T) {
-	h, _ := setup(t, func(c *config.TargetCommon) { c.Scope = []string{"staff"} })
-	us := people(100)
-	h.Source.Set(us...)
-	h.Run(dsync.RunOptions{})
-	for i := range 12 {
-		us[i].Active = false
-	}
-	h.Source.Set(us...)
-	first := h.Run(dsync.RunOptions{})
+	h, _, us, first := heldTwelve(t)
 	for range 100 {
 		if res := h.Run(dsync.RunOptions{}); !res.Held {
 			t.Fatalf("run %s not held", res.RunID)
@@ -79,15 +89,7 @@ func TestHeldPlanWaitsThrough100RunsWithOneDecisionPerStep(t *testing.T) {
 // A plan a run no longer wants any step of resolves itself, with a
 // decision saying so.
 func TestHeldPlanNoLongerWantedResolvesItself(t *testing.T) {
-	h, mt := setup(t, func(c *config.TargetCommon) { c.Scope = []string{"staff"} })
-	us := people(100)
-	h.Source.Set(us...)
-	h.Run(dsync.RunOptions{})
-	for i := range 12 {
-		us[i].Active = false
-	}
-	h.Source.Set(us...)
-	held := h.Run(dsync.RunOptions{})
+	h, mt, us, held := heldTwelve(t)
 	for i := range 12 {
 		us[i].Active = true
 	}
@@ -109,15 +111,7 @@ func TestHeldPlanNoLongerWantedResolvesItself(t *testing.T) {
 // A discarded plan stays discarded while the sources say the same; a new
 // leaver makes a new plan.
 func TestDiscardedPlanStaysDiscardedUntilTheSourcesChange(t *testing.T) {
-	h, mt := setup(t, func(c *config.TargetCommon) { c.Scope = []string{"staff"} })
-	us := people(100)
-	h.Source.Set(us...)
-	h.Run(dsync.RunOptions{})
-	for i := range 12 {
-		us[i].Active = false
-	}
-	h.Source.Set(us...)
-	held := h.Run(dsync.RunOptions{})
+	h, mt, us, held := heldTwelve(t)
 	if err := h.Engine.Discard(context.Background(), held.RunID, "ann"); err != nil {
 		t.Fatal(err)
 	}
@@ -139,17 +133,8 @@ func TestDiscardedPlanStaysDiscardedUntilTheSourcesChange(t *testing.T) {
 // The plan index answers what Explain and RecheckStored answer, from one
 // plan-only run.
 func TestPlanIndexMatchesExplainAndRecheck(t *testing.T) {
-	h, _ := setup(t, func(c *config.TargetCommon) { c.Scope = []string{"staff"} })
-	us := people(100)
-	h.Source.Set(us...)
-	h.Run(dsync.RunOptions{})
-	for i := range 12 {
-		us[i].Active = false
-	}
-	us[0].Active = true
-	h.Source.Set(us...)
-	held := h.Run(dsync.RunOptions{})
-	us[1].Active = true
+	h, _, us, held := heldTwelve(t)
+	us[0].Active, us[1].Active = true, true
 	h.Source.Set(us...)
 	h.Run(dsync.RunOptions{}) // held as before; reads updated
 	ctx := context.Background()
