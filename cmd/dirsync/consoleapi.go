@@ -34,6 +34,7 @@ type consoleAPI struct {
 	ix         *dsync.PlanIndex
 	ixGen      int64
 	ixReads    time.Time
+	ixBuilt    time.Time // when the run it came from started
 	ixBuilding bool
 	// leader describes this replica's role; leading says whether it may
 	// apply (approve, discard).
@@ -153,12 +154,12 @@ const indexLimit = 200_000
 // one (runs finished since) is returned as it is while a new one is built
 // in the background; none is built now, once.
 func (c *consoleAPI) index(ctx context.Context) (*dsync.PlanIndex, time.Time, error) {
-	return c.indexFresh(ctx, false)
+	return c.indexSince(ctx, time.Time{})
 }
 
-// indexFresh is index; with fresh a stale index is rebuilt now (a held
-// plan made after it was built would read as unwanted).
-func (c *consoleAPI) indexFresh(ctx context.Context, fresh bool) (*dsync.PlanIndex, time.Time, error) {
+// indexSince is index, rebuilt now when it is stale and older than since
+// (a held plan made after the index would read as unwanted).
+func (c *consoleAPI) indexSince(ctx context.Context, since time.Time) (*dsync.PlanIndex, time.Time, error) {
 	if c.a.mon != nil {
 		srcs, _, _, _ := c.a.mon.Snapshot()
 		n := 0
@@ -170,21 +171,26 @@ func (c *consoleAPI) indexFresh(ctx context.Context, fresh bool) (*dsync.PlanInd
 		}
 	}
 	c.ixMu.Lock()
-	ix, reads, stale := c.ix, c.ixReads, c.ixGen != c.a.gen.Load()
+	ix, reads, stale := c.ix, c.ixReads, c.ixGen != c.a.gen.Load() && c.ixBuilt.Before(since)
 	c.ixMu.Unlock()
-	if ix != nil && !(fresh && stale) {
+	if ix != nil && !stale {
 		c.warm()
 		return ix, reads, nil
 	}
 	return c.build(ctx)
 }
 
+// indexEvery bounds how often the index is rebuilt in the background: a
+// daemon re-reading its sources every few seconds does not plan twice as
+// much for the console; pages show the age of the reads they use.
+const indexEvery = 30 * time.Second
+
 // warm rebuilds the index in the background when a run, approval or
-// discard changed what a plan says since it was built.
+// discard happened since it was built, at most once per indexEvery.
 func (c *consoleAPI) warm() {
 	c.ixMu.Lock()
 	defer c.ixMu.Unlock()
-	if c.ixBuilding || (c.ix != nil && c.ixGen == c.a.gen.Load()) {
+	if c.ixBuilding || (c.ix != nil && (c.ixGen == c.a.gen.Load() || time.Since(c.ixBuilt) < indexEvery)) {
 		return
 	}
 	c.ixBuilding = true
@@ -199,7 +205,7 @@ func (c *consoleAPI) warm() {
 }
 
 func (c *consoleAPI) build(ctx context.Context) (*dsync.PlanIndex, time.Time, error) {
-	gen, reads := c.a.gen.Load(), c.readsAt()
+	gen, reads, started := c.a.gen.Load(), c.readsAt(), time.Now()
 	ix, err := c.a.engine.IndexPlan(ctx)
 	if err != nil {
 		return nil, time.Time{}, err
@@ -207,7 +213,7 @@ func (c *consoleAPI) build(ctx context.Context) (*dsync.PlanIndex, time.Time, er
 	c.ixMu.Lock()
 	defer c.ixMu.Unlock()
 	if c.ix == nil || gen >= c.ixGen {
-		c.ix, c.ixGen, c.ixReads = ix, gen, reads
+		c.ix, c.ixGen, c.ixReads, c.ixBuilt = ix, gen, reads, started
 	}
 	return ix, reads, nil
 }
@@ -218,7 +224,13 @@ func (c *consoleAPI) Recheck(ctx context.Context, runID string) (console.Held, e
 		return console.Held{}, err
 	}
 	var checks []dsync.HeldCheck
-	ix, reads, err := c.indexFresh(ctx, true)
+	var newest time.Time
+	for _, hp := range hps {
+		if hp.Created.After(newest) {
+			newest = hp.Created
+		}
+	}
+	ix, reads, err := c.indexSince(ctx, newest.Add(time.Second))
 	if err != nil {
 		return console.Held{}, err
 	}
