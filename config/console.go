@@ -26,8 +26,15 @@ type Console struct {
 	// behind one address need the same key; empty means a random key per
 	// process (sessions end when it restarts).
 	SessionKey Secret `yaml:"session_key"`
-	// SessionTTL is how long a sign-in lasts (default 8h).
+	// SessionTTL is how long a sign-in lasts at most, however active
+	// (default 8h).
 	SessionTTL Duration `yaml:"session_ttl"`
+	// SessionIdle ends a session nobody used for this long (default 30m).
+	SessionIdle Duration `yaml:"session_idle"`
+	// RoleRefresh bounds how old a session's groups may be: past it they
+	// are read again from the IdP (refresh token), or the person signs in
+	// again (default 10m).
+	RoleRefresh Duration `yaml:"role_refresh"`
 }
 
 // ConsoleOIDC is the console's OpenID Connect client.
@@ -107,6 +114,12 @@ func (c *Config) validateConsole(ps *Problems) {
 		}
 		if con.SessionTTL < 0 {
 			ps.Add("http.console.session_ttl", "must be > 0")
+		}
+		if con.SessionIdle < 0 {
+			ps.Add("http.console.session_idle", "must be > 0")
+		}
+		if con.RoleRefresh < 0 {
+			ps.Add("http.console.role_refresh", "must be > 0")
 		}
 	}
 	n := c.Notify

@@ -16,6 +16,7 @@ import (
 
 	"github.com/dirsync/dirsync/config"
 	"github.com/dirsync/dirsync/identity"
+	"github.com/dirsync/dirsync/report"
 	"github.com/dirsync/dirsync/state"
 	"go.uber.org/zap"
 )
@@ -35,12 +36,21 @@ type Backend interface {
 	// made now from the current sources and cache.
 	Recheck(ctx context.Context, runID string) (Held, error)
 	// Approve applies the held steps a fresh plan still wants, limited to
-	// the actions in only when it is not empty; by names the approver.
+	// the actions in only when it is not empty; by names the approver. It
+	// may answer at once with Status "started" and go on in the
+	// background; Approval then tells how far it got.
 	Approve(ctx context.Context, runID string, only []string, by string) (ApproveResult, error)
+	// Approval is the state of the last approval of runID started here.
+	Approval(ctx context.Context, runID string) (Approval, error)
 	// Discard drops a held plan; by names who did it.
 	Discard(ctx context.Context, runID, by string) error
 	// Explain is the chain for a person (key, username or email) per target.
 	Explain(ctx context.Context, who string) ([]Explanation, error)
+	// FindPeople returns up to limit people whose username, email or name
+	// (any word of it) starts with q, case-insensitively.
+	FindPeople(ctx context.Context, q string, limit int) ([]PersonMatch, error)
+	// Leavers is the offboarding evidence from since until now.
+	Leavers(ctx context.Context, since time.Time) (*report.LeaversReport, error)
 }
 
 // Status is a traffic-light state with its reason.
@@ -97,6 +107,21 @@ type Held struct {
 	Targets   []string
 	Steps     []Step
 	Rechecked bool
+	// ReadsAt is when the reads the re-check planned from were made.
+	ReadsAt time.Time
+}
+
+// Approval is an approval running in the background, or its outcome.
+type Approval struct {
+	HeldRun  string
+	By       string
+	Total    int // held steps released (an upper bound of what is applied)
+	Done     int // decisions recorded so far
+	Started  time.Time
+	Finished time.Time // zero while running
+	RunID    string    // the run that applied it (when finished)
+	Status   string
+	Err      string // a fixed message when it failed
 }
 
 // ApproveResult is what an approval did.
@@ -119,6 +144,13 @@ type Explanation struct {
 	Cached  *identity.Account
 	Steps   []Step
 	Skips   []Step
+	// ReadsAt is when the stored reads it was planned from were made.
+	ReadsAt time.Time
+}
+
+// PersonMatch is one person a search found.
+type PersonMatch struct {
+	Key, Source, Username, Email, Name string
 }
 
 // Options build a Server.
@@ -128,6 +160,8 @@ type Options struct {
 	Logger  *zap.Logger
 	// Secrets are values no page may contain (checked before every write).
 	Secrets []string
+	// Sessions is where sign-ins are kept: the state store (required).
+	Sessions KV
 	// HTTPClient reaches the IdP (default http.DefaultClient).
 	HTTPClient *http.Client
 	Now        func() time.Time
@@ -174,7 +208,7 @@ func New(o Options) (*Server, error) {
 		return nil, err
 	}
 	sub, _ := fs.Sub(assets, "static")
-	s.static = http.StripPrefix("/ui/static/", http.FileServerFS(sub))
+	s.static = http.StripPrefix("/ui/static/", noListing(http.FileServerFS(sub)))
 	return s, nil
 }
 
@@ -193,8 +227,11 @@ func (s *Server) Handler() http.Handler {
 	mux.Handle("GET /ui/held", s.need(roleViewer, s.heldList))
 	mux.Handle("GET /ui/held/{id}", s.need(roleViewer, s.held))
 	mux.Handle("POST /ui/held/{id}/approve", s.need(roleApprover, s.approve))
+	mux.Handle("GET /ui/held/{id}/approval", s.need(roleViewer, s.approval))
 	mux.Handle("POST /ui/held/{id}/discard", s.need(roleApprover, s.discard))
 	mux.Handle("GET /ui/person", s.need(roleViewer, s.person))
+	mux.Handle("GET /ui/leavers", s.need(roleViewer, s.leavers))
+	mux.Handle("GET /ui/leavers.csv", s.need(roleViewer, s.leavers))
 	return securityHeaders(mux)
 }
 
@@ -209,6 +246,17 @@ func securityHeaders(h http.Handler) http.Handler {
 		hd.Set("X-Content-Type-Options", "nosniff")
 		hd.Set("Referrer-Policy", "same-origin")
 		hd.Set("Cache-Control", "no-store")
+		h.ServeHTTP(w, r)
+	})
+}
+
+// noListing answers 404 for a folder instead of listing it.
+func noListing(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "" || strings.HasSuffix(r.URL.Path, "/") {
+			http.NotFound(w, r)
+			return
+		}
 		h.ServeHTTP(w, r)
 	})
 }

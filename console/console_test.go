@@ -2,6 +2,7 @@ package console
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/cookiejar"
@@ -15,11 +16,14 @@ import (
 
 	"github.com/dirsync/dirsync/config"
 	"github.com/dirsync/dirsync/internal/testsrv/oidcprov"
+	"github.com/dirsync/dirsync/report"
 	"github.com/dirsync/dirsync/state"
+	"github.com/dirsync/dirsync/state/memstore"
 )
 
 // fakeBackend serves fixed data and records approvals.
 type fakeBackend struct {
+	runs      []state.Run
 	mu        stdsync.Mutex
 	approved  []string
 	discarded []string
@@ -31,10 +35,16 @@ func (f *fakeBackend) Overview(context.Context) (Overview, error) {
 		Targets: []TargetHealth{{Name: "netmaker", Status: Status{Level: "ok"}}}}, nil
 }
 func (f *fakeBackend) Runs(context.Context, int) ([]state.Run, error) {
+	if f.runs != nil {
+		return f.runs, nil
+	}
 	return []state.Run{{ID: "R1", Trigger: "schedule", Status: "held"}}, nil
 }
-func (f *fakeBackend) Run(context.Context, string) (state.Run, error) {
-	return state.Run{ID: "R1"}, nil
+func (f *fakeBackend) Run(_ context.Context, id string) (state.Run, error) {
+	if id != "R1" && id != "R2" {
+		return state.Run{}, fmt.Errorf("bolt: run %q: %w", id, state.ErrNotFound)
+	}
+	return state.Run{ID: id}, nil
 }
 func (f *fakeBackend) Decisions(context.Context, state.DecisionQuery) ([]state.Decision, error) {
 	return []state.Decision{{RunID: "R1", Target: "netmaker", User: "jo", Action: "suspend", Outcome: "held"},
@@ -53,13 +63,39 @@ func (f *fakeBackend) Approve(_ context.Context, id string, only []string, by st
 	f.approved = append(f.approved, id+" by "+by+" only "+strings.Join(only, ","))
 	return ApproveResult{RunID: "R2"}, nil
 }
+func (f *fakeBackend) Approval(_ context.Context, id string) (Approval, error) {
+	return Approval{HeldRun: id, Total: 3, Done: 1, Started: time.Now()}, nil
+}
 func (f *fakeBackend) Discard(_ context.Context, id, by string) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.discarded = append(f.discarded, id+" by "+by)
 	return nil
 }
-func (f *fakeBackend) Explain(context.Context, string) ([]Explanation, error) { return nil, nil }
+func (f *fakeBackend) Explain(_ context.Context, who string) ([]Explanation, error) {
+	if who == "ann.smith@example.test" {
+		return []Explanation{{Target: "netmaker", InScope: true, Why: "member of staff"}}, nil
+	}
+	return nil, nil
+}
+func (f *fakeBackend) FindPeople(_ context.Context, q string, limit int) ([]PersonMatch, error) {
+	all := []PersonMatch{{Key: "k1", Username: "ann.smith", Email: "ann.smith@example.test", Name: "Ann Smith"},
+		{Key: "k2", Username: "annabel", Email: "annabel@example.test", Name: "Annabel Lee"}}
+	var out []PersonMatch
+	for _, m := range all {
+		if strings.HasPrefix(strings.ToLower(m.Name), strings.ToLower(q)) || strings.Contains(strings.ToLower(m.Name), " "+strings.ToLower(q)) {
+			out = append(out, m)
+		}
+	}
+	return out, nil
+}
+func (f *fakeBackend) Leavers(_ context.Context, since time.Time) (*report.LeaversReport, error) {
+	t := since.Add(time.Hour)
+	return &report.LeaversReport{Since: since, Until: t.Add(time.Hour), Leavers: []report.Leaver{{Person: "p1", Name: "sam", SourceTime: t, SourceTimeFrom: "whenChanged",
+		Applications: []report.LeaverApp{{Application: "netmaker", Account: "sam", Action: "suspend", Confirmed: t.Add(1500 * time.Millisecond), Seconds: 1.5},
+			{Application: "ezeep", Account: "sam@x", Action: "delete", Pending: "held: by the safety guard"}}, Pending: 1}},
+		Applications: []report.AppStat{{Application: "netmaker", Confirmed: 1, P50: 1.5, P95: 1.5}}}, nil
+}
 
 const (
 	clientSecret = "oidc-client-secret-value-42"
@@ -67,10 +103,31 @@ const (
 )
 
 type fixture struct {
-	t   *testing.T
-	idp *oidcprov.Provider
-	srv *httptest.Server
-	be  *fakeBackend
+	t     *testing.T
+	idp   *oidcprov.Provider
+	srv   *httptest.Server
+	be    *fakeBackend
+	store *memstore.Store
+	clock *fakeClock
+	cfg   config.Console
+}
+
+// fakeClock is the console's clock in tests: real time plus an offset.
+type fakeClock struct {
+	mu  stdsync.Mutex
+	off time.Duration
+}
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return time.Now().Add(c.off)
+}
+
+func (c *fakeClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.off += d
 }
 
 func newFixture(t *testing.T) *fixture {
@@ -83,12 +140,22 @@ func newFixture(t *testing.T) *fixture {
 	cfg := config.Console{Enabled: true, BaseURL: f.srv.URL + "/ui/", AdminToken: config.NewSecret(adminToken),
 		OIDC: config.ConsoleOIDC{Issuer: idp.Issuer, ClientID: "dirsync", ClientSecret: config.NewSecret(clientSecret),
 			Viewers: []string{"it-staff"}, Approvers: []string{"it-oncall"}}}
-	s, err := New(Options{Config: cfg, Backend: f.be, Secrets: []string{clientSecret, adminToken, "redis-password-xyz"}})
+	f.store = memstore.New(memstore.Options{})
+	f.clock = &fakeClock{}
+	f.restart(cfg)
+	return f
+}
+
+// restart serves a new console process with cfg on the same store, as a
+// daemon restarted with an edited configuration would.
+func (f *fixture) restart(cfg config.Console) {
+	f.t.Helper()
+	f.cfg = cfg
+	s, err := New(Options{Config: cfg, Backend: f.be, Sessions: f.store, Now: f.clock.Now, Secrets: []string{clientSecret, adminToken, "redis-password-xyz"}})
 	if err != nil {
-		t.Fatal(err)
+		f.t.Fatal(err)
 	}
 	f.srv.Config.Handler = s.Handler()
-	return f
 }
 
 // client is a browser stand-in: a cookie jar, following redirects.

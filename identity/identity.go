@@ -37,6 +37,12 @@ type User struct {
 	// Facts maps a field name (FactActive, ...) to the source fact that set it,
 	// e.g. "userAccountControl ACCOUNTDISABLE set". Optional; used in reasons.
 	Facts map[string]string `json:"facts,omitempty"`
+	// Changed is when the source itself last changed the record, as it
+	// recorded it (LDAP modifyTimestamp, AD whenChanged, the SCIM push);
+	// zero when the source does not say. The leavers report quotes it.
+	Changed time.Time `json:"changed,omitzero"`
+	// ChangedFrom names where Changed comes from ("modifyTimestamp", ...).
+	ChangedFrom string `json:"changed_from,omitempty"`
 }
 
 // ImmutableIDs returns the values of u's attributes that carry the

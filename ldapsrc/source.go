@@ -65,6 +65,8 @@ type Options struct {
 	Cursors source.Cursors
 	// Now is the clock (default time.Now).
 	Now func() time.Time
+	// WatchHealth hears each watch connection's outcome (source.Deps).
+	WatchHealth func(err error)
 }
 
 // Source reads one LDAP directory. It is safe for concurrent use: Pull
@@ -81,6 +83,7 @@ type Source struct {
 	// watchHook, when set (tests), hears Watch milestones ("ready:...",
 	// "poll").
 	watchHook func(event string)
+	health    func(err error)
 }
 
 var (
@@ -99,7 +102,7 @@ func Factory(cfg config.Source, deps source.Deps) (source.Source, error) {
 	if ps := s.validate(cfg.Path()); len(ps) > 0 {
 		return nil, ps
 	}
-	return New(cfg.Name, s, Options{Logger: deps.Logger, Cursors: deps.Cursors})
+	return New(cfg.Name, s, Options{Logger: deps.Logger, Cursors: deps.Cursors, WatchHealth: deps.WatchHealth})
 }
 
 // New returns an ldap source named name.
@@ -112,7 +115,7 @@ func New(name string, s Settings, o Options) (*Source, error) {
 	if err != nil {
 		return nil, fmt.Errorf("ldapsrc: %s: %w", name, err)
 	}
-	src := &Source{name: name, s: s, tls: tc, log: o.Logger, cursors: o.Cursors, now: o.Now}
+	src := &Source{name: name, s: s, tls: tc, log: o.Logger, cursors: o.Cursors, now: o.Now, health: o.WatchHealth}
 	if src.log == nil {
 		src.log = zap.NewNop()
 	}

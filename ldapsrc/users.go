@@ -30,6 +30,7 @@ const (
 	fShadowExpire   // shadowExpire (days since 1970)
 	fPwdReset       // OpenLDAP ppolicy pwdReset
 	fIsDeleted      // AD isDeleted (incremental)
+	fChanged        // AD whenChanged, else modifyTimestamp: when the entry last changed
 	numFields
 )
 
@@ -85,6 +86,10 @@ func newMapper(source string, p profile, extra []string, lockout bool) *mapper {
 			"userAccountControl", "lockoutTime", "accountExpires", "pwdLastSet", "primaryGroupID"
 	} else {
 		names[fLockedTime], names[fShadowExpire], names[fPwdReset] = "pwdAccountLockedTime", "shadowExpire", "pwdReset"
+	}
+	names[fChanged] = "modifyTimestamp"
+	if m.ad {
+		names[fChanged] = "whenChanged"
 	}
 	for f, n := range names {
 		m.fields[f] = slot(n)
@@ -294,6 +299,9 @@ func (m *mapper) user(e *wire.Entry) (identity.User, error) {
 		m.openLDAPStatus(&u, &fs)
 	}
 	u.Facts = m.factsMap(fs)
+	if t, ok := generalizedTime(m.first(fChanged)); ok {
+		u.Changed, u.ChangedFrom = t, m.attrs[m.fields[fChanged]]
+	}
 	if len(m.extra) > 0 {
 		u.Attributes = make(map[string]string, len(m.extra))
 		for i, name := range m.extra {
@@ -305,6 +313,19 @@ func (m *mapper) user(e *wire.Entry) (identity.User, error) {
 		}
 	}
 	return u, nil
+}
+
+// generalizedTime parses an LDAP GeneralizedTime in UTC
+// ("20261208010203Z", AD's "20261208010203.0Z").
+func generalizedTime(b []byte) (time.Time, bool) {
+	if len(b) < 15 || b[len(b)-1] != 'Z' {
+		return time.Time{}, false
+	}
+	t, err := time.Parse("20060102150405", string(b[:14]))
+	if err != nil {
+		return time.Time{}, false
+	}
+	return t.UTC(), true
 }
 
 func joinValues(name string, vs [][]byte) string {

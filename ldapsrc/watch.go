@@ -67,6 +67,7 @@ func (s *Source) Watch(ctx context.Context, notify func(source.Change)) error {
 		if !wire.IsNetwork(err) {
 			return fmt.Errorf("ldapsrc: %s: watch: %w", s.name, err)
 		}
+		s.watchHealth(fmt.Errorf("ldapsrc: %s: watch: %w", s.name, err))
 		if s.now().Sub(started) > time.Minute {
 			delay = time.Second
 		}
@@ -148,6 +149,7 @@ func (s *Source) watchOnce(ctx context.Context, ix *memberIndex, noNotify bool, 
 		return err
 	}
 	defer ss.c.Close()
+	s.watchHealth(nil)
 	mode := s.mode(ss.p, ss.dse)
 	if mode == IncNotify && noNotify {
 		mode = IncUSN
@@ -175,6 +177,13 @@ func (s *Source) watchOnce(ctx context.Context, ix *memberIndex, noNotify bool, 
 		s.hook("ready")
 		<-ctx.Done()
 		return nil
+	}
+}
+
+// watchHealth reports a connection's outcome to Options.WatchHealth.
+func (s *Source) watchHealth(err error) {
+	if s.health != nil {
+		s.health(err)
 	}
 }
 

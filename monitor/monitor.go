@@ -47,6 +47,7 @@ type Tracker struct {
 	curFailed   map[string]string
 	lastFull    time.Time
 	held        []HeldInfo
+	seeded      bool // last runs read from the journal after a start
 }
 
 // SourceState is what the tracker knows of a source.
@@ -58,7 +59,17 @@ type SourceState struct {
 	LastError     string
 	LastErrorTime time.Time
 	LastChange    time.Time // last incremental change seen
+	// WatchFailures counts the change watch's connection attempts that
+	// failed since it last connected; WatchOK is when it last connected.
+	WatchFailures int
+	WatchOK       time.Time
 }
+
+// Failing is the number of failed reads in a row, by the way of reading
+// that fails most: full pulls and polls (per run), or the change watch
+// (per connection attempt). It is what the consecutive-failures metric and
+// the console's traffic light show.
+func (s SourceState) Failing() int { return max(s.Failures, s.WatchFailures) }
 
 // TargetState is what the tracker knows of a target.
 type TargetState struct {
@@ -127,7 +138,7 @@ func New(reg prometheus.Registerer, o Options) *Tracker {
 		quarantined:  prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: MetricQuarantined, Help: "Accounts quarantined after repeated failures, per target."}, []string{"target"}),
 		breaker:      prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: MetricBreakerOpen, Help: "1 when the target's circuit breaker opened in its last run."}, []string{"target"}),
 		srcSuccess:   prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: MetricSourceOK, Help: "When each source was last read completely (Unix time)."}, []string{"source"}),
-		srcFailing:   prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: MetricSourceFail, Help: "Runs in a row that could not read the source."}, []string{"source"}),
+		srcFailing:   prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: MetricSourceFail, Help: "Failed reads of the source in a row: runs that could not pull it, or connection attempts of its change watch since it last connected (the larger)."}, []string{"source"}),
 		tgtSuccess:   prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: MetricTargetOK, Help: "When each target last finished a run without a failure (Unix time)."}, []string{"target"}),
 		fullSuccess:  prometheus.NewGauge(prometheus.GaugeOpts{Name: MetricFullOK, Help: "When the last full run finished ok (Unix time)."}),
 		fullInterval: prometheus.NewGauge(prometheus.GaugeOpts{Name: MetricFullInterval, Help: "The full run schedule's interval."}),
@@ -195,6 +206,28 @@ func (t *Tracker) RunStarting(trigger string, observed time.Time) {
 	}
 }
 
+// Watch records how a source's change watch fares: err nil when it
+// (re)connected, else the failure of one connection attempt. A watch that
+// cannot reconnect counts failures at once, so the source turns red and
+// the consecutive-failures metric moves within seconds, though no run
+// reads the source until the next full one.
+func (t *Tracker) Watch(source string, err error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	s := t.sources[source]
+	if s == nil {
+		return
+	}
+	now := t.o.Now()
+	if err == nil {
+		s.WatchFailures, s.WatchOK = 0, now
+	} else {
+		s.WatchFailures++
+		s.LastError, s.LastErrorTime = err.Error(), now
+	}
+	t.m.srcFailing.WithLabelValues(source).Set(float64(s.Failing()))
+}
+
 var sourceErr = regexp.MustCompile(`source ([^\s:]+): `)
 
 // Decision sees every decision (the Recorder's callback). It must be cheap:
@@ -242,8 +275,11 @@ func (t *Tracker) RunFinished(r state.Run) {
 	if now.IsZero() {
 		now = t.o.Now()
 	}
-	keyed := strings.HasPrefix(r.Trigger, "incremental") || r.Trigger == "expiry" || strings.HasPrefix(r.Trigger, "approve")
-	if !keyed && !strings.HasPrefix(r.Trigger, "approve") {
+	// Targeted runs ("incremental:SOURCE...") plan from the stored reads,
+	// and so do expiry and approval runs: they say nothing of a source.
+	// A poll ("incremental") reads every source like a full run.
+	keyed := strings.HasPrefix(r.Trigger, "incremental:") || r.Trigger == "expiry" || strings.HasPrefix(r.Trigger, "approve")
+	if !keyed {
 		for name, s := range t.sources {
 			if n, ok := r.Sources[name]; ok {
 				s.LastSuccess, s.Users, s.Failures = now, n, 0
@@ -251,9 +287,9 @@ func (t *Tracker) RunFinished(r state.Run) {
 			} else if s.LastErrorTime.After(r.Started.Add(-time.Second)) || r.Status == "failed" {
 				s.Failures++
 			}
-			t.m.srcFailing.WithLabelValues(name).Set(float64(s.Failures))
+			t.m.srcFailing.WithLabelValues(name).Set(float64(s.Failing()))
 		}
-		if r.Status == "ok" || r.Status == "held" {
+		if r.Trigger != "incremental" && (r.Status == "ok" || r.Status == "held") {
 			t.lastFull = now
 			t.m.fullSuccess.Set(float64(now.Unix()))
 		}
@@ -288,6 +324,7 @@ func (t *Tracker) Refresh(ctx context.Context, st state.Store, held func(ctx con
 	if err != nil {
 		return fmt.Errorf("monitor: held plans: %w", err)
 	}
+	t.seedLastRuns(ctx, st)
 	counts := map[string][2]int{}
 	for _, name := range t.o.Targets {
 		accts, err := st.Accounts(ctx, name)
@@ -326,6 +363,29 @@ func (t *Tracker) Refresh(ctx context.Context, st state.Store, held func(ctx con
 	}
 	t.updateHeldLocked()
 	return nil
+}
+
+// seedLastRuns fills, once, each target's last run from the journal: a
+// restarted daemon shows when a target was last run, not "never".
+func (t *Tracker) seedLastRuns(ctx context.Context, st state.Store) {
+	t.mu.Lock()
+	if t.seeded {
+		t.mu.Unlock()
+		return
+	}
+	t.seeded = true
+	t.mu.Unlock()
+	for _, name := range t.o.Targets {
+		ds, err := st.Decisions(ctx, state.DecisionQuery{Target: name, Limit: 1})
+		if err != nil || len(ds) == 0 {
+			continue
+		}
+		t.mu.Lock()
+		if tg := t.targets[name]; tg != nil && tg.LastRun.IsZero() {
+			tg.LastRun = ds[len(ds)-1].Time
+		}
+		t.mu.Unlock()
+	}
 }
 
 func (t *Tracker) updateHeldLocked() {

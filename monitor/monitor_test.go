@@ -2,6 +2,7 @@ package monitor
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -136,5 +137,60 @@ func TestTriggerKindNamesHowAChangeArrived(t *testing.T) {
 		if got := tr.TriggerKind(trigger); got != want {
 			t.Errorf("TriggerKind(%q) = %q, want %q", trigger, got, want)
 		}
+	}
+}
+
+// A watch that cannot reconnect counts failures at once, with no run; a
+// poll that fails counts like a full run; a reconnect clears the watch's.
+func TestWatchAndPollFailuresCount(t *testing.T) {
+	now := time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
+	tr, _ := newTracker(t, &now)
+	tr.Watch("corp-ad", nil)
+	for range 3 {
+		now = now.Add(2 * time.Second)
+		tr.Watch("corp-ad", errors.New("ldapsrc: corp-ad: watch: connection refused"))
+	}
+	srcs, _, _, _ := tr.Snapshot()
+	if srcs[0].Failing() != 3 || !strings.Contains(srcs[0].LastError, "connection refused") {
+		t.Fatalf("corp-ad after 3 failed reconnects: %+v", srcs[0])
+	}
+	if v := testutil.ToFloat64(tr.m.srcFailing.WithLabelValues("corp-ad")); v != 3 {
+		t.Fatalf("consecutive failures gauge %v, want 3", v)
+	}
+	// Targeted runs say nothing of the source.
+	tr.RunStarting("incremental:corp-ad:syncrepl", now)
+	tr.RunFinished(state.Run{ID: "R1", Trigger: "incremental:corp-ad:syncrepl", Started: now, Finished: now, Status: "ok"})
+	if v := testutil.ToFloat64(tr.m.srcFailing.WithLabelValues("corp-ad")); v != 3 {
+		t.Fatalf("a targeted run changed the gauge to %v", v)
+	}
+	tr.Watch("corp-ad", nil)
+	if v := testutil.ToFloat64(tr.m.srcFailing.WithLabelValues("corp-ad")); v != 0 {
+		t.Fatalf("after reconnecting the gauge is %v", v)
+	}
+	// A poll that cannot read okta.
+	tr.RunStarting("incremental", now)
+	tr.Decision(state.Decision{RunID: "R2", Trigger: "incremental", Time: now, Target: "ezeep", User: "*", Action: "run", Outcome: "failed",
+		Error: "source okta: timeout"})
+	tr.RunFinished(state.Run{ID: "R2", Trigger: "incremental", Started: now, Finished: now, Status: "failed"})
+	if v := testutil.ToFloat64(tr.m.srcFailing.WithLabelValues("okta")); v != 1 {
+		t.Fatalf("a failed poll left the gauge at %v", v)
+	}
+}
+
+// After a restart the targets' last runs come from the journal.
+func TestLastRunSurvivesRestart(t *testing.T) {
+	now := time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
+	st := memstore.New(memstore.Options{})
+	at := now.Add(-time.Hour)
+	if err := st.AppendDecisions(context.Background(), []state.Decision{{Time: at, RunID: "R1", Target: "netmaker", User: "jo", Action: "create", Outcome: "applied"}}); err != nil {
+		t.Fatal(err)
+	}
+	tr, _ := newTracker(t, &now)
+	if err := tr.Refresh(context.Background(), st, func(context.Context) ([]HeldInfo, error) { return nil, nil }); err != nil {
+		t.Fatal(err)
+	}
+	_, tgts, _, _ := tr.Snapshot()
+	if !tgts[0].LastRun.Equal(at) || !tgts[1].LastRun.IsZero() {
+		t.Fatalf("targets after a restart: %+v", tgts)
 	}
 }

@@ -73,7 +73,11 @@ type Notifier struct {
 
 	mu stdsync.Mutex
 	// per-run dedup of held notifications, counters of failures
-	heldSent   map[string]bool
+	heldSent map[string]bool
+	// heldWait gathers a run's held plans until the run finishes, so one
+	// notification names every target the run held (by the run that made
+	// the decisions).
+	heldWait   map[string]*pendingHeld
 	srcFails   map[string]int
 	srcRun     map[string]string
 	srcSent    map[string]bool
@@ -127,7 +131,7 @@ func New(o Options) *Notifier {
 	if o.Config.SuspendAttempts == 0 {
 		o.Config.SuspendAttempts = 3
 	}
-	return &Notifier{o: o, hooks: o.Config.Webhooks, heldSent: map[string]bool{}, srcFails: map[string]int{}, srcRun: map[string]string{},
+	return &Notifier{o: o, hooks: o.Config.Webhooks, heldSent: map[string]bool{}, heldWait: map[string]*pendingHeld{}, srcFails: map[string]int{}, srcRun: map[string]string{},
 		srcSent: map[string]bool{}, suspFails: map[string]int{}, suspSent: map[string]bool{}, breakerRun: map[string]string{},
 		queue: make(chan delivery, o.Queue)}
 }
@@ -174,6 +178,17 @@ func (n *Notifier) Start(ctx context.Context) {
 // abandoned. One-shot commands call it so a held plan's notification goes
 // out before the process exits.
 func (n *Notifier) Close(ctx context.Context) {
+	n.mu.Lock()
+	var held []Event
+	for id := range n.heldWait {
+		if ev, ok := n.heldEventLocked(id); ok {
+			held = append(held, ev)
+		}
+	}
+	n.mu.Unlock()
+	for _, ev := range held {
+		n.Send(ev)
+	}
 	n.mu.Lock()
 	if n.closed {
 		n.mu.Unlock()
@@ -240,15 +255,22 @@ func (n *Notifier) Decision(d state.Decision) {
 	switch {
 	case d.Outcome == "held" && !n.heldSent[heldRun(d)]:
 		// A later run that holds the same steps points at the first held
-		// run: one notification per held plan, not per run.
+		// run: one notification per held plan, not per run. It goes out
+		// when the run finishes (RunFinished), naming every target held.
 		run := heldRun(d)
-		n.heldSent[run] = true
 		reason := d.Reason
 		if i := strings.Index(reason, "held by the safety guard"); i >= 0 {
 			reason = strings.TrimSuffix(strings.SplitN(reason[i:], ": run", 2)[0], ")") + ")"
 		}
-		evs = append(evs, Event{Kind: EventHeld, RunID: run, Target: d.Target, Reason: reason, Link: n.link("held", run),
-			Summary: fmt.Sprintf("dirsync held a plan on %s for approval (run %s): %s", d.Target, run, reason)})
+		p := n.heldWait[d.RunID]
+		if p == nil {
+			p = &pendingHeld{held: run, since: time.Now()}
+			n.heldWait[d.RunID] = p
+		}
+		if !slices.Contains(p.targets, d.Target) {
+			p.targets = append(p.targets, d.Target)
+			p.reasons = append(p.reasons, d.Target+": "+reason)
+		}
 	case d.Action == "circuit_open" && n.breakerRun[d.Target] != d.RunID:
 		n.breakerRun[d.Target] = d.RunID
 		evs = append(evs, Event{Kind: EventBreakerOpen, RunID: d.RunID, Target: d.Target, Reason: d.Reason, Link: n.link("runs", d.RunID),
@@ -279,10 +301,57 @@ func (n *Notifier) Decision(d state.Decision) {
 		delete(n.suspFails, k)
 		delete(n.suspSent, k)
 	}
+	// A run whose end is never reported (an approval's own hold) still
+	// announces its plans, a minute later.
+	for id, p := range n.heldWait {
+		if id != d.RunID && time.Since(p.since) > time.Minute {
+			if ev, ok := n.heldEventLocked(id); ok {
+				evs = append(evs, ev)
+			}
+		}
+	}
 	n.mu.Unlock()
 	for _, ev := range evs {
 		n.Send(ev)
 	}
+}
+
+// pendingHeld is a run's held plans waiting for the run to finish.
+type pendingHeld struct {
+	held    string // the run whose plan the decisions point at
+	targets []string
+	reasons []string
+	since   time.Time
+}
+
+// RunFinished sends the held notification of a run that held plans: one,
+// naming every target it held.
+func (n *Notifier) RunFinished(runID string) {
+	n.mu.Lock()
+	var evs []Event
+	if ev, ok := n.heldEventLocked(runID); ok {
+		evs = append(evs, ev)
+	}
+	n.mu.Unlock()
+	for _, ev := range evs {
+		n.Send(ev)
+	}
+}
+
+// heldEventLocked takes a run's pending held plans out as one event; false
+// when there are none, or their plan was announced already.
+func (n *Notifier) heldEventLocked(runID string) (Event, bool) {
+	p := n.heldWait[runID]
+	delete(n.heldWait, runID)
+	if p == nil || n.heldSent[p.held] {
+		return Event{}, false
+	}
+	n.heldSent[p.held] = true
+	slices.Sort(p.targets)
+	slices.Sort(p.reasons)
+	targets := strings.Join(p.targets, ", ")
+	return Event{Kind: EventHeld, RunID: p.held, Target: targets, Reason: strings.Join(p.reasons, "; "), Link: n.link("held", p.held),
+		Summary: fmt.Sprintf("dirsync held a plan on %s for approval (run %s): %s", targets, p.held, strings.Join(p.reasons, "; "))}, true
 }
 
 // SourceOK resets a source's failure count (a run read it completely).

@@ -171,3 +171,30 @@ func TestSourceFailingAndSuspendFailing(t *testing.T) {
 		t.Fatalf("notifications by kind = %v", kinds)
 	}
 }
+
+// A run that holds plans on two targets sends one notification, when it
+// finishes, naming both.
+func TestHeldNotificationNamesEveryTarget(t *testing.T) {
+	rc := &receiver{}
+	srv := httptest.NewServer(rc)
+	defer srv.Close()
+	n := newNotifier(t, srv.URL+"/hook", "webhook", nil)
+	for _, tgt := range []string{"netmaker", "ezeep", "netmaker"} {
+		d := held("R3", "jo")
+		d.Target = tgt
+		n.Decision(d)
+	}
+	n.RunFinished("R3")
+	n.Close(context.Background())
+	bodies, _ := rc.got()
+	if len(bodies) != 1 {
+		t.Fatalf("%d notifications, want 1", len(bodies))
+	}
+	var ev Event
+	if err := json.Unmarshal(bodies[0], &ev); err != nil {
+		t.Fatal(err)
+	}
+	if ev.Target != "ezeep, netmaker" || !strings.Contains(ev.Summary, "on ezeep, netmaker for approval") {
+		t.Fatalf("event = %+v", ev)
+	}
+}

@@ -366,6 +366,8 @@ func (s *Server) toUser(r *record, groups map[string]string) identity.User {
 		Username:    r.str("userName"),
 		DisplayName: r.str("displayName"),
 		Active:      true,
+		// The push's time: when the IdP told us.
+		Changed: r.Modified.UTC(), ChangedFrom: "SCIM push",
 	}
 	if a, ok := r.Attrs["active"].(bool); ok {
 		u.Active = a

@@ -80,6 +80,11 @@ type Cursors interface {
 type Deps struct {
 	Logger  *zap.Logger
 	Cursors Cursors
+	// WatchHealth, when set, hears how a Watch's connection fares: nil when
+	// it (re)connected, the error of each attempt that failed. A watch
+	// that retries by itself is otherwise invisible until the next full
+	// pull; this is how the daemon turns the source red within seconds.
+	WatchHealth func(err error)
 }
 
 // Factory builds a source from its config. No network until Pull or Watch.

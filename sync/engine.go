@@ -178,8 +178,13 @@ func NewRunID(now time.Time) string {
 // guard, apply, record. It returns an error only when nothing could be done; per-target
 // and per-account problems are in the decisions and the run status.
 func (e *Engine) Run(ctx context.Context, ro RunOptions) (*Result, error) {
-	e.runMu.Lock()
-	defer e.runMu.Unlock()
+	// A plan-only run over the stored reads (the console's re-check and
+	// explain) writes nothing and reads no source: it does not wait for
+	// the run in progress, so a page never queues behind a long run.
+	if !ro.NoApply || !ro.UseStored {
+		e.runMu.Lock()
+		defer e.runMu.Unlock()
+	}
 	now := e.o.Now()
 	res := &Result{RunID: NewRunID(now), Counts: map[string]int{}, Fingerprints: map[string]string{}}
 	if ro.Trigger == "" {

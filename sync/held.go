@@ -240,6 +240,11 @@ func (e *Engine) Discard(ctx context.Context, runID, by string) error {
 	}
 	var ds []state.Decision
 	for _, hp := range hps {
+		for _, p := range hp.Plans {
+			if err := e.rememberDiscarded(ctx, p.Target, p.Steps); err != nil {
+				return fmt.Errorf("sync: discard %s: remember it: %w", hp.ID, err)
+			}
+		}
 		if err := e.o.Store.DeleteHeld(ctx, e.o.Fence(), hp.ID); err != nil {
 			return fmt.Errorf("sync: discard %s: %w", hp.ID, err)
 		}
@@ -268,13 +273,24 @@ type HeldCheck struct {
 // Recheck re-plans now (nothing applied or recorded) and reports which held
 // steps of a run are still wanted: what `approve` would apply.
 func (e *Engine) Recheck(ctx context.Context, runID string) ([]HeldCheck, error) {
+	return e.recheck(ctx, runID, false)
+}
+
+// RecheckStored is Recheck from the last reads of the sources (kept
+// current by watches and runs) instead of pulling them: what a page can
+// afford on every view. Approval itself always re-plans from fresh reads.
+func (e *Engine) RecheckStored(ctx context.Context, runID string) ([]HeldCheck, error) {
+	return e.recheck(ctx, runID, true)
+}
+
+func (e *Engine) recheck(ctx context.Context, runID string, stored bool) ([]HeldCheck, error) {
 	hps, err := e.heldOfRun(ctx, runID)
 	if err != nil {
 		return nil, err
 	}
 	planned := map[string]bool{}
 	var mu stdsync.Mutex
-	ro := RunOptions{NoApply: true, Trigger: "recheck", onPrepared: func(p *Prepared) {
+	ro := RunOptions{NoApply: true, UseStored: stored, Trigger: "recheck", onPrepared: func(p *Prepared) {
 		mu.Lock()
 		for _, s := range p.Plan.Steps {
 			planned[p.Spec.Target.Name()+"\x00"+stepID(s.Key, s.Action)] = true

@@ -295,7 +295,7 @@ func (w *world) finish() {
 	w.step++
 	w.next = faults{}
 	w.activity("final run", func(ctx context.Context, en *dsync.Engine) (*dsync.Result, error) {
-		return en.Run(ctx, dsync.RunOptions{Trigger: "final", RetryQuarantined: true})
+		return en.Run(ctx, dsync.RunOptions{Trigger: "final", RetryQuarantined: true, AllowMassChange: w.discarded})
 	})
 	// An approval may itself be held (an accepted source brings more than
 	// the guard lets through): approve until nothing new is held.

@@ -152,18 +152,20 @@ type replica struct {
 
 // world is one sequence's system under test and its reference model.
 type world struct {
-	seed    uint64
-	h       *synctest.Harness
-	mem     *memstore.Store
-	store   *synctest.FaultStore
-	targets map[string]*memtarget.Target
-	reps    [2]*replica
-	leader  int
-	former  int // the replica that led before the last leader change, or -1
-	ref     *reference
-	people  int // changing people; more people never change
-	total   int
-	held    []string // held run ids in the order they appeared
+	// discarded: an operator discarded a held plan in this sequence.
+	discarded bool
+	seed      uint64
+	h         *synctest.Harness
+	mem       *memstore.Store
+	store     *synctest.FaultStore
+	targets   map[string]*memtarget.Target
+	reps      [2]*replica
+	leader    int
+	former    int // the replica that led before the last leader change, or -1
+	ref       *reference
+	people    int // changing people; more people never change
+	total     int
+	held      []string // held run ids in the order they appeared
 	// forwarded are pushes a standby received, for the leader to merge.
 	forwarded []source.Change
 	plan      *dsync.PlanFile
@@ -549,6 +551,9 @@ func (w *world) do(e event) {
 			w.activity("discard", func(ctx context.Context, en *dsync.Engine) (*dsync.Result, error) {
 				return nil, en.Discard(ctx, id, "test-operator")
 			})
+			// A discarded plan stays discarded while the sources say the
+			// same: only an operator's --allow-mass-change releases it.
+			w.discarded = true
 		}
 	case evMakePlanFile:
 		w.activity("plan", func(ctx context.Context, en *dsync.Engine) (*dsync.Result, error) {

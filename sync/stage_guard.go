@@ -16,6 +16,7 @@ import (
 	"github.com/dirsync/dirsync/config"
 	"github.com/dirsync/dirsync/connector"
 	"github.com/dirsync/dirsync/state"
+	"go.uber.org/zap"
 )
 
 // guard fills f.apply (and f.memo) and stores what it holds.
@@ -47,8 +48,14 @@ func (rc *runCtx) guard(ctx context.Context, f *flow) error {
 	if rc.ro.AllowMassChange && len(held) > 0 {
 		apply, held = f.plan.Steps, nil
 	}
+	heldID := ""
 	if len(held) > 0 {
-		e.hold(ctx, rc, f.name, f.plan.Accounts, held, why)
+		heldID = e.hold(ctx, rc, f.name, f.plan.Accounts, held, why)
+	}
+	if rc.ro.Keys == nil {
+		// This run planned everyone for the target: stored plans it no
+		// longer wants any step of resolve themselves.
+		e.settleHeld(ctx, rc, f.name, f.plan.Steps, held, heldID)
 	}
 	f.apply = apply
 	return nil
@@ -87,46 +94,56 @@ func (rc *runCtx) released(f *flow) []Step {
 // hold stores the held steps of one target under "RUN/TARGET" and makes a
 // held decision for each. When the newest held plan of this target holds
 // exactly the same steps, no new one is stored: the decisions point at it.
-func (e *Engine) hold(ctx context.Context, rc *runCtx, name string, accounts int, held []Step, why string) {
+func (e *Engine) hold(ctx context.Context, rc *runCtx, name string, accounts int, held []Step, why string) string {
 	rc.mu.Lock()
 	rc.res.Held = true
 	rc.mu.Unlock()
+	if e.discarded(ctx, name, held) {
+		// An operator discarded a plan holding these very steps, and the
+		// sources still say the same: the steps stay withheld and the plan
+		// discarded (no new plan, no new decisions) until they change, or
+		// a run with --allow-mass-change releases them.
+		return ""
+	}
 	id := rc.res.RunID + "/" + name
 	if prev := e.sameHeld(ctx, name, held); prev != "" {
-		id = prev
-	} else {
-		hp := HeldPlan{RunID: rc.res.RunID, Target: name, Reason: why, Plans: []Plan{{Target: name, Steps: held, Accounts: accounts}},
-			Created: e.o.Now().UTC(), Reconcile: rc.ro.Reconcile}
-		b, _ := json.Marshal(hp)
-		if err := e.o.Store.PutHeld(ctx, e.o.Fence(), id, b); err != nil {
-			for _, s := range held {
-				rc.decide(state.Decision{Target: name, User: s.User, Action: string(s.Action), Outcome: OutcomeHeld,
-					Reason: fmt.Sprintf("%s; held by the safety guard (%s)", s.Reason, why), Error: "storing the held plan failed: " + err.Error()})
-			}
-			return
-		}
-		if e.o.Metrics != nil {
-			e.o.Metrics.HeldRuns.Inc()
-		}
+		// Still held by the stored plan, whose held decisions were recorded
+		// when it was made: one held decision per step per plan, however
+		// many runs it waits through.
+		return prev
 	}
+	hp := HeldPlan{RunID: rc.res.RunID, Target: name, Reason: why, Plans: []Plan{{Target: name, Steps: held, Accounts: accounts}},
+		Created: e.o.Now().UTC(), Reconcile: rc.ro.Reconcile}
+	b, _ := json.Marshal(hp)
+	if err := e.o.Store.PutHeld(ctx, e.o.Fence(), id, b); err != nil {
+		for _, s := range held {
+			rc.decide(state.Decision{Target: name, User: s.User, Action: string(s.Action), Outcome: OutcomeHeld,
+				Reason: fmt.Sprintf("%s; held by the safety guard (%s)", s.Reason, why), Error: "storing the held plan failed: " + err.Error()})
+		}
+		return ""
+	}
+	if e.o.Metrics != nil {
+		e.o.Metrics.HeldRuns.Inc()
+	}
+	e.forgetDiscarded(ctx, name)
 	run := heldRunOf(id)
 	for _, s := range held {
 		rc.decide(state.Decision{Target: name, User: s.User, Action: string(s.Action), Outcome: OutcomeHeld,
 			Reason: fmt.Sprintf("%s; held by the safety guard (%s): run `dirsync approve %s`", s.Reason, why, run)})
 	}
+	return id
 }
 
-// sameHeld returns the id of a stored held plan of this target holding
-// exactly these steps, or "".
-func (e *Engine) sameHeld(ctx context.Context, name string, held []Step) string {
+// storedHeld returns the stored held plans of a target (not the refused
+// sources' ones), newest first, with their step ids.
+func (e *Engine) storedHeld(ctx context.Context, name string) ([]HeldPlan, []map[string]bool) {
 	ids, err := e.o.Store.HeldRuns(ctx)
 	if err != nil {
-		return ""
+		return nil, nil
 	}
-	want := map[string]bool{}
-	for _, s := range held {
-		want[stepID(s.Key, s.Action)] = true
-	}
+	slices.Sort(ids)
+	var hps []HeldPlan
+	var steps []map[string]bool
 	for _, id := range slices.Backward(ids) {
 		hp, err := e.loadHeld(ctx, id)
 		if err != nil || hp.Target != name || len(hp.Sources) > 0 {
@@ -138,11 +155,125 @@ func (e *Engine) sameHeld(ctx context.Context, name string, held []Step) string 
 				got[stepID(s.Key, s.Action)] = true
 			}
 		}
-		if maps.Equal(got, want) {
-			return id
+		hps, steps = append(hps, hp), append(steps, got)
+	}
+	return hps, steps
+}
+
+// sameHeld returns the id of the newest stored held plan of this target
+// that holds every one of these steps (the run's held steps are the same,
+// or fewer: some came back), or "".
+func (e *Engine) sameHeld(ctx context.Context, name string, held []Step) string {
+	hps, steps := e.storedHeld(ctx, name)
+	for i, hp := range hps {
+		all := true
+		for _, s := range held {
+			if !steps[i][stepID(s.Key, s.Action)] {
+				all = false
+				break
+			}
+		}
+		if all {
+			return hp.ID
 		}
 	}
 	return ""
+}
+
+// settleHeld, after a run that planned every person of a target, drops the
+// stored held plans of that target the run no longer wants any step of
+// (resolved: the people came back, or the change was made another way)
+// and those a newer plan of this run holds every step of (superseded),
+// each with a decision. It also forgets a discarded plan once nothing is
+// held: the sources changed.
+func (e *Engine) settleHeld(ctx context.Context, rc *runCtx, name string, planned, held []Step, heldID string) {
+	if len(held) == 0 {
+		e.forgetDiscarded(ctx, name)
+	}
+	hps, steps := e.storedHeld(ctx, name)
+	if len(hps) == 0 {
+		return
+	}
+	want := map[string]bool{}
+	for _, s := range planned {
+		want[stepID(s.Key, s.Action)] = true
+	}
+	holdsNow := map[string]bool{}
+	if heldID != "" {
+		for _, s := range held {
+			holdsNow[stepID(s.Key, s.Action)] = true
+		}
+	}
+	for i, hp := range hps {
+		if hp.ID == heldID {
+			continue
+		}
+		wanted, covered := 0, true
+		for id := range steps[i] {
+			if want[id] {
+				wanted++
+			}
+			if !holdsNow[id] {
+				covered = false
+			}
+		}
+		var why string
+		switch {
+		case wanted == 0:
+			why = fmt.Sprintf("held plan of run %s resolved itself: a plan made now wants none of its %d step(s) any more (the people came back, or the change was made another way)", hp.RunID, len(steps[i]))
+		case heldID != "" && covered:
+			why = fmt.Sprintf("held plan of run %s superseded: the plan held in this run (%s) holds all of its %d step(s)", hp.RunID, heldRunOf(heldID), len(steps[i]))
+		default:
+			continue
+		}
+		if err := e.o.Store.DeleteHeld(ctx, e.o.Fence(), hp.ID); err != nil {
+			e.o.Logger.Warn("drop a settled held plan", zap.String("held", hp.ID), zap.Error(err))
+			continue
+		}
+		rc.decide(state.Decision{Target: name, User: "*", Action: "held_plan", Outcome: OutcomeSkipped, Reason: why})
+	}
+}
+
+// discardedBucket keeps, per target, the step ids of the held plans an
+// operator discarded: the same steps are not held again (nor announced)
+// until the sources change.
+const discardedBucket = "discarded_held"
+
+func (e *Engine) discarded(ctx context.Context, name string, held []Step) bool {
+	raw, _, err := e.o.Store.KVGet(ctx, discardedBucket, name)
+	if err != nil {
+		return false
+	}
+	var ids map[string]bool
+	if json.Unmarshal(raw, &ids) != nil {
+		return false
+	}
+	for _, s := range held {
+		if !ids[stepID(s.Key, s.Action)] {
+			return false
+		}
+	}
+	return true
+}
+
+func (e *Engine) forgetDiscarded(ctx context.Context, name string) {
+	if err := e.o.Store.KVDelete(ctx, discardedBucket, name, -1); err != nil {
+		e.o.Logger.Warn("forget a discarded plan", zap.String("target", name), zap.Error(err))
+	}
+}
+
+// rememberDiscarded adds a discarded plan's steps to its target's record.
+func (e *Engine) rememberDiscarded(ctx context.Context, name string, steps []Step) error {
+	ids := map[string]bool{}
+	if raw, _, err := e.o.Store.KVGet(ctx, discardedBucket, name); err == nil {
+		_ = json.Unmarshal(raw, &ids)
+	}
+	for _, s := range steps {
+		ids[stepID(s.Key, s.Action)] = true
+	}
+	b, _ := json.Marshal(ids)
+	_, err := e.o.Store.KVPut(ctx, discardedBucket, name, b, -1)
+	return err
 }
 
 // Guarded splits a plan's steps into those to apply and those held by the

@@ -7,6 +7,7 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"sync/atomic"
 
 	"github.com/dirsync/dirsync/config"
 	"github.com/dirsync/dirsync/connector"
@@ -48,6 +49,11 @@ type app struct {
 	mon      *monitor.Tracker
 	notifier *notify.Notifier
 	progress dsync.Progress
+	// approvals follows the console's approvals running in the background.
+	approvals approvals
+	// gen counts what changes a plan (runs finished, approvals, discards):
+	// the console's plan index is rebuilt when it moves.
+	gen atomic.Int64
 }
 
 // loadConfig loads and validates, returning every problem at once.
@@ -113,7 +119,9 @@ func newApp(ctx context.Context, cfg *config.Config, o appOptions) (*app, error)
 func (a *app) build(declog *zap.Logger, extra []source.Source) error {
 	var problems []string
 	for _, sc := range a.cfg.Sources {
-		s, err := buildSource(sc, source.Deps{Logger: a.log.With(zap.String("source", sc.Name)), Cursors: a.store}, a.store)
+		name := sc.Name
+		s, err := buildSource(sc, source.Deps{Logger: a.log.With(zap.String("source", sc.Name)), Cursors: a.store,
+			WatchHealth: func(err error) { a.watchHealth(name, err) }}, a.store)
 		if err != nil {
 			problems = append(problems, err.Error())
 			continue
@@ -142,6 +150,7 @@ func (a *app) build(declog *zap.Logger, extra []source.Source) error {
 	observe := a.newObservers()
 	a.rec = dsync.NewRecorder(declog, a.store, func(d state.Decision) {
 		observe(d)
+		a.approvals.decision(d)
 		if a.onDecision != nil {
 			a.onDecision(d)
 		}

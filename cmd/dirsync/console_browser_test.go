@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	stdsync "sync"
@@ -21,6 +22,8 @@ import (
 	"github.com/dirsync/dirsync/connector/memtarget"
 	"github.com/dirsync/dirsync/internal/testenv"
 	"github.com/dirsync/dirsync/internal/testsrv/oidcprov"
+	"github.com/dirsync/dirsync/internal/testsrv/slapd"
+	"github.com/dirsync/dirsync/state"
 )
 
 const (
@@ -59,6 +62,7 @@ type consoleEnv struct {
 	hook  string
 	d     *daemon
 	app   *memtarget.Target
+	stop  func()
 }
 
 func startConsoleEnv(t *testing.T, users int) *consoleEnv {
@@ -109,7 +113,15 @@ targets:
 	if err := os.WriteFile(e.config, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	c, err := loadConfig(e.config)
+	ce.boot()
+	waitFor(t, func() bool { return len(ce.app.Calls()) >= users })
+	return ce
+}
+
+// boot starts the daemon on the current configuration file; stop ends it.
+func (ce *consoleEnv) boot() {
+	t := ce.t
+	c, err := loadConfig(ce.config)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -127,17 +139,51 @@ targets:
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- ce.d.serve(ctx, nil) }()
-	t.Cleanup(func() {
-		cancel()
-		<-done
-		a.close()
-		if strings.Contains(logs.String(), knownSecret) || strings.Contains(logs.String(), "hookSecretPart77") || strings.Contains(logs.String(), testOIDCSecret) {
-			t.Error("a configured secret reached the log")
-		}
-	})
+	var once stdsync.Once
+	ce.stop = func() {
+		once.Do(func() {
+			cancel()
+			<-done
+			a.close()
+			if strings.Contains(logs.String(), knownSecret) || strings.Contains(logs.String(), "hookSecretPart77") || strings.Contains(logs.String(), testOIDCSecret) {
+				t.Error("a configured secret reached the log")
+			}
+		})
+	}
+	t.Cleanup(ce.stop)
 	<-ce.d.ready
-	waitFor(t, func() bool { return len(ce.app.Calls()) >= users })
-	return ce
+}
+
+// restart stops the daemon, edits its configuration file and starts it
+// again on the same state store.
+func (ce *consoleEnv) restart(edit func(cfg string) string) {
+	ce.t.Helper()
+	ce.stop()
+	b, err := os.ReadFile(ce.config)
+	if err != nil {
+		ce.t.Fatal(err)
+	}
+	if err := os.WriteFile(ce.config, []byte(edit(string(b))), 0o600); err != nil {
+		ce.t.Fatal(err)
+	}
+	ce.boot()
+}
+
+// runOnce triggers a full run and waits until it is recorded finished.
+func (ce *consoleEnv) runOnce() {
+	t := ce.t
+	t.Helper()
+	ctx := context.Background()
+	rs, _ := ce.d.a.store.Runs(ctx, 1)
+	last := ""
+	if len(rs) > 0 {
+		last = rs[0].ID
+	}
+	ce.d.Trigger(trigger{name: "schedule"})
+	waitFor(t, func() bool {
+		rs, _ := ce.d.a.store.Runs(ctx, 1)
+		return len(rs) > 0 && rs[0].ID != last && rs[0].Status != "running"
+	})
 }
 
 // holdTwelve disables 12 people (past the guard's limit of 10), runs, and
@@ -276,6 +322,7 @@ func TestConsoleInBrowser(t *testing.T) {
 	// Two of the twelve come back before anyone approves: a plan made now
 	// no longer wants their suspension.
 	ce.writeUsers(users, map[int]bool{2: true, 3: true, 4: true, 5: true, 6: true, 7: true, 8: true, 9: true, 10: true, 11: true})
+	ce.runOnce() // the page re-checks against the last reads
 	before := len(ce.app.Calls())
 	var pages []string
 	grab := func(what string) {
@@ -381,5 +428,206 @@ func TestConsoleInBrowser(t *testing.T) {
 	}
 	if heldMsgs != 1 {
 		t.Fatalf("%d held notifications, want 1: %v", heldMsgs, ce.hooks.all())
+	}
+}
+
+// browserCookie returns the browser's session cookie value.
+func browserCookie(t *testing.T, ctx context.Context) string {
+	t.Helper()
+	res, err := chromedp.Call(ctx, network.GetCookies, network.GetCookiesParams{})
+	if err != nil {
+		t.Fatalf("cookies: %v", err)
+	}
+	for _, c := range res.Cookies {
+		if c.Name == "dirsync_session" {
+			return c.Value
+		}
+	}
+	return ""
+}
+
+// setBrowserCookie puts a session cookie back into the browser.
+func (ce *consoleEnv) setBrowserCookie(t *testing.T, ctx context.Context, value string) {
+	t.Helper()
+	if _, err := chromedp.Call(ctx, network.SetCookie, network.SetCookieParams{Name: "dirsync_session", Value: value, URL: ce.base,
+		Path: "/ui/", HTTPOnly: new(true), Secure: new(true), SameSite: network.CookieSameSiteLax}); err != nil {
+		t.Fatalf("set cookie: %v", err)
+	}
+}
+
+// TestConsoleSessionsInBrowser: a deep link from the held notification
+// lands on its plan after sign-in; after sign-out the old cookie opens
+// nothing; an approver removed from the configuration is refused at the
+// next request after a restart.
+func TestConsoleSessionsInBrowser(t *testing.T) {
+	ctx := newBrowser(t)
+	const users = 30
+	ce := startConsoleEnv(t, users)
+	runID := ce.holdTwelve(users)
+
+	// The notification's link, opened without a session.
+	var link string
+	waitFor(t, func() bool {
+		for _, b := range ce.hooks.all() {
+			if i := strings.Index(b, ce.base+"held/"); i >= 0 {
+				link = b[i:]
+				link = link[:strings.IndexAny(link, "\"> |\\")]
+				return true
+			}
+		}
+		return false
+	})
+	if !strings.Contains(link, runID) {
+		t.Fatalf("notification link %q does not name run %s", link, runID)
+	}
+	ce.idp.SignIn(consoleOncall)
+	clearCookies(t, ctx)
+	do(t, ctx, "deep link", chromedp.Navigate(link), chromedp.WaitVisible(chromedp.ID("oidc")),
+		chromedp.Click(chromedp.ID("oidc")), chromedp.WaitVisible(chromedp.ID("steps")))
+	if loc := get(t, ctx, "location", chromedp.Location()); loc != link {
+		t.Fatalf("after sign-in the browser is at %s, want %s", loc, link)
+	}
+
+	// Sign out, then put the old cookie back: signed out all the same.
+	old := browserCookie(t, ctx)
+	do(t, ctx, "sign out", chromedp.Click(chromedp.CSS(`form.who button`)), chromedp.WaitVisible(chromedp.ID("oidc")))
+	ce.setBrowserCookie(t, ctx, old)
+	do(t, ctx, "old cookie", chromedp.Navigate(ce.base+"held/"+runID), chromedp.WaitVisible(chromedp.ID("oidc")))
+	if msg := get(t, ctx, "error", chromedp.Text(chromedp.ID("error"))); !strings.Contains(msg, "session ended") {
+		t.Fatalf("old cookie after sign-out: page says %q", msg)
+	}
+
+	// Signed in again; the approvers are removed and the daemon restarted.
+	ce.signIn(t, ctx, consoleOncall)
+	ce.restart(func(cfg string) string { return strings.Replace(cfg, "approvers: [it-oncall]", "approvers: []", 1) })
+	do(t, ctx, "after restart", chromedp.Navigate(ce.base+"held/"+runID), chromedp.WaitVisible(chromedp.ID("oidc")))
+	if loc := get(t, ctx, "location", chromedp.Location()); !strings.Contains(loc, "/ui/login") {
+		t.Fatalf("an approver removed from the configuration still sees %s", loc)
+	}
+	if n, _ := ce.d.a.store.HeldRuns(context.Background()); len(n) == 0 {
+		t.Fatal("the held plan went away")
+	}
+}
+
+// TestConsoleStoppedSourceRedInBrowser: an LDAP source read through its
+// syncrepl watch (no polls, the next full run a day away) turns red on the
+// overview within 10 s of slapd stopping, and /metrics says so in the
+// metric the DirsyncSourceFailing alert keys on.
+func TestConsoleStoppedSourceRedInBrowser(t *testing.T) {
+	ctx := newBrowser(t)
+	lc := &slapd.Config{Suffix: slapd.DefaultSuffix}
+	srv := slapd.Start(t, slapd.Options{LDIF: lc.User("jo") + lc.User("al") + lc.Group("staff", lc.UserDN("jo"), lc.UserDN("al"))})
+	dir := t.TempDir()
+	e := &env{t: t, dir: dir, config: filepath.Join(dir, "dirsync.yaml")}
+	ce := &consoleEnv{env: e, idp: oidcprov.Start(t, "dirsync", testOIDCSecret), hooks: &hookReceiver{}}
+	port := testenv.FreePort(t)
+	ce.base = fmt.Sprintf("http://localhost:%d/ui/", port)
+	t.Setenv("LDAP_PW", slapd.AdminPassword)
+	t.Setenv("TEST_OIDC_SECRET", testOIDCSecret)
+	cfg := fmt.Sprintf(`state: {backend: embedded, path: %[1]s/state.db}
+http:
+  listen: "127.0.0.1:%[2]d"
+  console:
+    enabled: true
+    base_url: %[3]s
+    oidc: {issuer: %[4]s, client_id: dirsync, client_secret: "${TEST_OIDC_SECRET}", approvers: [it-oncall]}
+schedule: {full: "@daily", reconcile: "off", incremental: 0}
+sources:
+  - name: corp
+    type: ldap
+    urls: [%[5]q]
+    bind_dn: %[6]q
+    bind_password: ${LDAP_PW}
+    users: {base_dn: %[7]q}
+    groups: {base_dn: %[8]q}
+targets:
+  - {name: app, type: memory}
+`, dir, port, ce.base, ce.idp.Issuer, srv.URL, srv.AdminDN, srv.PeopleDN(), srv.GroupsDN())
+	if err := os.WriteFile(e.config, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ce.boot()
+	waitFor(t, func() bool { return len(ce.app.Calls()) >= 2 })
+	ce.signIn(t, ctx, consoleOncall)
+	if cls := get(t, ctx, "corp class", chromedp.AttributeValue(chromedp.ID("source-corp"), "class")).Value; cls != "ok" {
+		t.Fatalf("corp row class %q before slapd stops, want ok", cls)
+	}
+	time.Sleep(500 * time.Millisecond) // the syncrepl watch is up
+	srv.Stop()
+	stopped := time.Now()
+	var cls, row string
+	for time.Since(stopped) < 10*time.Second {
+		do(t, ctx, "overview", chromedp.Navigate(ce.base), chromedp.WaitVisible(chromedp.ID("source-corp")))
+		cls = get(t, ctx, "corp class", chromedp.AttributeValue(chromedp.ID("source-corp"), "class")).Value
+		if cls == "bad" {
+			row = get(t, ctx, "corp row", chromedp.Text(chromedp.ID("source-corp")))
+			break
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	if cls != "bad" || !strings.Contains(row, "change watch") {
+		t.Fatalf("10 s after slapd stopped the corp row is %q: %q", cls, row)
+	}
+	t.Logf("red %v after slapd stopped: %s", time.Since(stopped).Round(100*time.Millisecond), row)
+	resp, err := http.Get("http://" + *ce.d.addr.Load() + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if m := regexp.MustCompile(`dirsync_source_consecutive_failures\{source="corp"\} ([0-9]+)`).FindStringSubmatch(string(b)); m == nil || m[1] == "0" {
+		t.Fatalf("consecutive failures after slapd stopped: %v", m)
+	}
+	for _, r := range ce.d.a.mustRuns(t) {
+		if !strings.HasPrefix(r.Trigger, "incremental:") && r.Trigger != "startup" && r.Trigger != "leader" {
+			t.Fatalf("a run other than the first ones and targeted ones: %+v", r)
+		}
+	}
+}
+
+// mustRuns lists the stored runs.
+func (a *app) mustRuns(t *testing.T) []state.Run {
+	t.Helper()
+	rs, err := a.store.Runs(context.Background(), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rs
+}
+
+// TestConsoleResolvedPlanDisappearsInBrowser: the twelve people of a held
+// plan come back; after the next run the plan is gone from the held list
+// and the target is no longer amber, and the journal says why.
+func TestConsoleResolvedPlanDisappearsInBrowser(t *testing.T) {
+	ctx := newBrowser(t)
+	const users = 30
+	ce := startConsoleEnv(t, users)
+	runID := ce.holdTwelve(users)
+	ce.signIn(t, ctx, consoleViewer)
+	do(t, ctx, "held list", chromedp.Navigate(ce.base+"held"), chromedp.WaitVisible(chromedp.ID("held")))
+	if list := get(t, ctx, "held list", chromedp.Text(chromedp.ID("held"))); !strings.Contains(list, runID) {
+		t.Fatalf("held list without %s: %s", runID, list)
+	}
+	ce.writeUsers(users, nil)
+	ce.runOnce()
+	do(t, ctx, "held list again", chromedp.Navigate(ce.base+"held"), chromedp.WaitVisible(chromedp.ID("held")))
+	if list := get(t, ctx, "held list", chromedp.Text(chromedp.ID("held"))); strings.Contains(list, runID) || !strings.Contains(list, "nothing is held") {
+		t.Fatalf("a plan no step of which is wanted is still listed: %s", list)
+	}
+	ce.d.refresh <- struct{}{}
+	waitFor(t, func() bool {
+		do(t, ctx, "overview", chromedp.Navigate(ce.base), chromedp.WaitVisible(chromedp.ID("target-app")))
+		return get(t, ctx, "app class", chromedp.AttributeValue(chromedp.ID("target-app"), "class")).Value == "ok"
+	})
+	ds, err := ce.d.a.store.Decisions(context.Background(), state.DecisionQuery{Target: "app"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resolved := false
+	for _, d := range ds {
+		resolved = resolved || (d.Action == "held_plan" && strings.Contains(d.Reason, runID+" resolved itself"))
+	}
+	if !resolved {
+		t.Fatal("no decision says the plan resolved itself")
 	}
 }

@@ -350,6 +350,10 @@ func (d *daemon) watch(ctx context.Context, s source.Source, w source.Watcher, l
 			continue // leadership lost: wait to lead again
 		}
 		d.log.Warn("watch ended: restarting", zap.String("source", s.Name()), zap.Error(err))
+		if err == nil {
+			err = errors.New("the watch stopped")
+		}
+		d.a.watchHealth(s.Name(), fmt.Errorf("watch ended: %w", err))
 		select {
 		case <-ctx.Done():
 			return true

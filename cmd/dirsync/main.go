@@ -38,7 +38,8 @@ Commands:
   apply      apply a plan file made by plan --out (refused if the state changed since)
   approve    apply a plan the safety guard held: approve RUN [--only suspend,delete]
   reconcile  read every live account back: fix drift, report or remove orphans, correct missing ones
-  report     report access [--target T] [--privileged] [--output table|csv|json]: who has what, and why
+  report     report access [--target T] [--privileged] [--output table|csv|json]: who has what, and why;
+             report leavers --since DATE: who lost access, when the source said so, when each application confirmed
   explain    show why a user's accounts look the way they do: explain USER [--target T]
   decisions  query the decision journal
   validate   check a config file and print every problem

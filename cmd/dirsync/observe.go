@@ -78,8 +78,17 @@ func (a *app) newObservers() func(state.Decision) {
 	}
 }
 
+// watchHealth hands a source watch's connection outcome to the monitor
+// (built after the sources, before any watch starts).
+func (a *app) watchHealth(source string, err error) {
+	if a.mon != nil {
+		a.mon.Watch(source, err)
+	}
+}
+
 // runFinished tells the monitor and the notifier how a run ended.
 func (a *app) runFinished(ctx context.Context, runID string) {
+	a.gen.Add(1) // the reads or the cache may have changed
 	r, err := a.store.GetRun(ctx, runID)
 	if err != nil {
 		return
@@ -89,6 +98,7 @@ func (a *app) runFinished(ctx context.Context, runID string) {
 		for s := range r.Sources {
 			a.notifier.SourceOK(s)
 		}
+		a.notifier.RunFinished(runID)
 	}
 }
 
@@ -127,6 +137,8 @@ func overviewOf(m *monitor.Tracker, cfg *config.Config, leader string, held []mo
 			h.Incremental += "; last change " + now.Sub(s.LastChange).Round(time.Second).String() + " ago"
 		}
 		switch {
+		case s.WatchFailures > 0 && s.WatchFailures >= s.Failures:
+			h.Status = console.Status{Level: "bad", Reason: fmt.Sprintf("the change watch cannot connect (%d attempt(s) failed)", s.WatchFailures)}
 		case s.Failures > 0:
 			h.Status = console.Status{Level: "bad", Reason: fmt.Sprintf("failed in the last %d run(s)", s.Failures)}
 		case s.LastSuccess.IsZero():
@@ -192,6 +204,9 @@ func (d *daemon) mountConsole(ctx context.Context) error {
 			if err := d.a.mon.Refresh(ctx, d.a.store, api.heldInfos); err != nil {
 				d.log.Debug("monitor refresh", zap.Error(err))
 			}
+			if d.a.cfg.HTTP.Console.Enabled {
+				api.warm()
+			}
 			select {
 			case <-ctx.Done():
 				return
@@ -209,7 +224,7 @@ func (d *daemon) mountConsole(ctx context.Context) error {
 	if !con.Enabled {
 		return nil
 	}
-	srv, err := console.New(console.Options{Config: con, Backend: api, Logger: d.log.With(zap.String("part", "console")), Secrets: secretsOf(d.a.cfg)})
+	srv, err := console.New(console.Options{Config: con, Backend: api, Logger: d.log.With(zap.String("part", "console")), Secrets: secretsOf(d.a.cfg), Sessions: d.a.store})
 	if err != nil {
 		return fmt.Errorf("http.console: %w", err)
 	}

@@ -21,6 +21,7 @@ import (
 	"github.com/dirsync/dirsync/identity"
 	"github.com/dirsync/dirsync/state"
 	"github.com/dirsync/dirsync/state/memstore"
+	"strings"
 )
 
 // DefaultJournalSize is used when Options.JournalSize is not positive.
@@ -499,6 +500,12 @@ func (s *Store) AppendDecisions(ctx context.Context, ds []state.Decision) error 
 // newest q.Limit matches, newest first.
 func (s *Store) Decisions(ctx context.Context, q state.DecisionQuery) ([]state.Decision, error) {
 	var out []state.Decision
+	// A person's page asks for one user's records out of the whole
+	// journal: skip, undecoded, the records that cannot be theirs.
+	var needle []byte
+	if q.User != "" && plainJSON(q.User) {
+		needle = []byte(`"user":"` + q.User + `"`)
+	}
 	err := s.db.View(func(tx *bbolt.Tx) error {
 		c := tx.Bucket(bJournal).Cursor()
 		first, next := c.First, c.Next
@@ -506,6 +513,9 @@ func (s *Store) Decisions(ctx context.Context, q state.DecisionQuery) ([]state.D
 			first, next = c.Last, c.Prev
 		}
 		for k, v := first(); k != nil; k, v = next() {
+			if needle != nil && !bytes.Contains(v, needle) {
+				continue
+			}
 			var d state.Decision
 			if err := json.Unmarshal(v, &d); err != nil {
 				return fmt.Errorf("record %d: %w", binary.BigEndian.Uint64(k), err)
@@ -524,6 +534,17 @@ func (s *Store) Decisions(ctx context.Context, q state.DecisionQuery) ([]state.D
 		return nil, fmt.Errorf("bolt: decisions: %w", err)
 	}
 	return out, nil
+}
+
+// plainJSON reports whether s is written as it is in a JSON string (no
+// character encoding/json escapes).
+func plainJSON(s string) bool {
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("@._+-:/ ", r)) {
+			return false
+		}
+	}
+	return true
 }
 
 // PutHeld stores a held plan under a fence.

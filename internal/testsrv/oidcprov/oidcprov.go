@@ -44,8 +44,14 @@ type Provider struct {
 	expired  bool
 	audience string
 	codes    map[string]grant
-	// Exchanges counts successful code exchanges.
+	// refresh maps live refresh tokens to subjects; groups holds each
+	// subject's current groups (as of its sign-in or SetGroups).
+	refresh map[string]string
+	groups  map[string]Person
+	// Exchanges counts successful code exchanges; Refreshes successful
+	// refresh-token grants.
 	Exchanges int
+	Refreshes int
 }
 
 type grant struct {
@@ -68,7 +74,7 @@ func Start(t testing.TB, clientID, clientSecret string) *Provider {
 		t.Fatal(err)
 	}
 	p := &Provider{Issuer: "http://localhost:" + strings.Split(ln.Addr().String(), ":")[1], ClientID: clientID, ClientSecret: clientSecret,
-		key: key, codes: map[string]grant{}}
+		key: key, codes: map[string]grant{}, refresh: map[string]string{}, groups: map[string]Person{}}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /.well-known/openid-configuration", p.discovery)
 	mux.HandleFunc("GET /jwks", p.jwks)
@@ -85,6 +91,27 @@ func (p *Provider) SignIn(who Person) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.person, p.expired, p.audience = who, false, ""
+}
+
+// SetGroups changes a person's groups as later refreshes report them.
+func (p *Provider) SetGroups(subject string, groups []string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	who := p.groups[subject]
+	who.Groups = groups
+	p.groups[subject] = who
+}
+
+// Forget removes a person: their refresh tokens are refused from now on.
+func (p *Provider) Forget(subject string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	delete(p.groups, subject)
+	for t, s := range p.refresh {
+		if s == subject {
+			delete(p.refresh, t)
+		}
+	}
 }
 
 // ExpireTokens makes the tokens issued from now on already expired.
@@ -154,12 +181,24 @@ func (p *Provider) token(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	p.mu.Lock()
-	g, ok := p.codes[r.PostForm.Get("code")]
-	delete(p.codes, r.PostForm.Get("code"))
+	var g grant
+	refreshed := r.PostForm.Get("grant_type") == "refresh_token"
+	if refreshed {
+		// A refresh token is used once (rotated) and reports the person's
+		// current groups.
+		var sub string
+		if sub, ok = p.refresh[r.PostForm.Get("refresh_token")]; ok {
+			delete(p.refresh, r.PostForm.Get("refresh_token"))
+			g.person, ok = p.groups[sub]
+		}
+	} else {
+		g, ok = p.codes[r.PostForm.Get("code")]
+		delete(p.codes, r.PostForm.Get("code"))
+	}
 	expired, aud := p.expired, p.audience
 	p.mu.Unlock()
 	sum := sha256.Sum256([]byte(r.PostForm.Get("code_verifier")))
-	if !ok || g.redirect != r.PostForm.Get("redirect_uri") || base64.RawURLEncoding.EncodeToString(sum[:]) != g.challenge {
+	if !ok || (!refreshed && (g.redirect != r.PostForm.Get("redirect_uri") || base64.RawURLEncoding.EncodeToString(sum[:]) != g.challenge)) {
 		w.WriteHeader(http.StatusBadRequest)
 		writeJSON(w, map[string]string{"error": "invalid_grant"})
 		return
@@ -178,16 +217,26 @@ func (p *Provider) token(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	claims := map[string]any{"iss": p.Issuer, "sub": g.person.Subject, "aud": aud, "iat": now.Unix(), "exp": exp.Unix(),
-		"nonce": g.nonce, "email": g.person.Email, "groups": g.person.Groups}
+		"email": g.person.Email, "groups": g.person.Groups}
+	if g.nonce != "" {
+		claims["nonce"] = g.nonce
+	}
 	raw, err := jwt.Signed(sig).Claims(claims).Serialize()
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusInternalServerError)
 		return
 	}
+	rt := randomString()
 	p.mu.Lock()
-	p.Exchanges++
+	if refreshed {
+		p.Refreshes++
+	} else {
+		p.Exchanges++
+		p.groups[g.person.Subject] = g.person
+	}
+	p.refresh[rt] = g.person.Subject
 	p.mu.Unlock()
-	writeJSON(w, map[string]any{"access_token": randomString(), "token_type": "Bearer", "expires_in": 3600, "id_token": raw})
+	writeJSON(w, map[string]any{"access_token": randomString(), "token_type": "Bearer", "expires_in": 3600, "id_token": raw, "refresh_token": rt})
 }
 
 func randomString() string {
