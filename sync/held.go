@@ -192,8 +192,8 @@ func (e *Engine) Approve(ctx context.Context, req ApproveRequest) (*Result, erro
 	// Drop what was released and evaluated (applied, or no longer wanted);
 	// keep the rest, and everything of a target the run could not plan (a
 	// source failed): it stays held for a later approval.
-	fence := e.o.Fence()
 	for _, hp := range hps {
+		fence := e.heldFence(hp)
 		var keep []Plan
 		for _, p := range hp.Plans {
 			var rest []Step
@@ -234,7 +234,7 @@ func (e *Engine) Discard(ctx context.Context, runID, by string) error {
 	}
 	var ds []state.Decision
 	for _, hp := range hps {
-		if err := e.o.Store.DeleteHeld(ctx, e.o.Fence(), hp.ID); err != nil {
+		if err := e.o.Store.DeleteHeld(ctx, e.heldFence(hp), hp.ID); err != nil {
 			return fmt.Errorf("sync: discard %s: %w", hp.ID, err)
 		}
 		for _, p := range hp.Plans {

@@ -97,7 +97,7 @@ func (e *Engine) hold(ctx context.Context, rc *runCtx, name string, accounts int
 	} else {
 		hp := HeldPlan{RunID: rc.res.RunID, Target: name, Reason: why, Plans: []Plan{{Target: name, Steps: held, Accounts: accounts}}, Created: e.o.Now().UTC()}
 		b, _ := json.Marshal(hp)
-		if err := e.o.Store.PutHeld(ctx, e.o.Fence(), id, b); err != nil {
+		if err := e.o.Store.PutHeld(ctx, e.targetFence(name), id, b); err != nil {
 			for _, s := range held {
 				rc.decide(state.Decision{Target: name, User: s.User, Action: string(s.Action), Outcome: OutcomeHeld,
 					Reason: fmt.Sprintf("%s; held by the safety guard (%s)", s.Reason, why), Error: "storing the held plan failed: " + err.Error()})
