@@ -86,6 +86,9 @@ func (d *daemon) relay(ctx context.Context) {
 			return
 		case <-t.C:
 		}
+		if perTarget(d.a.cfg) {
+			d.consumeTargetRuns(ctx)
+		}
 		if !d.leader.Load() {
 			continue
 		}
@@ -192,7 +195,7 @@ func (d *daemon) mergeAndTriggerSeen(ctx context.Context, src string, ch source.
 			why = "the change could not be resolved to people"
 		}
 		d.Trigger(trigger{name: name, fallback: src + ": " + why + ": full run instead of a targeted one", observed: seen})
-		return
+		return // the full run posts to the other targets' holders when it is done
 	}
 	keys, err := d.a.engine.MergeChange(ctx, src, ch)
 	if errors.Is(err, dsync.ErrNotLeader) {
@@ -204,6 +207,7 @@ func (d *daemon) mergeAndTriggerSeen(ctx context.Context, src string, ch source.
 		return
 	}
 	d.Trigger(trigger{name: name, keys: keys, observed: seen})
+	d.postTargetRuns(ctx, name, keys, seen)
 }
 
 func (d *daemon) serveRequests(ctx context.Context) {
