@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -73,4 +74,113 @@ targets:
 	if err != nil || len(left) != 0 {
 		t.Fatalf("change log after the runs: %d entries (%v)", len(left), err)
 	}
+}
+
+// Three replicas on a real Redis Cluster with state.leases: per_target
+// split six targets two by two; a SCIM push received by any replica
+// reaches each target's holder, and every target's decisions come from
+// its holder alone.
+func TestReplicasShareTargets(t *testing.T) {
+	cl := redissrv.StartCluster(t, 3)
+	dir := t.TempDir()
+	const token = "replica-share-token-42"
+	t.Setenv("SCIM_TOKEN", token)
+	var addrs []string
+	for _, a := range cl.Addrs() {
+		addrs = append(addrs, `"`+a+`"`)
+	}
+	var tg strings.Builder
+	names := []string{"t1", "t2", "t3", "t4", "t5", "t6"}
+	for _, n := range names {
+		fmt.Fprintf(&tg, "  - {name: %s, type: memory}\n", n)
+	}
+	cfgText := fmt.Sprintf(`state: {backend: redis, redis: {addrs: [%s], key_prefix: "s:"}, lock_ttl: 3s, leases: per_target}
+http: {listen: "127.0.0.1:0"}
+schedule: {full: "@daily"}
+sources:
+  - name: idp
+    type: scim
+    tokens: ["${SCIM_TOKEN}"]
+targets:
+%s`, strings.Join(addrs, ", "), tg.String())
+	type replica struct {
+		d         *daemon
+		base      string
+		decisions chan state.Decision
+	}
+	var rs []*replica
+	for _, n := range []string{"a", "b", "c"} {
+		d, addr, decisions := startTestDaemon(t, filepath.Join(dir, n), cfgText)
+		rs = append(rs, &replica{d: d, base: "http://" + addr + "/scim/idp/v2", decisions: decisions})
+	}
+	// Fair share: two targets each, every target held once.
+	deadline := time.Now().Add(20 * time.Second)
+	split := func() bool {
+		seen := map[string]int{}
+		for _, r := range rs {
+			h := r.d.leases.held()
+			if len(h) != 2 {
+				return false
+			}
+			for _, x := range h {
+				seen[x]++
+			}
+		}
+		return len(seen) == 6
+	}
+	for !split() && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	if !split() {
+		for i, r := range rs {
+			t.Logf("replica %d holds %v", i, r.d.leases.held())
+		}
+		t.Fatal("the six targets were not split two by two")
+	}
+	holder := map[string]int{}
+	for i, r := range rs {
+		for _, x := range r.d.leases.held() {
+			holder[x] = i
+		}
+	}
+	// Pushed to the replica that does not hold the sources' lease.
+	push := rs[0]
+	for _, r := range rs {
+		if !r.d.leader.Load() {
+			push = r
+			break
+		}
+	}
+	u := scimCall(t, token, "POST", push.base+"/Users", `{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"userName":"kim@example.test",
+		"emails":[{"value":"kim@example.test","primary":true}],"active":true}`)
+	id, _ := u["id"].(string)
+	collect := func(action string) {
+		t.Helper()
+		got := map[string]int{}
+		deadline := time.Now().Add(20 * time.Second)
+		for len(got) < len(names) && time.Now().Before(deadline) {
+			for i, r := range rs {
+				select {
+				case d := <-r.decisions:
+					if d.Action != action || d.Outcome != "applied" {
+						continue
+					}
+					if holder[d.Target] != i {
+						t.Errorf("%s on %s applied by replica %d; its holder is %d", action, d.Target, i, holder[d.Target])
+					}
+					got[d.Target]++
+				default:
+				}
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		for _, n := range names {
+			if got[n] != 1 {
+				t.Errorf("%s on %s applied %d times, want once", action, n, got[n])
+			}
+		}
+	}
+	collect("create")
+	scimCall(t, token, "PATCH", push.base+"/Users/"+id, `{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[{"op":"replace","path":"active","value":false}]}`)
+	collect("suspend")
 }
