@@ -150,6 +150,10 @@ type RunOptions struct {
 	// Fallback, when set, says why an incremental change became this full
 	// run (it could not be resolved to people); it is a decision.
 	Fallback string
+	// Linked, when set, is called once the run's reads are stored and
+	// linked, before any target is planned (replicas sharing the targets
+	// tell the other targets' holders to plan them).
+	Linked func()
 	// Stop, when closed, makes the run finish the actions in flight and
 	// start no new ones (graceful shutdown).
 	Stop <-chan struct{}

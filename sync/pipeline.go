@@ -79,6 +79,9 @@ func (rc *runCtx) pipeline(ctx context.Context, run *state.Run) error {
 	if err := rc.linkStage(ctx); err != nil {
 		return err
 	}
+	if rc.ro.Linked != nil {
+		rc.ro.Linked()
+	}
 	rc.eachTarget(ctx, held, []stage{
 		{"desire", rc.desire},
 		{"read back", rc.readBackStage},

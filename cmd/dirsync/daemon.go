@@ -463,13 +463,13 @@ func (d *daemon) worker(ctx context.Context, stop chan struct{}) {
 			observed = time.Now()
 		}
 		d.a.mon.RunStarting(name, observed)
+		if full && sources && perTarget(d.a.cfg) {
+			// Fresh snapshots: the other targets' holders plan them too.
+			ro.Linked = func() { d.postTargetRuns(runCtx, name, nil, observed) }
+		}
 		res, err := d.a.engine.Run(runCtx, ro)
 		if res != nil {
 			d.a.runFinished(runCtx, res.RunID)
-		}
-		if full && sources {
-			// Fresh snapshots: the other targets' holders plan them too.
-			d.postTargetRuns(runCtx, name, nil, observed)
 		}
 		cancel()
 		select {
