@@ -24,6 +24,9 @@ type consoleAPI struct {
 	// apply (approve, discard).
 	leader  func() string
 	leading func() bool
+	// handOver, when set, passes an approval's other targets to their
+	// holders (state.leases: per_target).
+	handOver func(context.Context, request)
 }
 
 var _ console.Backend = (*consoleAPI)(nil)
@@ -159,6 +162,9 @@ func (c *consoleAPI) Approve(ctx context.Context, runID string, only []string, b
 	var acts []connector.Action
 	for _, o := range only {
 		acts = append(acts, connector.Action(o))
+	}
+	if c.handOver != nil {
+		c.handOver(ctx, request{Op: "approve", RunID: runID, Only: acts, By: by})
 	}
 	res, err := c.a.engine.Approve(ctx, dsync.ApproveRequest{RunID: runID, Only: acts, By: by})
 	if err != nil {

@@ -88,6 +88,7 @@ func (d *daemon) relay(ctx context.Context) {
 		}
 		if perTarget(d.a.cfg) {
 			d.consumeTargetRuns(ctx)
+			d.serveTargetRequests(ctx)
 		}
 		if !d.leader.Load() {
 			continue
@@ -220,6 +221,7 @@ func (d *daemon) serveRequests(ctx context.Context) {
 		id := r.RunID
 		switch r.Op {
 		case "approve":
+			d.handOverApproval(ctx, r)
 			res, err := d.a.engine.Approve(context.WithoutCancel(ctx), dsync.ApproveRequest{RunID: r.RunID, Only: r.Only, By: r.By})
 			if res != nil {
 				resp = response{RunID: res.RunID, Status: res.Status, Counts: res.Counts, Held: res.Held}

@@ -16,6 +16,7 @@ import (
 	"encoding/json"
 	"errors"
 	"hash/fnv"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -23,6 +24,7 @@ import (
 
 	"github.com/dirsync/dirsync/config"
 	"github.com/dirsync/dirsync/state"
+	dsync "github.com/dirsync/dirsync/sync"
 	"go.uber.org/zap"
 )
 
@@ -30,6 +32,9 @@ const (
 	targetLockPrefix = "target:"
 	membersBucket    = "members"
 	targetRunsBucket = "targetruns"
+	// targetRequestsBucket carries approvals to the targets' holders
+	// ("TARGET/ENTRY" → request).
+	targetRequestsBucket = "targetrequests"
 	// maxPostedKeys bounds a target-runs entry: past it, the entry asks for
 	// a full plan over the stored snapshots instead.
 	maxPostedKeys = 10000
@@ -325,5 +330,75 @@ func (d *daemon) consumeTargetRuns(ctx context.Context) {
 		} else {
 			d.Trigger(trigger{name: tr.Name, keys: tr.Keys, observed: tr.Observed})
 		}
+	}
+}
+
+// handOverApproval passes the part of an approval that concerns targets
+// this replica does not hold to their holders: each approves the held
+// plans of its own targets (the engine applies only held targets).
+func (d *daemon) handOverApproval(ctx context.Context, r request) {
+	if !perTarget(d.a.cfg) {
+		return
+	}
+	hps, err := d.a.engine.HeldPlans(ctx)
+	if err != nil {
+		d.log.Warn("hand the approval over to the targets' holders", zap.String("run", r.RunID), zap.Error(err))
+		return
+	}
+	b, _ := json.Marshal(r)
+	done := map[string]bool{}
+	for _, hp := range hps {
+		if hp.Target == "" || done[hp.Target] || (hp.ID != r.RunID && heldRunOf(hp.ID) != r.RunID) {
+			continue
+		}
+		if _, ok := d.leases.fenceFor(hp.Target); ok {
+			continue
+		}
+		done[hp.Target] = true
+		if _, err := d.a.store.KVPut(ctx, targetRequestsBucket, hp.Target+"/"+entryID(), b, 0); err != nil {
+			d.log.Warn("hand the approval over to the target's holder", zap.String("run", r.RunID), zap.String("target", hp.Target), zap.Error(err))
+			continue
+		}
+		d.log.Info("approval handed over to the target's holder", zap.String("run", r.RunID), zap.String("target", hp.Target))
+	}
+}
+
+// heldRunOf is the run id of a held plan's key ("RUN/TARGET" → RUN).
+func heldRunOf(id string) string {
+	run, _, _ := strings.Cut(id, "/")
+	return run
+}
+
+// serveTargetRequests claims the approvals handed over for the targets
+// this replica holds and applies them.
+func (d *daemon) serveTargetRequests(ctx context.Context) {
+	held := d.leases.held()
+	if len(held) == 0 {
+		return
+	}
+	all, err := d.a.store.KVList(ctx, targetRequestsBucket)
+	if err != nil || len(all) == 0 {
+		return
+	}
+	keys := slices.Sorted(maps.Keys(all))
+	for _, k := range keys {
+		tgt, _, _ := strings.Cut(k, "/")
+		if !slices.Contains(held, tgt) {
+			continue
+		}
+		raw, ver, err := d.a.store.KVGet(ctx, targetRequestsBucket, k)
+		if err != nil || d.a.store.KVDelete(ctx, targetRequestsBucket, k, ver) != nil {
+			continue // another replica claimed it
+		}
+		var r request
+		if err := json.Unmarshal(raw, &r); err != nil || r.Op != "approve" {
+			continue
+		}
+		res, err := d.a.engine.Approve(context.WithoutCancel(ctx), dsync.ApproveRequest{RunID: r.RunID, Only: r.Only, By: r.By})
+		if err != nil {
+			d.log.Warn("approval for the targets held here", zap.String("run", r.RunID), zap.String("target", tgt), zap.Error(err))
+			continue
+		}
+		d.log.Info("approval applied for the targets held here", zap.String("run", r.RunID), zap.String("target", tgt), zap.String("approve_run", res.RunID))
 	}
 }
