@@ -193,6 +193,9 @@ func (e *Engine) Approve(ctx context.Context, req ApproveRequest) (*Result, erro
 	// keep the rest, and everything of a target the run could not plan (a
 	// source failed): it stays held for a later approval.
 	for _, hp := range hps {
+		if e.o.FenceFor != nil && hp.Target != "" && !e.leadingFor(hp.Target) {
+			continue // another replica's target: its holder approves it
+		}
 		fence := e.heldFence(hp)
 		var keep []Plan
 		for _, p := range hp.Plans {

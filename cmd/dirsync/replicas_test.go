@@ -77,9 +77,10 @@ targets:
 }
 
 // Three replicas on a real Redis Cluster with state.leases: per_target
-// split six targets two by two; a SCIM push received by any replica
-// reaches each target's holder, and every target's decisions come from
-// its holder alone.
+// split six targets two by two; SCIM pushes received by a replica without
+// the sources' lease reach each target's holder, every target's decisions
+// come from its holder alone, and an approval of a held run reaches the
+// holder of its targets.
 func TestReplicasShareTargets(t *testing.T) {
 	cl := redissrv.StartCluster(t, 3)
 	dir := t.TempDir()
@@ -92,7 +93,7 @@ func TestReplicasShareTargets(t *testing.T) {
 	var tg strings.Builder
 	names := []string{"t1", "t2", "t3", "t4", "t5", "t6"}
 	for _, n := range names {
-		fmt.Fprintf(&tg, "  - {name: %s, type: memory}\n", n)
+		fmt.Fprintf(&tg, "  - {name: %s, type: memory, scope: [staff]}\n", n)
 	}
 	cfgText := fmt.Sprintf(`state: {backend: redis, redis: {addrs: [%s], key_prefix: "s:"}, lock_ttl: 3s, leases: per_target}
 http: {listen: "127.0.0.1:0"}
@@ -114,7 +115,6 @@ targets:
 		rs = append(rs, &replica{d: d, base: "http://" + addr + "/scim/idp/v2", decisions: decisions})
 	}
 	// Fair share: two targets each, every target held once.
-	deadline := time.Now().Add(20 * time.Second)
 	split := func() bool {
 		seen := map[string]int{}
 		for _, r := range rs {
@@ -128,7 +128,7 @@ targets:
 		}
 		return len(seen) == 6
 	}
-	for !split() && time.Now().Before(deadline) {
+	for deadline := time.Now().Add(20 * time.Second); !split() && time.Now().Before(deadline); {
 		time.Sleep(50 * time.Millisecond)
 	}
 	if !split() {
@@ -143,7 +143,7 @@ targets:
 			holder[x] = i
 		}
 	}
-	// Pushed to the replica that does not hold the sources' lease.
+	// Pushed to a replica that does not hold the sources' lease.
 	push := rs[0]
 	for _, r := range rs {
 		if !r.d.leader.Load() {
@@ -151,36 +151,71 @@ targets:
 			break
 		}
 	}
-	u := scimCall(t, token, "POST", push.base+"/Users", `{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"userName":"kim@example.test",
-		"emails":[{"value":"kim@example.test","primary":true}],"active":true}`)
-	id, _ := u["id"].(string)
-	collect := func(action string) {
+	// collect waits for want decisions of action with outcome on every
+	// target, each made by the target's holder, and returns the run ids.
+	collect := func(action, outcome string, want int) map[string]bool {
 		t.Helper()
-		got := map[string]int{}
-		deadline := time.Now().Add(20 * time.Second)
-		for len(got) < len(names) && time.Now().Before(deadline) {
+		got, runs := map[string]int{}, map[string]bool{}
+		done := func() bool {
+			for _, n := range names {
+				if got[n] < want {
+					return false
+				}
+			}
+			return true
+		}
+		for deadline := time.Now().Add(20 * time.Second); !done() && time.Now().Before(deadline); {
 			for i, r := range rs {
 				select {
 				case d := <-r.decisions:
-					if d.Action != action || d.Outcome != "applied" {
+					if d.Action != action || d.Outcome != outcome {
 						continue
 					}
 					if holder[d.Target] != i {
-						t.Errorf("%s on %s applied by replica %d; its holder is %d", action, d.Target, i, holder[d.Target])
+						t.Errorf("%s (%s) on %s by replica %d; its holder is %d", action, outcome, d.Target, i, holder[d.Target])
 					}
 					got[d.Target]++
+					runs[d.RunID] = true
 				default:
 				}
 			}
 			time.Sleep(10 * time.Millisecond)
 		}
-		for _, n := range names {
-			if got[n] != 1 {
-				t.Errorf("%s on %s applied %d times, want once", action, n, got[n])
+		time.Sleep(300 * time.Millisecond) // and nothing more
+		for _, r := range rs {
+			for len(r.decisions) > 0 {
+				if d := <-r.decisions; d.Action == action && d.Outcome == outcome {
+					got[d.Target]++
+				}
 			}
 		}
+		for _, n := range names {
+			if got[n] != want {
+				t.Errorf("%s (%s) on %s: %d decisions, want %d", action, outcome, n, got[n], want)
+			}
+		}
+		return runs
 	}
-	collect("create")
-	scimCall(t, token, "PATCH", push.base+"/Users/"+id, `{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[{"op":"replace","path":"active","value":false}]}`)
-	collect("suspend")
+	var ids []string
+	for _, who := range []string{"kim", "lee"} {
+		u := scimCall(t, token, "POST", push.base+"/Users", fmt.Sprintf(`{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"userName":"%s@example.test",
+			"emails":[{"value":"%[1]s@example.test","primary":true}],"active":true}`, who))
+		ids = append(ids, u["id"].(string))
+	}
+	g := scimCall(t, token, "POST", push.base+"/Groups", fmt.Sprintf(`{"schemas":["urn:ietf:params:scim:schemas:core:2.0:Group"],"displayName":"staff",
+		"members":[{"value":"%s"},{"value":"%s"}]}`, ids[0], ids[1]))
+	collect("create", "applied", 2)
+	// Both leave the scope in one change: two suspensions of two accounts
+	// is a mass change, held on every target by its holder.
+	scimCall(t, token, "PATCH", push.base+"/Groups/"+g["id"].(string), `{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[{"op":"remove","path":"members"}]}`)
+	held := collect("suspend", "held", 2)
+	if len(held) == 0 {
+		t.Fatal("no held run")
+	}
+	for run := range held {
+		if _, err := askLeader(context.Background(), push.d.a.store, request{Op: "approve", RunID: run, By: "test"}, 20*time.Second); err != nil {
+			t.Fatalf("approve %s: %v", run, err)
+		}
+	}
+	collect("suspend", "applied", 2)
 }
