@@ -298,31 +298,40 @@ func (d *daemon) postTargetRuns(ctx context.Context, name string, keys []string,
 	}
 }
 
+// claimForHeld claims, in key order, the entries of bucket whose target
+// (the key up to its first "/") this replica holds: each is removed with
+// its version, so no other replica acts on it too.
+func (d *daemon) claimForHeld(ctx context.Context, bucket string) (keys []string, vals [][]byte) {
+	held := d.leases.held()
+	if len(held) == 0 {
+		return nil, nil
+	}
+	all, err := d.a.store.KVList(ctx, bucket)
+	if err != nil || len(all) == 0 {
+		return nil, nil
+	}
+	for _, k := range slices.Sorted(maps.Keys(all)) {
+		tgt, _, _ := strings.Cut(k, "/")
+		if !slices.Contains(held, tgt) {
+			continue
+		}
+		raw, ver, err := d.a.store.KVGet(ctx, bucket, k)
+		if err != nil || d.a.store.KVDelete(ctx, bucket, k, ver) != nil {
+			continue // changed or claimed meanwhile: whole next time
+		}
+		keys, vals = append(keys, k), append(vals, raw)
+	}
+	return keys, vals
+}
+
 // consumeTargetRuns claims the target-runs entries of the targets this
 // replica holds and triggers their runs.
 func (d *daemon) consumeTargetRuns(ctx context.Context) {
-	held := d.leases.held()
-	if len(held) == 0 {
-		return
-	}
-	all, err := d.a.store.KVList(ctx, targetRunsBucket)
-	if err != nil || len(all) == 0 {
-		return
-	}
-	for _, tgt := range held {
-		if _, ok := all[tgt]; !ok {
-			continue
-		}
-		raw, ver, err := d.a.store.KVGet(ctx, targetRunsBucket, tgt)
-		if err != nil {
-			continue
-		}
-		if err := d.a.store.KVDelete(ctx, targetRunsBucket, tgt, ver); err != nil {
-			continue // changed meanwhile: claimed next time, whole
-		}
+	keys, vals := d.claimForHeld(ctx, targetRunsBucket)
+	for i, raw := range vals {
 		var tr targetRun
 		if err := json.Unmarshal(raw, &tr); err != nil {
-			d.log.Warn("corrupt target-runs entry dropped", zap.String("target", tgt), zap.Error(err))
+			d.log.Warn("corrupt target-runs entry dropped", zap.String("target", keys[i]), zap.Error(err))
 			continue
 		}
 		if tr.Full || len(tr.Keys) == 0 {
@@ -372,24 +381,9 @@ func heldRunOf(id string) string {
 // serveTargetRequests claims the approvals handed over for the targets
 // this replica holds and applies them.
 func (d *daemon) serveTargetRequests(ctx context.Context) {
-	held := d.leases.held()
-	if len(held) == 0 {
-		return
-	}
-	all, err := d.a.store.KVList(ctx, targetRequestsBucket)
-	if err != nil || len(all) == 0 {
-		return
-	}
-	keys := slices.Sorted(maps.Keys(all))
-	for _, k := range keys {
-		tgt, _, _ := strings.Cut(k, "/")
-		if !slices.Contains(held, tgt) {
-			continue
-		}
-		raw, ver, err := d.a.store.KVGet(ctx, targetRequestsBucket, k)
-		if err != nil || d.a.store.KVDelete(ctx, targetRequestsBucket, k, ver) != nil {
-			continue // another replica claimed it
-		}
+	keys, vals := d.claimForHeld(ctx, targetRequestsBucket)
+	for i, raw := range vals {
+		tgt, _, _ := strings.Cut(keys[i], "/")
 		var r request
 		if err := json.Unmarshal(raw, &r); err != nil || r.Op != "approve" {
 			continue
