@@ -447,6 +447,9 @@ func (d *daemon) worker(ctx context.Context, stop chan struct{}) {
 		if !sources && (!perTarget(d.a.cfg) || len(d.leases.held()) == 0) {
 			continue // standby: the leader runs; our SCIM writes are in the shared store
 		}
+		if !sources && full && !reconcile {
+			continue // per target: the sources' holder pulls, then posts what to plan here
+		}
 		ro := dsync.RunOptions{Trigger: name, Stop: stop, Reconcile: reconcile && full, Fallback: fallback}
 		if storedAll && !full {
 			keys = map[string]bool{} // a full plan over the stored snapshots absorbs keyed ones
