@@ -3,9 +3,11 @@ package faults
 import (
 	"fmt"
 	mrand "math/rand/v2"
+	"net/http"
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -38,13 +40,14 @@ func TestReplicasShareTargets(t *testing.T) {
 	}
 	h.store = st
 	t.Cleanup(func() { _ = st.Close() })
-	people := population(pick(90, 240), rng)
+	people := population(pick(100, 300), rng)
 	src := h.writeSource("hr.json", people)
 
 	names := []string{"vpn1", "vpn2", "vpn3", "vpn4", "vpn5", "vpn6"}
 	nms := map[string]*netmakerApp{}
 	var targets strings.Builder
-	common := "    rate_limit: 30\n    burst: 5\n    concurrency: 2\n    timeout: 10s\n"
+	// About ten seconds of apply per target: the fault falls in the middle.
+	common := "    rate_limit: 15\n    burst: 2\n    concurrency: 2\n    timeout: 10s\n"
 	for i, n := range names {
 		env := fmt.Sprintf("NETMAKER_TOKEN_%d", i+1)
 		nms[n] = h.newNetmaker(netmakerfake.Options{}, env, "developers", "operations")
@@ -54,6 +57,7 @@ func TestReplicasShareTargets(t *testing.T) {
 	for _, a := range cl.Addrs() {
 		quoted = append(quoted, fmt.Sprintf("%q", a))
 	}
+	tokens := map[string]string{} // Authorization header → replica
 	mk := func(name string) *proc {
 		listen := listenAddr(t)
 		cfg := fmt.Sprintf(`state:
@@ -75,6 +79,7 @@ targets:
 			h.addSecret("netmaker token of "+name, tok)
 			p.env = append(p.env, fmt.Sprintf("NETMAKER_TOKEN_%d=%s", i+1, tok))
 			nms[n].rec.whoIs(tok, name)
+			tokens["Bearer "+tok] = name
 		}
 		return p
 	}
@@ -107,29 +112,31 @@ targets:
 	for _, p := range procs {
 		t.Logf("%s holds %v", p.name, held(p))
 	}
-	// The fault: once every target has some writes, but the apply is far
-	// from done.
-	writes := func(n string) int {
-		k := 0
-		for _, c := range nms[n].rec.Calls() {
-			if kind, _ := nmWrite(c); kind != "" {
-				k++
-			}
-		}
-		return k
-	}
-	eventually(t, 2*time.Minute, "every target's apply under way", func() bool {
-		for _, n := range names {
-			if writes(n) < 10 {
-				return false
-			}
-		}
-		return true
-	})
+	// The fault: while the replica to freeze is in the middle of applying
+	// one of its targets (it spends most of its time between recording an
+	// action's intent and sending it, waiting for the rate limit).
 	killed, frozen, survivor := procs[1], procs[2], procs[0]
 	movedKill, movedFreeze := held(killed), held(frozen)
-	killed.Kill()
+	hit := make(chan struct{})
+	var once sync.Once
+	for _, n := range movedFreeze {
+		sent := 0
+		nms[n].rec.setIntercept(nil, func(_ int, r *http.Request) phase {
+			if r.Method != http.MethodGet && tokens[r.Header.Get("Authorization")] == frozen.name {
+				if sent++; sent == 15 {
+					once.Do(func() { close(hit) })
+				}
+			}
+			return passOn
+		})
+	}
+	select {
+	case <-hit:
+	case <-time.After(2 * time.Minute):
+		t.Fatal("the replica to freeze never got to its fifteenth write")
+	}
 	frozen.Signal(syscall.SIGSTOP)
+	killed.Kill()
 	fault := time.Now()
 	frozenLog := frozen.logSize()
 	t.Logf("killed %s (held %v), froze %s (held %v)", killed.name, movedKill, frozen.name, movedFreeze)
@@ -182,6 +189,13 @@ targets:
 	type span struct {
 		from, to time.Time
 	}
+	spanStr := func(ss []span) string {
+		var out []string
+		for _, s := range ss {
+			out = append(out, s.from.Format("15:04:05.000")+"–"+s.to.Format("15:04:05.000"))
+		}
+		return strings.Join(out, ", ")
+	}
 	holds := map[string]map[string][]span{} // replica → target → spans
 	for _, p := range procs {
 		holds[p.name] = map[string][]span{}
@@ -230,8 +244,8 @@ targets:
 				return !c.At.Before(s.from) && !c.At.After(s.to.Add(grace))
 			})
 			if !ok {
-				t.Errorf("%s: %s %s sent by %s at %s while it did not hold the target's lease (its spans %v)",
-					n, c.Method, c.Path, c.Who, c.At.Format(time.RFC3339Nano), holds[c.Who][n])
+				t.Errorf("%s: %s %s sent by %s at %s while it did not hold the target's lease (it held it %s)",
+					n, c.Method, c.Path, c.Who, c.At.Format("15:04:05.000"), spanStr(holds[c.Who][n]))
 			}
 		}
 		for k, cs := range by {
