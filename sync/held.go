@@ -237,6 +237,9 @@ func (e *Engine) Discard(ctx context.Context, runID, by string) error {
 	}
 	var ds []state.Decision
 	for _, hp := range hps {
+		if e.o.FenceFor != nil && hp.Target != "" && !e.leadingFor(hp.Target) {
+			continue // another replica's target: its holder discards it
+		}
 		if err := e.o.Store.DeleteHeld(ctx, e.heldFence(hp), hp.ID); err != nil {
 			return fmt.Errorf("sync: discard %s: %w", hp.ID, err)
 		}

@@ -24,8 +24,8 @@ type consoleAPI struct {
 	// apply (approve, discard).
 	leader  func() string
 	leading func() bool
-	// handOver, when set, passes an approval's other targets to their
-	// holders (state.leases: per_target).
+	// handOver, when set, passes an approval's (or discard's) other
+	// targets to their holders (state.leases: per_target).
 	handOver func(context.Context, request)
 }
 
@@ -177,6 +177,9 @@ func (c *consoleAPI) Approve(ctx context.Context, runID string, only []string, b
 func (c *consoleAPI) Discard(ctx context.Context, runID, by string) error {
 	if c.leading != nil && !c.leading() {
 		return fmt.Errorf("this replica is not the leader (%s): discard on the leader", c.leader())
+	}
+	if c.handOver != nil {
+		c.handOver(ctx, request{Op: "discard", RunID: runID, By: by})
 	}
 	return c.a.engine.Discard(ctx, runID, by)
 }

@@ -41,7 +41,7 @@ type forwarded struct {
 
 // request is one entry of the request queue.
 type request struct {
-	Op    string             `json:"op"` // approve
+	Op    string             `json:"op"` // approve (discard: handed to targets' holders)
 	RunID string             `json:"run_id"`
 	Only  []connector.Action `json:"only,omitempty"`
 	By    string             `json:"by,omitempty"`

@@ -218,4 +218,32 @@ targets:
 		}
 	}
 	collect("suspend", "applied", 2)
+	// Back in scope, then out again: held again, and discarded from the
+	// sources' holder, each target's holder drops its part.
+	gid := g["id"].(string)
+	scimCall(t, token, "PATCH", push.base+"/Groups/"+gid, fmt.Sprintf(`{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[{"op":"add","path":"members","value":[{"value":"%s"},{"value":"%s"}]}]}`, ids[0], ids[1]))
+	collect("unsuspend", "applied", 2)
+	scimCall(t, token, "PATCH", push.base+"/Groups/"+gid, `{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[{"op":"remove","path":"members"}]}`)
+	var src *daemon
+	for _, r := range rs {
+		if r.d.leader.Load() {
+			src = r.d
+		}
+	}
+	api := &consoleAPI{a: src.a, leading: src.a.leading, handOver: src.handOverApproval, leader: func() string { return "test" }}
+	for run := range collect("suspend", "held", 2) {
+		if err := api.Discard(context.Background(), run, "test"); err != nil && !strings.Contains(err.Error(), "no held plan") {
+			t.Fatalf("discard %s: %v", run, err)
+		}
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		left, err := src.a.store.HeldRuns(context.Background())
+		if err == nil && len(left) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("held plans left after the discard: %v %v", left, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }

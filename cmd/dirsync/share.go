@@ -342,9 +342,10 @@ func (d *daemon) consumeTargetRuns(ctx context.Context) {
 	}
 }
 
-// handOverApproval passes the part of an approval that concerns targets
-// this replica does not hold to their holders: each approves the held
-// plans of its own targets (the engine applies only held targets).
+// handOverApproval passes the part of an approval (or a discard) that
+// concerns targets this replica does not hold to their holders: each
+// approves the held plans of its own targets (the engine applies only
+// held targets).
 func (d *daemon) handOverApproval(ctx context.Context, r request) {
 	if !perTarget(d.a.cfg) {
 		return
@@ -385,7 +386,16 @@ func (d *daemon) serveTargetRequests(ctx context.Context) {
 	for i, raw := range vals {
 		tgt, _, _ := strings.Cut(keys[i], "/")
 		var r request
-		if err := json.Unmarshal(raw, &r); err != nil || r.Op != "approve" {
+		if err := json.Unmarshal(raw, &r); err != nil {
+			continue
+		}
+		if r.Op == "discard" {
+			if err := d.a.engine.Discard(context.WithoutCancel(ctx), r.RunID, r.By); err != nil {
+				d.log.Warn("discard for the targets held here", zap.String("run", r.RunID), zap.String("target", tgt), zap.Error(err))
+			}
+			continue
+		}
+		if r.Op != "approve" {
 			continue
 		}
 		res, err := d.a.engine.Approve(context.WithoutCancel(ctx), dsync.ApproveRequest{RunID: r.RunID, Only: r.Only, By: r.By})
