@@ -122,7 +122,8 @@ func (rc *runCtx) selectTargets() ([]TargetSpec, error) {
 // pulls and stores for all), the held ones' elsewhere, from the stored
 // snapshots (a replica without that lease writes no snapshot or link).
 func (rc *runCtx) heldTargets(specs []TargetSpec) (held, reads []TargetSpec) {
-	if rc.e.o.FenceFor == nil {
+	if rc.e.o.FenceFor == nil || rc.ro.NoApply || rc.ro.DryRun {
+		// Nothing is written: plans, dry runs and explanations see every target.
 		return specs, specs
 	}
 	for _, s := range specs {

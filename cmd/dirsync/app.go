@@ -169,14 +169,11 @@ func (a *app) build(declog *zap.Logger, extra []source.Source) error {
 // leadingFor says whether this process may call a target now: it holds
 // the target's lease (per_target), or the leader lease.
 func (a *app) leadingFor(target string) bool {
-	if perTarget(a.cfg) {
-		if a.fenceFor == nil {
-			return false
-		}
+	if perTarget(a.cfg) && a.fenceFor != nil {
 		_, ok := a.fenceFor(target)
 		return ok
 	}
-	return a.leading == nil || a.leading()
+	return a.leading == nil || a.leading() // a command holding no lease only reads
 }
 
 func (a *app) close() {

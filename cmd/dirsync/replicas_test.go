@@ -3,7 +3,9 @@ package main
 import (
 	"context"
 	"fmt"
+	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -245,5 +247,40 @@ targets:
 			t.Fatalf("held plans left after the discard: %v %v", left, err)
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// With state.leases: per_target, one-shot commands take every target's
+// lease: sync applies, plan shows every target, a held run is approved.
+func TestCommandsWithPerTargetLeases(t *testing.T) {
+	e := newEnv(t, 100, "")
+	b, err := os.ReadFile(e.config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(e.config, []byte(strings.Replace(string(b), "  backend: embedded\n", "  backend: embedded\n  leases: per_target\n", 1)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if code, out, errb := e.run("sync"); code != exitOK || !strings.Contains(out, "100 applied") {
+		t.Fatalf("first sync: exit %d\n%s\n%s", code, out, errb)
+	}
+	dis := map[int]bool{}
+	for i := range 12 {
+		dis[i] = true
+	}
+	e.writeUsers(100, dis)
+	if code, out, _ := e.run("plan"); code != exitOK || !strings.Contains(out, "suspend") {
+		t.Fatalf("plan: exit %d: %s", code, out)
+	}
+	code, _, errb := e.run("sync")
+	if code != exitHeld {
+		t.Fatalf("exit %d, want %d (held): %s", code, exitHeld, errb)
+	}
+	run := regexp.MustCompile("approve ([0-9]{8}T[0-9]{6}Z-[0-9a-f]{6})").FindStringSubmatch(errb)
+	if run == nil {
+		t.Fatalf("no run id in %q", errb)
+	}
+	if code, out, errb := e.run("approve", run[1]); code != exitOK || !strings.Contains(out, "12 applied") {
+		t.Fatalf("approve: exit %d: %s %s", code, out, errb)
 	}
 }
