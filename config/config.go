@@ -48,7 +48,18 @@ type State struct {
 	// LockTTL is the leader lock's lifetime; a replica that stops renewing
 	// it is replaced after this long (default 15s).
 	LockTTL Duration `yaml:"lock_ttl"`
+	// Leases is how replicas share the work: "single" (default) — one
+	// leader lease applies every target; "per_target" — a lease per target,
+	// so N replicas split the targets (the leader lease still guards the
+	// sources' shared state: snapshots, links, cursors, watchers).
+	Leases string `yaml:"leases"`
 }
+
+// Lease modes (State.Leases).
+const (
+	LeasesSingle    = "single"
+	LeasesPerTarget = "per_target"
+)
 
 // Redis configures the Redis backend (standalone, Sentinel or Cluster).
 type Redis struct {
@@ -395,6 +406,9 @@ func (c *Config) applyDefaults() {
 	}
 	if c.State.Redis.KeyPrefix == "" {
 		c.State.Redis.KeyPrefix = "dirsync:"
+	}
+	if c.State.Leases == "" {
+		c.State.Leases = LeasesSingle
 	}
 	if c.State.LockTTL == 0 {
 		c.State.LockTTL = Duration(15 * time.Second)

@@ -44,6 +44,7 @@ func TestBadConfigs(t *testing.T) {
 		{"source_no_type.yaml", "validate", "sources[0].type: is required"},
 		{"no_sources.yaml", "validate", "sources: at least one source is required"},
 		{"bad_backend.yaml", "validate", `state.backend: must be embedded or redis (got "etcd")`},
+		{"bad_leases.yaml", "validate", `state.leases: must be single or per_target (got "every_target")`},
 		{"redis_no_addrs.yaml", "validate", "state.redis.addrs: at least one address is required for the redis backend"},
 		{"bad_username.yaml", "validate", `targets[0].username: must be username, email or attr:NAME (got "upn")`},
 		{"bad_percent.yaml", "validate", "safety.max_suspend_percent: must be between 0 and 100"},

@@ -34,6 +34,9 @@ func (c *Config) Validate() error {
 	default:
 		ps.Add("state.backend", "must be embedded or redis (got %q)", c.State.Backend)
 	}
+	if !slices.Contains([]string{"", LeasesSingle, LeasesPerTarget}, c.State.Leases) {
+		ps.Add("state.leases", "must be single or per_target (got %q)", c.State.Leases)
+	}
 	if c.State.JournalSize < 0 {
 		ps.Add("state.journal_size", "must be > 0")
 	}

@@ -47,6 +47,14 @@ type Options struct {
 	// send nothing. It closes the window where a frozen leader wakes up
 	// and sends the call it was about to make.
 	Leading func() bool
+	// FenceFor, when set, gives each target a lease of its own, so that
+	// replicas share the targets: it returns the fence for writes of the
+	// target's accounts and held plans, and whether this process holds the
+	// target's lease by its own clock. A run then plans and applies only
+	// the targets it holds, and asks it again before every call to the
+	// target; Fence and Leading guard only the sources' shared state
+	// (snapshots, links). A run without Leading reads the stored snapshots.
+	FenceFor func(target string) (state.Fence, bool)
 	// RetryBase is the first retry delay (default 500ms), doubled each time.
 	RetryBase time.Duration
 	// BreakerThreshold: consecutive failed actions after which a target is
@@ -142,6 +150,10 @@ type RunOptions struct {
 	// Fallback, when set, says why an incremental change became this full
 	// run (it could not be resolved to people); it is a decision.
 	Fallback string
+	// Linked, when set, is called once the run's reads are stored and
+	// linked, before any target is planned (replicas sharing the targets
+	// tell the other targets' holders to plan them).
+	Linked func()
 	// Stop, when closed, makes the run finish the actions in flight and
 	// start no new ones (graceful shutdown).
 	Stop <-chan struct{}
@@ -307,4 +319,37 @@ func (e *Engine) open(ctx context.Context, t connector.Connector) error {
 	e.opened[t.Name()] = true
 	e.mu.Unlock()
 	return nil
+}
+
+// targetFence is the fence for writes of one target's accounts and held
+// plans: the target's own lease when targets are shared, else the leader's.
+func (e *Engine) targetFence(target string) state.Fence {
+	if e.o.FenceFor != nil {
+		f, _ := e.o.FenceFor(target)
+		return f
+	}
+	return e.o.Fence()
+}
+
+// leadingFor says whether this process may still call the target: it
+// holds the target's lease (shared targets) or the leader lease.
+func (e *Engine) leadingFor(target string) bool {
+	if e.o.FenceFor != nil {
+		_, ok := e.o.FenceFor(target)
+		return ok
+	}
+	return e.o.Leading == nil || e.o.Leading()
+}
+
+// sourcesHolder says whether this process writes the sources' shared state
+// (it holds the leader lease, or no lease is in use).
+func (e *Engine) sourcesHolder() bool { return e.o.Leading == nil || e.o.Leading() }
+
+// heldFence is the fence for updating a stored held plan: its target's,
+// or the leader's for a run-wide one (refused sources).
+func (e *Engine) heldFence(hp HeldPlan) state.Fence {
+	if hp.Target != "" {
+		return e.targetFence(hp.Target)
+	}
+	return e.o.Fence()
 }

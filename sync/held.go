@@ -198,8 +198,11 @@ func (e *Engine) Approve(ctx context.Context, req ApproveRequest) (*Result, erro
 	// Drop what was released and evaluated (applied, or no longer wanted);
 	// keep the rest, and everything of a target the run could not plan (a
 	// source failed): it stays held for a later approval.
-	fence := e.o.Fence()
 	for _, hp := range hps {
+		if e.o.FenceFor != nil && hp.Target != "" && !e.leadingFor(hp.Target) {
+			continue // another replica's target: its holder approves it
+		}
+		fence := e.heldFence(hp)
 		var keep []Plan
 		for _, p := range hp.Plans {
 			var rest []Step
@@ -240,12 +243,15 @@ func (e *Engine) Discard(ctx context.Context, runID, by string) error {
 	}
 	var ds []state.Decision
 	for _, hp := range hps {
+		if e.o.FenceFor != nil && hp.Target != "" && !e.leadingFor(hp.Target) {
+			continue // another replica's target: its holder discards it
+		}
 		for _, p := range hp.Plans {
 			if err := e.rememberDiscarded(ctx, p.Target, p.Steps); err != nil {
 				return fmt.Errorf("sync: discard %s: remember it: %w", hp.ID, err)
 			}
 		}
-		if err := e.o.Store.DeleteHeld(ctx, e.o.Fence(), hp.ID); err != nil {
+		if err := e.o.Store.DeleteHeld(ctx, e.heldFence(hp), hp.ID); err != nil {
 			return fmt.Errorf("sync: discard %s: %w", hp.ID, err)
 		}
 		for _, p := range hp.Plans {

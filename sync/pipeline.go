@@ -77,13 +77,17 @@ func (rc *runCtx) pipeline(ctx context.Context, run *state.Run) error {
 	if err != nil {
 		return err
 	}
-	if err := rc.read(ctx, specs, run); err != nil {
+	held, reads := rc.heldTargets(specs)
+	if err := rc.read(ctx, reads, run); err != nil {
 		return err
 	}
 	if err := rc.linkStage(ctx); err != nil {
 		return err
 	}
-	rc.eachTarget(ctx, specs, []stage{
+	if rc.ro.Linked != nil {
+		rc.ro.Linked()
+	}
+	rc.eachTarget(ctx, held, []stage{
 		{"desire", rc.desire},
 		{"read back", rc.readBackStage},
 		{"plan", rc.plan},
@@ -114,6 +118,31 @@ func (rc *runCtx) selectTargets() ([]TargetSpec, error) {
 		return nil, fmt.Errorf("sync: no target named %s", strings.Join(rc.ro.Targets, ", "))
 	}
 	return specs, nil
+}
+
+// heldTargets splits the selected targets when replicas share them
+// (Options.FenceFor): held are those whose lease this process holds, the
+// only ones it plans and applies; reads are those whose sources the run
+// reads — every selected target's on the holder of the sources' lease (it
+// pulls and stores for all), the held ones' elsewhere, from the stored
+// snapshots (a replica without that lease writes no snapshot or link).
+func (rc *runCtx) heldTargets(specs []TargetSpec) (held, reads []TargetSpec) {
+	if rc.e.o.FenceFor == nil || rc.ro.NoApply || rc.ro.DryRun {
+		// Nothing is written: plans, dry runs and explanations see every target.
+		return specs, specs
+	}
+	for _, s := range specs {
+		if _, ok := rc.e.o.FenceFor(s.Target.Name()); ok {
+			held = append(held, s)
+		}
+	}
+	if rc.e.sourcesHolder() {
+		return held, specs
+	}
+	if rc.ro.Keys == nil {
+		rc.ro.UseStored = true
+	}
+	return held, held
 }
 
 // eachTarget runs the target stages for every target concurrently. A stage

@@ -70,7 +70,7 @@ func (rc *runCtx) apply(ctx context.Context, f *flow) error {
 			cached = e.takeOver(ctx, f.name, f.plan.Takeovers, cached)
 		}
 		for _, k := range f.plan.Retire {
-			if err := e.o.Store.DeleteAccount(ctx, e.o.Fence(), f.name, k); err != nil {
+			if err := e.o.Store.DeleteAccount(ctx, e.targetFence(f.name), f.name, k); err != nil {
 				e.o.Logger.Warn("forget a record whose account another person holds", zap.String("target", f.name), zap.Error(err))
 			}
 		}
@@ -92,11 +92,11 @@ func (e *Engine) takeOver(ctx context.Context, name string, to map[string]string
 		}
 		rec = withoutPending(rec)
 		rec.Key = k
-		if err := e.o.Store.PutAccount(ctx, e.o.Fence(), name, rec); err != nil {
+		if err := e.o.Store.PutAccount(ctx, e.targetFence(name), name, rec); err != nil {
 			e.o.Logger.Warn("take over an account", zap.String("target", name), zap.Error(err))
 			continue
 		}
-		if err := e.o.Store.DeleteAccount(ctx, e.o.Fence(), name, old); err != nil {
+		if err := e.o.Store.DeleteAccount(ctx, e.targetFence(name), name, old); err != nil {
 			e.o.Logger.Warn("take over an account", zap.String("target", name), zap.Error(err))
 		}
 		out[k] = rec
@@ -327,7 +327,7 @@ func (e *Engine) applyAccount(ctx context.Context, rc *runCtx, spec TargetSpec, 
 			}
 		}
 		rec.Pending = ""
-		if err := e.o.Store.PutAccount(context.WithoutCancel(ctx), e.o.Fence(), name, rec); err != nil {
+		if err := e.o.Store.PutAccount(context.WithoutCancel(ctx), e.targetFence(name), name, rec); err != nil {
 			return err
 		}
 	}
@@ -335,7 +335,7 @@ func (e *Engine) applyAccount(ctx context.Context, rc *runCtx, spec TargetSpec, 
 		_, lists := spec.Target.(connector.Lister)
 		writeOnly := !lists && !connector.Supports(spec.Target, connector.ActCreate)
 		if n, changed := Settle(rec, *a.note, connector.Supports(spec.Target, connector.ActUpdate), writeOnly); changed {
-			if err := e.o.Store.PutAccount(context.WithoutCancel(ctx), e.o.Fence(), name, n); err != nil {
+			if err := e.o.Store.PutAccount(context.WithoutCancel(ctx), e.targetFence(name), name, n); err != nil {
 				return err
 			}
 		}
@@ -360,7 +360,7 @@ func uncertainKind(k connector.Kind) bool {
 // errStopAccount, ErrStaleFence, or the step's error.
 func (e *Engine) applyStep(ctx context.Context, rc *runCtx, spec TargetSpec, s Step, rec identity.Account, br *breaker) (identity.Account, error) {
 	name := spec.Target.Name()
-	fence := e.o.Fence()
+	fence := e.targetFence(name)
 	want := s.After.Clone()
 	want.Remote = mergeRemote(rec.Remote, want.Remote)
 	before := rec.Clone()
@@ -403,7 +403,7 @@ func (e *Engine) applyStep(ctx context.Context, rc *runCtx, spec TargetSpec, s S
 		if err := lim.Wait(ctx); err != nil {
 			return 0, connector.Retryable(err)
 		}
-		if e.o.Leading != nil && !e.o.Leading() {
+		if !e.leadingFor(name) {
 			// The lease ran out (this process was frozen, or cut off from
 			// the store): another replica may be leader. Send nothing.
 			return 0, connector.Permanent(fmt.Errorf("not sent: %w", state.ErrStaleFence))

@@ -115,7 +115,7 @@ func (e *Engine) hold(ctx context.Context, rc *runCtx, name string, accounts int
 	hp := HeldPlan{RunID: rc.res.RunID, Target: name, Reason: why, Plans: []Plan{{Target: name, Steps: held, Accounts: accounts}},
 		Created: e.o.Now().UTC(), Reconcile: rc.ro.Reconcile}
 	b, _ := json.Marshal(hp)
-	if err := e.o.Store.PutHeld(ctx, e.o.Fence(), id, b); err != nil {
+	if err := e.o.Store.PutHeld(ctx, e.targetFence(name), id, b); err != nil {
 		for _, s := range held {
 			rc.decide(state.Decision{Target: name, User: s.User, Action: string(s.Action), Outcome: OutcomeHeld,
 				Reason: fmt.Sprintf("%s; held by the safety guard (%s)", s.Reason, why), Error: "storing the held plan failed: " + err.Error()})
@@ -226,7 +226,7 @@ func (e *Engine) settleHeld(ctx context.Context, rc *runCtx, name string, planne
 		default:
 			continue
 		}
-		if err := e.o.Store.DeleteHeld(ctx, e.o.Fence(), hp.ID); err != nil {
+		if err := e.o.Store.DeleteHeld(ctx, e.heldFence(hp), hp.ID); err != nil {
 			e.o.Logger.Warn("drop a settled held plan", zap.String("held", hp.ID), zap.Error(err))
 			continue
 		}

@@ -80,6 +80,11 @@ func (rc *runCtx) link(ctx context.Context, snaps map[string]*identity.Snapshot)
 	rc.mu.Unlock()
 	l := identity.LinkWith(e.o.JoinKey, links, ghosts, all...)
 	rc.links, rc.linked, rc.linkedFrom = l.Links, l, names
+	if len(l.New) > 0 && !rc.ro.NoApply && !rc.ro.DryRun && e.o.FenceFor != nil && !e.sourcesHolder() {
+		// Only the holder of the sources' lease assigns person ids; it
+		// links every record it stores before other replicas plan them.
+		return fmt.Errorf("sync: %d records not linked yet by the replica holding the sources' lease: planning waits for it", len(l.New))
+	}
 	if len(l.New) > 0 && !rc.ro.NoApply && !rc.ro.DryRun {
 		if err := e.o.Store.PutLinks(ctx, e.o.Fence(), l.New); err != nil {
 			return fmt.Errorf("sync: store link table: %w", err)

@@ -90,6 +90,9 @@ func (rc *runCtx) readSource(ctx context.Context, src source.Source) (*identity.
 		if prev != nil {
 			return prev, nil
 		}
+		if rc.e.o.FenceFor != nil && !rc.e.sourcesHolder() {
+			return nil, fmt.Errorf("source %s: no stored snapshot yet: the replica holding the sources' lease reads it first", name)
+		}
 	}
 	if prev != nil {
 		rc.mu.Lock()

@@ -256,7 +256,7 @@ func (rc *runCtx) readBack(ctx context.Context, f *flow, l connector.Lister) ([]
 		rc.decide(state.Decision{Target: name, User: displayUser(c), Action: "missing", Outcome: rc.fixOutcome(),
 			Reason: "the account is no longer in the application: the cache is corrected (re-created where the person is in scope)"})
 		if rc.writes() {
-			if err := e.o.Store.PutAccount(ctx, e.o.Fence(), name, cached[k]); err != nil {
+			if err := e.o.Store.PutAccount(ctx, e.targetFence(name), name, cached[k]); err != nil {
 				return nil, fmt.Errorf("reconcile: correct %q: %w", c.Username, err)
 			}
 		}
@@ -295,7 +295,7 @@ func (rc *runCtx) readBack(ctx context.Context, f *flow, l connector.Lister) ([]
 			rc.decide(state.Decision{Target: name, User: displayUser(a), Action: "drift", Outcome: rc.fixOutcome(),
 				Reason: "found in the application, linked to " + pid + ": " + why})
 			if rc.writes() {
-				if err := e.o.Store.PutAccount(ctx, e.o.Fence(), name, a); err != nil {
+				if err := e.o.Store.PutAccount(ctx, e.targetFence(name), name, a); err != nil {
 					return nil, fmt.Errorf("reconcile: adopt %q: %w", a.Username, err)
 				}
 			}
@@ -519,7 +519,7 @@ func (rc *runCtx) reconcile(ctx context.Context, f *flow) error {
 		// What was read is confirmed by the application: record it, so the
 		// account is not read again next run.
 		if !rc.ro.DryRun && !rc.ro.NoApply {
-			if err := rc.e.o.Store.PutAccount(ctx, rc.e.o.Fence(), t.Name(), cached[k]); err != nil {
+			if err := rc.e.o.Store.PutAccount(ctx, rc.e.targetFence(t.Name()), t.Name(), cached[k]); err != nil {
 				return fmt.Errorf("record %q as re-read: %w", c.Username, err)
 			}
 		}
@@ -581,7 +581,7 @@ func (rc *runCtx) reconcile(ctx context.Context, f *flow) error {
 		cached[pid] = a
 		held.add(pid, a)
 		if rc.writes() {
-			if err := rc.e.o.Store.PutAccount(ctx, rc.e.o.Fence(), t.Name(), a); err != nil {
+			if err := rc.e.o.Store.PutAccount(ctx, rc.e.targetFence(t.Name()), t.Name(), a); err != nil {
 				return fmt.Errorf("adopt %q: %w", a.Username, err)
 			}
 		}

@@ -41,6 +41,9 @@ type app struct {
 	// leading, when set, says whether this process's lease is still valid
 	// by its own clock (daemon); nil means always.
 	leading func() bool
+	// fenceFor, with state.leases: per_target, gives a target's fence and
+	// whether this process holds its lease (daemon, CLI); nil holds none.
+	fenceFor func(target string) (state.Fence, bool)
 	// onDecision, when set, sees every decision (demo output).
 	onDecision func(state.Decision)
 	extra      []source.Source // built outside the config (demo)
@@ -132,7 +135,7 @@ func (a *app) build(declog *zap.Logger, extra []source.Source) error {
 	for _, tc := range a.cfg.Targets {
 		t, err := all.Build(tc, connector.Deps{Logger: a.log.With(zap.String("target", tc.Name)), Now: nil,
 			// Asked by every connector right before each request it sends.
-			Leading: func() bool { return a.leading == nil || a.leading() },
+			Leading: func() bool { return a.leadingFor(tc.Name) },
 			// What the connector learns about its application survives restarts.
 			Memory: state.NewConnectorMemory(a.store, tc.Name)})
 		if err != nil {
@@ -155,14 +158,33 @@ func (a *app) build(declog *zap.Logger, extra []source.Source) error {
 			a.onDecision(d)
 		}
 	})
-	a.engine = dsync.New(dsync.Options{
+	o := dsync.Options{
 		Sources: a.sources, Targets: a.targets, Store: a.store, Logger: a.log, Recorder: a.rec,
 		Limits: a.cfg.Safety.Limits(), JoinKey: identity.JoinKey(a.cfg.JoinKey), Metrics: a.metrics,
 		Fence:    func() state.Fence { return a.fence() },
 		Leading:  func() bool { return a.leading == nil || a.leading() },
 		Progress: a.progress,
-	})
+	}
+	if perTarget(a.cfg) {
+		o.FenceFor = func(t string) (state.Fence, bool) {
+			if a.fenceFor == nil {
+				return state.Fence{Lock: targetLock(t), Token: -1}, false
+			}
+			return a.fenceFor(t)
+		}
+	}
+	a.engine = dsync.New(o)
 	return nil
+}
+
+// leadingFor says whether this process may call a target now: it holds
+// the target's lease (per_target), or the leader lease.
+func (a *app) leadingFor(target string) bool {
+	if perTarget(a.cfg) && a.fenceFor != nil {
+		_, ok := a.fenceFor(target)
+		return ok
+	}
+	return a.leading == nil || a.leading() // a command holding no lease only reads
 }
 
 func (a *app) close() {

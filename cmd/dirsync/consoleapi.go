@@ -40,6 +40,9 @@ type consoleAPI struct {
 	// apply (approve, discard).
 	leader  func() string
 	leading func() bool
+	// handOver, when set, passes an approval's (or discard's) other
+	// targets to their holders (state.leases: per_target).
+	handOver func(context.Context, request)
 }
 
 var _ console.Backend = (*consoleAPI)(nil)
@@ -342,6 +345,9 @@ func (c *consoleAPI) Approve(ctx context.Context, runID string, only []string, b
 	for _, o := range only {
 		acts = append(acts, connector.Action(o))
 	}
+	if c.handOver != nil {
+		c.handOver(ctx, request{Op: "approve", RunID: runID, Only: acts, By: by})
+	}
 	total := 0
 	for _, st := range heldView(hps, nil).Steps {
 		if len(acts) == 0 || slices.Contains(acts, connector.Action(st.Action)) {
@@ -382,6 +388,9 @@ func (c *consoleAPI) Discard(ctx context.Context, runID, by string) error {
 		return fmt.Errorf("this replica is not the leader (%s): discard on the leader", c.leader())
 	}
 	defer c.a.gen.Add(1)
+	if c.handOver != nil {
+		c.handOver(ctx, request{Op: "discard", RunID: runID, By: by})
+	}
 	return c.a.engine.Discard(ctx, runID, by)
 }
 

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -68,6 +69,10 @@ type daemon struct {
 	runCount atomic.Int64
 	// refresh asks the monitor to reload held plans and accounts now.
 	refresh chan struct{}
+	// leases are the target leases held (state.leases: per_target; see
+	// share.go), and owner this replica's name in them.
+	leases *leaseSet
+	owner  string
 }
 
 func newDaemon(a *app) *daemon {
@@ -75,6 +80,10 @@ func newDaemon(a *app) *daemon {
 	a.leading = func() bool {
 		l := d.lease.Load()
 		return l != nil && time.Now().Before(l.Expires)
+	}
+	d.leases, d.owner = newLeaseSet(), ownerID("daemon")
+	if perTarget(a.cfg) {
+		a.fenceFor = d.leases.fenceFor
 	}
 	a.fence = func() state.Fence {
 		if l := d.lease.Load(); l != nil {
@@ -123,6 +132,9 @@ func (d *daemon) routes() {
 			return
 		}
 		fmt.Fprintf(w, "ready (%s); last run: %s\n", role, last)
+		if perTarget(d.a.cfg) {
+			fmt.Fprintf(w, "targets held: %s\n", strings.Join(d.leases.held(), ", "))
+		}
 		for _, t := range d.a.cfg.Targets {
 			if r, err := dsync.LastReconcile(ctx, d.a.store, t.Name); err == nil {
 				fmt.Fprintf(w, "target %s: last reconcile %s (%d drifted, %d orphans, %d missing)\n",
@@ -183,6 +195,10 @@ func (d *daemon) serve(ctx context.Context, onReady func(addr string)) error {
 	leadCtx, cancelLead := context.WithCancel(context.WithoutCancel(ctx))
 	wg.Add(1)
 	go func() { defer wg.Done(); d.elect(leadCtx) }()
+	if perTarget(d.a.cfg) {
+		wg.Add(1)
+		go func() { defer wg.Done(); d.share(leadCtx) }()
+	}
 	// Scheduler.
 	loc, _ := time.LoadLocation(d.a.cfg.Schedule.Timezone)
 	parser := cron.NewParser(cron.Minute | cron.Hour | cron.Dom | cron.Month | cron.Dow | cron.Descriptor | cron.DowOrDom)
@@ -259,6 +275,10 @@ func (d *daemon) serve(ctx context.Context, onReady func(addr string)) error {
 	wg.Wait()
 	if l := d.lease.Load(); l != nil {
 		_ = d.a.store.ReleaseLock(context.Background(), *l)
+	}
+	if perTarget(d.a.cfg) {
+		d.leases.releaseAll(d.a.store)
+		_ = d.a.store.KVDelete(context.Background(), membersBucket, d.owner, -1)
 	}
 	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
@@ -401,6 +421,7 @@ func (d *daemon) worker(ctx context.Context, stop chan struct{}) {
 		}
 		name := t.name
 		observed := t.observed
+		storedAll := t.stored && t.keys == nil
 		if !full {
 			deadline := time.After(d.Debounce)
 		gather:
@@ -412,6 +433,7 @@ func (d *daemon) worker(ctx context.Context, stop chan struct{}) {
 						fallback = more.fallback
 					}
 					reconcile = reconcile || more.reconcile
+					storedAll = storedAll || (more.stored && more.keys == nil)
 					for _, k := range more.keys {
 						keys[k] = true
 					}
@@ -425,10 +447,17 @@ func (d *daemon) worker(ctx context.Context, stop chan struct{}) {
 				}
 			}
 		}
-		if !d.leader.Load() {
+		sources := d.leader.Load()
+		if !sources && (!perTarget(d.a.cfg) || len(d.leases.held()) == 0) {
 			continue // standby: the leader runs; our SCIM writes are in the shared store
 		}
+		if !sources && full && !reconcile {
+			continue // per target: the sources' holder pulls, then posts what to plan here
+		}
 		ro := dsync.RunOptions{Trigger: name, Stop: stop, Reconcile: reconcile && full, Fallback: fallback}
+		if storedAll && !full {
+			keys = map[string]bool{} // a full plan over the stored snapshots absorbs keyed ones
+		}
 		if !full {
 			if len(keys) == 0 {
 				ro.UseStored = true
@@ -441,6 +470,10 @@ func (d *daemon) worker(ctx context.Context, stop chan struct{}) {
 			observed = time.Now()
 		}
 		d.a.mon.RunStarting(name, observed)
+		if full && sources && perTarget(d.a.cfg) {
+			// Fresh snapshots: the other targets' holders plan them too.
+			ro.Linked = func() { d.postTargetRuns(runCtx, name, nil, observed) }
+		}
 		res, err := d.a.engine.Run(runCtx, ro)
 		if res != nil {
 			d.a.runFinished(runCtx, res.RunID)

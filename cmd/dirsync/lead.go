@@ -37,6 +37,24 @@ func (a *app) leadOnce(ctx context.Context) (release func(), err error) {
 	var cur atomic.Pointer[state.Lease]
 	cur.Store(&l)
 	a.fence = func() state.Fence { return cur.Load().Fence() }
+	// With a lease per target, the command holds every target's too: no
+	// daemon replica applies alongside it.
+	targets := newLeaseSet()
+	if perTarget(a.cfg) {
+		for _, t := range a.targetNames() {
+			tl, err := a.store.AcquireLock(ctx, targetLock(t), l.Owner, ttl)
+			if err != nil {
+				targets.releaseAll(a.store)
+				_ = a.store.ReleaseLock(context.Background(), l)
+				if errors.Is(err, state.ErrLockHeld) {
+					return nil, exitError{code: exitFailed, err: errDaemonLeads}
+				}
+				return nil, fmt.Errorf("lease of target %s: %w", t, err)
+			}
+			targets.put(t, tl)
+		}
+		a.fenceFor = targets.fenceFor
+	}
 	rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	done := make(chan struct{})
 	go func() {
@@ -54,12 +72,14 @@ func (a *app) leadOnce(ctx context.Context) (release func(), err error) {
 					continue
 				}
 				cur.Store(&nl)
+				targets.renew(rctx, a.store, ttl, a.log)
 			}
 		}
 	}()
 	return func() {
 		cancel()
 		<-done
+		targets.releaseAll(a.store)
 		_ = a.store.ReleaseLock(context.Background(), *cur.Load())
 	}, nil
 }

@@ -194,7 +194,7 @@ func (d *daemon) mountConsole(ctx context.Context) error {
 			return "this replica leads: it applies runs and approvals"
 		}
 		return "this replica is a standby: another replica leads"
-	}}
+	}, handOver: d.handOverApproval}
 	go func() {
 		// At most one refresh per 5s, so a burst of SCIM-triggered runs
 		// does not re-read every target's accounts after each of them.

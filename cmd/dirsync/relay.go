@@ -41,7 +41,7 @@ type forwarded struct {
 
 // request is one entry of the request queue.
 type request struct {
-	Op    string             `json:"op"` // approve
+	Op    string             `json:"op"` // approve (discard: handed to targets' holders)
 	RunID string             `json:"run_id"`
 	Only  []connector.Action `json:"only,omitempty"`
 	By    string             `json:"by,omitempty"`
@@ -85,6 +85,10 @@ func (d *daemon) relay(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		}
+		if perTarget(d.a.cfg) {
+			d.consumeTargetRuns(ctx)
+			d.serveTargetRequests(ctx)
 		}
 		if !d.leader.Load() {
 			continue
@@ -192,7 +196,7 @@ func (d *daemon) mergeAndTriggerSeen(ctx context.Context, src string, ch source.
 			why = "the change could not be resolved to people"
 		}
 		d.Trigger(trigger{name: name, fallback: src + ": " + why + ": full run instead of a targeted one", observed: seen})
-		return
+		return // the full run posts to the other targets' holders when it is done
 	}
 	keys, err := d.a.engine.MergeChange(ctx, src, ch)
 	if errors.Is(err, dsync.ErrNotLeader) {
@@ -204,6 +208,7 @@ func (d *daemon) mergeAndTriggerSeen(ctx context.Context, src string, ch source.
 		return
 	}
 	d.Trigger(trigger{name: name, keys: keys, observed: seen})
+	d.postTargetRuns(ctx, name, keys, seen)
 }
 
 func (d *daemon) serveRequests(ctx context.Context) {
@@ -216,6 +221,7 @@ func (d *daemon) serveRequests(ctx context.Context) {
 		id := r.RunID
 		switch r.Op {
 		case "approve":
+			d.handOverApproval(ctx, r)
 			res, err := d.a.engine.Approve(context.WithoutCancel(ctx), dsync.ApproveRequest{RunID: r.RunID, Only: r.Only, By: r.By})
 			if res != nil {
 				resp = response{RunID: res.RunID, Status: res.Status, Counts: res.Counts, Held: res.Held}

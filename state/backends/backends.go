@@ -55,7 +55,7 @@ func journalSize(cfg config.State) int {
 
 func openRedis(ctx context.Context, cfg config.State, logger *zap.Logger) (state.Store, error) {
 	r := cfg.Redis
-	s, err := redisstore.New(r, redisstore.Options{JournalSize: cfg.JournalSize})
+	s, err := redisstore.New(r, redisstore.Options{JournalSize: cfg.JournalSize, PerTarget: cfg.Leases == config.LeasesPerTarget})
 	if err != nil {
 		var ce *redisstore.ConfigError
 		if errors.As(err, &ce) {

@@ -16,6 +16,20 @@
 //	P {fenced}:acct:<target>    hash    account key → JSON
 //	P {fenced}:held             hash    run id → plan
 //
+// With Options.PerTarget (state.leases: per_target) each target's lease,
+// accounts and held plans live under the target's own hash tag, so Redis
+// Cluster spreads the targets over its slots:
+//
+//	P {target:<t>}:tokens       hash    lock name → newest token issued
+//	P {target:<t>}:lock         string  "<token> <owner>", PX ttl
+//	P {target:<t>}:acct         hash    account key → JSON
+//	P {target:<t>}:held         hash    run id → plan
+//	P {target:<t>}:migrated     string  set once the accounts were copied
+//	P heldtargets               set     targets with held plans (index)
+//
+// The first holder of a target's lease copies the target's accounts from
+// the one-lease layout ({fenced}:acct:<t>) before it returns the lease.
+//
 // Keys a script or transaction touches together share a hash tag, so the
 // store works on Redis Cluster. Fenced writes are Lua scripts that check
 // the tokens hash and write in one step.
@@ -60,6 +74,9 @@ type Options struct {
 	DialTimeout time.Duration
 	// PoolSize is the connection pool size per node (go-redis's default when zero).
 	PoolSize int
+	// PerTarget keeps each target's lease, accounts and held plans under
+	// the target's own hash tag (state.leases: per_target).
+	PerTarget bool
 }
 
 // ConfigError is a configuration problem, naming the key under
@@ -82,6 +99,7 @@ type Store struct {
 	journalSize int
 	now         func() time.Time
 	addrs       []string
+	perTarget   bool
 }
 
 var _ state.Store = (*Store)(nil)
@@ -126,7 +144,7 @@ func New(cfg config.Redis, opts Options) (*Store, error) {
 	prefix := cfg.KeyPrefix
 	return &Store{
 		c: redis.NewUniversalClient(uo), p: prefix, journalSize: opts.JournalSize,
-		now: opts.Now, addrs: append([]string(nil), cfg.Addrs...),
+		now: opts.Now, addrs: append([]string(nil), cfg.Addrs...), perTarget: opts.PerTarget,
 	}, nil
 }
 
@@ -164,12 +182,66 @@ func (s *Store) Client() redis.UniversalClient { return s.c }
 
 func (s *Store) k(parts ...string) string { return s.p + strings.Join(parts, "") }
 
-func (s *Store) tokensKey() string          { return s.k("{fenced}:tokens") }
-func (s *Store) lockKey(name string) string { return s.k("{fenced}:lock:", name) }
+func (s *Store) tokensKey() string { return s.k("{fenced}:tokens") }
+
+// targetLockPrefix starts the name of a target's lease.
+const targetLockPrefix = "target:"
+
+// ownSlot reports whether lock lives under its own hash tag (a target's
+// lease in the per-target layout).
+func (s *Store) ownSlot(lock string) bool {
+	return s.perTarget && strings.HasPrefix(lock, targetLockPrefix) && len(lock) > len(targetLockPrefix)
+}
+
+// tokensFor is the tokens hash that fences writes under lock.
+func (s *Store) tokensFor(lock string) string {
+	if s.ownSlot(lock) {
+		return s.k("{", lock, "}:tokens")
+	}
+	return s.tokensKey()
+}
+
+func (s *Store) lockKey(name string) string {
+	if s.ownSlot(name) {
+		return s.k("{", name, "}:lock")
+	}
+	return s.k("{fenced}:lock:", name)
+}
+
+// acctKey is a target's accounts hash, and acctTokens the tokens hash that
+// fences it: the target's own lease's in the per-target layout (no other
+// lease can write there), the shared one otherwise.
 func (s *Store) acctKey(target string) string {
+	if s.perTarget {
+		return s.k("{", targetLockPrefix, target, "}:acct")
+	}
 	return s.k("{fenced}:acct:", target)
 }
-func (s *Store) heldKey() string  { return s.k("{fenced}:held") }
+
+func (s *Store) acctTokens(target string) string {
+	if s.perTarget {
+		return s.tokensFor(targetLockPrefix + target)
+	}
+	return s.tokensKey()
+}
+
+func (s *Store) heldKey() string { return s.k("{fenced}:held") }
+
+// heldKeyFor is the held-plans hash written under lock, with its tokens.
+func (s *Store) heldKeyFor(lock string) (hash, tokens string) {
+	if s.ownSlot(lock) {
+		return s.k("{", lock, "}:held"), s.tokensFor(lock)
+	}
+	return s.heldKey(), s.tokensKey()
+}
+
+// heldTargetOf is the target a held plan id ("RUN/TARGET") names.
+func heldTargetOf(id string) string {
+	if i := strings.IndexByte(id, '/'); i >= 0 {
+		return id[i+1:]
+	}
+	return ""
+}
 func (s *Store) snapsKey() string { return s.k("{fenced}:snaps") }
 func (s *Store) linksKey() string { return s.k("{fenced}:links") }
 
@@ -322,7 +394,7 @@ func (s *Store) PutAccount(ctx context.Context, f state.Fence, target string, a 
 	if err != nil {
 		return fmt.Errorf("redisstore: put account %q in %q: %w", a.Key, target, err)
 	}
-	err = fencedHSet.Run(ctx, s.c, []string{s.tokensKey(), s.acctKey(target)}, append(fenceArgs(f), a.Key, v)...).Err()
+	err = fencedHSet.Run(ctx, s.c, []string{s.acctTokens(target), s.acctKey(target)}, append(fenceArgs(f), a.Key, v)...).Err()
 	if err != nil {
 		return fmt.Errorf("redisstore: put account %q in %q: %w", a.Key, target, mapErr(err))
 	}
@@ -347,7 +419,7 @@ func (s *Store) PutAccounts(ctx context.Context, f state.Fence, target string, a
 			}
 			args = append(args, a.Key, v)
 		}
-		if err := fencedHSet.Run(ctx, s.c, []string{s.tokensKey(), s.acctKey(target)}, args...).Err(); err != nil {
+		if err := fencedHSet.Run(ctx, s.c, []string{s.acctTokens(target), s.acctKey(target)}, args...).Err(); err != nil {
 			return fmt.Errorf("redisstore: put %d accounts in %q: %w", n, target, mapErr(err))
 		}
 		as = as[n:]
@@ -357,7 +429,7 @@ func (s *Store) PutAccounts(ctx context.Context, f state.Fence, target string, a
 
 // DeleteAccount forgets an account under a fence.
 func (s *Store) DeleteAccount(ctx context.Context, f state.Fence, target, key string) error {
-	err := fencedHDel.Run(ctx, s.c, []string{s.tokensKey(), s.acctKey(target)}, append(fenceArgs(f), key)...).Err()
+	err := fencedHDel.Run(ctx, s.c, []string{s.acctTokens(target), s.acctKey(target)}, append(fenceArgs(f), key)...).Err()
 	if err != nil {
 		return fmt.Errorf("redisstore: delete account %q in %q: %w", key, target, mapErr(err))
 	}
@@ -558,7 +630,14 @@ func (s *Store) PutHeld(ctx context.Context, f state.Fence, runID string, plan [
 	if plan == nil {
 		plan = []byte{}
 	}
-	err := fencedHSet.Run(ctx, s.c, []string{s.tokensKey(), s.heldKey()}, append(fenceArgs(f), runID, plan)...).Err()
+	hash, tokens := s.heldKeyFor(f.Lock)
+	if hash != s.heldKey() {
+		// The index HeldRuns reads; written first, so a plan is never unlisted.
+		if err := s.c.SAdd(ctx, s.k("heldtargets"), strings.TrimPrefix(f.Lock, targetLockPrefix)).Err(); err != nil {
+			return fmt.Errorf("redisstore: put held plan %q: %w", runID, err)
+		}
+	}
+	err := fencedHSet.Run(ctx, s.c, []string{tokens, hash}, append(fenceArgs(f), runID, plan)...).Err()
 	if err != nil {
 		return fmt.Errorf("redisstore: put held plan %q: %w", runID, mapErr(err))
 	}
@@ -567,7 +646,14 @@ func (s *Store) PutHeld(ctx context.Context, f state.Fence, runID string, plan [
 
 // GetHeld returns a held plan or state.ErrNotFound.
 func (s *Store) GetHeld(ctx context.Context, runID string) ([]byte, error) {
-	b, err := s.c.HGet(ctx, s.heldKey(), runID).Bytes()
+	var b []byte
+	var err error = redis.Nil
+	if t := heldTargetOf(runID); s.perTarget && t != "" {
+		b, err = s.c.HGet(ctx, s.k("{", targetLockPrefix, t, "}:held"), runID).Bytes()
+	}
+	if errors.Is(err, redis.Nil) {
+		b, err = s.c.HGet(ctx, s.heldKey(), runID).Bytes()
+	}
 	if errors.Is(err, redis.Nil) {
 		return nil, fmt.Errorf("redisstore: held plan %q: %w", runID, state.ErrNotFound)
 	}
@@ -579,7 +665,8 @@ func (s *Store) GetHeld(ctx context.Context, runID string) ([]byte, error) {
 
 // DeleteHeld removes a held plan under a fence.
 func (s *Store) DeleteHeld(ctx context.Context, f state.Fence, runID string) error {
-	err := fencedHDel.Run(ctx, s.c, []string{s.tokensKey(), s.heldKey()}, append(fenceArgs(f), runID)...).Err()
+	hash, tokens := s.heldKeyFor(f.Lock)
+	err := fencedHDel.Run(ctx, s.c, []string{tokens, hash}, append(fenceArgs(f), runID)...).Err()
 	if err != nil {
 		return fmt.Errorf("redisstore: delete held plan %q: %w", runID, mapErr(err))
 	}
@@ -591,6 +678,19 @@ func (s *Store) HeldRuns(ctx context.Context) ([]string, error) {
 	ids, err := s.c.HKeys(ctx, s.heldKey()).Result()
 	if err != nil {
 		return nil, fmt.Errorf("redisstore: held runs: %w", err)
+	}
+	if s.perTarget {
+		ts, err := s.c.SMembers(ctx, s.k("heldtargets")).Result()
+		if err != nil {
+			return nil, fmt.Errorf("redisstore: held runs: %w", err)
+		}
+		for _, t := range ts {
+			more, err := s.c.HKeys(ctx, s.k("{", targetLockPrefix, t, "}:held")).Result()
+			if err != nil {
+				return nil, fmt.Errorf("redisstore: held runs of %q: %w", t, err)
+			}
+			ids = append(ids, more...)
+		}
 	}
 	slices.Sort(ids)
 	return ids, nil
@@ -695,11 +795,64 @@ func (s *Store) AcquireLock(ctx context.Context, name, owner string, ttl time.Du
 		return state.Lease{}, fmt.Errorf("redisstore: acquire lock %q: name, owner and a positive ttl are required", name)
 	}
 	now := s.now()
-	tok, err := acquireLua.Run(ctx, s.c, []string{s.lockKey(name), s.tokensKey()}, name, owner, ttlMS(ttl)).Int64()
+	tok, err := acquireLua.Run(ctx, s.c, []string{s.lockKey(name), s.tokensFor(name)}, name, owner, ttlMS(ttl)).Int64()
 	if err != nil {
 		return state.Lease{}, fmt.Errorf("redisstore: acquire lock %q: %w", name, mapErr(err))
 	}
-	return state.Lease{Name: name, Owner: owner, Token: tok, Expires: now.Add(ttl)}, nil
+	l := state.Lease{Name: name, Owner: owner, Token: tok, Expires: now.Add(ttl)}
+	if s.ownSlot(name) {
+		if err := s.migrateTarget(ctx, l); err != nil {
+			_ = s.ReleaseLock(context.WithoutCancel(ctx), l)
+			return state.Lease{}, fmt.Errorf("redisstore: acquire lock %q: %w", name, err)
+		}
+	}
+	return l, nil
+}
+
+// migrateTarget copies a target's accounts from the one-lease layout into
+// its own slot, once, under the target's new lease, before the lease is
+// handed out: no account is written in the new layout before the copy is
+// whole, so a copy cut short is simply made again by the next holder.
+func (s *Store) migrateTarget(ctx context.Context, l state.Lease) error {
+	name := l.Name
+	marker := s.k("{", name, "}:migrated")
+	if n, err := s.c.Exists(ctx, marker).Result(); err != nil || n == 1 {
+		return err
+	}
+	target := strings.TrimPrefix(name, targetLockPrefix)
+	legacy := s.k("{fenced}:acct:", target)
+	keys := []string{s.tokensFor(name), s.acctKey(target)}
+	var cursor uint64
+	copied := 0
+	for {
+		kv, next, err := s.c.HScan(ctx, legacy, cursor, "*", 1000).Result()
+		if err != nil {
+			return fmt.Errorf("copy the accounts of %q: %w", target, err)
+		}
+		if len(kv) > 0 {
+			if err := fencedHSet.Run(ctx, s.c, keys, append(fenceArgs(l.Fence()), toAny(kv)...)...).Err(); err != nil {
+				return fmt.Errorf("copy the accounts of %q: %w", target, mapErr(err))
+			}
+			copied += len(kv) / 2
+		}
+		if cursor = next; cursor == 0 {
+			break
+		}
+	}
+	at := s.now().UTC().Format(time.RFC3339)
+	err := fencedHSet.Run(ctx, s.c, []string{s.tokensFor(name), marker}, append(fenceArgs(l.Fence()), "at", at, "accounts", strconv.Itoa(copied))...).Err()
+	if err != nil {
+		return fmt.Errorf("mark the accounts of %q copied: %w", target, mapErr(err))
+	}
+	return nil
+}
+
+func toAny(ss []string) []any {
+	out := make([]any, len(ss))
+	for i, v := range ss {
+		out[i] = v
+	}
+	return out
 }
 
 // RenewLock extends a lease while no newer lease was issued for its name;
@@ -709,7 +862,7 @@ func (s *Store) RenewLock(ctx context.Context, l state.Lease, ttl time.Duration)
 		return state.Lease{}, fmt.Errorf("redisstore: renew lock %q: a lease and a positive ttl are required", l.Name)
 	}
 	now := s.now()
-	ok, err := renewLua.Run(ctx, s.c, []string{s.lockKey(l.Name), s.tokensKey()}, l.Name, l.Owner, strconv.FormatInt(l.Token, 10), ttlMS(ttl)).Int64()
+	ok, err := renewLua.Run(ctx, s.c, []string{s.lockKey(l.Name), s.tokensFor(l.Name)}, l.Name, l.Owner, strconv.FormatInt(l.Token, 10), ttlMS(ttl)).Int64()
 	if err != nil {
 		return state.Lease{}, fmt.Errorf("redisstore: renew lock %q: %w", l.Name, err)
 	}
