@@ -95,6 +95,8 @@ func cmdValidate(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		}
 		return exitError{code: exitFailed}
 	}
+	warnings = append(warnings, sharedEndpointWarnings(cfg)...)
+	warnings = append(warnings, otherDeploymentWarnings(ctx, cfg)...)
 	for _, w := range warnings {
 		fmt.Fprintf(stderr, "warning: %s\n", w)
 	}

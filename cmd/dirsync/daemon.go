@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -68,6 +69,9 @@ type daemon struct {
 	runCount atomic.Int64
 	// refresh asks the monitor to reload held plans and accounts now.
 	refresh chan struct{}
+	// writers warns about other deployments writing to this one's
+	// applications (writers.go); "" when none is seen.
+	writers atomic.Pointer[string]
 }
 
 func newDaemon(a *app) *daemon {
@@ -123,6 +127,11 @@ func (d *daemon) routes() {
 			return
 		}
 		fmt.Fprintf(w, "ready (%s); last run: %s\n", role, last)
+		if ws := d.writers.Load(); ws != nil && *ws != "" {
+			for _, l := range strings.Split(*ws, "\n") {
+				fmt.Fprintf(w, "WARNING: %s\n", l)
+			}
+		}
 		for _, t := range d.a.cfg.Targets {
 			if r, err := dsync.LastReconcile(ctx, d.a.store, t.Name); err == nil {
 				fmt.Fprintf(w, "target %s: last reconcile %s (%d drifted, %d orphans, %d missing)\n",
@@ -183,6 +192,8 @@ func (d *daemon) serve(ctx context.Context, onReady func(addr string)) error {
 	leadCtx, cancelLead := context.WithCancel(context.WithoutCancel(ctx))
 	wg.Add(1)
 	go func() { defer wg.Done(); d.elect(leadCtx) }()
+	wg.Add(1)
+	go func() { defer wg.Done(); d.claimEndpoints(leadCtx, max(d.a.cfg.State.LockTTL.D()/3, time.Second)) }()
 	// Scheduler.
 	loc, _ := time.LoadLocation(d.a.cfg.Schedule.Timezone)
 	parser := cron.NewParser(cron.Minute | cron.Hour | cron.Dom | cron.Month | cron.Dow | cron.Descriptor | cron.DowOrDom)
