@@ -23,6 +23,9 @@ import (
 type TargetSpec struct {
 	Target connector.Connector
 	Config config.TargetCommon
+	// Endpoint names the application the target writes to (see
+	// config.Target.Endpoint); it lets a renamed target keep its history.
+	Endpoint string
 }
 
 // Options build an Engine.
