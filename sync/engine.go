@@ -133,7 +133,8 @@ type RunOptions struct {
 	AllowMassChange  bool
 	RetryQuarantined bool
 	// AcceptSources accepts what these sources return even when the source
-	// guard would refuse it (an approved source hold).
+	// guard would refuse it (an approved source hold stored before holds
+	// recorded their read; newer holds accept only the read they held).
 	AcceptSources []string
 	// Targets limits the run to these target names.
 	Targets []string
@@ -152,6 +153,11 @@ type RunOptions struct {
 	onPrepared func(*Prepared)
 	approval   *approval
 	acceptedBy string
+	// acceptReads are the reads approved source holds recorded: a source
+	// returning exactly that read passes the shrink check; anything else
+	// is judged as in any run: an approval accepts what was
+	// reviewed, nothing more.
+	acceptReads map[string]SourceRead
 }
 
 // Result is what a run did.
@@ -220,6 +226,9 @@ type runCtx struct {
 	persons map[string]bool
 	// refused are sources the source guard refused (name → why).
 	refused map[string]string
+	// refusedReads are the reads the source guard refused, recorded with
+	// the hold for its approval.
+	refusedReads map[string]SourceRead
 	// memos are the per-target logged-skip memories.
 	memos map[string]*skipMemo
 	// prev are the sources' snapshots before this run's read.

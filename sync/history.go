@@ -11,6 +11,7 @@ import (
 
 	"github.com/dirsync/dirsync/identity"
 	"github.com/dirsync/dirsync/state"
+	"go.uber.org/zap"
 )
 
 // A target's history — its last-applied accounts (leavers still suspended,
@@ -35,7 +36,7 @@ type targetEntry struct {
 func (rc *runCtx) registerTarget(ctx context.Context, spec TargetSpec) {
 	b, _ := json.Marshal(targetEntry{Type: spec.Target.Type(), Endpoint: spec.Endpoint, Last: rc.now.UTC()})
 	if _, err := rc.e.o.Store.KVPut(ctx, targetsBucket, spec.Target.Name(), b, -1); err != nil {
-		rc.e.o.Logger.Warn("register the target's application")
+		rc.e.o.Logger.Warn("register the target's application", zap.String("target", spec.Target.Name()), zap.Error(err))
 	}
 }
 
@@ -119,7 +120,7 @@ func (rc *runCtx) carryOver(ctx context.Context, spec TargetSpec, cached map[str
 		}
 		for k := range accts {
 			if err := e.o.Store.DeleteAccount(ctx, fence, old, k); err != nil {
-				e.o.Logger.Warn("forget the history under the former name")
+				e.o.Logger.Warn("forget the history under the former name", zap.String("target", old), zap.Error(err))
 				break
 			}
 		}

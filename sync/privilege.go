@@ -67,11 +67,16 @@ type Privilege struct {
 // PrivilegeOf builds the target's privilege order from its config and the
 // rules in effect before this run (nil on its first run).
 func PrivilegeOf(t config.TargetCommon, before *RulesInEffect) Privilege {
-	if before == nil {
-		now := rulesOf(RulesFrom(t))
-		before = &now
+	return Privilege{Rank: t.RoleRank, Privileged: t.PrivilegedRoles, Before: before}.orCurrent(RulesFrom(t))
+}
+
+// orCurrent fills in the current rules when none were in effect before.
+func (p Privilege) orCurrent(r Rules) Privilege {
+	if p.Before == nil {
+		now := rulesOf(r)
+		p.Before = &now
 	}
-	return Privilege{Rank: t.RoleRank, Privileged: t.PrivilegedRoles, Before: before}
+	return p
 }
 
 // compare says whether moving from role from to role to lowers (-1) or
@@ -81,8 +86,10 @@ func PrivilegeOf(t config.TargetCommon, before *RulesInEffect) Privilege {
 //   - otherwise a privileged role (privileged_roles, or admin-like names)
 //     ranks above one that is not;
 //   - otherwise the rules in effect before the run decide: the first role
-//     rule ranks highest, the default role lowest, and a role no rule gave
-//     (set by hand, or by an older config) counts as the most privileged.
+//     rule ranks highest, the default role lowest; a role they did not
+//     give is, as the role an account has, the most privileged (set by
+//     hand, or by an older config), and as the role it gets, of unknown
+//     rank (a new rule's role).
 //
 // No role at all ranks below every role.
 func (p Privilege) compare(from, to string) int {
@@ -119,7 +126,11 @@ func (p Privilege) compare(from, to string) int {
 		}
 		return -1
 	}
-	return byIndex(pos(from), pos(to))
+	f, t := pos(from), pos(to)
+	if t == -1 && f != -1 {
+		return 0 // a role the rules before did not give: its rank is unknown
+	}
+	return byIndex(f, t)
 }
 
 // byIndex compares two positions in a most-privileged-first list where -1

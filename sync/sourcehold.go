@@ -1,14 +1,17 @@
 package sync
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"slices"
 	"strings"
 	"time"
 
 	"github.com/dirsync/dirsync/identity"
+	"go.uber.org/zap"
 )
 
 // SourceRead is what a source hold recorded of the read it refused: what an
@@ -71,4 +74,27 @@ func ReadFingerprint(s *identity.Snapshot) string {
 func changedSince(held, now SourceRead) string {
 	return fmt.Sprintf("held read: %d users (%d active), fingerprint %s; now: %d users (%d active), fingerprint %s",
 		held.Users, held.Active, held.Fingerprint, now.Users, now.Active, now.Fingerprint)
+}
+
+// keepReads records the reads an approval accepted on the guard holds its
+// run made: the held steps were planned from those reads, so approving them
+// accepts the same reads (and a source that changed since is judged afresh).
+func (e *Engine) keepReads(ctx context.Context, runID string, reads map[string]SourceRead) {
+	if len(reads) == 0 {
+		return
+	}
+	hps, err := e.heldOfRun(ctx, runID)
+	if err != nil {
+		return // nothing held
+	}
+	for _, hp := range hps {
+		if len(hp.Sources) > 0 {
+			continue
+		}
+		hp.Reads = reads
+		b, _ := json.Marshal(hp)
+		if err := e.o.Store.PutHeld(ctx, e.o.Fence(), hp.ID, b); err != nil {
+			e.o.Logger.Warn("keep the accepted reads with a held plan", zap.String("held", hp.ID), zap.Error(err))
+		}
+	}
 }

@@ -29,6 +29,7 @@ func (rc *runCtx) guard(ctx context.Context, f *flow) error {
 			f.apply, held, why = Guarded(Plan{Target: f.name, Steps: f.apply, Accounts: f.plan.Accounts}, e.o.Limits)
 			if len(held) > 0 && !rc.ro.DryRun {
 				e.hold(ctx, rc, f.name, f.plan.Accounts, held, why)
+				f.held = true
 			}
 		}
 		return nil
@@ -49,6 +50,7 @@ func (rc *runCtx) guard(ctx context.Context, f *flow) error {
 	}
 	if len(held) > 0 {
 		e.hold(ctx, rc, f.name, f.plan.Accounts, held, why)
+		f.held = true
 	}
 	f.apply = apply
 	return nil

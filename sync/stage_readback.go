@@ -45,6 +45,10 @@ func (rc *runCtx) readBackStage(ctx context.Context, f *flow) error {
 	if err != nil {
 		return fmt.Errorf("load cached accounts: %w", err)
 	}
+	// A renamed target takes over the history kept under its former name.
+	if cached, err = rc.carryOver(ctx, f.spec, cached); err != nil {
+		return err
+	}
 	f.cached = cached
 	if !rc.ro.NoApply {
 		if err := e.open(ctx, f.spec.Target); err != nil {
@@ -141,6 +145,7 @@ func (rc *runCtx) readBack(ctx context.Context, spec TargetSpec, l connector.Lis
 	pol2 := spec.Config.Reconcile
 	fields := liveFields(spec.Target)
 	rules := RulesFrom(spec.Config)
+	rules.Before = loadRulesInEffect(ctx, e.o.Store, name)
 	rep := ReconcileReport{Target: name, Time: e.o.Now().UTC(), Drift: map[string][]string{}}
 	// Match live accounts to cached ones: remote ids, then email, then username.
 	byRemote, byEmail, byName := map[string]string{}, map[string]string{}, map[string]string{}
@@ -252,6 +257,7 @@ func (rc *runCtx) readBack(ctx context.Context, spec TargetSpec, l connector.Lis
 			personBy["u:"+u.Username] = k
 		}
 	}
+	var former *formerIndex // built on the first unmatched account
 	now := e.o.Now()
 	for _, a := range unmatched {
 		if allowed(pol2.Allow, a) {
@@ -283,6 +289,27 @@ func (rc *runCtx) readBack(ctx context.Context, spec TargetSpec, l connector.Lis
 				}
 			}
 			continue
+		}
+		// A former person's account (a leaver whose record the cache no
+		// longer has: a renamed target, a store that lost this target's
+		// records) is deprovisioned as a leaver, not reported as an orphan.
+		if former == nil {
+			fi := rc.former(ctx, known)
+			former = &fi
+		}
+		if fk, how := former.of(a); fk != "" {
+			if c, ok := cached[fk]; !ok || !c.Exists {
+				a.Key, a.Exists, a.Failing = fk, true, cached[fk].Failing
+				cached[fk] = a
+				rc.decide(state.Decision{Target: name, User: displayUser(a), Action: "drift", Outcome: OutcomeApplied,
+					Reason: "found in the application: the account of a former person (" + how + "): deprovisioned as a leaver by the plan below"})
+				if !rc.ro.DryRun {
+					if err := e.o.Store.PutAccount(ctx, e.o.Fence(), name, a); err != nil {
+						return nil, fmt.Errorf("reconcile: record former person %q: %w", a.Username, err)
+					}
+				}
+				continue
+			}
 		}
 		a.Exists = true
 		rep.Orphans = append(rep.Orphans, a)
@@ -407,7 +434,7 @@ func foldLive(c, a identity.Account, fields map[string]bool, r Rules, policy str
 		add(identity.FieldSuspended, fmt.Sprint(c.Suspended), fmt.Sprint(a.Suspended), c.Suspended && !a.Suspended, func() { n.Suspended = a.Suspended })
 	}
 	if fields[identity.FieldRole] && c.Role != a.Role && c.Role != "" && !c.IsUnknown(identity.FieldRole) {
-		add(identity.FieldRole, c.Role, orNone(a.Role), roleRank(r, a.Role) < roleRank(r, c.Role), func() { n.Role = a.Role })
+		add(identity.FieldRole, c.Role, orNone(a.Role), r.privilege().Raises(c.Role, a.Role), func() { n.Role = a.Role })
 	}
 	if fields[identity.FieldGroups] && !slices.Equal(identity.SortedSet(c.Groups), identity.SortedSet(a.Groups)) && !c.IsUnknown(identity.FieldGroups) {
 		added := false
