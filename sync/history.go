@@ -143,14 +143,19 @@ type formerIndex struct {
 // managedActions are the decisions that show dirsync managed an account.
 var managedActions = []string{"create", "update", "suspend", "unsuspend", "set_role", "set_groups", "set_expiry", "force_password_change", "drift"}
 
-// former builds the index (once per run) for people not in known.
-func (rc *runCtx) former(ctx context.Context, known map[string]identity.User) formerIndex {
+// former builds the index: people of the link table that no source of
+// this run carries any more, and accounts the journal shows dirsync managed.
+func (rc *runCtx) former(ctx context.Context) formerIndex {
 	f := formerIndex{persons: map[string]bool{}, users: map[string]bool{}}
 	rc.mu.Lock()
-	links := rc.links
+	links, linked := rc.links, rc.linked
 	rc.mu.Unlock()
+	current := make(map[string]bool, len(linked.Users))
+	for _, u := range linked.Users {
+		current[u.Key] = true
+	}
 	for _, pid := range links {
-		if _, ok := known[pid]; !ok {
+		if !current[pid] {
 			f.persons[pid] = true
 		}
 	}

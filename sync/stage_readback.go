@@ -294,7 +294,7 @@ func (rc *runCtx) readBack(ctx context.Context, spec TargetSpec, l connector.Lis
 		// longer has: a renamed target, a store that lost this target's
 		// records) is deprovisioned as a leaver, not reported as an orphan.
 		if former == nil {
-			fi := rc.former(ctx, known)
+			fi := rc.former(ctx)
 			former = &fi
 		}
 		if fk, how := former.of(a); fk != "" {
