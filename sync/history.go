@@ -125,6 +125,7 @@ func (rc *runCtx) carryOver(ctx context.Context, spec TargetSpec, cached map[str
 			}
 		}
 		_ = e.o.Store.KVDelete(ctx, targetsBucket, old, -1)
+		rc.renameHeld(ctx, old, name)
 		rc.decide(state.Decision{Target: name, User: "*", Action: "rename", Outcome: OutcomeApplied, Reason: reason})
 		return accts, nil
 	}
@@ -187,4 +188,29 @@ func (f formerIndex) of(a identity.Account) (key, how string) {
 		}
 	}
 	return "", ""
+}
+
+// renameHeld moves the held plans of a target's former name to its new
+// name, so they can still be approved.
+func (rc *runCtx) renameHeld(ctx context.Context, old, name string) {
+	hps, err := rc.e.HeldPlans(ctx)
+	if err != nil {
+		return
+	}
+	for _, hp := range hps {
+		if hp.Target != old {
+			continue
+		}
+		hp.Target = name
+		for i := range hp.Plans {
+			hp.Plans[i].Target = name
+			for j := range hp.Plans[i].Steps {
+				hp.Plans[i].Steps[j].Target = name
+			}
+		}
+		b, _ := json.Marshal(hp)
+		if err := rc.e.o.Store.PutHeld(ctx, rc.e.o.Fence(), hp.ID, b); err != nil {
+			rc.e.o.Logger.Warn("move a held plan to the target's new name", zap.String("held", hp.ID), zap.Error(err))
+		}
+	}
 }
