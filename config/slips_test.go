@@ -13,7 +13,7 @@ func TestRenamedFromAndRoleRankValidated(t *testing.T) {
 	c, err := Parse(strings.NewReader(`sources: [{name: hr, type: file}]
 targets:
   - {name: a, type: memory, renamed_from: [b, old]}
-  - {name: b, type: memory, renamed_from: [old, ""], role_rank: [admin, user, admin]}
+  - {name: b, type: memory, renamed_from: [old, ""], role_rank: [admin, user, admin], roles: [{group: g, role: lead}], default_role: user}
 `))
 	if err != nil {
 		t.Fatal(err)
@@ -27,6 +27,7 @@ targets:
 		`targets[1].renamed_from[0]: "old" is already the former name of target "a"`,
 		`targets[1].renamed_from[1]: must be a target name (got "")`,
 		`targets[1].role_rank[2]: must be a role named once (got "admin")`,
+		`targets[1].roles[0].role: "lead" is not in role_rank`,
 	})
 }
 

@@ -108,6 +108,16 @@ func (c *Config) Validate() error {
 				ps.Add(fmt.Sprintf("%s.role_rank[%d]", p, j), "must be a role named once (got %q)", r)
 			}
 		}
+		// With a rank, every role the rules give must be in it: an unlisted
+		// role would count as the most privileged.
+		for j, r := range t.Roles {
+			if len(t.RoleRank) > 0 && r.Role != "" && !slices.Contains(t.RoleRank, r.Role) {
+				ps.Add(fmt.Sprintf("%s.roles[%d].role", p, j), "%q is not in role_rank", r.Role)
+			}
+		}
+		if len(t.RoleRank) > 0 && t.DefaultRole != "" && !slices.Contains(t.RoleRank, t.DefaultRole) {
+			ps.Add(p+".default_role", "%q is not in role_rank", t.DefaultRole)
+		}
 	}
 	clear(tgtNames)
 	for i, t := range c.Targets {
