@@ -399,3 +399,31 @@ func (e *env) storedAccount(target, username string) identity.Account {
 	e.t.Fatalf("no record of %s in %s", username, target)
 	return identity.Account{}
 }
+
+// TestSlipStateLossAdoptsWithoutDuplicates: a lost state file is a fresh
+// start: every account a current person matches is adopted, nothing is
+// created twice and nobody is suspended (README: renamed targets and lost
+// state).
+func TestSlipStateLossAdoptsWithoutDuplicates(t *testing.T) {
+	e := newEnv(t, 40, "")
+	e.run("sync")
+	if err := os.Remove(filepath.Join(e.dir, "state.db")); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errb := e.run("sync")
+	if code != exitOK {
+		t.Fatalf("sync after the state was lost: exit %d\n%s%s", code, out, errb)
+	}
+	accts := e.appAccounts()
+	if len(accts) != 40 {
+		t.Fatalf("%d accounts after the state was lost, want 40", len(accts))
+	}
+	for n, a := range accts {
+		if a.Suspended {
+			t.Fatalf("%s suspended after the state was lost", n)
+		}
+	}
+	if _, out, _ := e.run("decisions", "--output", "json"); strings.Contains(out, `"action":"create"`) {
+		t.Fatalf("accounts created again after the state was lost:\n%s", out)
+	}
+}
