@@ -34,7 +34,7 @@ type HeldPlan struct {
 	// an approval accepted that the held steps were planned from.
 	Reads map[string]SourceRead `json:"reads,omitempty"`
 	// Sources are sources the source guard refused in this run (name →
-	// why); approving accepts what they return now.
+	// why); approving accepts the read Reads recorded for each.
 	Sources map[string]string `json:"sources,omitempty"`
 	// ID is the key the plan is stored under (filled when loaded).
 	ID string `json:"-"`

@@ -123,7 +123,7 @@ func (rc *runCtx) readSource(ctx context.Context, src source.Source) (*identity.
 		} else {
 			changed = "; it changed since the hold was reviewed (" + changedSince(held, now) + "), so the approval does not accept it"
 			rc.decide(state.Decision{Target: "*", User: "*", Action: "accept_source", Outcome: OutcomeSkipped,
-				Reason: fmt.Sprintf("source %s: approval by %s refused: the source changed since the hold was reviewed: %s", name, rc.ro.acceptedBy, changedSince(held, now))})
+				Reason: fmt.Sprintf("source %s: the read %s approved is not accepted: the source changed since the hold was reviewed (%s); it is judged as in any run", name, rc.ro.acceptedBy, changedSince(held, now))})
 		}
 	}
 	emptyOK := len(snap.Users) == 0 && (prev == nil || len(prev.Users) == 0)
