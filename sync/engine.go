@@ -229,6 +229,9 @@ type runCtx struct {
 	// refusedReads are the reads the source guard refused, recorded with
 	// the hold for its approval.
 	refusedReads map[string]SourceRead
+	// formerIdx tells former people's accounts from orphans (history.go);
+	// built once per run, on the first reconcile that needs it.
+	formerIdx *formerIndex
 	// memos are the per-target logged-skip memories.
 	memos map[string]*skipMemo
 	// prev are the sources' snapshots before this run's read.

@@ -147,10 +147,18 @@ var managedActions = []string{"create", "update", "suspend", "unsuspend", "set_r
 // former builds the index: people of the link table that no source of
 // this run carries any more, and accounts the journal shows dirsync managed.
 func (rc *runCtx) former(ctx context.Context) formerIndex {
-	f := formerIndex{persons: map[string]bool{}, users: map[string]bool{}}
 	rc.mu.Lock()
-	links, linked := rc.links, rc.linked
+	links, linked, done := rc.links, rc.linked, rc.formerIdx
 	rc.mu.Unlock()
+	if done != nil {
+		return *done
+	}
+	f := formerIndex{persons: map[string]bool{}, users: map[string]bool{}}
+	defer func() {
+		rc.mu.Lock()
+		rc.formerIdx = &f
+		rc.mu.Unlock()
+	}()
 	current := make(map[string]bool, len(linked.Users))
 	for _, u := range linked.Users {
 		current[u.Key] = true
