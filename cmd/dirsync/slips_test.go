@@ -301,6 +301,9 @@ func TestSlipSourceApprovalAcceptsOnlyTheReviewedRead(t *testing.T) {
 	if code == exitOK || run == nil || !strings.Contains(errb, "30 users, down from 40") {
 		t.Fatalf("shrunk source: exit %d\n%s", code, errb)
 	}
+	if _, out, _ := e.run("approve"); !strings.Contains(out, "approving accepts this read (30 users, 30 active") {
+		t.Fatalf("the held list does not say which read an approval accepts:\n%s", out)
+	}
 	// The typo: everyone leaves the scope group.
 	e.writeHR(40, func(i int, u *hrUser) { gone(i, u); u.Groups = []string{"stuff"} })
 	code, out, errb := e.run("approve", run[1])
