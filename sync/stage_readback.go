@@ -146,6 +146,7 @@ func (rc *runCtx) readBack(ctx context.Context, spec TargetSpec, l connector.Lis
 	fields := liveFields(spec.Target)
 	rules := RulesFrom(spec.Config)
 	rules.Before = loadRulesInEffect(ctx, e.o.Store, name)
+	var former *formerIndex // built on the first unmatched account that is nobody's now
 	rep := ReconcileReport{Target: name, Time: e.o.Now().UTC(), Drift: map[string][]string{}}
 	// Match live accounts to cached ones: remote ids, then email, then username.
 	byRemote, byEmail, byName := map[string]string{}, map[string]string{}, map[string]string{}
@@ -257,7 +258,6 @@ func (rc *runCtx) readBack(ctx context.Context, spec TargetSpec, l connector.Lis
 			personBy["u:"+u.Username] = k
 		}
 	}
-	var former *formerIndex // built on the first unmatched account
 	now := e.o.Now()
 	for _, a := range unmatched {
 		if allowed(pol2.Allow, a) {
