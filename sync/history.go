@@ -139,6 +139,9 @@ func (rc *runCtx) carryOver(ctx context.Context, spec TargetSpec, cached map[str
 type formerIndex struct {
 	persons map[string]bool
 	users   map[string]bool
+	// current are the usernames and emails of people a source carries now:
+	// their accounts are adopted, never taken for a former person's.
+	current map[string]bool
 }
 
 // managedActions are the decisions that show dirsync managed an account.
@@ -153,7 +156,7 @@ func (rc *runCtx) former(ctx context.Context) formerIndex {
 	if done != nil {
 		return *done
 	}
-	f := formerIndex{persons: map[string]bool{}, users: map[string]bool{}}
+	f := formerIndex{persons: map[string]bool{}, users: map[string]bool{}, current: map[string]bool{}}
 	defer func() {
 		rc.mu.Lock()
 		rc.formerIdx = &f
@@ -162,6 +165,11 @@ func (rc *runCtx) former(ctx context.Context) formerIndex {
 	current := make(map[string]bool, len(linked.Users))
 	for _, u := range linked.Users {
 		current[u.Key] = true
+		for _, v := range []string{u.Username, u.Email} {
+			if v != "" {
+				f.current[strings.ToLower(v)] = true
+			}
+		}
 	}
 	for _, pid := range links {
 		if !current[pid] {
@@ -183,6 +191,9 @@ func (rc *runCtx) former(ctx context.Context) formerIndex {
 // of returns the cache key for a live account of a former person and how
 // it was recognised, or "" when it is an orphan.
 func (f formerIndex) of(a identity.Account) (key, how string) {
+	if f.current[strings.ToLower(a.Username)] || (a.Email != "" && f.current[strings.ToLower(a.Email)]) {
+		return "", ""
+	}
 	if a.Key != "" && f.persons[a.Key] {
 		return a.Key, "the link table knows the application's id for it (" + a.Key + ") as a person no source carries any more"
 	}
@@ -221,4 +232,34 @@ func (rc *runCtx) renameHeld(ctx context.Context, old, name string) {
 			rc.e.o.Logger.Warn("move a held plan to the target's new name", zap.String("held", hp.ID), zap.Error(err))
 		}
 	}
+}
+
+// formerAccounts records, in cached (and seen), the live accounts no cache
+// record matched that belong to former people, with a decision each: the
+// plan deprovisions them as leavers. It returns the accounts left, for
+// adoption or the orphan policy. An account whose username or email a
+// current person has is left to adoption.
+func (rc *runCtx) formerAccounts(ctx context.Context, name string, unmatched []identity.Account, cached map[string]identity.Account, seen map[string]bool) ([]identity.Account, error) {
+	if len(unmatched) == 0 {
+		return unmatched, nil
+	}
+	f := rc.former(ctx)
+	var rest []identity.Account
+	for _, a := range unmatched {
+		k, how := f.of(a)
+		if c, ok := cached[k]; k == "" || (ok && c.Exists) || seen[k] {
+			rest = append(rest, a)
+			continue
+		}
+		a.Key, a.Exists, a.Failing = k, true, cached[k].Failing
+		cached[k], seen[k] = a, true
+		rc.decide(state.Decision{Target: name, User: displayUser(a), Action: "drift", Outcome: OutcomeApplied,
+			Reason: "found in the application: the account of a former person (" + how + "): deprovisioned as a leaver by the plan below"})
+		if !rc.ro.DryRun {
+			if err := rc.e.o.Store.PutAccount(ctx, rc.e.o.Fence(), name, a); err != nil {
+				return nil, fmt.Errorf("reconcile: record former person %q: %w", a.Username, err)
+			}
+		}
+	}
+	return rest, nil
 }

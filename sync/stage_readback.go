@@ -146,7 +146,6 @@ func (rc *runCtx) readBack(ctx context.Context, spec TargetSpec, l connector.Lis
 	fields := liveFields(spec.Target)
 	rules := RulesFrom(spec.Config)
 	rules.Before = loadRulesInEffect(ctx, e.o.Store, name)
-	var former *formerIndex // built on the first unmatched account that is nobody's now
 	rep := ReconcileReport{Target: name, Time: e.o.Now().UTC(), Drift: map[string][]string{}}
 	// Match live accounts to cached ones: remote ids, then email, then username.
 	byRemote, byEmail, byName := map[string]string{}, map[string]string{}, map[string]string{}
@@ -231,6 +230,12 @@ func (rc *runCtx) readBack(ctx context.Context, spec TargetSpec, l connector.Lis
 			}
 		}
 	}
+	// Accounts of former people (leavers the cache has no record of: a
+	// renamed target, lost records) are leavers, not orphans.
+	unmatched, err := rc.formerAccounts(ctx, name, unmatched, cached, seen)
+	if err != nil {
+		return nil, err
+	}
 	for k, c := range cached {
 		if !c.Exists || seen[k] {
 			continue
@@ -289,27 +294,6 @@ func (rc *runCtx) readBack(ctx context.Context, spec TargetSpec, l connector.Lis
 				}
 			}
 			continue
-		}
-		// A former person's account (a leaver whose record the cache no
-		// longer has: a renamed target, a store that lost this target's
-		// records) is deprovisioned as a leaver, not reported as an orphan.
-		if former == nil {
-			fi := rc.former(ctx)
-			former = &fi
-		}
-		if fk, how := former.of(a); fk != "" {
-			if c, ok := cached[fk]; !ok || !c.Exists {
-				a.Key, a.Exists, a.Failing = fk, true, cached[fk].Failing
-				cached[fk] = a
-				rc.decide(state.Decision{Target: name, User: displayUser(a), Action: "drift", Outcome: OutcomeApplied,
-					Reason: "found in the application: the account of a former person (" + how + "): deprovisioned as a leaver by the plan below"})
-				if !rc.ro.DryRun {
-					if err := e.o.Store.PutAccount(ctx, e.o.Fence(), name, a); err != nil {
-						return nil, fmt.Errorf("reconcile: record former person %q: %w", a.Username, err)
-					}
-				}
-				continue
-			}
 		}
 		a.Exists = true
 		rep.Orphans = append(rep.Orphans, a)
