@@ -97,9 +97,9 @@ type Safety struct {
 	MaxSuspendPercent *float64 `yaml:"max_suspend_percent"` // default 5 (% of the target's accounts)
 	MaxDelete         *int     `yaml:"max_delete"`          // default 10
 	MaxDeletePercent  *float64 `yaml:"max_delete_percent"`  // default 5
-	// MaxAccessRemoval: group removals and role downgrades per target per
-	// run (counted like suspensions: a group read as empty must not strip
-	// everyone). Default 10; MaxAccessRemovalPercent default 5.
+	// MaxAccessRemoval: group removals, role downgrades and end dates set or
+	// brought forward per target per run (counted like suspensions: a group
+	// read as empty must not strip everyone). Default 10; MaxAccessRemovalPercent default 5.
 	MaxAccessRemoval        *int     `yaml:"max_access_removal"`
 	MaxAccessRemovalPercent *float64 `yaml:"max_access_removal_percent"`
 	// MaxSourceShrinkPercent: a source whose user count drops by more than

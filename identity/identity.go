@@ -39,6 +39,21 @@ type User struct {
 	Facts map[string]string `json:"facts,omitempty"`
 }
 
+// ImmutableIDs returns the values of u's attributes that carry the
+// person's immutable id in another directory: an IdP pushing SCIM with the
+// AD objectGUID as its externalId, an objectGUID or entryUUID copied into
+// another source. Unlike an email or a username, they say two records are
+// one person.
+func (u User) ImmutableIDs() []string {
+	var out []string
+	for _, k := range []string{"externalId", "objectGUID", "entryUUID"} {
+		if v := u.Attributes[k]; v != "" {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
 // Group is a directory group with its resolved (transitive) members, by user Key.
 type Group struct {
 	Key     string   `json:"key"`
@@ -144,6 +159,10 @@ type Account struct {
 	// Deprovisioned is true when the account is suspended or stripped because
 	// the person left the target's scope (as opposed to being disabled).
 	Deprovisioned bool `json:"deprovisioned,omitempty"`
+	// Orphan marks the record of an account no source knows that a
+	// reconcile acted on (reconcile.orphans): only that policy decides
+	// what happens to it, never a person's deprovisioning.
+	Orphan bool `json:"orphan,omitempty"`
 	// Failing counts, per action, the consecutive runs in which that action
 	// failed on this account. Past the quarantine threshold the engine stops
 	// retrying that action (never an access-reducing one: a leaver's

@@ -80,8 +80,10 @@ func Link(by JoinKey, links map[string]string, snaps ...*Snapshot) Linked {
 // LinkWith is Link with ghosts: linked records that the snapshots no longer
 // carry but the previous read did (a record that moved from one source to
 // another between two reads). A ghost makes no person, but its join value
-// still leads to its person, so the record that replaces it joins that
-// person instead of starting a new one.
+// still leads to its person, so the record of another source that replaces
+// it joins that person instead of starting a new one. A new record never
+// joins a person who had a record of its own source that is gone: it is
+// another object of that directory (a successor given the leaver's email).
 func LinkWith(by JoinKey, links map[string]string, ghosts []User, snaps ...*Snapshot) Linked {
 	type rec struct {
 		u    User
@@ -159,12 +161,42 @@ func LinkWith(by JoinKey, links map[string]string, ghosts []User, snaps ...*Snap
 			}
 		}
 	}
+	// hadSource tells whether a person has a linked record of a source that
+	// the reads no longer carry (built on first use: new records are rare).
+	var gone map[string]bool
+	hadSource := func(pid, source string) bool {
+		if gone == nil {
+			gone = map[string]bool{}
+			for id, p := range links {
+				if i := strings.IndexByte(id, ':'); i > 0 && !placed[id] {
+					gone[p+"\x00"+id[:i]] = true
+				}
+			}
+		}
+		return gone[pid+"\x00"+source]
+	}
+	byImmutable := immutableLinks(links, len(recs), func(i int) (User, string) { return recs[i].u, recs[i].id })
 	for i := range recs {
 		r := &recs[i]
 		if _, ok := links[r.id]; ok {
 			continue
 		}
+		if pid := immutablePerson(r.u, byImmutable); pid != "" && !slices.ContainsFunc(members[pid], func(m int) bool { return recs[m].u.Source == r.u.Source }) {
+			// The record carries the immutable id of a linked record (its
+			// externalId is an objectGUID the link table knows): the same
+			// person, whatever the email says.
+			place(i, pid)
+			out.New[r.id] = pid
+			continue
+		}
 		jv := joinValue(r.u, by)
+		if pid, ok := byValue[jv]; jv != "" && ok && len(multi[jv]) <= 1 && hadSource(pid, r.u.Source) {
+			// The person had a record of this source that is gone: a new
+			// record there is another object of that directory (a
+			// successor given the leaver's email), not the same person. It
+			// starts a person of its own (invariant 9).
+			jv = ""
+		}
 		if pid, ok := byValue[jv]; jv != "" && ok {
 			if ps := multi[jv]; len(ps) > 1 {
 				out.Conflicts = append(out.Conflicts, Conflict{Record: r.id, With: slices.Sorted(slices.Values(ps)), Value: jv,
@@ -219,6 +251,50 @@ func LinkWith(by JoinKey, links map[string]string, ghosts []User, snaps ...*Snap
 		out.Users = append(out.Users, u)
 	}
 	return out
+}
+
+// immutableLinks returns, for the immutable ids that unlinked records
+// carry, the person whose linked record has that id as its key (one pass
+// over the link table, and only when some new record carries one). An id
+// two people's records share leads nowhere.
+func immutableLinks(links map[string]string, n int, at func(int) (User, string)) map[string]string {
+	want := map[string]string{}
+	for i := range n {
+		u, id := at(i)
+		if _, linked := links[id]; linked {
+			continue
+		}
+		for _, v := range u.ImmutableIDs() {
+			want[v] = ""
+		}
+	}
+	if len(want) == 0 {
+		return nil
+	}
+	for rec, pid := range links {
+		i := strings.IndexByte(rec, ':')
+		if i < 0 {
+			continue
+		}
+		switch cur, ok := want[rec[i+1:]]; {
+		case !ok:
+		case cur == "":
+			want[rec[i+1:]] = pid
+		case cur != pid:
+			want[rec[i+1:]] = "\x00" // ambiguous
+		}
+	}
+	return want
+}
+
+// immutablePerson returns the person one of u's immutable ids leads to, or "".
+func immutablePerson(u User, by map[string]string) string {
+	for _, v := range u.ImmutableIDs() {
+		if pid := by[v]; pid != "" && pid != "\x00" {
+			return pid
+		}
+	}
+	return ""
 }
 
 // Merge combines snapshots, listed by precedence (first wins), into one user

@@ -242,6 +242,10 @@ type runCtx struct {
 	srcErrs map[string]error
 }
 
+// writes reports whether this run may write state: neither a dry run nor
+// a plan-only run (plan files, explain, re-checks).
+func (rc *runCtx) writes() bool { return !rc.ro.DryRun && !rc.ro.NoApply }
+
 func (rc *runCtx) decide(d state.Decision) {
 	if rc.ro.NoApply {
 		return // plan-only runs (plan, explain, re-checks) decide nothing

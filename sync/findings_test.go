@@ -161,8 +161,8 @@ func TestFindingRecordMovingToAnotherSourceKeepsPerson(t *testing.T) {
 	}
 }
 
-// A person who left the directory and later appears in the IdP (same
-// email) is the same person: the suspended account comes back, no second
+// A person who left the directory and later appears in the IdP (whose
+// record carries the directory's id as its externalId) is the same person: the suspended account comes back, no second
 // one is made, and the write-only target is not assumed active (model seed
 // 5000000+: ezeelogin cache said active while the account stayed suspended).
 func TestFindingReturningPersonKeepsAccount(t *testing.T) {
@@ -181,6 +181,7 @@ func TestFindingReturningPersonKeepsAccount(t *testing.T) {
 	h.Run(dsync.RunOptions{AllowMassChange: true}) // u003 left: suspended everywhere
 	back := us[3]
 	back.Key = "idp-" + back.Key
+	back.Attributes = map[string]string{"externalId": us[3].Key} // the same person: the IdP carries the directory's id
 	h.Src("idp").Set(synctest.User("idp-x", "staff"), back)
 	app.Reset()
 	h.Run(dsync.RunOptions{})
@@ -362,8 +363,9 @@ func takeoverWithFailedRelease(t *testing.T) {
 	h.Run(dsync.RunOptions{})
 	h.Src("ad").Set(slices.Delete(slices.Clone(us), 3, 4)...)
 	h.Run(dsync.RunOptions{AllowMassChange: true}) // u003 left: suspended
-	back := synctest.User("idp-u003", "staff")
-	back.Username, back.Email = "u003", "u003@example.test"
+	// The same person: the IdP's record has the directory's key (a
+	// takeover of the account by the new person id "idp:u003").
+	back := synctest.User("u003", "staff")
 	h.Src("idp").Set(back)
 	keys, err := h.Engine.MergeChange(t.Context(), "idp", source.Change{Upserts: []identity.User{back}})
 	if err != nil {

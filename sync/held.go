@@ -36,6 +36,11 @@ type HeldPlan struct {
 	// Sources are sources the source guard refused in this run (name →
 	// why); approving accepts the read Reads recorded for each.
 	Sources map[string]string `json:"sources,omitempty"`
+	// Reconcile says the steps were planned by a reconcile run, from what it
+	// read back from the application (drift, orphans): approving or
+	// re-checking them reads the application again, since the cache never
+	// learnt what that read found (invariant 10).
+	Reconcile bool `json:"reconcile,omitempty"`
 	// ID is the key the plan is stored under (filled when loaded).
 	ID string `json:"-"`
 }
@@ -166,6 +171,7 @@ func (e *Engine) Approve(ctx context.Context, req ApproveRequest) (*Result, erro
 		for src := range hp.Sources {
 			accept = append(accept, src)
 		}
+		ro.Reconcile = ro.Reconcile || hp.Reconcile
 		for _, p := range hp.Plans {
 			if _, ok := e.spec(p.Target); !ok {
 				return nil, fmt.Errorf("sync: approve: held plan names target %q, which is not configured", p.Target)
@@ -294,6 +300,9 @@ func (e *Engine) Recheck(ctx context.Context, runID string) ([]HeldCheck, error)
 		}
 		mu.Unlock()
 	}}
+	for _, hp := range hps {
+		ro.Reconcile = ro.Reconcile || hp.Reconcile
+	}
 	if _, err := e.Run(ctx, ro); err != nil {
 		return nil, err
 	}

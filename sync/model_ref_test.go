@@ -68,11 +68,18 @@ func personOf(name string) (p int, dup, ok bool) {
 	return p, dup, true
 }
 
-// user is the identity.User a source returns for a record.
+// user is the identity.User a source returns for a record. The IdP's
+// record of a person carries the directory's key as its externalId (as
+// Entra does with the objectGUID): that, not the email, makes a person
+// returning through the IdP the same person (invariant 9).
 func (r record) user(src string, p int) identity.User {
-	return identity.User{Key: sourceKey(src, p), Source: src, Username: username(p), Email: username(p) + "@example.test",
+	u := identity.User{Key: sourceKey(src, p), Source: src, Username: username(p), Email: username(p) + "@example.test",
 		GivenName: r.given, FamilyName: "Person", Active: r.active, Expires: r.expires, MustChangePassword: r.mustChange,
 		Groups: slices.Clone(r.groups)}
+	if src == srcIdP {
+		u.Attributes = map[string]string{"externalId": sourceKey(srcAD, p)}
+	}
+	return u
 }
 
 // merged is a person as the sources together describe them: a disable in

@@ -41,11 +41,16 @@ type flow struct {
 	rules   Rules
 	known   map[string]identity.User
 	desired map[string]Desired
+	// own are the target's account rules (accounts.go): who may adopt,
+	// take over or touch which account.
+	own *owners
 	// read back: the cache as the application confirms it, the accounts a
 	// targeted run is about (nil: all), and the orphans found.
 	cached  map[string]identity.Account
 	keys    map[string]bool
 	orphans []Step
+	// skips are accounts the read back found that nobody may adopt.
+	skips []Step
 	// plan: its input and the plan, and the next clock-driven change.
 	in   PlanInput
 	plan Plan

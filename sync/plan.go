@@ -26,8 +26,11 @@ type Step struct {
 	Reason string           `json:"reason"`
 	Before identity.Account `json:"before"`
 	After  identity.Account `json:"after"`
-	// Removal marks a set_groups that removes a group or a set_role that
-	// lowers the role: access removals, counted by the guard.
+	// Removal marks a set_groups that removes a group, a set_role that
+	// lowers the role, or a set_expiry that sets or brings forward an end
+	// date on an account that had none or a later one: access removals,
+	// counted by the guard. (A new account's first end date is part of
+	// making it, not a removal.)
 	Removal bool `json:"removal,omitempty"`
 	// Role, on a create, is the role the person will get (set by its own
 	// step after the create): some applications decide at create time
@@ -122,6 +125,12 @@ type PlanInput struct {
 	Keys             map[string]bool
 	QuarantineAfter  int
 	RetryQuarantined bool
+	// SamePerson reports whether a person is the one a gone record (an
+	// account of a person no source knows any more) belonged to: the link
+	// table, or a source's immutable id. Only then may the person take that
+	// account over, or its record be retired; an email or a username alone
+	// never makes two people one (invariant 9). nil: nobody is.
+	SamePerson func(person, gone string) bool
 	// Fresh says every source was read in this run (a full run): only then
 	// is a must-change flag that went false taken as cleared, so a stale
 	// stored read can never make the one-shot fire twice for one event.
@@ -145,6 +154,7 @@ func MakePlan(in PlanInput) Plan {
 	}
 	p.Accounts = max(existing, len(in.Desired))
 	taken := map[string]bool{}
+	blocked := map[string]bool{} // people left alone: their name is a gone person's account
 	// Accounts of people no source knows any more, by username and email.
 	gone := map[string]string{}
 	for k, c := range in.Cached {
@@ -165,7 +175,8 @@ func MakePlan(in PlanInput) Plan {
 				continue
 			}
 			for _, v := range []string{c.Username, c.Email} {
-				if old := gone[strings.ToLower(v)]; v != "" && old != "" && !taken[old] && (in.Keys == nil || in.Keys[k] || in.Keys[old]) {
+				if old := gone[strings.ToLower(v)]; v != "" && old != "" && !taken[old] && (in.Keys == nil || in.Keys[k] || in.Keys[old]) &&
+					(sameAppID(c, in.Cached[old]) || in.same(k, old)) {
 					taken[old] = true
 					p.Retire = append(p.Retire, old)
 				}
@@ -184,6 +195,12 @@ func MakePlan(in PlanInput) Plan {
 			if old == "" || taken[old] {
 				continue
 			}
+			if !in.same(k, old) {
+				if notTheSamePerson(&p, in, d, old) {
+					blocked[k] = true
+				}
+				continue
+			}
 			taken[old] = true
 			if p.Takeovers == nil {
 				p.Takeovers = map[string]string{}
@@ -200,6 +217,9 @@ func MakePlan(in PlanInput) Plan {
 			in.Cached = cached
 		}
 	}
+	if !in.Cap.Lister && !in.Cap.Supports(connector.ActCreate) {
+		sharedUsernames(&p, in, taken, blocked)
+	}
 	sorted := slices.Collect(maps.Keys(keys))
 	sort.Strings(sorted)
 	for _, k := range sorted {
@@ -208,8 +228,8 @@ func MakePlan(in PlanInput) Plan {
 		}
 		d, hasD := in.Desired[k]
 		c, hasC := in.Cached[k]
-		if taken[k] {
-			continue // handed over to the person who took the username
+		if taken[k] || blocked[k] {
+			continue // handed over to the person who took the username, or left alone
 		}
 		if hasD {
 			planPresent(&p, in, d, c, hasC)
@@ -220,6 +240,79 @@ func MakePlan(in PlanInput) Plan {
 	return p
 }
 
+// same reports whether person is the one whose record gone was.
+func (in PlanInput) same(person, gone string) bool {
+	return in.SamePerson != nil && in.SamePerson(person, gone)
+}
+
+// notTheSamePerson explains, as a skip, why a person whose username or
+// email is on a gone person's account does not take it over: they are not
+// the same person (a successor given a role mailbox, a recycled username).
+// On a target that knows its accounts by username and can make none (a
+// write-only application) the person shares the gone person's account
+// itself: they are left alone (blocked is true) and the account stays
+// deprovisioned. Elsewhere they get an account of their own.
+func notTheSamePerson(p *Plan, in PlanInput, d Desired, gone string) (blocked bool) {
+	oc := in.Cached[gone]
+	writeOnly := !in.Cap.Lister && !in.Cap.Supports(connector.ActCreate)
+	blocked = writeOnly && d.Account.Username != "" && strings.EqualFold(oc.Username, d.Account.Username)
+	what := "email"
+	if d.Account.Username != "" && strings.EqualFold(oc.Username, d.Account.Username) {
+		what = "username"
+	}
+	reason := fmt.Sprintf("account %s belongs to %s, whom no source knows any more; %s has its %s but is not the same person (no link, no common source id): ",
+		displayUser(oc), gone, d.Account.Key, what)
+	if blocked {
+		reason += "left alone, and the account stays deprovisioned (" + in.Target + " knows accounts by username: rename one of them)"
+	} else {
+		reason += "not taken over; the account stays deprovisioned and the person gets one of their own"
+	}
+	p.Skips = append(p.Skips, Step{Target: in.Target, Key: d.Account.Key, User: displayUser(d.Account), Action: "takeover", Reason: reason})
+	return blocked
+}
+
+// sharedUsernames keeps, on a target that knows its accounts by username
+// and can make none (a write-only application: the username is the
+// account's id), a person without a record off an account whose username
+// another record holds, or that another new person has too: they would
+// share one account. Each is left alone with a skip naming the others
+// (invariant 9).
+func sharedUsernames(p *Plan, in PlanInput, taken, blocked map[string]bool) {
+	holder := map[string]string{}
+	for k, c := range in.Cached {
+		if c.Exists && c.Username != "" && !taken[k] {
+			holder[strings.ToLower(c.Username)] = k
+		}
+	}
+	fresh := map[string][]string{}
+	for k, d := range in.Desired {
+		if c, ok := in.Cached[k]; (ok && c.Exists) || blocked[k] || d.Account.Username == "" || (in.Keys != nil && !in.Keys[k]) {
+			continue
+		}
+		u := strings.ToLower(d.Account.Username)
+		fresh[u] = append(fresh[u], k)
+	}
+	for _, u := range slices.Sorted(maps.Keys(fresh)) {
+		ks := fresh[u]
+		h := holder[u]
+		if h == "" && len(ks) == 1 {
+			continue
+		}
+		slices.Sort(ks)
+		for _, k := range ks {
+			others := slices.DeleteFunc(slices.Clone(ks), func(o string) bool { return o == k })
+			if h != "" {
+				others = append([]string{h + " (whose record holds it)"}, others...)
+			}
+			blocked[k] = true
+			d := in.Desired[k]
+			p.Skips = append(p.Skips, Step{Target: in.Target, Key: k, User: displayUser(d.Account), Action: "takeover",
+				Reason: fmt.Sprintf("account %s is also %s's: %s knows accounts by username, and an account belongs to one person; left alone until one of them is renamed",
+					d.Account.Username, strings.Join(others, ", "), in.Target)})
+		}
+	}
+}
+
 // acc plans one account: cur is the account as it will be after the steps
 // planned so far.
 type acc struct {
@@ -228,6 +321,7 @@ type acc struct {
 	cur   identity.Account
 	steps []Step
 	note  bool // a bookkeeping change is pending
+	fresh bool // the account is made by this plan (or first seen, write-only)
 }
 
 func (a *acc) step(act connector.Action, reason string, removal bool, mutate func(*identity.Account)) {
@@ -426,7 +520,7 @@ func displayUser(a identity.Account) string {
 func planPresent(p *Plan, in PlanInput, d Desired, c identity.Account, hasC bool) {
 	want := d.Account
 	src := d.User.Source
-	a := &acc{p: p, in: in}
+	a := &acc{p: p, in: in, fresh: !hasC || !c.Exists}
 	if hasC && c.Exists {
 		a.cur = c.Clone()
 		a.cur.Pending = ""
@@ -552,7 +646,9 @@ func diffExisting(a *acc, d Desired, src string) {
 		if want.Expires != nil {
 			what = want.Expires.UTC().Format(time.RFC3339)
 		}
-		a.step(connector.ActSetExpiry, fact(u, identity.FactExpires, "expiry")+" → expiry "+what+unknown(identity.FieldExpires), false, func(n *identity.Account) { n.Expires = want.Expires })
+		earlier := want.Expires != nil && (cur.Expires == nil || want.Expires.Before(*cur.Expires))
+		a.step(connector.ActSetExpiry, fact(u, identity.FactExpires, "expiry")+" → expiry "+what+unknown(identity.FieldExpires), earlier && !a.fresh,
+			func(n *identity.Account) { n.Expires = want.Expires })
 	}
 	switch {
 	case want.MustChangePassword && !cur.MustChangePassword:
@@ -618,8 +714,8 @@ func groupDelta(from, to []string) string {
 }
 
 func planGone(p *Plan, in PlanInput, c identity.Account) {
-	if !c.Exists {
-		return
+	if !c.Exists || c.Orphan {
+		return // an orphan's record follows reconcile.orphans alone
 	}
 	why := "no longer in any source"
 	if u, ok := in.Known[c.Key]; ok {

@@ -43,6 +43,7 @@ func (rc *runCtx) desire(ctx context.Context, f *flow) error {
 	for _, u := range users {
 		f.known[u.Key] = u
 	}
+	f.own = rc.owners(f)
 	return nil
 }
 

@@ -97,7 +97,8 @@ func (e *Engine) hold(ctx context.Context, rc *runCtx, name string, accounts int
 	if prev := e.sameHeld(ctx, name, held); prev != "" {
 		id = prev
 	} else {
-		hp := HeldPlan{RunID: rc.res.RunID, Target: name, Reason: why, Plans: []Plan{{Target: name, Steps: held, Accounts: accounts}}, Created: e.o.Now().UTC()}
+		hp := HeldPlan{RunID: rc.res.RunID, Target: name, Reason: why, Plans: []Plan{{Target: name, Steps: held, Accounts: accounts}},
+			Created: e.o.Now().UTC(), Reconcile: rc.ro.Reconcile}
 		b, _ := json.Marshal(hp)
 		if err := e.o.Store.PutHeld(ctx, e.o.Fence(), id, b); err != nil {
 			for _, s := range held {
@@ -149,9 +150,9 @@ func (e *Engine) sameHeld(ctx context.Context, name string, held []Step) string 
 // Guarded splits a plan's steps into those to apply and those held by the
 // safety guard, with the reason; held is empty when within limits. Per
 // target, suspensions, deletions and access removals (a group removed, a
-// role lowered) are each held when they exceed their absolute limit or
-// their share of the target's accounts; a single one is never held by the
-// percentage alone (on a small target one leaver is a large share, not a
+// role lowered, an end date set or brought forward) are each held when
+// they exceed their absolute limit or their share of the target's
+// accounts; a single one is never held by the percentage alone (on a small target one leaver is a large share, not a
 // mass change). Only the kinds over their limit are held.
 func Guarded(p Plan, l config.Limits) (apply, held []Step, why string) {
 	kind := func(s Step) string {
@@ -160,7 +161,9 @@ func Guarded(p Plan, l config.Limits) (apply, held []Step, why string) {
 			return "suspensions"
 		case s.Action == connector.ActDelete:
 			return "deletions"
-		case s.Removal && (s.Action == connector.ActSetGroups || s.Action == connector.ActSetRole):
+		case s.Removal && (s.Action == connector.ActSetGroups || s.Action == connector.ActSetRole || s.Action == connector.ActSetExpiry):
+			// An end date set or brought forward, past or future, takes
+			// access away too (Ezeelogin and ezeep enforce it themselves).
 			return "access removals"
 		}
 		return ""

@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/dirsync/dirsync/connector"
+	"github.com/dirsync/dirsync/identity"
 )
 
 // Prepared is a target's planning input and plan, before the guard.
@@ -27,6 +28,7 @@ type Prepared struct {
 func (rc *runCtx) plan(_ context.Context, f *flow) error {
 	e := rc.e
 	capab := CapabilityOf(f.spec.Target)
+	capab.Gate = f.own.gate // protected and allow-listed accounts first, then the connector's own
 	if len(f.spec.Config.Order) > 0 {
 		capab.Order = nil
 		for _, a := range f.spec.Config.Order {
@@ -35,10 +37,12 @@ func (rc *runCtx) plan(_ context.Context, f *flow) error {
 	}
 	f.in = PlanInput{Target: f.name, Cap: capab, Rules: f.rules, Desired: f.desired, Cached: f.cached, Keys: f.keys,
 		Known: f.known, Now: rc.now, QuarantineAfter: e.o.Limits.QuarantineAfter, RetryQuarantined: rc.ro.RetryQuarantined,
-		Fresh: rc.ro.Keys == nil && !rc.ro.UseStored}
+		Fresh: rc.ro.Keys == nil && !rc.ro.UseStored, SamePerson: rc.samePerson(f)}
 	f.plan = MakePlan(f.in)
-	// Orphans pass the connector's gate like any step; a refused delete
-	// suspends instead (fallback.go).
+	f.plan.Skips = append(f.plan.Skips, f.skips...)
+	// Orphans pass the plan's gate like any step (protected and
+	// allow-listed accounts first); a refused delete suspends instead
+	// (fallback.go).
 	addOrphans(&f.plan, capab, f.orphans, rc.now)
 	rc.conflictSkips(f)
 	f.due = rc.nextDue(f)
@@ -85,11 +89,31 @@ func (rc *runCtx) conflictSkips(f *flow) {
 }
 
 // nextDue is the clock: the next expiry or delayed deletion of this
-// target, from every person (not only a targeted run's).
+// target, from every person (not only a targeted run's). An expiry that
+// has passed but was not applied, of a person this run did not plan (a
+// targeted run about someone else), stays due: it is not lost to the run
+// in between (invariant 8).
 func (rc *runCtx) nextDue(f *flow) dueAt {
 	var d dueAt
 	if at, ks, ok := NextExpiry(f.desired, rc.now); ok {
 		d = dueAt{at: at, keys: ks}
+	}
+	if f.keys != nil {
+		for k, want := range f.desired {
+			if f.keys[k] || !want.Expired || want.Account.Expires == nil {
+				continue
+			}
+			if c, ok := f.cached[k]; !ok || !c.Exists || (c.Suspended && !c.IsUnknown(identity.FieldSuspended)) {
+				continue // applied, or no account to apply it to
+			}
+			switch at := *want.Account.Expires; {
+			case d.at.IsZero() || at.Before(d.at):
+				d = dueAt{at: at, keys: []string{k}}
+			case at.Equal(d.at):
+				d.keys = append(d.keys, k)
+			}
+		}
+		slices.Sort(d.keys)
 	}
 	if at, ok := NextDeletion(f.cached, f.rules, rc.now); ok && (d.at.IsZero() || at.Before(d.at)) {
 		d = dueAt{at: at}

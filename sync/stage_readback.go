@@ -50,7 +50,7 @@ func (rc *runCtx) readBackStage(ctx context.Context, f *flow) error {
 		return err
 	}
 	f.cached = cached
-	if !rc.ro.NoApply {
+	if !rc.ro.NoApply || rc.ro.Reconcile {
 		if err := e.open(ctx, f.spec.Target); err != nil {
 			return err
 		}
@@ -59,16 +59,16 @@ func (rc *runCtx) readBackStage(ctx context.Context, f *flow) error {
 		f.keys = maps.Clone(rc.persons)
 		rc.alsoTheirOldAccounts(f.keys, f.known, cached)
 	}
-	if rc.ro.Reconcile && !rc.ro.NoApply {
+	if rc.ro.Reconcile {
 		if l, ok := f.spec.Target.(connector.Lister); ok {
-			if f.orphans, err = rc.readBack(ctx, f.spec, l, f.desired, f.known, cached); err != nil {
+			if f.orphans, err = rc.readBack(ctx, f, l); err != nil {
 				return err
 			}
 		} else {
 			rc.cannotReconcile(f.name)
 		}
 	}
-	return rc.reconcile(ctx, f.spec.Target, f.desired, cached, f.keys)
+	return rc.reconcile(ctx, f)
 }
 
 // ReconcileReport is what the last reconcile of a target found, kept for
@@ -130,9 +130,14 @@ func allowed(pats []string, a identity.Account) bool {
 // readBack lists the target's live accounts and folds them into cached (see
 // the comment at the top of this file). It returns the orphan steps to add
 // to the plan and the decisions that report what it found.
-func (rc *runCtx) readBack(ctx context.Context, spec TargetSpec, l connector.Lister, desired map[string]Desired, known map[string]identity.User, cached map[string]identity.Account) ([]Step, error) {
+func (rc *runCtx) readBack(ctx context.Context, f *flow, l connector.Lister) ([]Step, error) {
 	e := rc.e
+	spec, desired, cached := f.spec, f.desired, f.cached
 	name := spec.Target.Name()
+	metrics := e.o.Metrics
+	if rc.ro.NoApply {
+		metrics = nil // a re-check reads, and counts nothing
+	}
 	pol := retryPolicy{attempts: 4, base: e.o.RetryBase, maxRetryAfter: e.o.MaxRetryAfter, sleep: e.o.Sleep}
 	var live []identity.Account
 	if r := pol.do(ctx, func() error {
@@ -147,65 +152,82 @@ func (rc *runCtx) readBack(ctx context.Context, spec TargetSpec, l connector.Lis
 	rules := RulesFrom(spec.Config)
 	rules.Before = loadRulesInEffect(ctx, e.o.Store, name)
 	rep := ReconcileReport{Target: name, Time: e.o.Now().UTC(), Drift: map[string][]string{}}
-	// Match live accounts to cached ones: remote ids, then email, then username.
-	byRemote, byEmail, byName := map[string]string{}, map[string]string{}, map[string]string{}
-	// Only Remote keys that identify an account: a value many accounts
-	// share (a tag, a group list) would match the wrong one.
-	isID := func(string) bool { return true }
-	if r, ok := spec.Target.(connector.RemoteIDer); ok {
-		ids := r.RemoteIDs()
-		isID = func(rk string) bool { return slices.Contains(ids, rk) }
-	}
+	// Match live accounts to cached ones (invariant 9): a record whose
+	// application id is known matches by that id alone (the Remote keys the
+	// connector says are ids: a tag or a group list many accounts share is
+	// none); only a record with no id on record matches by email, then
+	// username, and only one live account.
+	byID, byEmail, byName := map[string]string{}, map[string]string{}, map[string]string{}
 	for k, c := range cached {
 		if !c.Exists {
 			continue
 		}
-		for rk, v := range c.Remote {
-			if isID(rk) {
-				byRemote[rk+"="+v] = k
-			}
+		ids := f.own.ids(c)
+		for _, id := range ids {
+			byID[id] = k
+		}
+		if len(ids) > 0 {
+			continue
 		}
 		if c.Email != "" {
-			byEmail[strings.ToLower(c.Email)] = k
+			byEmail[fold(c.Email)] = k
 		}
 		if c.Username != "" {
-			byName[c.Username] = k
+			byName[fold(c.Username)] = k
 		}
 	}
 	seen := map[string]bool{}
-	var unmatched []identity.Account
 	var orphanSteps, protectedSkips []Step
-	for _, a := range live {
-		k := ""
-		for rk, v := range a.Remote {
-			if m, ok := byRemote[rk+"="+v]; ok && isID(rk) {
-				k = m
+	matched := make([]string, len(live))
+	for i, a := range live {
+		for _, id := range f.own.ids(a) {
+			if k, ok := byID[id]; ok && !seen[k] {
+				matched[i], seen[k] = k, true
 				break
 			}
 		}
-		if k == "" && a.Email != "" {
-			k = byEmail[strings.ToLower(a.Email)]
-		}
+	}
+	var unmatched []identity.Account
+	for i, a := range live {
+		k := matched[i]
 		if k == "" {
-			k = byName[a.Username]
+			if k = byEmail[fold(a.Email)]; a.Email == "" || seen[k] {
+				k = ""
+			}
+			if k == "" && a.Username != "" && !seen[byName[fold(a.Username)]] {
+				k = byName[fold(a.Username)]
+			}
+			if k != "" && !f.own.mayMatchByName(a, k) {
+				k = ""
+			}
+			if k == "" {
+				unmatched = append(unmatched, a)
+				continue
+			}
+			seen[k] = true
 		}
-		if k == "" || seen[k] {
+		if cached[k].Orphan {
+			// An orphan acted on before: still an orphan, under the policy
+			// as it is now.
+			a.Key = k
 			unmatched = append(unmatched, a)
 			continue
 		}
-		seen[k] = true
 		c := cached[k]
-		if _, isKnown := known[k]; !isKnown && strings.HasPrefix(k, orphanPrefix) && pol2.Orphans == "delete" && !allowed(pol2.Allow, a) {
+		if _, isKnown := f.known[k]; !isKnown && strings.HasPrefix(k, orphanPrefix) && pol2.Orphans == "delete" && !allowed(pol2.Allow, a) {
 			// An orphan suspended by an earlier reconcile, kept in the
 			// cache: orphans: delete now deletes it.
 			orphanSteps = append(orphanSteps, orphanDelete(name, k, a, "orphan: no source knows this account (suspended earlier)"))
 		}
 		next, drift := foldLive(c, a, fields, rules, pol2.Drift)
 		if len(drift) == 0 {
+			if len(f.own.ids(c)) == 0 && len(f.own.ids(a)) > 0 {
+				cached[k] = next // learns the application's id
+			}
 			continue
 		}
 		var refused []Step
-		drift, refused = rc.protectedDrift(spec.Target, name, c, drift)
+		drift, refused = rc.protectedDrift(f.own.gate, name, c, drift)
 		protectedSkips = append(protectedSkips, refused...)
 		if len(drift) == 0 {
 			continue
@@ -225,8 +247,8 @@ func (rc *runCtx) readBack(ctx context.Context, spec TargetSpec, l connector.Lis
 			}
 			rc.decide(state.Decision{Target: name, User: displayUser(c), Action: "drift", Outcome: out,
 				Reason: fmt.Sprintf("%s changed outside dirsync: cached %s, live %s (%s); %s", d.field, d.cached, d.live, d.kind, what)})
-			if e.o.Metrics != nil {
-				e.o.Metrics.ReconcileDrift.WithLabelValues(name, d.field).Inc()
+			if metrics != nil {
+				metrics.ReconcileDrift.WithLabelValues(name, d.field).Inc()
 			}
 		}
 	}
@@ -244,69 +266,55 @@ func (rc *runCtx) readBack(ctx context.Context, spec TargetSpec, l connector.Lis
 		cached[k] = identity.Account{Key: k, Failing: c.Failing}
 		rc.decide(state.Decision{Target: name, User: displayUser(c), Action: "missing", Outcome: rc.fixOutcome(),
 			Reason: "the account is no longer in the application: the cache is corrected (re-created where the person is in scope)"})
-		if !rc.ro.DryRun {
+		if rc.writes() {
 			if err := e.o.Store.PutAccount(ctx, e.o.Fence(), name, cached[k]); err != nil {
 				return nil, fmt.Errorf("reconcile: correct %q: %w", c.Username, err)
 			}
 		}
 	}
-	// Accounts no cache entry has: a person's (adopted), or an orphan.
-	personBy := map[string]string{}
-	for k, u := range known {
-		if u.Email != "" {
-			personBy["e:"+strings.ToLower(u.Email)] = k
-		}
-		if d, ok := desired[k]; ok && d.Account.Username != "" {
-			personBy["u:"+d.Account.Username] = k
-		}
-		if u.Username != "" {
-			personBy["u:"+u.Username] = k
-		}
-	}
+	// Accounts no cache record has: a person's (adopted), one nobody may
+	// adopt (a skip naming the candidates), or an orphan.
+	held := f.own.newHolders(cached)
 	now := e.o.Now()
 	for _, a := range unmatched {
 		if allowed(pol2.Allow, a) {
-			continue
+			continue // never reported nor touched
 		}
-		pid := personBy["e:"+strings.ToLower(a.Email)]
-		if pid == "" || a.Email == "" {
-			pid = personBy["u:"+a.Username]
+		pid, why := f.own.adopt(a, held)
+		if why != "" {
+			f.skips = append(f.skips, Step{Target: name, Key: liveKey(a), User: displayUser(a), Action: "adopt",
+				Reason: "found in the application: " + why})
+			continue
 		}
 		if pid != "" {
 			if c, ok := cached[pid]; ok && c.Exists {
-				continue // the person has another account here: leave this one to an operator
+				f.skips = append(f.skips, Step{Target: name, Key: liveKey(a), User: displayUser(a), Action: "adopt",
+					Reason: fmt.Sprintf("found in the application: not adopted: %s has another account here (%s): an account belongs to one person; left to an operator", pid, displayUser(c))})
+				continue
 			}
 			a.Key, a.Exists, a.Failing = pid, true, cached[pid].Failing
 			cached[pid] = a
+			held.add(pid, a)
 			why := "adopted"
 			if _, in := desired[pid]; !in {
 				why = "an account of a person out of scope, made outside dirsync: deprovisioned by the plan below"
 				rep.Drift[pid] = append(rep.Drift[pid], "exists")
-				if e.o.Metrics != nil {
-					e.o.Metrics.ReconcileDrift.WithLabelValues(name, "exists").Inc()
+				if metrics != nil {
+					metrics.ReconcileDrift.WithLabelValues(name, "exists").Inc()
 				}
 			}
 			rc.decide(state.Decision{Target: name, User: displayUser(a), Action: "drift", Outcome: rc.fixOutcome(),
 				Reason: "found in the application, linked to " + pid + ": " + why})
-			if !rc.ro.DryRun {
+			if rc.writes() {
 				if err := e.o.Store.PutAccount(ctx, e.o.Fence(), name, a); err != nil {
 					return nil, fmt.Errorf("reconcile: adopt %q: %w", a.Username, err)
 				}
 			}
 			continue
 		}
-		a.Exists = true
+		a.Exists, a.Orphan = true, true
 		rep.Orphans = append(rep.Orphans, a)
-		id := a.Username
-		for _, rk := range []string{"uuid", "id", "user_id", "email_id", "username"} {
-			if v := a.Remote[rk]; v != "" {
-				id = v
-				break
-			}
-		}
-		if a.Key == "" { // connectors address accounts by their own ids
-			a.Key = orphanPrefix + id
-		}
+		a.Key = liveKey(a)
 		reason := "orphan: no source knows this account"
 		switch pol2.Orphans {
 		case "suspend":
@@ -331,11 +339,11 @@ func (rc *runCtx) readBack(ctx context.Context, spec TargetSpec, l connector.Lis
 		rc.decide(state.Decision{Target: name, User: displayUser(a), Action: "orphan", Outcome: OutcomeSkipped,
 			Reason: reason + "; reported (reconcile.orphans: " + pol2.Orphans + ")"})
 	}
-	if e.o.Metrics != nil {
-		e.o.Metrics.OrphanAccounts.WithLabelValues(name).Set(float64(len(rep.Orphans)))
-		e.o.Metrics.LastReconcile.WithLabelValues(name).Set(float64(rep.Time.Unix()))
+	if metrics != nil {
+		metrics.OrphanAccounts.WithLabelValues(name).Set(float64(len(rep.Orphans)))
+		metrics.LastReconcile.WithLabelValues(name).Set(float64(rep.Time.Unix()))
 	}
-	if !rc.ro.DryRun {
+	if rc.writes() {
 		b, _ := json.Marshal(rep)
 		if _, err := e.o.Store.KVPut(ctx, reconcileBucket, name, b, -1); err != nil {
 			e.o.Logger.Warn("store the reconcile report", zap.String("target", name), zap.Error(err))
@@ -355,21 +363,17 @@ func orphanDelete(tgt, key string, a identity.Account, reason string) Step {
 }
 
 // protectedDrift splits drift the plan would put back on an account the
-// connector's gate refuses to change (a protected account, the
+// plan's gate refuses to change (a protected or allow-listed account, the
 // super-admin, the token's owner) from the rest: that drift is not folded
 // into the cache and comes back as one skip for the account (Action
 // "drift"), logged once while it stays the same, saying it is left as it
 // is.
-func (rc *runCtx) protectedDrift(t connector.Connector, tgt string, c identity.Account, ds []drift) ([]drift, []Step) {
-	g, ok := t.(connector.Gater)
-	if !ok {
-		return ds, nil
-	}
+func (rc *runCtx) protectedDrift(gate func(connector.Action, identity.Account) string, tgt string, c identity.Account, ds []drift) ([]drift, []Step) {
 	var keep []drift
 	var refused []string
 	for _, d := range ds {
 		if d.fix {
-			if why := g.Gate(fixAction(d.field, c), c); why != "" {
+			if why := gate(fixAction(d.field, c), c); why != "" {
 				refused = append(refused, fmt.Sprintf("%s changed outside dirsync: cached %s, live %s (%s); not put back: %s", d.field, d.cached, d.live, d.kind, why))
 				continue
 			}
@@ -389,6 +393,22 @@ func fieldsOf(ds []drift) map[string]bool {
 		out[d.field] = true
 	}
 	return out
+}
+
+// liveKey is the key of a live account no cache record holds: the
+// connector's own, else "orphan:" and the application's id.
+func liveKey(a identity.Account) string {
+	if a.Key != "" {
+		return a.Key
+	}
+	id := a.Username
+	for _, rk := range []string{"uuid", "id", "user_id", "email_id", "username"} {
+		if v := a.Remote[rk]; v != "" {
+			id = v
+			break
+		}
+	}
+	return orphanPrefix + id
 }
 
 type drift struct {
@@ -469,10 +489,11 @@ func (rc *runCtx) cannotReconcile(name string) {
 
 // reconcile fixes the cache before planning: accounts with an action in
 // flight at a crash, or a field left unknown by an uncertain answer, are
-// re-read from the application where it can be read; and on full runs
-// accounts that exist in the application but not in the cache are adopted
-// (matched by email, then username).
-func (rc *runCtx) reconcile(ctx context.Context, t connector.Connector, desired map[string]Desired, cached map[string]identity.Account, keys map[string]bool) error {
+// re-read from the application where it can be read; and accounts that
+// exist in the application but not in the cache are adopted for the people
+// the run is about who have none (accounts.go says when one may be).
+func (rc *runCtx) reconcile(ctx context.Context, f *flow) error {
+	t, desired, cached, keys := f.spec.Target, f.desired, f.cached, f.keys
 	r, canRead := t.(connector.Reader)
 	for k, c := range cached {
 		if (c.Pending == "" && (len(c.Unknown) == 0 || !canRead)) || (keys != nil && !keys[k]) {
@@ -492,6 +513,9 @@ func (rc *runCtx) reconcile(ctx context.Context, t connector.Connector, desired 
 			got, rerr = r.Read(ctx, c)
 			return rerr
 		}).err
+		if err == nil && !f.own.isTheAccount(c, got) {
+			err = connector.NotFound(fmt.Errorf("%s answered with another account (%s)", t.Name(), displayUser(got)))
+		}
 		switch {
 		case connector.KindOf(err) == connector.KindNotFound:
 			cached[k] = identity.Account{Key: k, Failing: c.Failing}
@@ -512,11 +536,14 @@ func (rc *runCtx) reconcile(ctx context.Context, t connector.Connector, desired 
 		}
 	}
 	l, ok := t.(connector.Lister)
-	if !ok || rc.ro.Keys != nil || rc.ro.Reconcile {
+	if !ok || rc.ro.Reconcile {
 		return nil // a reconcile run has read every account already
 	}
 	missing := 0
 	for k, d := range desired {
+		if keys != nil && !keys[k] {
+			continue // a targeted run looks only for its people's accounts
+		}
 		if c, ok := cached[k]; !ok || !c.Exists {
 			// A person no account can exist for (a name the application
 			// cannot take) is no reason to read the whole list every run;
@@ -540,37 +567,31 @@ func (rc *runCtx) reconcile(ctx context.Context, t connector.Connector, desired 
 	if res.err != nil {
 		return fmt.Errorf("list accounts: %w", res.err)
 	}
-	byEmail := map[string]identity.Account{}
-	byName := map[string]identity.Account{}
+	// Adopt what exactly one person missing an account claims: the same
+	// rules as a reconcile's (accounts.go).
+	held := f.own.newHolders(cached)
+	missingOne := func(pid string) bool {
+		_, in := desired[pid]
+		return in && !cached[pid].Exists && (keys == nil || keys[pid])
+	}
 	for _, a := range list {
-		if a.Email != "" {
-			byEmail[strings.ToLower(a.Email)] = a
+		if !slices.ContainsFunc(f.own.claimants(a), missingOne) {
+			continue // nobody this run could give it to
 		}
-		if a.Username != "" {
-			byName[a.Username] = a
-		}
-	}
-	taken := map[string]bool{}
-	for _, c := range cached {
-		if c.Exists {
-			taken[strings.ToLower(c.Email)] = true
-		}
-	}
-	for k, d := range desired {
-		if c, ok := cached[k]; ok && c.Exists {
+		pid, why := f.own.adopt(a, held)
+		switch {
+		case why != "":
+			f.skips = append(f.skips, Step{Target: t.Name(), Key: liveKey(a), User: displayUser(a), Action: "adopt",
+				Reason: "found in the application: " + why})
+			continue
+		case pid == "" || !missingOne(pid):
 			continue
 		}
-		a, ok := byEmail[strings.ToLower(d.Account.Email)]
-		if !ok || d.Account.Email == "" {
-			a, ok = byName[d.Account.Username]
-		}
-		if !ok || taken[strings.ToLower(a.Email)] {
-			continue
-		}
-		a.Key, a.Exists = k, true
-		a.Failing = cached[k].Failing
-		cached[k] = a
-		if !rc.ro.DryRun && !rc.ro.NoApply {
+		a.Key, a.Exists = pid, true
+		a.Failing = cached[pid].Failing
+		cached[pid] = a
+		held.add(pid, a)
+		if rc.writes() {
 			if err := rc.e.o.Store.PutAccount(ctx, rc.e.o.Fence(), t.Name(), a); err != nil {
 				return fmt.Errorf("adopt %q: %w", a.Username, err)
 			}

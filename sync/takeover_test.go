@@ -12,9 +12,10 @@ import (
 )
 
 // A person who leaves every source and later comes back under a new
-// identity (a record in another source) takes their old account over: it
-// is re-enabled, never made a second time; on a write-only application the
-// same happens by username.
+// identity (a record in another source with the same immutable id) takes
+// their old account over: it is re-enabled, never made a second time; on
+// a write-only application too. (A record whose externalId is a linked
+// record's key joins that person directly: TestFindingReturningPersonKeepsAccount.)
 func TestReturningPersonTakesTheirAccountOver(t *testing.T) {
 	app, ezee := memtarget.New("app"), memtarget.New("ezeelogin")
 	us := people(5)
@@ -32,8 +33,7 @@ func TestReturningPersonTakesTheirAccountOver(t *testing.T) {
 	if a, _ := app.Get("u001"); !a.Suspended {
 		t.Fatal("the leaver is active")
 	}
-	back := us[1]
-	back.Key = "idp-u001"
+	back := us[1] // the IdP's record has the directory's key: the same person, under a new person id
 	h.Src("idp").Set(synctest.User("idp-x", "staff"), back)
 	app.Reset()
 	ezee.Reset()
@@ -44,7 +44,7 @@ func TestReturningPersonTakesTheirAccountOver(t *testing.T) {
 	if got := ezee.CallsFor("u001"); !slices.Equal(got, []connector.Action{connector.ActUnsuspend}) {
 		t.Fatalf("ezeelogin calls %v", got)
 	}
-	if c := h.Accounts("app"); c["u001"].Exists || !c["idp-u001"].Exists || c["idp-u001"].Suspended {
+	if c := h.Accounts("app"); c["u001"].Exists || !c["idp:u001"].Exists || c["idp:u001"].Suspended {
 		t.Fatalf("cache after the takeover: %+v", c)
 	}
 }

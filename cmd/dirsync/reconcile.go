@@ -19,6 +19,7 @@ func cmdReconcile(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	fs := newFlags("reconcile", stderr)
 	c.register(fs)
 	fs.BoolVar(&ro.DryRun, "dry-run", false, "read back and decide, but change nothing")
+	fs.BoolVar(&ro.AllowMassChange, "allow-mass-change", false, "apply the fixes even past the safety guard's thresholds")
 	fs.StringVar(&targets, "target", "", "comma-separated target names (default all)")
 	if _, err := parseInterleaved(fs, args); err != nil {
 		return usageError{err.Error()}

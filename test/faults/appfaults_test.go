@@ -19,7 +19,7 @@ import (
 func appConfig(h *harness, source, targets string) string {
 	return h.writeFile("dirsync.yaml", []byte(h.stateYAML("15s")+fmt.Sprintf(`log: {level: info}
 schedule: {full: "@daily"}
-safety: {max_suspend: 0, max_suspend_percent: 0}
+safety: {max_suspend: 0, max_suspend_percent: 0, max_access_removal: 0, max_access_removal_percent: 0}
 sources:
 %s
 targets:

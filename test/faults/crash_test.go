@@ -56,7 +56,7 @@ func crashConfig(h *harness, listen, lockTTL, source string, nm *netmakerApp, ez
 	return h.stateYAML(lockTTL) + fmt.Sprintf(`log: {level: info}
 http: {listen: %q}
 schedule: {full: "@daily", incremental: 2s}
-safety: {max_suspend: 0, max_suspend_percent: 0, max_delete: 0, max_delete_percent: 0, max_source_shrink_percent: 0}
+safety: {max_suspend: 0, max_suspend_percent: 0, max_delete: 0, max_delete_percent: 0, max_access_removal: 0, max_access_removal_percent: 0, max_source_shrink_percent: 0}
 sources:
 %s
 targets:
