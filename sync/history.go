@@ -253,9 +253,9 @@ func (rc *runCtx) formerAccounts(ctx context.Context, name string, unmatched []i
 		}
 		a.Key, a.Exists, a.Failing = k, true, cached[k].Failing
 		cached[k], seen[k] = a, true
-		rc.decide(state.Decision{Target: name, User: displayUser(a), Action: "drift", Outcome: OutcomeApplied,
+		rc.decide(state.Decision{Target: name, User: displayUser(a), Action: "drift", Outcome: rc.fixOutcome(),
 			Reason: "found in the application: the account of a former person (" + how + "): deprovisioned as a leaver by the plan below"})
-		if !rc.ro.DryRun {
+		if rc.writes() {
 			if err := rc.e.o.Store.PutAccount(ctx, rc.e.o.Fence(), name, a); err != nil {
 				return nil, fmt.Errorf("reconcile: record former person %q: %w", a.Username, err)
 			}
