@@ -4,10 +4,13 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"net/http"
 	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	scimerrors "github.com/elimity-com/scim/errors"
 )
 
 // This file holds the SCIM filter language (RFC 7644 §3.4.2.2): a tolerant
@@ -674,4 +677,54 @@ func parseTime(s string) (time.Time, error) {
 	}
 	// xsd:dateTime without a zone
 	return time.Parse("2006-01-02T15:04:05.999999999", s)
+}
+
+// checkFilter rejects comparisons an attribute's type does not define: RFC
+// 7644 §3.4.2.2 says gt, ge, lt and le on a boolean or binary attribute
+// are a 400 invalidFilter, not an empty result.
+func (rt *resourceType) checkFilter(e expr) error {
+	var walk func(e expr, parent *attrDef) error
+	check := func(c compareExpr, leaf *attrDef) error {
+		switch c.op {
+		case "gt", "ge", "lt", "le":
+			if leaf != nil && (leaf.typ == "boolean" || leaf.typ == "binary") {
+				return scimerrors.ScimError{ScimType: scimerrors.ScimTypeInvalidFilter, Status: http.StatusBadRequest,
+					Detail: fmt.Sprintf("invalid filter: %s is %s; %q compares only ordered values", c.path, leaf.typ, c.op)}
+			}
+		}
+		return nil
+	}
+	walk = func(e expr, parent *attrDef) error {
+		switch e := e.(type) {
+		case logicalExpr:
+			if err := walk(e.left, parent); err != nil {
+				return err
+			}
+			return walk(e.right, parent)
+		case notExpr:
+			return walk(e.inner, parent)
+		case compareExpr:
+			if parent != nil {
+				d := parent.sub(e.path.name)
+				if e.path.sub != "" {
+					d = d.sub(e.path.sub)
+				}
+				return check(e, d)
+			}
+			return check(e, leafDef(rt.lookupPath(e.path), e.path.sub))
+		case valuePathExpr:
+			def := rt.lookupPath(e.path)
+			if def == nil {
+				return nil
+			}
+			if err := walk(e.filter, def); err != nil {
+				return err
+			}
+			if e.sub != nil {
+				return check(*e.sub, def.sub(e.sub.path.name))
+			}
+		}
+		return nil
+	}
+	return walk(e, nil)
 }

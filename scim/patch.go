@@ -329,10 +329,10 @@ func (rt *resourceType) applyPath(doc map[string]any, op string, pp patchPath, v
 				return nil
 			}
 			// Entra: remove members with a value list removes those only.
-			drop := asList(normalizeValue(d, value))
+			drop := newElemSet(asList(normalizeValue(d, value)), d)
 			var keep []any
 			for _, el := range asList(cur) {
-				if !containsElem(drop, el, d) {
+				if drop.find(el) < 0 {
 					keep = append(keep, el)
 				}
 			}
@@ -344,24 +344,26 @@ func (rt *resourceType) applyPath(doc map[string]any, op string, pp patchPath, v
 			keepFirstPrimary(asList(c[d.name]))
 			return nil
 		default: // add
-			list := asList(cur)
+			set := newElemSet(asList(cur), d)
 			for _, nv := range asList(normalizeValue(d, value)) {
-				if i := indexElem(list, nv, d); i >= 0 {
-					if em, ok := list[i].(map[string]any); ok {
-						if nm, ok := nv.(map[string]any); ok {
-							for k, v := range nm {
-								em[k] = v
-							}
+				nm, isMap := nv.(map[string]any)
+				if i := set.find(nv); i >= 0 {
+					if em, ok := set.list[i].(map[string]any); ok && isMap {
+						for k, v := range nm {
+							em[k] = v
+						}
+						if isTrue(em["primary"]) {
+							solePrimary(set.list, i) // RFC 7644 §3.5.2
 						}
 					}
 					continue
 				}
-				if nm, ok := nv.(map[string]any); ok && isTrue(nm["primary"]) {
-					clearPrimary(list)
+				if isMap && isTrue(nm["primary"]) {
+					clearPrimary(set.list)
 				}
-				list = append(list, nv)
+				set.add(nv)
 			}
-			setList(c, d.name, list)
+			setList(c, d.name, set.list)
 			return nil
 		}
 	case d.complex():
@@ -454,26 +456,32 @@ func (rt *resourceType) applyFiltered(c map[string]any, op string, pp patchPath,
 		c[d.name] = append(list, elem)
 		return nil
 	}
+	primary := -1 // the element made primary, if any
 	for _, i := range matched {
 		m := list[i].(map[string]any)
 		if pp.sub != "" {
 			m[pp.sub] = value
-			continue
+		} else {
+			nm, ok := normalizeValue(&attrDef{typ: "complex", subs: d.subs}, value).(map[string]any)
+			if !ok {
+				return errInvalid(scimerrors.ScimTypeInvalidValue, "a value filter without a sub-attribute needs an object value")
+			}
+			if op == "replace" {
+				list[i] = nm
+				m = nm
+			} else {
+				for k, v := range nm {
+					m[k] = v
+				}
+			}
 		}
-		nm, ok := normalizeValue(&attrDef{typ: "complex", subs: d.subs}, value).(map[string]any)
-		if !ok {
-			return errInvalid(scimerrors.ScimTypeInvalidValue, "a value filter without a sub-attribute needs an object value")
-		}
-		if op == "replace" {
-			list[i] = nm
-			continue
-		}
-		for k, v := range nm {
-			m[k] = v
+		if primary < 0 && isTrue(m["primary"]) {
+			primary = i
 		}
 	}
-	if pp.sub == "primary" && value == true {
-		keepFirstPrimary(list)
+	if primary >= 0 {
+		// RFC 7644 §3.5.2: making one value primary makes the others not.
+		solePrimary(list, primary)
 	}
 	return nil
 }
@@ -541,6 +549,15 @@ func clearPrimary(list []any) {
 	}
 }
 
+// solePrimary leaves list[keep] the only element with primary true.
+func solePrimary(list []any, keep int) {
+	for i, el := range list {
+		if m, ok := el.(map[string]any); ok && i != keep && isTrue(m["primary"]) {
+			m["primary"] = false
+		}
+	}
+}
+
 // keepFirstPrimary leaves at most one element with primary true.
 func keepFirstPrimary(list []any) {
 	seen := false
@@ -587,20 +604,63 @@ func sameElem(a, b any, d *attrDef) bool {
 	return true
 }
 
-func indexElem(list []any, v any, d *attrDef) int {
-	for i, el := range list {
-		if sameElem(el, v, d) {
+// elemSet finds the values of a multi-valued attribute that sameElem
+// equates with a given one, through a map keyed by "value" (folded unless
+// case-exact), so adding or removing m members of an n-member group costs
+// O(n + m), not O(n·m).
+type elemSet struct {
+	d     *attrDef
+	exact bool
+	list  []any
+	byVal map[string][]int // value key → positions in list
+	other []int            // elements without a value: compared one by one
+}
+
+func newElemSet(list []any, d *attrDef) *elemSet {
+	s := &elemSet{d: d, exact: d.sub("value") != nil && d.sub("value").caseExact,
+		byVal: make(map[string][]int, len(list))}
+	for _, el := range list {
+		s.add(el)
+	}
+	return s
+}
+
+// key is the value key of el, or false when el has no "value".
+func (s *elemSet) key(el any) (string, bool) {
+	m, ok := el.(map[string]any)
+	if !ok {
+		return "", false
+	}
+	v, has := getFold(m, "value")
+	if !has {
+		return "", false
+	}
+	str, _ := v.(string)
+	if !s.exact {
+		str = foldLower(str)
+	}
+	return str, true
+}
+
+func (s *elemSet) add(el any) {
+	s.list = append(s.list, el)
+	if k, ok := s.key(el); ok {
+		s.byVal[k] = append(s.byVal[k], len(s.list)-1)
+	} else {
+		s.other = append(s.other, len(s.list)-1)
+	}
+}
+
+// find returns the position of an element sameElem equates with v, or -1.
+func (s *elemSet) find(v any) int {
+	cands := s.other
+	if k, ok := s.key(v); ok {
+		cands = s.byVal[k]
+	}
+	for _, i := range cands {
+		if sameElem(s.list[i], v, s.d) {
 			return i
 		}
 	}
 	return -1
-}
-
-func containsElem(list []any, v any, d *attrDef) bool {
-	for _, el := range list {
-		if sameElem(el, v, d) {
-			return true
-		}
-	}
-	return false
 }

@@ -164,3 +164,27 @@ func TestIndexLoadedBeforeFirstRequest(t *testing.T) {
 		t.Fatalf("groups on a fresh replica: %s", r.body)
 	}
 }
+
+// TestReplicasStaleRecordCache: a replica's PATCH starts from the version
+// it last saw; when another replica has written since, the PATCH applies
+// to the stored version (keeping that write), and a PATCH that looks like
+// a no-op against the stale version is still applied.
+func TestReplicasStaleRecordCache(t *testing.T) {
+	store := memstore.New(memstore.Options{})
+	a := newEnv(t, envOpt{store: store})
+	b := newEnv(t, envOpt{store: store})
+	id := a.createUser("stale", nil) // a caches active=true
+	b.must(204, b.do("PATCH", "/Users/"+id, patchBody(op("replace", "active", false), op("replace", "displayName", "B"))))
+	// Against a's stale view this changes nothing; against the store it does.
+	a.must(204, a.do("PATCH", "/Users/"+id, patchBody(op("replace", "active", true))))
+	r := b.must(200, b.do("GET", "/Users/"+id, nil))
+	if r.str("active") != "true" || r.str("displayName") != "B" {
+		t.Fatalf("after the stale replica's PATCH: active %s, displayName %q; want true and B's name kept", r.str("active"), r.str("displayName"))
+	}
+	b.must(204, b.do("PATCH", "/Users/"+id, patchBody(op("replace", "title", "T"))))
+	a.must(204, a.do("PATCH", "/Users/"+id, patchBody(op("replace", "nickName", "N"))))
+	r = a.must(200, a.do("GET", "/Users/"+id, nil))
+	if r.str("title") != "T" || r.str("nickName") != "N" {
+		t.Fatalf("a lost write: title %q, nickName %q", r.str("title"), r.str("nickName"))
+	}
+}

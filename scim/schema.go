@@ -76,6 +76,7 @@ type resourceType struct {
 	attrs    map[string]*attrDef
 	extAttrs map[string]map[string]*attrDef
 	urns     []string
+	ixs      []ixSpec // attributes kept in the store's indexes (index.go)
 }
 
 func newResourceType(name, endpoint, bucket string, core schema.Schema, exts ...schema.Schema) *resourceType {
@@ -103,11 +104,15 @@ func newResourceType(name, endpoint, bucket string, core schema.Schema, exts ...
 }
 
 func userType() *resourceType {
-	return newResourceType("User", "Users", "users", schema.CoreUserSchema(), schema.ExtensionEnterpriseUser())
+	rt := newResourceType("User", "Users", "users", schema.CoreUserSchema(), schema.ExtensionEnterpriseUser())
+	rt.ixs = userSpecs(rt)
+	return rt
 }
 
 func groupType() *resourceType {
-	return newResourceType("Group", "Groups", "groups", schema.CoreGroupSchema())
+	rt := newResourceType("Group", "Groups", "groups", schema.CoreGroupSchema())
+	rt.ixs = groupSpecs(rt)
+	return rt
 }
 
 // extURN returns the canonical extension URN equal (case-insensitively) to
@@ -387,4 +392,64 @@ func jsonEqual(a, b any) bool {
 	ja, err1 := json.Marshal(a)
 	jb, err2 := json.Marshal(b)
 	return err1 == nil && err2 == nil && string(ja) == string(jb)
+}
+
+// metaAttr describes one attribute of a discovery schema (RFC 7643 §7).
+func metaAttr(name, typ string, multi, required bool, subs ...map[string]any) map[string]any {
+	a := map[string]any{"name": name, "type": typ, "multiValued": multi, "required": required,
+		"caseExact": false, "mutability": "readOnly", "returned": "default", "uniqueness": "none",
+		"description": name}
+	if typ == "reference" {
+		a["referenceTypes"] = []string{"uri"}
+	}
+	if len(subs) > 0 {
+		a["subAttributes"] = subs
+	}
+	return a
+}
+
+// metaSchemaDocs are the schemas of the ServiceProviderConfig, ResourceType
+// and Schema resources (RFC 7643 §5, §6, §7), listed by /Schemas with the
+// resource schemas.
+func metaSchemaDocs(base string) []map[string]any {
+	supported := func(name string, extra ...map[string]any) map[string]any {
+		return metaAttr(name, "complex", false, true, append([]map[string]any{metaAttr("supported", "boolean", false, true)}, extra...)...)
+	}
+	doc := func(id, name, desc string, attrs ...map[string]any) map[string]any {
+		return map[string]any{
+			"schemas": []string{urnSchemaDesc}, "id": id, "name": name, "description": desc, "attributes": attrs,
+			"meta": map[string]any{"resourceType": "Schema", "location": base + "/Schemas/" + id},
+		}
+	}
+	attrSubs := []map[string]any{
+		metaAttr("name", "string", false, true), metaAttr("type", "string", false, true),
+		metaAttr("multiValued", "boolean", false, true), metaAttr("description", "string", false, false),
+		metaAttr("required", "boolean", false, false), metaAttr("canonicalValues", "string", true, false),
+		metaAttr("caseExact", "boolean", false, false), metaAttr("mutability", "string", false, false),
+		metaAttr("returned", "string", false, false), metaAttr("uniqueness", "string", false, false),
+		metaAttr("referenceTypes", "string", true, false),
+	}
+	return []map[string]any{
+		doc(urnSPConfig, "Service Provider Configuration", "Schema for representing the service provider's configuration",
+			metaAttr("documentationUri", "reference", false, false),
+			supported("patch"),
+			supported("bulk", metaAttr("maxOperations", "integer", false, true), metaAttr("maxPayloadSize", "integer", false, true)),
+			supported("filter", metaAttr("maxResults", "integer", false, true)),
+			supported("changePassword"), supported("sort"), supported("etag"),
+			metaAttr("authenticationSchemes", "complex", true, true,
+				metaAttr("type", "string", false, true), metaAttr("name", "string", false, true),
+				metaAttr("description", "string", false, true), metaAttr("specUri", "reference", false, false),
+				metaAttr("documentationUri", "reference", false, false))),
+		doc(urnResourceTypeDesc, "ResourceType", "Specifies the schema that describes a SCIM resource type",
+			metaAttr("id", "string", false, false), metaAttr("name", "string", false, true),
+			metaAttr("description", "string", false, false), metaAttr("endpoint", "reference", false, true),
+			metaAttr("schema", "reference", false, true),
+			metaAttr("schemaExtensions", "complex", true, false,
+				metaAttr("schema", "reference", false, true), metaAttr("required", "boolean", false, true))),
+		doc(urnSchemaDesc, "Schema", "Specifies the schema attributes of a resource",
+			metaAttr("id", "string", false, true), metaAttr("name", "string", false, false),
+			metaAttr("description", "string", false, false),
+			metaAttr("attributes", "complex", true, true, append(attrSubs,
+				metaAttr("subAttributes", "complex", true, false, attrSubs...))...)),
+	}
 }

@@ -89,6 +89,7 @@ type Server struct {
 	settings     Settings
 	tokens       [][sha256.Size]byte
 	store        state.Store
+	ix           state.IndexedKV // the store's secondary indexes; nil: full scans
 	log          *zap.Logger
 	now          func() time.Time
 	newID        func() string
@@ -96,6 +97,7 @@ type Server struct {
 	users        *resourceType
 	groups       *resourceType
 	idx          *index
+	recs         recCache // records last read or written (update's first attempt)
 	hub          *hub
 	prefix       string // default mount path: /scim/<name>/v2
 	loaded       atomic.Bool
@@ -186,6 +188,9 @@ func New(cfg config.Source, store state.Store, logger *zap.Logger, opts ...Optio
 		o(s)
 	}
 	s.hub = newHub()
+	if ix, ok := store.(state.IndexedKV); ok {
+		s.ix = ix
+	}
 	return s, nil
 }
 
@@ -204,15 +209,22 @@ func (s *Server) Handler() http.Handler { return http.HandlerFunc(s.serveHTTP) }
 // index. New does not do it; the daemon may call it at start, and Pull
 // does it on every full read.
 func (s *Server) LoadIndex(ctx context.Context) error {
-	users, err := s.listAll(ctx, s.users)
-	if err != nil {
+	if err := s.ensureStoreIndex(ctx); err != nil {
 		return err
+	}
+	if s.ix == nil {
+		// Without store indexes, userName and externalId lookups use the
+		// in-process index; with them, the store answers.
+		users, err := s.listAll(ctx, s.users)
+		if err != nil {
+			return err
+		}
+		s.idx.resetUsers(users)
 	}
 	groups, err := s.listAll(ctx, s.groups)
 	if err != nil {
 		return err
 	}
-	s.idx.resetUsers(users)
 	s.idx.resetGroups(groups, s.now())
 	s.loaded.Store(true)
 	return nil
@@ -289,6 +301,14 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		r.Body = http.MaxBytesReader(w, r.Body, s.settings.MaxBodyBytes)
 	}
 	s.ensureIndex(r.Context())
+	if r.Method == http.MethodHead {
+		// RFC 7231 §4.3.2: HEAD is GET without the body. The server drops
+		// the body of a HEAD response; handlers see a GET (on a copy: the
+		// server still knows the request was a HEAD).
+		g := *r
+		g.Method = http.MethodGet
+		rc.r = &g
+	}
 	segs := splitSegments(rel)
 	if len(segs) == 0 {
 		s.writeError(rc, scimerrors.ScimError{Status: http.StatusNotFound, Detail: "no such endpoint"})
@@ -462,18 +482,24 @@ func (s *Server) serveSchemas(rc *reqCtx, rest []string) {
 		return
 	}
 	all := []schema.Schema{s.users.core, s.users.exts[0], s.groups.core}
+	docs := make([]map[string]any, 0, len(all)+3)
+	for _, sc := range all {
+		docs = append(docs, schemaDoc(sc, rc.base))
+	}
+	// RFC 7643 §5–7: the schemas of the discovery resources themselves.
+	docs = append(docs, metaSchemaDocs(rc.base)...)
 	if len(rest) == 0 {
-		res := make([]any, 0, len(all))
-		for _, sc := range all {
-			res = append(res, schemaDoc(sc, rc.base))
+		res := make([]any, 0, len(docs))
+		for _, d := range docs {
+			res = append(res, d)
 		}
 		s.writeJSON(rc, http.StatusOK, listResponse(len(res), 1, res))
 		return
 	}
 	want := strings.Join(rest, "/")
-	for _, sc := range all {
-		if strings.EqualFold(sc.ID, want) {
-			s.writeJSON(rc, http.StatusOK, schemaDoc(sc, rc.base))
+	for _, d := range docs {
+		if id, _ := d["id"].(string); strings.EqualFold(id, want) {
+			s.writeJSON(rc, http.StatusOK, d)
 			return
 		}
 	}
@@ -602,24 +628,23 @@ func (s *Server) serveSearch(rc *reqCtx, rts []*resourceType, p listParams) {
 		}
 		count = min(max(n, 0), s.settings.MaxResults)
 	}
+	if s.ix != nil {
+		s.serveIndexedSearch(rc, rts, p, start, count)
+		return
+	}
 	type hit struct {
 		rt *resourceType
 		v  versioned
 	}
 	var hits []hit
-	var ferr error
-	parsed := false
-	for _, rt := range rts {
-		var f expr
-		if strings.TrimSpace(p.filter) != "" {
-			var err error
-			if f, err = parseFilter(p.filter, rt.urns); err != nil {
-				ferr = err
-				continue
-			}
-		}
-		parsed = true
-		recs, err := s.query(rc.r.Context(), rt, f)
+	tfs, err := parseFilters(rts, p.filter)
+	if err != nil {
+		s.writeError(rc, err)
+		return
+	}
+	for _, tf := range tfs {
+		rt, f := tf.rt, tf.f
+		recs, err := s.query(rc.r.Context(), rt, f, rc.base)
 		if err != nil {
 			s.writeError(rc, err)
 			return
@@ -627,11 +652,6 @@ func (s *Server) serveSearch(rc *reqCtx, rts []*resourceType, p listParams) {
 		for _, r := range recs {
 			hits = append(hits, hit{rt, r})
 		}
-	}
-	if !parsed {
-		s.writeError(rc, scimerrors.ScimError{ScimType: scimerrors.ScimTypeInvalidFilter, Status: http.StatusBadRequest,
-			Detail: fmt.Sprintf("invalid filter: %v", ferr)})
-		return
 	}
 	total := len(hits)
 	from := min(start-1, total)
@@ -643,6 +663,69 @@ func (s *Server) serveSearch(rc *reqCtx, rts []*resourceType, p listParams) {
 	s.writeJSON(rc, http.StatusOK, listResponse(total, start, res))
 }
 
+// serveIndexedSearch answers a list or search from the store's indexes:
+// each resource type is asked only for the part of the page that falls in
+// its results (see index.go for the plans).
+func (s *Server) serveIndexedSearch(rc *reqCtx, rts []*resourceType, p listParams, start, count int) {
+	tfs, err := parseFilters(rts, p.filter)
+	if err != nil {
+		s.writeError(rc, err)
+		return
+	}
+	total := 0
+	var res []any
+	for _, tf := range tfs {
+		rt, f := tf.rt, tf.f
+		offset := max(start-1-total, 0)
+		limit := max(count-len(res), 0)
+		n, page, err := s.indexedQuery(rc.r.Context(), rt, f, rc.base, offset, limit)
+		if err != nil {
+			s.writeError(rc, err)
+			return
+		}
+		total += n
+		for _, v := range page {
+			res = append(res, p.proj.apply(rt, s.render(rt, v.rec, v.ver, rc.base)))
+		}
+	}
+	s.writeJSON(rc, http.StatusOK, listResponse(total, start, res))
+}
+
+// typedFilter is a list filter parsed for one resource type (f nil: none).
+type typedFilter struct {
+	rt *resourceType
+	f  expr
+}
+
+// parseFilters parses a list filter for each resource type. A type it does
+// not parse for (an attribute it does not have) is left out: none of its
+// resources match. A filter no type takes, or one comparing in a way its
+// attribute's type does not allow, is a 400 invalidFilter.
+func parseFilters(rts []*resourceType, filter string) ([]typedFilter, error) {
+	var out []typedFilter
+	var perr error
+	for _, rt := range rts {
+		tf := typedFilter{rt: rt}
+		if strings.TrimSpace(filter) != "" {
+			f, err := parseFilter(filter, rt.urns)
+			if err != nil {
+				perr = err
+				continue
+			}
+			if err := rt.checkFilter(f); err != nil {
+				return nil, err
+			}
+			tf.f = f
+		}
+		out = append(out, tf)
+	}
+	if len(out) == 0 {
+		return nil, scimerrors.ScimError{ScimType: scimerrors.ScimTypeInvalidFilter, Status: http.StatusBadRequest,
+			Detail: fmt.Sprintf("invalid filter: %v", perr)}
+	}
+	return out, nil
+}
+
 type versioned struct {
 	rec *record
 	ver int64
@@ -650,7 +733,7 @@ type versioned struct {
 
 // query returns the resources passing f, in creation order. Equality on
 // userName, externalId or id is answered without reading everything.
-func (s *Server) query(ctx context.Context, rt *resourceType, f expr) ([]versioned, error) {
+func (s *Server) query(ctx context.Context, rt *resourceType, f expr, base string) ([]versioned, error) {
 	if c, ok := f.(compareExpr); ok && c.op == "eq" && c.path.sub == "" && c.value.kind != "null" {
 		d := rt.lookupPath(c.path)
 		switch {
@@ -668,13 +751,13 @@ func (s *Server) query(ctx context.Context, rt *resourceType, f expr) ([]version
 			if err != nil || !ok {
 				return nil, err
 			}
-			return s.withVersions(ctx, rt, f, []*record{r})
+			return s.withVersions(ctx, rt, f, base, []*record{r})
 		case rt == s.users && d != nil && d.name == "externalId":
 			rs, err := s.findUsersByExternalID(ctx, c.value.str)
 			if err != nil {
 				return nil, err
 			}
-			return s.withVersions(ctx, rt, f, rs)
+			return s.withVersions(ctx, rt, f, base, rs)
 		}
 	}
 	m, err := s.store.KVList(ctx, s.bucket(rt))
@@ -700,12 +783,12 @@ func (s *Server) query(ctx context.Context, rt *resourceType, f expr) ([]version
 	ev := evalCtx{rt: rt}
 	out := make([]versioned, 0, len(all))
 	for _, r := range all {
-		if f != nil && !ev.match(f, s.filterView(rt, r)) {
+		if f != nil && !ev.match(f, s.fullView(rt, r, 0, base)) {
 			continue
 		}
 		out = append(out, versioned{rec: r})
 	}
-	return s.withVersions(ctx, rt, f, recordsOf(out))
+	return s.withVersions(ctx, rt, f, base, recordsOf(out))
 }
 
 func recordsOf(vs []versioned) []*record {
@@ -719,7 +802,7 @@ func recordsOf(vs []versioned) []*record {
 // withVersions attaches each record's version (its ETag). KVList does not
 // return versions, so small result sets (lookups) are read again, record
 // and version together; larger lists are rendered without meta.version.
-func (s *Server) withVersions(ctx context.Context, rt *resourceType, f expr, rs []*record) ([]versioned, error) {
+func (s *Server) withVersions(ctx context.Context, rt *resourceType, f expr, base string, rs []*record) ([]versioned, error) {
 	out := make([]versioned, 0, len(rs))
 	for _, r := range rs {
 		if len(rs) > 10 {
@@ -733,7 +816,7 @@ func (s *Server) withVersions(ctx context.Context, rt *resourceType, f expr, rs 
 		if err != nil {
 			return nil, err
 		}
-		if f != nil && !(evalCtx{rt: rt}).match(f, s.filterView(rt, fresh)) {
+		if f != nil && !(evalCtx{rt: rt}).match(f, s.fullView(rt, fresh, ver, base)) {
 			continue // changed meanwhile and no longer matches
 		}
 		out = append(out, versioned{rec: fresh, ver: ver})
@@ -742,6 +825,7 @@ func (s *Server) withVersions(ctx context.Context, rt *resourceType, f expr, rs 
 }
 
 // filterView is a record as filters see it: attributes plus id and meta.
+// Index entries are computed from it too.
 func (s *Server) filterView(rt *resourceType, r *record) map[string]any {
 	v := make(map[string]any, len(r.Attrs)+2)
 	for k, x := range r.Attrs {
@@ -756,13 +840,21 @@ func (s *Server) filterView(rt *resourceType, r *record) map[string]any {
 	return v
 }
 
+// fullView is a record as a filter sees it in a list: everything a GET
+// returns (schemas, the computed groups, meta.location and meta.version
+// included), so a filter matches what the client can read (RFC 7644
+// §3.4.2.2).
+func (s *Server) fullView(rt *resourceType, r *record, ver int64, base string) map[string]any {
+	return s.render(rt, r, ver, base)
+}
+
 // render builds the response representation of a record.
 func (s *Server) render(rt *resourceType, r *record, ver int64, base string) map[string]any {
 	out := make(map[string]any, len(r.Attrs)+4)
 	for k, v := range r.Attrs {
 		out[k] = v
 	}
-	schemas := []string{rt.core.ID}
+	schemas := []any{rt.core.ID} // []any: filters (schemas eq ...) read it as a list
 	for _, e := range rt.exts {
 		if _, ok := r.Attrs[e.ID]; ok {
 			schemas = append(schemas, e.ID)
@@ -821,6 +913,13 @@ func (s *Server) validateBody(rt *resourceType, body map[string]any) (map[string
 	if rt == s.groups && strings.TrimSpace(asString(attrs["displayName"])) == "" {
 		return nil, errInvalid(scimerrors.ScimTypeInvalidValue, "displayName is required")
 	}
+	// RFC 7643 §2.4: "primary" true appears at most once per attribute; of
+	// several (a POST or PUT that sends two), the first is kept.
+	for _, d := range rt.attrs {
+		if d.multi && d.sub("primary") != nil {
+			keepFirstPrimary(asList(attrs[d.name]))
+		}
+	}
 	return attrs, nil
 }
 
@@ -865,7 +964,7 @@ func (s *Server) serveReplace(rc *reqCtx, rt *resourceType, id string) {
 	}
 	ctx, cancel := writeCtx(rc.r)
 	defer cancel()
-	r, ver, prev, err := s.update(ctx, rt, id, rc.r.Header.Get("If-Match"), func(*record) (map[string]any, error) {
+	r, ver, prev, err := s.update(ctx, rt, id, preOf(rc.r), func(*record) (map[string]any, error) {
 		return jsonClone(attrs).(map[string]any), nil
 	})
 	if err != nil {
@@ -893,7 +992,7 @@ func (s *Server) servePatch(rc *reqCtx, rt *resourceType, id string) {
 	}
 	ctx, cancel := writeCtx(rc.r)
 	defer cancel()
-	r, ver, prev, err := s.update(ctx, rt, id, rc.r.Header.Get("If-Match"), func(cur *record) (map[string]any, error) {
+	r, ver, prev, err := s.update(ctx, rt, id, preOf(rc.r), func(cur *record) (map[string]any, error) {
 		return s.patched(rt, cur.Attrs, ops)
 	})
 	if err != nil {
@@ -926,7 +1025,7 @@ func (s *Server) patched(rt *resourceType, attrs map[string]any, ops []patchOp) 
 func (s *Server) serveDelete(rc *reqCtx, rt *resourceType, id string) {
 	ctx, cancel := writeCtx(rc.r)
 	defer cancel()
-	prev, err := s.remove(ctx, rt, id, rc.r.Header.Get("If-Match"))
+	prev, err := s.remove(ctx, rt, id, preOf(rc.r))
 	if err != nil {
 		s.writeError(rc, err)
 		return

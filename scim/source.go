@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"reflect"
 	"slices"
 	"sort"
 	"strings"
@@ -122,8 +123,7 @@ func (s *Server) changed(rt *resourceType, method string, prev, next *record) {
 		touched = append(touched, before.members...)
 		touched = append(touched, after.members...)
 	}
-	was := setOf(before.members)
-	is := setOf(after.members)
+	was, is := before.set, after.set
 	for m := range is {
 		if _, ok := was[m]; !ok {
 			touched = append(touched, m)
@@ -224,7 +224,8 @@ func describeUserChange(prev, next *record) string {
 		if k == "active" {
 			continue
 		}
-		if !jsonEqual(prev.Attrs[k], next.Attrs[k]) {
+		// DeepEqual first: cheap, and only a differing pair is encoded.
+		if a, b := prev.Attrs[k], next.Attrs[k]; !reflect.DeepEqual(a, b) && !jsonEqual(a, b) {
 			if k == URNEnterpriseUser {
 				k = "enterprise"
 			}
@@ -325,7 +326,9 @@ func (s *Server) Pull(ctx context.Context) (*identity.Snapshot, error) {
 	if err != nil {
 		return nil, err
 	}
-	s.idx.resetUsers(users)
+	if s.ix == nil {
+		s.idx.resetUsers(users)
+	}
 	s.idx.resetGroups(groups, s.now())
 	s.loaded.Store(true)
 	snap := &identity.Snapshot{Source: s.name, TakenAt: taken, Users: make([]identity.User, 0, len(users))}

@@ -58,6 +58,16 @@ type record struct {
 	Created  time.Time      `json:"created"`
 	Modified time.Time      `json:"lastModified"`
 	Attrs    map[string]any `json:"attrs"`
+
+	gi *groupInfo // a group's members, once computed (groupInfoOf)
+}
+
+// rawRecord is a record whose attributes are already encoded.
+type rawRecord struct {
+	ID       string          `json:"id"`
+	Created  time.Time       `json:"created"`
+	Modified time.Time       `json:"lastModified"`
+	Attrs    json.RawMessage `json:"attrs"`
 }
 
 func decodeRecord(b []byte) (*record, error) {
@@ -102,6 +112,27 @@ func errBusy(id string) scimerrors.ScimError {
 // etag renders a version as a weak entity tag.
 func etag(version int64) string { return `W/"` + strconv.FormatInt(version, 10) + `"` }
 
+// preconds are the conditional headers of a state-changing request.
+type preconds struct{ ifMatch, ifNoneMatch string }
+
+func preOf(r *http.Request) preconds {
+	return preconds{ifMatch: r.Header.Get("If-Match"), ifNoneMatch: r.Header.Get("If-None-Match")}
+}
+
+// check applies If-Match and, to a resource that exists, If-None-Match:
+// RFC 7232 §3.2, a state-changing request whose If-None-Match matches the
+// current ETag ("*" matches any) fails with 412.
+func (p preconds) check(id string, ver int64) error {
+	if p.ifMatch != "" && !matchesIfMatch(p.ifMatch, ver) {
+		return errPrecondition(id)
+	}
+	if p.ifNoneMatch != "" && matchesIfMatch(p.ifNoneMatch, ver) {
+		return scimerrors.ScimError{Status: http.StatusPreconditionFailed,
+			Detail: fmt.Sprintf("resource %q exists with a matching ETag (If-None-Match)", id)}
+	}
+	return nil
+}
+
 // matchesIfMatch reports whether an If-Match header value admits version.
 func matchesIfMatch(header string, version int64) bool {
 	for _, t := range strings.Split(header, ",") {
@@ -137,6 +168,7 @@ type index struct {
 type groupInfo struct {
 	name    string
 	members []string
+	set     map[string]struct{} // members as a set
 }
 
 func newIndex() *index {
@@ -223,14 +255,34 @@ func (ix *index) resetUsers(recs []*record) {
 	}
 }
 
+// putGroupLocked records a group's name and members, touching memberOf
+// only for the members that changed (a 10,000-member change to a
+// 50,000-member group costs the change plus one pass over the group).
 func (ix *index) putGroupLocked(id string, g groupInfo) {
-	ix.dropGroupLocked(id)
+	old, had := ix.groups[id]
 	ix.groups[id] = g
-	for _, m := range g.members {
+	var was map[string]struct{}
+	if had {
+		was = old.set
+	}
+	is := g.set
+	for m := range is {
+		if _, ok := was[m]; ok {
+			continue
+		}
 		if ix.memberOf[m] == nil {
 			ix.memberOf[m] = map[string]struct{}{}
 		}
 		ix.memberOf[m][id] = struct{}{}
+	}
+	for m := range was {
+		if _, ok := is[m]; ok {
+			continue
+		}
+		delete(ix.memberOf[m], id)
+		if len(ix.memberOf[m]) == 0 {
+			delete(ix.memberOf, m)
+		}
 	}
 }
 
@@ -311,6 +363,9 @@ func (ix *index) directGroups(id string) []groupRef {
 type groupRef struct{ id, name string }
 
 func groupInfoOf(r *record) groupInfo {
+	if r.gi != nil {
+		return *r.gi
+	}
 	g := groupInfo{name: r.str("displayName")}
 	for _, m := range asList(r.Attrs["members"]) {
 		if mm, ok := m.(map[string]any); ok {
@@ -319,6 +374,8 @@ func groupInfoOf(r *record) groupInfo {
 			}
 		}
 	}
+	g.set = setOf(g.members)
+	r.gi = &g // computed once per record: the index and the change feed share it
 	return g
 }
 
@@ -329,18 +386,80 @@ func (s *Server) extBucket() string              { return "scim/" + s.name + "/e
 
 // get reads one resource.
 func (s *Server) get(ctx context.Context, rt *resourceType, id string) (*record, int64, error) {
+	r, ver, _, err := s.getRaw(ctx, rt, id)
+	return r, ver, err
+}
+
+// getRaw reads one resource and also returns its stored form.
+func (s *Server) getRaw(ctx context.Context, rt *resourceType, id string) (*record, int64, []byte, error) {
 	b, ver, err := s.store.KVGet(ctx, s.bucket(rt), id)
 	if errors.Is(err, state.ErrNotFound) {
-		return nil, 0, errNotFound(rt, id)
+		return nil, 0, nil, errNotFound(rt, id)
 	}
 	if err != nil {
-		return nil, 0, fmt.Errorf("scim %s: read %s %q: %w", s.name, rt.name, id, err)
+		return nil, 0, nil, fmt.Errorf("scim %s: read %s %q: %w", s.name, rt.name, id, err)
 	}
 	r, err := decodeRecord(b)
 	if err != nil {
-		return nil, 0, fmt.Errorf("scim %s: decode %s %q: %w", s.name, rt.name, id, err)
+		return nil, 0, nil, fmt.Errorf("scim %s: decode %s %q: %w", s.name, rt.name, id, err)
 	}
-	return r, ver, nil
+	s.recs.put(rt.bucket+"/"+id, b, ver)
+	return r, ver, b, nil
+}
+
+// storedAttrs returns the encoded attributes inside a stored record: the
+// record is encoded with "attrs" last, after fields (id, times) that
+// cannot contain the key, so the first `,"attrs":` starts them.
+func storedAttrs(b []byte) []byte {
+	const key = `,"attrs":`
+	i := bytes.Index(b, []byte(key))
+	if i < 0 || len(b) < i+len(key)+1 || b[len(b)-1] != '}' {
+		return nil
+	}
+	return b[i+len(key) : len(b)-1]
+}
+
+// recCache holds the stored form and version of records this process read
+// or wrote last, bounded (an arbitrary entry goes when full). It is a hint
+// for update's first attempt; the store's compare-and-set keeps it honest.
+type recCache struct {
+	mu sync.Mutex
+	m  map[string]cachedRec
+}
+
+type cachedRec struct {
+	b   []byte
+	ver int64
+}
+
+const recCacheMax = 20000
+
+func (c *recCache) get(k string) ([]byte, int64, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.m[k]
+	return e.b, e.ver, ok
+}
+
+func (c *recCache) put(k string, b []byte, ver int64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil {
+		c.m = map[string]cachedRec{}
+	}
+	if _, ok := c.m[k]; !ok && len(c.m) >= recCacheMax {
+		for old := range c.m {
+			delete(c.m, old)
+			break
+		}
+	}
+	c.m[k] = cachedRec{b: b, ver: ver}
+}
+
+func (c *recCache) drop(k string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.m, k)
 }
 
 func isNotFound(err error) bool {
@@ -381,6 +500,14 @@ func sortRecords(rs []*record) {
 // findUserByName returns the user whose userName equals name
 // (case-insensitively), through the index, then the claim record.
 func (s *Server) findUserByName(ctx context.Context, name string) (*record, bool, error) {
+	if s.ix != nil {
+		_, vs, err := s.indexedQuery(ctx, s.users, compareExpr{path: attrPath{name: "userName"}, op: "eq",
+			value: compValue{kind: "string", str: name}}, "", 0, 1)
+		if err != nil || len(vs) == 0 {
+			return nil, false, err
+		}
+		return vs[0].rec, true, nil
+	}
 	ln := foldLower(name)
 	if id, ok := s.idx.lookupName(name); ok {
 		r, _, err := s.get(ctx, s.users, id)
@@ -411,6 +538,11 @@ func (s *Server) findUserByName(ctx context.Context, name string) (*record, bool
 
 // findUsersByExternalID returns the users with externalId ext.
 func (s *Server) findUsersByExternalID(ctx context.Context, ext string) ([]*record, error) {
+	if s.ix != nil {
+		_, vs, err := s.indexedQuery(ctx, s.users, compareExpr{path: attrPath{name: "externalId"}, op: "eq",
+			value: compValue{kind: "string", str: ext}}, "", 0, s.settings.MaxResults)
+		return recordsOf(vs), err
+	}
 	ids := s.idx.lookupExt(ext)
 	if len(ids) == 0 {
 		b, _, err := s.store.KVGet(ctx, s.extBucket(), ext)
@@ -516,7 +648,8 @@ func (s *Server) releaseName(ctx context.Context, userName, id string) {
 
 // updateExt adds id to (add) or removes it from the externalId record.
 func (s *Server) updateExt(ctx context.Context, ext, id string, add bool) error {
-	if ext == "" {
+	if ext == "" || s.ix != nil { // the store's externalId index serves lookups
+
 		return nil
 	}
 	for attempt := range maxCASAttempts {
@@ -561,13 +694,15 @@ func (s *Server) create(ctx context.Context, rt *resourceType, attrs map[string]
 	now := s.now().UTC()
 	r := &record{ID: s.newID(), Created: now, Modified: now, Attrs: attrs}
 	userName := r.str("userName")
-	if rt == s.users {
+	if rt == s.users && s.ix == nil {
 		if id, ok := s.idx.lookupName(userName); ok {
 			// Fast 409 without a write when the index knows a live holder.
 			if cur, _, err := s.get(ctx, s.users, id); err == nil && foldLower(cur.str("userName")) == foldLower(userName) {
 				return nil, 0, errConflict(userName)
 			}
 		}
+	}
+	if rt == s.users {
 		if err := s.claimName(ctx, userName, r.ID); err != nil {
 			return nil, 0, err
 		}
@@ -580,7 +715,7 @@ func (s *Server) create(ctx context.Context, rt *resourceType, attrs map[string]
 	if err != nil {
 		return nil, 0, fmt.Errorf("scim %s: encode %s: %w", s.name, rt.name, err)
 	}
-	ver, err := s.store.KVPut(ctx, s.bucket(rt), r.ID, b, 0)
+	ver, err := s.write(ctx, rt, r.ID, b, 0, nil, r)
 	if err != nil {
 		if rt == s.users {
 			s.releaseName(ctx, userName, r.ID)
@@ -588,13 +723,27 @@ func (s *Server) create(ctx context.Context, rt *resourceType, attrs map[string]
 		}
 		return nil, 0, fmt.Errorf("scim %s: write %s: %w", s.name, rt.name, err)
 	}
+	s.recs.put(rt.bucket+"/"+r.ID, b, ver)
 	s.indexPut(rt, r)
 	return r, ver, nil
 }
 
+// write stores a resource record at version ifVersion (0: create), with
+// its index entries changed from those of prev to those of next when the
+// store keeps indexes.
+func (s *Server) write(ctx context.Context, rt *resourceType, id string, b []byte, ifVersion int64, prev, next *record) (int64, error) {
+	if s.ix == nil {
+		return s.store.KVPut(ctx, s.bucket(rt), id, b, ifVersion)
+	}
+	del, add := s.entryChanges(rt, prev, next)
+	return s.ix.KVPutIndexed(ctx, s.bucket(rt), id, b, ifVersion, del, add)
+}
+
 func (s *Server) indexPut(rt *resourceType, r *record) {
 	if rt == s.users {
-		s.idx.putUser(r.ID, r.str("userName"), r.str("externalId"))
+		if s.ix == nil {
+			s.idx.putUser(r.ID, r.str("userName"), r.str("externalId"))
+		}
 	} else {
 		s.idx.putGroup(r.ID, groupInfoOf(r))
 	}
@@ -607,22 +756,59 @@ type mutation func(cur *record) (map[string]any, error)
 // update applies mut to a resource with compare-and-set, retrying when
 // another writer got there first. It returns the stored record, its
 // version, and the previous record (nil when nothing changed).
-func (s *Server) update(ctx context.Context, rt *resourceType, id, ifMatch string, mut mutation) (*record, int64, *record, error) {
+//
+// The first attempt starts from the version this process last read or
+// wrote (the record cache) instead of reading the store, saving a round
+// trip: the compare-and-set refuses the write if the store moved on, and
+// then the loop reads the store. An outcome that would not write (no
+// change, a rejected PATCH) is confirmed against the store first, and
+// conditional requests always read it.
+func (s *Server) update(ctx context.Context, rt *resourceType, id string, pre preconds, mut mutation) (*record, int64, *record, error) {
+	ck := rt.bucket + "/" + id
 	for attempt := range maxCASAttempts {
 		casBackoff(attempt)
-		cur, ver, err := s.get(ctx, rt, id)
-		if err != nil {
-			return nil, 0, nil, err
+		var (
+			cur *record
+			ver int64
+			raw []byte
+			err error
+		)
+		cached := false
+		if attempt == 0 && pre == (preconds{}) {
+			if b, v, ok := s.recs.get(ck); ok {
+				if cur, err = decodeRecord(b); err == nil {
+					cur.ID, ver, raw, cached = id, v, b, true
+				}
+			}
 		}
-		if ifMatch != "" && !matchesIfMatch(ifMatch, ver) {
-			return nil, 0, nil, errPrecondition(id)
+		if !cached {
+			if cur, ver, raw, err = s.getRaw(ctx, rt, id); err != nil {
+				return nil, 0, nil, err
+			}
+		}
+		if err := pre.check(id, ver); err != nil {
+			return nil, 0, nil, err
 		}
 		prev := cur
 		attrs, err := mut(cur)
 		if err != nil {
+			if cached {
+				continue // confirm against the store
+			}
 			return nil, 0, nil, err
 		}
-		if jsonEqual(attrs, prev.Attrs) {
+		aj, err := json.Marshal(attrs)
+		if err != nil {
+			return nil, 0, nil, fmt.Errorf("scim %s: encode %s: %w", s.name, rt.name, err)
+		}
+		pj := storedAttrs(raw)
+		if pj == nil {
+			pj, _ = json.Marshal(prev.Attrs)
+		}
+		if bytes.Equal(aj, pj) {
+			if cached {
+				continue
+			}
 			return prev, ver, nil, nil
 		}
 		next := &record{ID: id, Created: cur.Created, Modified: s.now().UTC(), Attrs: attrs}
@@ -633,11 +819,16 @@ func (s *Server) update(ctx context.Context, rt *resourceType, id, ifMatch strin
 				return nil, 0, nil, err
 			}
 		}
-		b, err := json.Marshal(next)
+		b, err := json.Marshal(rawRecord{ID: next.ID, Created: next.Created, Modified: next.Modified, Attrs: aj})
 		if err != nil {
 			return nil, 0, nil, fmt.Errorf("scim %s: encode %s: %w", s.name, rt.name, err)
 		}
-		nver, err := s.store.KVPut(ctx, s.bucket(rt), id, b, ver)
+		nver, err := s.write(ctx, rt, id, b, ver, prev, next)
+		if err == nil {
+			s.recs.put(ck, b, nver)
+		} else {
+			s.recs.drop(ck)
+		}
 		if errors.Is(err, state.ErrVersionMismatch) {
 			if renamed {
 				s.releaseName(ctx, newName, id)
@@ -670,20 +861,25 @@ func (s *Server) update(ctx context.Context, rt *resourceType, id, ifMatch strin
 }
 
 // remove deletes a resource, returning what it was.
-func (s *Server) remove(ctx context.Context, rt *resourceType, id, ifMatch string) (*record, error) {
+func (s *Server) remove(ctx context.Context, rt *resourceType, id string, pre preconds) (*record, error) {
 	for attempt := range maxCASAttempts {
 		casBackoff(attempt)
 		cur, ver, err := s.get(ctx, rt, id)
 		if err != nil {
 			return nil, err
 		}
-		if ifMatch != "" && !matchesIfMatch(ifMatch, ver) {
-			return nil, errPrecondition(id)
+		if err := pre.check(id, ver); err != nil {
+			return nil, err
 		}
-		err = s.store.KVDelete(ctx, s.bucket(rt), id, ver)
+		if s.ix != nil {
+			err = s.ix.KVDeleteIndexed(ctx, s.bucket(rt), id, ver, s.entries(rt, cur))
+		} else {
+			err = s.store.KVDelete(ctx, s.bucket(rt), id, ver)
+		}
 		if errors.Is(err, state.ErrVersionMismatch) {
 			continue
 		}
+		s.recs.drop(rt.bucket + "/" + id)
 		if errors.Is(err, state.ErrNotFound) {
 			return nil, errNotFound(rt, id)
 		}

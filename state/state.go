@@ -204,3 +204,50 @@ func OtherWriters(claims []Claim, self string, mine map[string]string) []Claim {
 	}
 	return out
 }
+
+// IndexEntry is one entry of a sorted secondary index over a KV bucket. The
+// store keeps it as Term + "\x00" + key, ordered bytewise, so entries of one
+// term sort by key. Term must not contain a zero byte.
+type IndexEntry struct {
+	Index string
+	Term  string
+}
+
+// IndexRange selects the entries of one index whose stored form e
+// (Term + "\x00" + key) satisfies Lo <= e and, when Hi is set, e < Hi.
+type IndexRange struct {
+	Index  string
+	Lo, Hi string
+	// KeysOnly leaves KVItem.Val empty (membership lookups of large values).
+	KeysOnly bool
+}
+
+// KVItem is one key of a KV bucket with its value and version.
+type KVItem struct {
+	Key     string
+	Val     []byte
+	Version int64
+}
+
+// IndexedKV is implemented by stores that keep sorted secondary indexes over
+// KV buckets, changed atomically with the values. It is optional (callers
+// fall back to KVList): the SCIM server uses it to list, filter, page and
+// count its resources without reading whole buckets.
+type IndexedKV interface {
+	// KVPutIndexed is KVPut (ifVersion >= 0: the caller read the value it
+	// replaces) that, in the same atomic write, removes the entries del of
+	// this key and adds the entries add.
+	KVPutIndexed(ctx context.Context, bucket, key string, val []byte, ifVersion int64, del, add []IndexEntry) (int64, error)
+	// KVDeleteIndexed is KVDelete (ifVersion > 0) that also removes del.
+	KVDeleteIndexed(ctx context.Context, bucket, key string, ifVersion int64, del []IndexEntry) error
+	// KVIndexAdd adds entries for key only while its version is still
+	// version (index rebuilds); it reports whether they were added.
+	KVIndexAdd(ctx context.Context, bucket, key string, version int64, add []IndexEntry) (bool, error)
+	// KVIndexDrop removes every entry of one index of a bucket.
+	KVIndexDrop(ctx context.Context, bucket, index string) error
+	// KVRange returns how many entries r selects and, in entry order from
+	// the offset-th (0-based), at most limit of their keys with value and
+	// version. limit 0 only counts. A key with several entries in r appears
+	// once per entry.
+	KVRange(ctx context.Context, bucket string, r IndexRange, offset, limit int) (total int, items []KVItem, err error)
+}

@@ -71,6 +71,8 @@ type Store struct {
 
 	mu    sync.Mutex // guards locks
 	locks map[string]lease
+
+	ixc *ixCache // positions and counts of index ranges, by generation
 }
 
 var _ state.Store = (*Store)(nil)
@@ -118,7 +120,7 @@ func Open(path string, opts Options) (*Store, error) {
 		_ = db.Close()
 		return nil, fmt.Errorf("bolt: open %s: create buckets: %w", path, err)
 	}
-	return &Store{db: db, path: path, journalSize: opts.JournalSize, now: opts.Now, locks: map[string]lease{}}, nil
+	return &Store{db: db, path: path, journalSize: opts.JournalSize, now: opts.Now, locks: map[string]lease{}, ixc: newIxCache()}, nil
 }
 
 // Path returns the file's path.
@@ -625,8 +627,20 @@ func (s *Store) KVPut(ctx context.Context, bucket, key string, val []byte, ifVer
 	if bucket == "" || key == "" {
 		return 0, fmt.Errorf("bolt: kv put %s/%s: empty bucket or key", bucket, key)
 	}
-	var nv int64
-	err := s.db.Update(func(tx *bbolt.Tx) error {
+	return s.kvPut(bucket, key, val, ifVersion, nil)
+}
+
+// kvPut writes a value at ifVersion and, in the same transaction, runs
+// also (when set) once the value is written. Concurrent writers share one
+// commit (bbolt's Batch); a version mismatch writes nothing and is
+// reported without failing the batch.
+func (s *Store) kvPut(bucket, key string, val []byte, ifVersion int64, also func(tx *bbolt.Tx) error) (int64, error) {
+	var (
+		nv       int64
+		mismatch error
+	)
+	err := s.db.Batch(func(tx *bbolt.Tx) error {
+		mismatch = nil
 		b, err := tx.Bucket(bKV).CreateBucketIfNotExists([]byte(bucket))
 		if err != nil {
 			return err
@@ -639,14 +653,24 @@ func (s *Store) KVPut(ctx context.Context, bucket, key string, val []byte, ifVer
 			}
 		}
 		if err := memstore.CheckVersion(cur, old != nil, ifVersion); err != nil {
-			return err
+			mismatch = err
+			return nil
 		}
 		nv = cur + 1
 		v := make([]byte, 8+len(val))
 		binary.BigEndian.PutUint64(v, uint64(nv))
 		copy(v[8:], val)
-		return b.Put([]byte(key), v)
+		if err := b.Put([]byte(key), v); err != nil {
+			return err
+		}
+		if also != nil {
+			return also(tx)
+		}
+		return nil
 	})
+	if err == nil {
+		err = mismatch
+	}
 	if err != nil {
 		return 0, fmt.Errorf("bolt: kv put %s/%s: %w", bucket, key, err)
 	}
@@ -655,7 +679,15 @@ func (s *Store) KVPut(ctx context.Context, bucket, key string, val []byte, ifVer
 
 // KVDelete removes a key; see state.Store.
 func (s *Store) KVDelete(ctx context.Context, bucket, key string, ifVersion int64) error {
-	err := s.db.Update(func(tx *bbolt.Tx) error {
+	return s.kvDelete(bucket, key, ifVersion, nil)
+}
+
+// kvDelete deletes a key at ifVersion and, in the same transaction, runs
+// also (when set) once it is deleted; as kvPut, writers share commits.
+func (s *Store) kvDelete(bucket, key string, ifVersion int64, also func(tx *bbolt.Tx) error) error {
+	var mismatch error
+	err := s.db.Batch(func(tx *bbolt.Tx) error {
+		mismatch = nil
 		b := tx.Bucket(bKV).Bucket([]byte(bucket))
 		var old []byte
 		if b != nil {
@@ -669,13 +701,23 @@ func (s *Store) KVDelete(ctx context.Context, bucket, key string, ifVersion int6
 			}
 		}
 		if err := memstore.CheckVersion(cur, old != nil, ifVersion); err != nil {
-			return err
+			mismatch = err
+			return nil
 		}
 		if old == nil {
 			return nil
 		}
-		return b.Delete([]byte(key))
+		if err := b.Delete([]byte(key)); err != nil {
+			return err
+		}
+		if also != nil {
+			return also(tx)
+		}
+		return nil
 	})
+	if err == nil {
+		err = mismatch
+	}
 	if err != nil {
 		return fmt.Errorf("bolt: kv delete %s/%s: %w", bucket, key, err)
 	}

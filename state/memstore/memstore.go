@@ -58,6 +58,7 @@ type Store struct {
 	seq       int64
 	held      map[string][]byte
 	kv        map[string]map[string]kvEntry
+	ix        map[string]map[string][]string // bucket → index → sorted entries
 	locks     map[string]lease
 	tokens    map[string]int64 // newest token ever issued, per lock name
 	closed    bool
@@ -82,6 +83,7 @@ func New(opts Options) *Store {
 		runs:        map[string][]byte{},
 		held:        map[string][]byte{},
 		kv:          map[string]map[string]kvEntry{},
+		ix:          map[string]map[string][]string{},
 		locks:       map[string]lease{},
 		tokens:      map[string]int64{},
 	}
@@ -476,6 +478,11 @@ func (s *Store) KVPut(ctx context.Context, bucket, key string, val []byte, ifVer
 		return 0, err
 	}
 	defer s.mu.Unlock()
+	return s.putLocked(bucket, key, val, ifVersion)
+}
+
+// putLocked writes a value at ifVersion; s.mu is held.
+func (s *Store) putLocked(bucket, key string, val []byte, ifVersion int64) (int64, error) {
 	b := s.kv[bucket]
 	cur, ok := b[key]
 	if err := CheckVersion(cur.version, ok, ifVersion); err != nil {

@@ -139,3 +139,94 @@ end
 redis.call('XTRIM', KEYS[2], 'MAXLEN', ARGV[1])
 return seq
 `)
+
+// kvCheckLua is the version check shared by the indexed KV scripts: KEYS[1]
+// is the bucket hash, ARGV[1] the key, ARGV[3] the expected version (>= 0).
+const kvCheckLua = `
+local cur = redis.call('HGET', KEYS[1], ARGV[1])
+local ver = 0
+if cur then ver = tonumber(string.sub(cur, 1, string.find(cur, ' ', 1, true) - 1)) end
+local want = tonumber(ARGV[3])
+local ok = (want == 0 and not cur) or (want > 0 and cur and ver == want)
+if not ok then
+  if cur then return {0, ver, 1} end
+  return {0, 0, 0}
+end
+`
+
+// ixEditLua removes, then adds, index entries: from ARGV[first] on, ARGV
+// holds the number of removals, then (KEYS position, entry) pairs.
+const ixEditLua = `
+local function ixedit(first)
+  local nd = tonumber(ARGV[first])
+  local i = first + 1
+  for _ = 1, nd do
+    redis.call('ZREM', KEYS[tonumber(ARGV[i])], ARGV[i + 1])
+    i = i + 2
+  end
+  while i <= #ARGV do
+    redis.call('ZADD', KEYS[tonumber(ARGV[i])], 0, ARGV[i + 1])
+    i = i + 2
+  end
+end
+`
+
+// kvPutIndexedLua: KEYS bucket hash, then index sorted sets; ARGV key,
+// value, ifVersion, then the entry edits (see ixEditLua). Returns {1, new
+// version} or {0, current, exists}.
+var kvPutIndexedLua = redis.NewScript(ixEditLua + kvCheckLua + `
+ver = ver + 1
+redis.call('HSET', KEYS[1], ARGV[1], ver .. ' ' .. ARGV[2])
+ixedit(4)
+return {1, ver}
+`)
+
+// kvDelIndexedLua: KEYS bucket hash, then index sorted sets; ARGV key,
+// unused, ifVersion, then the entry edits. Returns {1} or {0, current, exists}.
+var kvDelIndexedLua = redis.NewScript(ixEditLua + kvCheckLua + `
+redis.call('HDEL', KEYS[1], ARGV[1])
+ixedit(4)
+return {1}
+`)
+
+// kvIndexAddLua: KEYS bucket hash, then index sorted sets; ARGV key,
+// unused, version, then the entry edits (no removals). Adds only while the
+// key is at that version; returns {1} or {0, ...}.
+var kvIndexAddLua = redis.NewScript(ixEditLua + kvCheckLua + `
+ixedit(4)
+return {1}
+`)
+
+// kvRangeLua: KEYS index sorted set, bucket hash; ARGV lo, hi, offset,
+// limit, keysOnly. Entries all have score 0, so the set is in lexical
+// order and a rank is found in O(log n): the entries below lo are counted
+// with ZLEXCOUNT and the page read by rank with ZRANGE. Returns {total,
+// key1, value1, key2, value2, ...}; keysOnly returns each value's version
+// only (the value itself stays in Redis).
+var kvRangeLua = redis.NewScript(`
+local lo, hi = ARGV[1], ARGV[2]
+local min, max = '-', '+'
+if lo ~= '' then min = '[' .. lo end
+if hi ~= '' then max = '(' .. hi end
+local total
+if lo == '' and hi == '' then
+  total = redis.call('ZCARD', KEYS[1])
+else
+  total = redis.call('ZLEXCOUNT', KEYS[1], min, max)
+end
+local off, lim = tonumber(ARGV[3]), tonumber(ARGV[4])
+if lim <= 0 or off >= total then return {total} end
+local below = 0
+if lo ~= '' then below = redis.call('ZLEXCOUNT', KEYS[1], '-', '(' .. lo) end
+local last = math.min(off + lim, total) - 1
+local ms = redis.call('ZRANGE', KEYS[1], below + off, below + last)
+local out = {total}
+for _, m in ipairs(ms) do
+  local k = string.sub(m, string.find(m, '\0', 1, true) + 1)
+  local v = redis.call('HGET', KEYS[2], k)
+  if v and ARGV[5] == '1' then v = string.sub(v, 1, string.find(v, ' ', 1, true) - 1) end
+  out[#out + 1] = k
+  out[#out + 1] = v
+end
+return out
+`)

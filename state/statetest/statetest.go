@@ -76,6 +76,7 @@ func Run(t *testing.T, newStore func(t *testing.T) state.Store) {
 		{"Held", testHeld},
 		{"KV", testKV},
 		{"KVConcurrentCAS", testKVConcurrentCAS},
+		{"IndexedKV", testIndexedKV},
 		{"Lock", testLock},
 		{"LockExpiry", testLockExpiry},
 		{"LockRelease", testLockRelease},

@@ -1,8 +1,9 @@
 // Command scimserve runs dirsync's SCIM 2.0 server alone, for the peer
 // suites and the load benchmark: one SCIM source mounted at
-// /scim/<source>/v2, resources kept in an in-memory store or in Redis.
+// /scim/<source>/v2, resources kept in an in-memory store, a bbolt file or
+// Redis.
 //
-//	SCIM_TOKEN=s3cret scimserve -listen 127.0.0.1:8080 -source corp [-redis 127.0.0.1:6379]
+//	SCIM_TOKEN=s3cret scimserve -listen 127.0.0.1:8080 -source corp [-redis 127.0.0.1:6379 | -bolt state.db]
 //
 // It prints "listening on http://ADDR/scim/SOURCE/v2" once it accepts
 // connections, and stops on SIGINT or SIGTERM.
@@ -28,6 +29,7 @@ import (
 	"github.com/dirsync/dirsync/scim"
 	"github.com/dirsync/dirsync/source"
 	"github.com/dirsync/dirsync/state"
+	"github.com/dirsync/dirsync/state/bolt"
 	"github.com/dirsync/dirsync/state/memstore"
 	"github.com/dirsync/dirsync/state/redisstore"
 )
@@ -43,6 +45,7 @@ func run() error {
 	listen := flag.String("listen", "127.0.0.1:8080", "address to listen on")
 	name := flag.String("source", "corp", "SCIM source name (the URL is /scim/NAME/v2)")
 	redisAddr := flag.String("redis", "", "Redis address (host:port); empty keeps resources in memory")
+	boltPath := flag.String("bolt", "", "embedded state file (bbolt); empty keeps resources in memory")
 	verbose := flag.Bool("v", false, "log every accepted change")
 	watch := flag.Bool("watch", true, "consume the change feed (as the daemon does)")
 	pprofAddr := flag.String("pprof", "", "serve net/http/pprof on this address (profiling the benchmark)")
@@ -59,7 +62,7 @@ func run() error {
 		}
 		logger = l
 	}
-	store, err := openStore(*redisAddr)
+	store, err := openStore(*redisAddr, *boltPath)
 	if err != nil {
 		return err
 	}
@@ -108,7 +111,10 @@ func run() error {
 	return nil
 }
 
-func openStore(redisAddr string) (state.Store, error) {
+func openStore(redisAddr, boltPath string) (state.Store, error) {
+	if boltPath != "" {
+		return bolt.Open(boltPath, bolt.Options{})
+	}
 	if redisAddr == "" {
 		return memstore.New(memstore.Options{}), nil
 	}
