@@ -248,6 +248,16 @@ type TargetCommon struct {
 	// PrivilegedRoles are the roles `dirsync report access --privileged`
 	// lists (names or path.Match patterns); default: admin-like names.
 	PrivilegedRoles []string `yaml:"privileged_roles"`
+	// RoleRank orders the target's roles by privilege, most privileged
+	// first. The guard judges a role change by it (a role lowered is an
+	// access removal) instead of by the order of the role rules, which
+	// says which rule wins, not which role is higher. A role it does not
+	// list counts as the most privileged.
+	RoleRank []string `yaml:"role_rank"`
+	// RenamedFrom are names this target had before: the first run under
+	// the new name carries their history (last-applied accounts, pending
+	// deletions, the rules in effect) over, so no leaver is forgotten.
+	RenamedFrom []string `yaml:"renamed_from"`
 }
 
 // Reconcile is a target's policy for reconcile runs.

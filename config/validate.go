@@ -84,6 +84,45 @@ func (c *Config) Validate() error {
 		}
 	}
 	tgtNames := map[string]bool{}
+	for _, t := range c.Targets {
+		if t.Name != "" {
+			tgtNames[t.Name] = false
+		}
+	}
+	formerOf := map[string]string{}
+	for i, t := range c.Targets {
+		p := fmt.Sprintf("targets[%d]", i)
+		for j, old := range t.RenamedFrom {
+			q := fmt.Sprintf("%s.renamed_from[%d]", p, j)
+			_, configured := tgtNames[old]
+			switch {
+			case old == "" || strings.ContainsAny(old, "/ \t:"):
+				ps.Add(q, "must be a target name (got %q)", old)
+			case configured:
+				ps.Add(q, "%q is a configured target: a target renamed from it would take its history", old)
+			case formerOf[old] != "":
+				ps.Add(q, "%q is already the former name of target %q", old, formerOf[old])
+			default:
+				formerOf[old] = t.Name
+			}
+		}
+		for j, r := range t.RoleRank {
+			if strings.TrimSpace(r) == "" || slices.Contains(t.RoleRank[:j], r) {
+				ps.Add(fmt.Sprintf("%s.role_rank[%d]", p, j), "must be a role named once (got %q)", r)
+			}
+		}
+		// With a rank, every role the rules give must be in it: an unlisted
+		// role would count as the most privileged.
+		for j, r := range t.Roles {
+			if len(t.RoleRank) > 0 && r.Role != "" && !slices.Contains(t.RoleRank, r.Role) {
+				ps.Add(fmt.Sprintf("%s.roles[%d].role", p, j), "%q is not in role_rank", r.Role)
+			}
+		}
+		if len(t.RoleRank) > 0 && t.DefaultRole != "" && !slices.Contains(t.RoleRank, t.DefaultRole) {
+			ps.Add(p+".default_role", "%q is not in role_rank", t.DefaultRole)
+		}
+	}
+	clear(tgtNames)
 	for i, t := range c.Targets {
 		p := fmt.Sprintf("targets[%d]", i)
 		checkName(&ps, p, t.Name, tgtNames)

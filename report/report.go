@@ -12,12 +12,12 @@ import (
 	"fmt"
 	"io"
 	"maps"
-	"path"
 	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
 
+	"github.com/dirsync/dirsync/config"
 	"github.com/dirsync/dirsync/identity"
 	"github.com/dirsync/dirsync/state"
 	dsync "github.com/dirsync/dirsync/sync"
@@ -59,19 +59,7 @@ type Options struct {
 
 // IsPrivileged reports whether role counts as privileged for t.
 func (t Target) IsPrivileged(role string) bool {
-	if role == "" {
-		return false
-	}
-	if len(t.Privileged) > 0 {
-		for _, p := range t.Privileged {
-			if ok, _ := path.Match(p, role); ok || strings.EqualFold(p, role) {
-				return true
-			}
-		}
-		return false
-	}
-	r := strings.ToLower(role)
-	return strings.Contains(r, "admin") || r == "super" || r == "owner" || r == "root"
+	return config.IsPrivilegedRole(t.Privileged, role)
 }
 
 // Access builds the report from the store.

@@ -165,6 +165,46 @@ type Store interface {
 	ReleaseLock(ctx context.Context, l Lease) error
 }
 
+// Claim says that one deployment (one key prefix of a shared store) writes
+// to an application endpoint through one of its targets.
+type Claim struct {
+	Endpoint   string `json:"endpoint"`
+	Target     string `json:"target"`
+	Deployment string `json:"deployment"`
+	// Until is when the claim lapses unless renewed.
+	Until time.Time `json:"until"`
+}
+
+// EndpointRegistry is implemented by stores that several deployments can
+// share without seeing each other's state (one Redis, different key
+// prefixes). Each deployment registers the application endpoints it writes
+// to, outside its own namespace, so that two deployments writing to one
+// application (two writers, each with its own idea of what it applied) are
+// seen. It decides nothing: the daemon and `dirsync validate` warn.
+type EndpointRegistry interface {
+	// Deployment names this store's deployment (its key prefix).
+	Deployment() string
+	// ClaimEndpoints records that this deployment writes to these
+	// endpoints (endpoint → target name) now; a claim not renewed within
+	// ttl lapses.
+	ClaimEndpoints(ctx context.Context, claims map[string]string, ttl time.Duration) error
+	// EndpointClaims returns every claim that has not lapsed, of every
+	// deployment.
+	EndpointClaims(ctx context.Context) ([]Claim, error)
+}
+
+// OtherWriters returns the claims of other deployments on the endpoints
+// this one writes to (endpoint → target name).
+func OtherWriters(claims []Claim, self string, mine map[string]string) []Claim {
+	var out []Claim
+	for _, c := range claims {
+		if c.Deployment != self && mine[c.Endpoint] != "" {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
 // IndexEntry is one entry of a sorted secondary index over a KV bucket. The
 // store keeps it as Term + "\x00" + key, ordered bytewise, so entries of one
 // term sort by key. Term must not contain a zero byte.

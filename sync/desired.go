@@ -40,6 +40,12 @@ type Rules struct {
 	Username        string // username, email, attr:NAME
 	Attributes      map[string]string
 	Deprovision     config.Deprovision
+	// RoleRank and PrivilegedRoles order roles by privilege (Privilege).
+	RoleRank, PrivilegedRoles []string
+	// Before are the rules in effect at the target's last full run that
+	// applied without a hold (nil on its first run, or outside a run): a
+	// config change is judged against them, not against itself.
+	Before *RulesInEffect
 }
 
 // RulesFrom extracts the mapping rules from a target's config.
@@ -49,7 +55,8 @@ func RulesFrom(t config.TargetCommon) Rules {
 		inc = *t.IncludeInactive
 	}
 	return Rules{Scope: t.Scope, IncludeInactive: inc, Roles: t.Roles, DefaultRole: t.DefaultRole,
-		Groups: t.Groups, Username: t.Username, Attributes: t.Attributes, Deprovision: t.Deprovision}
+		Groups: t.Groups, Username: t.Username, Attributes: t.Attributes, Deprovision: t.Deprovision,
+		RoleRank: t.RoleRank, PrivilegedRoles: t.PrivilegedRoles}
 }
 
 // BuildDesired maps merged users to the target's desired accounts, by key.

@@ -23,6 +23,9 @@ import (
 type TargetSpec struct {
 	Target connector.Connector
 	Config config.TargetCommon
+	// Endpoint names the application the target writes to (see
+	// config.Target.Endpoint); it lets a renamed target keep its history.
+	Endpoint string
 }
 
 // Options build an Engine.
@@ -138,7 +141,8 @@ type RunOptions struct {
 	AllowMassChange  bool
 	RetryQuarantined bool
 	// AcceptSources accepts what these sources return even when the source
-	// guard would refuse it (an approved source hold).
+	// guard would refuse it (an approved source hold stored before holds
+	// recorded their read; newer holds accept only the read they held).
 	AcceptSources []string
 	// Targets limits the run to these target names.
 	Targets []string
@@ -161,6 +165,11 @@ type RunOptions struct {
 	onPrepared func(*Prepared)
 	approval   *approval
 	acceptedBy string
+	// acceptReads are the reads approved source holds recorded: a source
+	// returning exactly that read passes the shrink check; anything else
+	// is judged as in any run: an approval accepts what was
+	// reviewed, nothing more.
+	acceptReads map[string]SourceRead
 }
 
 // Result is what a run did.
@@ -234,6 +243,12 @@ type runCtx struct {
 	persons map[string]bool
 	// refused are sources the source guard refused (name → why).
 	refused map[string]string
+	// refusedReads are the reads the source guard refused, recorded with
+	// the hold for its approval.
+	refusedReads map[string]SourceRead
+	// formerIdx tells former people's accounts from orphans (history.go);
+	// built once per run, on the first reconcile that needs it.
+	formerIdx *formerIndex
 	// memos are the per-target logged-skip memories.
 	memos map[string]*skipMemo
 	// prev are the sources' snapshots before this run's read.

@@ -28,8 +28,13 @@ type HeldPlan struct {
 	Reason  string    `json:"reason"`
 	Created time.Time `json:"created"`
 	Plans   []Plan    `json:"plans,omitempty"`
+	// Reads are what the refused sources returned (counts and a
+	// fingerprint): approving accepts these reads, not whatever the
+	// sources return at approval time. On a guard hold they are the reads
+	// an approval accepted that the held steps were planned from.
+	Reads map[string]SourceRead `json:"reads,omitempty"`
 	// Sources are sources the source guard refused in this run (name →
-	// why); approving accepts what they return now.
+	// why); approving accepts the read Reads recorded for each.
 	Sources map[string]string `json:"sources,omitempty"`
 	// Reconcile says the steps were planned by a reconcile run, from what it
 	// read back from the application (drift, orphans): approving or
@@ -140,8 +145,10 @@ func (rc *runCtx) approvedBy() string {
 // target, person and action), each on the account's current record. Held
 // steps no longer wanted are skipped with a decision and dropped; steps
 // outside Only stay held. Approving a run whose sources the guard refused
-// accepts what those sources return now, and applies that run's changes
-// past the thresholds: the operator has said the change is real.
+// accepts the reads that were held (counts and fingerprint) and lifts only
+// that check: the run's changes still pass the guard, and a source that
+// answers differently now is judged afresh (refused and held again, with
+// a decision saying what changed).
 func (e *Engine) Approve(ctx context.Context, req ApproveRequest) (*Result, error) {
 	hps, err := e.heldOfRun(ctx, req.RunID)
 	if err != nil {
@@ -156,6 +163,10 @@ func (e *Engine) Approve(ctx context.Context, req ApproveRequest) (*Result, erro
 		seen: map[string]map[string]bool{}}
 	var accept []string
 	var targets []string
+	reads := map[string]SourceRead{}
+	for _, hp := range hps {
+		maps.Copy(reads, hp.Reads)
+	}
 	for _, hp := range hps {
 		for src := range hp.Sources {
 			accept = append(accept, src)
@@ -180,21 +191,29 @@ func (e *Engine) Approve(ctx context.Context, req ApproveRequest) (*Result, erro
 	var res *Result
 	switch {
 	case len(accept) > 0:
-		// The sources were refused: nothing was planned. Accept them and run.
+		// The sources were refused: nothing was planned. Accept the reads
+		// that were held and run; every other limit still applies (what
+		// the accepted read causes is guarded like any run's changes). A
+		// hold stored before holds recorded their read accepts the source.
 		slices.Sort(accept)
-		ro.AcceptSources = accept
-		ro.AllowMassChange = true
-		ro.acceptedBy = by
+		ro.acceptReads, ro.acceptedBy = reads, by
+		for _, src := range accept {
+			if _, ok := reads[src]; !ok {
+				ro.AcceptSources = append(ro.AcceptSources, src)
+			}
+		}
 		res, err = e.Run(ctx, ro)
 	case len(ap.steps) == 0:
 		return nil, fmt.Errorf("sync: approve %s: nothing held matches --only %v", req.RunID, req.Only)
 	default:
 		ro.Targets, ro.approval = targets, ap
+		ro.acceptReads, ro.acceptedBy = reads, by
 		res, err = e.Run(ctx, ro)
 	}
 	if err != nil {
 		return res, err
 	}
+	e.keepReads(ctx, res.RunID, reads)
 	// Drop what was released and evaluated (applied, or no longer wanted);
 	// keep the rest, and everything of a target the run could not plan (a
 	// source failed): it stays held for a later approval.

@@ -58,6 +58,7 @@ type flow struct {
 	// guard: the steps to apply now, and the logged-skip memory.
 	apply []Step
 	memo  *skipMemo
+	held  bool
 }
 
 // stage is one step of a target's pipeline. errStopTarget ends the

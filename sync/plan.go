@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/dirsync/dirsync/config"
 	"github.com/dirsync/dirsync/connector"
 	"github.com/dirsync/dirsync/identity"
 )
@@ -565,23 +566,23 @@ func fact(u identity.User, name, fallback string) string {
 
 const unknownWhy = "; the last call was interrupted and the application could not be read back: sent again"
 
-// roleRank orders roles by privilege for the rules: the first role rule is
-// the most privileged, the default role the least; a role no rule gives
-// (set by hand, or by an older config) counts as the most privileged, and
-// no role at all as none.
-func roleRank(r Rules, role string) int {
-	if role == "" {
-		return len(r.Roles) + 2
-	}
-	for i, rr := range r.Roles {
-		if rr.Role == role {
-			return i
+// privilege is the rules' role order: a role change is judged against the
+// rules in effect before the run (without them, the current ones), never by
+// the position of the rules in a changed config (a rule added at the top
+// of roles: must not make a demotion look like a promotion).
+func (r Rules) privilege() Privilege {
+	return Privilege{Rank: r.RoleRank, Privileged: r.PrivilegedRoles, Before: r.Before}.orCurrent(r)
+}
+
+// withoutRuleGroups returns groups without those the rules gave.
+func withoutRuleGroups(groups []string, rules []config.GroupRule) []string {
+	var out []string
+	for _, g := range groups {
+		if !slices.ContainsFunc(rules, func(r config.GroupRule) bool { return g == r.As || (r.As == "" && g == r.Group) }) {
+			out = append(out, g)
 		}
 	}
-	if role == r.DefaultRole {
-		return len(r.Roles) + 1
-	}
-	return -1
+	return out
 }
 
 func diffExisting(a *acc, d Desired, src string) {
@@ -618,17 +619,26 @@ func diffExisting(a *acc, d Desired, src string) {
 		if from == "" {
 			from = "(none)"
 		}
-		down := want.Role != cur.Role && roleRank(a.in.Rules, want.Role) > roleRank(a.in.Rules, cur.Role)
+		down := a.in.Rules.privilege().Lowers(cur.Role, want.Role)
 		a.step(connector.ActSetRole, fmt.Sprintf("role %s → %s: %s", from, want.Role, d.RoleWhy)+unknown(identity.FieldRole), down, func(n *identity.Account) { n.Role = want.Role })
 	}
-	if len(a.in.Rules.Groups) > 0 && (!slices.Equal(identity.SortedSet(cur.Groups), identity.SortedSet(want.Groups)) || cur.IsUnknown(identity.FieldGroups)) {
+	why := " (" + src + " membership)"
+	managed := len(a.in.Rules.Groups) > 0
+	if before := a.in.Rules.Before; !managed && before != nil && len(before.Groups) > 0 {
+		// Every groups: rule was removed since the last applied run: the
+		// groups they gave are taken away (access removals, guarded), the
+		// rest of the account's groups are left alone.
+		managed, want.Groups = true, withoutRuleGroups(cur.Groups, before.Groups)
+		why = " (groups: rule removed from the config since the last applied run)"
+	}
+	if managed && (!slices.Equal(identity.SortedSet(cur.Groups), identity.SortedSet(want.Groups)) || cur.IsUnknown(identity.FieldGroups)) {
 		removal := false
 		for _, g := range cur.Groups {
 			if !slices.Contains(want.Groups, g) {
 				removal = true
 			}
 		}
-		a.step(connector.ActSetGroups, strings.TrimSpace("groups "+groupDelta(cur.Groups, want.Groups))+" ("+src+" membership)"+unknown(identity.FieldGroups), removal,
+		a.step(connector.ActSetGroups, strings.TrimSpace("groups "+groupDelta(cur.Groups, want.Groups))+why+unknown(identity.FieldGroups), removal,
 			func(n *identity.Account) { n.Groups = slices.Clone(want.Groups) })
 	}
 	if !identity.SameTime(cur.Expires, want.Expires) || cur.IsUnknown(identity.FieldExpires) {

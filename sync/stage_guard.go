@@ -30,6 +30,7 @@ func (rc *runCtx) guard(ctx context.Context, f *flow) error {
 			f.apply, held, why = Guarded(Plan{Target: f.name, Steps: f.apply, Accounts: f.plan.Accounts}, e.o.Limits)
 			if len(held) > 0 && !rc.ro.DryRun {
 				e.hold(ctx, rc, f.name, f.plan.Accounts, held, why)
+				f.held = true
 			}
 		}
 		return nil
@@ -51,6 +52,7 @@ func (rc *runCtx) guard(ctx context.Context, f *flow) error {
 	heldID := ""
 	if len(held) > 0 {
 		heldID = e.hold(ctx, rc, f.name, f.plan.Accounts, held, why)
+		f.held = true
 	}
 	if rc.ro.Keys == nil {
 		// This run planned everyone for the target: stored plans it no

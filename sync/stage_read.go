@@ -117,6 +117,18 @@ func (rc *runCtx) readSource(ctx context.Context, src source.Source) (*identity.
 		snap.Source = name
 	}
 	accepted := rc.ro.AllowMassChange || slices.Contains(rc.ro.AcceptSources, name)
+	changed := ""
+	if held, ok := rc.ro.acceptReads[name]; ok && !accepted {
+		// An approved hold accepts the read that was reviewed, nothing
+		// more: a source answering differently now is judged afresh.
+		if now := readOf(snap, prev); now.Fingerprint == held.Fingerprint {
+			accepted = true
+		} else {
+			changed = "; it changed since the hold was reviewed (" + changedSince(held, now) + "), so the approval does not accept it"
+			rc.decide(state.Decision{Target: "*", User: "*", Action: "accept_source", Outcome: OutcomeSkipped,
+				Reason: fmt.Sprintf("source %s: the read %s approved is not accepted: the source changed since the hold was reviewed (%s); it is judged as in any run", name, rc.ro.acceptedBy, changedSince(held, now))})
+		}
+	}
 	emptyOK := len(snap.Users) == 0 && (prev == nil || len(prev.Users) == 0)
 	if ea, ok := src.(source.EmptyAllowed); !ok || !ea.AllowEmpty() {
 		emptyOK = false
@@ -124,15 +136,15 @@ func (rc *runCtx) readSource(ctx context.Context, src source.Source) (*identity.
 	switch {
 	case emptyOK, accepted:
 	case len(snap.Users) == 0:
-		why := "returned zero users; refusing to treat that as everyone leaving"
-		rc.refuse(name, why)
+		why := "returned zero users; refusing to treat that as everyone leaving" + changed
+		rc.refuse(name, why, readOf(snap, prev))
 		return nil, fmt.Errorf("source %s: %w: %s (if it is real: `dirsync approve %s` or --allow-mass-change)", name, ErrSourceGuard, why, rc.res.RunID)
 	case prev != nil && len(prev.Users) > 0:
 		limit := rc.e.o.Limits.MaxSourceShrinkPercent
 		drop := float64(len(prev.Users)-len(snap.Users)) * 100 / float64(len(prev.Users))
 		if limit > 0 && drop > limit {
-			why := fmt.Sprintf("%d users, down from %d (%.0f%% > max_source_shrink_percent %.0f%%)", len(snap.Users), len(prev.Users), drop, limit)
-			rc.refuse(name, why)
+			why := fmt.Sprintf("%d users, down from %d (%.0f%% > max_source_shrink_percent %.0f%%)", len(snap.Users), len(prev.Users), drop, limit) + changed
+			rc.refuse(name, why, readOf(snap, prev))
 			return nil, fmt.Errorf("source %s: %w: %s; if this is real: `dirsync approve %s` or rerun with --allow-mass-change", name, ErrSourceGuard, why, rc.res.RunID)
 		}
 	}
@@ -164,14 +176,15 @@ func sameKeys(a, b map[string]string) bool {
 	return true
 }
 
-// refuse notes a source the source guard refused in this run.
-func (rc *runCtx) refuse(name, why string) {
+// refuse notes a source the source guard refused in this run, and the read
+// it refused.
+func (rc *runCtx) refuse(name, why string, read SourceRead) {
 	rc.mu.Lock()
 	defer rc.mu.Unlock()
 	if rc.refused == nil {
-		rc.refused = map[string]string{}
+		rc.refused, rc.refusedReads = map[string]string{}, map[string]SourceRead{}
 	}
-	rc.refused[name] = why
+	rc.refused[name], rc.refusedReads[name] = why, read
 }
 
 // holdRefusedSources stores a held record for the sources the guard refused,
@@ -185,7 +198,7 @@ func (rc *runCtx) holdRefusedSources(ctx context.Context) {
 		names = append(names, n)
 	}
 	slices.Sort(names)
-	hp := HeldPlan{RunID: rc.res.RunID, Reason: "source guard: " + strings.Join(names, ", "), Created: rc.e.o.Now().UTC(), Sources: rc.refused}
+	hp := HeldPlan{RunID: rc.res.RunID, Reason: "source guard: " + strings.Join(names, ", "), Created: rc.e.o.Now().UTC(), Sources: rc.refused, Reads: rc.refusedReads}
 	b, _ := json.Marshal(hp)
 	if err := rc.e.o.Store.PutHeld(ctx, rc.e.o.Fence(), rc.res.RunID+"/sources", b); err != nil {
 		rc.e.o.Logger.Warn("store the refused sources for approval", zap.Error(err))

@@ -45,6 +45,10 @@ func (rc *runCtx) readBackStage(ctx context.Context, f *flow) error {
 	if err != nil {
 		return fmt.Errorf("load cached accounts: %w", err)
 	}
+	// A renamed target takes over the history kept under its former name.
+	if cached, err = rc.carryOver(ctx, f.spec, cached); err != nil {
+		return err
+	}
 	f.cached = cached
 	if !rc.ro.NoApply || rc.ro.Reconcile {
 		if err := e.open(ctx, f.spec.Target); err != nil {
@@ -146,6 +150,7 @@ func (rc *runCtx) readBack(ctx context.Context, f *flow, l connector.Lister) ([]
 	pol2 := spec.Config.Reconcile
 	fields := liveFields(spec.Target)
 	rules := RulesFrom(spec.Config)
+	rules.Before = loadRulesInEffect(ctx, e.o.Store, name)
 	rep := ReconcileReport{Target: name, Time: e.o.Now().UTC(), Drift: map[string][]string{}}
 	// Match live accounts to cached ones (invariant 9): a record whose
 	// application id is known matches by that id alone (the Remote keys the
@@ -246,6 +251,12 @@ func (rc *runCtx) readBack(ctx context.Context, f *flow, l connector.Lister) ([]
 				metrics.ReconcileDrift.WithLabelValues(name, d.field).Inc()
 			}
 		}
+	}
+	// Accounts of former people (leavers the cache has no record of: a
+	// renamed target, lost records) are leavers, not orphans.
+	unmatched, err := rc.formerAccounts(ctx, name, unmatched, cached, seen)
+	if err != nil {
+		return nil, err
 	}
 	for k, c := range cached {
 		if !c.Exists || seen[k] {
@@ -427,7 +438,7 @@ func foldLive(c, a identity.Account, fields map[string]bool, r Rules, policy str
 		add(identity.FieldSuspended, fmt.Sprint(c.Suspended), fmt.Sprint(a.Suspended), c.Suspended && !a.Suspended, func() { n.Suspended = a.Suspended })
 	}
 	if fields[identity.FieldRole] && c.Role != a.Role && c.Role != "" && !c.IsUnknown(identity.FieldRole) {
-		add(identity.FieldRole, c.Role, orNone(a.Role), roleRank(r, a.Role) < roleRank(r, c.Role), func() { n.Role = a.Role })
+		add(identity.FieldRole, c.Role, orNone(a.Role), r.privilege().Raises(c.Role, a.Role), func() { n.Role = a.Role })
 	}
 	if fields[identity.FieldGroups] && !slices.Equal(identity.SortedSet(c.Groups), identity.SortedSet(a.Groups)) && !c.IsUnknown(identity.FieldGroups) {
 		added := false

@@ -10,6 +10,7 @@ import (
 	"maps"
 
 	"github.com/dirsync/dirsync/state"
+	"go.uber.org/zap"
 )
 
 // recordTarget remembers the skips logged and arms the clock with the
@@ -20,6 +21,17 @@ func (rc *runCtx) recordTarget(ctx context.Context, f *flow) error {
 	}
 	if !rc.ro.NoApply && !rc.ro.DryRun {
 		rc.e.setDue(f.name, f.due)
+	}
+	if rc.ro.Keys == nil && rc.ro.approval == nil && !rc.ro.NoApply && !rc.ro.DryRun {
+		rc.registerTarget(ctx, f.spec)
+		// The rules a full run applied without holding anything are the
+		// ones the next run's changes are judged against; while a config
+		// change's effects are held, the old ones stay in effect.
+		if !f.held {
+			if err := putRulesInEffect(ctx, rc.e.o.Store, f.name, rulesOf(f.rules)); err != nil {
+				rc.e.o.Logger.Warn("store the rules in effect", zap.String("target", f.name), zap.Error(err))
+			}
+		}
 	}
 	return nil
 }

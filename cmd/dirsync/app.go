@@ -142,7 +142,7 @@ func (a *app) build(declog *zap.Logger, extra []source.Source) error {
 			problems = append(problems, err.Error())
 			continue
 		}
-		a.targets = append(a.targets, dsync.TargetSpec{Target: t, Config: tc.TargetCommon})
+		a.targets = append(a.targets, dsync.TargetSpec{Target: t, Config: tc.TargetCommon, Endpoint: tc.Endpoint()})
 	}
 	if len(problems) > 0 {
 		return fmt.Errorf("config:\n  %s", strings.Join(problems, "\n  "))

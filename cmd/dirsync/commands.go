@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"slices"
 	"strings"
@@ -95,6 +96,8 @@ func cmdValidate(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		}
 		return exitError{code: exitFailed}
 	}
+	warnings = append(warnings, sharedEndpointWarnings(cfg)...)
+	warnings = append(warnings, otherDeploymentWarnings(ctx, cfg)...)
 	for _, w := range warnings {
 		fmt.Fprintf(stderr, "warning: %s\n", w)
 	}
@@ -278,6 +281,13 @@ func cmdApprove(ctx context.Context, args []string, stdout, stderr io.Writer) er
 				what = "sources refused by the guard"
 			}
 			fmt.Fprintf(stdout, "  %s  %s: %s\n", hp.ID, what, hp.Reason)
+			for _, src := range slices.Sorted(maps.Keys(hp.Sources)) {
+				if r, ok := hp.Reads[src]; ok {
+					// What approving accepts: this read, not a later one.
+					fmt.Fprintf(stdout, "      %s: %s; approving accepts this read (%d users, %d active, fingerprint %s) and nothing else\n",
+						src, hp.Sources[src], r.Users, r.Active, r.Fingerprint)
+				}
+			}
 		}
 		return nil
 	}

@@ -73,6 +73,9 @@ type daemon struct {
 	// share.go), and owner this replica's name in them.
 	leases *leaseSet
 	owner  string
+	// writers warns about other deployments writing to this one's
+	// applications (writers.go); "" when none is seen.
+	writers atomic.Pointer[string]
 }
 
 func newDaemon(a *app) *daemon {
@@ -134,6 +137,11 @@ func (d *daemon) routes() {
 		fmt.Fprintf(w, "ready (%s); last run: %s\n", role, last)
 		if perTarget(d.a.cfg) {
 			fmt.Fprintf(w, "targets held: %s\n", strings.Join(d.leases.held(), ", "))
+		}
+		if ws := d.writers.Load(); ws != nil && *ws != "" {
+			for _, l := range strings.Split(*ws, "\n") {
+				fmt.Fprintf(w, "WARNING: %s\n", l)
+			}
 		}
 		for _, t := range d.a.cfg.Targets {
 			if r, err := dsync.LastReconcile(ctx, d.a.store, t.Name); err == nil {
@@ -199,6 +207,8 @@ func (d *daemon) serve(ctx context.Context, onReady func(addr string)) error {
 		wg.Add(1)
 		go func() { defer wg.Done(); d.share(leadCtx) }()
 	}
+	wg.Add(1)
+	go func() { defer wg.Done(); d.claimEndpoints(leadCtx, max(d.a.cfg.State.LockTTL.D()/3, time.Second)) }()
 	// Scheduler.
 	loc, _ := time.LoadLocation(d.a.cfg.Schedule.Timezone)
 	parser := cron.NewParser(cron.Minute | cron.Hour | cron.Dom | cron.Month | cron.Dow | cron.Descriptor | cron.DowOrDom)

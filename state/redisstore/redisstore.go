@@ -15,6 +15,7 @@
 //	P {fenced}:lock:<name>      string  "<token> <owner>", PX ttl
 //	P {fenced}:acct:<target>    hash    account key → JSON
 //	P {fenced}:held             hash    run id → plan
+//	dirsync-registry:endpoints  hash    "<prefix>\x00<endpoint>" → claim JSON (shared by every prefix)
 //
 // With Options.PerTarget (state.leases: per_target) each target's lease,
 // accounts and held plans live under the target's own hash tag, so Redis
@@ -880,4 +881,61 @@ func (s *Store) ReleaseLock(ctx context.Context, l state.Lease) error {
 		return fmt.Errorf("redisstore: release lock %q: %w", l.Name, err)
 	}
 	return nil
+}
+
+// registryKey is the one key outside the prefix: the application endpoints
+// each deployment (key prefix) writes to, so two deployments sharing one
+// Redis see each other.
+const registryKey = "dirsync-registry:endpoints"
+
+var _ state.EndpointRegistry = (*Store)(nil)
+
+// Deployment implements state.EndpointRegistry: the key prefix.
+func (s *Store) Deployment() string { return s.p }
+
+// ClaimEndpoints implements state.EndpointRegistry.
+func (s *Store) ClaimEndpoints(ctx context.Context, claims map[string]string, ttl time.Duration) error {
+	if len(claims) == 0 {
+		return nil
+	}
+	now := s.now().UTC()
+	vals := make([]any, 0, 2*len(claims))
+	for ep, tgt := range claims {
+		b, err := json.Marshal(state.Claim{Endpoint: ep, Target: tgt, Deployment: s.p, Until: now.Add(ttl)})
+		if err != nil {
+			return fmt.Errorf("redisstore: claim endpoints: %w", err)
+		}
+		vals = append(vals, s.p+"\x00"+ep, b)
+	}
+	if err := s.c.HSet(ctx, registryKey, vals...).Err(); err != nil {
+		return fmt.Errorf("redisstore: claim endpoints: %w", err)
+	}
+	return nil
+}
+
+// EndpointClaims implements state.EndpointRegistry. Lapsed claims are
+// dropped from the registry on the way.
+func (s *Store) EndpointClaims(ctx context.Context) ([]state.Claim, error) {
+	all, err := s.c.HGetAll(ctx, registryKey).Result()
+	if err != nil {
+		return nil, fmt.Errorf("redisstore: endpoint claims: %w", err)
+	}
+	now := s.now()
+	var out []state.Claim
+	var lapsed []string
+	for f, v := range all {
+		var c state.Claim
+		if json.Unmarshal([]byte(v), &c) != nil || c.Until.Before(now) {
+			lapsed = append(lapsed, f)
+			continue
+		}
+		out = append(out, c)
+	}
+	if len(lapsed) > 0 {
+		_ = s.c.HDel(ctx, registryKey, lapsed...).Err()
+	}
+	slices.SortFunc(out, func(a, b state.Claim) int {
+		return strings.Compare(a.Endpoint+"\x00"+a.Deployment, b.Endpoint+"\x00"+b.Deployment)
+	})
+	return out, nil
 }

@@ -156,6 +156,7 @@ func TestKeyLayout(t *testing.T) {
 	keys, err := s.Client().Keys(ctx, "*").Result()
 	must(err)
 	sort.Strings(keys)
+	keys = slices.DeleteFunc(keys, func(k string) bool { return k == "dirsync-registry:endpoints" }) // shared by design
 	want := []string{
 		"app1:cursor:ad", "app1:kv:users",
 		"app1:{fenced}:acct:netmaker", "app1:{fenced}:held", "app1:{fenced}:links", "app1:{fenced}:lock:leader", "app1:{fenced}:snaps", "app1:{fenced}:tokens",
@@ -253,5 +254,35 @@ func TestTLS(t *testing.T) {
 	cfg.TLS.CAFile = srv.TLS().CertFile + ".missing"
 	if _, err := redisstore.New(cfg, redisstore.Options{}); err == nil || !strings.Contains(err.Error(), "tls.ca_file") {
 		t.Fatalf("missing ca file: %v", err)
+	}
+}
+
+// TestEndpointRegistrySeesOtherPrefixes: two deployments on one Redis with
+// different key prefixes see each other's claims on an application
+// endpoint (two writers to one application); a claim lapses after its ttl.
+func TestEndpointRegistrySeesOtherPrefixes(t *testing.T) {
+	srv := redissrv.Start(t, redissrv.Options{})
+	now := time.Now()
+	clock := func() time.Time { return now }
+	a := newStore(t, srv, "a:", redisstore.Options{Now: clock})
+	b := newStore(t, srv, "b:", redisstore.Options{Now: clock})
+	ctx := context.Background()
+	if err := a.ClaimEndpoints(ctx, map[string]string{"netmaker https://nm": "vpn"}, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.ClaimEndpoints(ctx, map[string]string{"netmaker https://nm": "netmaker", "scim https://x": "x"}, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	claims, err := a.EndpointClaims(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	others := state.OtherWriters(claims, a.Deployment(), map[string]string{"netmaker https://nm": "vpn"})
+	if len(others) != 1 || others[0].Deployment != "b:" || others[0].Target != "netmaker" {
+		t.Fatalf("other writers %+v (claims %+v)", others, claims)
+	}
+	now = now.Add(2 * time.Minute)
+	if claims, _ := a.EndpointClaims(ctx); len(claims) != 0 {
+		t.Fatalf("lapsed claims still listed: %+v", claims)
 	}
 }
