@@ -427,3 +427,83 @@ func BenchmarkPullCSV(b *testing.B) {
 		}
 	}
 }
+
+// TestLineCounter: the incremental line count agrees with counting from the
+// start for increasing offsets, and for an offset behind the last one.
+func TestLineCounter(t *testing.T) {
+	data := []byte("{\n  \"users\": [\n\n    {\"id\": 1},\n    {\"id\": 2}\n  ]\n}\n")
+	lc := &lineCounter{data: data}
+	for off := 0; off <= len(data)+2; off++ {
+		gl, gc := lc.at(off)
+		wl, wc := lineCol(data, off)
+		if gl != wl || gc != wc {
+			t.Fatalf("offset %d: got %d:%d, want %d:%d", off, gl, gc, wl, wc)
+		}
+	}
+	for _, off := range []int{40, 3, 17, 17, 0, 52} {
+		gl, gc := lc.at(off)
+		wl, wc := lineCol(data, off)
+		if gl != wl || gc != wc {
+			t.Fatalf("offset %d: got %d:%d, want %d:%d", off, gl, gc, wl, wc)
+		}
+	}
+}
+
+// TestPullJSONLinesAtScale: record errors name the record's line in a file
+// of many records (the count that made the reader quadratic).
+func TestPullJSONLinesAtScale(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "big.json")
+	var sb strings.Builder
+	sb.WriteString("{\"users\": [\n")
+	const n = 5000
+	for i := 0; i < n; i++ {
+		if i > 0 {
+			sb.WriteString(",\n")
+		}
+		if i == n-1 {
+			sb.WriteString("  \"not an object\"")
+			continue
+		}
+		fmt.Fprintf(&sb, "  {\"id\": \"e%d\",\n   \"email\": \"u%d@example.com\"}", i, i)
+	}
+	sb.WriteString("\n]}\n")
+	if err := os.WriteFile(p, []byte(sb.String()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err, _ := pull(t, Settings{Path: p})
+	// Record i starts on line 2 + 2i.
+	want := fmt.Sprintf("big.json:%d: users[%d]: must be an object", 2+2*(n-1), n-1)
+	if err == nil || !strings.Contains(err.Error(), want) {
+		t.Fatalf("got %v, want it to contain %q", err, want)
+	}
+}
+
+// BenchmarkPullJSON reads a JSON HR export of 100,000 people in 1,000
+// groups (each record on its own lines, as exports write them).
+func BenchmarkPullJSON(b *testing.B) {
+	p := filepath.Join(b.TempDir(), "big.json")
+	var sb strings.Builder
+	sb.WriteString("{\"users\": [\n")
+	for i := 0; i < 100000; i++ {
+		if i > 0 {
+			sb.WriteString(",\n")
+		}
+		fmt.Fprintf(&sb, "  {\"id\": \"%d\", \"username\": \"user%d\", \"email\": \"user%d@example.com\",\n   \"given_name\": \"First%d\", \"family_name\": \"Last%d\", \"active\": %t,\n   \"groups\": [\"g%d\", \"g%d\", \"g%d\"], \"attributes\": {\"department\": \"dept%d\"}}",
+			i, i, i, i, i, i%50 != 0, i%1000, (i+1)%1000, (i+7)%1000, i%20)
+	}
+	sb.WriteString("\n]}\n")
+	if err := os.WriteFile(p, []byte(sb.String()), 0o600); err != nil {
+		b.Fatal(err)
+	}
+	src, err := New("hr", Settings{Path: p}, Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		snap, err := src.Pull(context.Background())
+		if err != nil || len(snap.Users) != 100000 || len(snap.Groups) != 1000 {
+			b.Fatalf("%v %d", err, len(snap.Users))
+		}
+	}
+}

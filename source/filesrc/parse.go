@@ -155,13 +155,14 @@ func parseJSON(path string, data []byte) (*file, error) {
 		return fmt.Errorf("%s: invalid JSON: %w", path, err)
 	}
 	var errs errList
+	lines := &lineCounter{data: data}
 	tok, err := dec.Token()
 	if err != nil {
 		return nil, jerr(err)
 	}
 	switch tok {
 	case json.Delim('['):
-		if err := readArray(dec, data, path, "users", &f.users, &errs); err != nil {
+		if err := readArray(dec, lines, path, "users", &f.users, &errs); err != nil {
 			return nil, jerr(err)
 		}
 	case json.Delim('{'):
@@ -174,7 +175,7 @@ func parseJSON(path string, data []byte) (*file, error) {
 			key, _ := kt.(string)
 			switch key {
 			case "users", "groups":
-				l, c := lineCol(data, skipSpace(data, int(dec.InputOffset())))
+				l, c := lines.at(skipSpace(data, int(dec.InputOffset())))
 				vt, err := dec.Token()
 				if err != nil {
 					return nil, jerr(err)
@@ -188,7 +189,7 @@ func parseJSON(path string, data []byte) (*file, error) {
 				} else {
 					sawUsers = true
 				}
-				if err := readArray(dec, data, path, key, dst, &errs); err != nil {
+				if err := readArray(dec, lines, path, key, dst, &errs); err != nil {
 					return nil, jerr(err)
 				}
 			default:
@@ -225,15 +226,15 @@ func parseJSON(path string, data []byte) (*file, error) {
 }
 
 // readArray reads the elements of an array whose '[' was just read.
-func readArray(dec *json.Decoder, data []byte, path, what string, out *[]record, errs *errList) error {
+func readArray(dec *json.Decoder, lines *lineCounter, path, what string, out *[]record, errs *errList) error {
 	for i := 0; dec.More(); i++ {
-		off := skipSpace(data, int(dec.InputOffset()))
+		off := skipSpace(lines.data, int(dec.InputOffset()))
 		var v any
 		if err := dec.Decode(&v); err != nil {
 			return err
 		}
-		l, _ := lineCol(data, off)
-		where := fmt.Sprintf("%s:%d: %s[%d]", path, l, what, i)
+		l, _ := lines.at(off)
+		where := path + ":" + strconv.Itoa(l) + ": " + what + "[" + strconv.Itoa(i) + "]"
 		obj, ok := v.(map[string]any)
 		if !ok {
 			errs.add(where, "", "must be an object")
@@ -312,6 +313,37 @@ func skipSpace(data []byte, off int) int {
 		break
 	}
 	return off
+}
+
+// lineCounter turns increasing byte offsets into lines, counting each
+// newline once: a reader asking for every record's line costs one pass over
+// the file, not one pass per record (lineCol for each record made a first
+// run from a large export quadratic).
+type lineCounter struct {
+	data []byte
+	off  int // offset counted up to
+	line int // 1-based line at off
+	bol  int // offset of the first byte of that line
+}
+
+// at returns the 1-based line and column of off. Offsets before the last one
+// asked for fall back to counting from the start.
+func (lc *lineCounter) at(off int) (line, col int) {
+	off = min(max(off, 0), len(lc.data))
+	if off < lc.off || lc.line == 0 {
+		lc.off, lc.line, lc.bol = 0, 1, 0
+	}
+	for {
+		i := bytes.IndexByte(lc.data[lc.off:off], '\n')
+		if i < 0 {
+			break
+		}
+		lc.line++
+		lc.off += i + 1
+		lc.bol = lc.off
+	}
+	lc.off = off
+	return lc.line, off - lc.bol + 1
 }
 
 // lineCol turns a byte offset into a 1-based line and column.
