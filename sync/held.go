@@ -347,6 +347,9 @@ type PlanFile struct {
 	Created      time.Time         `json:"created"`
 	Plans        []Plan            `json:"plans"`
 	Fingerprints map[string]string `json:"fingerprints"`
+	// Estimates say how long applying each target's plan takes at its
+	// rate limit (informational; apply ignores them).
+	Estimates []Estimate `json:"estimates,omitempty"`
 }
 
 // MakePlanFile plans without applying or recording anything.
@@ -357,7 +360,16 @@ func (e *Engine) MakePlanFile(ctx context.Context, ro RunOptions) (*PlanFile, er
 		return nil, err
 	}
 	slices.SortFunc(res.Plans, func(a, b Plan) int { return strings.Compare(a.Target, b.Target) })
-	return &PlanFile{Version: 1, Created: e.o.Now().UTC(), Plans: res.Plans, Fingerprints: res.Fingerprints}, nil
+	pf := &PlanFile{Version: 1, Created: e.o.Now().UTC(), Plans: res.Plans, Fingerprints: res.Fingerprints}
+	for _, p := range res.Plans {
+		var rate float64
+		var burst int
+		if spec, ok := e.spec(p.Target); ok && spec.Config.RateLimit != nil {
+			rate, burst = *spec.Config.RateLimit, spec.Config.Burst
+		}
+		pf.Estimates = append(pf.Estimates, EstimateApply(p, rate, burst))
+	}
+	return pf, nil
 }
 
 func (e *Engine) spec(name string) (TargetSpec, bool) {

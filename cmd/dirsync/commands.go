@@ -187,6 +187,11 @@ func cmdPlan(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		_ = enc.Encode(pf)
 	} else {
 		printPlans(stdout, pf.Plans)
+		for _, est := range pf.Estimates {
+			if est.Calls > 0 {
+				fmt.Fprintln(stdout, est.String())
+			}
+		}
 	}
 	if out != "" {
 		b, _ := json.MarshalIndent(pf, "", "  ")

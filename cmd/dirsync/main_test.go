@@ -170,7 +170,9 @@ func TestHeldRunAndApprove(t *testing.T) {
 func TestPlanFileAndStaleApply(t *testing.T) {
 	e := newEnv(t, 30, "")
 	pf := filepath.Join(e.dir, "plan.json")
-	if code, out, _ := e.run("plan", "--out", pf); code != exitOK || !strings.Contains(out, "30 planned actions") {
+	// The default rate limit (10 calls/s, burst 10): 20 calls after the burst.
+	if code, out, _ := e.run("plan", "--out", pf); code != exitOK || !strings.Contains(out, "30 planned actions") ||
+		!strings.Contains(out, "about 2 s at 10 calls/s for app: 30 creates") {
 		t.Fatalf("plan: exit %d: %s", code, out)
 	}
 	if code, out, _ := e.run("apply", pf); code != exitOK || !strings.Contains(out, "30 applied") {
