@@ -6,13 +6,17 @@
 # SCIM source for the IdP and the fakes of Ezeelogin, Netmaker, ezeep Blue
 # and Allthenticate. For each trigger, TRIALS times: make the change, wait
 # until every application shows it (p50/p95/max), undo it, wait again (the
-# re-enable column). Prints a Markdown table.
+# re-enable column). Then the burst row: BURST (1000) people disabled at
+# once in OpenLDAP from four connections: how many runs the daemon made and
+# the time until the last of them is suspended everywhere (and the same for
+# re-enabling them). Prints a Markdown table.
 #
 #   bench/offboarding.sh                       # 20 trials per trigger
 #   TRIALS=5 TRIGGERS=ldap-disable,ad-notify-disable bench/offboarding.sh
+#   TRIALS=5 TRIGGERS=burst BURST=10000 bench/offboarding.sh
 #
 # Triggers: ldap-disable, scim-idp-only, scim-merged, ldap-group-removal,
-# ad-notify-disable, ad-expiry, ad-usn-disable. Needs slapd, Samba (root)
+# ad-notify-disable, ad-expiry, ad-usn-disable, burst (BURST=0: none). Needs slapd, Samba (root)
 # and Go; scripts/test.sh installs them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -25,5 +29,5 @@ trap 'rm -rf "$WORK"' EXIT
 echo "== building" >&2
 go build -o "$WORK/dirsync" ./cmd/dirsync
 go build -o "$WORK/offboarding" ./bench/offboarding
-"$WORK/offboarding" -dirsync "$WORK/dirsync" -trials "${TRIALS:-20}" -timeout "${TIMEOUT:-20s}" -triggers "${TRIGGERS:-}" |
+"$WORK/offboarding" -dirsync "$WORK/dirsync" -trials "${TRIALS:-20}" -burst "${BURST:-1000}" -timeout "${TIMEOUT:-20s}" -triggers "${TRIGGERS:-}" |
   tee "${OUT:-/dev/null}"

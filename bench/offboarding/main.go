@@ -47,6 +47,7 @@ const (
 	pNotify  = "adno" // AD disable, change notifications
 	pUSN     = "adus" // AD disable, USN polling at its default
 	pExpiry  = "adex" // AD accountExpires passing
+	pBurst   = "lbur" // OpenLDAP disable, many at once (prefix + four digits)
 	emailDom = "@example.test"
 )
 
@@ -66,6 +67,7 @@ type bench struct {
 	dirsync  string
 	dir      string
 	trials   int
+	burst    int
 	timeout  time.Duration
 	secrets  map[string]string
 	slapd    *slapd.Server
@@ -87,11 +89,12 @@ func run() error {
 	b := &bench{secrets: map[string]string{}, scimIDs: map[string]string{}, log: os.Stderr}
 	flag.StringVar(&b.dirsync, "dirsync", "", "the dirsync binary")
 	flag.IntVar(&b.trials, "trials", 20, "trials per trigger")
+	flag.IntVar(&b.burst, "burst", 1000, "people disabled at once in the burst row (0: no burst row)")
 	flag.DurationVar(&b.timeout, "timeout", 20*time.Second, "a trial's limit")
 	only := flag.String("triggers", "", "comma-separated trigger names (default all)")
 	flag.Parse()
 	if b.dirsync == "" || b.trials < 1 || b.trials > 99 {
-		return errors.New("usage: offboarding -dirsync PATH [-trials 1..99] [-timeout D] [-triggers a,b]")
+		return errors.New("usage: offboarding -dirsync PATH [-trials 1..99] [-burst N] [-timeout D] [-triggers a,b]")
 	}
 	dir, err := os.MkdirTemp("", "dirsync-offboarding-")
 	if err != nil {
@@ -184,6 +187,24 @@ func run() error {
 		}
 		rows = append(rows, fmt.Sprintf("| %s | %s | %s |", tr.label, stats(off, offMiss, b.timeout), stats(on, onMiss, b.timeout)))
 	}
+	if b.burst > 0 && (*only == "" || slices.Contains(strings.Split(*only, ","), "burst")) {
+		if mode != "notify" {
+			b.stopDaemon()
+			if err := b.startDaemon("notify"); err != nil {
+				return err
+			}
+		}
+		fmt.Fprintf(b.log, "== burst: %d people disabled at once\n", b.burst)
+		off, err := b.burstRow(false)
+		if err != nil {
+			return err
+		}
+		on, err := b.burstRow(true)
+		if err != nil {
+			return err
+		}
+		rows = append(rows, fmt.Sprintf("| Burst: %d people disabled at once in OpenLDAP (syncrepl), 4 connections | %s | %s |", b.burst, off, on))
+	}
 	load, _ := os.ReadFile("/proc/loadavg")
 	fmt.Printf("offboarding benchmark: %d trials per trigger, `dirsync run` as a process, %d cores, load average %s\n\n",
 		b.trials, runtime.NumCPU(), strings.Join(strings.Fields(string(load))[:3], " "))
@@ -242,6 +263,10 @@ func (b *bench) startDirectories() error {
 			members = append(members, cfg.UserDN(name))
 		}
 	}
+	for _, name := range b.burstNames() {
+		ldif.WriteString(cfg.User(name))
+		members = append(members, cfg.UserDN(name))
+	}
 	ldif.WriteString(cfg.Group("staff", members...))
 	c, err := slapd.WriteConfig(filepath.Join(b.dir, "slapd"), slapd.Options{LDIF: ldif.String()})
 	if err != nil {
@@ -291,7 +316,145 @@ func (b *bench) allNames() []string {
 			out = append(out, fmt.Sprintf("%s%02d", p, i))
 		}
 	}
+	return append(out, b.burstNames()...)
+}
+
+// burstNames are the people of the burst row.
+func (b *bench) burstNames() []string {
+	out := make([]string, b.burst)
+	for i := range out {
+		out[i] = fmt.Sprintf("%s%04d", pBurst, i)
+	}
 	return out
+}
+
+// burstRow disables (or re-enables) every burst person at once, from four
+// connections, and reports the time from the first write until the last
+// person shows it in all four applications, and how many runs the daemon
+// made for it.
+func (b *bench) burstRow(access bool) (string, error) {
+	names := b.burstNames()
+	runs0, err := b.runsTotal()
+	if err != nil {
+		return "", err
+	}
+	start := time.Now()
+	errs := make(chan error, 4)
+	for w := range 4 {
+		go func() {
+			c, err := b.ldapConn()
+			if err != nil {
+				errs <- err
+				return
+			}
+			defer c.Close()
+			for i := w; i < len(names); i += 4 {
+				req := ldap.NewModifyRequest(b.ldapCfg.UserDN(names[i]), nil)
+				if access {
+					req.Delete("pwdAccountLockedTime", nil)
+				} else {
+					req.Replace("pwdAccountLockedTime", []string{"000001010000Z"})
+				}
+				if err := c.Modify(req); err != nil {
+					errs <- fmt.Errorf("modify %s: %w", names[i], err)
+					return
+				}
+			}
+			errs <- nil
+		}()
+	}
+	for range 4 {
+		if err := <-errs; err != nil {
+			return "", err
+		}
+	}
+	written := time.Since(start)
+	deadline := start.Add(b.timeout + 60*time.Second)
+	left := slices.Clone(names)
+	for len(left) > 0 && time.Now().Before(deadline) {
+		all := b.accessAll()
+		left = slices.DeleteFunc(left, func(n string) bool { return all[n] == [4]int8{b2i(access), b2i(access), b2i(access), b2i(access)} })
+		if len(left) > 0 {
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	took := time.Since(start)
+	// The last run may still be recording when the applications show it.
+	time.Sleep(500 * time.Millisecond)
+	runs1, err := b.runsTotal()
+	if err != nil {
+		return "", err
+	}
+	s := fmt.Sprintf("%d runs; last person everywhere after %s (writes took %s)", int(runs1-runs0), took.Round(time.Millisecond), written.Round(time.Millisecond))
+	if len(left) > 0 {
+		s += fmt.Sprintf("; %d of %d not within %v", len(left), len(names), b.timeout+60*time.Second)
+	}
+	fmt.Fprintf(b.log, "   access=%v: %s\n", access, s)
+	return s, nil
+}
+
+func b2i(v bool) int8 {
+	if v {
+		return 1
+	}
+	return 0
+}
+
+// accessAll is access for everyone, reading each application once.
+func (b *bench) accessAll() map[string][4]int8 {
+	out := map[string][4]int8{}
+	get := func(n string) [4]int8 {
+		if v, ok := out[n]; ok {
+			return v
+		}
+		return [4]int8{-1, -1, -1, -1}
+	}
+	if st, err := ezeeloginfake.Load(b.ezState); err == nil {
+		for n, u := range st.Users {
+			v := get(n)
+			v[0] = map[bool]int8{true: 0, false: 1}[u.Suspended]
+			out[n] = v
+		}
+	}
+	for _, u := range b.nm.Users() {
+		v := get(u.Username)
+		v[1] = map[bool]int8{true: 0, false: 1}[u.AccountDisabled]
+		out[u.Username] = v
+	}
+	for _, n := range b.burstNames() {
+		v := get(n)
+		if u, ok := b.ez.UserByEmail(n + emailDom); ok {
+			v[2] = map[bool]int8{true: 1, false: 0}[slices.Contains(u.Groups, b.ezGroup)]
+		}
+		if u, ok := b.at.UserByEmail(n + emailDom); ok {
+			v[3] = map[bool]int8{true: 0, false: 1}[u.Suspended]
+		}
+		out[n] = v
+	}
+	return out
+}
+
+// runsTotal is the daemon's dirsync_runs_total, summed over triggers.
+func (b *bench) runsTotal() (float64, error) {
+	resp, err := http.Get("http://" + b.listen + "/metrics")
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return 0, err
+	}
+	var n float64
+	for _, l := range strings.Split(string(raw), "\n") {
+		if strings.HasPrefix(l, "dirsync_runs_total{") {
+			var v float64
+			if _, err := fmt.Sscan(l[strings.LastIndexByte(l, ' ')+1:], &v); err == nil {
+				n += v
+			}
+		}
+	}
+	return n, nil
 }
 
 func (b *bench) ldapConn() (*ldap.Conn, error) {

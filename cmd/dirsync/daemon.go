@@ -54,15 +54,14 @@ type trigger struct {
 // daemon is the long-running process: HTTP, leader election, scheduler,
 // incremental watchers, the expiry timer, and one run worker.
 type daemon struct {
-	a        *app
-	log      *zap.Logger
-	triggers chan trigger
-	leader   atomic.Bool
-	lease    atomic.Pointer[state.Lease]
-	lastRun  atomic.Pointer[string]
-	mux      *http.ServeMux
-	// Debounce is how long keyed triggers are gathered into one run.
-	Debounce time.Duration
+	a       *app
+	log     *zap.Logger
+	leader  atomic.Bool
+	lease   atomic.Pointer[state.Lease]
+	lastRun atomic.Pointer[string]
+	mux     *http.ServeMux
+	// batch holds the triggers of the next run.
+	batch *batch
 	// ready is closed when the HTTP listener is up.
 	ready    chan struct{}
 	addr     atomic.Pointer[string]
@@ -79,7 +78,7 @@ type daemon struct {
 }
 
 func newDaemon(a *app) *daemon {
-	d := &daemon{a: a, log: a.log, triggers: make(chan trigger, 1024), mux: http.NewServeMux(), Debounce: 100 * time.Millisecond, ready: make(chan struct{}), refresh: make(chan struct{}, 1)}
+	d := &daemon{a: a, log: a.log, batch: newBatch(), mux: http.NewServeMux(), ready: make(chan struct{}), refresh: make(chan struct{}, 1)}
 	a.leading = func() bool {
 		l := d.lease.Load()
 		return l != nil && time.Now().Before(l.Expires)
@@ -100,15 +99,9 @@ func newDaemon(a *app) *daemon {
 // Handle mounts an extra handler (SCIM servers) on the daemon's listener.
 func (d *daemon) Handle(pattern string, h http.Handler) { d.mux.Handle(pattern, h) }
 
-// Trigger enqueues a run without blocking; a full queue drops keyed runs
-// (the next full run catches up) but never a full run request.
-func (d *daemon) Trigger(t trigger) {
-	select {
-	case d.triggers <- t:
-	default:
-		d.log.Warn("run queue full: change left to the next full run", zap.String("trigger", t.name))
-	}
-}
+// Trigger asks for a run without blocking: it starts at once when the
+// worker is idle, or is merged into the run after the current one.
+func (d *daemon) Trigger(t trigger) { d.batch.add(t) }
 
 func (d *daemon) routes() {
 	d.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
@@ -393,18 +386,18 @@ func (d *daemon) watch(ctx context.Context, s source.Source, w source.Watcher, l
 	return true
 }
 
-// worker runs one run at a time. Keyed triggers arriving together are
-// merged (debounced) into one targeted run; a full request absorbs them.
+// worker runs one run at a time. The first trigger of a quiet period starts
+// a run at once; triggers arriving while it runs are merged (see batch) into
+// the next one, and a full request absorbs keyed ones.
 func (d *daemon) worker(ctx context.Context, stop chan struct{}) {
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	var handled time.Time
 	for {
-		var t trigger
 		select {
 		case <-stop:
 			return
-		case t = <-d.triggers:
+		case <-d.batch.ready:
 		case <-timer.C:
 			at, _ := d.a.engine.Due()
 			if at.IsZero() || time.Now().Before(at) {
@@ -421,42 +414,16 @@ func (d *daemon) worker(ctx context.Context, stop chan struct{}) {
 			handled = at
 			// A run over the stored snapshots (no pull): it applies what the
 			// clock made due and recomputes the next due time.
-			t = trigger{name: "expiry", stored: true, observed: at}
+			d.batch.add(trigger{name: "expiry", stored: true, observed: at})
 		}
-		full := t.keys == nil && !t.stored
-		reconcile, fallback := t.reconcile, t.fallback
-		keys := map[string]bool{}
-		for _, k := range t.keys {
-			keys[k] = true
+		m := d.batch.take()
+		if m == nil {
+			continue
 		}
-		name := t.name
-		observed := t.observed
-		storedAll := t.stored && t.keys == nil
-		if !full {
-			deadline := time.After(d.Debounce)
-		gather:
-			for {
-				select {
-				case more := <-d.triggers:
-					if more.keys == nil && !more.stored {
-						full, name = true, more.name
-						fallback = more.fallback
-					}
-					reconcile = reconcile || more.reconcile
-					storedAll = storedAll || (more.stored && more.keys == nil)
-					for _, k := range more.keys {
-						keys[k] = true
-					}
-					if !more.observed.IsZero() && (observed.IsZero() || more.observed.Before(observed)) {
-						observed = more.observed
-					}
-				case <-deadline:
-					break gather
-				case <-stop:
-					return
-				}
-			}
-		}
+		full, name, observed := m.full, m.name, m.observed
+		reconcile, fallback := m.reconcile, m.fallback
+		keys := m.keys
+		storedAll := m.storedAll
 		sources := d.leader.Load()
 		if !sources && (!perTarget(d.a.cfg) || len(d.leases.held()) == 0) {
 			continue // standby: the leader runs; our SCIM writes are in the shared store
