@@ -21,7 +21,9 @@ import (
 // Desired is one desired account with the facts that explain it.
 type Desired struct {
 	Account identity.Account
-	User    identity.User
+	// User is the person behind the account: a pointer into the run's
+	// people, not a copy (a million copies were most of a plan's memory).
+	User *identity.User
 	// Why is the scope reason ("member of vpn-users", "every user of corp-ad").
 	Why string
 	// RoleWhy says which rule gave the role.
@@ -62,10 +64,14 @@ func RulesFrom(t config.TargetCommon) Rules {
 // BuildDesired maps merged users to the target's desired accounts, by key.
 // Users out of scope are absent. Disabled users in scope are present with
 // Suspended set (unless the rules exclude inactive users).
+//
+// The desired accounts point into users, which must not change while they
+// are in use.
 func BuildDesired(users []identity.User, r Rules, now time.Time) map[string]Desired {
 	out := make(map[string]Desired, len(users))
-	for _, u := range users {
-		d, ok := desiredFor(u, r, now)
+	w := newWhys(r)
+	for i := range users {
+		d, ok := desiredFor(&users[i], r, now, w)
 		if ok {
 			out[d.Account.Key] = d
 		}
@@ -73,14 +79,37 @@ func BuildDesired(users []identity.User, r Rules, now time.Time) map[string]Desi
 	return out
 }
 
-func desiredFor(u identity.User, r Rules, now time.Time) (Desired, bool) {
-	why := "every user of " + u.Source
+// whys are the reasons BuildDesired gives, made once per rule or source and
+// shared by every account they explain.
+type whys struct {
+	scope map[string]string // scope group → "member of G"
+	every map[string]string // source → "every user of S"
+	roles []string          // role rule → "member of G (roles[i])"
+}
+
+func newWhys(r Rules) *whys {
+	w := &whys{scope: map[string]string{}, every: map[string]string{}}
+	for _, g := range r.Scope {
+		w.scope[g] = "member of " + g
+	}
+	for i, rr := range r.Roles {
+		w.roles = append(w.roles, fmt.Sprintf("member of %s (roles[%d])", rr.Group, i))
+	}
+	return w
+}
+
+func desiredFor(u *identity.User, r Rules, now time.Time, w *whys) (Desired, bool) {
+	why, ok := w.every[u.Source]
+	if !ok {
+		why = "every user of " + u.Source
+		w.every[u.Source] = why
+	}
 	if len(r.Scope) > 0 {
 		g := firstCommon(u.Groups, r.Scope)
 		if g == "" {
 			return Desired{}, false
 		}
-		why = "member of " + g
+		why = w.scope[g]
 	}
 	expired := u.Expires != nil && !now.Before(*u.Expires)
 	if !u.Active && !r.IncludeInactive {
@@ -108,7 +137,7 @@ func desiredFor(u identity.User, r Rules, now time.Time) (Desired, bool) {
 	for i, rr := range r.Roles {
 		if slices.Contains(u.Groups, rr.Group) {
 			a.Role = rr.Role
-			roleWhy = fmt.Sprintf("member of %s (roles[%d])", rr.Group, i)
+			roleWhy = w.roles[i]
 			break
 		}
 	}

@@ -553,7 +553,7 @@ func planPresent(p *Plan, in PlanInput, d Desired, c identity.Account, hasC bool
 	a.finish()
 }
 
-func fact(u identity.User, name, fallback string) string {
+func fact(u *identity.User, name, fallback string) string {
 	f := u.Facts[name]
 	if f == "" {
 		f = fallback
