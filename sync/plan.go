@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"maps"
 	"slices"
-	"sort"
 	"strings"
 	"time"
 
@@ -141,15 +140,30 @@ type PlanInput struct {
 // its input: same input, same plan.
 func MakePlan(in PlanInput) Plan {
 	p := Plan{Target: in.Target}
-	keys := make(map[string]struct{}, len(in.Desired)+len(in.Cached))
+	// Every key once, sorted: the desired accounts' and the cached ones
+	// no desired account has (a slice, not a second map over a million
+	// keys). Only those can belong to people no source knows.
+	sorted := make([]string, 0, len(in.Desired)+len(in.Cached)/64)
 	for k := range in.Desired {
-		keys[k] = struct{}{}
+		sorted = append(sorted, k)
 	}
 	existing := 0
+	var undesired []string
 	for k, c := range in.Cached {
-		keys[k] = struct{}{}
 		if c.Exists {
 			existing++
+		}
+		if _, ok := in.Desired[k]; !ok {
+			sorted = append(sorted, k)
+			undesired = append(undesired, k)
+		}
+	}
+	// A desired account is a known person's; a cached one without a
+	// desired account is known when the sources still have the person.
+	unknown := make(map[string]bool, len(undesired))
+	for _, k := range undesired {
+		if _, known := in.Known[k]; !known {
+			unknown[k] = true
 		}
 	}
 	p.Accounts = max(existing, len(in.Desired))
@@ -157,8 +171,9 @@ func MakePlan(in PlanInput) Plan {
 	blocked := map[string]bool{} // people left alone: their name is a gone person's account
 	// Accounts of people no source knows any more, by username and email.
 	gone := map[string]string{}
-	for k, c := range in.Cached {
-		if _, known := in.Known[k]; known || !c.Exists {
+	for k := range unknown {
+		c := in.Cached[k]
+		if !c.Exists {
 			continue
 		}
 		for _, v := range []string{c.Username, c.Email} {
@@ -171,7 +186,7 @@ func MakePlan(in PlanInput) Plan {
 		// A known person's account already carries the name: the gone
 		// record is a stale duplicate of it.
 		for k, c := range in.Cached {
-			if _, known := in.Known[k]; !known || !c.Exists {
+			if unknown[k] || !c.Exists {
 				continue
 			}
 			for _, v := range []string{c.Username, c.Email} {
@@ -220,8 +235,7 @@ func MakePlan(in PlanInput) Plan {
 	if !in.Cap.Lister && !in.Cap.Supports(connector.ActCreate) {
 		sharedUsernames(&p, in, taken, blocked)
 	}
-	sorted := slices.Collect(maps.Keys(keys))
-	sort.Strings(sorted)
+	slices.Sort(sorted)
 	for _, k := range sorted {
 		if in.Keys != nil && !in.Keys[k] {
 			continue
