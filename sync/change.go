@@ -21,6 +21,13 @@ var ErrNotLeader = errors.New("sync: not the leader: changes are forwarded to th
 // stored snapshot it fails: a full run must come first. The snapshot write
 // is fenced: a replica that is not the leader changes nothing.
 func (e *Engine) MergeChange(ctx context.Context, src string, ch source.Change) ([]string, error) {
+	return e.MergeChanges(ctx, src, []source.Change{ch})
+}
+
+// MergeChanges is MergeChange for several changes of one source, in the
+// order they happened, with one snapshot read and one write: a burst of
+// changes costs one store round trip, not one per change.
+func (e *Engine) MergeChanges(ctx context.Context, src string, chs []source.Change) ([]string, error) {
 	if e.o.Leading != nil && !e.o.Leading() {
 		return nil, ErrNotLeader
 	}
@@ -35,6 +42,22 @@ func (e *Engine) MergeChange(ctx context.Context, src string, ch source.Change) 
 		idx[u.Key] = i
 	}
 	var keys []string
+	for _, ch := range chs {
+		keys = mergeOne(snap, idx, src, ch, keys)
+	}
+	snap.TakenAt = e.o.Now().UTC()
+	if err := e.o.Store.PutSnapshot(ctx, e.o.Fence(), snap); err != nil {
+		if errors.Is(err, state.ErrStaleFence) {
+			return nil, fmt.Errorf("%w: %v", ErrNotLeader, err)
+		}
+		return nil, fmt.Errorf("sync: merge change from %s: store: %w", src, err)
+	}
+	return identity.SortedSet(keys), nil
+}
+
+// mergeOne folds one change into snap (idx: key → position, kept up to
+// date) and returns keys with the record keys it touched.
+func mergeOne(snap *identity.Snapshot, idx map[string]int, src string, ch source.Change, keys []string) []string {
 	for _, u := range ch.Upserts {
 		if u.Source == "" {
 			u.Source = src
@@ -76,13 +99,10 @@ func (e *Engine) MergeChange(ctx context.Context, src string, ch source.Change) 
 			}
 		}
 		snap.Users = kept
-	}
-	snap.TakenAt = e.o.Now().UTC()
-	if err := e.o.Store.PutSnapshot(ctx, e.o.Fence(), snap); err != nil {
-		if errors.Is(err, state.ErrStaleFence) {
-			return nil, fmt.Errorf("%w: %v", ErrNotLeader, err)
+		clear(idx)
+		for i, u := range snap.Users {
+			idx[u.Key] = i
 		}
-		return nil, fmt.Errorf("sync: merge change from %s: store: %w", src, err)
 	}
-	return identity.SortedSet(keys), nil
+	return keys
 }

@@ -585,3 +585,36 @@ func TestGroupChangeIsATargetedRunForItsMembers(t *testing.T) {
 		t.Fatalf("decisions %v, want [u004:suspend]", got)
 	}
 }
+
+// Several changes merged at once apply in the order they happened (a leaver
+// deleted then re-added is present; one added then deleted is gone), with
+// the union of the records they touch.
+func TestMergeChangesInOrder(t *testing.T) {
+	h, _ := setup(t)
+	us := people(5)
+	h.Source.Set(us...)
+	h.Run(dsync.RunOptions{})
+	back := us[1]
+	back.Active = false
+	keys, err := h.Engine.MergeChanges(context.Background(), "hr", []source.Change{
+		{Deletes: []string{"u001"}},
+		{Upserts: []identity.User{back}},
+		{Upserts: []identity.User{{Key: "u009", Username: "u9", Active: true}}},
+		{Deletes: []string{"u009", "u002"}},
+	})
+	if err != nil || !slices.Equal(keys, []string{"u001", "u002", "u009"}) {
+		t.Fatalf("keys %v, err %v", keys, err)
+	}
+	snap, err := h.Store.GetSnapshot(context.Background(), "hr")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, u := range snap.Users {
+		got = append(got, fmt.Sprintf("%s:%v", u.Key, u.Active))
+	}
+	slices.Sort(got)
+	if want := []string{"u000:true", "u001:false", "u003:true", "u004:true"}; !slices.Equal(got, want) {
+		t.Fatalf("snapshot %v, want %v", got, want)
+	}
+}

@@ -3,6 +3,8 @@ package main
 import (
 	"sync"
 	"time"
+
+	"github.com/dirsync/dirsync/source"
 )
 
 // batch merges the triggers that arrive while a run is under way into the
@@ -73,4 +75,50 @@ func (m *merged) merge(t trigger) {
 	if !t.observed.IsZero() && (m.observed.IsZero() || t.observed.Before(m.observed)) {
 		m.observed = t.observed
 	}
+}
+
+// changeQueue holds incremental changes waiting to be folded into their
+// source's stored snapshot. A watcher only adds to it and goes back to
+// reading its directory; the merger folds everything queued in one store
+// round trip per source, so a burst of changes arriving while a run holds
+// the engine becomes one merge and one run, not one of each per change.
+type changeQueue struct {
+	mu      sync.Mutex
+	pending []queuedChange
+	ready   chan struct{}
+}
+
+type queuedChange struct {
+	src, name, how string
+	ch             source.Change
+	seen           time.Time
+}
+
+func newChangeQueue() *changeQueue { return &changeQueue{ready: make(chan struct{}, 1)} }
+
+func (q *changeQueue) add(c queuedChange) {
+	q.mu.Lock()
+	q.pending = append(q.pending, c)
+	q.mu.Unlock()
+	select {
+	case q.ready <- struct{}{}:
+	default:
+	}
+}
+
+// take returns what is queued, by source, each source's changes in the
+// order they came, and the sources in the order they first appear.
+func (q *changeQueue) take() (srcs []string, by map[string][]queuedChange) {
+	q.mu.Lock()
+	all := q.pending
+	q.pending = nil
+	q.mu.Unlock()
+	by = map[string][]queuedChange{}
+	for _, c := range all {
+		if _, ok := by[c.src]; !ok {
+			srcs = append(srcs, c.src)
+		}
+		by[c.src] = append(by[c.src], c)
+	}
+	return srcs, by
 }

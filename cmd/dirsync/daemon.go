@@ -62,6 +62,8 @@ type daemon struct {
 	mux     *http.ServeMux
 	// batch holds the triggers of the next run.
 	batch *batch
+	// changes holds incremental changes waiting to be merged.
+	changes *changeQueue
 	// ready is closed when the HTTP listener is up.
 	ready    chan struct{}
 	addr     atomic.Pointer[string]
@@ -78,7 +80,7 @@ type daemon struct {
 }
 
 func newDaemon(a *app) *daemon {
-	d := &daemon{a: a, log: a.log, batch: newBatch(), mux: http.NewServeMux(), ready: make(chan struct{}), refresh: make(chan struct{}, 1)}
+	d := &daemon{a: a, log: a.log, batch: newBatch(), changes: newChangeQueue(), mux: http.NewServeMux(), ready: make(chan struct{}), refresh: make(chan struct{}, 1)}
 	a.leading = func() bool {
 		l := d.lease.Load()
 		return l != nil && time.Now().Before(l.Expires)
@@ -261,8 +263,9 @@ func (d *daemon) serve(ctx context.Context, onReady func(addr string)) error {
 	}
 	d.Trigger(trigger{name: "startup"})
 	// Run worker.
-	workerDone := make(chan struct{})
+	workerDone, mergerDone := make(chan struct{}), make(chan struct{})
 	go func() { defer close(workerDone); d.worker(ctx, stop) }()
+	go func() { defer close(mergerDone); d.merger(ctx, stop) }()
 
 	select {
 	case <-ctx.Done():
@@ -274,6 +277,7 @@ func (d *daemon) serve(ctx context.Context, onReady func(addr string)) error {
 	cancelWatch()
 	cr.Stop()
 	<-workerDone
+	<-mergerDone
 	cancelLead()
 	wg.Wait()
 	if l := d.lease.Load(); l != nil {

@@ -198,17 +198,46 @@ func (d *daemon) mergeAndTriggerSeen(ctx context.Context, src string, ch source.
 		d.Trigger(trigger{name: name, fallback: src + ": " + why + ": full run instead of a targeted one", observed: seen})
 		return // the full run posts to the other targets' holders when it is done
 	}
-	keys, err := d.a.engine.MergeChange(ctx, src, ch)
-	if errors.Is(err, dsync.ErrNotLeader) {
-		d.forward(ctx, src, ch)
-		return
+	d.changes.add(queuedChange{src: src, name: name, how: how, ch: ch, seen: seen})
+}
+
+// merger folds queued changes into their sources' snapshots (see
+// changeQueue) and asks for a targeted run of the people they touch, until
+// stop is closed.
+func (d *daemon) merger(ctx context.Context, stop chan struct{}) {
+	for {
+		select {
+		case <-stop:
+			return
+		case <-d.changes.ready:
+		}
+		srcs, by := d.changes.take()
+		for _, src := range srcs {
+			qs := by[src]
+			chs := make([]source.Change, len(qs))
+			seen := qs[0].seen
+			for i, q := range qs {
+				chs[i] = q.ch
+				if q.seen.Before(seen) {
+					seen = q.seen
+				}
+			}
+			keys, err := d.a.engine.MergeChanges(ctx, src, chs)
+			if errors.Is(err, dsync.ErrNotLeader) {
+				for _, ch := range chs {
+					d.forward(ctx, src, ch)
+				}
+				continue
+			}
+			if err != nil {
+				d.log.Warn("incremental change not merged: left to the next full run", zap.String("source", src), zap.String("via", qs[0].how),
+					zap.Int("changes", len(chs)), zap.Error(err))
+				continue
+			}
+			d.Trigger(trigger{name: qs[0].name, keys: keys, observed: seen})
+			d.postTargetRuns(ctx, qs[0].name, keys, seen)
+		}
 	}
-	if err != nil {
-		d.log.Warn("incremental change not merged: left to the next full run", zap.String("source", src), zap.String("via", how), zap.Error(err))
-		return
-	}
-	d.Trigger(trigger{name: name, keys: keys, observed: seen})
-	d.postTargetRuns(ctx, name, keys, seen)
 }
 
 func (d *daemon) serveRequests(ctx context.Context) {
