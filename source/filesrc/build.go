@@ -111,30 +111,30 @@ func (s *Source) build(f *file) ([]identity.User, []identity.Group, error) {
 	}
 	var errs errList
 	users := make([]identity.User, 0, len(f.users))
-	wheres := make([]string, 0, len(f.users))
+	from := make([]int, 0, len(f.users)) // users[i] is f.users[from[i]]
 	byKey := map[string]int{}
 	byName := map[string]int{}
 	byEmail := map[string]int{}
-	for _, rec := range f.users {
+	for ri, rec := range f.users {
 		u, ok := s.user(f, rec, cols, &errs)
 		if !ok {
 			continue
 		}
 		dup := false
 		if i, ok := byKey[u.Key]; ok {
-			errs.add(rec.where, s.nameOf(f, cols, "key"), "duplicate key %q (also at %s)", u.Key, wheres[i])
+			errs.add(rec.where(), s.nameOf(f, cols, "key"), "duplicate key %q (also at %s)", u.Key, f.users[from[i]].where())
 			dup = true
 		}
 		// Two people with one email would be merged into one by the
 		// engine's join (and a disable of one would disable both).
 		email := strings.ToLower(u.Email)
 		if i, ok := byEmail[email]; ok && email != "" && !dup {
-			errs.add(rec.where, s.nameOf(f, cols, "email"), "duplicate email %q (also at %s)", u.Email, wheres[i])
+			errs.add(rec.where(), s.nameOf(f, cols, "email"), "duplicate email %q (also at %s)", u.Email, f.users[from[i]].where())
 			dup = true
 		}
 		name := strings.ToLower(u.Username)
 		if i, ok := byName[name]; ok && !dup {
-			errs.add(rec.where, s.nameOf(f, cols, "username"), "duplicate username %q (also at %s)", u.Username, wheres[i])
+			errs.add(rec.where(), s.nameOf(f, cols, "username"), "duplicate username %q (also at %s)", u.Username, f.users[from[i]].where())
 			dup = true
 		}
 		if dup {
@@ -146,7 +146,7 @@ func (s *Source) build(f *file) ([]identity.User, []identity.Group, error) {
 			byEmail[email] = len(users)
 		}
 		users = append(users, u)
-		wheres = append(wheres, rec.where)
+		from = append(from, ri)
 	}
 	if err := errs.err(); err != nil {
 		return nil, nil, err
@@ -182,9 +182,9 @@ func (s *Source) user(f *file, rec record, cols columns, errs *errList) (identit
 		case string:
 			return strings.TrimSpace(v)
 		case kind:
-			errs.add(rec.where, s.nameOf(f, cols, field), "must be a string, not %s", v)
+			errs.add(rec.where(), s.nameOf(f, cols, field), "must be a string, not %s", v)
 		default:
-			errs.add(rec.where, s.nameOf(f, cols, field), "must be a string, not %s", describe(v))
+			errs.add(rec.where(), s.nameOf(f, cols, field), "must be a string, not %s", describe(v))
 		}
 		ok = false
 		return ""
@@ -192,7 +192,7 @@ func (s *Source) user(f *file, rec record, cols columns, errs *errList) (identit
 	u := identity.User{Source: s.name, Active: true}
 	u.Key = str("key")
 	if u.Key == "" && ok {
-		errs.add(rec.where, s.nameOf(f, cols, "key"), "the key is empty")
+		errs.add(rec.where(), s.nameOf(f, cols, "key"), "the key is empty")
 		ok = false
 	}
 	u.Username = str("username")
@@ -204,7 +204,7 @@ func (s *Source) user(f *file, rec record, cols columns, errs *errList) (identit
 		u.Username = u.Email
 	}
 	if u.Username == "" && ok {
-		errs.add(rec.where, s.nameOf(f, cols, "username"), "has neither a username nor an email")
+		errs.add(rec.where(), s.nameOf(f, cols, "username"), "has neither a username nor an email")
 		ok = false
 	}
 	var facts map[string]string
@@ -221,14 +221,14 @@ func (s *Source) user(f *file, rec record, cols columns, errs *errList) (identit
 		}
 		if raw == "" {
 			if f.csv {
-				errs.add(rec.where, s.nameOf(f, cols, field), "is empty (want one of %s)", s.allowed())
+				errs.add(rec.where(), s.nameOf(f, cols, field), "is empty (want one of %s)", s.allowed())
 				ok = false
 			}
 			continue // JSON: absent or null means active
 		}
 		active, known := s.active[strings.ToLower(raw)]
 		if !known {
-			errs.add(rec.where, s.nameOf(f, cols, field), "unknown value %q (want one of %s)", raw, s.allowed())
+			errs.add(rec.where(), s.nameOf(f, cols, field), "unknown value %q (want one of %s)", raw, s.allowed())
 			ok = false
 			continue
 		}
@@ -243,7 +243,7 @@ func (s *Source) user(f *file, rec record, cols columns, errs *errList) (identit
 	if raw := str("expires"); raw != "" {
 		t, err := s.parseDate(raw)
 		if err != nil {
-			errs.add(rec.where, s.nameOf(f, cols, "expires"), "%v", err)
+			errs.add(rec.where(), s.nameOf(f, cols, "expires"), "%v", err)
 			ok = false
 		} else {
 			u.Expires = &t
@@ -253,7 +253,7 @@ func (s *Source) user(f *file, rec record, cols columns, errs *errList) (identit
 	if raw := str("must_change_password"); raw != "" {
 		b, known := parseBool(raw)
 		if !known {
-			errs.add(rec.where, s.nameOf(f, cols, "must_change_password"), "unknown value %q (want true or false)", raw)
+			errs.add(rec.where(), s.nameOf(f, cols, "must_change_password"), "unknown value %q (want true or false)", raw)
 			ok = false
 		} else if b {
 			u.MustChangePassword = true
@@ -272,7 +272,7 @@ func (s *Source) user(f *file, rec record, cols columns, errs *errList) (identit
 				}
 			}
 		default:
-			errs.add(rec.where, s.nameOf(f, cols, "groups"), "must be a list of group names, not %s", describe(v))
+			errs.add(rec.where(), s.nameOf(f, cols, "groups"), "must be a list of group names, not %s", describe(v))
 			ok = false
 		}
 	}
@@ -290,7 +290,7 @@ func (s *Source) user(f *file, rec record, cols columns, errs *errList) (identit
 				setAttr(k, x)
 			}
 		default:
-			errs.add(rec.where, rec.names["attributes"], "must be an object of strings, not %s", describe(v))
+			errs.add(rec.where(), rec.attrName, "must be an object of strings, not %s", describe(v))
 			ok = false
 		}
 	}
@@ -304,7 +304,7 @@ func (s *Source) user(f *file, rec record, cols columns, errs *errList) (identit
 		case []string:
 			setAttr(a, strings.Join(v, s.s.GroupsSeparator))
 		default:
-			errs.add(rec.where, a, "must be a string, not %s", describe(v))
+			errs.add(rec.where(), a, "must be a string, not %s", describe(v))
 			ok = false
 		}
 	}
@@ -389,18 +389,18 @@ func (s *Source) groups(f *file, users []identity.User, byKey, byName map[string
 		name, ok := rec.get("name").(string)
 		name = strings.TrimSpace(name)
 		if !ok || name == "" {
-			errs.add(rec.where, "name", "is required (a string)")
+			errs.add(rec.where(), "name", "is required (a string)")
 			continue
 		}
 		if prev, dup := defined[name]; dup {
-			errs.add(rec.where, "name", "duplicate group %q (also at %s)", name, prev)
+			errs.add(rec.where(), "name", "duplicate group %q (also at %s)", name, prev)
 			continue
 		}
-		defined[name] = rec.where
+		defined[name] = rec.where()
 		known[name] = true
 		members, err := strList(rec.get("members"))
 		if err != "" {
-			errs.add(rec.where, "members", "%s", err)
+			errs.add(rec.where(), "members", "%s", err)
 		}
 		for _, m := range members {
 			i, found := byKey[m]
@@ -418,7 +418,7 @@ func (s *Source) groups(f *file, users []identity.User, byKey, byName map[string
 		}
 		nested, err := strList(rec.get("groups"))
 		if err != "" {
-			errs.add(rec.where, "groups", "%s", err)
+			errs.add(rec.where(), "groups", "%s", err)
 		}
 		for _, child := range nested {
 			parents[child] = append(parents[child], name)

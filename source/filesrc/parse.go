@@ -29,14 +29,27 @@ type file struct {
 // record is one user or group. Values are string, []string,
 // map[string]string, or kind (a value of a type no field can take).
 type record struct {
-	where string         // "hr.csv:5" or "hr.json:12: users[3]"
-	vals  map[string]any // JSON
+	// path, line, what and i say where it is: where() is "hr.csv:5" or
+	// "hr.json:12: users[3]" (made only for an error message).
+	path string
+	line int32
+	what string // "users" or "groups" (JSON)
+	i    int32
+	vals map[string]any // JSON
 	// row and idx hold a CSV record: its cells, and the column of each
 	// normalised name (shared by every row).
 	row []string
 	idx map[string]int
-	// names maps a normalised field name to its spelling (JSON only).
-	names map[string]string
+	// attrName is the spelling of the "attributes" field (JSON only).
+	attrName string
+}
+
+// where names the record in an error message.
+func (r record) where() string {
+	if r.what == "" {
+		return r.path + ":" + strconv.Itoa(int(r.line))
+	}
+	return r.path + ":" + strconv.Itoa(int(r.line)) + ": " + r.what + "[" + strconv.Itoa(int(r.i)) + "]"
 }
 
 // get returns the value of a field (by normalised name), nil if absent.
@@ -117,7 +130,7 @@ func parseCSV(path string, data []byte, comma rune) (*file, error) {
 		if empty {
 			continue // a row of empty cells (common at the end of spreadsheet exports)
 		}
-		rec := record{where: path + ":" + strconv.Itoa(line), row: row, idx: cols}
+		rec := record{path: path, line: int32(line), row: row, idx: cols}
 		f.users = append(f.users, rec)
 	}
 	return f, errs.err()
@@ -162,7 +175,7 @@ func parseJSON(path string, data []byte) (*file, error) {
 	}
 	switch tok {
 	case json.Delim('['):
-		if err := readArray(dec, lines, path, "users", &f.users, &errs); err != nil {
+		if err := readArray(dec, lines, path, "users", &f.users, f.cols, &errs); err != nil {
 			return nil, jerr(err)
 		}
 	case json.Delim('{'):
@@ -183,13 +196,13 @@ func parseJSON(path string, data []byte) (*file, error) {
 				if vt != json.Delim('[') {
 					return nil, fmt.Errorf("%s:%d:%d: %s: must be an array", path, l, c, key)
 				}
-				dst := &f.users
+				dst, cols := &f.users, f.cols
 				if key == "groups" {
-					dst, f.groupsSection = &f.groups, true
+					dst, cols, f.groupsSection = &f.groups, nil, true
 				} else {
 					sawUsers = true
 				}
-				if err := readArray(dec, lines, path, key, dst, &errs); err != nil {
+				if err := readArray(dec, lines, path, key, dst, cols, &errs); err != nil {
 					return nil, jerr(err)
 				}
 			default:
@@ -215,18 +228,14 @@ func parseJSON(path string, data []byte) (*file, error) {
 	if err := errs.err(); err != nil {
 		return nil, err
 	}
-	for _, u := range f.users {
-		for k, name := range u.names {
-			if _, ok := f.cols[k]; !ok {
-				f.cols[k] = name
-			}
-		}
-	}
 	return f, nil
 }
 
 // readArray reads the elements of an array whose '[' was just read.
-func readArray(dec *json.Decoder, lines *lineCounter, path, what string, out *[]record, errs *errList) error {
+//
+// cols, when not nil, gets the first spelling of every field name seen.
+func readArray(dec *json.Decoder, lines *lineCounter, path, what string, out *[]record, cols map[string]string, errs *errList) error {
+	seen := map[string]string{} // normalised name → spelling, per record
 	for i := 0; dec.More(); i++ {
 		off := skipSpace(lines.data, int(dec.InputOffset()))
 		var v any
@@ -234,30 +243,46 @@ func readArray(dec *json.Decoder, lines *lineCounter, path, what string, out *[]
 			return err
 		}
 		l, _ := lines.at(off)
-		where := path + ":" + strconv.Itoa(l) + ": " + what + "[" + strconv.Itoa(i) + "]"
+		rec := record{path: path, line: int32(l), what: what, i: int32(i)}
 		obj, ok := v.(map[string]any)
 		if !ok {
-			errs.add(where, "", "must be an object")
+			errs.add(rec.where(), "", "must be an object")
 			continue
 		}
-		rec := record{where: where, vals: make(map[string]any, len(obj)), names: make(map[string]string, len(obj))}
+		// The decoded object becomes the record's values, renamed in
+		// place: no second map per record.
 		keys := make([]string, 0, len(obj))
 		for k := range obj {
 			keys = append(keys, k)
 		}
 		sort.Strings(keys)
+		clear(seen)
 		for _, k := range keys {
 			n := norm(k)
-			if prev, ok := rec.names[n]; ok {
-				errs.add(where, k, "repeats field %q", prev)
+			val := obj[k]
+			if n != k {
+				delete(obj, k)
+			}
+			if prev, ok := seen[n]; ok {
+				errs.add(rec.where(), k, "repeats field %q", prev)
 				continue
 			}
-			rec.names[n] = k
-			if obj[k] == nil {
-				continue // null is absent
+			seen[n] = k
+			if cols != nil {
+				if _, ok := cols[n]; !ok {
+					cols[n] = k
+				}
 			}
-			rec.vals[n] = jsonValue(obj[k])
+			if n == "attributes" {
+				rec.attrName = k
+			}
+			if val == nil {
+				delete(obj, n) // null is absent
+				continue
+			}
+			obj[n] = jsonValue(val)
 		}
+		rec.vals = obj
 		*out = append(*out, rec)
 	}
 	_, err := dec.Token() // the closing bracket
