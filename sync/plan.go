@@ -246,9 +246,9 @@ func MakePlan(in PlanInput) Plan {
 			continue // handed over to the person who took the username, or left alone
 		}
 		if hasD {
-			planPresent(&p, in, d, c, hasC)
+			planPresent(&p, &in, d, c, hasC)
 		} else if hasC {
-			planGone(&p, in, c)
+			planGone(&p, &in, c)
 		}
 	}
 	return p
@@ -331,7 +331,7 @@ func sharedUsernames(p *Plan, in PlanInput, taken, blocked map[string]bool) {
 // planned so far.
 type acc struct {
 	p     *Plan
-	in    PlanInput
+	in    *PlanInput
 	cur   identity.Account
 	steps []Step
 	note  bool // a bookkeeping change is pending
@@ -531,12 +531,14 @@ func displayUser(a identity.Account) string {
 	return a.Key
 }
 
-func planPresent(p *Plan, in PlanInput, d Desired, c identity.Account, hasC bool) {
+func planPresent(p *Plan, in *PlanInput, d Desired, c identity.Account, hasC bool) {
 	want := d.Account
 	src := d.User.Source
 	a := &acc{p: p, in: in, fresh: !hasC || !c.Exists}
 	if hasC && c.Exists {
-		a.cur = c.Clone()
+		// A shallow copy: every step works on a clone of it, and nothing
+		// here changes a slice or map of it in place.
+		a.cur = c
 		a.cur.Pending = ""
 	} else {
 		switch {
@@ -727,7 +729,7 @@ func groupDelta(from, to []string) string {
 	return strings.Join(parts, " ")
 }
 
-func planGone(p *Plan, in PlanInput, c identity.Account) {
+func planGone(p *Plan, in *PlanInput, c identity.Account) {
 	if !c.Exists || c.Orphan {
 		return // an orphan's record follows reconcile.orphans alone
 	}
