@@ -140,13 +140,8 @@ type PlanInput struct {
 // its input: same input, same plan.
 func MakePlan(in PlanInput) Plan {
 	p := Plan{Target: in.Target}
-	// Every key once, sorted: the desired accounts' and the cached ones
-	// no desired account has (a slice, not a second map over a million
-	// keys). Only those can belong to people no source knows.
-	sorted := make([]string, 0, len(in.Desired)+len(in.Cached)/64)
-	for k := range in.Desired {
-		sorted = append(sorted, k)
-	}
+	// The cached accounts no desired account has: only those can belong
+	// to people no source knows.
 	existing := 0
 	var undesired []string
 	for k, c := range in.Cached {
@@ -154,7 +149,6 @@ func MakePlan(in PlanInput) Plan {
 			existing++
 		}
 		if _, ok := in.Desired[k]; !ok {
-			sorted = append(sorted, k)
 			undesired = append(undesired, k)
 		}
 	}
@@ -235,22 +229,56 @@ func MakePlan(in PlanInput) Plan {
 	if !in.Cap.Lister && !in.Cap.Supports(connector.ActCreate) {
 		sharedUsernames(&p, in, taken, blocked)
 	}
-	slices.Sort(sorted)
-	for _, k := range sorted {
-		if in.Keys != nil && !in.Keys[k] {
-			continue
-		}
-		d, hasD := in.Desired[k]
-		c, hasC := in.Cached[k]
+	// Each account is planned where the maps' order meets it (no sort and
+	// no second lookup over a million keys); the few that produce
+	// anything are put in key order afterwards.
+	type chunk struct {
+		key                 string
+		steps, skips, notes [2]int
+	}
+	var chunks []chunk
+	base := [3]int{len(p.Steps), len(p.Skips), len(p.Notes)}
+	plan1 := func(k string, d Desired, hasD bool) {
 		if taken[k] || blocked[k] {
-			continue // handed over to the person who took the username, or left alone
+			return // handed over to the person who took the username, or left alone
 		}
-		if hasD {
+		c, hasC := in.Cached[k]
+		s0, k0, n0 := len(p.Steps), len(p.Skips), len(p.Notes)
+		switch {
+		case hasD:
 			planPresent(&p, &in, d, c, hasC)
-		} else if hasC {
+		case hasC:
 			planGone(&p, &in, c)
+		default:
+			return
+		}
+		if len(p.Steps) > s0 || len(p.Skips) > k0 || len(p.Notes) > n0 {
+			chunks = append(chunks, chunk{key: k, steps: [2]int{s0, len(p.Steps)}, skips: [2]int{k0, len(p.Skips)}, notes: [2]int{n0, len(p.Notes)}})
 		}
 	}
+	if in.Keys != nil {
+		for k := range in.Keys {
+			d, hasD := in.Desired[k]
+			plan1(k, d, hasD)
+		}
+	} else {
+		for k, d := range in.Desired {
+			plan1(k, d, true)
+		}
+		for _, k := range undesired {
+			plan1(k, Desired{}, false)
+		}
+	}
+	slices.SortFunc(chunks, func(a, b chunk) int { return strings.Compare(a.key, b.key) })
+	steps := slices.Clone(p.Steps[:base[0]])
+	skips := slices.Clone(p.Skips[:base[1]])
+	notes := slices.Clone(p.Notes[:base[2]])
+	for _, c := range chunks {
+		steps = append(steps, p.Steps[c.steps[0]:c.steps[1]]...)
+		skips = append(skips, p.Skips[c.skips[0]:c.skips[1]]...)
+		notes = append(notes, p.Notes[c.notes[0]:c.notes[1]]...)
+	}
+	p.Steps, p.Skips, p.Notes = steps, skips, notes
 	return p
 }
 
