@@ -264,7 +264,8 @@ func (rc *runCtx) owners(f *flow) *owners {
 				}
 			}
 		}
-		for k, u := range f.known {
+		for _, u := range f.known {
+			k := u.Key
 			names := []string{u.Email, u.Username}
 			if d, ok := f.desired[k]; ok {
 				names = append(names, d.Account.Username, d.Account.Email)
@@ -324,7 +325,7 @@ func (rc *runCtx) samePerson(f *flow) func(person, gone string) bool {
 		once.Do(func() {
 			recs = map[string][]string{}
 			for rec, pid := range rc.links {
-				_, isKnown := f.known[pid]
+				isKnown := f.known.Has(pid)
 				if !isKnown || !f.cached[pid].Exists { // a gone person, or a person without an account yet
 					if i := strings.IndexByte(rec, ':'); i >= 0 {
 						recs[pid] = append(recs[pid], rec[i+1:])
@@ -336,8 +337,10 @@ func (rc *runCtx) samePerson(f *flow) func(person, gone string) bool {
 		for _, k := range recs[person] {
 			ids[k] = true
 		}
-		for _, v := range f.known[person].ImmutableIDs() {
-			ids[v] = true
+		if u, ok := f.known.Get(person); ok {
+			for _, v := range u.ImmutableIDs() {
+				ids[v] = true
+			}
 		}
 		for _, k := range recs[gone] {
 			if ids[k] {

@@ -51,10 +51,6 @@ func benchPlan(b *testing.B, n int) {
 	}
 	snap := &identity.Snapshot{Source: "ad", Users: users}
 	links := identity.Link(identity.JoinEmail, nil, snap).Links // every record linked already
-	known := map[string]identity.User{}
-	for _, u := range users {
-		known[u.Key] = u
-	}
 	all := func(connector.Action) bool { return true }
 	var peak uint64
 	b.ReportAllocs()
@@ -70,7 +66,7 @@ func benchPlan(b *testing.B, n int) {
 		}
 		desired := dsync.BuildDesired(l.Users, rules, now)
 		p := dsync.MakePlan(dsync.PlanInput{Target: "t", Cap: dsync.Capability{Supports: all}, Rules: rules,
-			Desired: desired, Cached: cached, Known: known, Now: now})
+			Desired: desired, Cached: cached, Known: dsync.NewPeople(l.Users), Now: now})
 		if len(p.Steps) != n/100 {
 			b.Fatalf("%d steps, want %d", len(p.Steps), n/100)
 		}

@@ -33,11 +33,17 @@ func (e *Engine) Explain(ctx context.Context, who string, ro RunOptions) ([]Expl
 	ro.onPrepared = func(p *Prepared) {
 		x := Explanation{Target: p.Spec.Target.Name()}
 		key := ""
-		for k, u := range p.Input.Known {
-			if k == who || u.Username == who || strings.EqualFold(u.Email, who) {
-				uu := u
-				x.User, key = &uu, k
+		if u, ok := p.Input.Known.Get(who); ok {
+			uu := *u
+			x.User, key = &uu, u.Key
+		}
+		for _, u := range p.Input.Known {
+			if key != "" {
 				break
+			}
+			if u.Username == who || strings.EqualFold(u.Email, who) {
+				uu := u
+				x.User, key = &uu, u.Key
 			}
 		}
 		if key == "" {
@@ -120,9 +126,9 @@ func (e *Engine) IndexPlan(ctx context.Context) (*PlanIndex, error) {
 			skips[s.Key] = append(skips[s.Key], s)
 		}
 		out := map[string]Explanation{}
-		for k, u := range p.Input.Known {
+		for _, u := range p.Input.Known {
 			uu := u
-			out[k] = Explanation{Target: name, User: &uu}
+			out[u.Key] = Explanation{Target: name, User: &uu}
 		}
 		for k := range p.Input.Cached {
 			if _, ok := out[k]; !ok {

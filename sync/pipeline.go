@@ -39,7 +39,7 @@ type flow struct {
 	snaps   map[string]*identity.Snapshot
 	linked  identity.Linked
 	rules   Rules
-	known   map[string]identity.User
+	known   People
 	desired map[string]Desired
 	// own are the target's account rules (accounts.go): who may adopt,
 	// take over or touch which account.

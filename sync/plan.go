@@ -118,7 +118,7 @@ type PlanInput struct {
 	Cached  map[string]identity.Account
 	// Known are all merged users of the target's sources, by person id, to
 	// tell "left the scope" from "left the directory" in reasons.
-	Known map[string]identity.User
+	Known People
 	Now   time.Time
 	// Keys limits a targeted run to these accounts; nil means all.
 	Keys             map[string]bool
@@ -156,7 +156,7 @@ func MakePlan(in PlanInput) Plan {
 	// desired account is known when the sources still have the person.
 	unknown := make(map[string]bool, len(undesired))
 	for _, k := range undesired {
-		if _, known := in.Known[k]; !known {
+		if !in.Known.Has(k) {
 			unknown[k] = true
 		}
 	}
@@ -762,7 +762,7 @@ func planGone(p *Plan, in *PlanInput, c identity.Account) {
 		return // an orphan's record follows reconcile.orphans alone
 	}
 	why := "no longer in any source"
-	if u, ok := in.Known[c.Key]; ok {
+	if u, ok := in.Known.Get(c.Key); ok {
 		why = fmt.Sprintf("%s: no longer in scope (not a member of %s)", u.Source, strings.Join(in.Rules.Scope, ", "))
 		if len(in.Rules.Scope) == 0 {
 			why = fmt.Sprintf("%s: disabled and include_inactive is false", u.Source)

@@ -137,10 +137,7 @@ func TestMakePlanTable(t *testing.T) {
 			for _, c := range tc.cached {
 				cached[c.Key] = c
 			}
-			known := map[string]identity.User{}
-			for _, u := range tc.users {
-				known[u.Key] = u
-			}
+			known := NewPeople(tc.users)
 			in := PlanInput{Target: "app", Cap: tc.cap, Rules: rules, Desired: BuildDesired(tc.users, rules, t0), Cached: cached,
 				Known: known, Now: t0, QuarantineAfter: tc.quar, Fresh: true}
 			got := render(MakePlan(in))

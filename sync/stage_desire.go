@@ -39,10 +39,7 @@ func (rc *runCtx) desire(ctx context.Context, f *flow) error {
 	f.rules = RulesFrom(f.spec.Config)
 	f.rules.Before = loadRulesInEffect(ctx, rc.e.o.Store, f.name)
 	f.desired = BuildDesired(users, f.rules, rc.now)
-	f.known = make(map[string]identity.User, len(users))
-	for _, u := range users {
-		f.known[u.Key] = u
-	}
+	f.known = NewPeople(users)
 	f.own = rc.owners(f)
 	return nil
 }

@@ -97,10 +97,10 @@ func (rc *runCtx) link(ctx context.Context, snaps map[string]*identity.Snapshot)
 // source knows any more that carry the username or email of a person the
 // run is about: a person who comes back under a new identity also settles
 // what their old accounts still owe (a deletion declined earlier).
-func (rc *runCtx) alsoTheirOldAccounts(keys map[string]bool, known map[string]identity.User, cached map[string]identity.Account) {
+func (rc *runCtx) alsoTheirOldAccounts(keys map[string]bool, known People, cached map[string]identity.Account) {
 	names := map[string]bool{}
 	for k := range keys {
-		if u, ok := known[k]; ok {
+		if u, ok := known.Get(k); ok {
 			for _, v := range []string{u.Username, u.Email} {
 				if v != "" {
 					names[strings.ToLower(v)] = true
@@ -112,7 +112,7 @@ func (rc *runCtx) alsoTheirOldAccounts(keys map[string]bool, known map[string]id
 		return
 	}
 	for k, c := range cached {
-		if _, isKnown := known[k]; isKnown || !c.Exists || keys[k] {
+		if known.Has(k) || !c.Exists || keys[k] {
 			continue
 		}
 		if names[strings.ToLower(c.Username)] || (c.Email != "" && names[strings.ToLower(c.Email)]) {

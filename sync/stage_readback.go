@@ -214,7 +214,7 @@ func (rc *runCtx) readBack(ctx context.Context, f *flow, l connector.Lister) ([]
 			continue
 		}
 		c := cached[k]
-		if _, isKnown := f.known[k]; !isKnown && strings.HasPrefix(k, orphanPrefix) && pol2.Orphans == "delete" && !allowed(pol2.Allow, a) {
+		if !f.known.Has(k) && strings.HasPrefix(k, orphanPrefix) && pol2.Orphans == "delete" && !allowed(pol2.Allow, a) {
 			// An orphan suspended by an earlier reconcile, kept in the
 			// cache: orphans: delete now deletes it.
 			orphanSteps = append(orphanSteps, orphanDelete(name, k, a, "orphan: no source knows this account (suspended earlier)"))
