@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -13,6 +14,7 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+	"unicode/utf8"
 
 	"github.com/dirsync/dirsync/config"
 	"github.com/dirsync/dirsync/connector"
@@ -385,22 +387,42 @@ func printResult(w io.Writer, format string, res *dsync.Result) {
 	fmt.Fprintf(w, "run %s: %s (%s)\n", res.RunID, res.Status, strings.Join(parts, ", "))
 }
 
+// printPlans prints one aligned line per step and skip. The column widths
+// are measured in a first pass, so a plan of a million steps is written as
+// it goes rather than held in a tabwriter (the same layout: columns two
+// spaces apart).
 func printPlans(w io.Writer, plans []dsync.Plan) {
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "TARGET\tUSER\tACTION\tREASON")
-	n := 0
-	for _, p := range plans {
-		for _, s := range p.Steps {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", p.Target, s.User, s.Action, s.Reason)
-			n++
-		}
-		for _, s := range p.Skips {
-			fmt.Fprintf(tw, "%s\t%s\t%s (skip)\t%s\n", p.Target, s.User, s.Action, s.Reason)
-			n++
+	width := [3]int{len("TARGET"), len("USER"), len("ACTION")}
+	each := func(fn func(target, user, action, reason string)) {
+		for _, p := range plans {
+			for _, s := range p.Steps {
+				fn(p.Target, s.User, string(s.Action), s.Reason)
+			}
+			for _, s := range p.Skips {
+				fn(p.Target, s.User, string(s.Action)+" (skip)", s.Reason)
+			}
 		}
 	}
-	tw.Flush()
-	fmt.Fprintf(w, "%d planned actions\n", n)
+	n := 0
+	each(func(target, user, action, _ string) {
+		for i, c := range [3]string{target, user, action} {
+			width[i] = max(width[i], utf8.RuneCountInString(c))
+		}
+		n++
+	})
+	bw := bufio.NewWriter(w)
+	line := func(target, user, action, reason string) {
+		for i, c := range [3]string{target, user, action} {
+			bw.WriteString(c)
+			bw.WriteString(strings.Repeat(" ", width[i]-utf8.RuneCountInString(c)+2))
+		}
+		bw.WriteString(reason)
+		bw.WriteByte('\n')
+	}
+	line("TARGET", "USER", "ACTION", "REASON")
+	each(line)
+	fmt.Fprintf(bw, "%d planned actions\n", n)
+	bw.Flush()
 }
 
 func printDecisions(w io.Writer, format string, ds []state.Decision) {
