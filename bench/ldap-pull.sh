@@ -55,15 +55,7 @@ for _ in $(seq 100); do
 done
 
 # The reference reader: the same searches, attributes and page sizes.
-cat >"$WORK/ldapsearch.sh" <<SCRIPT
-set -e
-ldapsearch -x -H "$URL" -D "cn=admin,dc=example,dc=test" -w admin-secret -b "ou=people,dc=example,dc=test" -E "pr=$PAGE/noprompt" \
-  '(|(objectClass=inetOrgPerson)(objectClass=posixAccount))' \
-  entryUUID uid mail givenName sn cn employeeNumber pwdAccountLockedTime shadowExpire pwdReset >/dev/null
-ldapsearch -x -H "$URL" -D "cn=admin,dc=example,dc=test" -w admin-secret -b "ou=groups,dc=example,dc=test" -E "pr=$GROUP_PAGE/noprompt" \
-  '(|(objectClass=groupOfNames)(objectClass=groupOfUniqueNames)(objectClass=posixGroup))' \
-  cn entryUUID member uniqueMember memberUid >/dev/null
-SCRIPT
+REF=(bench/ldap/reference.sh "$URL" "$PAGE" "$GROUP_PAGE")
 PULL=("$WORK/ldapbench" pull -url "$URL" -parallel "$PARALLEL" -page "$PAGE" -group-page "$GROUP_PAGE" -expect-users "$NUSERS")
 GOLDAP=("$WORK/ldapbench" goldap -url "$URL" -page "$PAGE" -group-page "$GROUP_PAGE" -expect-users "$NUSERS")
 
@@ -81,13 +73,13 @@ measure() {
 }
 
 echo "== warm-up" >&2
-bash "$WORK/ldapsearch.sh"
+"${REF[@]}" >/dev/null
 "${PULL[@]}" >/dev/null
 "${GOLDAP[@]}" >/dev/null
 : >"$WORK/results.txt"
 echo "== $RUNS runs each, interleaved (parallel=$PARALLEL, page=$PAGE, group page=$GROUP_PAGE)" >&2
 for _ in $(seq "$RUNS"); do
-  measure ldapsearch bash "$WORK/ldapsearch.sh"
+  measure ldapsearch "${REF[@]}"
   measure dirsync "${PULL[@]}"
   measure go-ldap "${GOLDAP[@]}"
 done

@@ -87,16 +87,6 @@ for n in $SIZES; do
   SLAPD_PID=$!
   for _ in $(seq 100); do ldapsearch -x -H "$URL" -b "" -s base >/dev/null 2>&1 && break; sleep 0.1; done
   redis-cli -p "$RPORT" flushall >/dev/null
-  cat >"$WORK/ldapsearch.sh" <<SCRIPT
-set -e
-ldapsearch -x -H "$URL" -D "cn=admin,dc=example,dc=test" -w admin-secret -b "ou=people,dc=example,dc=test" -E "pr=1000/noprompt" \
-  '(|(objectClass=inetOrgPerson)(objectClass=posixAccount))' \
-  entryUUID uid mail givenName sn cn employeeNumber pwdAccountLockedTime shadowExpire pwdReset >/dev/null
-ldapsearch -x -H "$URL" -D "cn=admin,dc=example,dc=test" -w admin-secret -b "ou=groups,dc=example,dc=test" -E "pr=100/noprompt" \
-  '(|(objectClass=groupOfNames)(objectClass=groupOfUniqueNames)(objectClass=posixGroup))' \
-  cn entryUUID member uniqueMember memberUid >/dev/null
-echo "read"
-SCRIPT
   cat >"$WORK/dirsync.yaml" <<YAML
 log: {level: warn}
 state:
@@ -117,7 +107,7 @@ targets:
     rate_limit: 1000000
     concurrency: 8
 YAML
-  measure "$n" "ldapsearch (reference)" bash "$WORK/ldapsearch.sh" || true
+  measure "$n" "ldapsearch (reference)" bench/ldap/reference.sh "$URL" || true
   measure "$n" "first full run" "$WORK/dirsync" sync --config "$WORK/dirsync.yaml" || { stop_slapd; continue; }
   measure "$n" "no-op full run" "$WORK/dirsync" sync --config "$WORK/dirsync.yaml" || true
   # 1 % changed: a new surname for every hundredth person.
