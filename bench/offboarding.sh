@@ -16,7 +16,9 @@
 #   TRIALS=5 TRIGGERS=burst BURST=10000 bench/offboarding.sh
 #
 # Triggers: ldap-disable, scim-idp-only, scim-merged, ldap-group-removal,
-# ad-notify-disable, ad-expiry, ad-usn-disable, burst (BURST=0: none). Needs slapd, Samba (root)
+# ad-notify-disable, ad-expiry, scim-pull (a remote SCIM provider, dirsync's
+# own SCIM server as its own process, read by a scim_pull source polling every
+# PULL_POLL, default 500ms), ad-usn-disable, burst (BURST=0: none). Needs slapd, Samba (root)
 # and Go; scripts/test.sh installs them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -29,11 +31,12 @@ trap 'rm -rf "$WORK"' EXIT
 echo "== building" >&2
 go build -o "$WORK/dirsync" ./cmd/dirsync
 go build -o "$WORK/offboarding" ./bench/offboarding
+go build -o "$WORK/scimserve" ./scim/cmd/scimserve
 # The burst row runs on its own daemon and directories: its people would
 # otherwise be in every targeted run of the other rows.
 {
   if [ "${TRIGGERS:-}" != burst ]; then
-    "$WORK/offboarding" -dirsync "$WORK/dirsync" -trials "${TRIALS:-20}" -burst 0 -timeout "${TIMEOUT:-20s}" -triggers "${TRIGGERS:-}"
+    "$WORK/offboarding" -dirsync "$WORK/dirsync" -scimserve "$WORK/scimserve" -pull-poll "${PULL_POLL:-500ms}" -trials "${TRIALS:-20}" -burst 0 -timeout "${TIMEOUT:-20s}" -triggers "${TRIGGERS:-}"
   fi
   if [ "${BURST:-1000}" != 0 ] && { [ -z "${TRIGGERS:-}" ] || [[ ",$TRIGGERS," == *,burst,* ]]; }; then
     echo

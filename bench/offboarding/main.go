@@ -48,6 +48,7 @@ const (
 	pUSN     = "adus" // AD disable, USN polling at its default
 	pExpiry  = "adex" // AD accountExpires passing
 	pBurst   = "lbur" // OpenLDAP disable, many at once (prefix + four digits)
+	pPull    = "pull" // a remote SCIM provider read by the scim_pull source; active=false
 	emailDom = "@example.test"
 )
 
@@ -64,29 +65,38 @@ func main() {
 }
 
 type bench struct {
-	dirsync  string
-	dir      string
-	trials   int
-	burst    int
-	timeout  time.Duration
-	secrets  map[string]string
-	slapd    *slapd.Server
-	ldapCfg  *slapd.Config
-	dc       *samba.Server
-	ezState  string
-	nm       *netmakerfake.Server
-	ez       *ezeepfake.Server
-	ezGroup  string
-	at       *allthenticatefake.Server
-	listen   string
-	scimIDs  map[string]string // username → SCIM id
-	daemon   *exec.Cmd
-	daemonCh chan error
-	log      io.Writer
+	dirsync string
+	dir     string
+	trials  int
+	burst   int
+	timeout time.Duration
+	secrets map[string]string
+	slapd   *slapd.Server
+	ldapCfg *slapd.Config
+	dc      *samba.Server
+	ezState string
+	nm      *netmakerfake.Server
+	ez      *ezeepfake.Server
+	ezGroup string
+	at      *allthenticatefake.Server
+	listen  string
+	scimIDs map[string]string // username → SCIM id
+	// The remote SCIM provider (dirsync's own SCIM server as its own
+	// process) read by the scim_pull source; its ids by username.
+	scimserve  string
+	pullPoll   time.Duration
+	remote     string
+	remoteIDs  map[string]string
+	remoteProc *exec.Cmd
+	daemon     *exec.Cmd
+	daemonCh   chan error
+	log        io.Writer
 }
 
 func run() error {
-	b := &bench{secrets: map[string]string{}, scimIDs: map[string]string{}, log: os.Stderr}
+	b := &bench{secrets: map[string]string{}, scimIDs: map[string]string{}, remoteIDs: map[string]string{}, log: os.Stderr}
+	flag.StringVar(&b.scimserve, "scimserve", "", "the scimserve binary: a remote SCIM provider for the scim-pull row (empty: no such row)")
+	flag.DurationVar(&b.pullPoll, "pull-poll", 500*time.Millisecond, "the scim_pull source's poll_interval")
 	flag.StringVar(&b.dirsync, "dirsync", "", "the dirsync binary")
 	flag.IntVar(&b.trials, "trials", 20, "trials per trigger")
 	flag.IntVar(&b.burst, "burst", 1000, "people disabled at once in the burst row (0: no burst row)")
@@ -116,6 +126,12 @@ func run() error {
 	defer b.nm.Close()
 	defer b.ez.Close()
 	defer b.at.Close()
+	if b.scimserve != "" {
+		if err := b.startRemote(); err != nil {
+			return err
+		}
+		defer func() { _ = b.remoteProc.Process.Kill(); _ = b.remoteProc.Wait() }()
+	}
 
 	type trigger struct {
 		name, label, prefix, adMode string
@@ -132,6 +148,7 @@ func run() error {
 		{name: "ldap-group-removal", label: "OpenLDAP removal from the scope group (syncrepl)", prefix: pGroup, adMode: "notify", off: b.ldapStaff(false), on: b.ldapStaff(true)},
 		{name: "ad-notify-disable", label: "Active Directory disable, change notifications", prefix: pNotify, adMode: "notify", off: b.adDisable(true), on: b.adDisable(false)},
 		{name: "ad-expiry", label: "Active Directory `accountExpires` passing (set 3 s ahead)", prefix: pExpiry, adMode: "notify", expiry: true, on: b.adExpires(time.Time{})},
+		{name: "scim-pull", label: fmt.Sprintf("SCIM provider `active=false`, read by the scim_pull source's lastModified poll (poll_interval %v)", b.pullPoll), prefix: pPull, adMode: "notify", off: b.remoteActive(false), on: b.remoteActive(true)},
 		{name: "ad-usn-disable", label: "Active Directory disable, USN polling at the default interval", prefix: pUSN, adMode: "usn", off: b.adDisable(true), on: b.adDisable(false), jitter: 4 * time.Second},
 	}
 	var rows []string
@@ -139,6 +156,9 @@ func run() error {
 	defer b.stopDaemon()
 	for _, tr := range triggers {
 		if *only != "" && !slices.Contains(strings.Split(*only, ","), tr.name) {
+			continue
+		}
+		if tr.prefix == pPull && b.scimserve == "" {
 			continue
 		}
 		if tr.adMode != mode {
@@ -311,7 +331,11 @@ func freePort() int {
 // allNames is everyone the applications know.
 func (b *bench) allNames() []string {
 	var out []string
-	for _, p := range append(append(slices.Clone(ldapPrefixes), adPrefixes...), pIdP) {
+	prefixes := append(append(slices.Clone(ldapPrefixes), adPrefixes...), pIdP)
+	if b.scimserve != "" {
+		prefixes = append(prefixes, pPull)
+	}
+	for _, p := range prefixes {
 		for i := 0; i < b.trials; i++ {
 			out = append(out, fmt.Sprintf("%s%02d", p, i))
 		}
@@ -603,6 +627,81 @@ func (b *bench) scimActive(active bool) func(string) error {
 	}
 }
 
+// ---- the remote SCIM provider (scim_pull) ----
+
+// startRemote starts scimserve as its own process and creates the pull
+// people there, all in "staff".
+func (b *bench) startRemote() error {
+	b.secrets["BENCH_REMOTE_TOKEN"] = fmt.Sprintf("bench-remote-%d", time.Now().UnixNano())
+	addr := fmt.Sprintf("127.0.0.1:%d", freePort())
+	cmd := exec.Command(b.scimserve, "-listen", addr, "-source", "hr")
+	cmd.Env = append(os.Environ(), "SCIM_TOKEN="+b.secrets["BENCH_REMOTE_TOKEN"])
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("start scimserve: %w", err)
+	}
+	b.remoteProc = cmd
+	b.remote = "http://" + addr + "/scim/hr/v2"
+	for i := 0; ; i++ {
+		if _, err := b.remoteCall("GET", "/ServiceProviderConfig", ""); err == nil {
+			break
+		} else if i > 200 {
+			return fmt.Errorf("scimserve not ready: %w", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	var members []string
+	for i := 0; i < b.trials; i++ {
+		name := fmt.Sprintf("%s%02d", pPull, i)
+		m, err := b.remoteCall("POST", "/Users", fmt.Sprintf(`{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"userName":%q,"externalId":%q,
+"name":{"givenName":%q,"familyName":"Test"},"emails":[{"value":"%s%s","type":"work","primary":true}],"active":true}`, name, name, name, name, emailDom))
+		if err != nil {
+			return err
+		}
+		id, _ := m["id"].(string)
+		b.remoteIDs[name] = id
+		members = append(members, fmt.Sprintf(`{"value":%q}`, id))
+	}
+	_, err := b.remoteCall("POST", "/Groups", fmt.Sprintf(`{"schemas":["urn:ietf:params:scim:schemas:core:2.0:Group"],"displayName":"staff","members":[%s]}`, strings.Join(members, ",")))
+	return err
+}
+
+func (b *bench) remoteCall(method, path, body string) (map[string]any, error) {
+	req, err := http.NewRequest(method, b.remote+path, strings.NewReader(body))
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Authorization", "Bearer "+b.secrets["BENCH_REMOTE_TOKEN"])
+	req.Header.Set("Content-Type", "application/scim+json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode/100 != 2 {
+		return nil, fmt.Errorf("remote scim %s %s: %s: %s", method, path, resp.Status, raw)
+	}
+	var m map[string]any
+	_ = json.Unmarshal(raw, &m)
+	return m, nil
+}
+
+func (b *bench) remoteActive(active bool) func(string) error {
+	return func(name string) error {
+		_, err := b.remoteCall("PATCH", "/Users/"+b.remoteIDs[name], fmt.Sprintf(`{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[{"op":"replace","path":"active","value":%t}]}`, active))
+		return err
+	}
+}
+
+// pullSource is the scim_pull source's config entry ("" without a remote).
+func (b *bench) pullSource() string {
+	if b.scimserve == "" {
+		return ""
+	}
+	return fmt.Sprintf("  - name: hr-pull\n    type: scim_pull\n    url: %s\n    token: ${BENCH_REMOTE_TOKEN}\n    poll_interval: %s\n    rate_limit: 1000\n", b.remote, b.pullPoll)
+}
+
 // ---- the applications ----
 
 func (b *bench) startApps() error {
@@ -723,9 +822,10 @@ sources:
   - name: idp
     type: scim
     tokens: ["${BENCH_SCIM_TOKEN}"]
+%s
 targets:
 %s%s%s%s`, filepath.Join(b.dir, "state.db"), b.listen, b.slapd.URL, b.ldapCfg.AdminDN, b.ldapCfg.PeopleDN(), b.ldapCfg.GroupsDN(),
-		b.dc.URL, samba.AdminDN, samba.BaseDN, samba.BaseDN, adMode,
+		b.dc.URL, samba.AdminDN, samba.BaseDN, samba.BaseDN, adMode, b.pullSource(),
 		target("ssh-gateway", fmt.Sprintf("    type: ezeelogin\n    api_url: https://gateway.bench.test/ezlogin\n    secret: ${BENCH_EZEELOGIN_SECRET}\n    version: \"7.41.0\"\n    command: [%q, __ezwapi-fake, --state, %q]\n", b.dirsync, b.ezState)),
 		target("vpn", "    type: netmaker\n    base_url: ${BENCH_NETMAKER_URL}\n    token: ${BENCH_NETMAKER_TOKEN}\n    default_role: platform-user\n"),
 		target("printing", "    type: ezeep\n    client_id: bench\n    client_secret: ${BENCH_EZEEP_SECRET}\n    account_url: ${BENCH_EZEEP_URL}\n    printing_url: ${BENCH_EZEEP_URL}/printing/v1\n    token_url: ${BENCH_EZEEP_URL}/oauth/access_token/\n"+
