@@ -454,9 +454,12 @@ func (e *Engine) applyStep(ctx context.Context, rc *runCtx, spec TargetSpec, s S
 		pol.attempts = 1
 	}
 	reader, canRead := spec.Target.(connector.Reader)
-	// A one-shot action (force password change) is sent at most once per
-	// source event: an answer lost after sending (a timeout, a dropped
-	// connection, a 5xx) is not retried; it counts as fired.
+	// A one-shot action (force password change) is not retried within the
+	// run after an answer lost after sending (a timeout, a dropped
+	// connection, a 5xx): where the application can be read the re-read
+	// tells; otherwise its landing is unknown and the next run sends it
+	// again (invariant 4: a duplicate asks twice, a lost one leaves a
+	// password the directory wanted changed in use).
 	if s.Action == connector.ActForcePasswordChange {
 		pol.final = func(err error) bool { return uncertainKind(connector.KindOf(err)) }
 	}
@@ -587,12 +590,12 @@ func (e *Engine) applyStep(ctx context.Context, rc *runCtx, spec TargetSpec, s S
 // assumeUncertain records what an action whose outcome is unknown may have
 // done: its field becomes unknown (the next plan sends the desired value
 // whatever the cache says), a create is assumed to have happened (so the
-// person is deprovisioned if they leave), and a one-shot action is assumed
-// to have fired (at most once per source event).
+// person is deprovisioned if they leave), and a one-shot action is taken as
+// not fired, so the next plan sends it again (invariant 4: the safe side).
 func assumeUncertain(rec identity.Account, act connector.Action, want identity.Account) identity.Account {
 	switch act {
 	case connector.ActForcePasswordChange:
-		rec.MustChangePassword = true
+		// Left as it was: not confirmed, so sent again.
 	case connector.ActCreate:
 		created := ApplyAction(rec, connector.ActCreate, want)
 		created.Unknown = created.WithUnknown(identity.FieldExists, identity.FieldSuspended, identity.FieldRole, identity.FieldGroups, identity.FieldExpires)
@@ -638,6 +641,8 @@ func landed(act connector.Action, got, want identity.Account) bool {
 		return slices.Equal(identity.SortedSet(got.Groups), identity.SortedSet(want.Groups))
 	case connector.ActCreate:
 		return got.Exists || got.Email != ""
+	case connector.ActForcePasswordChange:
+		return got.MustChangePassword // an application that does not report it is asked again
 	}
 	return false
 }

@@ -787,7 +787,7 @@ func (rc *runCtx) reconcile(ctx context.Context, t connector.Connector, desired 
 		if !canRead {
 			// A write-only application cannot be asked: an interrupted call
 			// leaves its field unknown, so the plan sends the desired value
-			// whichever way it points; a one-shot action counts as fired.
+			// whichever way it points; a one-shot action is sent again.
 			cached[k] = assumeUncertain(withoutPending(c), connector.Action(c.Pending), c)
 			continue
 		}
@@ -928,7 +928,9 @@ func rebase(c, got identity.Account) identity.Account {
 		n.Email, n.GivenName, n.FamilyName, n.DisplayName = got.Email, got.GivenName, got.FamilyName, got.DisplayName
 	}
 	if act == connector.ActForcePasswordChange {
-		n.MustChangePassword = true // at most once per source event
+		// What the application says: not set (or not reported) means the
+		// interrupted call may never have been sent, so it is sent again.
+		n.MustChangePassword = got.MustChangePassword
 	}
 	n.Unknown = nil
 	return n

@@ -65,9 +65,9 @@ func (w *world) judge(c *activity, tgt string, act connector.Action, a identity.
 		allowed = j(func(x want) bool { return x.present && identity.SameTime(x.expires, a.Expires) })
 	case connector.ActForcePasswordChange:
 		w.pwdCalls[tgt][p]++
-		if n, allowance := w.pwdCalls[tgt][p], w.ref.pwdEvents[p]+w.creates[tgt][p]; n > allowance {
-			w.violate("one-shot repeated", "%s: force_password_change for %s sent %d times for %d password event(s) and %d account creation(s)",
-				tgt, a.Username, n, w.ref.pwdEvents[p], w.creates[tgt][p])
+		if n, allowance := w.pwdCalls[tgt][p], w.ref.pwdEvents[p]+w.creates[tgt][p]+w.pwdUnsure[tgt][p]; n > allowance {
+			w.violate("one-shot repeated", "%s: force_password_change for %s sent %d times for %d password event(s), %d account creation(s) and %d sends whose landing the engine could not learn",
+				tgt, a.Username, n, w.ref.pwdEvents[p], w.creates[tgt][p], w.pwdUnsure[tgt][p])
 		}
 	}
 	if allowed {
@@ -330,6 +330,8 @@ func (w *world) finish() {
 			}
 			if why := mismatch(tm, x, got); why != "" {
 				w.violate("final mismatch", "%s: %s %s; %s", tm.name, username(p), why, w.describe(tm, p, now))
+			} else if x.present && got != nil && w.ref.merged(p).mustChange && !got.MustChangePassword {
+				w.violate("lost one-shot", "%s: %s must change their password but the application was never told (invariant 4)", tm.name, username(p))
 			}
 		}
 	}

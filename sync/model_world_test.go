@@ -169,11 +169,15 @@ type world struct {
 	plan      *dsync.PlanFile
 	step      int
 
-	mu         stdsync.Mutex
-	cur        *activity
-	next       faults
-	creates    map[string]map[int]int
-	pwdCalls   map[string]map[int]int
+	mu       stdsync.Mutex
+	cur      *activity
+	next     faults
+	creates  map[string]map[int]int
+	pwdCalls map[string]map[int]int
+	// pwdUnsure counts forced password changes that landed while the
+	// engine could not learn it (an answer lost, a crash, a store write
+	// failing): invariant 4 lets it send each of them again.
+	pwdUnsure  map[string]map[int]int
 	violations []violation
 }
 
@@ -183,7 +187,7 @@ var errDead = errors.New("the process is dead")
 // the accounts a write-only application has, and a first full run.
 func newWorld(t testing.TB, seed uint64, people, static int) *world {
 	w := &world{seed: seed, people: people, total: people + static, former: -1, targets: map[string]*memtarget.Target{},
-		creates: map[string]map[int]int{}, pwdCalls: map[string]map[int]int{}}
+		creates: map[string]map[int]int{}, pwdCalls: map[string]map[int]int{}, pwdUnsure: map[string]map[int]int{}}
 	r := rand.New(rand.NewPCG(seed, 0x5eed))
 	ad, idp := version{}, version{}
 	start := time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
@@ -206,7 +210,7 @@ func newWorld(t testing.TB, seed uint64, people, static int) *world {
 		mt.After = func(act connector.Action, a identity.Account) error { return w.afterCall(name, act, a) }
 		mt.ReadHook = func(op string) error { return w.onRead(name, op) }
 		w.targets[name] = mt
-		w.creates[name], w.pwdCalls[name] = map[int]int{}, map[int]int{}
+		w.creates[name], w.pwdCalls[name], w.pwdUnsure[name] = map[int]int{}, map[int]int{}, map[int]int{}
 		var tg connector.Connector = mt
 		if tm.byUsername {
 			tg = memtarget.NewWriteOnly(mt)
@@ -424,6 +428,9 @@ func (w *world) afterCall(tgt string, act connector.Action, a identity.Account) 
 	id := tgt + "/" + a.Key + "/" + string(act)
 	c.landed = append(c.landed, tgt+"/"+c.names[id]+"/"+string(act))
 	w.checkLanded(tgt, act, c.names[id])
+	if p, dup, ok := personOf(c.names[id]); ok && !dup && act == connector.ActForcePasswordChange && (c.lost[id] || c.crashID == id) {
+		w.pwdUnsure[tgt][p]++
+	}
 	switch {
 	case c.crashID == id:
 		c.crashID = ""
@@ -774,6 +781,15 @@ func (w *world) activityOn(name string, focus []int, fn func(context.Context, *d
 	}
 	if !c.dead {
 		w.checkDecided(c, w.h.Decisions()[journal:])
+	}
+	if c.dead || f.storeFlaky > 0 || f.storeDown {
+		// A forced change that landed may never have been recorded.
+		for _, call := range c.landed {
+			parts := strings.Split(call, "/")
+			if p, dup, ok := personOf(parts[1]); ok && !dup && parts[2] == string(connector.ActForcePasswordChange) {
+				w.pwdUnsure[parts[0]][p]++
+			}
+		}
 	}
 	w.noteHeld()
 	w.noteStored(c, short)
