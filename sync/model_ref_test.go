@@ -5,6 +5,7 @@ package sync_test
 // each application account must look like given a version.
 
 import (
+	"cmp"
 	"fmt"
 	"maps"
 	"slices"
@@ -30,7 +31,34 @@ type record struct {
 	groups     []string // sorted
 	mustChange bool
 	given      string
+	// email and uname, when set, replace the person's own: a successor
+	// given a leaver's role mailbox or recycled username.
+	email, uname string
 }
+
+// modelSuccessors are people the directory does not carry at first: a
+// successor event brings one in with a leaver's email or username.
+const modelSuccessors = 2
+
+// strangerNames are accounts in app that no person has (the protected
+// mechanism): an orphan, a protected service account and an allow-listed
+// account, the last two bearing the emails of people 1 and 2.
+var strangerNames = []string{"orphan-x", "svc-p01", "ext-p02"}
+
+// strangerEmail returns a stranger account's email.
+func strangerEmail(name string) string {
+	switch name {
+	case "svc-p01":
+		return username(1) + "@example.test"
+	case "ext-p02":
+		return username(2) + "@example.test"
+	}
+	return name + "@example.test"
+}
+
+// familyName is a person's family name in every source: the model tells
+// whose an account is by it (usernames and emails may be shared).
+func familyName(p int) string { return fmt.Sprintf("Person%02d", p) }
 
 func (r record) clone() record {
 	r.groups = slices.Clone(r.groups)
@@ -68,11 +96,23 @@ func personOf(name string) (p int, dup, ok bool) {
 	return p, dup, true
 }
 
+// personOfAccount returns the person an account or call is about, by its
+// family name (then its username); dup is true for the directory's second
+// (admin) record of a person; ok is false for accounts no person has.
+func personOfAccount(a identity.Account) (p int, dup, ok bool) {
+	dup = strings.HasPrefix(a.Username, "adm-")
+	if _, err := fmt.Sscanf(a.FamilyName, "Person%d", &p); err == nil {
+		return p, dup, true
+	}
+	return personOf(a.Username)
+}
+
 // user is the identity.User a source returns for a record.
 func (r record) user(src string, p int) identity.User {
-	return identity.User{Key: sourceKey(src, p), Source: src, Username: username(p), Email: username(p) + "@example.test",
-		GivenName: r.given, FamilyName: "Person", Active: r.active, Expires: r.expires, MustChangePassword: r.mustChange,
+	u := identity.User{Key: sourceKey(src, p), Source: src, Username: cmp.Or(r.uname, username(p)), Email: cmp.Or(r.email, username(p)+"@example.test"),
+		GivenName: r.given, FamilyName: familyName(p), Active: r.active, Expires: r.expires, MustChangePassword: r.mustChange,
 		Groups: slices.Clone(r.groups)}
+	return u
 }
 
 // merged is a person as the sources together describe them: a disable in
@@ -128,6 +168,24 @@ type targetModel struct {
 	creates bool
 	// byUsername: the application addresses accounts by username.
 	byUsername bool
+	// roleVariant picks the role rules (roleVariantNames).
+	roleVariant int
+}
+
+// roleRules returns the target's role rules: group → role, first match.
+func (tm targetModel) roleRules() [][2]string {
+	switch tm.roleVariant {
+	case 1:
+		return [][2]string{{"staff", "user"}, {"admins", "admin"}}
+	case 2:
+		return [][2]string{{"ops", "lead"}, {"admins", "admin"}}
+	}
+	return [][2]string{{"admins", "admin"}}
+}
+
+// privilege ranks roles by what they allow, whatever the rules' order.
+func privilege(role string) int {
+	return map[string]int{"user": 1, "lead": 2, "admin": 3}[role]
 }
 
 func (tm targetModel) want(m merged, now time.Time) want {
@@ -138,8 +196,11 @@ func (tm targetModel) want(m merged, now time.Time) want {
 	w.suspended = !m.active || (m.expires != nil && !now.Before(*m.expires))
 	if tm.roles {
 		w.role = "user"
-		if slices.Contains(m.groups, "admins") {
-			w.role = "admin"
+		for _, rr := range tm.roleRules() {
+			if slices.Contains(m.groups, rr[0]) {
+				w.role = rr[1]
+				break
+			}
 		}
 	}
 	if tm.groups {
@@ -164,11 +225,38 @@ type reference struct {
 	// pwdEvents counts each person's must-change-password events (the
 	// merged flag turning on).
 	pwdEvents map[int]int
+	// shared marks people who ever shared an email or username with
+	// another person the sources carried at the same time (a successor
+	// and a returning leaver): the model does not say which of them an
+	// application keyed by that identifier serves.
+	shared map[int]bool
+}
+
+// noteShared marks people carried with the email or username of another.
+func (r *reference) noteShared() {
+	by := map[string][]int{}
+	for _, src := range []string{srcAD, srcIdP} {
+		for p, rec := range r.truth[src] {
+			u := rec.user(src, p)
+			for _, id := range []string{"e:" + u.Email, "u:" + u.Username} {
+				if !slices.Contains(by[id], p) {
+					by[id] = append(by[id], p)
+				}
+			}
+		}
+	}
+	for _, ps := range by {
+		if len(ps) > 1 {
+			for _, p := range ps {
+				r.shared[p] = true
+			}
+		}
+	}
 }
 
 func newReference(ad, idp version) *reference {
 	r := &reference{truth: map[string]version{srcAD: ad, srcIdP: idp}, dups: map[int]bool{},
-		history: map[string][]version{}, pwdEvents: map[int]int{}}
+		history: map[string][]version{}, pwdEvents: map[int]int{}, shared: map[int]bool{}}
 	for _, src := range []string{srcAD, srcIdP} {
 		r.history[src] = []version{r.truth[src].clone()}
 	}
@@ -223,6 +311,7 @@ func (r *reference) change(src string, p int, fn func(*record) *record) {
 	}
 	r.truth[src] = next
 	r.history[src] = append(r.history[src], next.clone())
+	r.noteShared()
 	if !before && r.merged(p).mustChange {
 		r.pwdEvents[p]++
 	}
@@ -273,7 +362,7 @@ func distinct(vs []version, p int) []*record {
 		}
 		k := fmt.Sprint(rec != nil, rec)
 		if rec != nil {
-			k = fmt.Sprint(rec.active, fmtTime(rec.expires), rec.groups, rec.mustChange)
+			k = fmt.Sprint(rec.active, fmtTime(rec.expires), rec.groups, rec.mustChange, rec.email, rec.uname)
 		}
 		if !seen[k] {
 			seen[k] = true
@@ -295,7 +384,7 @@ func fmtTime(t *time.Time) string {
 func fingerprint(users []identity.User) string {
 	lines := make([]string, 0, len(users))
 	for _, u := range users {
-		lines = append(lines, fmt.Sprint(u.Key, u.Active, fmtTime(u.Expires), identity.SortedSet(u.Groups), u.MustChangePassword, u.GivenName))
+		lines = append(lines, fmt.Sprint(u.Key, u.Active, fmtTime(u.Expires), identity.SortedSet(u.Groups), u.MustChangePassword, u.GivenName, u.Email, u.Username))
 	}
 	slices.Sort(lines)
 	return strings.Join(lines, "\n")

@@ -43,8 +43,21 @@ var modelTargets = []targetModel{
 	{name: "vpn", scope: "vpn", deleteGone: true, creates: true},
 }
 
-func (tm targetModel) config() config.TargetCommon {
+// worldConf is the configuration the operator changes between runs.
+type worldConf struct {
+	drift, orphans string // app's and vpn's reconcile policy
+	roleVariant    int
+	scopeTypo      bool // app's scope reads "staf"
+	protected      bool // app protects svc-p01 and allows ext-*
+}
+
+func (tm targetModel) config(conf worldConf) config.TargetCommon {
 	return synctest.Common(func(c *config.TargetCommon) {
+		c.Reconcile = config.Reconcile{Drift: conf.drift, Orphans: conf.orphans}
+		if conf.protected && tm.name == "app" {
+			c.Protected = []string{"svc-p01"}
+			c.Reconcile.Allow = []string{"ext-*"}
+		}
 		c.Concurrency = 1 // calls in a fixed order: a seed replays the same run
 		inc := tm.includeInactive
 		c.IncludeInactive = &inc
@@ -52,7 +65,10 @@ func (tm targetModel) config() config.TargetCommon {
 			c.Scope = []string{tm.scope}
 		}
 		if tm.roles {
-			c.Roles = []config.RoleRule{{Group: "admins", Role: "admin"}}
+			c.Roles = nil
+			for _, rr := range tm.roleRules() {
+				c.Roles = append(c.Roles, config.RoleRule{Group: rr[0], Role: rr[1]})
+			}
 			c.DefaultRole = "user"
 		}
 		if tm.groups {
@@ -107,6 +123,9 @@ type faults struct {
 	// staleLeader runs the activity on the former leader, which still
 	// believes it leads.
 	staleLeader bool
+	// massEnd, when not zero, makes the directory read everyone with an
+	// end date now+massEnd.
+	massEnd time.Duration
 }
 
 // activity is the engine work in progress, and what faults do to it.
@@ -139,6 +158,9 @@ type activity struct {
 	// action"; names maps a call to its username (a delete carries none).
 	landed []string
 	names  map[string]string
+	// reduced lists, per "target/guard kind", the people whose access the
+	// activity's calls reduced.
+	reduced map[string]map[int]bool
 }
 
 // replica is one daemon process: an engine, its lease, and whether it
@@ -166,8 +188,19 @@ type world struct {
 	held    []string // held run ids in the order they appeared
 	// forwarded are pushes a standby received, for the leader to merge.
 	forwarded []source.Change
+	handSeq   int
+	// approving is what the held run being approved holds (heldAllowance).
+	approving map[string]int
 	plan      *dsync.PlanFile
 	step      int
+	mech      mechanisms
+	conf      worldConf
+	conns     map[string]connector.Connector
+	// handDirty marks, per target, people whose account was changed by
+	// hand since the cache last equalled the application.
+	handDirty map[string]map[int]bool
+	// strangers are app's accounts no person has, as seeded.
+	strangers map[string]identity.Account
 
 	mu       stdsync.Mutex
 	cur      *activity
@@ -185,13 +218,15 @@ var errDead = errors.New("the process is dead")
 
 // newWorld builds the world for seed: its people, the targets seeded with
 // the accounts a write-only application has, and a first full run.
-func newWorld(t testing.TB, seed uint64, people, static int) *world {
-	w := &world{seed: seed, people: people, total: people + static, former: -1, targets: map[string]*memtarget.Target{},
+func newWorld(t testing.TB, seed uint64, people, static int, mech mechanisms) *world {
+	w := &world{seed: seed, people: people, total: people + static + modelSuccessors, former: -1, targets: map[string]*memtarget.Target{},
+		mech: mech, conf: worldConf{drift: "fix", orphans: "report", protected: mech.on("protected")}, conns: map[string]connector.Connector{},
+		handDirty: map[string]map[int]bool{}, strangers: map[string]identity.Account{},
 		creates: map[string]map[int]int{}, pwdCalls: map[string]map[int]int{}, pwdUnsure: map[string]map[int]int{}}
 	r := rand.New(rand.NewPCG(seed, 0x5eed))
 	ad, idp := version{}, version{}
 	start := time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
-	for p := range w.total {
+	for p := range people + static {
 		rec := record{active: true, groups: []string{"staff"}, given: "Given"}
 		if p < people {
 			rec = randomRecord(r, start)
@@ -211,15 +246,24 @@ func newWorld(t testing.TB, seed uint64, people, static int) *world {
 		mt.ReadHook = func(op string) error { return w.onRead(name, op) }
 		w.targets[name] = mt
 		w.creates[name], w.pwdCalls[name], w.pwdUnsure[name] = map[int]int{}, map[int]int{}, map[int]int{}
+		w.handDirty[name] = map[int]bool{}
 		var tg connector.Connector = mt
 		if tm.byUsername {
 			tg = memtarget.NewWriteOnly(mt)
-			for p := range w.total {
-				mt.Seed(identity.Account{Key: username(p), Username: username(p), Email: username(p) + "@example.test",
-					GivenName: "Given", FamilyName: "Person", DisplayName: "Given Person"})
+			for p := range w.total - modelSuccessors { // a successor's account appears when they join
+				mt.Seed(ezeeloginAccount(p))
 			}
 		}
-		specs = append(specs, synctest.Spec(tg, tm.config()))
+		if tm.name == "app" && w.conf.protected {
+			for i, n := range strangerNames {
+				a := identity.Account{Key: n, Username: n, Email: strangerEmail(n), GivenName: "Someone", FamilyName: "Stranger",
+					Role: "admin", Remote: map[string]string{"id": fmt.Sprintf("s%d", i+1)}, Exists: true}
+				mt.Seed(a)
+				w.strangers[n] = a
+			}
+		}
+		w.conns[name] = tg
+		specs = append(specs, synctest.Spec(tg, tm.config(w.conf)))
 	}
 	var h *synctest.Harness
 	w.mem = memstore.New(memstore.Options{JournalSize: 1000, Now: func() time.Time { return h.Clock.Now() }})
@@ -238,6 +282,13 @@ func newWorld(t testing.TB, seed uint64, people, static int) *world {
 	w.setSources()
 	w.do(event{kind: evFullRun})
 	return w
+}
+
+// ezeeloginAccount is the account Ezeelogin has for a person (its users
+// come from the directory in Ezeelogin itself).
+func ezeeloginAccount(p int) identity.Account {
+	return identity.Account{Key: username(p), Username: username(p), Email: username(p) + "@example.test",
+		GivenName: "Given", FamilyName: familyName(p), DisplayName: "Given " + familyName(p)}
 }
 
 func randomRecord(r *rand.Rand, now time.Time) record {
@@ -259,6 +310,7 @@ func randomRecord(r *rand.Rand, now time.Time) record {
 func (w *world) newEngine(rep *replica) *dsync.Engine {
 	return w.h.NewEngine(func(o *dsync.Options) {
 		o.Store = w.store
+		o.Targets = w.specs()
 		o.Fence = func() state.Fence {
 			if l := rep.lease.Load(); l != nil {
 				return l.Fence()
@@ -267,6 +319,39 @@ func (w *world) newEngine(rep *replica) *dsync.Engine {
 		}
 		o.Leading = rep.believes.Load
 	})
+}
+
+// tm returns the model of the target named name under the current
+// configuration.
+func (w *world) tm(name string) targetModel {
+	tm := targetModelOf(name)
+	if tm.roles {
+		tm.roleVariant = w.conf.roleVariant
+	}
+	if tm.name == "app" && w.conf.scopeTypo {
+		tm.scope = "staf"
+	}
+	return tm
+}
+
+// specs returns the engine's targets under the current configuration.
+func (w *world) specs() []dsync.TargetSpec {
+	var out []dsync.TargetSpec
+	for _, tm := range modelTargets {
+		c := w.tm(tm.name).config(w.conf)
+		if tm.name == "app" && w.conf.scopeTypo {
+			c.Scope = []string{"staf"}
+		}
+		out = append(out, synctest.Spec(w.conns[tm.name], c))
+	}
+	return out
+}
+
+// reconfigure restarts both replicas with the current configuration.
+func (w *world) reconfigure() {
+	for _, rep := range w.reps {
+		rep.engine = w.newEngine(rep)
+	}
 }
 
 // takeLead makes replica i the leader: the other loses its lease.
@@ -508,6 +593,8 @@ func (w *world) do(e event) {
 		w.next.zeroUsers = true
 	case evGroupEmpty:
 		w.next.groupEmpty = e.group
+	case evMassEnd:
+		w.next.massEnd = e.dur
 	case evLeaderChange:
 		w.takeLead(1 - w.leader)
 	case evStaleLeader:
@@ -516,10 +603,27 @@ func (w *world) do(e event) {
 		w.h.Clock.Advance(e.dur)
 	case evFullRun, evMassRun:
 		ro := dsync.RunOptions{Trigger: "schedule", AllowMassChange: e.kind == evMassRun}
+		name := "full run"
 		if e.kind == evMassRun {
-			w.next.zeroUsers, w.next.groupEmpty = false, "" // an operator vouches for what the sources say
+			w.next.zeroUsers, w.next.groupEmpty, w.next.massEnd = false, "", 0 // an operator vouches for what the sources say
+			name = "mass run"
 		}
-		w.activity("full run", func(ctx context.Context, en *dsync.Engine) (*dsync.Result, error) { return w.run(ctx, en, ro) })
+		w.activity(name, func(ctx context.Context, en *dsync.Engine) (*dsync.Result, error) { return w.run(ctx, en, ro) })
+	case evReconcile:
+		w.activity("reconcile", func(ctx context.Context, en *dsync.Engine) (*dsync.Result, error) {
+			return w.run(ctx, en, dsync.RunOptions{Trigger: "reconcile", Reconcile: true})
+		})
+	case evPolicy:
+		w.conf.drift, w.conf.orphans = e.drift, e.orphans
+		w.reconfigure()
+	case evRoles:
+		w.conf.roleVariant = e.variant
+		w.reconfigure()
+	case evScope:
+		w.conf.scopeTypo = e.typo
+		w.reconfigure()
+	case evHandEdit:
+		w.handEdit(e)
 	case evTick:
 		at, _ := w.reps[w.leader].engine.Due()
 		if at.IsZero() || w.h.Clock.Now().Before(at) {
@@ -529,7 +633,7 @@ func (w *world) do(e event) {
 			return w.run(ctx, en, dsync.RunOptions{Trigger: "expiry", UseStored: true})
 		})
 	case evApprove:
-		w.next.zeroUsers, w.next.groupEmpty = false, "" // an approver vouches for what the sources say
+		w.next.zeroUsers, w.next.groupEmpty, w.next.massEnd = false, "", 0 // an approver vouches for what the sources say
 		live := w.heldRuns()
 		if len(live) == 0 {
 			return
@@ -539,6 +643,7 @@ func (w *world) do(e event) {
 		if e.only {
 			only = []connector.Action{connector.ActSuspend}
 		}
+		w.approving = w.heldAllowance(id)
 		w.activity("approve", func(_ context.Context, en *dsync.Engine) (*dsync.Result, error) {
 			return nil, approve(en, id, only...)
 		})
@@ -582,6 +687,31 @@ func (w *world) do(e event) {
 func (w *world) directory(e event) {
 	p := e.person
 	switch e.kind {
+	case evSuccessor:
+		q := e.n
+		if _, there := w.ref.truth[srcAD][q]; there {
+			return // the successor joined already
+		}
+		for _, src := range []string{srcIdP, srcAD} {
+			w.ref.change(src, p, func(*record) *record { return nil })
+		}
+		w.ref.change(srcAD, q, func(*record) *record {
+			r := record{active: true, groups: []string{"staff"}, given: "Given"}
+			if e.all {
+				r.groups = []string{"admins", "staff"}
+			}
+			if e.mailbox {
+				r.email = username(p) + "@example.test"
+			} else {
+				r.uname = username(p)
+			}
+			return &r
+		})
+		if e.mailbox {
+			w.targets["ezeelogin"].Seed(ezeeloginAccount(q)) // a recycled username finds the leaver's
+		}
+		w.setSources()
+		return
 	case evDupAdd, evDupRemove:
 		_, inAD := w.ref.truth[srcAD][p]
 		w.ref.dups[p] = e.kind == evDupAdd && inAD
@@ -658,6 +788,69 @@ func (w *world) directory(e event) {
 	})
 }
 
+// handEdit changes an application by hand, as an administrator would.
+func (w *world) handEdit(e event) {
+	mt := w.targets[e.tgt]
+	var keys []string
+	for _, a := range mt.All() {
+		p, dup, ok := personOfAccount(a)
+		switch {
+		case e.person < 0:
+			if a.Username == strangerNames[-e.person-1] {
+				keys = append(keys, a.Key)
+			}
+		case e.all:
+			if a.Suspended && ok && !dup {
+				keys = append(keys, a.Key)
+			}
+		case ok && !dup && p == e.person && a.Username != "" && !strings.HasPrefix(a.Username, "svc-") && !strings.HasPrefix(a.Username, "ext-"):
+			keys = append(keys, a.Key)
+		}
+	}
+	slices.Sort(keys)
+	if e.op == heMake {
+		if len(keys) > 0 {
+			return // they have one
+		}
+		w.handSeq++
+		u := username(e.person)
+		mt.Seed(identity.Account{Key: fmt.Sprintf("hand-%d", w.handSeq), Username: u, Email: u + "@example.test", GivenName: "Given",
+			FamilyName: familyName(e.person), Role: "admin", Remote: map[string]string{"id": fmt.Sprintf("h%d", w.handSeq)}})
+		w.handDirty[e.tgt][e.person] = true
+		return
+	}
+	for _, k := range keys {
+		if e.person >= 0 || e.all {
+			if a, ok := mt.Get(k); ok {
+				if p, _, ok := personOfAccount(a); ok {
+					w.handDirty[e.tgt][p] = true
+				}
+			}
+		}
+		if e.op == heRemove {
+			mt.Remove(k)
+			continue
+		}
+		defer func() {
+			if a, ok := mt.Get(k); ok && w.strangers[a.Username].Username != "" {
+				w.strangers[a.Username] = a // as the administrator left it
+			}
+		}()
+		mt.Edit(k, func(a *identity.Account) {
+			switch e.op {
+			case heReEnable:
+				a.Suspended = false
+			case heRaise:
+				a.Role = "admin"
+			case heLower:
+				a.Role = "user"
+			case heGroupAdd:
+				a.Groups = identity.SortedSet(append(a.Groups, "ops"))
+			}
+		})
+	}
+}
+
 // run runs the engine once, stoppable by a graceful-stop fault.
 func (w *world) run(ctx context.Context, en *dsync.Engine, ro dsync.RunOptions) (*dsync.Result, error) {
 	w.mu.Lock()
@@ -730,13 +923,25 @@ func (w *world) activityOn(name string, focus []int, fn func(context.Context, *d
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	c := &activity{name: name, faults: f, cancel: cancel, standby: standby,
-		stop: make(chan struct{}), calls: map[string]int{}, stored: map[string]bool{}, budget: map[string]map[string]bool{}, attempts: map[string]int{}, lost: map[string]bool{}, names: map[string]string{}}
+		stop: make(chan struct{}), calls: map[string]int{}, stored: map[string]bool{}, budget: map[string]map[string]bool{}, attempts: map[string]int{}, lost: map[string]bool{}, names: map[string]string{}, reduced: map[string]map[int]bool{}}
 	var short version
 	if f.sourceFail != "" {
 		w.h.Src(f.sourceFail).Fail(errors.New(f.sourceFail + ": connection reset"))
 	}
 	if f.zeroUsers {
 		w.h.Src(srcAD).Set()
+		c.short = true
+	}
+	if f.massEnd != 0 {
+		short = w.ref.truth[srcAD].clone()
+		end := w.h.Clock.Now().Add(f.massEnd)
+		for p, r := range short {
+			if r.expires == nil || r.expires.After(end) {
+				r.expires = &end
+			}
+			short[p] = r
+		}
+		w.h.Src(srcAD).Set(w.ref.users(srcAD, short)...)
 		c.short = true
 	}
 	if f.groupEmpty != "" {
@@ -782,6 +987,10 @@ func (w *world) activityOn(name string, focus []int, fn func(context.Context, *d
 	if !c.dead {
 		w.checkDecided(c, w.h.Decisions()[journal:])
 	}
+	if w.step > 0 { // the first run adopts what the applications had
+		w.checkGuard(c, w.approving)
+	}
+	w.approving = nil
 	if c.dead || f.storeFlaky > 0 || f.storeDown {
 		// A forced change that landed may never have been recorded.
 		for _, call := range c.landed {
@@ -794,9 +1003,10 @@ func (w *world) activityOn(name string, focus []int, fn func(context.Context, *d
 	w.noteHeld()
 	w.noteStored(c, short)
 	w.checkCache()
-	healthy := len(f.armedBy) == 0 && !standby && err == nil && res != nil && (name == "full run" || name == "expiry" || name == "push")
+	healthy := len(f.armedBy) == 0 && !standby && err == nil && res != nil &&
+		(name == "full run" || name == "mass run" || name == "expiry" || name == "push" || name == "reconcile")
 	if healthy {
-		w.checkAfterHealthyRun(res, focus)
+		w.checkAfterHealthyRun(res, focus, name == "reconcile")
 	}
 }
 
