@@ -53,7 +53,7 @@ func (w *world) judge(c *activity, tgt string, act connector.Action, a identity.
 			tgt, act, familyName(p), familyName(q), cur.Username)
 		return
 	}
-	if w.ref.shared[p] || (tm.byUsername && w.ref.shared[p]) {
+	if w.ref.shared[p] || (tm.byUsername && w.ref.recycled[p]) {
 		return // which of the people sharing an identifier an account serves is not the model's to say
 	}
 	now := w.h.Clock.Now()
@@ -226,25 +226,17 @@ func targetModelOf(name string) targetModel {
 
 // checkLanded checks a call the application applied: a create must not
 // leave a person with two accounts.
-func (w *world) checkLanded(tgt string, act connector.Action, name string) {
+func (w *world) checkLanded(tgt string, act connector.Action, a identity.Account) {
 	if act != connector.ActCreate {
 		return
 	}
-	if n := w.accountsNamed(tgt, name); n > 1 {
-		w.violate("second account", "%s: a create left %s with %d accounts", tgt, name, n)
+	p, dup, ok := personOfAccount(a)
+	if !ok || dup {
+		return
 	}
-}
-
-// accountsNamed counts the application's accounts with username u.
-func (w *world) accountsNamed(tgt, u string) int {
-	list := w.targets[tgt].All()
-	n := 0
-	for _, a := range list {
-		if a.Username == u {
-			n++
-		}
+	if n := len(w.accountsByPerson(w.tm(tgt))[p]); n > 1 {
+		w.violate("second account", "%s: a create left %s (%s) with %d accounts", tgt, a.Username, familyName(p), n)
 	}
-	return n
 }
 
 // checkDecided checks that every call an application applied has its
@@ -366,7 +358,7 @@ func (w *world) checkAfterHealthyRun(res *dsync.Result, focus []int, reconciled 
 		accounts := w.accountsByPerson(tm)
 		for _, p := range people {
 			keeps := w.ref.justified(tm, p, now, func(x want) bool { return x.present && !x.suspended })
-			if w.ref.dups[p] || w.ref.shared[p] || keeps || (w.handDirty[tm.name][p] && !reconciled) {
+			if w.ref.dups[p] || w.ref.shared[p] || (tm.byUsername && w.ref.recycled[p]) || keeps || (w.handDirty[tm.name][p] && !reconciled) {
 				continue
 			}
 			for _, a := range accounts[p] {
@@ -402,7 +394,7 @@ func (w *world) checkExpiredStayDue(now time.Time) {
 		accounts := w.accountsByPerson(tm)
 		for _, p := range w.changing() {
 			x := w.ref.wantNow(tm, p, now)
-			if !x.present || x.expires == nil || now.Before(*x.expires) || w.ref.dups[p] || w.ref.shared[p] || w.handDirty[tm.name][p] {
+			if !x.present || x.expires == nil || now.Before(*x.expires) || w.ref.dups[p] || w.ref.shared[p] || (tm.byUsername && w.ref.recycled[p]) || w.handDirty[tm.name][p] {
 				continue
 			}
 			if w.ref.justified(tm, p, now, func(y want) bool { return y.present && !y.suspended }) {
@@ -488,7 +480,7 @@ func (w *world) finish() {
 		tm = w.tm(tm.name)
 		accounts := w.accountsByPerson(tm)
 		for p := range w.total {
-			if w.ref.dups[p] || w.ref.shared[p] {
+			if w.ref.dups[p] || w.ref.shared[p] || (tm.byUsername && w.ref.recycled[p]) {
 				continue
 			}
 			x := w.ref.wantNow(tm, p, now)
@@ -503,7 +495,7 @@ func (w *world) finish() {
 			}
 			if why := mismatch(tm, x, got); why != "" {
 				w.violate("final mismatch", "%s: %s %s; %s", tm.name, username(p), why, w.describe(tm, p, now))
-			} else if x.present && got != nil && w.ref.merged(p).mustChange && !got.MustChangePassword {
+			} else if x.present && !x.suspended && got != nil && w.ref.merged(p).mustChange && !got.MustChangePassword {
 				w.violate("lost one-shot", "%s: %s must change their password but the application was never told (invariant 4)", tm.name, username(p))
 			}
 		}

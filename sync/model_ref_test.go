@@ -230,6 +230,10 @@ type reference struct {
 	// and a returning leaver): the model does not say which of them an
 	// application keyed by that identifier serves.
 	shared map[int]bool
+	// recycled marks a leaver and the successor given their username: an
+	// application that knows accounts by username (Ezeelogin) has one
+	// account for both, so the model does not judge them there.
+	recycled map[int]bool
 }
 
 // noteShared marks people carried with the email or username of another.
@@ -256,7 +260,7 @@ func (r *reference) noteShared() {
 
 func newReference(ad, idp version) *reference {
 	r := &reference{truth: map[string]version{srcAD: ad, srcIdP: idp}, dups: map[int]bool{},
-		history: map[string][]version{}, pwdEvents: map[int]int{}, shared: map[int]bool{}}
+		history: map[string][]version{}, pwdEvents: map[int]int{}, shared: map[int]bool{}, recycled: map[int]bool{}}
 	for _, src := range []string{srcAD, srcIdP} {
 		r.history[src] = []version{r.truth[src].clone()}
 	}

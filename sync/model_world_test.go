@@ -512,7 +512,7 @@ func (w *world) afterCall(tgt string, act connector.Action, a identity.Account) 
 	}
 	id := tgt + "/" + a.Key + "/" + string(act)
 	c.landed = append(c.landed, tgt+"/"+c.names[id]+"/"+string(act))
-	w.checkLanded(tgt, act, c.names[id])
+	w.checkLanded(tgt, act, a)
 	if p, dup, ok := personOf(c.names[id]); ok && !dup && act == connector.ActForcePasswordChange && (c.lost[id] || c.crashID == id) {
 		w.pwdUnsure[tgt][p]++
 	}
@@ -704,6 +704,7 @@ func (w *world) directory(e event) {
 				r.email = username(p) + "@example.test"
 			} else {
 				r.uname = username(p)
+				w.ref.recycled[p], w.ref.recycled[q] = true, true
 			}
 			return &r
 		})
