@@ -802,7 +802,18 @@ func (rc *runCtx) reconcile(ctx context.Context, t connector.Connector, desired 
 		case connector.KindOf(err) == connector.KindNotFound:
 			cached[k] = identity.Account{Key: k, Failing: c.Failing}
 		case err != nil:
-			return fmt.Errorf("re-read %q after an interrupted %s: %w", c.Username, c.Pending, err)
+			// One account that cannot be read back blocks no other step
+			// (invariant 2): like a write-only application's, its fields
+			// are taken as unknown, so the plan sends the desired values;
+			// the stored record keeps its intent and is read again next run.
+			what := c.Pending
+			if what == "" {
+				what = "uncertain answer"
+			}
+			rc.decide(state.Decision{Target: t.Name(), User: displayUser(c), Action: "re-read", Outcome: OutcomeFailed,
+				Reason: fmt.Sprintf("re-read after an interrupted %s failed: the desired values are sent again", what), Error: err.Error()})
+			cached[k] = assumeUncertain(withoutPending(c), connector.Action(c.Pending), c)
+			continue
 		default:
 			cached[k] = rebase(c, got)
 		}

@@ -56,6 +56,7 @@ func (w *world) judge(c *activity, tgt string, act connector.Action, a identity.
 	if w.ref.shared[p] || (tm.byUsername && w.ref.recycled[p]) {
 		return // which of the people sharing an identifier an account serves is not the model's to say
 	}
+	conflicted := w.ref.conflicted[p]
 	now := w.h.Clock.Now()
 	j := func(ok func(want) bool) bool { return w.ref.justified(tm, p, now, ok) }
 	kind, allowed := "", true
@@ -115,8 +116,8 @@ func (w *world) judge(c *activity, tgt string, act connector.Action, a identity.
 		}
 		c.reduced[id][p] = true
 	}
-	if allowed {
-		return
+	if allowed || (conflicted && kind == "") {
+		return // a conflicted person's grants are not judged: only what reduces their access
 	}
 	budget := tgt + "/" + kind
 	if kind != "" && c.short {
@@ -358,7 +359,7 @@ func (w *world) checkAfterHealthyRun(res *dsync.Result, focus []int, reconciled 
 		accounts := w.accountsByPerson(tm)
 		for _, p := range people {
 			keeps := w.ref.justified(tm, p, now, func(x want) bool { return x.present && !x.suspended })
-			if w.ref.dups[p] || w.ref.shared[p] || (tm.byUsername && w.ref.recycled[p]) || keeps || (w.handDirty[tm.name][p] && !reconciled) {
+			if w.ref.dups[p] || w.ref.shared[p] || w.ref.conflicted[p] || (tm.byUsername && w.ref.recycled[p]) || keeps || (w.handDirty[tm.name][p] && !reconciled) {
 				continue
 			}
 			for _, a := range accounts[p] {
@@ -394,7 +395,7 @@ func (w *world) checkExpiredStayDue(now time.Time) {
 		accounts := w.accountsByPerson(tm)
 		for _, p := range w.changing() {
 			x := w.ref.wantNow(tm, p, now)
-			if !x.present || x.expires == nil || now.Before(*x.expires) || w.ref.dups[p] || w.ref.shared[p] || (tm.byUsername && w.ref.recycled[p]) || w.handDirty[tm.name][p] {
+			if !x.present || x.expires == nil || now.Before(*x.expires) || w.ref.dups[p] || w.ref.shared[p] || w.ref.conflicted[p] || (tm.byUsername && w.ref.recycled[p]) || w.handDirty[tm.name][p] {
 				continue
 			}
 			if w.ref.justified(tm, p, now, func(y want) bool { return y.present && !y.suspended }) {
@@ -480,7 +481,7 @@ func (w *world) finish() {
 		tm = w.tm(tm.name)
 		accounts := w.accountsByPerson(tm)
 		for p := range w.total {
-			if w.ref.dups[p] || w.ref.shared[p] || (tm.byUsername && w.ref.recycled[p]) {
+			if w.ref.dups[p] || w.ref.shared[p] || w.ref.conflicted[p] || (tm.byUsername && w.ref.recycled[p]) {
 				continue
 			}
 			x := w.ref.wantNow(tm, p, now)

@@ -28,6 +28,9 @@ const (
 	// A successor (a person new to the directory) takes a leaver's email
 	// (a role mailbox) or username (recycled): the leaver leaves first.
 	evSuccessor
+	// A person's email is set to another's while both are carried: two
+	// records of one source now join into one person, a conflict.
+	evShareEmail
 	// An administrator changes an application by hand.
 	evHandEdit
 	// The clock.
@@ -47,6 +50,9 @@ const (
 	evPolicy // reconcile.drift and reconcile.orphans
 	evRoles  // the role rules: as first written, a rule added on top, reordered
 	evScope  // app's scope: a typo, or fixed
+	// The state store's content is lost (a new embedded file, an empty
+	// Redis): the engine starts again from the applications.
+	evStateLoss
 	// Faults: each applies to the next activity only.
 	evCallFaults
 	evCrash
@@ -172,6 +178,10 @@ func (e event) String() string {
 			what = "email (a role mailbox)"
 		}
 		return fmt.Sprintf("%s leaves; successor %s joins ad (staff%s) with %s's %s", username(e.person), username(e.n), map[bool]string{true: ", admins"}[e.all], username(e.person), what)
+	case evShareEmail:
+		return fmt.Sprintf("ad gives %s the email of %s (both carried: a conflict)", username(e.person), username(e.n))
+	case evStateLoss:
+		return "the state store's content is lost"
 	case evHandEdit:
 		if e.all {
 			return "by hand in " + e.tgt + ": re-enable every suspended account"
@@ -289,11 +299,15 @@ func (g *generator) sequence(n int) []event {
 }
 
 func (g *generator) event() event {
-	switch g.weighted(50, 8, 25, 17, g.on("handedits", 8)+g.on("handmade", 2), g.on("reconcile", 6)+g.on("roles", 2)+g.on("scope", 2)) {
+	switch g.weighted(50, 8, 25, 17, g.on("handedits", 8)+g.on("handmade", 2), g.on("reconcile", 6)+g.on("roles", 2)+g.on("scope", 2)+g.on("stateloss", 1)) {
 	case 0:
 		if g.mech.on("sharedemail") && g.r.IntN(25) == 0 {
 			return event{kind: evSuccessor, person: g.r.IntN(g.people), n: modelPeople + modelStatic + g.r.IntN(modelSuccessors),
 				mailbox: g.r.IntN(2) == 0, all: g.r.IntN(3) == 0, src: srcAD}
+		}
+		if g.mech.on("conflicts") && g.r.IntN(25) == 0 {
+			p := g.r.IntN(g.people)
+			return event{kind: evShareEmail, src: srcAD, person: p, n: (p + 1 + g.r.IntN(g.people-1)) % g.people}
 		}
 		if g.mech.on("clock") && g.r.IntN(12) == 0 {
 			// An expiry passes, then a push for someone else.
@@ -341,15 +355,17 @@ func (g *generator) handEdit() event {
 }
 
 func (g *generator) config() event {
-	switch g.weighted(g.on("reconcile", 6), g.on("reconcile", 4), g.on("roles", 2), g.on("scope", 2)) {
+	switch g.weighted(g.on("reconcile", 6), g.on("reconcile", 4), g.on("roles", 2), g.on("scope", 2), g.on("stateloss", 1)) {
 	case 0:
 		return event{kind: evReconcile}
 	case 1:
 		return event{kind: evPolicy, drift: []string{"fix", "report"}[g.r.IntN(2)], orphans: []string{"report", "suspend", "delete"}[g.r.IntN(3)]}
 	case 2:
 		return event{kind: evRoles, variant: g.r.IntN(len(roleVariantNames))}
-	default:
+	case 3:
 		return event{kind: evScope, typo: g.r.IntN(2) == 0}
+	default:
+		return event{kind: evStateLoss}
 	}
 }
 

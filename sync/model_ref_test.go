@@ -225,33 +225,38 @@ type reference struct {
 	// pwdEvents counts each person's must-change-password events (the
 	// merged flag turning on).
 	pwdEvents map[int]int
-	// shared marks people who ever shared an email or username with
-	// another person the sources carried at the same time (a successor
-	// and a returning leaver): the model does not say which of them an
-	// application keyed by that identifier serves.
+	// shared marks people whose record arrived with the email or username
+	// of another person the sources carried (a leaver returning after a
+	// successor took their mailbox): the model does not say which of them
+	// an application serves.
 	shared map[int]bool
+	// conflicted marks two people whose records came to share an email
+	// while both were carried (a conflict, invariants 5 and 10): no
+	// expectation of what they get, but no access of theirs is reduced
+	// unless the sources call for it.
+	conflicted map[int]bool
 	// recycled marks a leaver and the successor given their username: an
 	// application that knows accounts by username (Ezeelogin) has one
 	// account for both, so the model does not judge them there.
 	recycled map[int]bool
 }
 
-// noteShared marks people carried with the email or username of another.
-func (r *reference) noteShared() {
-	by := map[string][]int{}
-	for _, src := range []string{srcAD, srcIdP} {
-		for p, rec := range r.truth[src] {
-			u := rec.user(src, p)
-			for _, id := range []string{"e:" + u.Email, "u:" + u.Username} {
-				if !slices.Contains(by[id], p) {
-					by[id] = append(by[id], p)
-				}
-			}
-		}
+// noteArrival marks p as a newcomer sharing an identifier when p's
+// record just appeared in src with the email or username of another
+// person the sources carry.
+func (r *reference) noteArrival(src string, p int) {
+	rec, ok := r.truth[src][p]
+	if !ok {
+		return
 	}
-	for _, ps := range by {
-		if len(ps) > 1 {
-			for _, p := range ps {
+	u := rec.user(src, p)
+	for _, s := range []string{srcAD, srcIdP} {
+		for q, other := range r.truth[s] {
+			if q == p {
+				continue
+			}
+			o := other.user(s, q)
+			if strings.EqualFold(o.Email, u.Email) || o.Username == u.Username {
 				r.shared[p] = true
 			}
 		}
@@ -260,7 +265,7 @@ func (r *reference) noteShared() {
 
 func newReference(ad, idp version) *reference {
 	r := &reference{truth: map[string]version{srcAD: ad, srcIdP: idp}, dups: map[int]bool{},
-		history: map[string][]version{}, pwdEvents: map[int]int{}, shared: map[int]bool{}, recycled: map[int]bool{}}
+		history: map[string][]version{}, pwdEvents: map[int]int{}, shared: map[int]bool{}, recycled: map[int]bool{}, conflicted: map[int]bool{}}
 	for _, src := range []string{srcAD, srcIdP} {
 		r.history[src] = []version{r.truth[src].clone()}
 	}
@@ -315,7 +320,9 @@ func (r *reference) change(src string, p int, fn func(*record) *record) {
 	}
 	r.truth[src] = next
 	r.history[src] = append(r.history[src], next.clone())
-	r.noteShared()
+	if cur == nil {
+		r.noteArrival(src, p)
+	}
 	if !before && r.merged(p).mustChange {
 		r.pwdEvents[p]++
 	}

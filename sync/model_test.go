@@ -63,6 +63,8 @@ var modelMechanisms = []string{
 	"reconcile",   // reconcile runs, and drift/orphans policy changes between them
 	"protected",   // a protected and an allow-listed account bearing people's emails, and an orphan
 	"sharedemail", // a successor inheriting a leaver's email (role mailbox) or username
+	"conflicts",   // two carried people come to share an email (a link conflict), judged through reconcile's orphan policies
+	"stateloss",   // the state store's content lost between runs
 	"massend",     // a bad read giving everyone an end date; the guard counts earlier end dates
 	"clock",       // an expiry passing before a targeted run for someone else
 	"roles",       // role rules added on top or reordered between runs

@@ -624,6 +624,8 @@ func (w *world) do(e event) {
 		w.reconfigure()
 	case evHandEdit:
 		w.handEdit(e)
+	case evStateLoss:
+		w.loseState()
 	case evTick:
 		at, _ := w.reps[w.leader].engine.Due()
 		if at.IsZero() || w.h.Clock.Now().Before(at) {
@@ -687,6 +689,20 @@ func (w *world) do(e event) {
 func (w *world) directory(e event) {
 	p := e.person
 	switch e.kind {
+	case evShareEmail:
+		q := e.n
+		_, pin := w.ref.truth[srcAD][p]
+		_, qin := w.ref.truth[srcAD][q]
+		if !pin || !qin {
+			return
+		}
+		w.ref.change(srcAD, p, func(r *record) *record {
+			r.email = username(q) + "@example.test"
+			return r
+		})
+		w.ref.conflicted[p], w.ref.conflicted[q] = true, true
+		w.setSources(srcAD)
+		return
 	case evSuccessor:
 		q := e.n
 		if _, there := w.ref.truth[srcAD][q]; there {
@@ -787,6 +803,36 @@ func (w *world) directory(e event) {
 		}
 		return w.run(ctx, en, dsync.RunOptions{Trigger: "scim", Keys: keys})
 	})
+}
+
+// loseState replaces the store with an empty one, as a new embedded file
+// or an empty Redis would: the leader takes the lock again, and every
+// forced password change may be sent once more (nothing says it was).
+func (w *world) loseState() {
+	var h = w.h
+	w.mem = memstore.New(memstore.Options{JournalSize: 1000, Now: func() time.Time { return h.Clock.Now() }})
+	w.store = synctest.NewFaultStore(w.mem)
+	w.store.SetHook(w.onStore)
+	for _, rep := range w.reps {
+		rep.lease.Store(nil)
+		rep.believes.Store(false)
+	}
+	l, err := w.mem.AcquireLock(context.Background(), "leader", w.reps[w.leader].name, 365*24*time.Hour)
+	if err != nil {
+		panic(fmt.Sprintf("model: take the lead: %v", err))
+	}
+	w.reps[w.leader].lease.Store(&l)
+	w.reps[w.leader].believes.Store(true)
+	w.former = -1
+	w.held = nil
+	w.reconfigure()
+	for _, tm := range modelTargets {
+		for p := range w.total {
+			if w.ref.merged(p).mustChange {
+				w.pwdUnsure[tm.name][p]++
+			}
+		}
+	}
 }
 
 // handEdit changes an application by hand, as an administrator would.
