@@ -235,6 +235,10 @@ type reference struct {
 	// expectation of what they get, but no access of theirs is reduced
 	// unless the sources call for it.
 	conflicted map[int]bool
+	// sharedWith marks the established people a newcomer shared an
+	// identifier with: when the engine first saw both at once, it may
+	// leave both out as a conflict, so they may have no account.
+	sharedWith map[int]bool
 	// recycled marks a leaver and the successor given their username: an
 	// application that knows accounts by username (Ezeelogin) has one
 	// account for both, so the model does not judge them there.
@@ -258,6 +262,7 @@ func (r *reference) noteArrival(src string, p int) {
 			o := other.user(s, q)
 			if strings.EqualFold(o.Email, u.Email) || o.Username == u.Username {
 				r.shared[p] = true
+				r.sharedWith[q] = true
 			}
 		}
 	}
@@ -265,7 +270,7 @@ func (r *reference) noteArrival(src string, p int) {
 
 func newReference(ad, idp version) *reference {
 	r := &reference{truth: map[string]version{srcAD: ad, srcIdP: idp}, dups: map[int]bool{},
-		history: map[string][]version{}, pwdEvents: map[int]int{}, shared: map[int]bool{}, recycled: map[int]bool{}, conflicted: map[int]bool{}}
+		history: map[string][]version{}, pwdEvents: map[int]int{}, shared: map[int]bool{}, recycled: map[int]bool{}, conflicted: map[int]bool{}, sharedWith: map[int]bool{}}
 	for _, src := range []string{srcAD, srcIdP} {
 		r.history[src] = []version{r.truth[src].clone()}
 	}
