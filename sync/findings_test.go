@@ -6,6 +6,7 @@ package sync_test
 // before the engine fixes of d3dd910.
 
 import (
+	"context"
 	"errors"
 	"slices"
 	"testing"
@@ -396,5 +397,56 @@ func takeoverWithFailedRelease(t *testing.T) {
 	}
 	if r, ok := h.Accounts("app")["u003"]; ok && r.Exists {
 		t.Errorf("the old record still claims the account after a healthy run: %+v", r)
+	}
+}
+
+// A forced password change whose intent was recorded but whose call may
+// never have been sent (the process was killed in between: fault suite
+// kill -9, "user0257: ezeelogin force_password_change=false, want true") is
+// sent by the next run on a write-only target, which cannot be asked
+// (invariant 4).
+func TestFindingOneShotResentAfterCrashBeforeSend(t *testing.T) {
+	mt := memtarget.New("ezeelogin")
+	us := people(3)
+	for _, u := range us {
+		mt.Seed(identity.Account{Key: u.Username, Username: u.Username, Email: u.Email})
+	}
+	store := synctest.NewFaultStore(memstore.New(memstore.Options{JournalSize: 1000}))
+	h := synctest.New(t, []dsync.TargetSpec{synctest.Spec(memtarget.NewWriteOnly(mt), synctest.Common())}, synctest.Options{Store: store})
+	h.Source.Set(us...)
+	h.Run(dsync.RunOptions{})
+	us[1].MustChangePassword = true
+	h.Source.Set(us...)
+	ctx, cancel := context.WithCancel(context.Background())
+	dead := false
+	store.SetHook(func(synctest.Op, string) error {
+		if dead {
+			return errors.New("the process is dead")
+		}
+		return nil
+	})
+	mt.Hook = func(act connector.Action, _ identity.Account) error {
+		if act == connector.ActForcePasswordChange {
+			dead = true // killed after the intent was recorded, before the call left
+			cancel()
+			return connector.Retryable(errors.New("the process is dead"))
+		}
+		return nil
+	}
+	_, _ = h.Engine.Run(ctx, dsync.RunOptions{})
+	mt.Hook, dead = nil, false
+	if n := count(mt, connector.ActForcePasswordChange, ""); n != 0 {
+		t.Fatalf("force_password_change landed %d times before the restart", n)
+	}
+	if rec := h.Accounts("ezeelogin")["u001"]; rec.Pending != string(connector.ActForcePasswordChange) {
+		t.Fatalf("the intent was not left in the store: %+v", rec)
+	}
+	h.Engine = h.NewEngine() // the restarted process
+	h.Run(dsync.RunOptions{})
+	if n := count(mt, connector.ActForcePasswordChange, ""); n != 1 {
+		t.Fatalf("force_password_change sent %d times after the restart, want 1: a lost forced change leaves the old password in use", n)
+	}
+	if a, _ := mt.Get(us[1].Username); !a.MustChangePassword {
+		t.Fatal("the application was never told to force a password change")
 	}
 }
