@@ -450,3 +450,33 @@ func TestFindingOneShotResentAfterCrashBeforeSend(t *testing.T) {
 		t.Fatal("the application was never told to force a password change")
 	}
 }
+
+// An account that cannot be read back after an interrupted call blocks no
+// other account's step (invariant 2): the fault suite's long form never
+// converged because one failed re-read aborted the whole target every run;
+// fails on main 0c75949).
+func TestFindingFailedReReadBlocksNoOtherStep(t *testing.T) {
+	h, mt := setup(t, func(c *config.TargetCommon) { c.Groups = []config.GroupRule{{Group: "ops"}} })
+	us := people(5)
+	h.Source.Set(us...)
+	h.Run(dsync.RunOptions{})
+	us[0].Groups = append(us[0].Groups, "ops")
+	h.Source.Set(us...)
+	mt.After = func(act connector.Action, _ identity.Account) error {
+		return connector.Uncertain(errors.New("timeout: the answer never came"))
+	}
+	mt.ReadHook = func(string) error { return connector.Retryable(errors.New("503 service unavailable")) }
+	_, _ = h.Engine.Run(context.Background(), dsync.RunOptions{})
+	mt.After = nil
+	us[3].Active = false
+	h.Source.Set(us...)
+	_, _ = h.Engine.Run(context.Background(), dsync.RunOptions{})
+	if a := must(mt.Get(us[3].Key)); !a.Suspended {
+		t.Fatal("a leaver kept access because another account could not be read back")
+	}
+	mt.ReadHook = nil
+	h.Run(dsync.RunOptions{})
+	if c, a := h.Accounts("app")[us[0].Key], must(mt.Get(us[0].Key)); !slices.Equal(c.Groups, a.Groups) || c.Pending != "" || len(c.Unknown) > 0 {
+		t.Fatalf("after a healthy run the cache says %v (pending %q, unknown %v), the application %v", c.Groups, c.Pending, c.Unknown, a.Groups)
+	}
+}
