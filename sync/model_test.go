@@ -61,6 +61,7 @@ var modelMechanisms = []string{
 	"handedits",   // accounts re-enabled, raised, lowered, given a group or deleted by hand in the applications
 	"handmade",    // accounts made by hand for people (who may leave before a reconcile)
 	"reconcile",   // reconcile runs, and drift/orphans policy changes between them
+	"orphans",     // an account no source knows in app, judged by the orphans policy
 	"protected",   // a protected and an allow-listed account bearing people's emails, and an orphan
 	"sharedemail", // a successor inheriting a leaver's email (role mailbox) or username
 	"conflicts",   // two carried people come to share an email (a link conflict), judged through reconcile's orphan policies
@@ -76,7 +77,7 @@ var modelMechanisms = []string{
 // defaultPending are the mechanisms off by default: the engine still
 // fails them (see model-findings.md); the coordinator turns them on as the
 // engine fixes land.
-var defaultPending = []string{"handedits", "handmade", "protected", "sharedemail", "conflicts", "stateloss", "massend", "clock", "roles", "approvesrc"}
+var defaultPending = []string{"handedits", "orphans", "handmade", "protected", "sharedemail", "conflicts", "stateloss", "massend", "clock", "roles", "approvesrc"}
 
 // mechanisms is the set of switched-on mechanisms.
 type mechanisms map[string]bool

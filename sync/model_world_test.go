@@ -254,8 +254,11 @@ func newWorld(t testing.TB, seed uint64, people, static int, mech mechanisms) *w
 				mt.Seed(ezeeloginAccount(p))
 			}
 		}
-		if tm.name == "app" && w.conf.protected {
+		if tm.name == "app" {
 			for i, n := range strangerNames {
+				if (n == "orphan-x" && !mech.on("orphans")) || (n != "orphan-x" && !mech.on("protected")) {
+					continue
+				}
 				a := identity.Account{Key: n, Username: n, Email: strangerEmail(n), GivenName: "Someone", FamilyName: "Stranger",
 					Role: "admin", Remote: map[string]string{"id": fmt.Sprintf("s%d", i+1)}, Exists: true}
 				mt.Seed(a)
