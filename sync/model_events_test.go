@@ -348,7 +348,7 @@ func (g *generator) handEdit() event {
 	if e.op == heReEnable && g.r.IntN(3) == 0 {
 		e.all = true // many leavers re-enabled at once: the reconcile that undoes it is held
 	}
-	if g.r.IntN(5) == 0 && e.op != heMake && e.op != heRemove {
+	if (g.mech.on("protected") || g.mech.on("orphans")) && g.r.IntN(5) == 0 && e.op != heMake && e.op != heRemove {
 		switch {
 		case g.mech.on("protected"):
 			e.person = -1 - g.r.IntN(len(strangerNames)) // an account no person has

@@ -638,7 +638,9 @@ func (w *world) do(e event) {
 			return w.run(ctx, en, dsync.RunOptions{Trigger: "expiry", UseStored: true})
 		})
 	case evApprove:
-		w.next.zeroUsers, w.next.groupEmpty, w.next.massEnd = false, "", 0 // an approver vouches for what the sources say
+		if !w.mech.on("approvesrc") {
+			w.next.zeroUsers, w.next.groupEmpty, w.next.massEnd = false, "", 0 // an approver vouches for what the sources say
+		} // else an approval accepts what was reviewed, nothing more: a source broken since is still guarded
 		live := w.heldRuns()
 		if len(live) == 0 {
 			return
