@@ -195,7 +195,7 @@ func (w *world) heldAllowance(id string) map[string]int {
 			}
 		}
 		for k, ps := range people {
-			out[p.Target+"/"+k] += len(ps)
+			out[w.modelName(p.Target)+"/"+k] += len(ps)
 		}
 	}
 	return out
@@ -245,7 +245,7 @@ func (w *world) checkLanded(tgt string, act connector.Action, a identity.Account
 func (w *world) checkDecided(c *activity, ds []state.Decision) {
 	told := map[string]bool{}
 	for _, d := range ds {
-		told[d.Target+"/"+d.User+"/"+d.Action] = true
+		told[w.modelName(d.Target)+"/"+d.User+"/"+d.Action] = true
 	}
 	for _, call := range c.landed {
 		if !told[call] {
@@ -260,7 +260,7 @@ func (w *world) checkDecided(c *activity, ds []state.Decision) {
 // an intent, a re-read value or an unknown field, never the old value.)
 func (w *world) checkCache() {
 	for _, tm := range modelTargets {
-		recs, err := w.mem.Accounts(context.Background(), tm.name)
+		recs, err := w.mem.Accounts(context.Background(), w.engineName(tm.name))
 		if err != nil {
 			continue
 		}

@@ -53,6 +53,8 @@ const (
 	// The state store's content is lost (a new embedded file, an empty
 	// Redis): the engine starts again from the applications.
 	evStateLoss
+	// A target is renamed in the configuration (no renamed_from).
+	evTargetRename
 	// Faults: each applies to the next activity only.
 	evCallFaults
 	evCrash
@@ -182,6 +184,8 @@ func (e event) String() string {
 		return fmt.Sprintf("ad gives %s the email of %s (both carried: a conflict)", username(e.person), username(e.n))
 	case evStateLoss:
 		return "the state store's content is lost"
+	case evTargetRename:
+		return "config: target " + e.tgt + " renamed"
 	case evHandEdit:
 		if e.all {
 			return "by hand in " + e.tgt + ": re-enable every suspended account"
@@ -299,7 +303,7 @@ func (g *generator) sequence(n int) []event {
 }
 
 func (g *generator) event() event {
-	switch g.weighted(50, 8, 25, 17, g.on("handedits", 8)+g.on("handmade", 2), g.on("reconcile", 6)+g.on("roles", 2)+g.on("scope", 2)+g.on("stateloss", 1)) {
+	switch g.weighted(50, 8, 25, 17, g.on("handedits", 8)+g.on("handmade", 2), g.on("reconcile", 6)+g.on("roles", 2)+g.on("scope", 2)+g.on("stateloss", 1)+g.on("rename", 1)) {
 	case 0:
 		if g.mech.on("sharedemail") && g.r.IntN(25) == 0 {
 			return event{kind: evSuccessor, person: g.r.IntN(g.people), n: modelPeople + modelStatic + g.r.IntN(modelSuccessors),
@@ -360,7 +364,7 @@ func (g *generator) handEdit() event {
 }
 
 func (g *generator) config() event {
-	switch g.weighted(g.on("reconcile", 6), g.on("reconcile", 4), g.on("roles", 2), g.on("scope", 2), g.on("stateloss", 1)) {
+	switch g.weighted(g.on("reconcile", 6), g.on("reconcile", 4), g.on("roles", 2), g.on("scope", 2), g.on("stateloss", 1), g.on("rename", 1)) {
 	case 0:
 		return event{kind: evReconcile}
 	case 1:
@@ -369,8 +373,10 @@ func (g *generator) config() event {
 		return event{kind: evRoles, variant: g.r.IntN(len(roleVariantNames))}
 	case 3:
 		return event{kind: evScope, typo: g.r.IntN(2) == 0}
-	default:
+	case 4:
 		return event{kind: evStateLoss}
+	default:
+		return event{kind: evTargetRename, tgt: []string{"app", "vpn"}[g.r.IntN(2)]}
 	}
 }
 

@@ -189,6 +189,7 @@ type world struct {
 	// forwarded are pushes a standby received, for the leader to merge.
 	forwarded []source.Change
 	handSeq   int
+	renameSeq int
 	// approving is what the held run being approved holds (heldAllowance).
 	approving map[string]int
 	plan      *dsync.PlanFile
@@ -199,6 +200,8 @@ type world struct {
 	// handDirty marks, per target, people whose account was changed by
 	// hand since the cache last equalled the application.
 	handDirty map[string]map[int]bool
+	// renamed maps a target renamed in the configuration to its new name.
+	renamed map[string]string
 	// strangers are app's accounts no person has, as seeded.
 	strangers map[string]identity.Account
 
@@ -221,7 +224,7 @@ var errDead = errors.New("the process is dead")
 func newWorld(t testing.TB, seed uint64, people, static int, mech mechanisms) *world {
 	w := &world{seed: seed, people: people, total: people + static + modelSuccessors, former: -1, targets: map[string]*memtarget.Target{},
 		mech: mech, conf: worldConf{drift: "fix", orphans: "report", protected: mech.on("protected")}, conns: map[string]connector.Connector{},
-		handDirty: map[string]map[int]bool{}, strangers: map[string]identity.Account{},
+		handDirty: map[string]map[int]bool{}, strangers: map[string]identity.Account{}, renamed: map[string]string{},
 		creates: map[string]map[int]int{}, pwdCalls: map[string]map[int]int{}, pwdUnsure: map[string]map[int]int{}}
 	r := rand.New(rand.NewPCG(seed, 0x5eed))
 	ad, idp := version{}, version{}
@@ -345,9 +348,55 @@ func (w *world) specs() []dsync.TargetSpec {
 		if tm.name == "app" && w.conf.scopeTypo {
 			c.Scope = []string{"staf"}
 		}
-		out = append(out, synctest.Spec(w.conns[tm.name], c))
+		var conn connector.Connector = w.conns[tm.name]
+		if n := w.renamed[tm.name]; n != "" {
+			conn = renamedTarget{Target: w.targets[tm.name], name: n}
+		}
+		out = append(out, synctest.Spec(conn, c))
 	}
 	return out
+}
+
+// renamedTarget is a listable target under a new name in the configuration:
+// the same application, every capability of it.
+type renamedTarget struct {
+	*memtarget.Target
+	name string
+}
+
+// Name implements connector.Connector.
+func (r renamedTarget) Name() string { return r.name }
+
+// engineName returns the name the engine knows a model target by.
+func (w *world) engineName(model string) string {
+	if n := w.renamed[model]; n != "" {
+		return n
+	}
+	return model
+}
+
+// modelName returns the model's name of a target the engine names.
+func (w *world) modelName(engine string) string {
+	for m, n := range w.renamed {
+		if n == engine {
+			return m
+		}
+	}
+	return engine
+}
+
+// renameTarget renames a target in the configuration: nothing the engine
+// stored under the old name is its any more, so a forced password change
+// may be sent again.
+func (w *world) renameTarget(tgt string) {
+	w.renameSeq++
+	w.renamed[tgt] = fmt.Sprintf("%s-r%d", tgt, w.renameSeq)
+	w.reconfigure()
+	for p := range w.total {
+		if w.ref.merged(p).mustChange {
+			w.pwdUnsure[tgt][p]++
+		}
+	}
 }
 
 // reconfigure restarts both replicas with the current configuration.
@@ -546,7 +595,7 @@ func (w *world) nameOf(tgt string, a identity.Account) string {
 // intentRecorded reports whether the account's cache record holds the
 // intent of the call about to land, as it must: a crash then leaves a trace.
 func (w *world) intentRecorded(tgt string, act connector.Action, a identity.Account) bool {
-	recs, err := w.mem.Accounts(context.Background(), tgt)
+	recs, err := w.mem.Accounts(context.Background(), w.engineName(tgt))
 	if err != nil {
 		return false
 	}
@@ -629,6 +678,8 @@ func (w *world) do(e event) {
 		w.handEdit(e)
 	case evStateLoss:
 		w.loseState()
+	case evTargetRename:
+		w.renameTarget(e.tgt)
 	case evTick:
 		at, _ := w.reps[w.leader].engine.Due()
 		if at.IsZero() || w.h.Clock.Now().Before(at) {
@@ -1073,7 +1124,7 @@ func (w *world) storedState() string {
 		}
 	}
 	for _, tm := range modelTargets {
-		accts, _ := w.mem.Accounts(ctx, tm.name)
+		accts, _ := w.mem.Accounts(ctx, w.engineName(tm.name))
 		fmt.Fprintf(&b, "%s: %s\n", tm.name, dsync.Fingerprint(accts))
 	}
 	held, _ := w.mem.HeldRuns(ctx)
