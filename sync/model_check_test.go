@@ -364,6 +364,10 @@ func (w *world) checkAfterHealthyRun(res *dsync.Result, focus []int, reconciled 
 			}
 			for _, a := range accounts[p] {
 				if !a.Suspended {
+					code := code
+					if w.ssoUser(tm.name, p) {
+						code = "leaver kept access: delete refused" // invariant 12
+					}
 					w.violate(code, "%s: %s keeps an active account after a run without faults: %s", tm.name, username(p), w.describe(tm, p, now))
 				}
 			}
@@ -496,6 +500,12 @@ func (w *world) finish() {
 			}
 			if got == nil && w.ref.sharedWith[p] {
 				continue // left out as a conflict with a newcomer sharing their email or username
+			}
+			if w.ssoUser(tm.name, p) && !x.present && got != nil {
+				if !got.Suspended {
+					w.violate("leaver kept access: delete refused", "%s: %s's account cannot be deleted and is still active (invariant 12: suspend instead); %s", tm.name, username(p), w.describe(tm, p, now))
+				}
+				continue
 			}
 			if why := mismatch(tm, x, got); why != "" {
 				w.violate("final mismatch", "%s: %s %s; %s", tm.name, username(p), why, w.describe(tm, p, now))

@@ -82,8 +82,10 @@ const (
 var handEditNames = []string{"re-enable", "raise the role to admin of", "lower the role to user of", "add a group to", "make an account for", "delete the account of"}
 
 // Role rule variants (evRoles): 0 as first written (admins → admin), 1 a
-// rule {staff → user} added on top, 2 {ops → lead} added on top.
-var roleVariantNames = []string{"roles: [admins→admin]", "roles: [staff→user, admins→admin]", "roles: [ops→lead, admins→admin]"}
+// rule {staff → user} added on top, 2 {ops → lead} added on top, 3 the two
+// rules of 2 reordered, 4 every rule removed (default_role user).
+var roleVariantNames = []string{"roles: [admins→admin]", "roles: [staff→user, admins→admin]", "roles: [ops→lead, admins→admin]",
+	"roles: [admins→admin, ops→lead]", "roles: [] (the admin rule removed)"}
 
 // Kinds of per-call faults.
 type callFault int

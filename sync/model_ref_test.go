@@ -179,6 +179,10 @@ func (tm targetModel) roleRules() [][2]string {
 		return [][2]string{{"staff", "user"}, {"admins", "admin"}}
 	case 2:
 		return [][2]string{{"ops", "lead"}, {"admins", "admin"}}
+	case 3:
+		return [][2]string{{"admins", "admin"}, {"ops", "lead"}}
+	case 4:
+		return nil
 	}
 	return [][2]string{{"admins", "admin"}}
 }

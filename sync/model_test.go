@@ -67,6 +67,7 @@ var modelMechanisms = []string{
 	"conflicts",   // two carried people come to share an email (a link conflict), judged through reconcile's orphan policies
 	"stateloss",   // the state store's content lost between runs
 	"rename",      // app or vpn renamed in the configuration between runs
+	"ssodelete",   // vpn refuses to delete one person's account (an IdP user): a leaver must be suspended instead
 	"massend",     // a bad read giving everyone an end date; the guard counts earlier end dates
 	"clock",       // an expiry passing before a targeted run for someone else
 	"roles",       // role rules added on top or reordered between runs
@@ -78,7 +79,7 @@ var modelMechanisms = []string{
 // defaultPending are the mechanisms off by default: the engine still
 // fails them (see model-findings.md); the coordinator turns them on as the
 // engine fixes land.
-var defaultPending = []string{"handedits", "orphans", "rename", "handmade", "protected", "sharedemail", "conflicts", "stateloss", "massend", "clock", "roles", "approvesrc"}
+var defaultPending = []string{"handedits", "orphans", "rename", "ssodelete", "handmade", "protected", "sharedemail", "conflicts", "stateloss", "massend", "clock", "roles", "approvesrc"}
 
 // mechanisms is the set of switched-on mechanisms.
 type mechanisms map[string]bool

@@ -367,6 +367,15 @@ type renamedTarget struct {
 // Name implements connector.Connector.
 func (r renamedTarget) Name() string { return r.name }
 
+// ssoPerson signs in to vpn through an IdP (the ssodelete mechanism): vpn
+// refuses to delete their account, as Netmaker refuses IdP users.
+const ssoPerson = 5
+
+// ssoUser reports whether tgt refuses to delete p's account.
+func (w *world) ssoUser(tgt string, p int) bool {
+	return w.mech.on("ssodelete") && tgt == "vpn" && p == ssoPerson
+}
+
 // engineName returns the name the engine knows a model target by.
 func (w *world) engineName(model string) string {
 	if n := w.renamed[model]; n != "" {
@@ -486,6 +495,9 @@ func (w *world) onCall(tgt string, act connector.Action, a identity.Account) err
 	}
 	if c.dead {
 		return connector.Retryable(errDead)
+	}
+	if p, _, ok := personOfAccount(a); ok && w.ssoUser(tgt, p) && act == connector.ActDelete {
+		return connector.Permanent(errors.New(`400 "cannot delete idp user ` + a.Username + `"`))
 	}
 	c.calls[tgt]++
 	id := tgt + "/" + a.Key + "/" + string(act)
