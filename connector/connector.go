@@ -123,6 +123,15 @@ type Gater interface {
 	Gate(action Action, a identity.Account) (reason string)
 }
 
+// Holder is implemented by a connector that can tell from an account's
+// names alone that the application holds no account for it (a username it
+// cannot take). A full run reads the application's list to adopt a person
+// missing from the cache unless this says so: a refused create is no such
+// reason, because accounts made by hand or by an SSO sign-in are adopted.
+type Holder interface {
+	CannotHold(a identity.Account) (reason string)
+}
+
 // Warner reports settings that are valid but probably not what the
 // operator wants (dirsync validate prints them).
 type Warner interface {

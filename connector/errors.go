@@ -48,11 +48,34 @@ func (k Kind) String() string {
 	return "unknown"
 }
 
+// Cause refines a skip: why the action was not done. The engine reads it
+// to keep invariants 11 and 12 (DESIGN.md).
+type Cause int
+
+// The causes of a skip.
+const (
+	// CauseDeclined: a skip like any other (a protected account, a
+	// version gate).
+	CauseDeclined Cause = iota
+	// CauseImpossible: the application cannot do this action for this
+	// account (Netmaker refuses to delete an SSO user). The engine does
+	// the next access-removing action that can be done instead (a suspend
+	// for a delete), with a decision.
+	CauseImpossible
+	// CauseUnreadable: the application lists the account but cannot read
+	// it back (Netmaker answers "record not found" for a user whose role it
+	// does not have). The account is neither gone nor re-created: the
+	// step waits, with a decision that says why.
+	CauseUnreadable
+)
+
 // Error is a classified connector error.
 type Error struct {
 	Kind       Kind
 	RetryAfter time.Duration
-	Err        error
+	// Cause refines KindSkipped.
+	Cause Cause
+	Err   error
 }
 
 func (e *Error) Error() string { return e.Err.Error() }
@@ -78,6 +101,28 @@ func Uncertain(err error) error { return &Error{Kind: KindUncertain, Err: err} }
 // Skip declines an action with a reason that becomes a skipped decision.
 func Skip(format string, args ...any) error {
 	return &Error{Kind: KindSkipped, Err: fmt.Errorf(format, args...)}
+}
+
+// Impossible declines an action the application cannot do for this
+// account (its kind is KindSkipped, so it is never retried); the engine
+// falls back to the next access-removing action.
+func Impossible(format string, args ...any) error {
+	return &Error{Kind: KindSkipped, Cause: CauseImpossible, Err: fmt.Errorf(format, args...)}
+}
+
+// Unreadable marks err as "the application lists this account but cannot
+// read it back": a skip (the step waits), never "not found".
+func Unreadable(err error) error {
+	return &Error{Kind: KindSkipped, Cause: CauseUnreadable, Err: err}
+}
+
+// CauseOf returns the cause of a skip (CauseDeclined for anything else).
+func CauseOf(err error) Cause {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Cause
+	}
+	return CauseDeclined
 }
 
 // KindOf returns err's kind; unclassified errors count as retryable (a

@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/dirsync/dirsync/connector"
-	"github.com/dirsync/dirsync/identity"
 	"github.com/dirsync/dirsync/state"
 	"go.uber.org/zap"
 )
@@ -129,50 +128,6 @@ func (rc *runCtx) approvedBy() string {
 		by = "an operator"
 	}
 	return fmt.Sprintf("; approved by %s (%s)", by, a.from)
-}
-
-// executeApproved applies the released steps that the fresh plan still
-// wants, each on the account's current record; released steps it no longer
-// wants become skipped decisions.
-func (e *Engine) executeApproved(ctx context.Context, rc *runCtx, spec TargetSpec, p Plan, cached map[string]identity.Account) {
-	name := spec.Target.Name()
-	ap := rc.ro.approval
-	want := ap.steps[name]
-	var apply []Step
-	seen := map[string]bool{}
-	for _, s := range p.Steps {
-		id := stepID(s.Key, s.Action)
-		if _, ok := want[id]; ok {
-			apply = append(apply, s)
-			seen[id] = true
-		}
-	}
-	for _, id := range slices.Sorted(maps.Keys(want)) {
-		if seen[id] {
-			continue
-		}
-		s := want[id]
-		rc.decide(state.Decision{Target: name, User: s.User, Action: string(s.Action), Outcome: OutcomeSkipped,
-			Reason: s.Reason + "; not applied: no longer wanted when re-checked now (the sources or the account changed since " + ap.from + ")"})
-	}
-	ap.mu.Lock()
-	ap.seen[name] = seen // evaluated: its released steps are done with
-	ap.mu.Unlock()
-	if ap.guard && !rc.ro.AllowMassChange {
-		var held []Step
-		var why string
-		apply, held, why = Guarded(Plan{Target: name, Steps: apply, Accounts: p.Accounts}, e.o.Limits)
-		if len(held) > 0 && !rc.ro.DryRun {
-			e.hold(ctx, rc, name, p.Accounts, held, why)
-		}
-	}
-	if rc.ro.DryRun {
-		for _, s := range apply {
-			rc.decide(state.Decision{Target: name, User: s.User, Action: string(s.Action), Reason: s.Reason, Outcome: OutcomeDryRun})
-		}
-		return
-	}
-	e.applySteps(ctx, rc, spec, apply, nil, cached)
 }
 
 // Approve releases a held run: it re-plans from the current sources and

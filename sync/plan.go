@@ -629,7 +629,7 @@ func planGone(p *Plan, in PlanInput, c identity.Account) {
 	case "none":
 		return
 	case "delete":
-		a.step(connector.ActDelete, why+"; deprovision: delete", false, func(n *identity.Account) { n.Exists = false })
+		a.deleteOrSuspend(why + "; deprovision: delete")
 	default: // suspend, then maybe delete after a delay
 		switch {
 		case !c.Suspended || c.IsUnknown(identity.FieldSuspended):

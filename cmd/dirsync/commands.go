@@ -83,6 +83,7 @@ func cmdValidate(ctx context.Context, args []string, stdout, stderr io.Writer) e
 			if w, ok := t.(connector.Warner); ok {
 				warnings = append(warnings, w.Warnings()...)
 			}
+			warnings = append(warnings, connector.FallbackWarnings(tc, t)...)
 		}
 	}
 	if len(problems) > 0 {

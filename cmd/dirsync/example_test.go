@@ -13,13 +13,14 @@ import (
 	"github.com/dirsync/dirsync/ldapsrc"
 	"github.com/dirsync/dirsync/scim"
 	"github.com/dirsync/dirsync/source/filesrc"
+	"github.com/dirsync/dirsync/source/scimpull"
 )
 
 var update = flag.Bool("update", false, "rewrite config.example.yaml from the samples")
 
 // sourceSamples are the documented samples of every source type.
 func sourceSamples() map[string]string {
-	return map[string]string{"file": filesrc.Sample, "ldap": ldapsrc.Sample, "scim": scim.Sample}
+	return map[string]string{"file": filesrc.Sample, "ldap": ldapsrc.Sample, "scim": scim.Sample, scimpull.Type: scimpull.Sample}
 }
 
 // reindent puts a sample's list item at two spaces, whatever its own indent.

@@ -12,6 +12,7 @@ import (
 	"github.com/dirsync/dirsync/scim"
 	"github.com/dirsync/dirsync/source"
 	"github.com/dirsync/dirsync/source/filesrc"
+	"github.com/dirsync/dirsync/source/scimpull"
 	"github.com/dirsync/dirsync/state"
 	"github.com/dirsync/dirsync/state/memstore"
 	"go.uber.org/zap"
@@ -20,8 +21,9 @@ import (
 // sourceFactories maps a source's config `type:` to its factory.
 func sourceFactories() map[string]source.Factory {
 	return map[string]source.Factory{
-		"file": filesrc.Factory,
-		"ldap": ldapsrc.Factory,
+		"file":        filesrc.Factory,
+		"ldap":        ldapsrc.Factory,
+		scimpull.Type: scimpull.Factory,
 		// "scim" is built by buildSource: it needs the state store.
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/dirsync/dirsync/connector"
 	"github.com/dirsync/dirsync/identity"
@@ -119,10 +120,19 @@ func (t *Target) status(ctx context.Context, act connector.Action, a *identity.A
 	t.mu.Unlock()
 	if !known {
 		// Nothing listed yet in this process: read the user, so the
-		// super-admin is never disabled (the master key could).
-		if _, cur, err := t.getUser(ctx, name, subject); err != nil {
+		// super-admin is never disabled (the master key could). A user the
+		// server lists but cannot read is known from that list instead
+		// (disable and enable do not need its role).
+		_, cur, err := t.getUser(ctx, name, subject)
+		switch {
+		case connector.CauseOf(err) == connector.CauseUnreadable:
+			t.mu.Lock()
+			cur.IsSuperAdmin = t.supers[name]
+			t.mu.Unlock()
+		case err != nil:
 			return err
-		} else if cur.super() {
+		}
+		if cur.super() {
 			return connector.Skip("%s: %q is Netmaker's super-admin, the application's owner: never disabled or enabled", subject, name)
 		}
 	}
@@ -324,6 +334,19 @@ func (t *Target) rmw(ctx context.Context, act connector.Action, a *identity.Acco
 // PUT expects; the role object this endpoint adds is dropped.
 func (t *Target) getUser(ctx context.Context, name, subject string) (map[string]json.RawMessage, apiUser, error) {
 	b, _, err := t.raw(ctx, http.MethodGet, "/api/v1/users", url.Values{"username": {name}}, nil, subject, true)
+	if connector.KindOf(err) == connector.KindNotFound {
+		// "record not found" is also what Netmaker answers for a user it
+		// lists but cannot read (its platform role is not on this server:
+		// a paid-edition role on a community server). Such a user is not
+		// gone (invariant 11): ask the list.
+		listed, lerr := t.isListed(ctx, name)
+		switch {
+		case lerr != nil:
+			return nil, apiUser{}, fmt.Errorf("%s: the read answered \"record not found\" and the list to tell a missing user from an unreadable one failed: %w", subject, lerr)
+		case listed:
+			return nil, apiUser{}, connector.Unreadable(fmt.Errorf("%s: Netmaker lists %q but cannot read it back (500 \"record not found\": its platform role is probably not one this server has, e.g. a paid-edition role on a community server); the account is not gone, and steps that need to read it wait until its role is fixed in Netmaker", subject, name))
+		}
+	}
 	if err != nil {
 		return nil, apiUser{}, err
 	}
@@ -359,16 +382,22 @@ func (t *Target) Delete(ctx context.Context, a *identity.Account) error {
 	}
 	subject := fmt.Sprintf("netmaker: delete %q", name)
 	_, cur, err := t.getUser(ctx, name, subject)
-	if err != nil {
-		return err
-	}
 	switch {
+	case connector.CauseOf(err) == connector.CauseUnreadable:
+		return connector.Impossible("%s: it cannot be read back, so dirsync cannot make sure it is neither an IdP (SSO) user nor the super-admin before deleting it: %w", subject, err)
+	case err != nil:
+		return err
 	case cur.super():
 		return connector.Skip("%s: %q is Netmaker's super-admin, the application's owner: never deleted", subject, name)
 	case cur.idp():
-		return connector.Skip("%s: %q signed in through the IdP (an SSO user): Netmaker refuses to delete IdP users (\"cannot delete idp user\")", subject, name)
+		return connector.Impossible("%s: %q signed in through the IdP (an SSO user): Netmaker refuses to delete IdP users (\"cannot delete idp user\")", subject, name)
 	}
-	if _, _, err := t.raw(ctx, http.MethodDelete, userPath(name), nil, nil, subject, true); err != nil {
+	_, status, err := t.raw(ctx, http.MethodDelete, userPath(name), nil, nil, subject, true)
+	if err != nil && status == http.StatusBadRequest && strings.Contains(strings.ToLower(err.Error()), "cannot delete idp user") {
+		// It became an IdP user between the read and the delete.
+		return connector.Impossible("%s: Netmaker refuses to delete IdP (SSO) users: %w", subject, err)
+	}
+	if err != nil {
 		return err
 	}
 	t.log.Info("netmaker user deleted", zap.String("user", name))
@@ -447,13 +476,34 @@ func (t *Target) listUsers(ctx context.Context) ([]apiUser, error) {
 			return nil, connector.Retryable(fmt.Errorf("netmaker: list users: %w", err))
 		}
 	}
+	names := make(map[string]bool, len(users))
 	for _, u := range users {
 		t.noteUser(u)
+		names[u.Username] = true
 	}
 	t.mu.Lock()
 	t.listed = true
+	t.names, t.listedAt = names, t.now()
 	t.mu.Unlock()
 	return users, nil
+}
+
+// isListed reports whether the server lists name, from a list read in the
+// last minute or a new one: how a user Netmaker cannot read is told from
+// a missing one, at most one list a minute however many reads fail.
+func (t *Target) isListed(ctx context.Context, name string) (bool, error) {
+	t.mu.Lock()
+	names, at := t.names, t.listedAt
+	t.mu.Unlock()
+	if names == nil || t.now().Sub(at) > time.Minute {
+		if _, err := t.listUsers(ctx); err != nil {
+			return false, err
+		}
+		t.mu.Lock()
+		names = t.names
+		t.mu.Unlock()
+	}
+	return names[name], nil
 }
 
 func (t *Target) listV2(ctx context.Context) ([]apiUser, int, error) {

@@ -159,8 +159,9 @@ func TestCommunityAdminsCreatedAndRecovery(t *testing.T) {
 }
 
 // Through the engine: an IdP user who leaves is a skipped delete (not a
-// failure every run), and the super-admin, disabled in the directory, is
-// a skipped suspend; nothing is sent for either, in this run or the next.
+// failure every run) and is suspended instead (invariant 12), and the
+// super-admin, disabled in the directory, is a skipped suspend; nothing
+// else is sent, in this run or the next.
 func TestIdPAndOwnerSkippedThroughTheEngine(t *testing.T) {
 	srv, url := netmakerfake.NewTestServer(t, netmakerfake.Options{})
 	srv.AddUser(netmakerfake.User{Username: "gina1", AuthType: "oauth", PlatformRoleID: "platform-user"})
@@ -182,7 +183,7 @@ func TestIdPAndOwnerSkippedThroughTheEngine(t *testing.T) {
 		srv.ResetCalls()
 		res := h.Run(dsync.RunOptions{Trigger: "test"})
 		for _, c := range srv.Calls() {
-			if c.Method != http.MethodGet {
+			if c.Method != http.MethodGet && (run > 0 || c.Method+" "+c.Path != "POST /api/users/gina1/disable") {
 				t.Fatalf("run %d sent %s %s", run, c.Method, c.Path)
 			}
 		}
@@ -190,7 +191,8 @@ func TestIdPAndOwnerSkippedThroughTheEngine(t *testing.T) {
 			if d.Outcome == "failed" {
 				t.Fatalf("run %d: failed %+v", run, d)
 			}
-			if run == 0 && d.User == "gina1" && (d.Action != "delete" || d.Outcome != "skipped" || !strings.Contains(d.Reason, "IdP")) {
+			if run == 0 && d.User == "gina1" && !(d.Action == "delete" && d.Outcome == "skipped" && strings.Contains(d.Reason, "IdP")) &&
+				!(d.Action == "suspend" && d.Outcome == "applied" && strings.Contains(d.Reason, "suspended instead")) {
 				t.Fatalf("gina1: %+v", d)
 			}
 			if run == 0 && d.User == "netmaker-admin" && (d.Outcome != "skipped" || !strings.Contains(d.Reason, "never")) {
@@ -201,7 +203,7 @@ func TestIdPAndOwnerSkippedThroughTheEngine(t *testing.T) {
 	if u, _ := srv.User("netmaker-admin"); u.AccountDisabled {
 		t.Fatal("the super-admin was disabled")
 	}
-	if _, ok := srv.User("gina1"); !ok {
-		t.Fatal("the IdP user was deleted")
+	if u, ok := srv.User("gina1"); !ok || !u.AccountDisabled {
+		t.Fatalf("the IdP user: exists %v, disabled %v", ok, u.AccountDisabled)
 	}
 }

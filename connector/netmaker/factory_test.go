@@ -87,3 +87,31 @@ func TestCreateFalseAdopts(t *testing.T) {
 		t.Fatal("not a Lister")
 	}
 }
+
+// validate warns where the configured deletion cannot be done for some
+// accounts (invariant 12): Netmaker's SSO users, and everyone with the
+// master key, are suspended instead.
+func TestValidateWarnsDeleteOfSSOUsers(t *testing.T) {
+	for _, tc := range []struct{ yaml, want string }{
+		{"  - {name: nm, type: netmaker, base_url: 'https://x.example', token: t, create: false, deprovision: {action: delete}}\n",
+			"deprovision is delete, but Netmaker refuses to delete users that sign in through an IdP"},
+		{"  - {name: nm, type: netmaker, base_url: 'https://x.example', token: t, reconcile: {orphans: delete}}\n",
+			"reconcile.orphans is delete, but Netmaker refuses"},
+		{"  - {name: nm, type: netmaker, base_url: 'https://x.example', token: t, deprovision: {action: suspend, delete_after: 30d}}\n",
+			"delete_after is set, but Netmaker refuses"},
+		{"  - {name: nm, type: netmaker, base_url: 'https://x.example', token: not-a-jwt, create: false}\n",
+			"leavers are suspended instead of deleted"},
+	} {
+		tg, err := netmaker.Factory(parseTargets(t, tc.yaml)[0], connector.Deps{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if w := strings.Join(tg.(connector.Warner).Warnings(), "\n"); !strings.Contains(w, tc.want) {
+			t.Errorf("%s: warnings %q, want %q", strings.TrimSpace(tc.yaml), w, tc.want)
+		}
+	}
+	tg, _ := netmaker.Factory(parseTargets(t, "  - {name: nm, type: netmaker, base_url: 'https://x.example', token: t, create: false}\n")[0], connector.Deps{})
+	if w := strings.Join(tg.(connector.Warner).Warnings(), "\n"); strings.Contains(w, "refuses to delete") {
+		t.Errorf("no delete configured, warned %q", w)
+	}
+}

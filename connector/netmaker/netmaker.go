@@ -19,13 +19,16 @@
 // revokes a user's tokens when its role or groups change), and the
 // target's protected list. IdP (SSO) users are
 // managed for status, role and groups but never deleted or renamed:
-// Netmaker refuses both.
+// Netmaker refuses both. Their delete is connector.Impossible, so the
+// engine suspends a leaving SSO user (or orphan) instead (invariant 12).
 //
 // Token: a personal access token of the super-admin is recommended; on the
 // community edition every user is an admin and an admin cannot disable,
 // demote or delete another admin. The master key can list, update, enable
 // and disable but cannot create or delete users: with it (a token that is
-// not a JWT, token_kind: auto) those are skipped.
+// not a JWT, token_kind: auto) creates are skipped — existing accounts are
+// still adopted from the list (CannotHold refuses only names Netmaker
+// cannot take) — and deletes are impossible (the engine suspends instead).
 //
 // Role and groups are changed by reading the whole user (GET
 // /api/v1/users?username=) and PUTting it back with only that field
@@ -41,7 +44,11 @@
 // skip). The name used is kept in Account.Remote["username"].
 //
 // Outcomes (through the shared HTTP layer): a missing user is HTTP 500
-// "record not found" (NotFound); permission refusals are permanent whatever
+// "record not found" (NotFound) — unless the list still carries it: the
+// server answers the same for a user whose platform role it does not have
+// (a paid-edition role after a downgrade to community edition), which is
+// connector.Unreadable: not gone, its steps wait (invariant 11), and its
+// delete is impossible (it cannot be checked first); permission refusals are permanent whatever
 // their status (Netmaker sends some as 500); 429 is rate limited; other
 // 5xx and dropped connections are retryable, or uncertain for a create.
 // Community edition servers (detected: 404 on /api/v1/users/groups, or
@@ -139,10 +146,14 @@ type Target struct {
 	owner   string
 	managed map[string]bool // group names dirsync manages by config
 	protect *connector.Protected
+	deletes []string // the target's settings that delete accounts, for Warnings
 
 	mu        sync.Mutex
 	supers    map[string]bool // super-admins seen in lists and reads
+	idps      map[string]bool // IdP (SSO) users seen in lists and reads
 	listed    bool            // a full list was read: supers covers everyone
+	names     map[string]bool // usernames of the last list
+	listedAt  time.Time       // when the last list was read
 	gateTried time.Time       // when Gate last tried to discover
 	edition   string          // "", "pro", "community"
 	roles     map[string]bool
@@ -166,6 +177,7 @@ var (
 	_ connector.Gater       = (*Target)(nil)
 	_ connector.Opener      = (*Target)(nil)
 	_ connector.Warner      = (*Target)(nil)
+	_ connector.Holder      = (*Target)(nil)
 
 	_ connector.Updater     = (*Adopting)(nil)
 	_ connector.Suspender   = (*Adopting)(nil)
@@ -177,6 +189,7 @@ var (
 	_ connector.Gater       = (*Adopting)(nil)
 	_ connector.Opener      = (*Adopting)(nil)
 	_ connector.Warner      = (*Adopting)(nil)
+	_ connector.Holder      = (*Adopting)(nil)
 )
 
 // Adopting is the connector with create: false (SSO deployments): it does
@@ -263,6 +276,15 @@ func Factory(cfg config.Target, deps connector.Deps) (connector.Connector, error
 	t, err := newTarget(cfg.Name, s, deps, cfg.Timeout.D(), managed, role, cfg.Path(), cfg.Protected)
 	if err != nil {
 		return nil, err
+	}
+	switch {
+	case cfg.Deprovision.Action == "delete":
+		t.deletes = append(t.deletes, "deprovision is delete")
+	case cfg.Deprovision.DeleteAfter > 0:
+		t.deletes = append(t.deletes, "deprovision.delete_after is set")
+	}
+	if cfg.Reconcile.Orphans == "delete" {
+		t.deletes = append(t.deletes, "reconcile.orphans is delete")
 	}
 	if !*t.s.Create {
 		return &Adopting{t: t}, nil
@@ -391,7 +413,7 @@ func newTarget(name string, s Settings, deps connector.Deps, timeout time.Durati
 		protect.Add(owner, "it is the account dirsync's Netmaker token belongs to: changing it would revoke or lock out that token")
 	}
 	t := &Target{name: name, s: s, base: base, http: hc, log: log, now: now,
-		master: master, owner: owner, managed: managed, edition: edition, listAPI: s.ListAPI, protect: protect, supers: map[string]bool{}}
+		master: master, owner: owner, managed: managed, edition: edition, listAPI: s.ListAPI, protect: protect, supers: map[string]bool{}, idps: map[string]bool{}}
 	return t, nil
 }
 
@@ -412,7 +434,12 @@ func (t *Target) Warnings() []string {
 		w = append(w, "netmaker: auth_type is ignored (Netmaker creates every API user as basic_auth, and create is false)")
 	}
 	if t.master {
-		w = append(w, "netmaker: the token looks like the master key: it cannot create or delete users (those are skipped); use a personal access token of the super-admin")
+		w = append(w, "netmaker: the token looks like the master key: it cannot create or delete users (creates are skipped, existing accounts are adopted from the list, and leavers are suspended instead of deleted); use a personal access token of the super-admin")
+	}
+	if len(t.deletes) > 0 {
+		w = append(w, "netmaker: "+strings.Join(t.deletes, " and ")+", but Netmaker refuses to delete users that sign in through an IdP (SSO users, auth_type oauth"+
+			map[bool]string{true: ", which is how everyone gets in with create: false", false: ""}[!*t.s.Create]+
+			"): those are suspended instead (or stay suspended), with a decision that says why")
 	}
 	return w
 }
@@ -492,7 +519,9 @@ func (t *Target) discover(ctx context.Context, force bool) error {
 	return nil
 }
 
-// noteUser remembers whether u is a super-admin.
+// noteUser remembers whether u is a super-admin and whether it signs in
+// through the IdP (so a delete the cache does not know to be impossible is
+// refused at plan time after the first read, not read again every run).
 func (t *Target) noteUser(u apiUser) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -501,6 +530,22 @@ func (t *Target) noteUser(u apiUser) {
 	} else {
 		delete(t.supers, u.Username)
 	}
+	if u.idp() {
+		t.idps[u.Username] = true
+	} else {
+		delete(t.idps, u.Username)
+	}
+}
+
+// idpUser reports whether a signs in through the IdP, from the cache or
+// from what this process read.
+func (t *Target) idpUser(name string, a identity.Account) bool {
+	if a.Remote["auth_type"] == "oauth" || a.Remote["idp"] != "" {
+		return true
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.idps[name]
 }
 
 func (t *Target) setGroupsLocked(groups []apiGroup) {
@@ -578,7 +623,7 @@ func (t *Target) gateFor(act connector.Action, a identity.Account, checkGroups b
 	if super || (a.Role == roleSuperAdmin && act != connector.ActSetRole && act != connector.ActCreate) {
 		return fmt.Sprintf("%q is Netmaker's super-admin, the application's owner: dirsync never disables, demotes, changes or deletes it", name)
 	}
-	if idp := a.Remote["auth_type"] == "oauth" || a.Remote["idp"] != ""; idp && (act == connector.ActDelete || act == connector.ActUpdate) {
+	if (act == connector.ActDelete || act == connector.ActUpdate) && t.idpUser(name, a) {
 		what := "delete"
 		if act == connector.ActUpdate {
 			what = "rename"
@@ -646,10 +691,44 @@ func (t *Target) gate(ctx context.Context, act connector.Action, a identity.Acco
 		if user == "" {
 			user = a.Username
 		}
+		if act == connector.ActDelete && t.deleteImpossible(a) {
+			return "", connector.Impossible("netmaker: %s %q: %s", act, user, why)
+		}
 		return "", connector.Skip("netmaker: %s %q: %s", act, user, why)
 	}
 	return name, nil
 }
+
+// deleteImpossible reports whether Netmaker cannot delete a for a reason
+// of the application (an IdP user, the master key), not of dirsync's
+// policy (protected, the super-admin): the engine then suspends instead.
+func (t *Target) deleteImpossible(a identity.Account) bool {
+	if t.protect.Reason(a) != "" || a.Role == roleSuperAdmin {
+		return false
+	}
+	name, _ := t.remoteName(a)
+	if name != "" {
+		t.mu.Lock()
+		super := t.supers[name]
+		t.mu.Unlock()
+		if super {
+			return false
+		}
+	}
+	return t.master || t.idpUser(name, a)
+}
+
+// CannotHold implements connector.Holder: only a name Netmaker cannot take
+// means no account can exist for a person. A refused create (the master
+// key, a community server) does not: accounts made by hand or by an IdP
+// sign-in are adopted from the list.
+func (t *Target) CannotHold(a identity.Account) string {
+	_, why := t.remoteName(a)
+	return why
+}
+
+// CannotHold implements connector.Holder.
+func (a *Adopting) CannotHold(acc identity.Account) string { return a.t.CannotHold(acc) }
 
 func sortedKeys(m map[string]bool) []string {
 	out := make([]string, 0, len(m))

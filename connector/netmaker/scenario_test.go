@@ -46,8 +46,15 @@ type nmScenario struct {
 // mods adjust them).
 func newNMScenario(t *testing.T, o netmakerfake.Options, extra string, mods ...func(*config.TargetCommon)) *nmScenario {
 	t.Helper()
+	return newNMScenarioToken(t, o, (*netmakerfake.Server).AdminToken, extra, mods...)
+}
+
+// newNMScenarioToken is newNMScenario with the token token gives (the
+// master key); the connector may be an *Adopting one (create: false).
+func newNMScenarioToken(t *testing.T, o netmakerfake.Options, token func(*netmakerfake.Server) string, extra string, mods ...func(*config.TargetCommon)) *nmScenario {
+	t.Helper()
 	srv, url := netmakerfake.NewTestServer(t, o)
-	e := &env{srv: srv, url: url, token: srv.AdminToken()}
+	e := &env{srv: srv, url: url, token: token(srv)}
 	t.Setenv("NETMAKER_TEST_TOKEN", e.token)
 	yaml := "  - name: netmaker\n    type: netmaker\n    base_url: " + url + "\n    token: ${NETMAKER_TEST_TOKEN}\n" + rulesYAML + extra
 	cfg := parseTargets(t, yaml)[0]
@@ -57,10 +64,14 @@ func newNMScenario(t *testing.T, o netmakerfake.Options, extra string, mods ...f
 	if err != nil {
 		t.Fatal(err)
 	}
-	e.tg = tg.(*netmaker.Target)
+	if inner, ok := tg.(*netmaker.Adopting); ok {
+		e.tg = inner.Inner()
+	} else {
+		e.tg = tg.(*netmaker.Target)
+	}
 	logger, logs := debugLogger()
 	common := synctest.Common(append([]func(*config.TargetCommon){rules}, mods...)...)
-	h := synctest.New(t, []dsync.TargetSpec{synctest.Spec(e.tg, common)}, synctest.Options{Logger: logger,
+	h := synctest.New(t, []dsync.TargetSpec{synctest.Spec(tg, common)}, synctest.Options{Logger: logger,
 		Limits: &config.Limits{MaxSourceShrinkPercent: 20, QuarantineAfter: 5}})
 	return &nmScenario{t: t, e: e, h: h, users: targettest.People{}, logs: logs}
 }

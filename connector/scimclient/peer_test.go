@@ -1,13 +1,7 @@
 package scimclient
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
-	"fmt"
-	"net/http"
-	"os"
-	"os/exec"
 	"slices"
 	"strings"
 	"testing"
@@ -16,7 +10,7 @@ import (
 	"github.com/dirsync/dirsync/connector"
 	"github.com/dirsync/dirsync/connector/targettest"
 	"github.com/dirsync/dirsync/identity"
-	"github.com/dirsync/dirsync/internal/testenv"
+	"github.com/dirsync/dirsync/internal/testsrv/scimmy"
 )
 
 const peerToken = "peer-tok-31415926"
@@ -64,61 +58,15 @@ func (d peerDump) account(userName string) (identity.Account, bool) {
 	return resourceAccount(u, d.groupsOf(str(u["id"]))), true
 }
 
-// startScimmy starts the scimmy peer server (node server.mjs) on a free
-// port and stops it when the test ends.
+// startScimmy starts the scimmy peer server on a free port and stops it
+// when the test ends.
 func startScimmy(t testing.TB) peer {
 	t.Helper()
-	dir := testenv.ScimmyDir(t)
-	node := testenv.NeedBinary(t, "node")
-	port := testenv.FreePort(t)
-	var out bytes.Buffer
-	cmd := exec.Command(node, "server.mjs")
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), fmt.Sprintf("PORT=%d", port), "TOKEN="+peerToken, "QUIET=1")
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start scimmy: %v", err)
-	}
-	exited := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(exited) }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		<-exited
-	})
-	root := fmt.Sprintf("http://127.0.0.1:%d", port)
-	base := root + "/scim/v2"
-	ready := false
-	for i := 0; i < 300 && !ready; i++ {
-		select {
-		case <-exited:
-			t.Fatalf("scimmy exited: %s", out.String())
-		default:
-		}
-		req, _ := http.NewRequest("GET", base+"/ServiceProviderConfig", nil)
-		req.Header.Set("Authorization", "Bearer "+peerToken)
-		if resp, err := http.DefaultClient.Do(req); err == nil {
-			resp.Body.Close()
-			ready = resp.StatusCode == 200
-		}
-		if !ready {
-			time.Sleep(50 * time.Millisecond) // waiting for readiness, not timing anything
-		}
-	}
-	if !ready {
-		t.Fatalf("scimmy not ready: %s", out.String())
-	}
-	return peer{base: base, dump: func(t *testing.T) peerDump {
+	s := scimmy.Start(t, peerToken)
+	return peer{base: s.Base, dump: func(t *testing.T) peerDump {
 		t.Helper()
-		resp, err := http.Get(root + "/_dump")
-		if err != nil {
-			t.Fatalf("dump: %v", err)
-		}
-		defer resp.Body.Close()
-		var d peerDump
-		if err := json.NewDecoder(resp.Body).Decode(&d); err != nil {
-			t.Fatalf("dump: %v", err)
-		}
-		return d
+		d := s.Dump(t)
+		return peerDump{Users: d.Users, Groups: d.Groups}
 	}}
 }
 

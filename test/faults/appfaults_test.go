@@ -304,7 +304,7 @@ func (s scripted) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // TestRetryAfterOnUncertainReRead: a create whose connection drops is
 // uncertain; the engine re-reads the account before retrying. When that
 // re-read is answered 429 with Retry-After: 2, the next request must wait
-// 2 s (it found a bug, fixed in sync/apply.go).
+// 2 s (it found a bug, fixed in sync/stage_apply.go).
 func TestRetryAfterOnUncertainReRead(t *testing.T) {
 	result(t, "5c Retry-After on the re-read after an uncertain create", 1, "a create's connection drops, the re-read gets 429 Retry-After: 2; the next request must wait 2 s")
 	h := newHarness(t)

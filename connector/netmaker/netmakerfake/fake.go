@@ -20,6 +20,10 @@
 //     (403 "cannot disable self"); super-admin is assigned only by
 //     transfer (403); the community edition refuses other roles (400
 //     "invalid user role X").
+//   - A user whose platform role the server does not have (a paid-edition
+//     role on a server downgraded to the community edition) is listed but
+//     cannot be read: GET /api/v1/users?username= answers 500 "record not
+//     found"; disable and enable still work.
 //   - A missing user is HTTP 500 "record not found", not 404. Routing comes
 //     before authentication: an unknown route is a 404 whatever the token.
 //   - Usernames: at least 4 characters, an email address or only
@@ -659,6 +663,13 @@ func (s *Server) getV1(caller, name string) reply {
 	}
 	u, ok := s.users[name]
 	if !ok {
+		return errReply(500, errNotFound)
+	}
+	if !s.validRole(u.PlatformRoleID) {
+		// The read resolves the user's platform role; a role this server
+		// does not have (a paid-edition role after a downgrade to the
+		// community edition) fails the read as a missing record, while
+		// the lists still carry the user.
 		return errReply(500, errNotFound)
 	}
 	groups := map[string]Group{}

@@ -196,6 +196,29 @@ func TestRealServerFacts(t *testing.T) {
 			t.Fatalf("role change of an IdP user: %d %s", code, body)
 		}
 	})
+	t.Run("a user whose role the server lacks is listed but cannot be read", func(t *testing.T) {
+		// A paid-edition server downgraded to the community edition keeps
+		// its platform-user users; the community server has no such role.
+		srv, url := netmakerfake.NewTestServer(t, netmakerfake.Options{Community: true})
+		srv.AddUser(netmakerfake.User{Username: "pat1", PlatformRoleID: "platform-user"})
+		c := client{t, url, srv.AdminToken()}
+		code, _, body := c.do("GET", "/api/v1/users?username=pat1", "")
+		exact(t, "read a user whose role the server lacks", code, body, 500, "record not found")
+		code, _, body = c.do("GET", "/api/v1/users?username=nobody", "")
+		exact(t, "read a missing user", code, body, 500, "record not found")
+		if code, _, body := c.do("GET", "/api/users", ""); code != 200 || !strings.Contains(body, `"username":"pat1"`) {
+			t.Fatalf("the legacy list leaves it out: %d %s", code, body)
+		}
+		if code, _, body := c.do("GET", "/api/v2/users?page=1&per_page=100", ""); code != 200 || !strings.Contains(body, `"username":"pat1"`) {
+			t.Fatalf("the v2 list leaves it out: %d %s", code, body)
+		}
+		if code, _, body := c.do("POST", "/api/users/pat1/disable", ""); code != 200 {
+			t.Fatalf("disable it: %d %s", code, body)
+		}
+		if u, _ := srv.User("pat1"); !u.AccountDisabled {
+			t.Fatal("not disabled")
+		}
+	})
 	t.Run("the master key disables and demotes the super-admin", func(t *testing.T) {
 		srv, url := netmakerfake.NewTestServer(t, netmakerfake.Options{})
 		owner := client{t, url, srv.AdminToken()}

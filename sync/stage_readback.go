@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"path"
 	"slices"
 	"strings"
@@ -15,6 +16,11 @@ import (
 	"go.uber.org/zap"
 )
 
+// Stage "read back": the target's cache is checked against the
+// application before planning. Every run re-reads the accounts an
+// interrupted call left uncertain and adopts accounts of people the cache
+// has none for; a reconcile run reads every live account back.
+//
 // A reconcile run reads every live account back from each application that
 // can list its accounts and never trusts the cache over what it just read:
 //   - drift: a live account differs from what dirsync last confirmed. The
@@ -30,6 +36,36 @@ import (
 //     cache is corrected, and the plan re-creates it where the person is in
 //     scope.
 // Every fix goes through the same plan, guard and apply path as any run.
+
+// readBackStage fills f.cached (the cache as the application confirms it),
+// f.keys (the accounts a targeted run is about) and f.orphans.
+func (rc *runCtx) readBackStage(ctx context.Context, f *flow) error {
+	e := rc.e
+	cached, err := e.o.Store.Accounts(ctx, f.name)
+	if err != nil {
+		return fmt.Errorf("load cached accounts: %w", err)
+	}
+	f.cached = cached
+	if !rc.ro.NoApply {
+		if err := e.open(ctx, f.spec.Target); err != nil {
+			return err
+		}
+	}
+	if rc.ro.Keys != nil {
+		f.keys = maps.Clone(rc.persons)
+		rc.alsoTheirOldAccounts(f.keys, f.known, cached)
+	}
+	if rc.ro.Reconcile && !rc.ro.NoApply {
+		if l, ok := f.spec.Target.(connector.Lister); ok {
+			if f.orphans, err = rc.readBack(ctx, f.spec, l, f.desired, f.known, cached); err != nil {
+				return err
+			}
+		} else {
+			rc.cannotReconcile(f.name)
+		}
+	}
+	return rc.reconcile(ctx, f.spec.Target, f.desired, cached, f.keys)
+}
 
 // ReconcileReport is what the last reconcile of a target found, kept for
 // `dirsync report access`.
@@ -124,6 +160,7 @@ func (rc *runCtx) readBack(ctx context.Context, spec TargetSpec, l connector.Lis
 	}
 	seen := map[string]bool{}
 	var unmatched []identity.Account
+	var orphanSteps, protectedSkips []Step
 	for _, a := range live {
 		k := ""
 		for rk, v := range a.Remote {
@@ -144,9 +181,23 @@ func (rc *runCtx) readBack(ctx context.Context, spec TargetSpec, l connector.Lis
 		}
 		seen[k] = true
 		c := cached[k]
+		if _, isKnown := known[k]; !isKnown && strings.HasPrefix(k, orphanPrefix) && pol2.Orphans == "delete" && !allowed(pol2.Allow, a) {
+			// An orphan suspended by an earlier reconcile, kept in the
+			// cache: orphans: delete now deletes it.
+			orphanSteps = append(orphanSteps, orphanDelete(name, k, a, "orphan: no source knows this account (suspended earlier)"))
+		}
 		next, drift := foldLive(c, a, fields, rules, pol2.Drift)
 		if len(drift) == 0 {
 			continue
+		}
+		var refused []Step
+		drift, refused = rc.protectedDrift(spec.Target, name, c, drift)
+		protectedSkips = append(protectedSkips, refused...)
+		if len(drift) == 0 {
+			continue
+		}
+		if len(refused) > 0 {
+			next, _ = foldLive(c, a, fieldsOf(drift), rules, pol2.Drift) // only what the plan may put back
 		}
 		cached[k] = next
 		rep.Drift[k] = nil
@@ -156,7 +207,7 @@ func (rc *runCtx) readBack(ctx context.Context, spec TargetSpec, l connector.Lis
 			out := OutcomeSkipped
 			if d.fix {
 				what = "put back by the plan below"
-				out = OutcomeApplied
+				out = rc.fixOutcome()
 			}
 			rc.decide(state.Decision{Target: name, User: displayUser(c), Action: "drift", Outcome: out,
 				Reason: fmt.Sprintf("%s changed outside dirsync: cached %s, live %s (%s); %s", d.field, d.cached, d.live, d.kind, what)})
@@ -171,7 +222,7 @@ func (rc *runCtx) readBack(ctx context.Context, spec TargetSpec, l connector.Lis
 		}
 		rep.Missing = append(rep.Missing, k)
 		cached[k] = identity.Account{Key: k, Failing: c.Failing}
-		rc.decide(state.Decision{Target: name, User: displayUser(c), Action: "missing", Outcome: OutcomeApplied,
+		rc.decide(state.Decision{Target: name, User: displayUser(c), Action: "missing", Outcome: rc.fixOutcome(),
 			Reason: "the account is no longer in the application: the cache is corrected (re-created where the person is in scope)"})
 		if !rc.ro.DryRun {
 			if err := e.o.Store.PutAccount(ctx, e.o.Fence(), name, cached[k]); err != nil {
@@ -192,7 +243,6 @@ func (rc *runCtx) readBack(ctx context.Context, spec TargetSpec, l connector.Lis
 			personBy["u:"+u.Username] = k
 		}
 	}
-	var orphanSteps []Step
 	now := e.o.Now()
 	for _, a := range unmatched {
 		if allowed(pol2.Allow, a) {
@@ -216,7 +266,7 @@ func (rc *runCtx) readBack(ctx context.Context, spec TargetSpec, l connector.Lis
 					e.o.Metrics.ReconcileDrift.WithLabelValues(name, "exists").Inc()
 				}
 			}
-			rc.decide(state.Decision{Target: name, User: displayUser(a), Action: "drift", Outcome: OutcomeApplied,
+			rc.decide(state.Decision{Target: name, User: displayUser(a), Action: "drift", Outcome: rc.fixOutcome(),
 				Reason: "found in the application, linked to " + pid + ": " + why})
 			if !rc.ro.DryRun {
 				if err := e.o.Store.PutAccount(ctx, e.o.Fence(), name, a); err != nil {
@@ -235,7 +285,7 @@ func (rc *runCtx) readBack(ctx context.Context, spec TargetSpec, l connector.Lis
 			}
 		}
 		if a.Key == "" { // connectors address accounts by their own ids
-			a.Key = "orphan:" + id
+			a.Key = orphanPrefix + id
 		}
 		reason := "orphan: no source knows this account"
 		switch pol2.Orphans {
@@ -249,8 +299,12 @@ func (rc *runCtx) readBack(ctx context.Context, spec TargetSpec, l connector.Lis
 			}
 		case "delete":
 			if connector.Supports(spec.Target, connector.ActDelete) {
-				orphanSteps = append(orphanSteps, Step{Target: name, Key: a.Key, User: displayUser(a), Action: connector.ActDelete,
-					Reason: reason + "; reconcile.orphans: delete", Before: a, After: identity.Account{Key: a.Key}})
+				orphanSteps = append(orphanSteps, orphanDelete(name, a.Key, a, reason))
+				continue
+			}
+			if !a.Suspended && connector.Supports(spec.Target, connector.ActSuspend) {
+				orphanSteps = append(orphanSteps, Step{Target: name, Key: a.Key, User: displayUser(a), Action: connector.ActSuspend,
+					Reason: insteadWhy(reason+"; reconcile.orphans: delete", name+" cannot delete accounts"), Before: a, After: deprovisioned(a, now)})
 				continue
 			}
 		}
@@ -267,7 +321,54 @@ func (rc *runCtx) readBack(ctx context.Context, spec TargetSpec, l connector.Lis
 			e.o.Logger.Warn("store the reconcile report", zap.String("target", name), zap.Error(err))
 		}
 	}
-	return orphanSteps, nil
+	return append(orphanSteps, protectedSkips...), nil
+}
+
+// orphanPrefix starts the cache key of an orphan account dirsync acted on.
+const orphanPrefix = "orphan:"
+
+// orphanDelete is the step deleting an orphan (reconcile.orphans: delete).
+func orphanDelete(tgt, key string, a identity.Account, reason string) Step {
+	a.Key, a.Exists = key, true
+	return Step{Target: tgt, Key: key, User: displayUser(a), Action: connector.ActDelete,
+		Reason: reason + "; reconcile.orphans: delete", Before: a, After: identity.Account{Key: key}}
+}
+
+// protectedDrift splits drift the plan would put back on an account the
+// connector's gate refuses to change (a protected account, the
+// super-admin, the token's owner) from the rest: that drift is not folded
+// into the cache and comes back as one skip for the account (Action
+// "drift"), logged once while it stays the same, saying it is left as it
+// is.
+func (rc *runCtx) protectedDrift(t connector.Connector, tgt string, c identity.Account, ds []drift) ([]drift, []Step) {
+	g, ok := t.(connector.Gater)
+	if !ok {
+		return ds, nil
+	}
+	var keep []drift
+	var refused []string
+	for _, d := range ds {
+		if d.fix {
+			if why := g.Gate(fixAction(d.field, c), c); why != "" {
+				refused = append(refused, fmt.Sprintf("%s changed outside dirsync: cached %s, live %s (%s); not put back: %s", d.field, d.cached, d.live, d.kind, why))
+				continue
+			}
+		}
+		keep = append(keep, d)
+	}
+	if len(refused) == 0 {
+		return keep, nil
+	}
+	return keep, []Step{{Target: tgt, Key: c.Key, User: displayUser(c), Action: "drift", Before: c, Reason: strings.Join(refused, "; ")}}
+}
+
+// fieldsOf are the fields of ds, to fold only those.
+func fieldsOf(ds []drift) map[string]bool {
+	out := map[string]bool{}
+	for _, d := range ds {
+		out[d.field] = true
+	}
+	return out
 }
 
 type drift struct {
@@ -344,4 +445,181 @@ func timeOr(t *time.Time) string {
 func (rc *runCtx) cannotReconcile(name string) {
 	rc.decide(state.Decision{Target: name, User: "*", Action: "reconcile", Outcome: OutcomeSkipped,
 		Reason: name + " cannot list its accounts: its cache cannot be verified against the application (drift and orphans are not seen)"})
+}
+
+// reconcile fixes the cache before planning: accounts with an action in
+// flight at a crash, or a field left unknown by an uncertain answer, are
+// re-read from the application where it can be read; and on full runs
+// accounts that exist in the application but not in the cache are adopted
+// (matched by email, then username).
+func (rc *runCtx) reconcile(ctx context.Context, t connector.Connector, desired map[string]Desired, cached map[string]identity.Account, keys map[string]bool) error {
+	r, canRead := t.(connector.Reader)
+	for k, c := range cached {
+		if (c.Pending == "" && (len(c.Unknown) == 0 || !canRead)) || (keys != nil && !keys[k]) {
+			continue
+		}
+		if !canRead {
+			// A write-only application cannot be asked: an interrupted call
+			// leaves its field unknown, so the plan sends the desired value
+			// whichever way it points; a one-shot action is sent again.
+			cached[k] = assumeUncertain(withoutPending(c), connector.Action(c.Pending), c)
+			continue
+		}
+		var got identity.Account
+		pol := retryPolicy{attempts: 4, base: rc.e.o.RetryBase, maxRetryAfter: rc.e.o.MaxRetryAfter, sleep: rc.e.o.Sleep}
+		err := pol.do(ctx, func() error {
+			var rerr error
+			got, rerr = r.Read(ctx, c)
+			return rerr
+		}).err
+		switch {
+		case connector.KindOf(err) == connector.KindNotFound:
+			cached[k] = identity.Account{Key: k, Failing: c.Failing}
+		case connector.CauseOf(err) == connector.CauseUnreadable:
+			cached[k] = rc.unreadable(t.Name(), c, err)
+			continue
+		case err != nil:
+			// One account that cannot be read back blocks no other step
+			// (invariant 2): like a write-only application's, its fields
+			// are taken as unknown, so the plan sends the desired values;
+			// the stored record keeps its intent and is read again next run.
+			what := c.Pending
+			if what == "" {
+				what = "uncertain answer"
+			}
+			rc.decide(state.Decision{Target: t.Name(), User: displayUser(c), Action: "re-read", Outcome: OutcomeFailed,
+				Reason: fmt.Sprintf("re-read after an interrupted %s failed: the desired values are sent again", what), Error: err.Error()})
+			cached[k] = assumeUncertain(withoutPending(c), connector.Action(c.Pending), c)
+			continue
+		default:
+			cached[k] = rebase(c, got)
+		}
+		// What was read is confirmed by the application: record it, so the
+		// account is not read again next run.
+		if !rc.ro.DryRun && !rc.ro.NoApply {
+			if err := rc.e.o.Store.PutAccount(ctx, rc.e.o.Fence(), t.Name(), cached[k]); err != nil {
+				return fmt.Errorf("record %q as re-read: %w", c.Username, err)
+			}
+		}
+	}
+	l, ok := t.(connector.Lister)
+	if !ok || rc.ro.Keys != nil || rc.ro.Reconcile {
+		return nil // a reconcile run has read every account already
+	}
+	missing := 0
+	for k, d := range desired {
+		if c, ok := cached[k]; !ok || !c.Exists {
+			// A person no account can exist for (a name the application
+			// cannot take) is no reason to read the whole list every run;
+			// one the target only refuses to create is (see fallback.go).
+			if cannotHold(t, d.Account) {
+				continue
+			}
+			missing++
+		}
+	}
+	if missing == 0 {
+		return nil
+	}
+	var list []identity.Account
+	pol := retryPolicy{attempts: 4, base: rc.e.o.RetryBase, maxRetryAfter: rc.e.o.MaxRetryAfter, sleep: rc.e.o.Sleep}
+	res := pol.do(ctx, func() error {
+		var err error
+		list, err = l.List(ctx)
+		return err
+	})
+	if res.err != nil {
+		return fmt.Errorf("list accounts: %w", res.err)
+	}
+	byEmail := map[string]identity.Account{}
+	byName := map[string]identity.Account{}
+	for _, a := range list {
+		if a.Email != "" {
+			byEmail[strings.ToLower(a.Email)] = a
+		}
+		if a.Username != "" {
+			byName[a.Username] = a
+		}
+	}
+	taken := map[string]bool{}
+	for _, c := range cached {
+		if c.Exists {
+			taken[strings.ToLower(c.Email)] = true
+		}
+	}
+	for k, d := range desired {
+		if c, ok := cached[k]; ok && c.Exists {
+			continue
+		}
+		a, ok := byEmail[strings.ToLower(d.Account.Email)]
+		if !ok || d.Account.Email == "" {
+			a, ok = byName[d.Account.Username]
+		}
+		if !ok || taken[strings.ToLower(a.Email)] {
+			continue
+		}
+		a.Key, a.Exists = k, true
+		a.Failing = cached[k].Failing
+		cached[k] = a
+		if !rc.ro.DryRun && !rc.ro.NoApply {
+			if err := rc.e.o.Store.PutAccount(ctx, rc.e.o.Fence(), t.Name(), a); err != nil {
+				return fmt.Errorf("adopt %q: %w", a.Username, err)
+			}
+		}
+	}
+	return nil
+}
+
+func withoutPending(c identity.Account) identity.Account {
+	c = c.Clone()
+	c.Pending = ""
+	return c
+}
+
+// rebase takes from the application's account the fields an interrupted
+// or uncertain action may have changed, so the plan repeats it only if it
+// did not land. The application was read: nothing stays unknown.
+func rebase(c, got identity.Account) identity.Account {
+	n := c.Clone()
+	act := connector.Action(c.Pending)
+	n.Pending = ""
+	fields := map[string]bool{}
+	for _, f := range c.Unknown {
+		fields[f] = true
+	}
+	if f := fieldOf(act); f != "" {
+		fields[f] = true
+	}
+	if act == connector.ActCreate || act == connector.ActDelete || !n.Exists {
+		n.Exists = true
+		if got.Remote != nil {
+			n.Remote = mergeRemote(n.Remote, got.Remote)
+		}
+		if act == connector.ActCreate {
+			n.Email, n.Username, n.GivenName, n.FamilyName, n.DisplayName = got.Email, got.Username, got.GivenName, got.FamilyName, got.DisplayName
+			fields[identity.FieldSuspended], fields[identity.FieldRole], fields[identity.FieldGroups] = true, true, true
+		}
+	}
+	if fields[identity.FieldSuspended] {
+		n.Suspended = got.Suspended
+	}
+	if fields[identity.FieldRole] {
+		n.Role = got.Role
+	}
+	if fields[identity.FieldGroups] {
+		n.Groups = got.Groups
+	}
+	if fields[identity.FieldExpires] {
+		n.Expires = got.Expires
+	}
+	if fields[identity.FieldProfile] {
+		n.Email, n.GivenName, n.FamilyName, n.DisplayName = got.Email, got.GivenName, got.FamilyName, got.DisplayName
+	}
+	if act == connector.ActForcePasswordChange {
+		// What the application says: not set (or not reported) means the
+		// interrupted call may never have been sent, so it is sent again.
+		n.MustChangePassword = got.MustChangePassword
+	}
+	n.Unknown = nil
+	return n
 }

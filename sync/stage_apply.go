@@ -51,41 +51,33 @@ func (e *Engine) limiter(spec TargetSpec) *rate.Limiter {
 // stepID names a step for matching held and re-planned steps.
 func stepID(key string, act connector.Action) string { return key + "\x00" + string(act) }
 
-// execute applies a plan: skipped decisions, the guard, then every
-// account's steps (accounts losing access first), then bookkeeping notes.
-func (e *Engine) execute(ctx context.Context, rc *runCtx, spec TargetSpec, p Plan, cached map[string]identity.Account, noted map[string]string) {
-	name := spec.Target.Name()
-	if rc.ro.approval != nil {
-		e.executeApproved(ctx, rc, spec, p, cached)
-		return
-	}
-	m := rc.memoFor(name, noted)
-	rc.decideSkips(name, p.Skips, m)
-	apply, held, why := Guarded(p, e.o.Limits)
-	if rc.ro.AllowMassChange && len(held) > 0 {
-		apply, held, why = p.Steps, nil, ""
-	}
+// apply is the apply stage: a dry run only says what it would do;
+// otherwise accounts taken over move to their new person, records of
+// accounts another person holds now are forgotten, and every account's
+// steps are applied (accounts losing access first) with the plan's notes.
+func (rc *runCtx) apply(ctx context.Context, f *flow) error {
+	e := rc.e
 	if rc.ro.DryRun {
-		for _, s := range p.Steps {
-			rc.decide(state.Decision{Target: name, User: s.User, Action: string(s.Action), Reason: s.Reason, Outcome: OutcomeDryRun})
+		for _, s := range f.apply {
+			rc.decide(state.Decision{Target: f.name, User: s.User, Action: string(s.Action), Reason: s.Reason, Outcome: OutcomeDryRun})
 		}
-		return
+		return nil
 	}
-	if len(held) > 0 {
-		e.hold(ctx, rc, name, p.Accounts, held, why)
-	}
-	if len(p.Takeovers) > 0 {
-		cached = e.takeOver(ctx, name, p.Takeovers, cached)
-	}
-	for _, k := range p.Retire {
-		if err := e.o.Store.DeleteAccount(ctx, e.o.Fence(), name, k); err != nil {
-			e.o.Logger.Warn("forget a record whose account another person holds", zap.String("target", name), zap.Error(err))
+	cached := f.cached
+	var notes []identity.Account
+	if rc.ro.approval == nil {
+		if len(f.plan.Takeovers) > 0 {
+			cached = e.takeOver(ctx, f.name, f.plan.Takeovers, cached)
 		}
+		for _, k := range f.plan.Retire {
+			if err := e.o.Store.DeleteAccount(ctx, e.o.Fence(), f.name, k); err != nil {
+				e.o.Logger.Warn("forget a record whose account another person holds", zap.String("target", f.name), zap.Error(err))
+			}
+		}
+		notes = f.plan.Notes
 	}
-	e.applySteps(ctx, rc, spec, apply, p.Notes, cached)
-	if m != nil && !maps.Equal(m.old, m.now) {
-		e.putNoted(ctx, name, rc.ro.Keys != nil, m.old, m.now)
-	}
+	e.applySteps(ctx, rc, f.spec, f.apply, notes, cached)
+	return nil
 }
 
 // takeOver moves the cache records of accounts taken over by a returning
@@ -166,66 +158,6 @@ func (rc *runCtx) decideSkips(name string, skips []Step, m *skipMemo) {
 		}
 		rc.decide(state.Decision{Target: name, User: s.User, Action: string(s.Action), Reason: s.Reason, Outcome: out})
 	}
-}
-
-// hold stores the held steps of one target under "RUN/TARGET" and makes a
-// held decision for each. When the newest held plan of this target holds
-// exactly the same steps, no new one is stored: the decisions point at it.
-func (e *Engine) hold(ctx context.Context, rc *runCtx, name string, accounts int, held []Step, why string) {
-	rc.mu.Lock()
-	rc.res.Held = true
-	rc.mu.Unlock()
-	id := rc.res.RunID + "/" + name
-	if prev := e.sameHeld(ctx, name, held); prev != "" {
-		id = prev
-	} else {
-		hp := HeldPlan{RunID: rc.res.RunID, Target: name, Reason: why, Plans: []Plan{{Target: name, Steps: held, Accounts: accounts}}, Created: e.o.Now().UTC()}
-		b, _ := json.Marshal(hp)
-		if err := e.o.Store.PutHeld(ctx, e.o.Fence(), id, b); err != nil {
-			for _, s := range held {
-				rc.decide(state.Decision{Target: name, User: s.User, Action: string(s.Action), Outcome: OutcomeHeld,
-					Reason: fmt.Sprintf("%s; held by the safety guard (%s)", s.Reason, why), Error: "storing the held plan failed: " + err.Error()})
-			}
-			return
-		}
-		if e.o.Metrics != nil {
-			e.o.Metrics.HeldRuns.Inc()
-		}
-	}
-	run := heldRunOf(id)
-	for _, s := range held {
-		rc.decide(state.Decision{Target: name, User: s.User, Action: string(s.Action), Outcome: OutcomeHeld,
-			Reason: fmt.Sprintf("%s; held by the safety guard (%s): run `dirsync approve %s`", s.Reason, why, run)})
-	}
-}
-
-// sameHeld returns the id of a stored held plan of this target holding
-// exactly these steps, or "".
-func (e *Engine) sameHeld(ctx context.Context, name string, held []Step) string {
-	ids, err := e.o.Store.HeldRuns(ctx)
-	if err != nil {
-		return ""
-	}
-	want := map[string]bool{}
-	for _, s := range held {
-		want[stepID(s.Key, s.Action)] = true
-	}
-	for _, id := range slices.Backward(ids) {
-		hp, err := e.loadHeld(ctx, id)
-		if err != nil || hp.Target != name || len(hp.Sources) > 0 {
-			continue
-		}
-		got := map[string]bool{}
-		for _, p := range hp.Plans {
-			for _, s := range p.Steps {
-				got[stepID(s.Key, s.Action)] = true
-			}
-		}
-		if maps.Equal(got, want) {
-			return id
-		}
-	}
-	return ""
 }
 
 // breaker pauses a target's steps after consecutive failures. Steps that
@@ -554,6 +486,9 @@ func (e *Engine) applyStep(ctx context.Context, rc *runCtx, spec TargetSpec, s S
 		}
 		if s.Action == connector.ActCreate {
 			return rec, errStopAccount
+		}
+		if s.Action == connector.ActDelete && connector.CauseOf(err) == connector.CauseImpossible {
+			return e.suspendInstead(ctx, rc, spec, s, rec, err, br)
 		}
 		return rec, nil
 	case k == connector.KindNotFound && s.Action == connector.ActDelete:
