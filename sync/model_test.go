@@ -79,7 +79,7 @@ var modelMechanisms = []string{
 // defaultPending are the mechanisms off by default: the engine still
 // fails them (see model-findings.md); the coordinator turns them on as the
 // engine fixes land.
-var defaultPending = []string{"handedits", "orphans", "rename", "ssodelete", "handmade", "protected", "sharedemail", "conflicts", "stateloss", "massend", "clock", "roles", "approvesrc"}
+var defaultPending = []string{"handedits", "orphans", "rename", "handmade", "protected", "sharedemail", "conflicts", "stateloss", "massend", "clock", "roles", "approvesrc"}
 
 // mechanisms is the set of switched-on mechanisms.
 type mechanisms map[string]bool

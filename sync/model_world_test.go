@@ -497,7 +497,7 @@ func (w *world) onCall(tgt string, act connector.Action, a identity.Account) err
 		return connector.Retryable(errDead)
 	}
 	if p, _, ok := personOfAccount(a); ok && w.ssoUser(tgt, p) && act == connector.ActDelete {
-		return connector.Permanent(errors.New(`400 "cannot delete idp user ` + a.Username + `"`))
+		return connector.Impossible(`400 "cannot delete idp user %s"`, a.Username) // as the Netmaker connector answers
 	}
 	c.calls[tgt]++
 	id := tgt + "/" + a.Key + "/" + string(act)
