@@ -480,3 +480,42 @@ func TestFindingFailedReReadBlocksNoOtherStep(t *testing.T) {
 		t.Fatalf("after a healthy run the cache says %v (pending %q, unknown %v), the application %v", c.Groups, c.Pending, c.Unknown, a.Groups)
 	}
 }
+
+// A forced password change whose landing is unknown is sent again, but not
+// to an account that was suspended since (fault suite long form, faults
+// after apply: "user0000: ezeelogin force_password_change=true, want
+// false"): Ezeelogin's suspension resets the password, and the person is
+// asked when the account is unsuspended.
+func TestFindingOneShotWaitsWhileSuspended(t *testing.T) {
+	mt := memtarget.New("ezeelogin")
+	us := people(3)
+	for _, u := range us {
+		mt.Seed(identity.Account{Key: u.Username, Username: u.Username, Email: u.Email})
+	}
+	h := synctest.New(t, []dsync.TargetSpec{synctest.Spec(memtarget.NewWriteOnly(mt), synctest.Common())}, synctest.Options{})
+	h.Source.Set(us...)
+	h.Run(dsync.RunOptions{})
+	us[1].MustChangePassword, us[1].Active = true, false
+	h.Source.Set(us...)
+	mt.Hook = func(act connector.Action, _ identity.Account) error {
+		if act == connector.ActForcePasswordChange {
+			return connector.Retryable(errors.New("500 internal server error"))
+		}
+		return nil
+	}
+	_, _ = h.Engine.Run(context.Background(), dsync.RunOptions{})
+	mt.Hook = nil
+	if a := must(mt.Get(us[1].Username)); !a.Suspended {
+		t.Fatal("the leaver was not suspended")
+	}
+	h.Run(dsync.RunOptions{})
+	if n := count(mt, connector.ActForcePasswordChange, ""); n != 0 {
+		t.Fatalf("force_password_change sent %d times to a suspended account", n)
+	}
+	us[1].Active = true
+	h.Source.Set(us...)
+	h.Run(dsync.RunOptions{})
+	if n := count(mt, connector.ActForcePasswordChange, ""); n != 1 {
+		t.Fatalf("force_password_change sent %d times after the account came back, want 1", n)
+	}
+}
