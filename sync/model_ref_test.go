@@ -112,6 +112,12 @@ func (r record) user(src string, p int) identity.User {
 	u := identity.User{Key: sourceKey(src, p), Source: src, Username: cmp.Or(r.uname, username(p)), Email: cmp.Or(r.email, username(p)+"@example.test"),
 		GivenName: r.given, FamilyName: familyName(p), Active: r.active, Expires: r.expires, MustChangePassword: r.mustChange,
 		Groups: slices.Clone(r.groups)}
+	if src == srcIdP {
+		// The IdP provisions from the directory: its externalId is the
+		// directory's immutable key of the same person (invariant 9: the
+		// evidence that a record is the same person, not an email).
+		u.Attributes = map[string]string{"externalId": sourceKey(srcAD, p)}
+	}
 	return u
 }
 
@@ -361,6 +367,22 @@ func (r *reference) justified(tm targetModel, p int, now time.Time, ok func(want
 			if ok(tm.want(merge(i, a), now)) {
 				return true
 			}
+		}
+	}
+	return false
+}
+
+// justifiedByRead reports whether the directory content ad (a read the
+// engine acts on), with any IdP version the engine may know, gives an
+// account of tm for p that satisfies ok.
+func (r *reference) justifiedByRead(tm targetModel, p int, now time.Time, ad version, ok func(want) bool) bool {
+	var a *record
+	if rec, in := ad[p]; in {
+		a = &rec
+	}
+	for _, i := range distinct(r.history[srcIdP], p) {
+		if ok(tm.want(merge(i, a), now)) {
+			return true
 		}
 	}
 	return false

@@ -146,8 +146,11 @@ type activity struct {
 	// short is true while a source reads short: reductions the guard lets
 	// through (up to guardLimit people per target and kind, in budget) are
 	// not violations.
-	short  bool
-	budget map[string]map[string]bool
+	short bool
+	// shortRead is what the directory reads during the activity when it
+	// reads short (nil otherwise): what the engine acts on.
+	shortRead version
+	budget    map[string]map[string]bool
 	// stored lists the sources whose snapshot the engine tried to store.
 	stored map[string]bool
 	// attempts counts attempts per call or store write, for fault
@@ -1067,6 +1070,10 @@ func (w *world) activityOn(name string, focus []int, fn func(context.Context, *d
 		}
 		w.h.Src(srcAD).Set(w.ref.users(srcAD, short)...)
 		c.short = true
+	}
+	c.shortRead = short
+	if f.zeroUsers {
+		c.shortRead = version{}
 	}
 	readOnly := name == "dry run" || name == "plan"
 	var before string

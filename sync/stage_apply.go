@@ -308,7 +308,14 @@ func (e *Engine) applyAccount(ctx context.Context, rc *runCtx, spec TargetSpec, 
 		case errors.Is(err, errStopAccount):
 			stop = true
 		default:
-			failed = append(failed, s)
+			// Only what the application refused counts towards quarantine:
+			// a step that failed for a transient cause (a 5xx, a timeout, a
+			// rate limit) is retried every run, or a grant that kept
+			// meeting faults would be given up with the run reported
+			// converged (fault suite long form: ezeep groups never set).
+			if connector.KindOf(err) == connector.KindPermanent {
+				failed = append(failed, s)
+			}
 			if s.Action == connector.ActCreate {
 				stop = true
 			}
