@@ -27,7 +27,7 @@ func (w *world) judge(c *activity, tgt string, act connector.Action, a identity.
 	tm := w.tm(tgt)
 	cur, exists := w.targets[tgt].Find(a)
 	if exists && tgt == "app" {
-		if s, ok := w.strangers[cur.Username]; ok {
+		if _, ok := w.strangers[cur.Username]; ok {
 			switch {
 			case cur.Username == "svc-p01":
 				w.violate("protected account touched", "%s: %s sent to the protected account %s (for %s) (invariant 9)", tgt, act, cur.Username, a.Username)
@@ -37,7 +37,6 @@ func (w *world) judge(c *activity, tgt string, act connector.Action, a identity.
 			default:
 				w.violate("orphan touched", "%s: %s sent to the orphan %s (reconcile.orphans: %s; for %s)", tgt, act, cur.Username, w.conf.orphans, a.Username)
 			}
-			_ = s
 			return
 		}
 	}
