@@ -490,6 +490,14 @@ func (rc *runCtx) reconcile(ctx context.Context, t connector.Connector, desired 
 			rc.decide(state.Decision{Target: t.Name(), User: displayUser(c), Action: "re-read", Outcome: OutcomeFailed,
 				Reason: fmt.Sprintf("re-read after an interrupted %s failed: the desired values are sent again", what), Error: err.Error()})
 			cached[k] = assumeUncertain(withoutPending(c), connector.Action(c.Pending), c)
+			if wait := min(connector.RetryAfterOf(err), rc.e.o.MaxRetryAfter); wait > 0 {
+				// The application asked for a pause: the account's steps
+				// come after it (the last attempt's Retry-After was not
+				// waited by the retries).
+				if serr := rc.e.o.Sleep(ctx, wait); serr != nil {
+					return fmt.Errorf("re-read %q: %w", c.Username, serr)
+				}
+			}
 			continue
 		default:
 			cached[k] = rebase(c, got)
