@@ -109,6 +109,15 @@ type LiveFielder interface {
 	LiveFields() []string
 }
 
+// RemoteIDer is implemented by a connector whose Account.Remote also holds
+// values that identify nothing (a guest tag, a cached group list shared by
+// many accounts): it names the Remote keys that do identify an account.
+// A reconcile matches live accounts to cached ones only by those; without
+// it, by every Remote key.
+type RemoteIDer interface {
+	RemoteIDs() []string
+}
+
 // Reader re-reads one account (matched by its Remote ids, email or username)
 // before an uncertain action is retried, e.g. after a crash or a timeout. It
 // returns an error of kind NotFound when the account does not exist.
@@ -254,6 +263,9 @@ type Deps struct {
 	// lease. Connectors ask it immediately before sending each request and
 	// send nothing when it says false (ErrNotLeading). Nil means always.
 	Leading func() bool
+	// Memory keeps what the connector learns about its application at run
+	// time across restarts (see Memory). Nil means this process only.
+	Memory Memory
 }
 
 // Factory builds a connector from its config. It must validate and fill

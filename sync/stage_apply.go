@@ -405,6 +405,10 @@ func (e *Engine) applyStep(ctx context.Context, rc *runCtx, spec TargetSpec, s S
 	// mayHaveLanded: some attempt's answer was lost after sending; whatever
 	// a later attempt answers, the action may have happened.
 	mayHaveLanded := false
+	// What the connector says about how it carried the action out (a far
+	// date sent for a cleared expiry, the policies a deletion took) goes
+	// into the decision.
+	nctx, notes := connector.WithNotes(ctx)
 	r := pol.doWait(ctx, func() (time.Duration, error) {
 		if err := lim.Wait(ctx); err != nil {
 			return 0, connector.Retryable(err)
@@ -414,7 +418,7 @@ func (e *Engine) applyStep(ctx context.Context, rc *runCtx, spec TargetSpec, s S
 			// the store): another replica may be leader. Send nothing.
 			return 0, connector.Permanent(fmt.Errorf("not sent: %w", state.ErrStaleFence))
 		}
-		actx, cancel := context.WithTimeout(ctx, timeout)
+		actx, cancel := context.WithTimeout(nctx, timeout)
 		acct := want.Clone()
 		if s.Action == connector.ActCreate && s.Role != "" {
 			acct.Role = s.Role // what the person will be: some applications decide at create
@@ -448,6 +452,9 @@ func (e *Engine) applyStep(ctx context.Context, rc *runCtx, spec TargetSpec, s S
 	}
 	dur := time.Since(start)
 	d := state.Decision{Target: name, User: s.User, Action: string(s.Action), Reason: s.Reason + rc.approvedBy(), Attempt: r.attempts, DurationMS: dur.Milliseconds()}
+	if n := notes.String(); n != "" {
+		d.Reason += "; " + n
+	}
 	k := connector.KindOf(err)
 	record := func(next identity.Account) error {
 		return e.o.Store.PutAccount(context.WithoutCancel(ctx), fence, name, next)
@@ -517,6 +524,12 @@ func (e *Engine) applyStep(ctx context.Context, rc *runCtx, spec TargetSpec, s S
 		next.Pending = ""
 		if uncertainKind(k) || mayHaveLanded {
 			next = assumeUncertain(next, s.Action, want)
+		}
+		if fs := connector.UnknownFields(err); len(fs) > 0 {
+			// The connector says what its failure left unknown (an
+			// Ezeelogin expiry that unsuspended before the re-suspension
+			// failed): the next plan sends those fields again.
+			next.Unknown = next.WithUnknown(fs...)
 		}
 		d.Outcome, d.Error = OutcomeFailed, err.Error()
 		rc.decide(d)

@@ -144,12 +144,21 @@ func (rc *runCtx) readBack(ctx context.Context, spec TargetSpec, l connector.Lis
 	rep := ReconcileReport{Target: name, Time: e.o.Now().UTC(), Drift: map[string][]string{}}
 	// Match live accounts to cached ones: remote ids, then email, then username.
 	byRemote, byEmail, byName := map[string]string{}, map[string]string{}, map[string]string{}
+	// Only Remote keys that identify an account: a value many accounts
+	// share (a tag, a group list) would match the wrong one.
+	isID := func(string) bool { return true }
+	if r, ok := spec.Target.(connector.RemoteIDer); ok {
+		ids := r.RemoteIDs()
+		isID = func(rk string) bool { return slices.Contains(ids, rk) }
+	}
 	for k, c := range cached {
 		if !c.Exists {
 			continue
 		}
 		for rk, v := range c.Remote {
-			byRemote[rk+"="+v] = k
+			if isID(rk) {
+				byRemote[rk+"="+v] = k
+			}
 		}
 		if c.Email != "" {
 			byEmail[strings.ToLower(c.Email)] = k
@@ -164,7 +173,7 @@ func (rc *runCtx) readBack(ctx context.Context, spec TargetSpec, l connector.Lis
 	for _, a := range live {
 		k := ""
 		for rk, v := range a.Remote {
-			if m, ok := byRemote[rk+"="+v]; ok {
+			if m, ok := byRemote[rk+"="+v]; ok && isID(rk) {
 				k = m
 				break
 			}

@@ -124,7 +124,9 @@ func (a *app) build(declog *zap.Logger, extra []source.Source) error {
 	for _, tc := range a.cfg.Targets {
 		t, err := all.Build(tc, connector.Deps{Logger: a.log.With(zap.String("target", tc.Name)), Now: nil,
 			// Asked by every connector right before each request it sends.
-			Leading: func() bool { return a.leading == nil || a.leading() }})
+			Leading: func() bool { return a.leading == nil || a.leading() },
+			// What the connector learns about its application survives restarts.
+			Memory: state.NewConnectorMemory(a.store, tc.Name)})
 		if err != nil {
 			problems = append(problems, err.Error())
 			continue

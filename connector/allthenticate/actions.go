@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -39,7 +40,7 @@ func (t *Target) Create(ctx context.Context, a *identity.Account) error {
 		return connector.Skip("%s: not a member of the Allthenticate organisation, and dirsync cannot add users: invite them in Allthenticate (they are adopted on a later full run)", subject)
 	}
 	setIDs(a, g)
-	if _, _, err := t.call(ctx, http.MethodPost, "/promoteguest", []param{{"email_id", g.EmailID}}, subject+": promote guest", false); err != nil {
+	if err := t.promote(ctx, g, subject); err != nil {
 		return err
 	}
 	t.log.Info("allthenticate guest promoted to a full user", zap.String("email", a.Email))
@@ -69,12 +70,10 @@ func (t *Target) Unsuspend(ctx context.Context, a *identity.Account) error {
 }
 
 // setSuspended makes the user's suspension want, toggling at most once:
-// under the user's lock it reads the status, toggles only when it differs,
-// and reads again to verify.
+// under the user's lock it reads the status, toggles only when it differs
+// and can be told, and reads again to verify. While the field that shows a
+// suspension is not known, every toggle is serialised and teaches it.
 func (t *Target) setSuspended(ctx context.Context, a *identity.Account, want bool, subject string) error {
-	if why := t.toggleBroken(); why != "" {
-		return connector.Permanent(fmt.Errorf("%s: suspension toggles are disabled until dirsync restarts: %s", subject, why))
-	}
 	emailID, _, err := t.ids(ctx, a, subject)
 	if err != nil {
 		return err
@@ -82,14 +81,61 @@ func (t *Target) setSuspended(ctx context.Context, a *identity.Account, want boo
 	mu := t.lockFor(emailID)
 	mu.Lock()
 	defer mu.Unlock()
-	cur, err := t.find(ctx, *a, subject)
+	k, err := t.knowledge(ctx)
 	if err != nil {
 		return err
 	}
+	if k.field() == "" || k.Probe != nil || (k.Configured != "" && k.From == "") {
+		// Learning (or checking the configured field): one toggle at a
+		// time, and what it shows is kept.
+		t.learnMu.Lock()
+		defer t.learnMu.Unlock()
+		if k, err = t.knowledge(ctx); err != nil {
+			return err
+		}
+	}
+	if k.Broken != "" {
+		return connector.Permanent(fmt.Errorf("%s: suspension toggles are refused: %s", subject, k.Broken))
+	}
+	var cur apiUser
+	if k.Probe != nil {
+		// A toggle made while learning lost its answer: its user's reading
+		// now says whether it landed and what it changed.
+		users, err := t.listAll(ctx, subject)
+		if err != nil {
+			return err
+		}
+		if k, err = t.settle(ctx, k, users); err != nil {
+			return err
+		}
+		if k.Broken != "" {
+			return connector.Permanent(fmt.Errorf("%s: suspension toggles are refused: %s", subject, k.Broken))
+		}
+		var ok bool
+		if cur, ok = match(users, *a); !ok {
+			return connector.NotFound(fmt.Errorf("%s: %q is not a user of the Allthenticate organisation", subject, a.Email))
+		}
+	} else if cur, err = t.find(ctx, *a, subject); err != nil {
+		return err
+	}
 	setIDs(a, cur)
-	if t.suspended(cur) == want {
+	is, known := t.status(k, cur)
+	if !known {
+		return connector.Skip("%s: %s, and which of them shows a suspension is not known yet (the document does not say; it is learnt from the first toggle of a user whom neither shows suspended, or set suspension_field): not toggling, since a wrong guess turns a suspension into a re-activation",
+			subject, t.describe(cur))
+	}
+	if is == want {
 		t.log.Debug("allthenticate suspension already as wanted: no toggle", zap.String("email", a.Email), zap.Bool("suspended", want))
 		return nil
+	}
+	learning := k.field() == "" || (k.Configured != "" && k.From == "")
+	if learning {
+		// Keep the reading before the toggle: if its answer is lost, the
+		// next attempt (in any process) learns from it.
+		k.Probe = &probe{EmailID: cur.EmailID, Email: cur.Email, Before: t.reading(cur)}
+		if err := t.keep(ctx, k); err != nil {
+			return err
+		}
 	}
 	if _, _, err := t.call(ctx, http.MethodPost, "/togglesuspension", []param{{"email_id", cur.EmailID}}, subject+": toggle", false); err != nil {
 		return err
@@ -98,13 +144,94 @@ func (t *Target) setSuspended(ctx context.Context, a *identity.Account, want boo
 	if err != nil {
 		return connector.Uncertain(fmt.Errorf("%s: toggled, but the check that followed failed (the next attempt reads first): %w", subject, err))
 	}
-	if t.suspended(got) != want {
-		why := fmt.Sprintf("after a successful toggle of %q, %s still reads %q (suspended_value %q): suspension_field or suspended_value do not match this server",
-			a.Email, t.s.SuspensionField, got.field(t.s.SuspensionField), t.s.SuspendedValue)
-		t.breakToggles(why)
-		return connector.Permanent(fmt.Errorf("%s: %s", subject, why))
+	if learning {
+		k = t.learn(k, fmt.Sprintf("%q", a.Email), t.reading(cur), t.reading(got))
+		if k.Broken == "" && k.Configured != "" {
+			k.From = fmt.Sprintf("a toggle of %q changed %s as configured", a.Email, k.Configured)
+		}
+		if err := t.keep(ctx, k); err != nil {
+			return err
+		}
+		if k.Broken != "" {
+			return connector.Permanent(fmt.Errorf("%s: %s", subject, k.Broken))
+		}
+		connector.Note(ctx, "learnt from this toggle that %s shows a suspension", k.field())
+	}
+	if now, _ := t.status(k, got); now != want {
+		k.Broken = fmt.Sprintf("after a successful toggle of %q, %s: suspension_field %q or suspended_value %q do not match this server",
+			a.Email, t.describe(got), k.field(), t.s.SuspendedValue)
+		if err := t.keep(ctx, k); err != nil {
+			return err
+		}
+		return connector.Permanent(fmt.Errorf("%s: %s", subject, k.Broken))
 	}
 	return nil
+}
+
+// promote makes the guest g a full user through /promoteguest, whose
+// email_id parameter is described as the user_id. Until the server has
+// shown which id it reads, it sends the id that names no other guest under
+// the other reading, checks who was promoted, and keeps what it learnt.
+func (t *Target) promote(ctx context.Context, g apiUser, subject string) error {
+	k, err := t.promoteReading(ctx)
+	if err != nil {
+		return err
+	}
+	send := func(id int) error {
+		_, _, err := t.call(ctx, http.MethodPost, "/promoteguest", []param{{"email_id", id}}, subject+": promote guest", false)
+		return err
+	}
+	switch k.Reads {
+	case "email_id":
+		return send(g.EmailID)
+	case "user_id":
+		return send(g.UserID)
+	}
+	if g.EmailID == g.UserID {
+		return send(g.EmailID) // both readings name g
+	}
+	guests, err := t.listUsers(ctx, true, subject+": list guests")
+	if err != nil {
+		return err
+	}
+	other := func(byUserID bool, id int) (apiUser, bool) {
+		for _, u := range guests {
+			if u.EmailID == g.EmailID {
+				continue
+			}
+			if (byUserID && u.UserID == id) || (!byUserID && u.EmailID == id) {
+				return u, true
+			}
+		}
+		return apiUser{}, false
+	}
+	reading, id, alt, altID := "email_id", g.EmailID, "user_id", g.UserID
+	if o, clash := other(true, g.EmailID); clash {
+		// Sent as an email_id, a server reading user_ids would promote o.
+		if o2, clash2 := other(false, g.UserID); clash2 {
+			return connector.Skip("%s: /promoteguest's email_id is described as the user_id, and which one the server reads is not known yet; sending email_id %d would promote %q if it reads user ids, sending user_id %d would promote %q if it reads email ids: not promoting anyone (it is learnt from a guest whose ids name no one else)",
+				subject, g.EmailID, o.Email, g.UserID, o2.Email)
+		}
+		reading, id, alt, altID = "user_id", g.UserID, "email_id", g.EmailID
+	}
+	serr := send(id)
+	if serr != nil && connector.KindOf(serr) != connector.KindPermanent && connector.KindOf(serr) != connector.KindNotFound {
+		return serr
+	}
+	after, err := t.listUsers(ctx, true, subject+": verify promotion")
+	if err != nil {
+		return err
+	}
+	if !slices.ContainsFunc(after, func(u apiUser) bool { return u.EmailID == g.EmailID }) {
+		// g was promoted: the server reads the id sent.
+		return t.keepPromote(ctx, promoteKnowledge{Reads: reading, From: fmt.Sprintf("sending %s %d promoted %q", reading, id, g.Email)})
+	}
+	// g is still a guest: the server reads the other id (the one sent
+	// named no guest under that reading, so no one else was promoted).
+	if err := t.keepPromote(ctx, promoteKnowledge{Reads: alt, From: fmt.Sprintf("sending %s %d did not promote %q (%v)", reading, id, g.Email, serr)}); err != nil {
+		return err
+	}
+	return send(altID)
 }
 
 // SetRole implements connector.RoleSetter: POST /modifyrank.
@@ -125,13 +252,18 @@ func (t *Target) SetRole(ctx context.Context, a *identity.Account) error {
 		}
 		setIDs(a, cur)
 	}
+	if cur.guest && a.Suspended {
+		// Promoting raises what the account is; a suspended person gets
+		// nothing more.
+		return connector.Skip("%s: a guest has no rank, and a suspended guest is not promoted to a full user to get one", subject)
+	}
 	if cur.guest {
 		// A guest has no rank: the rules give this person one, so they
 		// become a full user first.
-		if _, _, err := t.call(ctx, http.MethodPost, "/promoteguest", []param{{"email_id", cur.EmailID}}, subject+": promote guest", false); err != nil {
+		if err := t.promote(ctx, cur, subject); err != nil {
 			return err
 		}
-		delete(a.Remote, RemoteTag)
+		a.Remote[RemoteTag] = "" // emptied: the engine merges Remote
 		t.log.Info("allthenticate guest promoted to a full user", zap.String("email", a.Email))
 	}
 	_, _, err := t.call(ctx, http.MethodPost, "/modifyrank", []param{{"admin_user_id", cur.UserID}, {"rank", r}}, subject, true)
@@ -243,8 +375,50 @@ func (t *Target) Delete(ctx context.Context, a *identity.Account) error {
 	if err != nil {
 		return err
 	}
+	// DELETE /user also deletes the policies assigned only to this user:
+	// name them in the decision. A failed read does not hold the removal.
+	policies, perr := t.policies(ctx, emailID, subject)
 	_, _, err = t.call(ctx, http.MethodDelete, "/user", []param{{"email_id", emailID}}, subject, true)
-	return err
+	if err != nil {
+		return err
+	}
+	switch {
+	case perr != nil:
+		connector.Note(ctx, "DELETE /user also deletes the policies assigned only to this user; they could not be read first: %v", perr)
+	case len(policies) == 0:
+		connector.Note(ctx, "the user had no policies (DELETE /user deletes the policies assigned only to the user)")
+	default:
+		connector.Note(ctx, "DELETE /user also deleted those of the user's policies assigned to no one else; the user's policies were: %s", strings.Join(policies, ", "))
+	}
+	return nil
+}
+
+// policies reads the names of the user's policies (GET /user).
+func (t *Target) policies(ctx context.Context, emailID int, subject string) ([]string, error) {
+	b, _, err := t.call(ctx, http.MethodGet, "/user", []param{{"email_id", emailID}}, subject+": read policies", true)
+	if err != nil {
+		return nil, err
+	}
+	var detail struct {
+		Policies []json.RawMessage `json:"policies"`
+	}
+	if err := json.Unmarshal(b, &detail); err != nil {
+		return nil, fmt.Errorf("%s: decode policies: %w", subject, err)
+	}
+	var out []string
+	for _, p := range detail.Policies {
+		// The document shows [["test_policy"], ["asdf"]]; a plain string
+		// is taken too.
+		var one string
+		var many []string
+		switch {
+		case json.Unmarshal(p, &one) == nil:
+			out = append(out, one)
+		case json.Unmarshal(p, &many) == nil:
+			out = append(out, many...)
+		}
+	}
+	return out, nil
 }
 
 // List implements connector.Lister: the organisation's full users and its
@@ -255,9 +429,13 @@ func (t *Target) List(ctx context.Context) ([]identity.Account, error) {
 	if err != nil {
 		return nil, err
 	}
+	k, err := t.knowledge(ctx)
+	if err != nil {
+		return nil, err
+	}
 	out := make([]identity.Account, 0, len(users))
 	for _, u := range users {
-		out = append(out, t.accountOf(u))
+		out = append(out, t.accountOf(k, u))
 	}
 	return out, nil
 }
@@ -270,7 +448,11 @@ func (t *Target) Read(ctx context.Context, a identity.Account) (identity.Account
 	if err != nil {
 		return identity.Account{}, err
 	}
-	got := t.accountOf(u)
+	k, err := t.knowledge(ctx)
+	if err != nil {
+		return identity.Account{}, err
+	}
+	got := t.accountOf(k, u)
 	got.Key = a.Key
 	b, _, err := t.call(ctx, http.MethodGet, "/user", []param{{"email_id", u.EmailID}}, subject, true)
 	if err != nil {

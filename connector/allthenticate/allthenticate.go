@@ -24,24 +24,47 @@
 // members). Guests are listed (GET /multipleusers?user_tag=GUEST, marked
 // Remote["tag"] GUEST) and suspended like full users: a guest can sign in,
 // so a person disabled in the directory who is only a guest loses access
-// too. A guest whom the rules give a rank is promoted first. Names and email cannot be changed through
+// too. A guest whom the rules give a rank is promoted first, unless the
+// account is suspended (suspend runs before set_role: see Order). Names and email cannot be changed through
 // the API: the cache keeps them, nothing is sent.
 //
 // Users are matched by email (case-insensitive); their email_id and user_id
 // are kept in Account.Remote.
 //
-// Suspension: which /multipleusers field shows it is not documented; it is
-// suspension_field (default email_status) compared with suspended_value
-// (default SUSPENDED). /togglesuspension is not idempotent, so the
-// connector never toggles blindly: it holds a per-user lock, reads the
-// current status (GET /multipleusers) and toggles only when it differs from
-// the wanted one, then reads again to verify. A toggle whose answer is lost
-// (timeout, dropped connection, 5xx) is Uncertain: it may have landed, and
-// the next attempt reads again before doing anything. A stale cache does
-// not matter: the read, not the cache, decides. When a verified toggle did
-// not change the status field, the configuration must be wrong (the field
-// does not show suspension): the connector then refuses every further
-// toggle until restarted, rather than flip users back and forth.
+// Suspension: which /multipleusers field shows it is not documented (the
+// /togglesuspension states ACTIVE and SUSPENDED could be email_status's or
+// ad_status's values), so the connector learns it from the server, unless
+// suspension_field names it: while it does not know, a user whom neither
+// field shows SUSPENDED is active under either reading, and the first
+// toggle of such a user (a suspension) is read before and after: the field
+// that changed is the one. What was learnt is kept in the target's memory
+// (the state store), so a restarted process does not guess again. While
+// the field is not known, a user whom one field shows SUSPENDED cannot be
+// told: the connector refuses to toggle them (a skipped decision says
+// why) and lists them as suspended (the reading that keeps access away).
+// A toggle that changed neither field or both, or a configured field that
+// a toggle contradicts, is kept in memory too, and every further toggle is
+// refused until suspension_field is set (or changed).
+//
+// /togglesuspension is not idempotent, so the connector never toggles
+// blindly: it holds a per-user lock, reads the current status (GET
+// /multipleusers) and toggles only when it differs from the wanted one,
+// then reads again to verify. A toggle whose answer is lost (timeout,
+// dropped connection, 5xx) is Uncertain: it may have landed, and the next
+// attempt reads again before doing anything (a toggle made while learning
+// leaves its before-reading in memory, so the next process learns from it).
+// A stale cache does not matter: the read, not the cache, decides.
+//
+// /promoteguest's parameter is named email_id but described as "user_id of
+// the user". Until the server has shown which it reads, the connector
+// sends the id that cannot promote someone else (the one that names no
+// other guest under the other reading), verifies who was promoted, and
+// keeps what it learnt; when both ids would name another guest it refuses
+// with a skipped decision.
+//
+// DELETE /user also deletes the policies assigned only to that user: the
+// connector reads the user's policies first (GET /user) and names them in
+// the decision.
 //
 // Not documented either, so configurable: how the key is sent (header,
 // default Authorization, and prefix, default "Bearer ") and how parameters
@@ -55,15 +78,16 @@
 // 4xx are permanent. The API key never appears in logs or errors.
 //
 // Config keys (type allthenticate; see Sample): base_url and api_key
-// (required), header, prefix, params, suspension_field, suspended_value,
+// (required), header, prefix, params, suspension_field (default: learn),
+// suspended_value,
 // allow_super, allow_duplicate_smartcards; of the common keys it uses
 // roles/default_role (ranks, checked when the config is loaded),
 // attributes (computer_usernames, smartcards), deprovision.action and
 // timeout. Groups rules have no effect: the API cannot change groups.
 //
 // Assumptions where the seed is silent: GET /multipleusers without
-// user_tag lists full users only, its status field turns SUSPENDED while a
-// user is suspended, list parameters (computer_usernames, smartcards) are
+// user_tag lists full users only, the field that shows a suspension reads
+// suspended_value (SUSPENDED) while a user is suspended, list parameters (computer_usernames, smartcards) are
 // serialized JSON arrays sent as strings in every encoding, and a guest
 // cannot be given a rank before it is promoted.
 package allthenticate
@@ -135,9 +159,10 @@ type Settings struct {
 	Prefix *string `yaml:"prefix"`
 	// Params: json (default), form or query.
 	Params string `yaml:"params"`
-	// SuspensionField is the /multipleusers field that shows suspension
-	// (default email_status); SuspendedValue its value when suspended
-	// (default SUSPENDED).
+	// SuspensionField is the /multipleusers field that shows suspension;
+	// empty (the default) means learn it from the server (email_status or
+	// ad_status). SuspendedValue is its value when suspended (default
+	// SUSPENDED).
 	SuspensionField string `yaml:"suspension_field"`
 	SuspendedValue  string `yaml:"suspended_value"`
 	// AllowSuper lets the role rules grant SUPER.
@@ -164,8 +189,10 @@ type Target struct {
 	locksMu sync.Mutex
 	locks   map[int]*sync.Mutex
 
-	brokenMu sync.Mutex
-	broken   string
+	// mem keeps what was learnt (memory.go); learnMu serialises learning
+	// and every change of it.
+	mem     connector.Memory
+	learnMu sync.Mutex
 }
 
 var (
@@ -267,9 +294,6 @@ func build(name string, s Settings, deps connector.Deps, timeout time.Duration, 
 	default:
 		bad("params", "%q is not one of json, form, query", s.Params)
 	}
-	if s.SuspensionField == "" {
-		s.SuspensionField = "email_status"
-	}
 	if s.SuspendedValue == "" {
 		s.SuspendedValue = "SUSPENDED"
 	}
@@ -292,7 +316,8 @@ func build(name string, s Settings, deps connector.Deps, timeout time.Duration, 
 			return nil
 		}}
 	return &Target{name: name, s: s, prefix: prefix, base: base, http: hc, log: log,
-		now: now, protect: connector.NewProtected(s.Protected...), locks: map[int]*sync.Mutex{}, mapped: mapped}, nil
+		now: now, protect: connector.NewProtected(s.Protected...), locks: map[int]*sync.Mutex{}, mapped: mapped,
+		mem: connector.MemoryOf(deps)}, nil
 }
 
 // Name implements connector.Connector.
@@ -350,21 +375,6 @@ func (t *Target) lockFor(emailID int) *sync.Mutex {
 	return m
 }
 
-func (t *Target) toggleBroken() string {
-	t.brokenMu.Lock()
-	defer t.brokenMu.Unlock()
-	return t.broken
-}
-
-func (t *Target) breakToggles(why string) {
-	t.brokenMu.Lock()
-	defer t.brokenMu.Unlock()
-	if t.broken == "" {
-		t.broken = why
-		t.log.Error("allthenticate: suspension toggles disabled until restart", zap.String("reason", why))
-	}
-}
-
 // remoteInt reads an integer id from a.Remote.
 func remoteInt(a identity.Account, k string) int {
 	n, _ := strconv.Atoi(a.Remote[k])
@@ -377,4 +387,11 @@ func setIDs(a *identity.Account, u apiUser) {
 	}
 	a.Remote[RemoteEmailID] = strconv.Itoa(u.EmailID)
 	a.Remote[RemoteUserID] = strconv.Itoa(u.UserID)
+	if u.guest {
+		a.Remote[RemoteTag] = TagGuest
+	} else if _, had := a.Remote[RemoteTag]; had {
+		// Emptied, not deleted: the engine merges Remote into its record,
+		// so a deleted key would stay GUEST there.
+		a.Remote[RemoteTag] = ""
+	}
 }

@@ -89,6 +89,7 @@ func remote(a identity.Account) int {
 func TestStaleCacheNeverToggles(t *testing.T) {
 	e := newEnv(t, allthenticatefake.Options{})
 	ctx := ctxT(t)
+	teach(t, e)
 	a := seed(e, "bo@example.test")
 	id := remote(a)
 	e.srv.SetSuspended(id, true) // suspended by hand in the portal
@@ -200,7 +201,7 @@ func suspendWithToggleFault(t *testing.T, e *env, a *identity.Account, fault fak
 		return http.DefaultTransport.RoundTrip(r)
 	})
 	tg, err := allthenticate.New("allthenticate", allthenticate.Settings{BaseURL: e.url, APIKey: config.NewSecret(e.srv.APIKey())},
-		connector.Deps{HTTPClient: &http.Client{Transport: rt, Timeout: 300 * time.Millisecond}})
+		connector.Deps{HTTPClient: &http.Client{Transport: rt, Timeout: 300 * time.Millisecond}, Memory: e.mem})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -212,33 +213,55 @@ type roundTripFunc func(*http.Request) (*http.Response, error)
 func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
 
 // When a toggle lands but the configured field does not show it, the
-// configuration is wrong: that user is reported, and no further toggle is
-// sent for anyone, so nobody is flipped back and forth.
+// configuration is wrong: that user is reported, what the toggle showed is
+// kept in memory, and no further toggle is sent for anyone — by this
+// process or a restarted one — so nobody is flipped back and forth.
 func TestUnverifiableToggleStopsAllToggles(t *testing.T) {
-	e := newEnv(t, allthenticatefake.Options{StatusField: "ad_status"})
+	wrong := func(s *allthenticate.Settings) { s.SuspensionField = "email_status" }
+	e := newEnv(t, allthenticatefake.Options{StatusField: "ad_status"}, wrong)
 	ctx := ctxT(t)
 	a := seed(e, "ed@example.test")
 	b := seed(e, "flo@example.test")
 	err := e.tg.Suspend(ctx, &a)
-	if connector.KindOf(err) != connector.KindPermanent || !strings.Contains(err.Error(), "suspension_field") {
+	if connector.KindOf(err) != connector.KindPermanent || !strings.Contains(err.Error(), "suspension_field") || !strings.Contains(err.Error(), "changed ad_status") {
 		t.Fatalf("unverifiable toggle: %v", err)
 	}
-	err = e.tg.Suspend(ctx, &b)
-	if connector.KindOf(err) != connector.KindPermanent || !strings.Contains(err.Error(), "disabled until dirsync restarts") {
-		t.Fatalf("next toggle: %v", err)
+	restarted, err := allthenticate.New("allthenticate", allthenticate.Settings{BaseURL: e.url, APIKey: config.NewSecret(e.srv.APIKey()), SuspensionField: "email_status"},
+		connector.Deps{Memory: e.mem})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tg := range []*allthenticate.Target{e.tg, restarted} {
+		err = tg.Suspend(ctx, &b)
+		if connector.KindOf(err) != connector.KindPermanent || !strings.Contains(err.Error(), "toggles are refused") {
+			t.Fatalf("next toggle: %v", err)
+		}
 	}
 	if n := toggles(e.srv.Calls()); n != 1 {
 		t.Fatalf("%d toggles sent", n)
 	}
-	// With the right field, it works.
-	e2 := newEnv(t, allthenticatefake.Options{StatusField: "ad_status"}, func(s *allthenticate.Settings) { s.SuspensionField = "ad_status" })
-	c := seed(e2, "gil@example.test")
-	if err := e2.tg.Suspend(ctx, &c); err != nil {
+	// With the right field (or none: learnt), it works.
+	for _, f := range []string{"ad_status", ""} {
+		e2 := newEnv(t, allthenticatefake.Options{StatusField: "ad_status"}, func(s *allthenticate.Settings) { s.SuspensionField = f })
+		c := seed(e2, "gil@example.test")
+		if err := e2.tg.Suspend(ctx, &c); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := e2.tg.Read(ctx, c); err != nil || !got.Suspended {
+			t.Fatalf("read %+v %v", got, err)
+		}
+	}
+}
+
+// teach has the connector learn the suspension field from a toggle of a
+// user of its own (so a test can start from users suspended by hand).
+func teach(t *testing.T, e *env) {
+	t.Helper()
+	a := seed(e, "teacher@example.test")
+	if err := e.tg.Suspend(ctxT(t), &a); err != nil {
 		t.Fatal(err)
 	}
-	if got, err := e2.tg.Read(ctx, c); err != nil || !got.Suspended {
-		t.Fatalf("read %+v %v", got, err)
-	}
+	e.srv.ResetCalls()
 }
 
 func TestRank(t *testing.T) {
@@ -368,7 +391,7 @@ func TestComputerUsernamesAndSmartcardsAreWholeLists(t *testing.T) {
 
 func TestCreatePromotesGuestsAdoptsMembersSkipsOthers(t *testing.T) {
 	e := newEnv(t, allthenticatefake.Options{}, func(*allthenticate.Settings) {})
-	tg, err := allthenticate.New("allthenticate", allthenticate.Settings{BaseURL: e.url, APIKey: config.NewSecret(e.srv.APIKey())},
+	tg, err := allthenticate.New("allthenticate", allthenticate.Settings{BaseURL: e.url, APIKey: config.NewSecret(e.srv.APIKey()), SuspensionField: "email_status"},
 		connector.Deps{}, allthenticate.AttrComputerUsernames)
 	if err != nil {
 		t.Fatal(err)
@@ -379,7 +402,10 @@ func TestCreatePromotesGuestsAdoptsMembersSkipsOthers(t *testing.T) {
 	if err := tg.Create(ctx, &g); err != nil {
 		t.Fatal(err)
 	}
-	want := []string{"GET /multipleusers", "GET /multipleusers", "POST /promoteguest", "GET /multipleusers", "POST /togglesuspension", "GET /multipleusers", "POST /modifyallusernames"}
+	// The promotion reads the guests first (whose ids would another
+	// reading of /promoteguest name?) and after (who was promoted?).
+	want := []string{"GET /multipleusers", "GET /multipleusers", "GET /multipleusers", "POST /promoteguest", "GET /multipleusers",
+		"GET /multipleusers", "POST /togglesuspension", "GET /multipleusers", "POST /modifyallusernames"}
 	if got := seq(e.srv.Calls()); !slices.Equal(got, want) {
 		t.Fatalf("promotion %q, want %q", got, want)
 	}
@@ -418,7 +444,7 @@ func TestDeleteAndMissingUsers(t *testing.T) {
 	if err := e.tg.Delete(ctx, &a); err != nil {
 		t.Fatal(err)
 	}
-	c := e.srv.Calls()[0]
+	c := e.srv.Calls()[1]
 	if c.Method != http.MethodDelete || c.Path != "/user" || c.Params["email_id"] != a.Remote[allthenticate.RemoteEmailID] {
 		t.Fatalf("delete %+v", c)
 	}

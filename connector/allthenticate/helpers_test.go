@@ -24,19 +24,22 @@ type env struct {
 	url  string
 	tg   *allthenticate.Target
 	logs *syncBuffer
+	// mem is the connector's memory, shared by every connector a test
+	// builds on this env (a restarted process finds what was learnt).
+	mem *connector.MapMemory
 }
 
 func newEnv(t *testing.T, o allthenticatefake.Options, mods ...func(*allthenticate.Settings)) *env {
 	t.Helper()
 	srv, url := allthenticatefake.NewTestServer(t, o)
-	e := &env{srv: srv, url: url}
+	e := &env{srv: srv, url: url, mem: connector.NewMapMemory()}
 	s := allthenticate.Settings{BaseURL: url, APIKey: config.NewSecret(srv.APIKey())}
 	for _, m := range mods {
 		m(&s)
 	}
 	log, buf := debugLogger()
 	e.logs = buf
-	tg, err := allthenticate.New("allthenticate", s, connector.Deps{Logger: log, HTTPClient: &http.Client{Timeout: 5 * time.Second}})
+	tg, err := allthenticate.New("allthenticate", s, connector.Deps{Logger: log, HTTPClient: &http.Client{Timeout: 5 * time.Second}, Memory: e.mem})
 	if err != nil {
 		t.Fatal(err)
 	}

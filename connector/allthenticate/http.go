@@ -147,10 +147,6 @@ func (u apiUser) field(k string) string {
 	}
 }
 
-func (t *Target) suspended(u apiUser) bool {
-	return strings.EqualFold(strings.TrimSpace(u.field(t.s.SuspensionField)), t.s.SuspendedValue)
-}
-
 // listUsers reads GET /multipleusers: the full users, or the guests.
 func (t *Target) listUsers(ctx context.Context, guests bool, subject string) ([]apiUser, error) {
 	ps := []param{{"email", "true"}}
@@ -253,9 +249,12 @@ func (t *Target) ids(ctx context.Context, a *identity.Account, subject string, e
 	return u.EmailID, u.UserID, nil
 }
 
-func (t *Target) accountOf(u apiUser) identity.Account {
+// accountOf is u as an account. A user whose suspension cannot be told
+// yet (k) is shown suspended: the reading that keeps access away.
+func (t *Target) accountOf(k suspensionKnowledge, u apiUser) identity.Account {
+	suspended, known := t.status(k, u)
 	a := identity.Account{Username: u.Username, Email: u.Email, GivenName: u.FirstName, FamilyName: u.LastName,
-		DisplayName: strings.TrimSpace(u.FirstName + " " + u.LastName), Suspended: t.suspended(u), Exists: true}
+		DisplayName: strings.TrimSpace(u.FirstName + " " + u.LastName), Suspended: suspended || !known, Exists: true}
 	setIDs(&a, u)
 	if u.guest {
 		a.Remote[RemoteTag] = TagGuest

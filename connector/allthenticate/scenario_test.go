@@ -239,7 +239,7 @@ func TestScenarioAllthenticateLifecycle(t *testing.T) {
 
 func TestScenarioAllthenticateDeprovisionDelete(t *testing.T) {
 	sc := newATScenario(t, allthenticatefake.Options{}, "delete", "", nil)
-	id := sc.srv.AddUser(allthenticatefake.User{Email: "dana@example.test", FirstName: "Given", LastName: "dana"})
+	id := sc.srv.AddUser(allthenticatefake.User{Email: "dana@example.test", FirstName: "Given", LastName: "dana", Policies: []string{"dana-vpn"}})
 	sc.set(user("dana"))
 	sc.run()
 	sc.edit("dana", func(u *identity.User) { u.Groups = nil })
@@ -249,6 +249,17 @@ func TestScenarioAllthenticateDeprovisionDelete(t *testing.T) {
 	}
 	if _, ok := sc.srv.User(id); ok {
 		t.Fatal("dana is still a member")
+	}
+	// DELETE /user also deleted the policy assigned only to her: the
+	// decision names it.
+	var reason string
+	for _, d := range ds {
+		if d.Action == "delete" {
+			reason = d.Reason
+		}
+	}
+	if !strings.Contains(reason, "dana-vpn") || !slices.Equal(sc.srv.DeletedPolicies(), []string{"dana-vpn"}) {
+		t.Fatalf("delete decision %q, deleted policies %v", reason, sc.srv.DeletedPolicies())
 	}
 }
 

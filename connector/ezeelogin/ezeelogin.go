@@ -8,8 +8,9 @@
 // client prints `<HTTP code>: <JSON>`; an answer whose JSON has
 // "status":"error" is a failure whatever the code.
 //
-// Capabilities: suspend (suspend_user, which also ends live sessions),
-// unsuspend (unsuspend_user), set expiry (set_user_expiry, Ezeelogin ≥
+// Capabilities: suspend (suspend_user; the document does not say whether it
+// ends the user's open sessions, so they are not known to end), unsuspend
+// (unsuspend_user), set expiry (set_user_expiry, Ezeelogin ≥
 // 7.40.0) and force password change (force_user_password_change, ≥ 7.32.0).
 // reset_user_password (≥ 7.41.0) is used only when reset_password is
 // on_suspend: after each suspension the password is scrambled, and the new
@@ -20,14 +21,32 @@
 // There is no create, delete, list or read: Ezeelogin creates its users from
 // LDAP/AD itself and its API cannot read anything back. The connector
 // therefore relies on dirsync's cache of what it last applied, which must be
-// exact; a user the gateway does not know ("Invalid user") is a NotFound.
+// exact. The document never shows how the gateway answers for a user it
+// does not know, so no answer text is taken to mean that: every
+// {"status":"error"} answer is a failure that keeps the account (a text
+// read wrongly would make dirsync forget a leaver's suspension).
 //
-// set_user_expiry also unsuspends the user. The engine's order (and Order
-// here) puts set_expiry before suspend, so a user who becomes both
-// expiry-dated and suspended gets set_user_expiry then suspend_user. When
-// SetExpiry is applied to an account that is (and stays) suspended
-// (a.Suspended), the connector re-sends suspend_user right after
-// set_user_expiry; if that fails the error says the account is active.
+// set_user_expiry also unsuspends the user ("will also make the user active
+// if suspended"). The engine's order (and Order here) puts set_expiry
+// before suspend, and SetExpiry is itself one unit: for an account that is
+// suspended (a.Suspended) it re-sends suspend_user right after
+// set_user_expiry. When that re-suspension fails, or set_user_expiry's
+// answer is lost, the error leaves the account's suspension unknown
+// (connector.LeftUnknown), so the engine sends the suspension again in
+// every run until one is confirmed: the expiry step's failure can never
+// leave a cache that says "suspended" over an active account.
+//
+// First contact: dirsync cannot see whether an administrator suspended a
+// user by hand in the gateway, and set_user_expiry would lift such a
+// suspension. Until dirsync has itself set an account's suspension (a
+// confirmed suspend_user, unsuspend_user or set_user_expiry, recorded as
+// Account.Remote["username"]), its suspension is unknown, and with
+// first_contact: unknown (the default) set_user_expiry is not sent to it
+// while the directory says it is active: a skipped decision says why, and
+// dirsync itself suspends the account when the expiry passes (suspend_user
+// needs no knowledge). first_contact: active takes such accounts to be
+// active (only when nobody suspends Ezeelogin users by hand). A cleared
+// expiry is not held: only an expiry dirsync set itself can be cleared.
 //
 // Expiry dates: Ezeelogin stores an expiry as 23:59:59 of a date in the
 // gateway's time zone (timezone). With expiry_date: last_valid_day (the
@@ -35,7 +54,10 @@
 // considers the account valid (an AD "end of 30 January" is
 // accountExpires = 31 January 00:00, sent as 2025-01-30); with expiry_day it
 // is simply the date of the expiry instant. The API cannot clear an expiry:
-// clearing is skipped unless never_expires names a far date to send instead.
+// when the directory clears one (a contract extended, a rehire) the far
+// date never_expires (default 2099-12-31) is sent instead, so the person
+// gets their access back, and the decision says so; never_expires: skip
+// leaves the old date in place (a skipped decision).
 //
 // Security: the secret is passed as an argument, as the client requires, so
 // it is visible in the process list of the machine running the command (the
@@ -84,7 +106,18 @@ const (
 	versionReset    = "7.41.0"
 	defaultTimeout  = 30 * time.Second
 	maxOutputQuoted = 300
+
+	defaultNeverExpires = "2099-12-31"
+	neverExpiresSkip    = "skip"
+	firstContactUnknown = "unknown"
+	firstContactActive  = "active"
 )
+
+// RemoteUsername is kept in Account.Remote once dirsync has itself set the
+// account's suspension in the gateway (a confirmed suspend_user,
+// unsuspend_user or set_user_expiry): from then on the cache's suspension
+// is known. Its value is the username it was set under: Ezeelogin's id.
+const RemoteUsername = "username"
 
 // Settings are the type-specific keys of an ezeelogin target.
 type Settings struct {
@@ -107,8 +140,13 @@ type Settings struct {
 	// ExpiryDate: last_valid_day (default) or expiry_day.
 	ExpiryDate string `yaml:"expiry_date"`
 	// NeverExpires is the date (YYYY-MM-DD) sent when the directory clears
-	// an expiry; empty means clearing is skipped.
+	// an expiry (default 2099-12-31); "skip" leaves the old expiry.
 	NeverExpires string `yaml:"never_expires"`
+	// FirstContact says what an account dirsync has never suspended or
+	// unsuspended is taken to be: unknown (default: set_user_expiry, which
+	// lifts a suspension made by hand, is not sent while the directory
+	// says it is active) or active.
+	FirstContact string `yaml:"first_contact"`
 	// CallTimeout bounds each invocation (default: the target's timeout).
 	CallTimeout config.Duration `yaml:"call_timeout"`
 	// ResetPassword: off (default) or on_suspend.
@@ -232,10 +270,21 @@ func newTarget(name string, s Settings, deps connector.Deps, path string, opts .
 	default:
 		bad("expiry_date", "%q is not one of last_valid_day, expiry_day", s.ExpiryDate)
 	}
-	if s.NeverExpires != "" {
+	switch s.NeverExpires {
+	case "":
+		s.NeverExpires = defaultNeverExpires
+	case neverExpiresSkip:
+	default:
 		if _, err := time.Parse("2006-01-02", s.NeverExpires); err != nil {
-			bad("never_expires", "%q is not a YYYY-MM-DD date", s.NeverExpires)
+			bad("never_expires", "%q is not a YYYY-MM-DD date (or skip)", s.NeverExpires)
 		}
+	}
+	switch s.FirstContact {
+	case "":
+		s.FirstContact = firstContactUnknown
+	case firstContactUnknown, firstContactActive:
+	default:
+		bad("first_contact", "%q is not one of unknown, active", s.FirstContact)
 	}
 	switch s.ResetPassword {
 	case "":
@@ -282,7 +331,8 @@ func (t *Target) Name() string { return t.name }
 func (t *Target) Type() string { return Type }
 
 // Order implements connector.Orderer: set_user_expiry unsuspends, so it goes
-// before suspend_user.
+// before suspend_user (and SetExpiry itself re-suspends an account that is
+// already suspended).
 func (t *Target) Order() []connector.Action {
 	return []connector.Action{connector.ActUnsuspend, connector.ActSetExpiry, connector.ActForcePasswordChange, connector.ActSuspend}
 }
@@ -297,7 +347,7 @@ func (t *Target) Open(context.Context) error {
 }
 
 // Gate implements connector.Gater: actions the configured Ezeelogin version
-// lacks, and clearing an expiry without never_expires, are skipped.
+// lacks, and clearing an expiry with never_expires: skip, are skipped.
 func (t *Target) Gate(act connector.Action, a identity.Account) string {
 	if why := t.protect.Reason(a); why != "" {
 		return why
@@ -310,9 +360,10 @@ func (t *Target) Gate(act connector.Action, a identity.Account) string {
 		if compareVersion(t.version, versionExpiry) < 0 {
 			return fmt.Sprintf("set_user_expiry needs Ezeelogin %s or later (configured version %s)", versionExpiry, t.s.Version)
 		}
-		if a.Expires == nil && t.s.NeverExpires == "" {
-			return "Ezeelogin's API cannot clear an expiry (set never_expires to send a far date instead)"
+		if a.Expires == nil && t.s.NeverExpires == neverExpiresSkip {
+			return "Ezeelogin's API cannot clear an expiry, and never_expires is skip: the old expiry stays (set never_expires to a far date to give the access back)"
 		}
+
 	case connector.ActForcePasswordChange:
 		if compareVersion(t.version, versionForce) < 0 {
 			return fmt.Sprintf("force_user_password_change needs Ezeelogin %s or later (configured version %s)", versionForce, t.s.Version)
@@ -321,13 +372,30 @@ func (t *Target) Gate(act connector.Action, a identity.Account) string {
 	return ""
 }
 
-// Suspend implements connector.Suspender (suspend_user, which also ends the
-// user's live sessions). With reset_password: on_suspend it then scrambles
-// the password with reset_user_password and discards the result.
+// known reports whether dirsync has itself set a's suspension in the
+// gateway (or its cache says suspended, which only a confirmed suspension
+// writes), so the cache's suspension can be trusted.
+func (t *Target) known(a identity.Account) bool {
+	return a.Suspended || (a.Username != "" && a.Remote[RemoteUsername] == a.Username)
+}
+
+// confirmed records that dirsync has set a's suspension.
+func confirmed(a *identity.Account) {
+	if a.Remote == nil {
+		a.Remote = map[string]string{}
+	}
+	a.Remote[RemoteUsername] = a.Username
+}
+
+// Suspend implements connector.Suspender (suspend_user; whether it ends
+// open sessions is not documented). With reset_password: on_suspend it
+// then scrambles the password with reset_user_password and discards the
+// result.
 func (t *Target) Suspend(ctx context.Context, a *identity.Account) error {
 	if _, err := t.call(ctx, actSuspend, a.Username); err != nil {
 		return err
 	}
+	confirmed(a)
 	if t.s.ResetPassword == "on_suspend" {
 		if _, err := t.call(ctx, actResetPasswd, a.Username); err != nil {
 			return fmt.Errorf("ezeelogin: suspended %q, but scrambling its password failed: %w", a.Username, err)
@@ -338,8 +406,11 @@ func (t *Target) Suspend(ctx context.Context, a *identity.Account) error {
 
 // Unsuspend implements connector.Suspender (unsuspend_user).
 func (t *Target) Unsuspend(ctx context.Context, a *identity.Account) error {
-	_, err := t.call(ctx, actUnsuspend, a.Username)
-	return err
+	if _, err := t.call(ctx, actUnsuspend, a.Username); err != nil {
+		return err
+	}
+	confirmed(a)
+	return nil
 }
 
 // ForcePasswordChange implements connector.PasswordChangeForcer
@@ -355,26 +426,48 @@ func (t *Target) ForcePasswordChange(ctx context.Context, a *identity.Account) e
 
 // SetExpiry implements connector.ExpirySetter (set_user_expiry). Because
 // set_user_expiry also unsuspends, an account that is suspended
-// (a.Suspended) is suspended again right after.
+// (a.Suspended) is suspended again right after, in the same step; when
+// that fails (or set_user_expiry's answer is lost) the error leaves the
+// suspension unknown, so the engine sends it again. A cleared expiry sends
+// never_expires, and the decision says so.
 func (t *Target) SetExpiry(ctx context.Context, a *identity.Account) error {
 	if reason := t.Gate(connector.ActSetExpiry, *a); reason != "" {
 		return connector.Skip("ezeelogin: %s %q: %s", actSetExpiry, a.Username, reason)
+	}
+	if a.Expires != nil && !a.Suspended && !t.known(*a) && t.s.FirstContact == firstContactUnknown {
+		// Decided when sent, from the record as it stands then (a Remote
+		// mark written by an earlier step of this run counts). A cleared
+		// expiry is exempt: only an expiry dirsync set itself (a confirmed
+		// set_user_expiry, which left the user active) can be cleared, and
+		// clearing it gives the access back. A leaver seen for the first
+		// time gets the suspension now and the expiry in the next run.
+		return connector.Skip("ezeelogin: %s %q: set_user_expiry also lifts a suspension, and Ezeelogin cannot be read: whether this account was suspended by hand in the gateway is unknown (dirsync has never set its suspension), so it is not sent; dirsync suspends the account itself when the expiry passes (first_contact: active sends it)", actSetExpiry, a.Username)
 	}
 	date := t.s.NeverExpires
 	if a.Expires != nil {
 		date = t.ExpiryDate(*a.Expires)
 	}
 	if _, err := t.call(ctx, actSetExpiry, a.Username, "-expiry", date); err != nil {
+		if a.Suspended && (connector.KindOf(err) == connector.KindRetryable || connector.KindOf(err) == connector.KindUncertain) {
+			// Its answer was lost: it may have landed, and unsuspended.
+			return connector.LeftUnknown(fmt.Errorf("%w (it may have landed, and set_user_expiry unsuspends: the suspension is sent again)", err), identity.FieldSuspended)
+		}
 		return err
 	}
+	if a.Expires == nil {
+		connector.Note(ctx, "Ezeelogin's API cannot clear an expiry: sent %s (never_expires) instead, which gives the access back", date)
+	}
 	if !a.Suspended {
+		confirmed(a) // set_user_expiry leaves the user active
 		return nil
 	}
 	if _, err := t.call(ctx, actSuspend, a.Username); err != nil {
-		t.log.Warn("set_user_expiry unsuspended the user and suspending again failed: the account is active until a retry succeeds",
+		t.log.Warn("set_user_expiry unsuspended the user and suspending again failed: the account is active until the suspension is re-sent",
 			zap.String("user", a.Username), zap.Error(err))
-		return fmt.Errorf("ezeelogin: set expiry of %q to %s: applied, but it unsuspended the user and suspending again failed (the account is ACTIVE until a retry succeeds): %w", a.Username, date, err)
+		return connector.LeftUnknown(fmt.Errorf("ezeelogin: set expiry of %q to %s: applied, but it unsuspended the user and suspending again failed (the account is ACTIVE until the suspension, sent again in every run, is confirmed): %w", a.Username, date, err), identity.FieldSuspended)
 	}
+	confirmed(a)
+	connector.Note(ctx, "set_user_expiry unsuspends: suspend_user re-sent after it")
 	return nil
 }
 
@@ -462,7 +555,11 @@ func (t *Target) call(ctx context.Context, action, user string, extra ...string)
 	return answer{}, err
 }
 
-var notFoundRe = regexp.MustCompile(`(?i)(invalid|unknown|no such)\s+user|user\s+(not found|does not exist|doesn't exist)`)
+// unknownUserRe matches answers that look like "no such user". The
+// document never shows one, so a match is not taken as proof that the
+// account is gone (that would make the engine forget it): it only adds a
+// hint to the error.
+var unknownUserRe = regexp.MustCompile(`(?i)(invalid|unknown|no such)\s+user|user\s+(not found|does not exist|doesn't exist)`)
 
 func (t *Target) classify(subject, action string, ans answer) error {
 	detail := fmt.Sprintf("%d %s", ans.code, ans.status)
@@ -473,8 +570,8 @@ func (t *Target) classify(subject, action string, ans answer) error {
 	}
 	err := fmt.Errorf("%s: %s", subject, detail)
 	switch {
-	case ans.status == "error" && notFoundRe.MatchString(ans.data):
-		return connector.NotFound(err)
+	case ans.status == "error" && unknownUserRe.MatchString(ans.data):
+		return connector.Permanent(fmt.Errorf("%w (the gateway may not know this user: check that it exists in Ezeelogin; the account is kept, since the document does not say how an unknown user is answered)", err))
 	case ans.code == 429:
 		return connector.RateLimited(err, 0)
 	case ans.code >= 500 || ans.code == 408 || ans.code == 0:

@@ -276,7 +276,8 @@ func TestExpiryDate(t *testing.T) {
 
 func TestVersionGates(t *testing.T) {
 	exp := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
-	a := identity.Account{Username: "john", Expires: &exp}
+	// john's suspension was set by dirsync before (Remote["username"]).
+	a := identity.Account{Username: "john", Expires: &exp, Remote: map[string]string{ezeelogin.RemoteUsername: "john"}}
 	for _, tc := range []struct {
 		version          string
 		expiry, pwChange bool // allowed
@@ -316,18 +317,24 @@ func TestVersionGates(t *testing.T) {
 	if connector.KindOf(err) != connector.KindPermanent {
 		t.Fatalf("set_user_expiry on a 7.39 gateway: %v", err)
 	}
-	// Clearing an expiry: skipped, unless never_expires is set.
-	g = newGW(t, ezeeloginfake.Options{Users: []string{"john"}})
-	cleared := identity.Account{Username: "john"}
+	// Clearing an expiry: a far date is sent (default 2099-12-31), so the
+	// access comes back, and the decision says so; never_expires: skip
+	// leaves the old date with a skipped decision.
+	g = newGW(t, ezeeloginfake.Options{Users: []string{"john"}}, func(s *ezeelogin.Settings) { s.NeverExpires = "skip" })
+	cleared := identity.Account{Username: "john", Remote: map[string]string{ezeelogin.RemoteUsername: "john"}}
 	if r := g.tg.Gate(connector.ActSetExpiry, cleared); !strings.Contains(r, "cannot clear") {
 		t.Fatalf("gate on clearing: %q", r)
 	}
-	g = newGW(t, ezeeloginfake.Options{Users: []string{"john"}}, func(s *ezeelogin.Settings) { s.NeverExpires = "2099-12-31" })
-	if err := g.tg.SetExpiry(ctx(t), &cleared); err != nil {
+	g = newGW(t, ezeeloginfake.Options{Users: []string{"john"}})
+	nctx, notes := connector.WithNotes(ctx(t))
+	if err := g.tg.SetExpiry(nctx, &cleared); err != nil {
 		t.Fatal(err)
 	}
 	if u := g.user(t, "john"); u.Expiry != "2099-12-31 23:59:59" {
 		t.Fatalf("cleared expiry sent as %q", u.Expiry)
+	}
+	if !strings.Contains(notes.String(), "cannot clear an expiry: sent 2099-12-31") {
+		t.Fatalf("notes %q", notes)
 	}
 }
 
@@ -341,7 +348,9 @@ func TestErrorsClassified(t *testing.T) {
 		want   connector.Kind
 		msg    string
 	}{
-		{name: "unknown user", user: "nobody", want: connector.KindNotFound, msg: "Invalid user"},
+		// The document never shows how an unknown user is answered: no text
+		// makes the engine forget the account.
+		{name: "unknown user", user: "nobody", want: connector.KindPermanent, msg: "Invalid user"},
 		{name: "wrong secret", user: "john", mods: func(s *ezeelogin.Settings) { s.Secret = config.NewSecret("wrong-" + secret) }, want: connector.KindPermanent, msg: "401"},
 		{name: "action not enabled", user: "john", opts: ezeeloginfake.Options{DisabledActions: []string{"suspend_user"}}, want: connector.KindPermanent, msg: "not enabled"},
 		{name: "server error", user: "john", faults: ezeeloginfake.Faults{FailNext: 1}, want: connector.KindRetryable, msg: "500"},

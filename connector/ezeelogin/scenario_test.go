@@ -115,9 +115,15 @@ func TestScenarioSuspendUnsuspendNoop(t *testing.T) {
 
 // An expiry and a disable together: set_user_expiry first, then
 // suspend_user (set_user_expiry would undo a suspension sent before it).
+// carol's suspension was set by dirsync before (a disable and a return),
+// so her expiry can be sent at first sight.
 func TestScenarioExpiryThenSuspend(t *testing.T) {
 	sc := newScenario(t, "7.41.0", "carol", "dan")
 	sc.expect()
+	sc.edit("carol", func(u *identity.User) { u.Active = false })
+	sc.expect("suspend_user carol")
+	sc.edit("carol", func(u *identity.User) { u.Active = true })
+	sc.expect("unsuspend_user carol")
 	exp := time.Date(2027, 2, 1, 0, 0, 0, 0, time.UTC)
 	sc.edit("carol", func(u *identity.User) { u.Expires, u.Active = &exp, false })
 	sc.expect("set_user_expiry carol 2027-01-31", "suspend_user carol")
@@ -133,9 +139,21 @@ func TestScenarioExpiryThenSuspend(t *testing.T) {
 		t.Fatalf("carol was left active: %+v", u)
 	}
 	sc.expect()
-	// An expiry for an active user: just the date.
+	// An expiry for an active user dirsync has never suspended or
+	// unsuspended: whether an administrator suspended dan by hand cannot be
+	// read, so set_user_expiry (which would lift that) is not sent.
 	sc.edit("dan", func(u *identity.User) { u.Expires = &later })
-	sc.expect("set_user_expiry dan 2027-02-28")
+	if _, ds := sc.run(); len(ds) != 1 || ds[0].Outcome != "skipped" || !strings.Contains(ds[0].Reason, "suspended by hand") {
+		t.Fatalf("decisions %+v", ds)
+	}
+	// Once dirsync has set dan's suspension (a disable: the expiry waits
+	// one run, then goes out with the re-suspension; and a return), the
+	// state is known.
+	sc.edit("dan", func(u *identity.User) { u.Active = false })
+	sc.expect("suspend_user dan")
+	sc.expect("set_user_expiry dan 2027-02-28", "suspend_user dan")
+	sc.edit("dan", func(u *identity.User) { u.Active = true })
+	sc.expect("unsuspend_user dan")
 	if u := sc.g.user(t, "dan"); u.Suspended {
 		t.Fatal("dan suspended")
 	}

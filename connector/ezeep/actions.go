@@ -135,11 +135,13 @@ const lookupPageSize = 20
 func (t *Target) findByEmail(ctx context.Context, email, subject string) (apiUser, error) {
 	var found apiUser
 	ok := false
+	var seen adminCheck
 	err := t.walk(ctx, t.account, "/v1/users/", min(lookupPageSize, t.s.PageSize), subject+": list users", func(raw json.RawMessage) (bool, error) {
 		var u apiUser
 		if err := json.Unmarshal(raw, &u); err != nil {
 			return false, connector.Retryable(fmt.Errorf("%s: decode user: %w", subject, err))
 		}
+		seen.add(u)
 		if strings.EqualFold(u.Email, email) && u.ID != "" {
 			found, ok = u, true
 			return true, nil
@@ -150,6 +152,9 @@ func (t *Target) findByEmail(ctx context.Context, email, subject string) (apiUse
 		return apiUser{}, err
 	}
 	if !ok {
+		if err := seen.check(subject); err != nil {
+			return apiUser{}, err
+		}
 		return apiUser{}, connector.NotFound(fmt.Errorf("%s: no ezeep user has the email %q", subject, email))
 	}
 	return found, nil
@@ -261,6 +266,12 @@ func (t *Target) SetExpiry(ctx context.Context, a *identity.Account) error {
 	if a.Expires != nil && !a.Expires.After(now) {
 		return nil
 	}
+	if a.Suspended {
+		// Stripped, or an invitation withdrawn: the only expiry call
+		// re-sends the invitation, which must not reach a leaver.
+		connector.Note(ctx, "the account is suspended (stripped or invitation withdrawn): no invitation expiry is sent, since ezeep's call re-sends the invitation")
+		return nil
+	}
 	id, err := t.uuid(ctx, a, subject)
 	if err != nil {
 		return err
@@ -331,7 +342,7 @@ func (t *Target) SetGroups(ctx context.Context, before identity.Account, a *iden
 	if err != nil {
 		return err
 	}
-	return t.writeGroups(ctx, a, id, ids, subject)
+	return t.writeGroups(ctx, a, id, ids, subject, nil)
 }
 
 // knownGroups returns the complete group list the cache holds.
@@ -360,9 +371,9 @@ func (t *Target) readGroups(ctx context.Context, id, subject string) ([]string, 
 
 // writeGroups sends the complete list: want plus the current groups
 // dirsync does not manage.
-func (t *Target) writeGroups(ctx context.Context, a *identity.Account, id string, want []string, subject string) error {
+func (t *Target) writeGroups(ctx context.Context, a *identity.Account, id string, want []string, subject string, extra map[string]any) error {
 	current, known := knownGroups(a)
-	if !known || t.s.ReadGroupsFirst {
+	if !known || *t.s.ReadGroupsFirst {
 		var err error
 		if current, err = t.readGroups(ctx, id, subject); err != nil {
 			return err
@@ -374,15 +385,21 @@ func (t *Target) writeGroups(ctx context.Context, a *identity.Account, id string
 			list = append(list, g)
 		}
 	}
-	return t.putGroups(ctx, a, id, identity.SortedSet(list), subject)
+	return t.putGroups(ctx, a, id, identity.SortedSet(list), subject, extra)
 }
 
-func (t *Target) putGroups(ctx context.Context, a *identity.Account, id string, list []string, subject string) error {
+// putGroups PATCHes the printing user's complete group list, with extra
+// printing-user fields (features) when given.
+func (t *Target) putGroups(ctx context.Context, a *identity.Account, id string, list []string, subject string, extra map[string]any) error {
 	refs := make([]groupRef, 0, len(list))
 	for _, g := range list {
 		refs = append(refs, groupRef{GroupID: g})
 	}
-	b, _, err := t.call(ctx, http.MethodPatch, t.printingUserURL(id), map[string]any{"groups": refs}, subject, true)
+	body := map[string]any{"groups": refs}
+	for k, v := range extra {
+		body[k] = v
+	}
+	b, _, err := t.call(ctx, http.MethodPatch, t.printingUserURL(id), body, subject, true)
 	if err != nil {
 		return err
 	}
@@ -394,27 +411,89 @@ func (t *Target) putGroups(ctx context.Context, a *identity.Account, id string, 
 	return nil
 }
 
-// Suspend implements connector.Suspender: ezeep has no suspension, so the
-// user loses every group (PATCH groups []) and the admin role.
+// Suspend implements connector.Suspender: ezeep has no suspension. A
+// pending invitee is deleted (which withdraws the invitation; checked);
+// anyone else is set to role user, then loses every printing group and
+// every printing feature.
 func (s *Suspending) Suspend(ctx context.Context, a *identity.Account) error {
 	t := s.Target
-	subject := fmt.Sprintf("ezeep: suspend (strip groups and role) %q", a.Email)
+	subject := fmt.Sprintf("ezeep: suspend (strip groups, printing and role) %q", a.Email)
 	id, err := t.uuid(ctx, a, subject)
 	if err != nil {
 		return err
 	}
-	if err := t.putGroups(ctx, a, id, []string{}, subject); err != nil {
+	b, _, err := t.call(ctx, http.MethodGet, t.userURL(id), nil, subject+": read", true)
+	if err != nil {
 		return err
 	}
-	_, _, err = t.call(ctx, http.MethodPatch, t.userURL(id), map[string]string{"roles": RoleUser}, subject, true)
-	return err
+	var u apiUser
+	if err := json.Unmarshal(b, &u); err != nil {
+		return connector.Retryable(fmt.Errorf("%s: decode: %w", subject, err))
+	}
+	if inv, pending := u.pending(); pending {
+		return t.withdraw(ctx, a, id, inv, subject)
+	}
+	// The role first: nothing the printing API answers can skip it.
+	if _, _, err := t.call(ctx, http.MethodPatch, t.userURL(id), map[string]string{"roles": RoleUser}, subject+": role", true); err != nil {
+		return err
+	}
+	body := map[string]any{"groups": []groupRef{}}
+	for _, f := range printingFeatures {
+		body[f] = false
+	}
+	pb, _, err := t.call(ctx, http.MethodPatch, t.printingUserURL(id), body, subject+": printing", true)
+	switch {
+	case connector.KindOf(err) == connector.KindNotFound:
+		// The printing API does not know the user: no group, no printing
+		// feature to take away.
+		connector.Note(ctx, "role set to user; the printing API does not know the user (404): no printing groups or features to strip")
+		setRemote(a, RemoteGroups, "")
+		return nil
+	case err != nil:
+		return err
+	}
+	var p apiPrinting
+	list := []string{}
+	if json.Unmarshal(pb, &p) == nil && p.ID != "" {
+		list = p.ids()
+	}
+	setRemote(a, RemoteGroups, strings.Join(list, ","))
+	connector.Note(ctx, "role set to user; printing groups removed; %s turned off", strings.Join(printingFeatures, ", "))
+	return nil
+}
+
+// withdraw deletes a pending invitee, which takes the invitation with it
+// (the document has no call that withdraws an invitation; PATCH re-sends
+// it), and checks that no open invitation is left for the email.
+func (t *Target) withdraw(ctx context.Context, a *identity.Account, id string, inv apiInvitation, subject string) error {
+	if _, _, err := t.call(ctx, http.MethodDelete, t.userURL(id), nil, subject+": withdraw invitation (delete the pending invitee)", true); err != nil && connector.KindOf(err) != connector.KindNotFound {
+		return err
+	}
+	open := ""
+	err := t.walk(ctx, t.account, "/v1/userinvitations/", t.s.PageSize, subject+": check invitations", func(raw json.RawMessage) (bool, error) {
+		var i apiInvitation
+		if json.Unmarshal(raw, &i) == nil && strings.EqualFold(i.Email, a.Email) && strings.EqualFold(i.InvitationStatus, "OPEN") {
+			open = i.ID
+			return true, nil
+		}
+		return false, nil
+	})
+	if err != nil {
+		return fmt.Errorf("%s: the pending invitee was deleted, but the invitations could not be checked: %w", subject, err)
+	}
+	if open != "" {
+		return connector.Permanent(fmt.Errorf("%s: the pending invitee was deleted, but invitation %s is still open: withdraw it in ezeep's admin portal", subject, open))
+	}
+	connector.Note(ctx, "pending invitee (invitation %s, %s): withdrawn by deleting the unverified user; no open invitation is left", inv.ID, strings.ToLower(inv.InvitationStatus))
+	return nil
 }
 
 // Unsuspend implements connector.Suspender: it re-sends the role and the
-// managed groups of the account it is given (the cached, desired ones).
+// managed groups of the account it is given (the cached, desired ones),
+// and turns printing_features back on.
 func (s *Suspending) Unsuspend(ctx context.Context, a *identity.Account) error {
 	t := s.Target
-	subject := fmt.Sprintf("ezeep: unsuspend (restore groups and role) %q", a.Email)
+	subject := fmt.Sprintf("ezeep: unsuspend (restore groups, printing and role) %q", a.Email)
 	role := strings.ToLower(a.Role)
 	if role != RoleAdmin {
 		role = RoleUser
@@ -430,7 +509,11 @@ func (s *Suspending) Unsuspend(ctx context.Context, a *identity.Account) error {
 	if _, _, err := t.call(ctx, http.MethodPatch, t.userURL(id), map[string]string{"roles": role}, subject, true); err != nil {
 		return err
 	}
-	return t.writeGroups(ctx, a, id, ids, subject)
+	features := map[string]any{}
+	for _, f := range t.s.PrintingFeatures {
+		features[f] = true
+	}
+	return t.writeGroups(ctx, a, id, ids, subject, features)
 }
 
 // Delete implements connector.Deleter.
@@ -449,15 +532,20 @@ func (t *Target) Delete(ctx context.Context, a *identity.Account) error {
 func (t *Target) List(ctx context.Context) ([]identity.Account, error) {
 	subject := "ezeep: list users"
 	var users []apiUser
+	var seen adminCheck
 	err := t.walk(ctx, t.account, "/v1/users/", t.s.PageSize, subject, func(raw json.RawMessage) (bool, error) {
 		var u apiUser
 		if err := json.Unmarshal(raw, &u); err != nil {
 			return false, connector.Retryable(fmt.Errorf("%s: decode user: %w", subject, err))
 		}
+		seen.add(u)
 		users = append(users, u)
 		return false, nil
 	})
 	if err != nil {
+		return nil, err
+	}
+	if err := seen.check(subject); err != nil {
 		return nil, err
 	}
 	groups := map[string][]string{}
@@ -533,4 +621,32 @@ func (t *Target) Read(ctx context.Context, a identity.Account) (identity.Account
 		got.Suspended = a.Suspended
 	}
 	return got, nil
+}
+
+// adminCheck watches a user list for an admin: an organisation admin's
+// credential lists every user, themself included, so a complete list of
+// one user who is not an admin comes from an ordinary user's credential
+// ("will only get his own information").
+type adminCheck struct {
+	n     int
+	admin bool
+	first string
+}
+
+func (c *adminCheck) add(u apiUser) {
+	if c.n == 0 {
+		c.first = u.Email
+	}
+	c.n++
+	c.admin = c.admin || u.role() == RoleAdmin
+}
+
+func (c *adminCheck) check(subject string) error {
+	// The admin sees themself and everyone else; an ordinary user sees
+	// exactly one user, themself, who is not an admin.
+	if c.admin || c.n != 1 {
+		return nil
+	}
+	return connector.Permanent(fmt.Errorf("%s: the credential is not an organisation admin's: GET /v1/users/ lists %d user (%q), not an admin, and an ordinary user sees only themself; reconcile and adoption are refused (configure the OAuth client of an ezeep organisation admin)",
+		subject, c.n, c.first))
 }

@@ -29,7 +29,11 @@ func TestConformance(t *testing.T) {
 			envs := map[*testing.T]*env{}
 			targettest.Run(t, targettest.Harness{
 				New: func(t *testing.T) connector.Connector {
-					e := newEnv(t, ezeepfake.Options{}, ezeep.Common{Deprovision: mode, RuleGroups: []string{"staff", "color"}})
+					// An admin's credentials (the admin is a user too), and an
+					// invitee who accepts at once: the suite suspends and
+					// unsuspends a user (a pending invitee's suspension
+					// withdraws the invitation: see ezeep_test).
+					e := newEnv(t, ezeepfake.Options{Owner: "owner@example.test", AcceptInvitations: true}, ezeep.Common{Deprovision: mode, RuleGroups: []string{"staff", "color"}})
 					mu.Lock()
 					envs[t] = e
 					mu.Unlock()

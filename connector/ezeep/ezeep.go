@@ -32,19 +32,38 @@
 // group_ids and managed_groups are managed). The user's current list is
 // taken from the cache (Account.Remote["groups"], the list last written or
 // read) and read first (GET /printing/v1/users/<uuid>) when the cache does
-// not know it, or always with read_groups_first.
+// not know it, and by default (read_groups_first) before every change, so
+// that a group an administrator added by hand is never dropped.
 //
 // ezeep has no suspension. Unless the target's deprovision action is
-// delete, Suspend stands in for it: it strips every group (PATCH groups [])
-// and sets the role to user. Nothing about what was stripped is remembered:
-// Unsuspend re-sends the role and the managed groups of the cached account
-// it is given (the desired ones when the account was suspended), and the
-// engine's later set_role/set_groups steps bring them up to date; groups
-// set by hand outside dirsync are not restored. With deprovision action
+// delete, Suspend stands in for it, covering every way in the document
+// shows: a pending invitee (unverified, invitation not accepted) is
+// deleted, which withdraws the invitation (there is no other call that
+// does: PATCH /v1/userinvitations/<id>/ re-sends it), and the connector
+// checks that no open invitation is left for the email; anyone else is
+// set to role user first, then loses every printing group and the
+// printing features (PATCH groups [], self_service_enabled,
+// myprinters_enabled, local_printing_enabled and pull_printing_enabled
+// false). A user the printing API does not know (404) has nothing to strip
+// there; the role is demoted all the same. The decision names what was
+// done. Unsuspend re-sends the role, the managed groups of the cached
+// account it is given and turns printing_features back on; a withdrawn
+// invitee is gone (not found), so the engine invites them again. Groups
+// set by hand outside dirsync are not restored. The expiry step runs after
+// the suspension and sends nothing for a suspended account, so
+// deprovisioning never re-sends an invitation. With deprovision action
 // delete the connector offers no suspension at all: users who leave the
 // scope are deleted by the engine, and a disabled user who stays in scope
 // (include_inactive, the default) gets a skipped suspend decision, so set
 // include_inactive: false with delete.
+//
+// The credential must be an organisation admin's: an ordinary user's
+// token lists only that user (still 200, as the document says), which a
+// reconcile would take as every other account gone. A complete user list
+// of one user who is not an admin cannot come from an admin's credential
+// (the admin sees themself): List and every look-up that did not find its
+// user then fail with an error that says so, and nothing is adopted or
+// forgotten.
 //
 // Tokens come from the token endpoint (POST /oauth/access_token/, HTTP
 // Basic client credentials, grant_type=client_credentials), are reused
@@ -60,7 +79,8 @@
 //
 // Config keys (type ezeep; see Sample): client_id and client_secret
 // (required), account_url, printing_url, token_url, page_size, group_ids,
-// managed_groups, read_groups_first, invitation_validity; of the common
+// managed_groups, read_groups_first, printing_features,
+// invitation_validity; of the common
 // keys it uses roles/default_role (admin or user), groups (their "as" names
 // must have an id in group_ids or be uuids), deprovision.action and
 // timeout.
@@ -71,7 +91,9 @@
 // at once, unverified, with role user and no groups; inviting an email
 // that already has a user is refused with 400; expire_date is sent as UTC
 // without a zone; a PATCH of /v1/userinvitations/<id>/ may carry
-// expire_date; a group id that does not exist is refused with 400.
+// expire_date; a group id that does not exist is refused with 400;
+// deleting a pending invitee withdraws their invitation (checked after);
+// the printing-user fields can be written in the group PATCH.
 package ezeep
 
 import (
@@ -144,8 +166,14 @@ type Settings struct {
 	// users from.
 	ManagedGroups []string `yaml:"managed_groups"`
 	// ReadGroupsFirst reads the user's groups before every group change
-	// instead of trusting the cached list.
-	ReadGroupsFirst bool `yaml:"read_groups_first"`
+	// (default true: groups added by hand are kept); false trusts the list
+	// dirsync last wrote or read.
+	ReadGroupsFirst *bool `yaml:"read_groups_first"`
+	// PrintingFeatures are the printing-user fields a suspension turns off
+	// and an unsuspension turns back on (default self_service_enabled and
+	// myprinters_enabled, the ones the document's examples show on; the
+	// suspension turns all four off).
+	PrintingFeatures []string `yaml:"printing_features"`
 	// InvitationValidity is how long an invitation stays open when the
 	// user has no directory expiry (default 30d).
 	InvitationValidity config.Duration `yaml:"invitation_validity"`
@@ -192,6 +220,19 @@ type Target struct {
 // Suspending is the ezeep connector whose Suspend strips groups and role.
 type Suspending struct{ *Target }
 
+// printingFeatures are the printing-user fields the document lists; the
+// suspension stand-in turns them all off.
+var printingFeatures = []string{"self_service_enabled", "myprinters_enabled", "local_printing_enabled", "pull_printing_enabled"}
+
+// Order implements connector.Orderer: suspend before set_expiry, so a
+// person disabled with a new expiry is stripped (a pending invitee's
+// invitation withdrawn) before the expiry step, which then sends nothing:
+// ezeep's only expiry call re-sends the invitation.
+func (s *Suspending) Order() []connector.Action {
+	return []connector.Action{connector.ActCreate, connector.ActUnsuspend, connector.ActUpdate, connector.ActSetRole, connector.ActSetGroups,
+		connector.ActForcePasswordChange, connector.ActSuspend, connector.ActSetExpiry, connector.ActDelete}
+}
+
 var (
 	_ connector.Creator      = (*Target)(nil)
 	_ connector.Updater      = (*Target)(nil)
@@ -204,6 +245,7 @@ var (
 	_ connector.Gater        = (*Target)(nil)
 	_ connector.Opener       = (*Target)(nil)
 	_ connector.Suspender    = (*Suspending)(nil)
+	_ connector.Orderer      = (*Suspending)(nil)
 )
 
 // Factory builds an ezeep target from its config (type "ezeep"). It
@@ -284,6 +326,18 @@ func build(name string, s Settings, deps connector.Deps, c Common, path string) 
 		s.PageSize = 100
 	case s.PageSize < 1 || s.PageSize > 1000:
 		bad("page_size", "must be between 1 and 1000 (got %d)", s.PageSize)
+	}
+	if s.ReadGroupsFirst == nil {
+		on := true
+		s.ReadGroupsFirst = &on
+	}
+	if s.PrintingFeatures == nil {
+		s.PrintingFeatures = []string{"self_service_enabled", "myprinters_enabled"}
+	}
+	for i, f := range s.PrintingFeatures {
+		if !slices.Contains(printingFeatures, f) {
+			bad(fmt.Sprintf("printing_features[%d]", i), "%q is not one of %s", f, strings.Join(printingFeatures, ", "))
+		}
 	}
 	switch {
 	case s.InvitationValidity == 0:

@@ -298,7 +298,9 @@ func TestInviteOfAnExistingUser(t *testing.T) {
 // plus the unmanaged groups the user has, read first when the cache does
 // not know them.
 func TestGroupPatchCarriesTheCompleteList(t *testing.T) {
-	e := newEnv(t, ezeepfake.Options{}, ezeep.Common{RuleGroups: []string{"staff", "color"}})
+	// read_groups_first: false trusts the list the cache holds.
+	off := false
+	e := newEnv(t, ezeepfake.Options{}, ezeep.Common{RuleGroups: []string{"staff", "color"}}, func(s *ezeep.Settings) { s.ReadGroupsFirst = &off })
 	ctx := ctxT(t)
 	manual := e.srv.AddGroup("hand-made")
 	staff, color := e.groups["staff"], e.groups["color"]
@@ -355,8 +357,9 @@ func TestGroupPatchCarriesTheCompleteList(t *testing.T) {
 		t.Fatalf("PATCH groups %v", got)
 	}
 
-	// read_groups_first: a group added by hand since is kept.
-	e2 := newEnv(t, ezeepfake.Options{}, ezeep.Common{RuleGroups: []string{"staff", "color"}}, func(s *ezeep.Settings) { s.ReadGroupsFirst = true })
+	// read_groups_first (the default): a group added by hand since the
+	// cache last saw the user's groups is kept.
+	e2 := newEnv(t, ezeepfake.Options{}, ezeep.Common{RuleGroups: []string{"staff", "color"}})
 	id2 := e2.srv.AddUser(ezeepfake.User{Email: "hal@example.test"})
 	b := identity.Account{Email: "hal@example.test", Groups: []string{"staff"}, Remote: map[string]string{ezeep.RemoteUUID: id2, ezeep.RemoteGroups: ""}}
 	late := e2.srv.AddGroup("added-by-hand")
@@ -380,7 +383,8 @@ func TestSuspendStripsAndUnsuspendRestores(t *testing.T) {
 		t.Fatal(err)
 	}
 	calls := e.srv.Calls()
-	want := []string{"PATCH /printing/v1/users/" + id + "/", "PATCH /v1/users/" + id + "/"}
+	// The role first, so nothing the printing API answers can skip it.
+	want := []string{"PATCH /v1/users/" + id + "/", "PATCH /printing/v1/users/" + id + "/"}
 	if w := writes(calls); !slices.Equal(w, want) {
 		t.Fatalf("suspend writes %q, want %q", w, want)
 	}

@@ -8,3 +8,8 @@ import "github.com/dirsync/dirsync/identity"
 func (t *Target) LiveFields() []string {
 	return []string{identity.FieldRole, identity.FieldGroups}
 }
+
+// RemoteIDs implements connector.RemoteIDer: the uuid identifies a user;
+// the cached group list (the same for many users) and the invitation id do
+// not.
+func (t *Target) RemoteIDs() []string { return []string{RemoteUUID} }

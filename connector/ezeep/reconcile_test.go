@@ -14,7 +14,7 @@ import (
 // ezeep's replace-all API needs — and a hand-made user is reported as an
 // orphan (the default policy), not touched.
 func TestReconcileEzeep(t *testing.T) {
-	sc := newEZScenario(t, ezeepfake.Options{}, "suspend", "")
+	sc := newEZScenario(t, ezeepfake.Options{Owner: "owner@example.test"}, "suspend", "")
 	gus := sc.srv.AddUser(ezeepfake.User{Email: "gus@example.test", FirstName: "Given", LastName: "gus", IsVerified: true,
 		Role: ezeepfake.RoleUser, Groups: []string{sc.groups["staff"]}})
 	sc.set(synctest.User("gus", "print-users", "staff"))
@@ -35,7 +35,7 @@ func TestReconcileEzeep(t *testing.T) {
 	}
 	slices.Sort(got)
 	want := []string{"gus:drift:applied", "gus:drift:applied", "gus:set_groups:applied",
-		"gus:set_role:applied", "zed@example.test:orphan:skipped"}
+		"gus:set_role:applied", "owner@example.test:orphan:skipped", "zed@example.test:orphan:skipped"}
 	if !slices.Equal(got, want) {
 		t.Fatalf("decisions %v, want %v", got, want)
 	}

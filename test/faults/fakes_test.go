@@ -277,6 +277,9 @@ func (e *ezeeloginApp) yaml(name, envSecret, extra string) string {
     command: [%q, "--state", %q]
     timezone: UTC
     reset_password: on_suspend
+    # Nobody suspends users by hand in this gateway: every expiry is sent
+    # (the default, unknown, holds it for accounts dirsync never suspended).
+    first_contact: active
 %s`, name, e.apiURL, envSecret, bins.ezwapi, e.state, extra)
 }
 

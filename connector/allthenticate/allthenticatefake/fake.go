@@ -12,7 +12,9 @@
 //   - POST /togglesuspension {email_id} TOGGLES: it is not idempotent.
 //   - POST /modifyrank {admin_user_id (the user_id), rank REGULAR, ADMIN or
 //     SUPER}; a guest has no rank.
-//   - POST /promoteguest {email_id} makes a guest a full user.
+//   - POST /promoteguest {email_id} makes a guest a full user; which id it
+//     reads from email_id is a switch (PromoteBy), and ids can be made to
+//     collide (CollidingIDs) so that a wrong reading names someone else.
 //   - POST /modifyallusernames {email_id, computer_usernames} and POST
 //     /modifysmartcard {email_id, smartcards, allow_duplicates} replace the
 //     whole list; the lists are serialized JSON arrays of dictionaries
@@ -20,7 +22,7 @@
 //     the smartcards.
 //   - GET /user?email_id= shows policies, computer usernames and
 //     smartcards; DELETE /user {email_id or email} removes the user from
-//     the organisation.
+//     the organisation, and the policies assigned only to them.
 //   - PUT /invites {emails, smartcards, groups, no_email} adds unconfirmed
 //     users.
 //
@@ -76,8 +78,18 @@ type Options struct {
 	Header string
 	Prefix string
 	// StatusField is the /multipleusers field that shows a suspension:
-	// email_status (default) or ad_status.
+	// email_status (default) or ad_status. The document leaves it open
+	// (the /togglesuspension states ACTIVE and SUSPENDED; ACTIVE appears
+	// as an ad_status value), so tests run against both.
 	StatusField string
+	// PromoteBy is the id POST /promoteguest reads from its email_id
+	// parameter: email_id (default) or user_id (the document describes the
+	// parameter as "user_id of the user").
+	PromoteBy string
+	// CollidingIDs gives every member a user_id equal to the next member's
+	// email_id (email_id n, user_id n+1), so an id read the wrong way names
+	// someone else. By default user_ids are 1000 + email_id.
+	CollidingIDs bool
 	// FaultOptions configure the shared fault model (rate, kinds,
 	// before or after applying, Retry-After, slow delay, seed).
 	fakekit.FaultOptions
@@ -137,6 +149,9 @@ type Server struct {
 	users   map[int]*User // by email_id
 	nextID  int
 	toggles map[int]int
+	// deletedPolicies are the policies DELETE /user removed with a user
+	// (those assigned to no other member).
+	deletedPolicies []string
 	fakekit.Kit[Call]
 }
 
@@ -176,7 +191,10 @@ func (s *Server) AddUser(u User) int {
 		c.EmailID = s.nextID
 	}
 	if c.UserID == 0 {
-		c.UserID = 1000 + s.nextID
+		c.UserID = 1000 + c.EmailID
+		if s.o.CollidingIDs {
+			c.UserID = c.EmailID + 1
+		}
 	}
 	s.nextID = max(s.nextID, c.EmailID) + 1
 	if c.Tag == "" {
@@ -494,6 +512,9 @@ func (s *Server) handle(r *http.Request, p params) reply {
 			return fail(http.StatusMethodNotAllowed, "method not allowed")
 		}
 		u, bad := s.userParam(p, "email_id")
+		if s.o.PromoteBy == "user_id" {
+			u, bad = s.byUserIDParam(p, "email_id")
+		}
 		if bad != nil {
 			return *bad
 		}
@@ -589,6 +610,17 @@ func (s *Server) handle(r *http.Request, p params) reply {
 				return fail(http.StatusBadRequest, "email_id or email is required")
 			}
 			delete(s.users, u.EmailID)
+			// The document: it also "delete[s] any policies that are
+			// assigned only to them".
+			for _, pol := range u.Policies {
+				shared := false
+				for _, o := range s.users {
+					shared = shared || slices.Contains(o.Policies, pol)
+				}
+				if !shared {
+					s.deletedPolicies = append(s.deletedPolicies, pol)
+				}
+			}
 			rep := ok(fmt.Sprintf("User %s/%s was successfully deleted from your organization.", u.Email, u.Username))
 			rep.applied, rep.target = true, u.EmailID
 			return rep
@@ -630,6 +662,31 @@ func cards(u *User) []Smartcard {
 		return []Smartcard{}
 	}
 	return slices.Clone(u.Smartcards)
+}
+
+// byUserIDParam finds the member whose user_id a parameter names.
+func (s *Server) byUserIDParam(p params, key string) (*User, *reply) {
+	v, has := p.get(key)
+	n, err := strconv.Atoi(v)
+	if !has || err != nil {
+		r := fail(http.StatusBadRequest, key+" is required and must be an integer")
+		return nil, &r
+	}
+	for _, u := range s.users {
+		if u.UserID == n {
+			return u, nil
+		}
+	}
+	r := fail(http.StatusBadRequest, "User not found in your organization")
+	return nil, &r
+}
+
+// DeletedPolicies returns the policies DELETE /user removed with their
+// only member.
+func (s *Server) DeletedPolicies() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.deletedPolicies)
 }
 
 // userParam finds the member named by an email_id parameter.

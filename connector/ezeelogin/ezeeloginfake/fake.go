@@ -70,9 +70,13 @@ type State struct {
 	// DisabledActions are actions not enabled under Settings → API.
 	DisabledActions []string `json:"disabled_actions,omitempty"`
 	// PasswordResetAPI is Settings → Security → Enable Password Reset API.
-	PasswordResetAPI bool             `json:"password_reset_api"`
-	Users            map[string]*User `json:"users"`
-	Calls            []Call           `json:"calls"`
+	PasswordResetAPI bool `json:"password_reset_api"`
+	// UnknownUserText is the error data answered for a user the gateway
+	// does not know. The document never shows it: tests vary it (default
+	// "Invalid user").
+	UnknownUserText string           `json:"unknown_user_text,omitempty"`
+	Users           map[string]*User `json:"users"`
+	Calls           []Call           `json:"calls"`
 	// Started lists the process ids of invocations that began (including
 	// ones killed before answering), for timeout tests.
 	Started []int  `json:"started,omitempty"`
@@ -85,7 +89,8 @@ type User struct {
 	// Expiry is "YYYY-MM-DD 23:59:59", as the gateway stores it; empty for none.
 	Expiry              string `json:"expiry,omitempty"`
 	ForcePasswordChange bool   `json:"force_password_change"`
-	// LiveSessions counts open sessions; suspend_user ends them.
+	// LiveSessions counts open sessions. The document does not say that
+	// suspend_user ends them, so the fake leaves them open.
 	LiveSessions int `json:"live_sessions"`
 	// LastPassword is the last password reset_user_password generated
 	// (kept so tests can check it never leaks).
@@ -133,6 +138,8 @@ type Options struct {
 	Users            []string
 	PasswordResetAPI bool
 	DisabledActions  []string
+	// UnknownUserText: see State.UnknownUserText.
+	UnknownUserText string
 }
 
 // Create writes a fresh state file at path.
@@ -141,7 +148,7 @@ func Create(path string, o Options) error {
 		o.Version = "7.41.0"
 	}
 	st := &State{Version: o.Version, APIURL: o.APIURL, SecretSHA256: hashSecret(o.Secret),
-		PasswordResetAPI: o.PasswordResetAPI, DisabledActions: o.DisabledActions, Users: map[string]*User{}}
+		PasswordResetAPI: o.PasswordResetAPI, DisabledActions: o.DisabledActions, UnknownUserText: o.UnknownUserText, Users: map[string]*User{}}
 	for _, u := range o.Users {
 		st.Users[u] = &User{}
 	}
@@ -428,12 +435,15 @@ func (s *State) handle(action string, p map[string]string, fail bool) (code int,
 	}
 	u, ok := s.Users[p["user"]]
 	if !ok {
-		return 200, "error", "Invalid user", ""
+		text := s.UnknownUserText
+		if text == "" {
+			text = "Invalid user"
+		}
+		return 200, "error", text, ""
 	}
 	switch action {
 	case ActSuspend:
 		u.Suspended = true
-		u.LiveSessions = 0
 	case ActUnsuspend:
 		u.Suspended = false
 	case ActForcePasswordChange:

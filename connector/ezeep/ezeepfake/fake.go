@@ -25,6 +25,11 @@
 //   - GET /printing/v1/users/ and /printing/v1/users/<id> show group
 //     membership; PATCH /printing/v1/users/<id>/ with {"groups":[{group_id}]}
 //     REPLACES the user's whole group list. Unknown group ids are 400.
+//   - Credentials are an organisation admin's by default (Owner adds that
+//     admin to the users); Ordinary makes them an ordinary user's, who
+//     "will only get his own information" (200) and is refused the rest.
+//   - Deleting a user withdraws their open invitations (not documented;
+//     KeepInvitationsOnDelete keeps them open).
 //   - Writes need a trailing slash (a write without one is 404); reads are
 //     served either way. Errors are Django REST framework shaped:
 //     {"detail": "..."} or {"field": ["..."]}.
@@ -88,6 +93,23 @@ type Options struct {
 	fakekit.FaultOptions
 	// Now is the clock (default time.Now): token and invitation expiry.
 	Now func() time.Time
+	// Owner, when set, is the email of the organisation admin whose API
+	// client the credentials are: a verified admin the server starts with
+	// (an admin's user list shows the admin too).
+	Owner string
+	// Ordinary, when set, makes the credentials an ordinary user's (this
+	// email, created at start): as the document says, GET /v1/users/
+	// answers 200 with that user only ("will only get his own
+	// information"), and every other user's information and every write
+	// is refused with 403.
+	Ordinary string
+	// KeepInvitationsOnDelete keeps a deleted user's open invitations
+	// open. By default deleting a user withdraws their invitations that
+	// were not accepted (the document does not say).
+	KeepInvitationsOnDelete bool
+	// AcceptInvitations makes every invitee accept at once (verified, the
+	// invitation ACCEPTED): for tests of accepted users made by Create.
+	AcceptInvitations bool
 }
 
 // User is one ezeep user as the server keeps it: the account API's fields
@@ -107,7 +129,10 @@ type User struct {
 	SelfServiceEnabled   bool
 	MyPrintersEnabled    bool
 	PullPrintingEnabled  bool
-	seq                  int
+	// NoPrinting: the printing API does not know the user (404 there, and
+	// not in its list), as for an account it has not set up yet.
+	NoPrinting bool
+	seq        int
 }
 
 // DisplayName is what ezeep shows: first and last name.
@@ -186,6 +211,14 @@ func New(o Options) *Server {
 	s := &Server{o: o, users: map[string]*User{}, invites: map[string]*Invitation{}, groups: map[string]*Group{},
 		tokens: map[string]time.Time{}}
 	s.Init("ezeepfake", s, o.FaultOptions)
+	// Made before any clock a test wires in can answer.
+	joined := time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC)
+	if o.Owner != "" {
+		s.AddUser(User{Email: o.Owner, FirstName: "Org", LastName: "Admin", Role: RoleAdmin, IsVerified: true, DateJoined: joined})
+	}
+	if o.Ordinary != "" {
+		s.AddUser(User{Email: o.Ordinary, Role: RoleUser, IsVerified: true, SelfServiceEnabled: true, MyPrintersEnabled: true, DateJoined: joined})
+	}
 	return s
 }
 
@@ -506,6 +539,11 @@ func (s *Server) handle(r *http.Request, body []byte) (string, reply) {
 		}
 		return auth, detail(http.StatusUnauthorized, "Authentication credentials were not provided.")
 	}
+	if s.o.Ordinary != "" {
+		if rep, limited := s.ordinary(r); limited {
+			return auth, rep
+		}
+	}
 	slash := strings.HasSuffix(p, "/")
 	if r.Method != http.MethodGet && !slash {
 		return auth, detail(http.StatusNotFound, "Not found.")
@@ -543,6 +581,13 @@ func (s *Server) handle(r *http.Request, body []byte) (string, reply) {
 			return auth, s.patchUser(u, body)
 		case http.MethodDelete:
 			delete(s.users, u.ID)
+			if !s.o.KeepInvitationsOnDelete {
+				for _, id := range u.Invitations {
+					if inv := s.invites[id]; inv != nil && !inv.Accepted {
+						delete(s.invites, id)
+					}
+				}
+			}
 			return auth, reply{status: http.StatusNoContent, applied: true}
 		}
 		return auth, methodNotAllowed(r)
@@ -550,10 +595,16 @@ func (s *Server) handle(r *http.Request, body []byte) (string, reply) {
 		if r.Method != http.MethodGet {
 			return auth, methodNotAllowed(r)
 		}
-		return auth, s.page(r, s.userList(func(u *User) any { return printingJSON(u) }))
+		var items []any
+		for _, u := range s.sortedUsers() {
+			if !u.NoPrinting {
+				items = append(items, printingJSON(u))
+			}
+		}
+		return auth, s.page(r, items)
 	case len(parts) == 4 && parts[0] == "printing" && parts[1] == "v1" && parts[2] == "users":
 		u := s.users[parts[3]]
-		if u == nil {
+		if u == nil || u.NoPrinting {
 			return auth, detail(http.StatusNotFound, "Not found.")
 		}
 		switch r.Method {
@@ -565,6 +616,30 @@ func (s *Server) handle(r *http.Request, body []byte) (string, reply) {
 		return auth, methodNotAllowed(r)
 	}
 	return auth, detail(http.StatusNotFound, "Not found.")
+}
+
+// ordinary answers what an ordinary user's credential gets: their own
+// entry in the user lists, 403 for anything else but reading themself.
+func (s *Server) ordinary(r *http.Request) (reply, bool) {
+	self := s.byEmail(s.o.Ordinary)
+	parts := strings.Split(strings.Trim(r.URL.Path, "/"), "/")
+	list := r.Method == http.MethodGet && ((len(parts) == 2 && parts[0] == "v1" && parts[1] == "users") ||
+		(len(parts) == 3 && parts[0] == "printing" && parts[2] == "users"))
+	if list {
+		var items []any
+		if self != nil {
+			if parts[0] == "printing" {
+				items = append(items, printingJSON(self))
+			} else {
+				items = append(items, s.userJSON(self))
+			}
+		}
+		return s.page(r, items), true
+	}
+	if r.Method == http.MethodGet && self != nil && strings.Contains(r.URL.Path, "/users/"+self.ID) {
+		return reply{}, false
+	}
+	return detail(http.StatusForbidden, "You do not have permission to perform this action."), true
 }
 
 func methodNotAllowed(r *http.Request) reply {
@@ -709,7 +784,7 @@ func printingJSON(u *User) map[string]any {
 		gs = append(gs, map[string]string{"group_id": g})
 	}
 	return map[string]any{"id": u.ID, "local_printing_enabled": u.LocalPrintingEnabled, "self_service_enabled": u.SelfServiceEnabled,
-		"myprinters_enabled": u.MyPrintersEnabled, "groups": gs}
+		"myprinters_enabled": u.MyPrintersEnabled, "pull_printing_enabled": u.PullPrintingEnabled, "groups": gs}
 }
 
 func decodeObject(body []byte) (map[string]json.RawMessage, *reply) {
@@ -763,6 +838,9 @@ func (s *Server) invite(body []byte) reply {
 	s.seq++
 	u := &User{ID: uuid.NewString(), Email: email, DateJoined: now, Role: RoleUser, Invitations: []string{inv.ID},
 		SelfServiceEnabled: true, MyPrintersEnabled: true, seq: s.seq}
+	if s.o.AcceptInvitations {
+		inv.Accepted, u.IsVerified = true, true
+	}
 	s.users[u.ID] = u
 	return reply{status: http.StatusCreated, body: s.invitationJSON(inv), applied: true,
 		key: "POST /v1/userinvitations/ " + strings.ToLower(email)}
