@@ -319,6 +319,13 @@ func (e *Engine) applyAccount(ctx context.Context, rc *runCtx, spec TargetSpec, 
 			if s.Action == connector.ActCreate {
 				stop = true
 			}
+			if wait := min(connector.RetryAfterOf(err), e.o.MaxRetryAfter); wait > 0 && !stop {
+				// Rate limited to the last attempt: the account's next step
+				// (often a read of the same path) waits the Retry-After.
+				if serr := e.o.Sleep(ctx, wait); serr != nil {
+					stop = true
+				}
+			}
 		}
 	}
 	if len(failed) > 0 {
