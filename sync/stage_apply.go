@@ -319,7 +319,7 @@ func (e *Engine) applyAccount(ctx context.Context, rc *runCtx, spec TargetSpec, 
 			if s.Action == connector.ActCreate {
 				stop = true
 			}
-			if wait := min(connector.RetryAfterOf(err), e.o.MaxRetryAfter); wait > 0 && !stop {
+			if wait := connector.RetryAfterOf(err); wait > 0 && wait <= e.o.MaxRetryAfter && !br.open.Load() && !stop {
 				// Rate limited to the last attempt: the account's next step
 				// (often a read of the same path) waits the Retry-After.
 				if serr := e.o.Sleep(ctx, wait); serr != nil {

@@ -499,7 +499,7 @@ func (rc *runCtx) reconcile(ctx context.Context, t connector.Connector, desired 
 			rc.decide(state.Decision{Target: t.Name(), User: displayUser(c), Action: "re-read", Outcome: OutcomeFailed,
 				Reason: fmt.Sprintf("re-read after an interrupted %s failed: the desired values are sent again", what), Error: err.Error()})
 			cached[k] = assumeUncertain(withoutPending(c), connector.Action(c.Pending), c)
-			if wait := min(connector.RetryAfterOf(err), rc.e.o.MaxRetryAfter); wait > 0 {
+			if wait := connector.RetryAfterOf(err); wait > 0 && wait <= rc.e.o.MaxRetryAfter {
 				// The application asked for a pause: the account's steps
 				// come after it (the last attempt's Retry-After was not
 				// waited by the retries).
