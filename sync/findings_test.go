@@ -552,3 +552,37 @@ func TestFindingTransientFailuresDoNotQuarantine(t *testing.T) {
 		t.Fatalf("groups %v: a grant that met only transient faults was given up", a.Groups)
 	}
 }
+
+// A step that is still rate limited after its attempts makes the account's
+// next request wait the Retry-After (fault suite long form: a Netmaker
+// per-user GET sent 1 ms after a 429 with Retry-After: 1).
+func TestFindingRateLimitedStepDelaysTheNextStep(t *testing.T) {
+	h, mt := setup(t, func(c *config.TargetCommon) {
+		c.Groups = []config.GroupRule{{Group: "ops"}}
+		c.Roles = []config.RoleRule{{Group: "admins", Role: "admin"}}
+		c.DefaultRole = "user"
+	})
+	us := people(2)
+	h.Source.Set(us...)
+	h.Run(dsync.RunOptions{})
+	us[1].Groups = append(us[1].Groups, "ops", "admins")
+	h.Source.Set(us...)
+	mt.Hook = func(act connector.Action, _ identity.Account) error {
+		if act == connector.ActSetGroups {
+			return connector.RateLimited(errors.New("429 too many requests"), 7*time.Second)
+		}
+		return nil
+	}
+	before := len(h.Waits())
+	_, _ = h.Engine.Run(context.Background(), dsync.RunOptions{})
+	n := 0
+	for _, w := range h.Waits()[before:] {
+		if w == 7*time.Second {
+			n++
+		}
+	}
+	attempts := synctest.Common().MaxAttempts
+	if n != attempts {
+		t.Fatalf("%d waits of the Retry-After, want %d: one between attempts and one before the account's next step", n, attempts)
+	}
+}
