@@ -25,6 +25,14 @@ const (
 	evRename
 	evDupAdd
 	evDupRemove
+	// A successor (a person new to the directory) takes a leaver's email
+	// (a role mailbox) or username (recycled): the leaver leaves first.
+	evSuccessor
+	// A person's email is set to another's while both are carried: two
+	// records of one source now join into one person, a conflict.
+	evShareEmail
+	// An administrator changes an application by hand.
+	evHandEdit
 	// The clock.
 	evClock
 	// Engine activity and operator actions.
@@ -37,6 +45,16 @@ const (
 	evDryRun
 	evDiscard
 	evRetryQuarantined
+	evReconcile // a reconcile run: every listable application read back
+	// Configuration changes between runs (the engine restarts with them).
+	evPolicy // reconcile.drift and reconcile.orphans
+	evRoles  // the role rules: as first written, a rule added on top, reordered
+	evScope  // app's scope: a typo, or fixed
+	// The state store's content is lost (a new embedded file, an empty
+	// Redis): the engine starts again from the applications.
+	evStateLoss
+	// A target is renamed in the configuration (no renamed_from).
+	evTargetRename
 	// Faults: each applies to the next activity only.
 	evCallFaults
 	evCrash
@@ -47,7 +65,27 @@ const (
 	evGroupEmpty
 	evLeaderChange
 	evStaleLeader
+	evMassEnd // the directory reads everyone with an end date
 )
+
+// Hand edits in an application.
+const (
+	heReEnable = iota // a suspended account unsuspended (all: every one)
+	heRaise           // role raised to admin
+	heLower           // role lowered to user
+	heGroupAdd        // an application group added
+	heMake            // an account made for a person who has none
+	heRemove          // an account deleted
+	numHandEdits
+)
+
+var handEditNames = []string{"re-enable", "raise the role to admin of", "lower the role to user of", "add a group to", "make an account for", "delete the account of"}
+
+// Role rule variants (evRoles): 0 as first written (admins → admin), 1 a
+// rule {staff → user} added on top, 2 {ops → lead} added on top, 3 the two
+// rules of 2 reordered, 4 every rule removed (default_role user).
+var roleVariantNames = []string{"roles: [admins→admin]", "roles: [staff→user, admins→admin]", "roles: [ops→lead, admins→admin]",
+	"roles: [admins→admin, ops→lead]", "roles: [] (the admin rule removed)"}
 
 // Kinds of per-call faults.
 type callFault int
@@ -86,6 +124,17 @@ type event struct {
 	// graceful makes a crash event a SIGTERM instead.
 	graceful bool
 	only     bool // approve only suspensions
+	// Hand edits: op (he*), in tgt; all applies a re-enable to every
+	// suspended account.
+	op  int
+	tgt string
+	all bool
+	// Configuration: reconcile policy, role rule variant, scope typo;
+	// mailbox says a successor takes the email (else the username).
+	drift, orphans string
+	variant        int
+	typo           bool
+	mailbox        bool
 	// id is the event's place in the generated sequence: fault decisions
 	// hash it, so a shrunk sequence keeps the faults of the events it keeps.
 	id int
@@ -127,6 +176,40 @@ func (e event) String() string {
 		return fmt.Sprintf("ad gains a second record %s with the email of %s", dupUsername(e.person), username(e.person))
 	case evDupRemove:
 		return fmt.Sprintf("ad drops the second record %s", dupUsername(e.person))
+	case evSuccessor:
+		what := "username"
+		if e.mailbox {
+			what = "email (a role mailbox)"
+		}
+		return fmt.Sprintf("%s leaves; successor %s joins ad (staff%s) with %s's %s", username(e.person), username(e.n), map[bool]string{true: ", admins"}[e.all], username(e.person), what)
+	case evShareEmail:
+		return fmt.Sprintf("ad gives %s the email of %s (both carried: a conflict)", username(e.person), username(e.n))
+	case evStateLoss:
+		return "the state store's content is lost"
+	case evTargetRename:
+		return "config: target " + e.tgt + " renamed"
+	case evHandEdit:
+		if e.all {
+			return "by hand in " + e.tgt + ": re-enable every suspended account"
+		}
+		who := username(e.person)
+		if e.person < 0 {
+			who = strangerNames[-e.person-1]
+		}
+		return fmt.Sprintf("by hand in %s: %s %s", e.tgt, handEditNames[e.op], who)
+	case evReconcile:
+		return "reconcile run"
+	case evPolicy:
+		return fmt.Sprintf("config: reconcile {drift: %s, orphans: %s}", e.drift, e.orphans)
+	case evRoles:
+		return "config: " + roleVariantNames[e.variant]
+	case evScope:
+		if e.typo {
+			return "config: app scope typo (staf)"
+		}
+		return "config: app scope fixed (staff)"
+	case evMassEnd:
+		return fmt.Sprintf("next activity: ad reads everyone with an end date now+%s", e.dur)
 	case evClock:
 		return fmt.Sprintf("clock +%s", e.dur)
 	case evFullRun:
@@ -182,7 +265,7 @@ func (e event) String() string {
 // activity reports whether the event makes the engine act.
 func (e event) activity() bool {
 	switch e.kind {
-	case evFullRun, evMassRun, evTick, evApprove, evMakePlanFile, evApplyPlanFile, evDryRun, evDiscard, evRetryQuarantined:
+	case evFullRun, evMassRun, evTick, evApprove, evMakePlanFile, evApplyPlanFile, evDryRun, evDiscard, evRetryQuarantined, evReconcile:
 		return true
 	}
 	return e.src == srcIdP && e.via != viaNone && e.kind <= evRename
@@ -192,6 +275,7 @@ func (e event) activity() bool {
 type generator struct {
 	r      *rand.Rand
 	people int
+	mech   mechanisms
 }
 
 // weighted picks an index by weight.
@@ -221,9 +305,25 @@ func (g *generator) sequence(n int) []event {
 }
 
 func (g *generator) event() event {
-	switch g.weighted(50, 8, 25, 17) {
+	switch g.weighted(50, 8, 25, 17, g.on("handedits", 8)+g.on("handmade", 2), g.on("reconcile", 6)+g.on("roles", 2)+g.on("scope", 2)+g.on("stateloss", 1)+g.on("rename", 1)) {
 	case 0:
+		if g.mech.on("sharedemail") && g.r.IntN(25) == 0 {
+			return event{kind: evSuccessor, person: g.r.IntN(g.people), n: modelPeople + modelStatic + g.r.IntN(modelSuccessors),
+				mailbox: g.r.IntN(2) == 0, all: g.r.IntN(3) == 0, src: srcAD}
+		}
+		if g.mech.on("conflicts") && g.r.IntN(25) == 0 {
+			p := g.r.IntN(g.people)
+			return event{kind: evShareEmail, src: srcAD, person: p, n: (p + 1 + g.r.IntN(g.people-1)) % g.people}
+		}
+		if g.mech.on("clock") && g.r.IntN(12) == 0 {
+			// An expiry passes, then a push for someone else.
+			return event{kind: evSetExpiry, src: srcAD, person: g.r.IntN(g.people), dur: 30 * time.Minute}
+		}
 		return g.directory()
+	case 4:
+		return g.handEdit()
+	case 5:
+		return g.config()
 	case 1:
 		durs := []time.Duration{time.Hour, 26 * time.Hour, 4 * 24 * time.Hour, 8 * 24 * time.Hour}
 		return event{kind: evClock, dur: durs[g.r.IntN(len(durs))]}
@@ -231,6 +331,54 @@ func (g *generator) event() event {
 		return g.operator()
 	default:
 		return g.fault()
+	}
+}
+
+// on returns w when the mechanism is on, else 0 (a weight).
+func (g *generator) on(mech string, w int) int {
+	if g.mech.on(mech) {
+		return w
+	}
+	return 0
+}
+
+func (g *generator) handEdit() event {
+	tgt := []string{"app", "app", "vpn"}[g.r.IntN(3)]
+	e := event{kind: evHandEdit, tgt: tgt, op: g.weighted(8, 4, 4, 4, g.on("handmade", 3), 3), person: g.r.IntN(g.people)}
+	if !g.mech.on("handedits") {
+		e.op = heMake
+	}
+	if tgt == "vpn" && (e.op == heRaise || e.op == heLower || e.op == heGroupAdd) {
+		e.op = heReEnable // vpn has neither roles nor groups
+	}
+	if e.op == heReEnable && g.r.IntN(3) == 0 {
+		e.all = true // many leavers re-enabled at once: the reconcile that undoes it is held
+	}
+	if (g.mech.on("protected") || g.mech.on("orphans")) && g.r.IntN(5) == 0 && e.op != heMake && e.op != heRemove {
+		switch {
+		case g.mech.on("protected"):
+			e.person = -1 - g.r.IntN(len(strangerNames)) // an account no person has
+		case g.mech.on("orphans"):
+			e.person = -1 // the orphan
+		}
+	}
+	return e
+}
+
+func (g *generator) config() event {
+	switch g.weighted(g.on("reconcile", 6), g.on("reconcile", 4), g.on("roles", 2), g.on("scope", 2), g.on("stateloss", 1), g.on("rename", 1)) {
+	case 0:
+		return event{kind: evReconcile}
+	case 1:
+		return event{kind: evPolicy, drift: []string{"fix", "report"}[g.r.IntN(2)], orphans: []string{"report", "suspend", "delete"}[g.r.IntN(3)]}
+	case 2:
+		return event{kind: evRoles, variant: g.r.IntN(len(roleVariantNames))}
+	case 3:
+		return event{kind: evScope, typo: g.r.IntN(2) == 0}
+	case 4:
+		return event{kind: evStateLoss}
+	default:
+		return event{kind: evTargetRename, tgt: []string{"app", "vpn"}[g.r.IntN(2)]}
 	}
 }
 
@@ -278,7 +426,7 @@ func (g *generator) operator() event {
 }
 
 func (g *generator) fault() event {
-	switch g.weighted(40, 12, 6, 8, 8, 4, 6, 8, 8) {
+	switch g.weighted(40, 12, 6, 8, 8, 4, 6, 8, 8, g.on("massend", 4)) {
 	case 0:
 		return event{kind: evCallFaults, fault: callFault(g.r.IntN(int(numCallFaultKinds) + 1)), rate: []int{20, 50, 100}[g.r.IntN(3)]}
 	case 1:
@@ -295,7 +443,9 @@ func (g *generator) fault() event {
 		return event{kind: evGroupEmpty, group: []string{"vpn", "admins", "staff"}[g.r.IntN(3)]}
 	case 7:
 		return event{kind: evLeaderChange}
-	default:
+	case 8:
 		return event{kind: evStaleLeader}
+	default:
+		return event{kind: evMassEnd, dur: []time.Duration{-time.Hour, 2 * time.Hour}[g.r.IntN(2)]}
 	}
 }

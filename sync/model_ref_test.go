@@ -5,6 +5,7 @@ package sync_test
 // each application account must look like given a version.
 
 import (
+	"cmp"
 	"fmt"
 	"maps"
 	"slices"
@@ -30,7 +31,34 @@ type record struct {
 	groups     []string // sorted
 	mustChange bool
 	given      string
+	// email and uname, when set, replace the person's own: a successor
+	// given a leaver's role mailbox or recycled username.
+	email, uname string
 }
+
+// modelSuccessors are people the directory does not carry at first: a
+// successor event brings one in with a leaver's email or username.
+const modelSuccessors = 2
+
+// strangerNames are accounts in app that no person has (the protected
+// mechanism): an orphan, a protected service account and an allow-listed
+// account, the last two bearing the emails of people 1 and 2.
+var strangerNames = []string{"orphan-x", "svc-p01", "ext-p02"}
+
+// strangerEmail returns a stranger account's email.
+func strangerEmail(name string) string {
+	switch name {
+	case "svc-p01":
+		return username(1) + "@example.test"
+	case "ext-p02":
+		return username(2) + "@example.test"
+	}
+	return name + "@example.test"
+}
+
+// familyName is a person's family name in every source: the model tells
+// whose an account is by it (usernames and emails may be shared).
+func familyName(p int) string { return fmt.Sprintf("Person%02d", p) }
 
 func (r record) clone() record {
 	r.groups = slices.Clone(r.groups)
@@ -68,15 +96,26 @@ func personOf(name string) (p int, dup, ok bool) {
 	return p, dup, true
 }
 
-// user is the identity.User a source returns for a record. The IdP's
-// record of a person carries the directory's key as its externalId (as
-// Entra does with the objectGUID): that, not the email, makes a person
-// returning through the IdP the same person (invariant 9).
+// personOfAccount returns the person an account or call is about, by its
+// family name (then its username); dup is true for the directory's second
+// (admin) record of a person; ok is false for accounts no person has.
+func personOfAccount(a identity.Account) (p int, dup, ok bool) {
+	dup = strings.HasPrefix(a.Username, "adm-")
+	if _, err := fmt.Sscanf(a.FamilyName, "Person%d", &p); err == nil {
+		return p, dup, true
+	}
+	return personOf(a.Username)
+}
+
+// user is the identity.User a source returns for a record.
 func (r record) user(src string, p int) identity.User {
-	u := identity.User{Key: sourceKey(src, p), Source: src, Username: username(p), Email: username(p) + "@example.test",
-		GivenName: r.given, FamilyName: "Person", Active: r.active, Expires: r.expires, MustChangePassword: r.mustChange,
+	u := identity.User{Key: sourceKey(src, p), Source: src, Username: cmp.Or(r.uname, username(p)), Email: cmp.Or(r.email, username(p)+"@example.test"),
+		GivenName: r.given, FamilyName: familyName(p), Active: r.active, Expires: r.expires, MustChangePassword: r.mustChange,
 		Groups: slices.Clone(r.groups)}
 	if src == srcIdP {
+		// The IdP provisions from the directory: its externalId is the
+		// directory's immutable key of the same person (invariant 9: the
+		// evidence that a record is the same person, not an email).
 		u.Attributes = map[string]string{"externalId": sourceKey(srcAD, p)}
 	}
 	return u
@@ -135,6 +174,28 @@ type targetModel struct {
 	creates bool
 	// byUsername: the application addresses accounts by username.
 	byUsername bool
+	// roleVariant picks the role rules (roleVariantNames).
+	roleVariant int
+}
+
+// roleRules returns the target's role rules: group → role, first match.
+func (tm targetModel) roleRules() [][2]string {
+	switch tm.roleVariant {
+	case 1:
+		return [][2]string{{"staff", "user"}, {"admins", "admin"}}
+	case 2:
+		return [][2]string{{"ops", "lead"}, {"admins", "admin"}}
+	case 3:
+		return [][2]string{{"admins", "admin"}, {"ops", "lead"}}
+	case 4:
+		return nil
+	}
+	return [][2]string{{"admins", "admin"}}
+}
+
+// privilege ranks roles by what they allow, whatever the rules' order.
+func privilege(role string) int {
+	return map[string]int{"user": 1, "lead": 2, "admin": 3}[role]
 }
 
 func (tm targetModel) want(m merged, now time.Time) want {
@@ -145,8 +206,11 @@ func (tm targetModel) want(m merged, now time.Time) want {
 	w.suspended = !m.active || (m.expires != nil && !now.Before(*m.expires))
 	if tm.roles {
 		w.role = "user"
-		if slices.Contains(m.groups, "admins") {
-			w.role = "admin"
+		for _, rr := range tm.roleRules() {
+			if slices.Contains(m.groups, rr[0]) {
+				w.role = rr[1]
+				break
+			}
 		}
 	}
 	if tm.groups {
@@ -171,11 +235,52 @@ type reference struct {
 	// pwdEvents counts each person's must-change-password events (the
 	// merged flag turning on).
 	pwdEvents map[int]int
+	// shared marks people whose record arrived with the email or username
+	// of another person the sources carried (a leaver returning after a
+	// successor took their mailbox): the model does not say which of them
+	// an application serves.
+	shared map[int]bool
+	// conflicted marks two people whose records came to share an email
+	// while both were carried (a conflict, invariants 5 and 10): no
+	// expectation of what they get, but no access of theirs is reduced
+	// unless the sources call for it.
+	conflicted map[int]bool
+	// sharedWith marks the established people a newcomer shared an
+	// identifier with: when the engine first saw both at once, it may
+	// leave both out as a conflict, so they may have no account.
+	sharedWith map[int]bool
+	// recycled marks a leaver and the successor given their username: an
+	// application that knows accounts by username (Ezeelogin) has one
+	// account for both, so the model does not judge them there.
+	recycled map[int]bool
+}
+
+// noteArrival marks p as a newcomer sharing an identifier when p's
+// record just appeared in src with the email or username of another
+// person the sources carry.
+func (r *reference) noteArrival(src string, p int) {
+	rec, ok := r.truth[src][p]
+	if !ok {
+		return
+	}
+	u := rec.user(src, p)
+	for _, s := range []string{srcAD, srcIdP} {
+		for q, other := range r.truth[s] {
+			if q == p {
+				continue
+			}
+			o := other.user(s, q)
+			if strings.EqualFold(o.Email, u.Email) || o.Username == u.Username {
+				r.shared[p] = true
+				r.sharedWith[q] = true
+			}
+		}
+	}
 }
 
 func newReference(ad, idp version) *reference {
 	r := &reference{truth: map[string]version{srcAD: ad, srcIdP: idp}, dups: map[int]bool{},
-		history: map[string][]version{}, pwdEvents: map[int]int{}}
+		history: map[string][]version{}, pwdEvents: map[int]int{}, shared: map[int]bool{}, recycled: map[int]bool{}, conflicted: map[int]bool{}, sharedWith: map[int]bool{}}
 	for _, src := range []string{srcAD, srcIdP} {
 		r.history[src] = []version{r.truth[src].clone()}
 	}
@@ -230,6 +335,9 @@ func (r *reference) change(src string, p int, fn func(*record) *record) {
 	}
 	r.truth[src] = next
 	r.history[src] = append(r.history[src], next.clone())
+	if cur == nil {
+		r.noteArrival(src, p)
+	}
 	if !before && r.merged(p).mustChange {
 		r.pwdEvents[p]++
 	}
@@ -264,6 +372,22 @@ func (r *reference) justified(tm targetModel, p int, now time.Time, ok func(want
 	return false
 }
 
+// justifiedByRead reports whether the directory content ad (a read the
+// engine acts on), with any IdP version the engine may know, gives an
+// account of tm for p that satisfies ok.
+func (r *reference) justifiedByRead(tm targetModel, p int, now time.Time, ad version, ok func(want) bool) bool {
+	var a *record
+	if rec, in := ad[p]; in {
+		a = &rec
+	}
+	for _, i := range distinct(r.history[srcIdP], p) {
+		if ok(tm.want(merge(i, a), now)) {
+			return true
+		}
+	}
+	return false
+}
+
 // wantNow is the account the truth gives.
 func (r *reference) wantNow(tm targetModel, p int, now time.Time) want {
 	return tm.want(r.merged(p), now)
@@ -280,7 +404,7 @@ func distinct(vs []version, p int) []*record {
 		}
 		k := fmt.Sprint(rec != nil, rec)
 		if rec != nil {
-			k = fmt.Sprint(rec.active, fmtTime(rec.expires), rec.groups, rec.mustChange)
+			k = fmt.Sprint(rec.active, fmtTime(rec.expires), rec.groups, rec.mustChange, rec.email, rec.uname)
 		}
 		if !seen[k] {
 			seen[k] = true
@@ -302,7 +426,7 @@ func fmtTime(t *time.Time) string {
 func fingerprint(users []identity.User) string {
 	lines := make([]string, 0, len(users))
 	for _, u := range users {
-		lines = append(lines, fmt.Sprint(u.Key, u.Active, fmtTime(u.Expires), identity.SortedSet(u.Groups), u.MustChangePassword, u.GivenName))
+		lines = append(lines, fmt.Sprint(u.Key, u.Active, fmtTime(u.Expires), identity.SortedSet(u.Groups), u.MustChangePassword, u.GivenName, u.Email, u.Username))
 	}
 	slices.Sort(lines)
 	return strings.Join(lines, "\n")

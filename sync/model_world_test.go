@@ -43,8 +43,21 @@ var modelTargets = []targetModel{
 	{name: "vpn", scope: "vpn", deleteGone: true, creates: true},
 }
 
-func (tm targetModel) config() config.TargetCommon {
+// worldConf is the configuration the operator changes between runs.
+type worldConf struct {
+	drift, orphans string // app's and vpn's reconcile policy
+	roleVariant    int
+	scopeTypo      bool // app's scope reads "staf"
+	protected      bool // app protects svc-p01 and allows ext-*
+}
+
+func (tm targetModel) config(conf worldConf) config.TargetCommon {
 	return synctest.Common(func(c *config.TargetCommon) {
+		c.Reconcile = config.Reconcile{Drift: conf.drift, Orphans: conf.orphans}
+		if conf.protected && tm.name == "app" {
+			c.Protected = []string{"svc-p01"}
+			c.Reconcile.Allow = []string{"ext-*"}
+		}
 		c.Concurrency = 1 // calls in a fixed order: a seed replays the same run
 		inc := tm.includeInactive
 		c.IncludeInactive = &inc
@@ -52,7 +65,10 @@ func (tm targetModel) config() config.TargetCommon {
 			c.Scope = []string{tm.scope}
 		}
 		if tm.roles {
-			c.Roles = []config.RoleRule{{Group: "admins", Role: "admin"}}
+			c.Roles = nil
+			for _, rr := range tm.roleRules() {
+				c.Roles = append(c.Roles, config.RoleRule{Group: rr[0], Role: rr[1]})
+			}
 			c.DefaultRole = "user"
 		}
 		if tm.groups {
@@ -107,6 +123,9 @@ type faults struct {
 	// staleLeader runs the activity on the former leader, which still
 	// believes it leads.
 	staleLeader bool
+	// massEnd, when not zero, makes the directory read everyone with an
+	// end date now+massEnd.
+	massEnd time.Duration
 }
 
 // activity is the engine work in progress, and what faults do to it.
@@ -127,8 +146,11 @@ type activity struct {
 	// short is true while a source reads short: reductions the guard lets
 	// through (up to guardLimit people per target and kind, in budget) are
 	// not violations.
-	short  bool
-	budget map[string]map[string]bool
+	short bool
+	// shortRead is what the directory reads during the activity when it
+	// reads short (nil otherwise): what the engine acts on.
+	shortRead version
+	budget    map[string]map[string]bool
 	// stored lists the sources whose snapshot the engine tried to store.
 	stored map[string]bool
 	// attempts counts attempts per call or store write, for fault
@@ -139,6 +161,9 @@ type activity struct {
 	// action"; names maps a call to its username (a delete carries none).
 	landed []string
 	names  map[string]string
+	// reduced lists, per "target/guard kind", the people whose access the
+	// activity's calls reduced.
+	reduced map[string]map[int]bool
 }
 
 // replica is one daemon process: an engine, its lease, and whether it
@@ -168,14 +193,32 @@ type world struct {
 	held      []string // held run ids in the order they appeared
 	// forwarded are pushes a standby received, for the leader to merge.
 	forwarded []source.Change
+	handSeq   int
+	renameSeq int
+	// approving is what the held run being approved holds (heldAllowance).
+	approving map[string]int
 	plan      *dsync.PlanFile
 	step      int
+	mech      mechanisms
+	conf      worldConf
+	conns     map[string]connector.Connector
+	// handDirty marks, per target, people whose account was changed by
+	// hand since the cache last equalled the application.
+	handDirty map[string]map[int]bool
+	// renamed maps a target renamed in the configuration to its new name.
+	renamed map[string]string
+	// strangers are app's accounts no person has, as seeded.
+	strangers map[string]identity.Account
 
-	mu         stdsync.Mutex
-	cur        *activity
-	next       faults
-	creates    map[string]map[int]int
-	pwdCalls   map[string]map[int]int
+	mu       stdsync.Mutex
+	cur      *activity
+	next     faults
+	creates  map[string]map[int]int
+	pwdCalls map[string]map[int]int
+	// pwdUnsure counts forced password changes that landed while the
+	// engine could not learn it (an answer lost, a crash, a store write
+	// failing): invariant 4 lets it send each of them again.
+	pwdUnsure  map[string]map[int]int
 	violations []violation
 }
 
@@ -183,13 +226,15 @@ var errDead = errors.New("the process is dead")
 
 // newWorld builds the world for seed: its people, the targets seeded with
 // the accounts a write-only application has, and a first full run.
-func newWorld(t testing.TB, seed uint64, people, static int) *world {
-	w := &world{seed: seed, people: people, total: people + static, former: -1, targets: map[string]*memtarget.Target{},
-		creates: map[string]map[int]int{}, pwdCalls: map[string]map[int]int{}}
+func newWorld(t testing.TB, seed uint64, people, static int, mech mechanisms) *world {
+	w := &world{seed: seed, people: people, total: people + static + modelSuccessors, former: -1, targets: map[string]*memtarget.Target{},
+		mech: mech, conf: worldConf{drift: "fix", orphans: "report", protected: mech.on("protected")}, conns: map[string]connector.Connector{},
+		handDirty: map[string]map[int]bool{}, strangers: map[string]identity.Account{}, renamed: map[string]string{},
+		creates: map[string]map[int]int{}, pwdCalls: map[string]map[int]int{}, pwdUnsure: map[string]map[int]int{}}
 	r := rand.New(rand.NewPCG(seed, 0x5eed))
 	ad, idp := version{}, version{}
 	start := time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
-	for p := range w.total {
+	for p := range people + static {
 		rec := record{active: true, groups: []string{"staff"}, given: "Given"}
 		if p < people {
 			rec = randomRecord(r, start)
@@ -208,16 +253,28 @@ func newWorld(t testing.TB, seed uint64, people, static int) *world {
 		mt.After = func(act connector.Action, a identity.Account) error { return w.afterCall(name, act, a) }
 		mt.ReadHook = func(op string) error { return w.onRead(name, op) }
 		w.targets[name] = mt
-		w.creates[name], w.pwdCalls[name] = map[int]int{}, map[int]int{}
+		w.creates[name], w.pwdCalls[name], w.pwdUnsure[name] = map[int]int{}, map[int]int{}, map[int]int{}
+		w.handDirty[name] = map[int]bool{}
 		var tg connector.Connector = mt
 		if tm.byUsername {
 			tg = memtarget.NewWriteOnly(mt)
-			for p := range w.total {
-				mt.Seed(identity.Account{Key: username(p), Username: username(p), Email: username(p) + "@example.test",
-					GivenName: "Given", FamilyName: "Person", DisplayName: "Given Person"})
+			for p := range w.total - modelSuccessors { // a successor's account appears when they join
+				mt.Seed(ezeeloginAccount(p))
 			}
 		}
-		specs = append(specs, synctest.Spec(tg, tm.config()))
+		if tm.name == "app" {
+			for i, n := range strangerNames {
+				if (n == "orphan-x" && !mech.on("orphans")) || (n != "orphan-x" && !mech.on("protected")) {
+					continue
+				}
+				a := identity.Account{Key: n, Username: n, Email: strangerEmail(n), GivenName: "Someone", FamilyName: "Stranger",
+					Role: "admin", Remote: map[string]string{"id": fmt.Sprintf("s%d", i+1)}, Exists: true}
+				mt.Seed(a)
+				w.strangers[n] = a
+			}
+		}
+		w.conns[name] = tg
+		specs = append(specs, synctest.Spec(tg, tm.config(w.conf)))
 	}
 	var h *synctest.Harness
 	w.mem = memstore.New(memstore.Options{JournalSize: 1000, Now: func() time.Time { return h.Clock.Now() }})
@@ -236,6 +293,13 @@ func newWorld(t testing.TB, seed uint64, people, static int) *world {
 	w.setSources()
 	w.do(event{kind: evFullRun})
 	return w
+}
+
+// ezeeloginAccount is the account Ezeelogin has for a person (its users
+// come from the directory in Ezeelogin itself).
+func ezeeloginAccount(p int) identity.Account {
+	return identity.Account{Key: username(p), Username: username(p), Email: username(p) + "@example.test",
+		GivenName: "Given", FamilyName: familyName(p), DisplayName: "Given " + familyName(p)}
 }
 
 func randomRecord(r *rand.Rand, now time.Time) record {
@@ -257,6 +321,7 @@ func randomRecord(r *rand.Rand, now time.Time) record {
 func (w *world) newEngine(rep *replica) *dsync.Engine {
 	return w.h.NewEngine(func(o *dsync.Options) {
 		o.Store = w.store
+		o.Targets = w.specs()
 		o.Fence = func() state.Fence {
 			if l := rep.lease.Load(); l != nil {
 				return l.Fence()
@@ -265,6 +330,94 @@ func (w *world) newEngine(rep *replica) *dsync.Engine {
 		}
 		o.Leading = rep.believes.Load
 	})
+}
+
+// tm returns the model of the target named name under the current
+// configuration.
+func (w *world) tm(name string) targetModel {
+	tm := targetModelOf(name)
+	if tm.roles {
+		tm.roleVariant = w.conf.roleVariant
+	}
+	if tm.name == "app" && w.conf.scopeTypo {
+		tm.scope = "staf"
+	}
+	return tm
+}
+
+// specs returns the engine's targets under the current configuration.
+func (w *world) specs() []dsync.TargetSpec {
+	var out []dsync.TargetSpec
+	for _, tm := range modelTargets {
+		c := w.tm(tm.name).config(w.conf)
+		if tm.name == "app" && w.conf.scopeTypo {
+			c.Scope = []string{"staf"}
+		}
+		var conn connector.Connector = w.conns[tm.name]
+		if n := w.renamed[tm.name]; n != "" {
+			conn = renamedTarget{Target: w.targets[tm.name], name: n}
+		}
+		out = append(out, synctest.Spec(conn, c))
+	}
+	return out
+}
+
+// renamedTarget is a listable target under a new name in the configuration:
+// the same application, every capability of it.
+type renamedTarget struct {
+	*memtarget.Target
+	name string
+}
+
+// Name implements connector.Connector.
+func (r renamedTarget) Name() string { return r.name }
+
+// ssoPerson signs in to vpn through an IdP (the ssodelete mechanism): vpn
+// refuses to delete their account, as Netmaker refuses IdP users.
+const ssoPerson = 5
+
+// ssoUser reports whether tgt refuses to delete p's account.
+func (w *world) ssoUser(tgt string, p int) bool {
+	return w.mech.on("ssodelete") && tgt == "vpn" && p == ssoPerson
+}
+
+// engineName returns the name the engine knows a model target by.
+func (w *world) engineName(model string) string {
+	if n := w.renamed[model]; n != "" {
+		return n
+	}
+	return model
+}
+
+// modelName returns the model's name of a target the engine names.
+func (w *world) modelName(engine string) string {
+	for m, n := range w.renamed {
+		if n == engine {
+			return m
+		}
+	}
+	return engine
+}
+
+// renameTarget renames a target in the configuration: nothing the engine
+// stored under the old name is its any more, so a forced password change
+// may be sent again.
+func (w *world) renameTarget(tgt string) {
+	w.renameSeq++
+	w.renamed[tgt] = fmt.Sprintf("%s-r%d", tgt, w.renameSeq)
+	w.reconfigure()
+	for p := range w.total {
+		if w.ref.merged(p).mustChange {
+			w.pwdUnsure[tgt][p]++
+		}
+	}
+}
+
+// reconfigure restarts both replicas with the current configuration.
+func (w *world) reconfigure() {
+	for _, rep := range w.reps {
+		rep.engine = w.newEngine(rep)
+	}
 }
 
 // takeLead makes replica i the leader: the other loses its lease.
@@ -348,6 +501,9 @@ func (w *world) onCall(tgt string, act connector.Action, a identity.Account) err
 	if c.dead {
 		return connector.Retryable(errDead)
 	}
+	if p, _, ok := personOfAccount(a); ok && w.ssoUser(tgt, p) && act == connector.ActDelete {
+		return connector.Impossible(`400 "cannot delete idp user %s"`, a.Username) // as the Netmaker connector answers
+	}
 	c.calls[tgt]++
 	id := tgt + "/" + a.Key + "/" + string(act)
 	if c.faults.stopAt == c.calls[tgt] && tgt == c.faults.crashTarget {
@@ -425,7 +581,10 @@ func (w *world) afterCall(tgt string, act connector.Action, a identity.Account) 
 	}
 	id := tgt + "/" + a.Key + "/" + string(act)
 	c.landed = append(c.landed, tgt+"/"+c.names[id]+"/"+string(act))
-	w.checkLanded(tgt, act, c.names[id])
+	w.checkLanded(tgt, act, a)
+	if p, dup, ok := personOf(c.names[id]); ok && !dup && act == connector.ActForcePasswordChange && (c.lost[id] || c.crashID == id) {
+		w.pwdUnsure[tgt][p]++
+	}
 	switch {
 	case c.crashID == id:
 		c.crashID = ""
@@ -453,7 +612,7 @@ func (w *world) nameOf(tgt string, a identity.Account) string {
 // intentRecorded reports whether the account's cache record holds the
 // intent of the call about to land, as it must: a crash then leaves a trace.
 func (w *world) intentRecorded(tgt string, act connector.Action, a identity.Account) bool {
-	recs, err := w.mem.Accounts(context.Background(), tgt)
+	recs, err := w.mem.Accounts(context.Background(), w.engineName(tgt))
 	if err != nil {
 		return false
 	}
@@ -503,6 +662,8 @@ func (w *world) do(e event) {
 		w.next.zeroUsers = true
 	case evGroupEmpty:
 		w.next.groupEmpty = e.group
+	case evMassEnd:
+		w.next.massEnd = e.dur
 	case evLeaderChange:
 		w.takeLead(1 - w.leader)
 	case evStaleLeader:
@@ -511,10 +672,31 @@ func (w *world) do(e event) {
 		w.h.Clock.Advance(e.dur)
 	case evFullRun, evMassRun:
 		ro := dsync.RunOptions{Trigger: "schedule", AllowMassChange: e.kind == evMassRun}
+		name := "full run"
 		if e.kind == evMassRun {
-			w.next.zeroUsers, w.next.groupEmpty = false, "" // an operator vouches for what the sources say
+			w.next.zeroUsers, w.next.groupEmpty, w.next.massEnd = false, "", 0 // an operator vouches for what the sources say
+			name = "mass run"
 		}
-		w.activity("full run", func(ctx context.Context, en *dsync.Engine) (*dsync.Result, error) { return w.run(ctx, en, ro) })
+		w.activity(name, func(ctx context.Context, en *dsync.Engine) (*dsync.Result, error) { return w.run(ctx, en, ro) })
+	case evReconcile:
+		w.activity("reconcile", func(ctx context.Context, en *dsync.Engine) (*dsync.Result, error) {
+			return w.run(ctx, en, dsync.RunOptions{Trigger: "reconcile", Reconcile: true})
+		})
+	case evPolicy:
+		w.conf.drift, w.conf.orphans = e.drift, e.orphans
+		w.reconfigure()
+	case evRoles:
+		w.conf.roleVariant = e.variant
+		w.reconfigure()
+	case evScope:
+		w.conf.scopeTypo = e.typo
+		w.reconfigure()
+	case evHandEdit:
+		w.handEdit(e)
+	case evStateLoss:
+		w.loseState()
+	case evTargetRename:
+		w.renameTarget(e.tgt)
 	case evTick:
 		at, _ := w.reps[w.leader].engine.Due()
 		if at.IsZero() || w.h.Clock.Now().Before(at) {
@@ -524,7 +706,9 @@ func (w *world) do(e event) {
 			return w.run(ctx, en, dsync.RunOptions{Trigger: "expiry", UseStored: true})
 		})
 	case evApprove:
-		w.next.zeroUsers, w.next.groupEmpty = false, "" // an approver vouches for what the sources say
+		if !w.mech.on("approvesrc") {
+			w.next.zeroUsers, w.next.groupEmpty, w.next.massEnd = false, "", 0 // an approver vouches for what the sources say
+		} // else an approval accepts what was reviewed, nothing more: a source broken since is still guarded
 		live := w.heldRuns()
 		if len(live) == 0 {
 			return
@@ -534,6 +718,7 @@ func (w *world) do(e event) {
 		if e.only {
 			only = []connector.Action{connector.ActSuspend}
 		}
+		w.approving = w.heldAllowance(id)
 		w.activity("approve", func(_ context.Context, en *dsync.Engine) (*dsync.Result, error) {
 			return nil, approve(en, id, only...)
 		})
@@ -580,6 +765,46 @@ func (w *world) do(e event) {
 func (w *world) directory(e event) {
 	p := e.person
 	switch e.kind {
+	case evShareEmail:
+		q := e.n
+		_, pin := w.ref.truth[srcAD][p]
+		_, qin := w.ref.truth[srcAD][q]
+		if !pin || !qin {
+			return
+		}
+		w.ref.change(srcAD, p, func(r *record) *record {
+			r.email = username(q) + "@example.test"
+			return r
+		})
+		w.ref.conflicted[p], w.ref.conflicted[q] = true, true
+		w.setSources(srcAD)
+		return
+	case evSuccessor:
+		q := e.n
+		if _, there := w.ref.truth[srcAD][q]; there {
+			return // the successor joined already
+		}
+		for _, src := range []string{srcIdP, srcAD} {
+			w.ref.change(src, p, func(*record) *record { return nil })
+		}
+		w.ref.change(srcAD, q, func(*record) *record {
+			r := record{active: true, groups: []string{"staff"}, given: "Given"}
+			if e.all {
+				r.groups = []string{"admins", "staff"}
+			}
+			if e.mailbox {
+				r.email = username(p) + "@example.test"
+			} else {
+				r.uname = username(p)
+				w.ref.recycled[p], w.ref.recycled[q] = true, true
+			}
+			return &r
+		})
+		if e.mailbox {
+			w.targets["ezeelogin"].Seed(ezeeloginAccount(q)) // a recycled username finds the leaver's
+		}
+		w.setSources()
+		return
 	case evDupAdd, evDupRemove:
 		_, inAD := w.ref.truth[srcAD][p]
 		w.ref.dups[p] = e.kind == evDupAdd && inAD
@@ -656,6 +881,99 @@ func (w *world) directory(e event) {
 	})
 }
 
+// loseState replaces the store with an empty one, as a new embedded file
+// or an empty Redis would: the leader takes the lock again, and every
+// forced password change may be sent once more (nothing says it was).
+func (w *world) loseState() {
+	var h = w.h
+	w.mem = memstore.New(memstore.Options{JournalSize: 1000, Now: func() time.Time { return h.Clock.Now() }})
+	w.store = synctest.NewFaultStore(w.mem)
+	w.store.SetHook(w.onStore)
+	for _, rep := range w.reps {
+		rep.lease.Store(nil)
+		rep.believes.Store(false)
+	}
+	l, err := w.mem.AcquireLock(context.Background(), "leader", w.reps[w.leader].name, 365*24*time.Hour)
+	if err != nil {
+		panic(fmt.Sprintf("model: take the lead: %v", err))
+	}
+	w.reps[w.leader].lease.Store(&l)
+	w.reps[w.leader].believes.Store(true)
+	w.former = -1
+	w.held = nil
+	w.reconfigure()
+	for _, tm := range modelTargets {
+		for p := range w.total {
+			if w.ref.merged(p).mustChange {
+				w.pwdUnsure[tm.name][p]++
+			}
+		}
+	}
+}
+
+// handEdit changes an application by hand, as an administrator would.
+func (w *world) handEdit(e event) {
+	mt := w.targets[e.tgt]
+	var keys []string
+	for _, a := range mt.All() {
+		p, dup, ok := personOfAccount(a)
+		switch {
+		case e.person < 0:
+			if a.Username == strangerNames[-e.person-1] {
+				keys = append(keys, a.Key)
+			}
+		case e.all:
+			if a.Suspended && ok && !dup {
+				keys = append(keys, a.Key)
+			}
+		case ok && !dup && p == e.person && a.Username != "" && !strings.HasPrefix(a.Username, "svc-") && !strings.HasPrefix(a.Username, "ext-"):
+			keys = append(keys, a.Key)
+		}
+	}
+	slices.Sort(keys)
+	if e.op == heMake {
+		if len(keys) > 0 {
+			return // they have one
+		}
+		w.handSeq++
+		u := username(e.person)
+		mt.Seed(identity.Account{Key: fmt.Sprintf("hand-%d", w.handSeq), Username: u, Email: u + "@example.test", GivenName: "Given",
+			FamilyName: familyName(e.person), Role: "admin", Remote: map[string]string{"id": fmt.Sprintf("h%d", w.handSeq)}})
+		w.handDirty[e.tgt][e.person] = true
+		return
+	}
+	for _, k := range keys {
+		if e.person >= 0 || e.all {
+			if a, ok := mt.Get(k); ok {
+				if p, _, ok := personOfAccount(a); ok {
+					w.handDirty[e.tgt][p] = true
+				}
+			}
+		}
+		if e.op == heRemove {
+			mt.Remove(k)
+			continue
+		}
+		defer func() {
+			if a, ok := mt.Get(k); ok && w.strangers[a.Username].Username != "" {
+				w.strangers[a.Username] = a // as the administrator left it
+			}
+		}()
+		mt.Edit(k, func(a *identity.Account) {
+			switch e.op {
+			case heReEnable:
+				a.Suspended = false
+			case heRaise:
+				a.Role = "admin"
+			case heLower:
+				a.Role = "user"
+			case heGroupAdd:
+				a.Groups = identity.SortedSet(append(a.Groups, "ops"))
+			}
+		})
+	}
+}
+
 // run runs the engine once, stoppable by a graceful-stop fault.
 func (w *world) run(ctx context.Context, en *dsync.Engine, ro dsync.RunOptions) (*dsync.Result, error) {
 	w.mu.Lock()
@@ -728,13 +1046,25 @@ func (w *world) activityOn(name string, focus []int, fn func(context.Context, *d
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	c := &activity{name: name, faults: f, cancel: cancel, standby: standby,
-		stop: make(chan struct{}), calls: map[string]int{}, stored: map[string]bool{}, budget: map[string]map[string]bool{}, attempts: map[string]int{}, lost: map[string]bool{}, names: map[string]string{}}
+		stop: make(chan struct{}), calls: map[string]int{}, stored: map[string]bool{}, budget: map[string]map[string]bool{}, attempts: map[string]int{}, lost: map[string]bool{}, names: map[string]string{}, reduced: map[string]map[int]bool{}}
 	var short version
 	if f.sourceFail != "" {
 		w.h.Src(f.sourceFail).Fail(errors.New(f.sourceFail + ": connection reset"))
 	}
 	if f.zeroUsers {
 		w.h.Src(srcAD).Set()
+		c.short = true
+	}
+	if f.massEnd != 0 {
+		short = w.ref.truth[srcAD].clone()
+		end := w.h.Clock.Now().Add(f.massEnd)
+		for p, r := range short {
+			if r.expires == nil || r.expires.After(end) {
+				r.expires = &end
+			}
+			short[p] = r
+		}
+		w.h.Src(srcAD).Set(w.ref.users(srcAD, short)...)
 		c.short = true
 	}
 	if f.groupEmpty != "" {
@@ -745,6 +1075,10 @@ func (w *world) activityOn(name string, focus []int, fn func(context.Context, *d
 		}
 		w.h.Src(srcAD).Set(w.ref.users(srcAD, short)...)
 		c.short = true
+	}
+	c.shortRead = short
+	if f.zeroUsers {
+		c.shortRead = version{}
 	}
 	readOnly := name == "dry run" || name == "plan"
 	var before string
@@ -780,12 +1114,26 @@ func (w *world) activityOn(name string, focus []int, fn func(context.Context, *d
 	if !c.dead {
 		w.checkDecided(c, w.h.Decisions()[journal:])
 	}
+	if w.step > 0 { // the first run adopts what the applications had
+		w.checkGuard(c, w.approving)
+	}
+	w.approving = nil
+	if c.dead || f.storeFlaky > 0 || f.storeDown {
+		// A forced change that landed may never have been recorded.
+		for _, call := range c.landed {
+			parts := strings.Split(call, "/")
+			if p, dup, ok := personOf(parts[1]); ok && !dup && parts[2] == string(connector.ActForcePasswordChange) {
+				w.pwdUnsure[parts[0]][p]++
+			}
+		}
+	}
 	w.noteHeld()
 	w.noteStored(c, short)
 	w.checkCache()
-	healthy := len(f.armedBy) == 0 && !standby && err == nil && res != nil && (name == "full run" || name == "expiry" || name == "push")
+	healthy := len(f.armedBy) == 0 && !standby && err == nil && res != nil &&
+		(name == "full run" || name == "mass run" || name == "expiry" || name == "push" || name == "reconcile")
 	if healthy {
-		w.checkAfterHealthyRun(res, focus)
+		w.checkAfterHealthyRun(res, focus, name == "reconcile")
 	}
 }
 
@@ -800,7 +1148,7 @@ func (w *world) storedState() string {
 		}
 	}
 	for _, tm := range modelTargets {
-		accts, _ := w.mem.Accounts(ctx, tm.name)
+		accts, _ := w.mem.Accounts(ctx, w.engineName(tm.name))
 		fmt.Fprintf(&b, "%s: %s\n", tm.name, dsync.Fingerprint(accts))
 	}
 	held, _ := w.mem.HeldRuns(ctx)

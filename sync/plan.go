@@ -695,6 +695,10 @@ func diffExisting(a *acc, d Desired, src string) {
 			func(n *identity.Account) { n.Expires = want.Expires })
 	}
 	switch {
+	case want.MustChangePassword && !cur.MustChangePassword && want.Suspended && cur.Suspended && !cur.IsUnknown(identity.FieldSuspended):
+		// An account suspended and staying so is not asked: the one-shot
+		// is sent when it is unsuspended (a forced change whose landing was
+		// unknown is not re-sent to an account deprovisioned since).
 	case want.MustChangePassword && !cur.MustChangePassword:
 		a.step(connector.ActForcePasswordChange, fact(u, identity.FactMustChangePassword, "must change password"), false, func(n *identity.Account) { n.MustChangePassword = true })
 	case !want.MustChangePassword && cur.MustChangePassword && a.in.Fresh:

@@ -308,9 +308,23 @@ func (e *Engine) applyAccount(ctx context.Context, rc *runCtx, spec TargetSpec, 
 		case errors.Is(err, errStopAccount):
 			stop = true
 		default:
-			failed = append(failed, s)
+			// Only what the application refused counts towards quarantine:
+			// a step that failed for a transient cause (a 5xx, a timeout, a
+			// rate limit) is retried every run, or a grant that kept
+			// meeting faults would be given up with the run reported
+			// converged (fault suite long form: ezeep groups never set).
+			if connector.KindOf(err) == connector.KindPermanent {
+				failed = append(failed, s)
+			}
 			if s.Action == connector.ActCreate {
 				stop = true
+			}
+			if wait := connector.RetryAfterOf(err); wait > 0 && wait <= e.o.MaxRetryAfter && !br.open.Load() && !stop {
+				// Rate limited to the last attempt: the account's next step
+				// (often a read of the same path) waits the Retry-After.
+				if serr := e.o.Sleep(ctx, wait); serr != nil {
+					stop = true
+				}
 			}
 		}
 	}
@@ -386,9 +400,12 @@ func (e *Engine) applyStep(ctx context.Context, rc *runCtx, spec TargetSpec, s S
 		pol.attempts = 1
 	}
 	reader, canRead := spec.Target.(connector.Reader)
-	// A one-shot action (force password change) is sent at most once per
-	// source event: an answer lost after sending (a timeout, a dropped
-	// connection, a 5xx) is not retried; it counts as fired.
+	// A one-shot action (force password change) is not retried within the
+	// run after an answer lost after sending (a timeout, a dropped
+	// connection, a 5xx): where the application can be read the re-read
+	// tells; otherwise its landing is unknown and the next run sends it
+	// again (invariant 4: a duplicate asks twice, a lost one leaves a
+	// password the directory wanted changed in use).
 	if s.Action == connector.ActForcePasswordChange {
 		pol.final = func(err error) bool { return uncertainKind(connector.KindOf(err)) }
 	}
@@ -535,12 +552,12 @@ func (e *Engine) applyStep(ctx context.Context, rc *runCtx, spec TargetSpec, s S
 // assumeUncertain records what an action whose outcome is unknown may have
 // done: its field becomes unknown (the next plan sends the desired value
 // whatever the cache says), a create is assumed to have happened (so the
-// person is deprovisioned if they leave), and a one-shot action is assumed
-// to have fired (at most once per source event).
+// person is deprovisioned if they leave), and a one-shot action is taken as
+// not fired, so the next plan sends it again (invariant 4: the safe side).
 func assumeUncertain(rec identity.Account, act connector.Action, want identity.Account) identity.Account {
 	switch act {
 	case connector.ActForcePasswordChange:
-		rec.MustChangePassword = true
+		// Left as it was: not confirmed, so sent again.
 	case connector.ActCreate:
 		created := ApplyAction(rec, connector.ActCreate, want)
 		created.Unknown = created.WithUnknown(identity.FieldExists, identity.FieldSuspended, identity.FieldRole, identity.FieldGroups, identity.FieldExpires)
@@ -586,6 +603,8 @@ func landed(act connector.Action, got, want identity.Account) bool {
 		return slices.Equal(identity.SortedSet(got.Groups), identity.SortedSet(want.Groups))
 	case connector.ActCreate:
 		return got.Exists || got.Email != ""
+	case connector.ActForcePasswordChange:
+		return got.MustChangePassword // an application that does not report it is asked again
 	}
 	return false
 }

@@ -502,7 +502,7 @@ func (rc *runCtx) reconcile(ctx context.Context, f *flow) error {
 		if !canRead {
 			// A write-only application cannot be asked: an interrupted call
 			// leaves its field unknown, so the plan sends the desired value
-			// whichever way it points; a one-shot action counts as fired.
+			// whichever way it points; a one-shot action is sent again.
 			cached[k] = assumeUncertain(withoutPending(c), connector.Action(c.Pending), c)
 			continue
 		}
@@ -523,7 +523,26 @@ func (rc *runCtx) reconcile(ctx context.Context, f *flow) error {
 			cached[k] = rc.unreadable(t.Name(), c, err)
 			continue
 		case err != nil:
-			return fmt.Errorf("re-read %q after an interrupted %s: %w", c.Username, c.Pending, err)
+			// One account that cannot be read back blocks no other step
+			// (invariant 2): like a write-only application's, its fields
+			// are taken as unknown, so the plan sends the desired values;
+			// the stored record keeps its intent and is read again next run.
+			what := c.Pending
+			if what == "" {
+				what = "uncertain answer"
+			}
+			rc.decide(state.Decision{Target: t.Name(), User: displayUser(c), Action: "re-read", Outcome: OutcomeFailed,
+				Reason: fmt.Sprintf("re-read after an interrupted %s failed: the desired values are sent again", what), Error: err.Error()})
+			cached[k] = assumeUncertain(withoutPending(c), connector.Action(c.Pending), c)
+			if wait := connector.RetryAfterOf(err); wait > 0 && wait <= rc.e.o.MaxRetryAfter {
+				// The application asked for a pause: the account's steps
+				// come after it (the last attempt's Retry-After was not
+				// waited by the retries).
+				if serr := rc.e.o.Sleep(ctx, wait); serr != nil {
+					return fmt.Errorf("re-read %q: %w", c.Username, serr)
+				}
+			}
+			continue
 		default:
 			cached[k] = rebase(c, got)
 		}
@@ -646,7 +665,9 @@ func rebase(c, got identity.Account) identity.Account {
 		n.Email, n.GivenName, n.FamilyName, n.DisplayName = got.Email, got.GivenName, got.FamilyName, got.DisplayName
 	}
 	if act == connector.ActForcePasswordChange {
-		n.MustChangePassword = true // at most once per source event
+		// What the application says: not set (or not reported) means the
+		// interrupted call may never have been sent, so it is sent again.
+		n.MustChangePassword = got.MustChangePassword
 	}
 	n.Unknown = nil
 	return n

@@ -87,7 +87,7 @@ func appFaultsTrial(t *testing.T, after bool) {
 		}
 	}
 	if runs[len(runs)-1] != 0 {
-		t.Fatalf("no run finished ok in %d runs: exit codes %v", len(runs), runs)
+		t.Fatalf("no run finished ok in %d runs: exit codes %v; failed decisions: %v", len(runs), runs, failedWhy)
 	}
 	var problems []string
 	problems = append(problems, checkNetmaker(t, nm, people, nil)...)
