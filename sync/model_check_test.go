@@ -152,7 +152,9 @@ func (w *world) judge(c *activity, tgt string, act connector.Action, a identity.
 // in a target than the guard lets through: guardLimit, or for an approval
 // what the approved run held (allow).
 func (w *world) checkGuard(c *activity, allow map[string]int) {
-	if c.name == "mass run" || c.name == "change log" || (allow == nil && !w.mech.on("guard")) || (allow != nil && !w.mech.on("approvesrc")) {
+	// A final run after a discard carries --allow-mass-change: discarded
+	// steps stay withheld until a run releases them that way.
+	if c.name == "mass run" || c.name == "change log" || (c.name == "final run" && w.discarded) || (allow == nil && !w.mech.on("guard")) || (allow != nil && !w.mech.on("approvesrc")) {
 		return
 	}
 	for _, id := range slices.Sorted(maps.Keys(c.reduced)) {
