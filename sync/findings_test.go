@@ -588,3 +588,53 @@ func TestFindingRateLimitedStepDelaysTheNextStep(t *testing.T) {
 		t.Fatalf("%d waits of the Retry-After, want %d: one between attempts and one before the account's next step", n, attempts)
 	}
 }
+
+// A create whose answer (and so the account's id) was lost, and whose
+// retry was refused as "already exists", leaves the account's existence
+// unknown; where the application can be read it is re-read, never taken as
+// missing because a list cannot match it by an email another record claims
+// (a link conflict): the re-read learns its id, and a reconcile run leaves
+// such a record to that re-read (model seed 10226: a returning leaver whose
+// role mailbox a successor had; the cache said exists=false, the
+// application had the account).
+func TestFindingUncertainCreateNotTakenAsMissing(t *testing.T) {
+	for _, healthyFirst := range []bool{false, true} {
+		name := map[bool]string{false: "reconcile next", true: "healthy run, then reconcile"}[healthyFirst]
+		t.Run(name, func(t *testing.T) {
+			h, mt := setup(t, func(c *config.TargetCommon) { c.Reconcile = config.Reconcile{Drift: "fix", Orphans: "report"} })
+			us := people(5)
+			h.Source.Set(us...)
+			h.Run(dsync.RunOptions{})
+			newcomer := synctest.User("u005", "staff")
+			successor := synctest.User("u006", "staff")
+			successor.Email = newcomer.Email // a role mailbox: a link conflict
+			h.Source.Set(append(slices.Clone(us), newcomer, successor)...)
+			mt.After = func(act connector.Action, _ identity.Account) error {
+				if act == connector.ActCreate {
+					return connector.Uncertain(errors.New("timeout: the answer never came"))
+				}
+				return nil
+			}
+			mt.ReadHook = func(op string) error {
+				if op == "read" {
+					return connector.Retryable(errors.New("503 service unavailable"))
+				}
+				return nil
+			}
+			_, _ = h.Engine.Run(context.Background(), dsync.RunOptions{})
+			mt.After, mt.ReadHook = nil, nil
+			if healthyFirst {
+				h.Run(dsync.RunOptions{})
+			}
+			_, _ = h.Engine.Run(context.Background(), dsync.RunOptions{Reconcile: true})
+			h.Run(dsync.RunOptions{})
+			for _, u := range []identity.User{newcomer, successor} {
+				c, ok := h.Accounts("app")[u.Key]
+				_, there := mt.Get(u.Key)
+				if there && (!ok || !c.Exists || c.Remote["id"] == "") {
+					t.Fatalf("%s: the application has the account, the cache says exists=%v (id %q, unknown %v)", u.Key, c.Exists, c.Remote["id"], c.Unknown)
+				}
+			}
+		})
+	}
+}

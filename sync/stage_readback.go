@@ -258,8 +258,18 @@ func (rc *runCtx) readBack(ctx context.Context, f *flow, l connector.Lister) ([]
 	if err != nil {
 		return nil, err
 	}
+	_, canRead := spec.Target.(connector.Reader)
 	for k, c := range cached {
 		if !c.Exists || seen[k] {
+			continue
+		}
+		if canRead && c.IsUnknown(identity.FieldExists) && len(f.own.ids(c)) == 0 {
+			// An uncertain create whose answer (and so the account's id)
+			// was lost: an unmatched live account may be the one it made,
+			// left unmatched only because another claims its email or
+			// username (a link conflict). Not missing on that evidence: the
+			// re-read below (reconcile) asks the application for it by the
+			// key the create sent (invariants 3 and 4).
 			continue
 		}
 		rep.Missing = append(rep.Missing, k)
@@ -639,7 +649,10 @@ func rebase(c, got identity.Account) identity.Account {
 	if f := fieldOf(act); f != "" {
 		fields[f] = true
 	}
-	if act == connector.ActCreate || act == connector.ActDelete || !n.Exists {
+	// An uncertain create's answer (and the id in it) was lost too
+	// (assumeUncertain leaves its existence unknown, with no intent): the
+	// account read is the one it made, so its id is learned as well.
+	if act == connector.ActCreate || act == connector.ActDelete || !n.Exists || fields[identity.FieldExists] {
 		n.Exists = true
 		if got.Remote != nil {
 			n.Remote = mergeRemote(n.Remote, got.Remote)
