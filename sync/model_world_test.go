@@ -1077,7 +1077,11 @@ func (w *world) activityOn(name string, focus []int, fn func(context.Context, *d
 		c.short = true
 	}
 	c.shortRead = short
-	if f.zeroUsers {
+	if f.zeroUsers && short == nil {
+		// Zero users is what the directory reads only if no later fault
+		// of this activity set it again: a mass end date or an emptied
+		// group, set after, is what it returns (and what the engine acts
+		// on), so the judge takes that read, not an empty one.
 		c.shortRead = version{}
 	}
 	readOnly := name == "dry run" || name == "plan"
