@@ -638,3 +638,44 @@ func TestFindingUncertainCreateNotTakenAsMissing(t *testing.T) {
 		})
 	}
 }
+
+// A held step that a later plan of everyone no longer wants leaves the held
+// plan, even when the plan still wants another of its steps: otherwise an
+// approval made while a source reads short again releases it (model seed
+// 5094: staff read empty, suspensions held; a good read brought them back
+// and suspended one real leaver; staff read empty again and "approve
+// --only suspend" suspended the others: invariants 1 and 6).
+func TestFindingHeldStepsNoLongerWantedLeaveThePlan(t *testing.T) {
+	h, mt := setup(t, func(c *config.TargetCommon) { c.Scope = []string{"staff"} })
+	us := people(100)
+	h.Source.Set(us...)
+	h.Run(dsync.RunOptions{})
+	short := func() {
+		s := slices.Clone(us)
+		for i := range 12 {
+			s[i].Groups = nil // a short read: staff comes back without them
+		}
+		h.Source.Set(s...)
+	}
+	short()
+	held := h.Run(dsync.RunOptions{})
+	if !held.Held {
+		t.Fatal("the short read's 12 suspensions were not held")
+	}
+	us[0].Active = false // a real leaver; the others are still in staff
+	h.Source.Set(us...)
+	h.Run(dsync.RunOptions{})
+	if c := mt.CallsFor(us[0].Key); !slices.Contains(c, connector.ActSuspend) {
+		t.Fatalf("the leaver was not suspended by the good read: %v", c)
+	}
+	short()
+	mt.Reset()
+	if _, err := h.Engine.Approve(context.Background(), dsync.ApproveRequest{RunID: held.RunID, Only: []connector.Action{connector.ActSuspend}, By: "op"}); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range mt.Calls() {
+		if c.Action == connector.ActSuspend {
+			t.Errorf("approval on a short read suspended %s, whom the last good read kept", c.Key)
+		}
+	}
+}

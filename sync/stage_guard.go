@@ -186,8 +186,9 @@ func (e *Engine) sameHeld(ctx context.Context, name string, held []Step) string 
 // stored held plans of that target the run no longer wants any step of
 // (resolved: the people came back, or the change was made another way)
 // and those a newer plan of this run holds every step of (superseded),
-// each with a decision. It also forgets a discarded plan once nothing is
-// held: the sources changed.
+// each with a decision; from the others it drops the steps it no longer
+// wants. It also forgets a discarded plan once nothing is held: the
+// sources changed.
 func (e *Engine) settleHeld(ctx context.Context, rc *runCtx, name string, planned, held []Step, heldID string) {
 	if len(held) == 0 {
 		e.forgetDiscarded(ctx, name)
@@ -225,6 +226,16 @@ func (e *Engine) settleHeld(ctx context.Context, rc *runCtx, name string, planne
 			why = fmt.Sprintf("held plan of run %s resolved itself: a plan made now wants none of its %d step(s) any more (the people came back, or the change was made another way)", hp.RunID, len(steps[i]))
 		case heldID != "" && covered:
 			why = fmt.Sprintf("held plan of run %s superseded: the plan held in this run (%s) holds all of its %d step(s)", hp.RunID, heldRunOf(heldID), len(steps[i]))
+		case wanted < len(steps[i]) && (!hp.Reconcile || rc.ro.Reconcile):
+			// Some of its steps are no longer wanted by a plan of
+			// everyone: they resolved themselves and leave the plan, so
+			// that a later approval cannot release them on a read that
+			// happens to want them again (a short read: invariants 1 and
+			// 6). A reconcile hold keeps its steps but for a reconcile
+			// run: only a read of the application can tell its drift fixes
+			// are no longer wanted (invariant 10).
+			e.pruneHeld(ctx, rc, name, hp, want)
+			continue
 		default:
 			continue
 		}
@@ -234,6 +245,37 @@ func (e *Engine) settleHeld(ctx context.Context, rc *runCtx, name string, planne
 		}
 		rc.decide(state.Decision{Target: name, User: "*", Action: "held_plan", Outcome: OutcomeSkipped, Reason: why})
 	}
+}
+
+// pruneHeld drops from a stored held plan the steps a run that planned
+// every person of the target no longer wants (want), with a decision; the
+// steps it still wants stay held.
+func (e *Engine) pruneHeld(ctx context.Context, rc *runCtx, name string, hp HeldPlan, want map[string]bool) {
+	var keep []Plan
+	var gone []string
+	for _, p := range hp.Plans {
+		var rest []Step
+		for _, s := range p.Steps {
+			if want[stepID(s.Key, s.Action)] {
+				rest = append(rest, s)
+			} else {
+				gone = append(gone, s.User+" "+string(s.Action))
+			}
+		}
+		if len(rest) > 0 {
+			p.Steps = rest
+			keep = append(keep, p)
+		}
+	}
+	hp.Plans = keep
+	b, _ := json.Marshal(hp)
+	if err := e.o.Store.PutHeld(ctx, e.heldFence(hp), hp.ID, b); err != nil {
+		e.o.Logger.Warn("prune a held plan", zap.String("held", hp.ID), zap.Error(err))
+		return
+	}
+	slices.Sort(gone)
+	rc.decide(state.Decision{Target: name, User: "*", Action: "held_plan", Outcome: OutcomeSkipped,
+		Reason: fmt.Sprintf("held plan of run %s: %d of its steps resolved themselves: a plan made now no longer wants them (%s); the rest stay held", hp.RunID, len(gone), strings.Join(gone, ", "))})
 }
 
 // discardedBucket keeps, per target, the step ids of the held plans an
