@@ -134,6 +134,12 @@ func (e *Engine) suspendInstead(ctx context.Context, rc *runCtx, spec TargetSpec
 	} else if g, ok := spec.Target.(connector.Gater); ok {
 		why = g.Gate(connector.ActSuspend, rec)
 	}
+	if why == "" && !br.takeInstead() {
+		// The guard counted the deletion, not this suspension: it may not
+		// take the target's suspensions past the guard's limit. The
+		// deletion is planned again next run, and suspended instead then.
+		why = "one more suspension would pass the safety guard's limit for this run; the delete is tried again next run"
+	}
 	if why != "" {
 		rc.decide(state.Decision{Target: name, User: s.User, Action: string(connector.ActSuspend), Outcome: OutcomeSkipped,
 			Reason: sus.Reason + "; skipped: " + why})

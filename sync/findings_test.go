@@ -679,3 +679,61 @@ func TestFindingHeldStepsNoLongerWantedLeaveThePlan(t *testing.T) {
 		}
 	}
 }
+
+// A suspension done instead of a deletion the application answers is
+// impossible counts against the guard's suspensions like any other: the
+// guard counted the deletion, and three suspensions already reached its
+// limit, so the fourth waits (model seed 4187278326877161124: a mass end
+// date in the past suspended 3 people of vpn at the limit, and a leaver
+// whose delete the IdP refused was suspended on top of them). The next
+// run, within the limit, suspends the leaver (invariant 12).
+func TestFindingSuspendInsteadOfDeleteCountsAgainstTheGuard(t *testing.T) {
+	no := false
+	mt := memtarget.New("app")
+	common := synctest.Common(func(c *config.TargetCommon) {
+		c.Deprovision = config.Deprovision{Action: "delete"}
+		c.IncludeInactive = &no
+	})
+	l := config.Safety{}.Limits()
+	l.MaxSuspend, l.MaxSuspendPercent = 3, 0
+	h := synctest.New(t, []dsync.TargetSpec{synctest.Spec(mt, common)}, synctest.Options{Limits: &l})
+	us := people(100)
+	h.Source.Set(us...)
+	h.Run(dsync.RunOptions{})
+	mt.GateFn = func(act connector.Action, a identity.Account) string {
+		if act == connector.ActDelete && a.Key <= "u003" {
+			return "owned by the IdP: cannot be deleted" // suspended instead, in the plan
+		}
+		return ""
+	}
+	mt.Hook = func(act connector.Action, a identity.Account) error {
+		if act == connector.ActDelete && a.Key == "u010" {
+			return connector.Impossible("memory: delete %q: the application refuses to delete accounts its IdP owns", a.Username)
+		}
+		return nil
+	}
+	for _, i := range []int{1, 2, 3, 10} {
+		us[i].Active = false
+	}
+	h.Source.Set(us...)
+	mt.Reset()
+	res := h.Run(dsync.RunOptions{})
+	suspended := 0
+	for _, c := range mt.Calls() {
+		if c.Action == connector.ActSuspend {
+			suspended++
+		}
+	}
+	if suspended > 3 {
+		t.Fatalf("%d suspensions applied, past the guard's 3: %+v", suspended, h.DecisionsOf(res.RunID))
+	}
+	if a, _ := mt.Get("u010"); a.Suspended {
+		t.Fatalf("u010 suspended past the guard's limit: %+v", h.DecisionsOf(res.RunID))
+	}
+	// The next run, within the limit, suspends the leaver instead.
+	mt.Reset()
+	res = h.Run(dsync.RunOptions{})
+	if a, ok := mt.Get("u010"); !ok || !a.Suspended {
+		t.Fatalf("u010 not suspended by the next run: %+v", h.DecisionsOf(res.RunID))
+	}
+}

@@ -76,8 +76,39 @@ func (rc *runCtx) apply(ctx context.Context, f *flow) error {
 		}
 		notes = f.plan.Notes
 	}
-	e.applySteps(ctx, rc, f.spec, f.apply, notes, cached)
+	e.applySteps(ctx, rc, f.spec, f.apply, notes, cached, rc.insteadBudget(f))
 	return nil
+}
+
+// insteadBudget is how many suspensions done instead of an impossible
+// deletion (suspendInstead) this run may still apply to the target: the
+// guard counted the deletion, not the suspension it turns into, so these
+// may not take the target's suspensions past what the guard lets through
+// (its limits, or what an approval released). -1: no limit (a run with
+// --allow-mass-change, or an approval that does not guard).
+func (rc *runCtx) insteadBudget(f *flow) int {
+	if rc.ro.AllowMassChange || (rc.ro.approval != nil && !rc.ro.approval.guard) {
+		return -1
+	}
+	var sus []Step
+	deletes := 0
+	for _, s := range f.apply {
+		switch s.Action {
+		case connector.ActSuspend:
+			sus = append(sus, Step{Action: connector.ActSuspend})
+		case connector.ActDelete:
+			deletes++
+		}
+	}
+	k := 0
+	for ; k < deletes; k++ {
+		more := append(slices.Clone(sus), Step{Action: connector.ActSuspend})
+		if _, held, _ := Guarded(Plan{Target: f.name, Steps: more, Accounts: f.plan.Accounts}, rc.e.o.Limits); len(held) > 0 {
+			break
+		}
+		sus = more
+	}
+	return k
 }
 
 // takeOver moves the cache records of accounts taken over by a returning
@@ -169,6 +200,16 @@ type breaker struct {
 	open      atomic.Bool
 	why       atomic.Value
 	skipped   atomic.Int32
+	// instead is how many suspensions done instead of an impossible
+	// deletion the guard still lets through (when limitInstead).
+	limitInstead bool
+	instead      atomic.Int32
+}
+
+// takeInstead reserves one suspension done instead of a deletion; false
+// when the guard's limit leaves none.
+func (b *breaker) takeInstead() bool {
+	return !b.limitInstead || b.instead.Add(-1) >= 0
 }
 
 func (b *breaker) result(ok bool) {
@@ -232,7 +273,7 @@ func groupByAccount(steps []Step, notes []identity.Account) []account {
 	return out
 }
 
-func (e *Engine) applySteps(ctx context.Context, rc *runCtx, spec TargetSpec, steps []Step, notes []identity.Account, cached map[string]identity.Account) {
+func (e *Engine) applySteps(ctx context.Context, rc *runCtx, spec TargetSpec, steps []Step, notes []identity.Account, cached map[string]identity.Account, instead int) {
 	name := spec.Target.Name()
 	if e.o.Progress != nil {
 		e.o.Progress.Planned(name, len(steps))
@@ -241,7 +282,8 @@ func (e *Engine) applySteps(ctx context.Context, rc *runCtx, spec TargetSpec, st
 	if len(accts) == 0 {
 		return
 	}
-	br := &breaker{threshold: e.o.BreakerThreshold}
+	br := &breaker{threshold: e.o.BreakerThreshold, limitInstead: instead >= 0}
+	br.instead.Store(int32(instead))
 	work := make(chan account)
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
