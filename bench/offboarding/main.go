@@ -579,11 +579,17 @@ func (b *bench) adExpires(t time.Time) func(string) error {
 // ---- the IdP ----
 
 func (b *bench) scim(method, path, body string) (map[string]any, error) {
-	req, err := http.NewRequest(method, "http://"+b.listen+"/scim/idp/v2"+path, strings.NewReader(body))
+	return scimRequest("http://"+b.listen+"/scim/idp/v2", b.secrets["BENCH_SCIM_TOKEN"], method, path, body)
+}
+
+// scimRequest sends one SCIM request with a bearer token and decodes the
+// answer; a non-2xx status is an error.
+func scimRequest(base, token, method, path, body string) (map[string]any, error) {
+	req, err := http.NewRequest(method, base+path, strings.NewReader(body))
 	if err != nil {
 		return nil, err
 	}
-	req.Header.Set("Authorization", "Bearer "+b.secrets["BENCH_SCIM_TOKEN"])
+	req.Header.Set("Authorization", "Bearer "+token)
 	req.Header.Set("Content-Type", "application/scim+json")
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
@@ -592,7 +598,7 @@ func (b *bench) scim(method, path, body string) (map[string]any, error) {
 	defer resp.Body.Close()
 	raw, _ := io.ReadAll(resp.Body)
 	if resp.StatusCode/100 != 2 {
-		return nil, fmt.Errorf("scim %s %s: %s: %s", method, path, resp.Status, raw)
+		return nil, fmt.Errorf("scim %s %s%s: %s: %s", method, base, path, resp.Status, raw)
 	}
 	var m map[string]any
 	_ = json.Unmarshal(raw, &m)
@@ -667,24 +673,7 @@ func (b *bench) startRemote() error {
 }
 
 func (b *bench) remoteCall(method, path, body string) (map[string]any, error) {
-	req, err := http.NewRequest(method, b.remote+path, strings.NewReader(body))
-	if err != nil {
-		return nil, err
-	}
-	req.Header.Set("Authorization", "Bearer "+b.secrets["BENCH_REMOTE_TOKEN"])
-	req.Header.Set("Content-Type", "application/scim+json")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	raw, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode/100 != 2 {
-		return nil, fmt.Errorf("remote scim %s %s: %s: %s", method, path, resp.Status, raw)
-	}
-	var m map[string]any
-	_ = json.Unmarshal(raw, &m)
-	return m, nil
+	return scimRequest(b.remote, b.secrets["BENCH_REMOTE_TOKEN"], method, path, body)
 }
 
 func (b *bench) remoteActive(active bool) func(string) error {

@@ -1,6 +1,7 @@
 package scimpull
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"slices"
@@ -249,6 +250,15 @@ func (x *index) memberships() (map[string][]string, map[string][]string) {
 	return userGroups, groupUsers
 }
 
+// userGroupNames are the names of a user's User.groups (display, else id).
+func userGroupNames(u resource) []string {
+	var out []string
+	for gid, d := range u.UserGroups {
+		out = append(out, cmp.Or(d, gid))
+	}
+	return out
+}
+
 func groupName(g resource) string {
 	if g.DisplayName != "" {
 		return g.DisplayName
@@ -271,15 +281,11 @@ func (x *index) snapshot(src, mode string) ([]identity.User, []identity.Group) {
 		userGroups = map[string][]string{}
 		byID := map[string]*identity.Group{}
 		for uid, u := range x.users {
-			for gid, disp := range u.UserGroups {
-				name := disp
-				if name == "" {
-					name = gid
-				}
-				userGroups[uid] = append(userGroups[uid], name)
+			userGroups[uid] = userGroupNames(u)
+			for gid := range u.UserGroups {
 				g := byID[gid]
 				if g == nil {
-					g = &identity.Group{Key: gid, Name: name}
+					g = &identity.Group{Key: gid, Name: cmp.Or(u.UserGroups[gid], gid)}
 					byID[gid] = g
 				}
 				g.Members = append(g.Members, uid)

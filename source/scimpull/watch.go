@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/dirsync/dirsync/identity"
@@ -173,31 +174,16 @@ func (s *Source) Poll(ctx context.Context) (*source.Change, error) {
 		case GroupsMembers:
 			gs = userGroups[id]
 		case GroupsUserGroups:
-			for gid, d := range r.UserGroups {
-				if d == "" {
-					d = gid
-				}
-				gs = append(gs, d)
-			}
+			gs = userGroupNames(r)
 		}
 		ch.Upserts = append(ch.Upserts, toUser(s.name, r, gs))
 	}
-	slices.SortFunc(ch.Upserts, func(a, b identity.User) int { return cmpStr(a.Key, b.Key) })
+	slices.SortFunc(ch.Upserts, func(a, b identity.User) int { return strings.Compare(a.Key, b.Key) })
 	ch.Reason = fmt.Sprintf("scim poll: %d users changed since %s", len(ch.Upserts), since.UTC().Format(time.RFC3339))
 	if len(gcs) > 0 {
 		ch.Reason += fmt.Sprintf(", %d groups", len(gcs))
 	}
 	return ch, nil
-}
-
-func cmpStr(a, b string) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // groupDiff compares transitive memberships before and after.
@@ -211,7 +197,7 @@ func groupDiff(before, after *index) []source.GroupChange {
 			out = append(out, source.GroupChange{Key: id, Name: groupName(g), Added: added, Removed: removed})
 		}
 	}
-	slices.SortFunc(out, func(a, b source.GroupChange) int { return cmpStr(a.Key, b.Key) })
+	slices.SortFunc(out, func(a, b source.GroupChange) int { return strings.Compare(a.Key, b.Key) })
 	return out
 }
 
